@@ -1,0 +1,80 @@
+"""What every attack takes and returns: a victim (head + what the attacker knows) and candidates."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal
+
+import torch
+from pydantic import BaseModel, ConfigDict
+
+from harness.heads.losses import LossName
+from harness.heads.mlp import MLPHead
+
+Prior = Literal["none", "box", "norm", "sphere"]
+
+
+@dataclass
+class Victim:
+    """What the attacker knows: the head's weights and its recipe, never the members.
+
+    Attacks work on centred vectors (inputs minus `mean`); `candidates` come back centred and
+    callers add `mean` back before comparing in the backbone space or inverting.
+    """
+
+    head: MLPHead
+    loss: LossName
+    num_classes: int
+    mean: torch.Tensor  # (d,) the training mean the victim subtracted
+    weight_decay: float = 0.0
+    prior: Prior = "norm"
+    typical_norm: float | None = None  # typical norm of a centred input (public data estimate)
+    box: tuple[float, float] = (-1.0, 1.0)  # valid range of uncentred inputs for the box prior
+
+    @property
+    def dim(self) -> int:
+        return self.head.in_dim
+
+
+@dataclass
+class RunRecord:
+    """One restart: its settings, its loss curve and how it ended."""
+
+    run_id: int
+    settings: dict[str, Any]
+    status: Literal["ok", "diverged", "pruned"]
+    iterations: int
+    final_loss: float
+    wall_s: float
+    loss_curve: list[float] = field(default_factory=list)  # sampled every `curve_every` iterations
+
+
+@dataclass
+class AttackResult:
+    candidates: torch.Tensor  # (m, d) centred
+    labels: torch.Tensor  # (m,) class index of each candidate
+    lambdas: torch.Tensor  # (m,) or (m, C) for regression
+    run_ids: torch.Tensor  # (m,) which RunRecord produced each candidate
+    runs: list[RunRecord]
+    params: dict[str, Any]  # the attack's validated parameters
+    wall_s: float = 0.0
+
+
+class AttackParams(BaseModel):
+    """Base of every attack's declared, validated parameters."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    seed: int = 0
+
+
+class Attack:
+    """An attack declares `Params` and implements `reconstruct`; register it in attacks/registry.py."""
+
+    name: ClassVar[str]
+    Params: ClassVar[type[AttackParams]] = AttackParams
+
+    def __init__(self, params: AttackParams | dict | None = None):
+        self.params = params if isinstance(params, AttackParams) else self.Params(**(params or {}))
+
+    def reconstruct(self, victim: Victim, progress: bool = True) -> AttackResult:
+        raise NotImplementedError

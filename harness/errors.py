@@ -1,0 +1,29 @@
+"""One error type for bad input: one line naming the field, the value and the fix."""
+
+from __future__ import annotations
+
+import difflib
+from typing import Iterable
+
+EXIT_BAD_INPUT = 2
+
+
+class HarnessError(Exception):
+    """Bad input or an unsatisfiable request; the CLI prints it on one line and exits 2."""
+
+    def __init__(self, field: str, value: object, fix: str, where: str | None = None):
+        self.field, self.value, self.fix, self.where = field, value, fix, where
+        super().__init__(self.line())
+
+    def line(self) -> str:
+        prefix = f"{self.where}: " if self.where else ""
+        value = repr(self.value)
+        if len(value) > 120:
+            value = value[:117] + "..."
+        return f"{prefix}{self.field} = {value}: {self.fix}".replace("\n", " ")
+
+
+def did_you_mean(name: str, choices: Iterable[str]) -> str:
+    """A ' (did you mean X?)' hint, or '' when nothing is close."""
+    close = difflib.get_close_matches(str(name), list(choices), n=1, cutoff=0.5)
+    return f" (did you mean {close[0]!r}?)" if close else ""
