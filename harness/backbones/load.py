@@ -1,0 +1,120 @@
+"""Load a resolved backbone and embed texts or images in batches, on GPU when there is one."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from harness.backbones.resolve import ResolvedModel
+from harness.errors import HarnessError
+
+
+def default_device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def pixels_to_unit_range(images: Sequence[Any]) -> torch.Tensor:
+    """PIL images (or HxWxC uint8 arrays) -> (N, C, H, W) float tensor in [-1, 1]."""
+    arrs = [np.asarray(im.convert("RGB") if hasattr(im, "convert") else im, dtype=np.float32) for im in images]
+    shapes = {a.shape for a in arrs}
+    if len(shapes) != 1:
+        raise HarnessError("images", sorted(shapes)[:3], "all images must share one size for the identity backbone")
+    x = torch.from_numpy(np.stack(arrs)).permute(0, 3, 1, 2)
+    return x / 127.5 - 1.0
+
+
+@dataclass
+class Backbone:
+    resolved: ResolvedModel
+    model: Any = None
+    processor: Any = None  # tokenizer (text) or image processor (image)
+    device: torch.device = field(default_factory=default_device)
+
+    @property
+    def card(self):
+        return self.resolved.card
+
+    def _pool(self, out: Any, mask: torch.Tensor | None) -> torch.Tensor:
+        pooling = self.card.pooling
+        if pooling == "pooler":
+            if getattr(out, "pooler_output", None) is None:
+                raise HarnessError("pooling", "pooler", f"{self.card.id} has no pooler output; use cls or mean")
+            return out.pooler_output
+        hidden = out.last_hidden_state
+        if pooling == "cls":
+            return hidden[:, 0]
+        if mask is None:
+            return hidden.mean(1)
+        m = mask.unsqueeze(-1).to(hidden.dtype)
+        return (hidden * m).sum(1) / m.sum(1).clamp_min(1e-9)
+
+    @torch.inference_mode()
+    def embed_batch(self, batch: Sequence[Any]) -> torch.Tensor:
+        """Raw pooled embeddings (not normalised) of one batch, as float32 on the CPU."""
+        card = self.card
+        if card.is_identity:
+            return pixels_to_unit_range(batch).reshape(len(batch), -1)
+        if card.modality == "text":
+            enc = self.processor(
+                list(batch), padding=True, truncation=True, max_length=card.max_length, return_tensors="pt"
+            ).to(self.device)
+            if card.pooling == "clip":
+                feats = self.model.get_text_features(**enc)
+                return _features(feats).float().cpu()
+            return self._pool(self.model(**enc), enc.get("attention_mask")).float().cpu()
+        pixel_values = self.processor(images=list(batch), return_tensors="pt")["pixel_values"].to(self.device)
+        if card.pooling == "clip":
+            return _features(self.model.get_image_features(pixel_values=pixel_values)).float().cpu()
+        return self._pool(self.model(pixel_values=pixel_values), None).float().cpu()
+
+    def embed(self, inputs: Sequence[Any], batch_size: int = 64, progress: bool = True) -> torch.Tensor:
+        chunks = []
+        bar = tqdm(total=len(inputs), desc=f"embed {self.card.name}", unit="x", disable=not progress, leave=False)
+        for i in range(0, len(inputs), batch_size):
+            batch = inputs[i : i + batch_size]
+            chunks.append(self.embed_batch(batch))
+            bar.update(len(batch))
+        bar.close()
+        if not chunks:
+            return torch.empty(0, 0)
+        return torch.cat(chunks)
+
+
+def _features(out: Any) -> torch.Tensor:
+    """CLIP get_*_features returns a tensor in some versions and an output object in others."""
+    if isinstance(out, torch.Tensor):
+        return out
+    for name in ("pooler_output", "image_embeds", "text_embeds"):
+        value = getattr(out, name, None)
+        if isinstance(value, torch.Tensor):
+            return value
+    raise TypeError(f"unexpected CLIP feature output {type(out).__name__}")
+
+
+def load_backbone(resolved: ResolvedModel, device: torch.device | None = None) -> Backbone:
+    card = resolved.card
+    device = device or default_device()
+    if card.is_identity:
+        return Backbone(resolved, device=torch.device("cpu"))
+    import transformers
+
+    kwargs = dict(trust_remote_code=card.trust_remote_code, use_safetensors=card.use_safetensors)
+    path = str(resolved.path)
+    try:
+        if card.modality == "text":
+            processor = transformers.AutoTokenizer.from_pretrained(path, trust_remote_code=card.trust_remote_code)
+        else:
+            processor = transformers.AutoImageProcessor.from_pretrained(path, trust_remote_code=card.trust_remote_code)
+    except (OSError, ValueError) as exc:
+        kind = "tokenizer" if card.modality == "text" else "image processor"
+        raise HarnessError("id", card.id, f"has no loadable {kind} ({str(exc).splitlines()[0]})") from None
+    try:
+        model = transformers.AutoModel.from_pretrained(path, **kwargs)
+    except (OSError, ValueError) as exc:
+        raise HarnessError("id", card.id, f"weights could not be loaded ({str(exc).splitlines()[0]})") from None
+    model.eval().to(device)
+    return Backbone(resolved, model=model, processor=processor, device=device)

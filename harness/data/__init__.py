@@ -1,0 +1,5 @@
+"""Task data: load a data set, check its columns and classes, split members from non-members."""
+
+from harness.data.split import MemberSplit, load_split
+
+__all__ = ["MemberSplit", "load_split"]

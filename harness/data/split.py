@@ -1,0 +1,90 @@
+"""Pick the members (per class, seeded) and a disjoint non-member pool of the same classes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from harness.data.source import load_rows
+from harness.errors import HarnessError, did_you_mean
+from harness.specs.task import TaskSpec
+
+
+@dataclass
+class MemberSplit:
+    class_names: list[str]
+    member_inputs: list[Any]
+    member_labels: np.ndarray  # class index into class_names
+    member_rows: np.ndarray  # row indices in the source split
+    nonmember_inputs: list[Any]
+    nonmember_labels: np.ndarray
+    nonmember_rows: np.ndarray
+
+    @property
+    def n(self) -> int:
+        return len(self.member_rows)
+
+
+def _class_ids(task: TaskSpec, ds) -> tuple[list[int], list[str], np.ndarray]:
+    """Map the task's classes to label values in the data; returns (values, names, label column)."""
+    feature = ds.features[task.data.label_column]
+    names = list(getattr(feature, "names", []) or [])
+    labels = np.asarray(ds[task.data.label_column])
+    values, out_names = [], []
+    for c in task.classes:
+        if names:
+            if isinstance(c, int) or (isinstance(c, str) and c.isdigit() and c not in names):
+                idx = int(c)
+                if not 0 <= idx < len(names):
+                    raise HarnessError("classes", c, f"index out of range; the data has {len(names)} classes")
+            elif c in names:
+                idx = names.index(c)
+            else:
+                raise HarnessError("classes", c, f"not a class of the data{did_you_mean(c, names)}; classes: {', '.join(names)}")
+            values.append(idx)
+            out_names.append(names[idx])
+        else:
+            present = {str(v): v for v in np.unique(labels)}
+            if str(c) not in present:
+                raise HarnessError("classes", c, f"no rows with this label; labels present: {', '.join(sorted(present)[:20])}")
+            values.append(present[str(c)])
+            out_names.append(str(c))
+    return values, out_names, labels
+
+
+def load_split(task: TaskSpec, base_dir: Path | None = None) -> MemberSplit:
+    ds = load_rows(task.data, base_dir)
+    values, names, labels = _class_ids(task, ds)
+    rng = np.random.default_rng(task.seed)
+    k = len(values)
+    non_per_class = [task.nonmembers // k + (1 if i < task.nonmembers % k else 0) for i in range(k)]
+    mem_rows, mem_lab, non_rows, non_lab = [], [], [], []
+    for ci, (value, name) in enumerate(zip(values, names)):
+        rows = np.flatnonzero(labels == value)
+        need = task.per_class + non_per_class[ci]
+        if len(rows) < need:
+            raise HarnessError(
+                "per_class",
+                task.per_class,
+                f"class {name!r} has {len(rows)} rows, fewer than {task.per_class} members + "
+                f"{non_per_class[ci]} non-members; lower per_class or nonmembers",
+            )
+        rows = rng.permutation(rows)
+        mem_rows.append(rows[: task.per_class])
+        non_rows.append(rows[task.per_class : need])
+        mem_lab.append(np.full(task.per_class, ci))
+        non_lab.append(np.full(non_per_class[ci], ci))
+    mem_rows, non_rows = np.concatenate(mem_rows), np.concatenate(non_rows)
+    col = task.data.input_column
+    return MemberSplit(
+        class_names=names,
+        member_inputs=list(ds.select(mem_rows.tolist())[col]),
+        member_labels=np.concatenate(mem_lab),
+        member_rows=mem_rows,
+        nonmember_inputs=list(ds.select(non_rows.tolist())[col]) if len(non_rows) else [],
+        nonmember_labels=np.concatenate(non_lab),
+        nonmember_rows=non_rows,
+    )

@@ -1,0 +1,1 @@
+"""Victim diagnostics that tell why an attack can or cannot succeed (algorithms.md §3)."""

@@ -1,0 +1,71 @@
+"""Read a YAML spec file into a pydantic model; every failure becomes one HarnessError line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from harness.errors import HarnessError, did_you_mean
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise HarnessError("file", str(path), "no such file; check the path")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark else str(path)
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise HarnessError("yaml", where, f"YAML syntax error ({problem}); fix the file's syntax") from exc
+    if not isinstance(data, dict):
+        raise HarnessError("file", str(path), "must hold a YAML mapping (key: value lines)")
+    return data
+
+
+def _model_at(model: type[BaseModel], loc: tuple) -> type[BaseModel] | None:
+    """The pydantic model that owns the field at `loc` (to suggest names for unknown keys)."""
+    current: Any = model
+    for part in loc[:-1]:
+        if isinstance(part, int) or not (isinstance(current, type) and issubclass(current, BaseModel)):
+            continue
+        field = current.model_fields.get(part)
+        if field is None:
+            return None
+        ann = field.annotation
+        args = getattr(ann, "__args__", ())
+        current = next((a for a in (ann, *args) if isinstance(a, type) and issubclass(a, BaseModel)), ann)
+    return current if isinstance(current, type) and issubclass(current, BaseModel) else None
+
+
+def validation_error(model: type[BaseModel], exc: ValidationError, where: str) -> HarnessError:
+    """The first pydantic error as one line naming the field, the value and what is allowed."""
+    err = exc.errors()[0]
+    loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and "[" in p))
+    field = ".".join(str(p) for p in loc) or "(top level)"
+    msg = err["msg"]
+    if err["type"] == "extra_forbidden":
+        owner = _model_at(model, loc)
+        names = list(owner.model_fields) if owner else []
+        msg = f"unknown field{did_you_mean(str(loc[-1]), names)}; allowed: {', '.join(names)}"
+        return HarnessError(field, err.get("input"), msg, where)
+    if err["type"] == "missing":
+        return HarnessError(field, None, "required field is missing; add it", where)
+    return HarnessError(field, err.get("input"), msg, where)
+
+
+def parse(model: type[M], data: dict[str, Any], where: str) -> M:
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise validation_error(model, exc, where) from None
+
+
+def load_spec(model: type[M], path: str | Path) -> M:
+    return parse(model, read_yaml(path), str(path))

@@ -1,0 +1,56 @@
+"""A model card: which backbone, at which revision, embedded how."""
+
+from __future__ import annotations
+
+import re
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+HUB_ID = re.compile(r"^[A-Za-z0-9][\w.\-]*(/[\w.\-]+)?$")
+
+
+class ModelCard(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(description="short registry name, e.g. all-minilm-l6-v2 (defaults to the file name)")
+    id: str = Field(description="Hugging Face Hub id, a local directory, or 'identity' for raw pixels")
+    revision: str = Field(
+        "main", description="a 40-hex commit (pinned), or a branch/tag resolved to its commit before any work"
+    )
+    modality: Literal["image", "text"]
+    pooling: Literal["cls", "mean", "pooler", "clip", "flatten"] = "cls"
+    normalize: bool = False
+    licence: str = "unknown"
+    trust_remote_code: bool = False
+    use_safetensors: bool = True
+    max_length: int = Field(128, ge=1, le=8192, description="text: tokens per input")
+    local_package: str | None = Field(
+        None,
+        description="Python package with get_model_path() carrying these weights, used when the Hub cache lacks them",
+    )
+    dim: int | None = Field(None, ge=1, description="embedding size, when known without loading")
+
+    @field_validator("id")
+    @classmethod
+    def _id_shape(cls, v: str) -> str:
+        if v == "identity" or v.startswith(("/", ".")) or HUB_ID.match(v):
+            return v
+        raise ValueError("must be a Hub id like 'org/name', a local path, or 'identity'")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "ModelCard":
+        if self.id == "identity":
+            if self.modality != "image" or self.pooling != "flatten":
+                raise ValueError("the identity backbone needs modality: image and pooling: flatten")
+        elif self.pooling == "flatten":
+            raise ValueError("pooling 'flatten' is for the identity backbone only")
+        return self
+
+    @property
+    def is_identity(self) -> bool:
+        return self.id == "identity"
+
+    @property
+    def pinned(self) -> bool:
+        return bool(re.fullmatch(r"[0-9a-f]{40}", self.revision))

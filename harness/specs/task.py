@@ -1,0 +1,68 @@
+"""A task: which data, how many members, how the victim head is trained, how it is attacked."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DataSpec(_Strict):
+    source: str = Field(description="Hub dataset id, or a local Parquet/CSV file or imagefolder directory")
+    format: Literal["hub", "parquet", "csv", "imagefolder"] = "parquet"
+    revision: str | None = Field(None, description="Hub datasets: a pinned revision")
+    split: str = "train"
+    input_column: str = Field(description="text or image column")
+    label_column: str = "label"
+
+
+class HeadRecipe(_Strict):
+    widths: list[int] = Field([1000], description="hidden layer widths; the input and output sizes follow")
+    bias: Literal["first", "all", "none"] = "first"
+    init_scale: float = Field(0.1, gt=0, le=10, description="multiplies the default initialisation")
+    loss: Literal["logistic", "ce", "mse"] = "logistic"
+    optimizer: Literal["gd", "adam"] = "gd"
+    lr: float = Field(0.05, gt=0)
+    weight_decay: float = Field(0.0, ge=0)
+    max_steps: int = Field(20_000, ge=1)
+    target_loss: float = Field(1e-4, gt=0)
+    grad_tol: float = Field(1e-6, ge=0)
+    l2_normalize: bool | None = Field(None, description="L2-normalise embeddings; default: the model card's")
+
+    @model_validator(mode="after")
+    def _widths(self) -> "HeadRecipe":
+        if any(w < 1 for w in self.widths):
+            raise ValueError(f"widths must be positive, got {self.widths}")
+        return self
+
+
+class AttackRecipe(_Strict):
+    name: str = "kkt"
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class TaskSpec(_Strict):
+    name: str = Field(description="short registry name (defaults to the file name)")
+    description: str = ""
+    model: str = Field(description="model card name or Hub id (overridable with --model)")
+    data: DataSpec
+    classes: list[str | int] = Field(min_length=2, description="class names (or indices) to use")
+    per_class: int = Field(ge=1, le=100_000, description="members per class")
+    nonmembers: int = Field(200, ge=0, description="held-out samples of the same classes (the control)")
+    seed: int = 0
+    head: HeadRecipe = HeadRecipe()
+    attack: AttackRecipe = AttackRecipe()
+    fpr: float = Field(0.01, gt=0, lt=1, description="false-positive rate of the reported threshold")
+    null_victim: bool = Field(True, description="also attack a head trained on shuffled labels (control)")
+
+    @model_validator(mode="after")
+    def _classes(self) -> "TaskSpec":
+        if len(set(map(str, self.classes))) != len(self.classes):
+            raise ValueError(f"classes must be distinct, got {self.classes}")
+        if self.head.loss == "logistic" and len(self.classes) != 2:
+            raise ValueError("loss 'logistic' is binary: use 2 classes, or loss 'ce' for more")
+        return self

@@ -1,0 +1,101 @@
+"""Arrow schemas of every result table. Bump SCHEMA_VERSION on any incompatible change."""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+SCHEMA_VERSION = 1
+
+# Every row says what produced it.
+PROVENANCE = [
+    pa.field("unit_id", pa.string(), nullable=False),
+    pa.field("task", pa.string(), nullable=False),
+    pa.field("model", pa.string(), nullable=False),  # model card name
+    pa.field("model_id", pa.string(), nullable=False),  # Hub id
+    pa.field("revision", pa.string(), nullable=False),  # resolved commit
+    pa.field("weights_source", pa.string()),
+    pa.field("seed", pa.int64(), nullable=False),
+    pa.field("settings", pa.string(), nullable=False),  # JSON: task + card + attack settings
+    pa.field("versions", pa.string(), nullable=False),  # JSON: package versions, python, device
+    pa.field("created_at", pa.timestamp("s", tz="UTC"), nullable=False),
+]
+
+VICTIMS = [
+    pa.field("victim", pa.string(), nullable=False),  # "real" or "null" (shuffled labels)
+    pa.field("n_members", pa.int64()),
+    pa.field("n_nonmembers", pa.int64()),
+    pa.field("num_classes", pa.int64()),
+    pa.field("embed_dim", pa.int64()),
+    pa.field("head_dims", pa.list_(pa.int64())),
+    pa.field("head_params", pa.int64()),
+    pa.field("l2_normalized", pa.bool_()),
+    pa.field("train_loss", pa.float64()),
+    pa.field("grad_norm", pa.float64()),
+    pa.field("train_steps", pa.int64()),
+    pa.field("stopped_by", pa.string()),
+    pa.field("train_acc", pa.float64()),
+    pa.field("test_acc", pa.float64()),
+    pa.field("oracle_residual", pa.float64()),
+    pa.field("attack", pa.string()),
+    pa.field("n_runs", pa.int64()),
+    pa.field("n_candidates", pa.int64()),
+    pa.field("score_space", pa.string()),
+    pa.field("threshold", pa.float64()),
+    pa.field("fpr", pa.float64()),
+    pa.field("tpr_at_fpr", pa.float64()),
+    pa.field("members_passed", pa.int64()),
+    pa.field("mean_member_best", pa.float64()),
+    pa.field("mean_nonmember_best", pa.float64()),
+    pa.field("good_at_0_8", pa.int64()),  # members with best cosine > 0.8
+    pa.field("good_at_0_9", pa.int64()),
+    pa.field("head_path", pa.string()),
+    pa.field("embed_s", pa.float64()),
+    pa.field("train_s", pa.float64()),
+    pa.field("attack_s", pa.float64()),
+    pa.field("score_s", pa.float64()),
+    pa.field("device", pa.string()),
+    pa.field("embed_cache_hit", pa.bool_()),
+]
+
+ATTACK_RUNS = [
+    pa.field("victim", pa.string(), nullable=False),
+    pa.field("run_id", pa.int64(), nullable=False),
+    pa.field("status", pa.string(), nullable=False),  # ok | diverged | pruned
+    pa.field("iterations", pa.int64()),
+    pa.field("final_loss", pa.float64()),
+    pa.field("wall_s", pa.float64()),
+    pa.field("run_settings", pa.string()),  # JSON
+    pa.field("loss_curve", pa.list_(pa.float64())),
+]
+
+CANDIDATES = [
+    pa.field("victim", pa.string(), nullable=False),
+    pa.field("candidate", pa.int64(), nullable=False),
+    pa.field("run_id", pa.int64()),
+    pa.field("label", pa.int64()),
+    pa.field("lambda_", pa.float64()),
+    pa.field("best_member", pa.int64()),  # nearest member (ground truth; scoring only)
+    pa.field("best_member_score", pa.float64()),
+    pa.field("vector", pa.list_(pa.float32())),  # centred candidate
+]
+
+MATCHES = [
+    pa.field("victim", pa.string(), nullable=False),
+    pa.field("kind", pa.string(), nullable=False),  # member | nonmember
+    pa.field("index", pa.int64(), nullable=False),  # position among members / non-members
+    pa.field("source_row", pa.int64()),  # row in the data set's split
+    pa.field("label", pa.int64()),
+    pa.field("best_candidate", pa.int64()),
+    pa.field("score", pa.float64()),  # best cosine (or SSIM) to any candidate
+    pa.field("passed", pa.bool_()),  # above the fpr threshold
+]
+
+SCHEMAS: dict[str, pa.Schema] = {
+    name: pa.schema(PROVENANCE + fields, metadata={"recon_harness_schema": str(SCHEMA_VERSION)})
+    for name, fields in {
+        "victims": VICTIMS,
+        "attack_runs": ATTACK_RUNS,
+        "candidates": CANDIDATES,
+        "matches": MATCHES,
+    }.items()
+}
