@@ -7,10 +7,10 @@ from typing import Any, Sequence
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from harness.backbones.resolve import ResolvedModel
 from harness.errors import HarnessError
+from harness.progress import bar as progress_bar
 
 
 def default_device() -> torch.device:
@@ -73,7 +73,7 @@ class Backbone:
 
     def embed(self, inputs: Sequence[Any], batch_size: int = 64, progress: bool = True) -> torch.Tensor:
         chunks = []
-        bar = tqdm(total=len(inputs), desc=f"embed {self.card.name}", unit="x", disable=not progress, leave=False)
+        bar = progress_bar(total=len(inputs), desc=f"embed {self.card.name}", unit="x", disable=not progress)
         for i in range(0, len(inputs), batch_size):
             batch = inputs[i : i + batch_size]
             chunks.append(self.embed_batch(batch))
@@ -102,6 +102,7 @@ def load_backbone(resolved: ResolvedModel, device: torch.device | None = None) -
         return Backbone(resolved, device=torch.device("cpu"))
     import transformers
 
+    transformers.utils.logging.disable_progress_bar()  # our own progress display covers loading
     kwargs = dict(trust_remote_code=card.trust_remote_code, use_safetensors=card.use_safetensors)
     path = str(resolved.path)
     try:

@@ -17,7 +17,7 @@ def load_rows(spec: DataSpec, base_dir: Path | None = None):
     source = spec.source
     if spec.format != "hub":
         path = Path(source)
-        if not path.is_absolute() and base_dir is not None and not path.exists():
+        if not path.is_absolute() and base_dir is not None:
             path = base_dir / path
         if not path.exists():
             raise HarnessError("data.source", source, "no such file or directory; give a path to the data")

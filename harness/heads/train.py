@@ -8,16 +8,19 @@ from dataclasses import dataclass, asdict
 from typing import Literal
 
 import torch
-from tqdm.auto import tqdm
 
 from harness.heads.losses import LossName, data_loss, predictions, targets_for
 from harness.heads.mlp import MLPHead
+from harness.progress import bar as progress_bar
+
+
+CHECK_EVERY = 10  # stopping rule checked every this many steps (each check syncs)
 
 
 @dataclass(frozen=True)
 class TrainConfig:
     loss: LossName = "logistic"
-    optimizer: Literal["gd", "adam"] = "gd"
+    optimizer: Literal["gd", "adam", "lbfgs"] = "gd"
     lr: float = 0.01
     weight_decay: float = 0.0
     max_steps: int = 10_000
@@ -60,31 +63,42 @@ def train_head(
     t0 = time.perf_counter()
     target = targets_for(cfg.loss, labels, num_classes)
     params = list(head.parameters())
-    opt = (
-        torch.optim.Adam(params, lr=cfg.lr)
-        if cfg.optimizer == "adam"
-        else torch.optim.SGD(params, lr=cfg.lr)
-    )
+    if cfg.optimizer == "lbfgs":
+        opt = torch.optim.LBFGS(params, lr=cfg.lr, max_iter=20, history_size=50, line_search_fn="strong_wolfe")
+    elif cfg.optimizer == "adam":
+        opt = torch.optim.Adam(params, lr=cfg.lr)
+    else:
+        opt = torch.optim.SGD(params, lr=cfg.lr)
+
+    def closure():
+        opt.zero_grad(set_to_none=True)
+        _, o = objective(head, x, target, cfg)
+        o.backward()
+        return o
     stopped_by = "max_steps"
-    bar = tqdm(range(cfg.max_steps), desc="train head", disable=not progress, leave=False)
+    bar = progress_bar(range(cfg.max_steps), desc="train head", disable=not progress)
     step = 0
     for step in bar:
         opt.zero_grad(set_to_none=True)
         loss, obj = objective(head, x, target, cfg)
         obj.backward()
-        gnorm = math.sqrt(sum(float((p.grad**2).sum()) for p in params))
-        if not math.isfinite(float(obj)):
-            stopped_by = "diverged"
-            break
-        if cfg.weight_decay == 0 and float(loss) < cfg.target_loss:
-            stopped_by = "target_loss"
-            break
-        if gnorm < cfg.grad_tol:
-            stopped_by = "grad_tol"
-            break
-        opt.step()
-        if step % 200 == 0:
-            bar.set_postfix(loss=f"{float(loss):.2e}", grad=f"{gnorm:.1e}")
+        if step % CHECK_EVERY == 0 or step == cfg.max_steps - 1:
+            obj_v, loss_v = float(obj.detach()), float(loss.detach())
+            gnorm = math.sqrt(sum(float((p.grad**2).sum()) for p in params))
+            bar.set_postfix(loss=f"{loss_v:.2e}", grad=f"{gnorm:.1e}", refresh=False)
+            if not math.isfinite(obj_v):
+                stopped_by = "diverged"
+                break
+            if cfg.weight_decay == 0 and loss_v < cfg.target_loss:
+                stopped_by = "target_loss"
+                break
+            if gnorm < cfg.grad_tol:
+                stopped_by = "grad_tol"
+                break
+        if cfg.optimizer == "lbfgs":
+            opt.step(closure)  # one outer step = up to 20 inner L-BFGS iterations
+        else:
+            opt.step()
     bar.close()
     head.zero_grad(set_to_none=True)
     loss, obj = objective(head, x, target, cfg)
@@ -93,8 +107,8 @@ def train_head(
     with torch.no_grad():
         acc = float((predictions(cfg.loss, head(x)) == labels).float().mean())
     return TrainReport(
-        final_loss=float(loss),
-        objective=float(obj),
+        final_loss=float(loss.detach()),
+        objective=float(obj.detach()),
         grad_norm=gnorm,
         steps=step + 1,
         train_acc=acc,

@@ -25,7 +25,7 @@ class HeadRecipe(_Strict):
     bias: Literal["first", "all", "none"] = "first"
     init_scale: float = Field(0.1, gt=0, le=10, description="multiplies the default initialisation")
     loss: Literal["logistic", "ce", "mse"] = "logistic"
-    optimizer: Literal["gd", "adam"] = "gd"
+    optimizer: Literal["gd", "adam", "lbfgs"] = "gd"
     lr: float = Field(0.05, gt=0)
     weight_decay: float = Field(0.0, ge=0)
     max_steps: int = Field(20_000, ge=1)

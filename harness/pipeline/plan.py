@@ -1,0 +1,33 @@
+"""A unit of work (task x model card at a resolved revision) and its stable content-hash id."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+
+from harness.specs.model_card import ModelCard
+from harness.specs.task import TaskSpec
+from harness.store.schemas import SCHEMA_VERSION
+
+
+@dataclass(frozen=True)
+class Unit:
+    task: TaskSpec
+    card: ModelCard
+    revision: str  # resolved commit (or a label for non-Hub sources)
+    head_file: str | None = None  # attack a given head instead of training one
+
+    def settings(self) -> dict:
+        return {
+            "task": self.task.model_dump(mode="json"),
+            "card": self.card.model_dump(mode="json"),
+            "revision": self.revision,
+            "head_file": self.head_file,
+        }
+
+    @property
+    def unit_id(self) -> str:
+        """Same inputs, same id; any change to task, card, revision or head file gives a new one."""
+        blob = json.dumps({**self.settings(), "schema": SCHEMA_VERSION}, sort_keys=True, default=str)
+        return f"{self.task.name}-{self.card.name}-{hashlib.sha256(blob.encode()).hexdigest()[:12]}".replace("/", "_")

@@ -1,0 +1,149 @@
+"""Turn one unit's stage outputs into rows of the result tables."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from harness.attacks.base import AttackResult
+from harness.data.split import MemberSplit
+from harness.pipeline.plan import Unit
+from harness.pipeline.stages import Embedded, TrainedVictim
+from harness.provenance import device_name, now_utc, versions_json
+from harness.scoring.embedding import MatchScores
+
+
+@dataclass
+class VictimOutcome:
+    trained: TrainedVictim
+    result: AttackResult
+    scores: MatchScores
+    train_s: float
+    attack_s: float
+    score_s: float
+    head_path: str = ""
+    extra: dict = field(default_factory=dict)
+
+
+def provenance(unit: Unit, source: str) -> dict:
+    return {
+        "unit_id": unit.unit_id,
+        "task": unit.task.name,
+        "model": unit.card.name,
+        "model_id": unit.card.id,
+        "revision": unit.revision,
+        "weights_source": source,
+        "seed": unit.task.seed,
+        "settings": json.dumps(unit.settings(), sort_keys=True, default=str),
+        "versions": versions_json(),
+        "created_at": now_utc(),
+    }
+
+
+def _f(x) -> float | None:
+    """Finite floats as they are; NaN/inf (nothing measured) as null."""
+    x = float(x)
+    return x if np.isfinite(x) else None
+
+
+def victim_row(base: dict, unit: Unit, split: MemberSplit, emb: Embedded, o: VictimOutcome, cache_hit: bool) -> dict:
+    s, rep, head = o.scores, o.trained.report, o.trained.head
+    return {
+        **base,
+        "victim": o.trained.kind,
+        "n_members": split.n,
+        "n_nonmembers": len(split.nonmember_rows),
+        "num_classes": len(split.class_names),
+        "embed_dim": emb.dim,
+        "head_dims": head.dims,
+        "head_params": sum(p.numel() for p in head.parameters()),
+        "l2_normalized": emb.normalized,
+        "train_loss": rep.final_loss if rep else None,
+        "grad_norm": rep.grad_norm if rep else None,
+        "train_steps": rep.steps if rep else None,
+        "stopped_by": rep.stopped_by if rep else "given",
+        "train_acc": rep.train_acc if rep else None,
+        "test_acc": _f(o.trained.test_acc),
+        "oracle_residual": _f(o.trained.oracle_residual),
+        "attack": unit.task.attack.name,
+        "n_runs": len(o.result.runs),
+        "n_candidates": len(o.result.candidates),
+        "score_space": "cosine, centred embeddings",
+        "threshold": _f(s.threshold),
+        "fpr": s.fpr,
+        "tpr_at_fpr": _f(s.tpr),
+        "members_passed": int(s.passed().sum()),
+        "mean_member_best": _f(np.mean(s.member_best)),
+        "mean_nonmember_best": _f(np.mean(s.nonmember_best)) if len(s.nonmember_best) else None,
+        "good_at_0_8": int((s.member_best > 0.8).sum()),
+        "good_at_0_9": int((s.member_best > 0.9).sum()),
+        "head_path": o.head_path,
+        "embed_s": emb.wall_s,
+        "train_s": o.train_s,
+        "attack_s": o.attack_s,
+        "score_s": o.score_s,
+        "device": device_name(),
+        "embed_cache_hit": cache_hit,
+    }
+
+
+def run_rows(base: dict, o: VictimOutcome) -> list[dict]:
+    return [
+        {
+            **base,
+            "victim": o.trained.kind,
+            "run_id": r.run_id,
+            "status": r.status,
+            "iterations": r.iterations,
+            "final_loss": _f(r.final_loss),
+            "wall_s": r.wall_s,
+            "run_settings": json.dumps(r.settings, sort_keys=True, default=str),
+            "loss_curve": [float(v) for v in r.loss_curve],
+        }
+        for r in o.result.runs
+    ]
+
+
+def candidate_rows(base: dict, o: VictimOutcome) -> list[dict]:
+    res, s = o.result, o.scores
+    if len(res.candidates) == 0:
+        return []
+    lam = res.lambdas.reshape(len(res.candidates), -1)[:, 0].double().numpy()
+    vecs = res.candidates.float().numpy()
+    return [
+        {
+            **base,
+            "victim": o.trained.kind,
+            "candidate": i,
+            "run_id": int(res.run_ids[i]),
+            "label": int(res.labels[i]),
+            "lambda_": _f(lam[i]),
+            "best_member": int(s.candidate_member[i]) if s.candidate_member[i] >= 0 else None,
+            "best_member_score": _f(s.candidate_best[i]),
+            "vector": vecs[i].tolist(),
+        }
+        for i in range(len(vecs))
+    ]
+
+
+def match_rows(base: dict, split: MemberSplit, o: VictimOutcome) -> list[dict]:
+    s = o.scores
+    rows = []
+    for i in range(split.n):
+        rows.append({
+            **base, "victim": o.trained.kind, "kind": "member", "index": i,
+            "source_row": int(split.member_rows[i]), "label": int(o.trained.labels[i]),
+            "best_candidate": int(s.member_best_idx[i]) if s.member_best_idx[i] >= 0 else None,
+            "score": _f(s.member_best[i]),
+            "passed": bool(s.member_best[i] > s.threshold),
+        })
+    for i in range(len(s.nonmember_best)):
+        rows.append({
+            **base, "victim": o.trained.kind, "kind": "nonmember", "index": i,
+            "source_row": int(split.nonmember_rows[i]), "label": int(split.nonmember_labels[i]),
+            "best_candidate": None, "score": _f(s.nonmember_best[i]),
+            "passed": bool(s.nonmember_best[i] > s.threshold),
+        })
+    return rows

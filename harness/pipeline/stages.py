@@ -1,0 +1,135 @@
+"""The stages of one unit, each a plain function of typed inputs to typed outputs."""
+
+from __future__ import annotations
+
+import copy
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from harness.attacks import make_attack
+from harness.attacks.base import AttackResult, Victim
+from harness.backbones.cache import embed_cached
+from harness.backbones.load import Backbone
+from harness.data.split import MemberSplit
+from harness.diagnostics.oracle import oracle_residual
+from harness.errors import HarnessError
+from harness.heads.losses import output_dim
+from harness.heads.mlp import MLPHead
+from harness.heads.train import TrainConfig, TrainReport, accuracy, train_head
+from harness.scoring.embedding import MatchScores, match
+from harness.specs.task import AttackRecipe, HeadRecipe
+
+
+@dataclass
+class Embedded:
+    members: torch.Tensor  # (n, d) centred (and normalised first, when asked)
+    nonmembers: torch.Tensor  # (k, d) centred with the member mean
+    mean: torch.Tensor  # (d,) the member mean that was subtracted
+    normalized: bool
+    cache_hit: bool
+    wall_s: float
+
+    @property
+    def dim(self) -> int:
+        return self.members.shape[1]
+
+
+def embed_stage(backbone: Backbone, split: MemberSplit, normalize: bool, cache_dir: Path | None, progress: bool) -> Embedded:
+    t0 = time.perf_counter()
+    raw, hit, _ = embed_cached(backbone, split.member_inputs + split.nonmember_inputs, cache_dir, progress)
+    raw = raw.float()
+    if normalize:
+        raw = torch.nn.functional.normalize(raw, dim=1)
+    mem, non = raw[: split.n], raw[split.n :]
+    mean = mem.mean(0)
+    return Embedded(mem - mean, non - mean, mean, normalize, hit, time.perf_counter() - t0)
+
+
+@dataclass
+class TrainedVictim:
+    kind: str  # "real" or "null"
+    head: MLPHead
+    labels: torch.Tensor  # the labels the head was trained on
+    report: TrainReport | None  # None for a head given as a file
+    test_acc: float
+    oracle_residual: float
+
+
+def train_stage(
+    emb: Embedded, split: MemberSplit, recipe: HeadRecipe, seed: int, kind: str, progress: bool
+) -> TrainedVictim:
+    """Train the victim head; kind 'null' trains on a seeded shuffle of the labels (the control)."""
+    labels = torch.as_tensor(split.member_labels)
+    if kind == "null":
+        gen = torch.Generator().manual_seed(seed + 1)
+        labels = labels[torch.randperm(len(labels), generator=gen)]
+    num_classes = len(split.class_names)
+    torch.manual_seed(seed)
+    head = MLPHead([emb.dim, *recipe.widths, output_dim(recipe.loss, num_classes)], bias=recipe.bias)
+    head.scale_init_(recipe.init_scale)
+    cfg = TrainConfig(
+        loss=recipe.loss, optimizer=recipe.optimizer, lr=recipe.lr, weight_decay=recipe.weight_decay,
+        max_steps=recipe.max_steps, target_loss=recipe.target_loss, grad_tol=recipe.grad_tol, seed=seed,
+    )
+    report = train_head(head, emb.members, labels, num_classes, cfg, progress=progress)
+    non_labels = torch.as_tensor(split.nonmember_labels)
+    test_acc = accuracy(head, recipe.loss, emb.nonmembers, non_labels)
+    residual = oracle_residual(head, recipe.loss, emb.members, labels)
+    return TrainedVictim(kind, head, labels, report, test_acc, residual)
+
+
+def given_head_stage(head: MLPHead, loss: str, emb: Embedded, split: MemberSplit, path: str) -> TrainedVictim:
+    """A head the user was given: check it fits the embedding, then treat it as the victim."""
+    if head.in_dim != emb.dim:
+        raise HarnessError("head", path, f"takes {head.in_dim}-d inputs but the backbone embeds to {emb.dim}-d")
+    want = output_dim(loss, len(split.class_names))
+    if head.out_dim != want:
+        raise HarnessError("head", path, f"has {head.out_dim} outputs; loss {loss!r} over {len(split.class_names)} classes needs {want}")
+    labels = torch.as_tensor(split.member_labels)
+    test_acc = accuracy(head, loss, emb.nonmembers, torch.as_tensor(split.nonmember_labels))
+    return TrainedVictim("real", head, labels, None, test_acc, oracle_residual(head, loss, emb.members, labels))
+
+
+def attack_stage(
+    trained: TrainedVictim,
+    emb: Embedded,
+    recipe: HeadRecipe,
+    attack: AttackRecipe,
+    num_classes: int,
+    pixels: bool,
+    progress: bool,
+) -> AttackResult:
+    """Run the attack on what an attacker knows: weights, recipe, member mean, a public norm estimate."""
+    typical = float(emb.nonmembers.norm(dim=1).median()) if len(emb.nonmembers) else None
+    victim = Victim(
+        head=copy.deepcopy(trained.head),
+        loss=recipe.loss,
+        num_classes=num_classes,
+        mean=emb.mean,
+        weight_decay=recipe.weight_decay,
+        prior="box" if pixels else "norm",
+        typical_norm=typical,
+    )
+    return make_attack(attack.name, attack.params).reconstruct(victim, progress=progress)
+
+
+def score_stage(result: AttackResult, emb: Embedded, fpr: float) -> MatchScores:
+    """Cosine in the centred space the attack works in, members vs. the non-member control.
+    Non-finite candidates (diverged runs) are left out; with none left, nothing is reconstructed."""
+    m = len(result.candidates)
+    ok = torch.isfinite(result.candidates).all(1) if m else torch.zeros(0, dtype=torch.bool)
+    if not ok.any():
+        n, k = len(emb.members), len(emb.nonmembers)
+        nan = lambda size: np.full(size, np.nan)  # noqa: E731
+        return MatchScores(nan(n), np.full(n, -1), nan(k), nan(m), np.full(m, -1), float("nan"), fpr, 0.0)
+    keep = np.flatnonzero(ok.numpy())
+    scores = match(result.candidates[ok].double(), emb.members.double(), emb.nonmembers.double(), fpr=fpr)
+    scores.member_best_idx = keep[scores.member_best_idx]  # indices into the full candidate list
+    full_best, full_member = np.full(m, np.nan), np.full(m, -1)
+    full_best[keep], full_member[keep] = scores.candidate_best, scores.candidate_member
+    scores.candidate_best, scores.candidate_member = full_best, full_member
+    return scores

@@ -1,0 +1,66 @@
+"""Shared fixtures: no network, an isolated Hugging Face home, tiny models built on the spot."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+
+# Before anything imports huggingface_hub / datasets: offline, and a private HF home per session.
+_HF_HOME = tempfile.mkdtemp(prefix="rh-hf-home-")
+os.environ["HF_HOME"] = _HF_HOME
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["HF_DATASETS_OFFLINE"] = "1"
+os.environ["TOKENIZERS_PARALLELISM"] = "false"
+os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
+
+import shutil  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+
+from tests.tiny_models import build_tiny_bert, build_tiny_clip, build_tiny_vit, install_in_hub_cache  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = ROOT / "tests" / "fixtures"
+SST2 = FIXTURES / "sst2-train-400.parquet"
+CIFAR = FIXTURES / "cifar10-test-300.parquet"
+
+
+@pytest.fixture(scope="session")
+def hf_home() -> Path:
+    return Path(_HF_HOME)
+
+
+@pytest.fixture(scope="session")
+def tiny_bert_dir(tmp_path_factory) -> Path:
+    return build_tiny_bert(tmp_path_factory.mktemp("tiny-bert"))
+
+
+@pytest.fixture(scope="session")
+def tiny_vit_dir(tmp_path_factory) -> Path:
+    return build_tiny_vit(tmp_path_factory.mktemp("tiny-vit"))
+
+
+@pytest.fixture(scope="session")
+def tiny_clip_dir(tmp_path_factory) -> Path:
+    return build_tiny_clip(tmp_path_factory.mktemp("tiny-clip"))
+
+
+@pytest.fixture
+def hub_repo(hf_home):
+    """install(src_dir, 'org/name') -> revision; lays src_dir out as a Hub cache entry."""
+    made = []
+
+    def install(src: Path, repo_id: str, revision: str | None = None) -> str:
+        rev, repo = install_in_hub_cache(src, repo_id, hf_home / "hub", revision)
+        made.append(repo)
+        return rev
+
+    yield install
+    for repo in made:
+        shutil.rmtree(repo, ignore_errors=True)
+
+
+@pytest.fixture
+def cache_dir(tmp_path) -> Path:
+    return tmp_path / "cache"

