@@ -1,0 +1,256 @@
+"""`kkt`: the stationarity attack of section 3, fast.
+
+Same loss as `kkt-reference`, computed in closed form (objective.py) in float32, for a population
+of restarts stacked in one batched computation, each restart with its own lr / alpha /
+lambda_min, optimised with Adam (per-restart step sizes), started from what the head's first
+layer reveals (priors.py), optionally kept in W1's row space, and pruned by successive halving on
+the loss alone (search.py). Everything that steers it is data-free: the KKT loss and the head.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Literal
+
+import torch
+from pydantic import Field, model_validator
+from tqdm.auto import tqdm
+
+from harness.attacks.base import Attack, AttackResult, RunRecord, Victim
+from harness.attacks.common import KKTParams, check_victim, default_typical_norm
+from harness.attacks.margins import balanced_labels, head_kind
+from harness.attacks.objective import (
+    HeadTensors, lambda_penalty, preact_rms, prior_penalty, project_sphere_, residual_sq,
+)
+from harness.attacks.priors import init_candidates, row_space
+from harness.attacks import search
+
+
+class KKTFastParams(KKTParams):
+    optimizer: Literal["adam", "sgd"] = "adam"
+    lr: float | None = Field(None, gt=0, description="fixed step size (relative to the input norm)")
+    lr_range: tuple[float, float] = Field((3e-3, 3e-2), description="log-uniform range when lr is unset")
+    momentum: float = Field(0.9, ge=0, lt=1, description="sgd only")
+    init: Literal["rows", "random", "subspace"] = "rows"
+    init_scale: float = Field(1.0, gt=0, description="initial candidate norm / typical input norm")
+    lambda_min: float = Field(0.05, gt=0, description="lambda_min relative to the fitted lambda scale")
+    alpha_start: float = Field(20.0, gt=0)
+    alpha_end: float = Field(20.0, gt=0)
+    alpha_relative: bool = Field(True, description="alpha per layer / RMS pre-activation of the initial candidates")
+    subspace: int | Literal["off", "auto"] = Field("off", description="keep candidates in W1's row space")
+    subspace_energy: float = Field(0.999, gt=0, le=1)
+    rungs: int = Field(3, ge=0, le=20, description="successive-halving prunes per bracket")
+    eta: int = Field(2, ge=2, description="keep 1/eta of the restarts at each rung")
+    brackets: int = Field(1, ge=1, description="rounds of restarts; later rounds reuse good settings")
+    dtype: Literal["float32", "float64"] = "float32"
+    keep: Literal["survivors", "all"] = "survivors"
+
+    @model_validator(mode="after")
+    def _ranges(self):
+        lo, hi = self.lr_range
+        if not (0 < lo <= hi):
+            raise ValueError(f"lr_range must satisfy 0 < lo <= hi, got {self.lr_range}")
+        if isinstance(self.subspace, int) and self.subspace < 1:
+            raise ValueError("subspace must be 'off', 'auto' or a rank >= 1")
+        return self
+
+
+class KKT(Attack):
+    name = "kkt"
+    Params = KKTFastParams
+
+    def reconstruct(self, victim: Victim, progress: bool = True) -> AttackResult:
+        check_victim(victim)
+        p: KKTFastParams = self.params
+        t0 = time.perf_counter()
+        dt = torch.float32 if p.dtype == "float32" else torch.float64
+        ht = HeadTensors.of(victim.head, dt)
+        kind = head_kind(victim.loss, victim.head.out_dim)
+        ctx = _Context(p, victim, ht, kind, dt)
+        gen = torch.Generator().manual_seed(p.seed)
+        runs: list[RunRecord] = []
+        out: list[tuple] = []
+        total_its = p.brackets * p.iterations
+        bar = tqdm(total=total_its, desc="kkt", disable=not progress, leave=False)
+        best_lr = None
+        for b in range(p.brackets):
+            if p.time_budget_s and time.perf_counter() - t0 > p.time_budget_s:
+                break
+            lr = self._lrs(p, gen, best_lr)
+            br_runs, br_out = ctx.bracket(len(runs), lr, gen, bar, t0)
+            runs += br_runs
+            out += br_out
+            ok = [r for r in br_runs if r.status == "ok"]
+            if ok:
+                ok.sort(key=lambda r: r.final_loss)
+                best_lr = torch.tensor([r.settings["lr"] for r in ok[: max(1, len(ok) // 2)]], dtype=torch.float64)
+        bar.close()
+        d = victim.dim
+        if out:
+            X = torch.cat([o[0] for o in out]).float()
+            Lm = torch.cat([o[1] for o in out]).float()
+            ids = torch.cat([torch.full((len(o[0]),), o[2]) for o in out])
+            Y = torch.cat([ctx.labels.clone() for _ in out])
+        else:
+            X, Lm = torch.empty(0, d), torch.empty(0)
+            ids, Y = torch.empty(0, dtype=torch.long), torch.empty(0, dtype=torch.long)
+        return AttackResult(X, Y, Lm, ids, runs, p.model_dump(), wall_s=time.perf_counter() - t0)
+
+    @staticmethod
+    def _lrs(p: KKTFastParams, gen, best_lr) -> torch.Tensor:
+        if p.lr is not None:
+            return torch.full((p.restarts,), p.lr, dtype=torch.float64)
+        if best_lr is not None:
+            return search.around(best_lr, p.restarts, 0.5, *p.lr_range, gen)
+        return search.log_uniform(*p.lr_range, p.restarts, gen)
+
+
+class _Context:
+    """Per-victim state shared by the brackets."""
+
+    def __init__(self, p: KKTFastParams, victim: Victim, ht: HeadTensors, kind, dt):
+        self.p, self.victim, self.ht, self.kind, self.dt = p, victim, ht, kind, dt
+        self.typ = default_typical_norm(victim)
+        self.mean = victim.mean.to(dt)
+        self.labels = balanced_labels(p.m, victim.num_classes)
+        self.basis = None
+        if p.subspace != "off" or p.init == "subspace":
+            rank = p.subspace if isinstance(p.subspace, int) else None
+            self.basis = row_space(ht.weights[0], rank, p.subspace_energy)
+        self.lam_dim = (victim.head.out_dim,) if kind == "regression" else ()
+
+    def losses(self, x, lam, lam_scale, lmin, alpha):
+        alpha = [alpha / s for s in self.zscale]
+        res = residual_sq(self.ht, x, lam, self.labels, self.kind, alpha) / self.ht.theta_sq.to(x.dtype)
+        rel_lam = lam / lam_scale.view(-1, *([1] * (lam.dim() - 1)))
+        pen = lambda_penalty(rel_lam, lmin.view(-1, 1), self.kind)
+        pri = prior_penalty(x, self.victim.prior, self.mean, self.typ, self.victim.box) / self.typ**2
+        return res, res + pen + self.p.prior_weight * pri
+
+    def project_(self, x):
+        with torch.no_grad():
+            if self.p.subspace != "off":
+                x.copy_((x @ self.basis) @ self.basis.T)
+            if self.victim.prior == "sphere":
+                project_sphere_(x, self.mean)
+
+    def bracket(self, first_id: int, lr: torch.Tensor, gen, bar, t0):
+        p, dt, R = self.p, self.dt, p_restarts(self.p)
+        w1, w2 = self.ht.weights[0], self.ht.weights[-1] if len(self.ht.weights) == 2 else self.ht.weights[1]
+        x = init_candidates(p.init, w1, w2, self.labels, self.kind, R, p.init_scale * self.typ, self.basis, gen)
+        self.project_(x)
+        self.zscale = preact_rms(self.ht, x) if p.alpha_relative else [1.0] * (len(self.ht.weights) - 1)
+        a0 = torch.full((R,), p.alpha_start, dtype=dt)
+        a1 = torch.full((R,), p.alpha_end, dtype=dt)
+        lmin = torch.full((R,), p.lambda_min, dtype=dt)
+        lam_scale = self._fit_scale(x, a0)
+        lam = lam_scale.view(R, 1, *[1] * len(self.lam_dim)).expand(R, p.m, *self.lam_dim).clone()
+        if self.kind == "regression":
+            lam = lam * 0.01 * torch.randn(lam.shape, generator=gen, dtype=dt)
+        ids = torch.arange(first_id, first_id + R)
+        settings = {int(i): {"lr": float(lr[k]), "alpha_start": p.alpha_start, "alpha_end": p.alpha_end,
+                             "lambda_min": p.lambda_min, "init": p.init, "lambda_scale": float(lam_scale[k])}
+                    for k, i in enumerate(ids)}
+        curves = {int(i): [] for i in ids}
+        status, its, finals, out = {}, {}, {}, []
+        lr = lr.to(dt)
+        opt = _Opt(p, [x, lam], [lr * self.typ, lr * lam_scale.abs()])
+        rungs = set(search.rung_iterations(p.iterations, p.rungs, p.eta))
+        t_start = time.perf_counter()
+        it = 0
+        for it in range(p.iterations):
+            alpha = search.alpha_at(it, p.iterations, a0, a1).view(-1, 1, 1)
+            x.requires_grad_(True)
+            lam.requires_grad_(True)
+            res, loss = self.losses(x, lam, lam_scale, lmin, alpha)
+            gx, gl = torch.autograd.grad(loss.sum(), [x, lam])
+            x, lam = x.detach(), lam.detach()
+            bad = ~torch.isfinite(loss.detach()) | ~torch.isfinite(gx).flatten(1).all(1)
+            if it % p.curve_every == 0:
+                for k, i in enumerate(ids.tolist()):
+                    curves[i].append(float(loss[k].detach()))
+            keep = None
+            if bad.any():
+                for k in torch.nonzero(bad).flatten().tolist():
+                    i = int(ids[k])
+                    status[i], its[i], finals[i] = "diverged", it + 1, float("nan")
+                keep = torch.nonzero(~bad).flatten()
+            opt.step([x, lam], [gx, gl])
+            self.project_(x)
+            bar.update(1)
+            timeout = p.time_budget_s and time.perf_counter() - t0 > p.time_budget_s
+            if (it + 1) in rungs and not timeout:
+                cand = keep if keep is not None else torch.arange(len(ids))
+                best = cand[search.survivors(res.detach()[cand], 1 / p.eta)]
+                for k in cand.tolist():
+                    if k not in set(best.tolist()):
+                        i = int(ids[k])
+                        status[i], its[i], finals[i] = "pruned", it + 1, float(res[k].detach())
+                        if p.keep == "all":
+                            out.append((x[k].clone(), lam[k].clone(), i))
+                keep = best.sort().values
+            if keep is not None:
+                x, lam, ids = x[keep], lam[keep], ids[keep]
+                lam_scale, lmin, a0, a1 = lam_scale[keep], lmin[keep], a0[keep], a1[keep]
+                opt.select(keep)
+            if len(ids) == 0 or timeout:
+                break
+        bar.update(p.iterations - 1 - it)
+        if len(ids):
+            with torch.no_grad():
+                res, _ = self.losses(x, lam, lam_scale, lmin, a1.view(-1, 1, 1))
+            for k, i in enumerate(ids.tolist()):
+                status[i], its[i], finals[i] = "ok", it + 1, float(res[k])
+                out.append((x[k].clone(), lam[k].clone(), i))
+        wall = time.perf_counter() - t_start
+        runs = [RunRecord(i, settings[i], status[i], its[i], finals[i], wall, curves[i]) for i in sorted(settings)]
+        return runs, out
+
+    @torch.no_grad()
+    def _fit_scale(self, x, alpha) -> torch.Tensor:
+        """Per restart, the common lambda s minimising ||theta - s G(lambda=1)||^2 (from f(0), f(1), f(2))."""
+        R = x.shape[0]
+        one = torch.ones(R, self.p.m, *self.lam_dim, dtype=x.dtype)
+        a = [alpha.view(-1, 1, 1) / s for s in self.zscale]
+        f0 = self.ht.theta_sq.to(x.dtype)
+        f1 = residual_sq(self.ht, x, one, self.labels, self.kind, a)
+        f2 = residual_sq(self.ht, x, 2 * one, self.labels, self.kind, a)
+        bq = (f2 - 2 * f1 + f0) / 2
+        aq = (f0 - f1 + bq) / 2
+        s = (aq / bq.clamp_min(1e-30)).abs()
+        return torch.where(torch.isfinite(s) & (s > 0), s, torch.ones_like(s))
+
+
+def p_restarts(p: KKTFastParams) -> int:
+    return p.restarts
+
+
+class _Opt:
+    """Adam or SGD-momentum with one step size per restart (leading dim), on plain tensors."""
+
+    def __init__(self, p: KKTFastParams, tensors, lrs):
+        self.kind, self.mom = p.optimizer, p.momentum
+        self.lrs = [lr.view(-1, *[1] * (t.dim() - 1)) for lr, t in zip(lrs, tensors)]
+        self.m = [torch.zeros_like(t) for t in tensors]
+        self.v = [torch.zeros_like(t) for t in tensors]
+        self.t = 0
+
+    def step(self, tensors, grads):
+        self.t += 1
+        b1, b2 = 0.9, 0.999
+        for t, g, m, v, lr in zip(tensors, grads, self.m, self.v, self.lrs):
+            g = torch.nan_to_num(g, nan=0.0, posinf=0.0, neginf=0.0)
+            if self.kind == "sgd":
+                m.mul_(self.mom).add_(g)
+                t.sub_(lr * m)
+                continue
+            m.mul_(b1).add_(g, alpha=1 - b1)
+            v.mul_(b2).addcmul_(g, g, value=1 - b2)
+            mh = m / (1 - b1**self.t)
+            vh = v / (1 - b2**self.t)
+            t.sub_(lr * mh / (vh.sqrt() + 1e-12))
+
+    def select(self, keep):
+        self.m = [m[keep] for m in self.m]
+        self.v = [v[keep] for v in self.v]
+        self.lrs = [lr[keep] for lr in self.lrs]

@@ -1,0 +1,146 @@
+"""The KKT loss of section 3 in closed form for MLP heads, batched over restarts.
+
+For an MLP the sum  G = sum_j grad_theta (c_j . h(x_j))  is, layer by layer, G_k = Delta_k^T A_{k-1}
+(backprop signals times inputs, with the modified ReLU's slope), plus G_bk = sum_j delta_kj for a
+biased layer. So  ||theta - G||^2 = ||theta||^2 - 2 sum_k <theta_k, G_k> + sum_k ||G_k||^2  with
+  <W_k, G_k> + <b_k, G_bk> = sum_j delta_kj . z_kj          (z = pre-activation, already computed)
+  ||G_k||^2 + ||G_bk||^2  = sum_ij (delta_i.delta_j)(a_i.a_j + [bias])   (two m x m Gram matrices)
+No per-sample gradient, no double backward, no h x h matrix per candidate: one forward, one
+backward signal, and one ordinary autograd pass for the gradient in (x, lambda).
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+
+import torch
+
+from harness.attacks.margins import Kind, output_coef
+from harness.attacks.modified_relu import modified_relu, relu_slope
+from harness.heads.mlp import MLPHead
+
+
+@dataclass
+class HeadTensors:
+    """A head's weights detached into plain tensors (one dtype/device), and ||theta||^2."""
+
+    weights: list[torch.Tensor]
+    biases: list[torch.Tensor | None]
+    theta_sq: torch.Tensor
+
+    @classmethod
+    def of(cls, head: MLPHead, dtype=torch.float32, device="cpu") -> "HeadTensors":
+        ws = [l.weight.detach().to(device, dtype) for l in head.layers]
+        bs = [None if l.bias is None else l.bias.detach().to(device, dtype) for l in head.layers]
+        sq = sum(float((w.double() ** 2).sum()) for w in ws) + sum(
+            float((b.double() ** 2).sum()) for b in bs if b is not None
+        )
+        return cls(ws, bs, torch.tensor(sq, dtype=torch.float64))
+
+    def forward(self, x: torch.Tensor, alpha) -> tuple[list, list, torch.Tensor]:
+        """Pre-activations z_k and inputs a_k of every layer, and the output."""
+        zs, acts, a = [], [x], x
+        L = len(self.weights)
+        for k, (w, b) in enumerate(zip(self.weights, self.biases)):
+            z = a @ w.T
+            if b is not None:
+                z = z + b
+            zs.append(z)
+            if k < L - 1:
+                a = modified_relu(z, _layer(alpha, k))
+                acts.append(a)
+        return zs, acts, zs[-1]
+
+
+def residual_sq(
+    ht: HeadTensors,
+    x: torch.Tensor,
+    lam: torch.Tensor,
+    labels: torch.Tensor,
+    kind: Kind,
+    alpha,
+) -> torch.Tensor:
+    """||theta - sum_j lam_j grad Phi_j||^2 for x (R, m, d), lam (R, m[, C]); returns (R,).
+
+    `alpha` is a float or a tensor broadcastable to (R, 1, 1) (one slope per restart), or a list
+    of those, one per hidden layer.
+    """
+    zs, acts, out = ht.forward(x, alpha)
+    delta = output_coef(kind, lam, labels, out)
+    total = ht.theta_sq.to(x.dtype).expand(x.shape[0]).clone()
+    for k in range(len(ht.weights) - 1, -1, -1):
+        a, b = acts[k], ht.biases[k]
+        inner = (zs[k] * delta).sum((-1, -2))
+        gram_a = a @ a.transpose(-1, -2)
+        if b is not None:
+            gram_a = gram_a + 1.0
+        gram_d = delta @ delta.transpose(-1, -2)
+        total = total - 2 * inner + (gram_a * gram_d).sum((-1, -2))
+        if k > 0:
+            delta = (delta @ ht.weights[k]) * relu_slope(zs[k - 1], _layer(alpha, k - 1))
+    return total
+
+
+def _layer(alpha, k: int):
+    return alpha[k] if isinstance(alpha, (list, tuple)) else alpha
+
+
+@torch.no_grad()
+def preact_rms(ht: HeadTensors, x: torch.Tensor) -> list[float]:
+    """RMS pre-activation of each hidden layer for inputs x: the scale a relative alpha divides by."""
+    zs, _, _ = ht.forward(x, 1.0)
+    return [float(z.pow(2).mean().sqrt().clamp_min(1e-12)) for z in zs[:-1]]
+
+
+def lambda_penalty(lam: torch.Tensor, lambda_min, kind: Kind, weight: float = 5.0) -> torch.Tensor:
+    """5 * sum_j max(0, lambda_min - lambda_j)^2 per restart (none for regression's real lambdas)."""
+    if kind == "regression":
+        return lam.new_zeros(lam.shape[0])
+    return weight * ((lambda_min - lam).clamp_min(0) ** 2).sum(-1)
+
+
+def prior_penalty(x: torch.Tensor, prior: str, mean: torch.Tensor, typical_norm, box) -> torch.Tensor:
+    """Domain prior per restart: box on uncentred x, or (||x|| - typical norm)^2 on centred x."""
+    if prior == "box":
+        u = x + mean
+        return ((u - box[1]).clamp_min(0) ** 2 + (box[0] - u).clamp_min(0) ** 2).sum((-1, -2))
+    if prior == "norm" and typical_norm:
+        return ((x.norm(dim=-1) - typical_norm) ** 2).sum(-1)
+    return x.new_zeros(x.shape[0])
+
+
+@torch.no_grad()
+def project_sphere_(x: torch.Tensor, mean: torch.Tensor) -> None:
+    """Put uncentred candidates back on the unit sphere (normalised-embedding prior)."""
+    u = x + mean
+    x.copy_(u / u.norm(dim=-1, keepdim=True).clamp_min(1e-12) - mean)
+
+
+def oracle_residual(head: MLPHead, members: torch.Tensor, labels: torch.Tensor, kind: Kind) -> dict:
+    """Diagnostic (needs the members): min over lambda of ||theta - sum_i lam_i grad Phi_i||^2/||theta||^2.
+
+    Uses the true ReLU derivative and float64; one Jacobian column per member (per output for
+    regression). Returns the relative residual, the lambdas and how many came out negative.
+    """
+    head = copy.deepcopy(head).double()
+    params = list(head.parameters())
+    theta = torch.cat([p.detach().reshape(-1) for p in params])
+    cols = []
+    C = head.out_dim if kind == "regression" else 1
+    x = members.double()
+    for i in range(len(x)):
+        out = head(x[i : i + 1])
+        for c in range(C):
+            if kind == "regression":
+                phi = out[0, c]
+            else:
+                from harness.attacks.margins import margins
+
+                phi = margins(kind, labels[i : i + 1], out)[0]
+            g = torch.autograd.grad(phi, params, retain_graph=True)
+            cols.append(torch.cat([t.reshape(-1) for t in g]))
+    J = torch.stack(cols, 1)
+    lam = torch.linalg.lstsq(J, theta.unsqueeze(1)).solution[:, 0]
+    res = float(((theta - J @ lam) ** 2).sum() / (theta**2).sum())
+    return {"oracle_residual": res, "lambdas": lam, "negative_lambdas": int((lam < 0).sum()) if C == 1 else 0}

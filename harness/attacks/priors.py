@@ -1,0 +1,63 @@
+"""Data-free starting points and subspaces read off the head's weights (no members involved).
+
+With small initialisation or weight decay, theta = sum_i lambda_i grad Phi_i, so the first layer's
+weight W1 = sum_i (backprop signal_i) x_i^T has its rows in the span of the (centred) members:
+its leading right-singular vectors span the members, and single rows are members seen through
+one unit's activation set. Both are public (they are the head).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from harness.attacks.margins import Kind
+
+
+def row_space(w1: torch.Tensor, rank: int | None = None, energy: float = 0.999) -> torch.Tensor:
+    """(d, r) orthonormal basis of W1's leading right-singular vectors.
+
+    Without a fixed `rank`, r is the smallest count holding `energy` of W1's squared spectrum.
+    """
+    _, s, vh = torch.linalg.svd(w1.double(), full_matrices=False)
+    if rank is None:
+        cum = torch.cumsum(s**2, 0) / (s**2).sum()
+        rank = int((cum < energy).sum()) + 1
+    rank = max(1, min(rank, vh.shape[0]))
+    return vh[:rank].T.to(w1.dtype).contiguous()
+
+
+def init_candidates(
+    how: str,
+    w1: torch.Tensor,
+    w2: torch.Tensor,
+    labels: torch.Tensor,
+    kind: Kind,
+    R: int,
+    scale: float,
+    basis: torch.Tensor | None,
+    gen: torch.Generator,
+) -> torch.Tensor:
+    """(R, m, d) starting candidates with norm about `scale`.
+
+    random:   isotropic Gaussian;  subspace: Gaussian inside `basis`;
+    rows:     random rows of W1 (drawn in proportion to their norm), oriented for binary heads so
+              that the row points to the candidate's class side (sign of the unit's output weight).
+    """
+    m, d = labels.shape[0], w1.shape[1]
+    dt = w1.dtype
+    if how == "random" or (how == "subspace" and basis is None):
+        x = torch.randn(R, m, d, generator=gen, dtype=dt)
+    elif how == "subspace":
+        x = torch.randn(R, m, basis.shape[1], generator=gen, dtype=dt) @ basis.T
+    elif how == "rows":
+        norms = w1.norm(dim=1)
+        idx = torch.multinomial(norms / norms.sum(), R * m, replacement=True, generator=gen)
+        x = w1[idx].reshape(R, m, d).clone()
+        if kind == "binary" and w2.shape[0] == 1:
+            y = labels.to(dt) * 2 - 1
+            sign = torch.sign(w2[0, idx]).reshape(R, m)
+            x = x * (sign * y).unsqueeze(-1)
+        x = x + 0.05 * x.norm(dim=-1, keepdim=True) / d**0.5 * torch.randn(x.shape, generator=gen, dtype=dt)
+    else:
+        raise ValueError(how)
+    return x / x.norm(dim=-1, keepdim=True).clamp_min(1e-12) * scale

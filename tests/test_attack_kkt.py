@@ -1,0 +1,120 @@
+"""The KKT attacks on tiny victims: planted recovery, null control, gradients, all head kinds."""
+
+import math
+
+import pytest
+import torch
+
+from harness.attacks import make_attack
+from harness.attacks.base import Victim
+from harness.attacks.kkt_reference import _double_copy, reference_kkt_loss
+from harness.attacks.margins import balanced_labels
+from harness.attacks.objective import HeadTensors, oracle_residual, residual_sq
+from harness.heads.mlp import MLPHead
+from harness.heads.train import TrainConfig
+from harness.scoring.embedding import match
+from harness.scoring.null_victim import VictimRecipe, build_victim
+
+PLANTED = VictimRecipe(hidden=(256,), init_scale=1e-3, train=TrainConfig(lr=1.0, max_steps=8000, target_loss=1e-5))
+
+
+@pytest.fixture(scope="module")
+def planted():
+    torch.manual_seed(3)
+    x = torch.randn(4, 8)
+    y = torch.tensor([0, 1, 0, 1])
+    typ = float((x - x.mean(0)).norm(dim=1).mean())
+    victim, report, members = build_victim(x, y, 2, PLANTED, typical_norm=typ)
+    return victim, report, members, y
+
+
+def test_planted_victim_is_near_stationary(planted):
+    victim, report, members, y = planted
+    assert report.final_loss < 1e-4
+    assert oracle_residual(victim.head, members, y, "binary")["oracle_residual"] < 0.15
+
+
+def test_kkt_recovers_every_planted_member(planted):
+    victim, _, members, _ = planted
+    res = make_attack("kkt", {"m": 8, "restarts": 16, "iterations": 800}).reconstruct(victim, progress=False)
+    scores = match(res.candidates, members, torch.randn(200, 8, generator=torch.Generator().manual_seed(9)))
+    assert scores.member_best.min() > 0.95, scores.member_best
+    assert res.wall_s < 30
+    statuses = [r.status for r in res.runs]
+    assert statuses.count("pruned") == 14 and statuses.count("ok") == 2  # 16 -> 8 -> 4 -> 2
+    assert res.candidates.shape == (16, 8) and set(res.run_ids.tolist()) <= {r.run_id for r in res.runs}
+
+
+def test_null_victim_recovers_nothing(planted):
+    _, _, members, y = planted
+    other = torch.randn(4, 8, generator=torch.Generator().manual_seed(100))  # same recipe, other inputs, shuffled labels
+    null, _, _ = build_victim(other, y, 2, PLANTED, typical_norm=float(members.norm(dim=1).mean()), null=True)
+    null.mean = members.new_zeros(8)
+    res = make_attack("kkt", {"m": 8, "restarts": 16, "iterations": 800}).reconstruct(null, progress=False)
+    best = match(res.candidates, members, torch.randn(10, 8)).member_best
+    assert (best > 0.95).sum() <= 1, best
+
+
+@pytest.mark.parametrize(
+    "dims,kind,bias",
+    [([8, 16, 1], "binary", "first"), ([8, 16, 12, 1], "binary", "all"),
+     ([8, 16, 4], "multiclass", "first"), ([8, 16, 3], "regression", "none")],
+)
+def test_closed_form_gradient_matches_double_backward(dims, kind, bias):
+    torch.manual_seed(0)
+    head = MLPHead(dims, bias=bias)
+    m = 5
+    labels = balanced_labels(m, 2 if kind == "binary" else dims[-1])
+    x = torch.randn(m, 8, dtype=torch.float64, requires_grad=True)
+    lam = (torch.randn(m, dims[-1]) if kind == "regression" else torch.rand(m)).double().requires_grad_()
+    ref = reference_kkt_loss(_double_copy(head), x, lam, labels, kind, 30.0)
+    g_ref = torch.autograd.grad(ref, [x, lam])
+    fast = residual_sq(HeadTensors.of(head, torch.float64), x[None], lam[None], labels, kind, 30.0)[0]
+    g_fast = torch.autograd.grad(fast, [x, lam])
+    assert abs(float(ref) - float(fast)) < 1e-6 * float(ref)
+    for a, b in zip(g_ref, g_fast):
+        assert float((a - b).abs().max()) < 1e-6
+
+
+def _victim(loss, classes, out, wd):
+    torch.manual_seed(1)
+    x = torch.randn(8, 6)
+    y = torch.arange(8) % classes
+    rec = VictimRecipe(hidden=(32,), init_scale=0.1,
+                       train=TrainConfig(loss=loss, optimizer="adam", lr=0.01, weight_decay=wd, max_steps=500))
+    v, _, _ = build_victim(x, y, classes, rec, typical_norm=2.0)
+    assert v.head.out_dim == out
+    return v
+
+
+@pytest.mark.parametrize("name", ["kkt", "kkt-reference"])
+def test_multiclass_and_regression_paths_run(name):
+    for loss, classes, out in [("ce", 4, 4), ("mse", 3, 3)]:
+        v = _victim(loss, classes, out, 1e-3)
+        res = make_attack(name, {"m": 6, "restarts": 2, "iterations": 30, "lr": 1e-3}).reconstruct(v, progress=False)
+        assert res.candidates.shape[1] == 6 and torch.isfinite(res.candidates).all()
+        ok = [r for r in res.runs if r.status == "ok"]
+        assert ok and all(math.isfinite(r.final_loss) for r in ok)
+        if loss == "mse":
+            assert res.lambdas.shape[-1] == 3  # one real lambda per output
+        assert set(res.labels.tolist()) == set(range(classes))
+
+
+def test_diverging_runs_are_recorded_and_the_search_goes_on():
+    v = _victim("logistic", 2, 1, 0.0)
+    p = {"m": 4, "restarts": 8, "iterations": 200, "optimizer": "sgd", "lr_range": (1e-4, 1e12), "rungs": 0}
+    res = make_attack("kkt", p).reconstruct(v, progress=False)
+    status = [r.status for r in res.runs]
+    assert "diverged" in status and "ok" in status
+    bad = [r for r in res.runs if r.status == "diverged"]
+    assert all(r.settings["lr"] > 1 for r in bad) and all(math.isnan(r.final_loss) for r in bad)
+    assert len(res.candidates) == 4 * status.count("ok") and torch.isfinite(res.candidates).all()
+    ref = make_attack("kkt-reference", {"m": 4, "restarts": 2, "iterations": 50, "lr": 1e9}).reconstruct(v, progress=False)
+    assert [r.status for r in ref.runs] == ["diverged", "diverged"] and len(ref.candidates) == 0
+
+
+def test_time_budget_stops_the_search():
+    v = _victim("logistic", 2, 1, 0.0)
+    res = make_attack("kkt-reference", {"m": 4, "restarts": 1000, "iterations": 100, "time_budget_s": 0.5}).reconstruct(
+        v, progress=False)
+    assert res.wall_s < 5 and len(res.runs) < 1000
