@@ -6,13 +6,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pyarrow.parquet as pq
 import pytest
 import yaml
 
 from harness.cli import main
 from harness.store import ResultStore
-from tests.conftest import CIFAR, ROOT, SST2
+from tests.conftest import ROOT, SST2
 
 TINY_ATTACK = {"name": "kkt-reference", "params": {"m": 8, "restarts": 1, "iterations": 30, "lr": 1e-4, "init_scale": 0.01, "lambda_min": 0.1, "alpha": 20}}
 
