@@ -15,6 +15,7 @@ VERBS = {
     "run": "harness.cli.run",
     "validate": "harness.cli.validate",
     "ls": "harness.cli.ls",
+    "sweep": "harness.cli.sweep",
 }
 
 

@@ -1,0 +1,108 @@
+"""Run a sweep (cards x tasks x settings) on Ray: plan, shard, write as it goes, resume, exit code for cron.
+
+Exit codes: 0 every unit done (now or before); 1 some units failed (see the summary and the failures
+table); 2 bad input (one line); 130 interrupted. A rerun skips finished units and shards (--force recomputes).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from rich.table import Table
+
+from harness.cli.console import console as make_console
+from harness.store.store import ResultStore
+from harness.sweep import load_sweep, plan_sweep
+
+
+def add_arguments(p) -> None:
+    p.add_argument("sweep", help="sweep file (tasks/sweeps/*.yaml)")
+    p.add_argument("--out", help="results directory (default: the sweep's `out`, else results/<name>)")
+    p.add_argument("--dry-run", action="store_true", help="print the plan (units, shards, CPU/GPU needs) and exit")
+    p.add_argument("--address", help="Ray cluster (HOST:PORT, auto); default $RAY_ADDRESS, else a local loopback cluster")
+    p.add_argument("--num-cpus", type=int, help="CPUs of the local cluster (default: all)")
+    p.add_argument("--resume", action="store_true", default=True, help="skip finished units and shards (the default)")
+    p.add_argument("--force", action="store_true", help="recompute every unit, finished or not")
+    p.add_argument("--max-in-flight", type=int, help="Ray tasks in flight at once (default: the sweep's, else 2 x slots)")
+    p.add_argument("--wait-for-resources", type=float, default=0.0, metavar="SECONDS",
+                   help="on an autoscaling cluster, wait this long for nodes that fit the requests")
+    p.add_argument("--cache", help="embedding cache directory on the workers")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def _dry_run(plan, out: Path) -> int:
+    from harness.sweep.estimate import estimate
+
+    store = ResultStore(out, create=False) if (out / "_recon_harness.json").is_file() else None
+    est = estimate(plan, store)
+    res = plan.spec.resources
+    table = Table(title=f"sweep {plan.spec.name}: plan -> {out}")
+    for col in ("card", "task", "units", "done", "shards/unit", "shards to run"):
+        table.add_column(col, justify="right" if col not in ("card", "task") else "left")
+    for (card, task), r in est.rows.items():
+        table.add_row(card, task, str(r["units"]), str(r["done"]), str(r["shards_per_unit"]), str(r["shards"]))
+    con = make_console()
+    con.print(table)
+    con.print(
+        f"units {est.units} ({est.done} done, {est.units - est.done} to run, {est.unresolved} unresolvable); "
+        f"shards to run {est.shards}, each {res.shard.num_cpus:g} CPU + {res.shard.num_gpus:g} GPU; "
+        f"backbone actors {len(plan.cards)} x ({res.embed.num_cpus:g} CPU + {res.embed.num_gpus:g} GPU)"
+    )
+    if est.shard_budget_s:
+        con.print(
+            f"at most {est.cpu_hours(res.shard.num_cpus):.2f} CPU-hours and {est.gpu_hours(res.shard.num_gpus):.2f} "
+            "GPU-hours of attack (the time budgets)"
+        )
+    return 0
+
+
+def main(args) -> int:
+    from harness.runner.cluster import check_requests, connect
+    from harness.runner.driver import Options, SweepDriver
+
+    t0 = time.perf_counter()
+    spec = load_sweep(args.sweep)
+    plan = plan_sweep(spec, args.sweep)
+    out = Path(args.out or spec.out or f"results/{spec.name}")
+    ResultStore.check(out)
+    if args.dry_run:
+        return _dry_run(plan, out)
+    if not args.force and _all_done(plan, out):
+        print(f"sweep {spec.name}: all {plan.n_units} units already done in {out}; nothing to run (--force recomputes)")
+        return 0
+    where = connect(args.address, args.num_cpus)
+    requests = {k: getattr(spec.resources, k).ray_options() for k in ("embed", "train", "shard", "finish")}
+    check_requests(requests, args.wait_for_resources)
+    slots = _slots(requests["shard"])
+    limit = args.max_in_flight or spec.max_in_flight or max(4, 2 * slots)
+    opts = Options(out=out, cache_dir=args.cache, force=args.force, max_in_flight=limit, progress=not args.quiet)
+    driver = SweepDriver(plan, opts)
+    c = driver.run()
+    con = make_console(stderr=True)
+    con.print(
+        f"sweep {spec.name} on {where}: units {c.units_total} - {c.units_done} done now, {c.units_skipped} already done, "
+        f"{c.units_failed} failed; shards {c.shards_run} run, {c.shards_reused} reused, {c.shards_failed} failed; "
+        f"{time.perf_counter() - t0:.1f}s -> {out}"
+    )
+    for f in driver.failures[:20]:
+        con.print(f"  failed {f['unit_id']} [{f['stage']}]: {f['error'][:200]}", markup=False, highlight=False)
+    if len(driver.failures) > 20:
+        con.print(f"  ... and {len(driver.failures) - 20} more: `recon-harness leaderboard {out} --failures`")
+    return 0 if c.ok else 1
+
+
+def _all_done(plan, out: Path) -> bool:
+    if not (out / "_recon_harness.json").is_file():
+        return False
+    store = ResultStore(out, create=False)
+    return all(store.has("victims", pu.unit_id) for pu in plan.units())
+
+
+def _slots(shard: dict) -> int:
+    """How many shards the whole cluster runs at once."""
+    import ray
+
+    total = ray.cluster_resources()
+    n = [total.get(key, 0.0) / shard[opt] for opt, key in (("num_cpus", "CPU"), ("num_gpus", "GPU")) if shard.get(opt)]
+    return max(1, int(min(n))) if n else 1

@@ -1,0 +1,88 @@
+"""Connect to Ray (a local loopback cluster, or an address) and check requests fit before running."""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from urllib.parse import urlparse
+
+from harness.errors import HarnessError
+
+
+def _probe(address: str, timeout: float = 5.0) -> None:
+    """A TCP connect to host:port, so an address that does not answer fails in seconds, not minutes."""
+    url = urlparse(address if "://" in address else f"ray://{address}")
+    host, port = url.hostname, url.port
+    if not host or not port:
+        raise HarnessError("address", address, "expected HOST:PORT (e.g. 127.0.0.1:6379), 'auto', or 'local'")
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            pass
+    except OSError as exc:
+        raise HarnessError(
+            "address", address,
+            f"no Ray cluster answers there ({exc.strerror or exc}); start one with `ray start --head` "
+            "or leave --address out to start a local one",
+        ) from None
+
+
+def connect(address: str | None = None, num_cpus: int | None = None, temp_dir: str | None = None) -> str:
+    """Join `address` (or $RAY_ADDRESS under `ray job submit`), else start a one-node cluster on loopback."""
+    import ray
+
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    if ray.is_initialized():
+        return "already connected"
+    address = address or os.environ.get("RAY_ADDRESS") or None
+    if address in (None, "local"):
+        ray.init(
+            num_cpus=num_cpus, include_dashboard=False, _node_ip_address="127.0.0.1", _temp_dir=temp_dir,
+            log_to_driver=False, configure_logging=False,
+        )
+        return "local (127.0.0.1)"
+    if address != "auto":
+        _probe(address)
+    try:
+        ray.init(address=address, log_to_driver=False, configure_logging=False)
+    except (ConnectionError, RuntimeError, ValueError) as exc:
+        raise HarnessError("address", address, f"could not join the Ray cluster there ({str(exc).splitlines()[0]})") from None
+    return address
+
+
+def capacity() -> dict[str, float]:
+    """The largest amount of each resource any one alive node has (a task runs on one node)."""
+    import ray
+
+    best: dict[str, float] = {}
+    for node in ray.nodes():
+        if not node.get("Alive"):
+            continue
+        for k, v in node.get("Resources", {}).items():
+            best[k] = max(best.get(k, 0.0), float(v))
+    return best
+
+
+def check_requests(requests: dict[str, dict], wait_s: float = 0.0) -> dict[str, float]:
+    """Every request must fit one node; wait up to `wait_s` for nodes to join (autoscaling), then fail."""
+    deadline = time.monotonic() + wait_s
+    keys = {"num_cpus": "CPU", "num_gpus": "GPU", "memory": "memory"}
+    while True:
+        cap = capacity()
+        missing = [
+            (what, opt, val, cap.get(keys[opt], 0.0))
+            for what, req in requests.items()
+            for opt, val in req.items()
+            if opt in keys and val and val > cap.get(keys[opt], 0.0) + 1e-9
+        ]
+        if not missing or time.monotonic() >= deadline:
+            break
+        time.sleep(min(5.0, max(0.1, deadline - time.monotonic())))
+    if missing:
+        what, opt, val, have = missing[0]
+        raise HarnessError(
+            f"resources.{what}.{opt}", val,
+            f"no node of this cluster has that much (largest: {have:g} {keys[opt]}); lower the request, add such "
+            "nodes, or pass --wait-for-resources SECONDS on an autoscaling cluster",
+        )
+    return cap

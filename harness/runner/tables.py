@@ -1,0 +1,102 @@
+"""The runner's own tables (attack shards, failures), registered with the store, and Arrow <-> shard results.
+
+Additive to store/schemas.py: same provenance columns, same SCHEMA_VERSION.
+"""
+
+from __future__ import annotations
+
+import json
+import traceback as tb
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import torch
+
+from harness.attacks.base import AttackResult, RunRecord
+from harness.store.schemas import PROVENANCE, SCHEMA_VERSION, SCHEMAS
+from harness.store.store import ResultStore, atomic_write_bytes
+
+SHARDS = [
+    pa.field("victim", pa.string(), nullable=False),
+    pa.field("shard", pa.int64(), nullable=False),
+    pa.field("shard_seed", pa.int64(), nullable=False),
+    pa.field("restarts", pa.int64(), nullable=False),
+    pa.field("n_runs", pa.int64()),
+    pa.field("n_candidates", pa.int64()),
+    pa.field("compute_s", pa.float64()),  # inside the task, the attack alone
+    pa.field("num_cpus", pa.float64()),  # what the shard held (for CPU/GPU-hours)
+    pa.field("num_gpus", pa.float64()),
+    pa.field("node", pa.string()),
+    pa.field("candidates", pa.list_(pa.list_(pa.float32()))),
+    pa.field("labels", pa.list_(pa.int64())),
+    pa.field("lambdas", pa.list_(pa.list_(pa.float64()))),
+    pa.field("run_ids", pa.list_(pa.int64())),
+    pa.field("runs", pa.string()),  # JSON list of RunRecord
+]
+
+FAILURES = [
+    pa.field("stage", pa.string(), nullable=False),  # resolve | prepare | train | shard | finish
+    pa.field("victim", pa.string()),
+    pa.field("shard", pa.int64()),
+    pa.field("error_type", pa.string(), nullable=False),
+    pa.field("message", pa.string(), nullable=False),
+    pa.field("traceback", pa.string()),
+]
+
+for _name, _fields in {"shards": SHARDS, "failures": FAILURES}.items():
+    SCHEMAS.setdefault(_name, pa.schema(PROVENANCE + _fields, metadata={"recon_harness_schema": str(SCHEMA_VERSION)}))
+
+
+def write_table(store: ResultStore, table: str, unit_id: str, tbl: pa.Table, part: str = "") -> Path:
+    """Like ResultStore.write, for a table built elsewhere (a Ray task): one file, atomically, idempotent."""
+    path = store.path(table, unit_id, part)
+    sink = pa.BufferOutputStream()
+    pq.write_table(tbl.cast(SCHEMAS[table]), sink, compression="zstd")
+    atomic_write_bytes(path, sink.getvalue().to_pybytes())
+    return path
+
+
+def read_file(path: Path, table: str) -> pa.Table:
+    return pq.read_table(path, schema=SCHEMAS[table])
+
+
+def shard_table(base: dict, kind: str, job, result: AttackResult, compute_s: float, request: dict, node: str) -> pa.Table:
+    m = len(result.candidates)
+    lam = result.lambdas.double().reshape(m, -1) if m else torch.empty(0, 1)
+    row = {
+        **base,
+        "victim": kind, "shard": job.index, "shard_seed": job.seed, "restarts": job.restarts,
+        "n_runs": len(result.runs), "n_candidates": m, "compute_s": compute_s,
+        "num_cpus": float(request.get("num_cpus", 0)), "num_gpus": float(request.get("num_gpus", 0)), "node": node,
+        "candidates": result.candidates.float().tolist(),
+        "labels": result.labels.long().tolist(),
+        "lambdas": lam.tolist(),
+        "run_ids": result.run_ids.long().tolist(),
+        "runs": json.dumps([r.__dict__ for r in result.runs], default=float),
+    }
+    return pa.Table.from_pylist([row], schema=SCHEMAS["shards"])
+
+
+def result_of(tbl: pa.Table, dim: int, params: dict) -> AttackResult:
+    """A shard's AttackResult back from its one-row table (as written, or as read on resume)."""
+    row = tbl.to_pylist()[0]
+    lam = torch.tensor(row["lambdas"], dtype=torch.float32).reshape(len(row["lambdas"]), -1)
+    if lam.shape[1] == 1:
+        lam = lam[:, 0]
+    cands = torch.tensor(row["candidates"], dtype=torch.float32) if row["candidates"] else torch.empty(0, dim)
+    runs = [RunRecord(**r) for r in json.loads(row["runs"])]
+    return AttackResult(
+        cands, torch.tensor(row["labels"], dtype=torch.long), lam, torch.tensor(row["run_ids"], dtype=torch.long),
+        runs, params, wall_s=row["compute_s"] or 0.0,
+    )
+
+
+def failure_table(base: dict, stage: str, exc: BaseException, kind: str | None = None, shard: int | None = None) -> pa.Table:
+    cause = getattr(exc, "cause", None) or exc  # a RayTaskError wraps the stage's own exception
+    lines = str(cause).strip().splitlines() or [""]
+    message = next((ln for ln in reversed(lines) if ln.strip()), lines[0])
+    trace = "".join(tb.format_exception(type(cause), cause, cause.__traceback__))
+    row = {**base, "stage": stage, "victim": kind, "shard": shard,
+           "error_type": type(cause).__name__, "message": message[:2000], "traceback": trace[-8000:]}
+    return pa.Table.from_pylist([row], schema=SCHEMAS["failures"])

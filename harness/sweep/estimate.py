@@ -1,0 +1,43 @@
+"""What a plan will ask of the cluster (for --dry-run): units, shards, and CPU/GPU needs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from harness.store.store import ResultStore
+from harness.sweep.plan import SweepPlan
+
+
+@dataclass
+class Estimate:
+    rows: dict[tuple[str, str], dict] = field(default_factory=dict)  # (card, task) -> counts
+    units: int = 0
+    done: int = 0
+    unresolved: int = 0
+    shards: int = 0
+    shard_budget_s: float = 0.0  # sum of time budgets, where the attack declares one
+
+    def cpu_hours(self, cpus: float) -> float:
+        return self.shard_budget_s * cpus / 3600
+
+    def gpu_hours(self, gpus: float) -> float:
+        return self.shard_budget_s * gpus / 3600
+
+
+def estimate(plan: SweepPlan, store: ResultStore | None) -> Estimate:
+    est = Estimate()
+    for pu in plan.units():
+        key = (pu.unit.card.name, pu.unit.task.name)
+        row = est.rows.setdefault(key, {"units": 0, "done": 0, "shards": 0, "shards_per_unit": len(pu.jobs())})
+        done = store is not None and store.has("victims", pu.unit_id)
+        row["units"] += 1
+        row["done"] += done
+        est.units += 1
+        est.done += done
+        est.unresolved += pu.error is not None
+        if not done:
+            row["shards"] += len(pu.jobs())
+            est.shards += len(pu.jobs())
+            budget = pu.unit.task.attack.params.get("time_budget_s")
+            est.shard_budget_s += float(budget or 0) * len(pu.jobs())
+    return est

@@ -1,0 +1,70 @@
+"""Grid expansion: dotted task-field overrides x values, validated like a task file."""
+
+from __future__ import annotations
+
+import copy
+import itertools
+from typing import Any, Iterator
+
+from pydantic import BaseModel
+
+from harness.errors import HarnessError, did_you_mean
+from harness.specs.loading import parse
+from harness.specs.task import TaskSpec
+
+FREE_DICTS = {("attack", "params")}  # keys under these are the attack's own (checked by make_attack)
+
+
+def check_key(key: str) -> None:
+    """A grid key must name a task field (dotted); unknown names get a did-you-mean."""
+    parts = key.split(".")
+    model: type[BaseModel] | None = TaskSpec
+    for i, part in enumerate(parts):
+        if tuple(parts[:i]) in FREE_DICTS:
+            return
+        if model is None:
+            raise HarnessError(f"grid.{key}", part, f"{'.'.join(parts[:i])} has no sub-fields")
+        fields = model.model_fields
+        if part not in fields:
+            raise HarnessError(
+                f"grid.{key}", part, f"unknown task field{did_you_mean(part, fields)}; allowed: {', '.join(fields)}"
+            )
+        if part == "name":
+            raise HarnessError(f"grid.{key}", part, "the task name is not a setting; list tasks under `tasks`")
+        ann = fields[part].annotation
+        model = ann if isinstance(ann, type) and issubclass(ann, BaseModel) else None
+        if part == "params" and parts[i - 1 : i] == ["attack"]:
+            model = None
+    if tuple(parts) in FREE_DICTS:
+        raise HarnessError(f"grid.{key}", key, "give single parameters, e.g. attack.params.m")
+
+
+def _set(data: dict, key: str, value: Any) -> None:
+    parts = key.split(".")
+    for part in parts[:-1]:
+        data = data.setdefault(part, {})
+    data[parts[-1]] = value
+
+
+def combos(grid: dict[str, list[Any]]) -> Iterator[dict[str, Any]]:
+    """Every combination, in a stable order (keys sorted, values as listed)."""
+    keys = sorted(grid)
+    for values in itertools.product(*(grid[k] for k in keys)):
+        yield dict(zip(keys, values))
+
+
+def grid_size(grid: dict[str, list[Any]]) -> int:
+    n = 1
+    for values in grid.values():
+        n *= len(values)
+    return n
+
+
+def apply(task: TaskSpec, overrides: dict[str, Any], where: str) -> TaskSpec:
+    if not overrides:
+        return task
+    data = copy.deepcopy(task.model_dump(mode="json"))
+    for key, value in overrides.items():
+        _set(data, key, value)
+    shown = ", ".join(f"{k}={v}" for k, v in overrides.items())
+    return parse(TaskSpec, data, f"{where} (task {task.name}, grid {shown})")
