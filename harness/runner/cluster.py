@@ -27,6 +27,19 @@ def _probe(address: str, timeout: float = 5.0) -> None:
         ) from None
 
 
+def loopback_only() -> None:
+    """A one-node cluster keeps every port on 127.0.0.1 (else Ray binds to the machine's address).
+
+    Ray reads RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER at import, so the constant is set too; the variable
+    reaches the processes ray.init starts.
+    """
+    os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    from ray._private import ray_constants
+
+    ray_constants.ENABLE_RAY_CLUSTER = False
+
+
 def connect(address: str | None = None, num_cpus: int | None = None, temp_dir: str | None = None) -> str:
     """Join `address` (or $RAY_ADDRESS under `ray job submit`), else start a one-node cluster on loopback."""
     import ray
@@ -36,6 +49,7 @@ def connect(address: str | None = None, num_cpus: int | None = None, temp_dir: s
         return "already connected"
     address = address or os.environ.get("RAY_ADDRESS") or None
     if address in (None, "local"):
+        loopback_only()
         ray.init(
             num_cpus=num_cpus, include_dashboard=False, _node_ip_address="127.0.0.1", _temp_dir=temp_dir,
             log_to_driver=False, configure_logging=False,

@@ -96,7 +96,8 @@ def failure_table(base: dict, stage: str, exc: BaseException, kind: str | None =
     cause = getattr(exc, "cause", None) or exc  # a RayTaskError wraps the stage's own exception
     lines = str(cause).strip().splitlines() or [""]
     message = next((ln for ln in reversed(lines) if ln.strip()), lines[0])
-    trace = "".join(tb.format_exception(type(cause), cause, cause.__traceback__))
+    # a RayTaskError's own text carries the remote traceback; a local error has its own
+    trace = str(exc) if cause is not exc else "".join(tb.format_exception(type(exc), exc, exc.__traceback__))
     row = {**base, "stage": stage, "victim": kind, "shard": shard,
            "error_type": type(cause).__name__, "message": message[:2000], "traceback": trace[-8000:]}
     return pa.Table.from_pylist([row], schema=SCHEMAS["failures"])

@@ -1,0 +1,150 @@
+"""The Ray runner on a real loopback cluster (one per module): end to end, rerun, faults, failures, limits."""
+
+from __future__ import annotations
+
+import functools
+import os
+
+os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"  # loopback only; Ray reads it at import
+from pathlib import Path
+
+import pytest
+import yaml
+
+from harness.cli import main
+from harness.errors import HarnessError
+from harness.runner import work
+from harness.runner.cluster import loopback_only
+from harness.runner.driver import Options, SweepDriver
+from harness.runner.lock import StoreLock
+from harness.store import ResultStore
+from harness.sweep import load_sweep, plan_sweep
+from tests.test_sweep import write_sweep
+
+ray = pytest.importorskip("ray")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def cluster(tmp_path_factory):
+    loopback_only()
+    ray.init(num_cpus=2, include_dashboard=False, _temp_dir=str(tmp_path_factory.mktemp("ray")),
+             _node_ip_address="127.0.0.1", log_to_driver=False)
+    yield
+    ray.shutdown()
+
+
+def _plan(tmp_path, name="s", **over):
+    path = write_sweep(tmp_path, name=name, **over)
+    return plan_sweep(load_sweep(path), path), path
+
+
+def _drive(plan, out, stages=work.REAL, force=False):
+    return SweepDriver(plan, Options(out=Path(out), force=force, max_in_flight=4, progress=False), stages)
+
+
+def _shard_keys(store):
+    t = store.read("shards", columns=["unit_id", "victim", "shard"]).to_pylist()
+    return [(r["unit_id"], r["victim"], r["shard"]) for r in t]
+
+
+def test_sweep_end_to_end_then_idempotent_rerun(tmp_path, capsys):
+    path = write_sweep(tmp_path)
+    out = tmp_path / "out"
+    assert main(["sweep", path, "--out", str(out), "--quiet"]) == 0
+    store = ResultStore(out, create=False)
+    victims = store.read("victims").to_pylist()
+    assert len(victims) == 4 and {v["victim"] for v in victims} == {"real", "null"}
+    assert {v["seed"] for v in victims} == {0, 1} and all(v["n_runs"] == 3 for v in victims)
+    assert all(v["n_candidates"] == 12 and '"ray"' in v["versions"] and v["revision"] == "none" for v in victims)
+    runs = store.read("attack_runs").to_pylist()
+    assert sorted((r["unit_id"], r["victim"], r["run_id"]) for r in runs) == sorted(
+        {(r["unit_id"], r["victim"], r["run_id"]) for r in runs}) and len(runs) == 12
+    assert len(_shard_keys(store)) == 8 == len(set(_shard_keys(store)))
+    assert store.read("matches").num_rows == 4 * (4 + 6)
+    mtimes = {f: f.stat().st_mtime_ns for f in out.rglob("*.parquet")}
+    capsys.readouterr()
+    assert main(["sweep", path, "--out", str(out), "--quiet"]) == 0
+    assert "nothing to run" in capsys.readouterr().out
+    assert {f: f.stat().st_mtime_ns for f in out.rglob("*.parquet")} == mtimes  # nothing rewritten
+
+
+def _exit_once(markers: str, unit, prep, trained, kind, job):
+    """A shard stage whose worker process dies on its first attempt (a crash mid-shard)."""
+    marker = Path(markers) / f"{unit.unit_id}-{kind}-{job.index}"
+    if not marker.exists():
+        marker.touch()
+        os._exit(1)
+    return work.shard(unit, prep, trained, kind, job)
+
+
+def test_worker_killed_mid_shard_still_completes_without_duplicates(tmp_path):
+    plan, _ = _plan(tmp_path, grid={})
+    (tmp_path / "m").mkdir()
+    stages = work.Stages(work.prepare, work.train, functools.partial(_exit_once, str(tmp_path / "m")), work.finish)
+    counts = _drive(plan, tmp_path / "out", stages).run()
+    assert counts.units_done == 1 and counts.units_failed == 0 and counts.shards_run == 4
+    assert len(list((tmp_path / "m").iterdir())) == 4  # every shard's first worker died
+    store = ResultStore(tmp_path / "out", create=False)
+    assert len(_shard_keys(store)) == 4 == len(set(_shard_keys(store)))
+    assert store.read("attack_runs").num_rows == 6 and store.read("victims").num_rows == 2
+
+
+def _train_fails_for_seed_1(unit, prep, kinds):
+    if unit.task.seed == 1:
+        raise FloatingPointError("victim training diverged (loss nan)")
+    return work.train(unit, prep, kinds)
+
+
+def _shard_counting(markers: str, unit, prep, trained, kind, job):
+    (Path(markers) / f"{unit.unit_id}-{kind}-{job.index}").touch()
+    return work.shard(unit, prep, trained, kind, job)
+
+
+def test_failures_table_then_resume_recomputes_only_what_is_missing(tmp_path):
+    plan, _ = _plan(tmp_path)
+    out = tmp_path / "out"
+    bad = work.Stages(work.prepare, _train_fails_for_seed_1, work.shard, work.finish)
+    c = _drive(plan, out, bad).run()
+    assert (c.units_done, c.units_failed) == (1, 1)
+    store = ResultStore(out, create=False)
+    (f,) = store.read("failures").to_pylist()
+    assert f["stage"] == "train" and f["error_type"] == "FloatingPointError" and "diverged" in f["message"]
+    assert f["seed"] == 1 and "_train_fails_for_seed_1" in f["traceback"]
+    # a driver that died after some shards: drop the finished unit's marker and one shard of it
+    done_uid = store.read("victims").column("unit_id")[0].as_py()
+    (out / "victims" / f"{done_uid}.parquet").unlink()
+    (out / "shards" / f"{done_uid}-null-s0001.parquet").unlink()
+    (tmp_path / "m").mkdir()
+    counting = work.Stages(work.prepare, work.train, functools.partial(_shard_counting, str(tmp_path / "m")), work.finish)
+    c = _drive(plan, out, counting).run()
+    assert (c.units_done, c.units_failed, c.shards_reused) == (2, 0, 3)
+    ran = sorted(p.name for p in (tmp_path / "m").iterdir())
+    assert len(ran) == 5 and f"{done_uid}-null-1" in ran  # 1 missing shard + 4 of the unit that failed
+    assert store.read("failures").num_rows == 0  # cleared once the unit succeeded
+    assert len(_shard_keys(store)) == 8 == len(set(_shard_keys(store)))
+    assert store.read("victims").num_rows == 4
+
+
+def test_force_recomputes(tmp_path):
+    plan, _ = _plan(tmp_path, grid={})
+    _drive(plan, tmp_path / "out").run()
+    c = _drive(plan, tmp_path / "out", force=True).run()
+    assert c.units_done == 1 and c.units_skipped == 0 and c.shards_run == 4
+
+
+def test_unsatisfiable_resources_fail_before_running(tmp_path, capsys):
+    path = write_sweep(tmp_path, resources={"shard": {"num_cpus": 1, "num_gpus": 1}})
+    code = main(["sweep", path, "--out", str(tmp_path / "out"), "--quiet"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "resources.shard.num_gpus = 1.0" in err[0] and "largest: 0 GPU" in err[0]
+    assert not list((tmp_path / "out").rglob("*.parquet")) if (tmp_path / "out").exists() else True
+
+
+def test_a_second_sweep_on_the_same_store_is_refused(tmp_path):
+    plan, _ = _plan(tmp_path, grid={})
+    out = tmp_path / "out"
+    ResultStore(out)
+    with StoreLock(out):
+        with pytest.raises(HarnessError, match="another sweep is writing here"):
+            _drive(plan, out).run()
+    assert _drive(plan, out).run().units_done == 1

@@ -1,0 +1,164 @@
+"""Sweep specs and plans, without Ray: grid expansion, stable ids, shards, Hub queries, bad input."""
+
+from __future__ import annotations
+
+import socket
+from types import SimpleNamespace
+
+import pytest
+import torch
+import yaml
+
+from harness.attacks.base import AttackResult, RunRecord
+from harness.cli import main
+from harness.errors import HarnessError
+from harness.sweep import hub as hubmod
+from harness.sweep import load_sweep, plan_sweep
+from harness.sweep.shards import merge, shard_jobs
+from tests.conftest import CIFAR, ROOT
+
+TINY_ATTACK = {"name": "kkt-reference", "params": {"m": 4, "restarts": 3, "iterations": 5, "lr": 1e-4, "init_scale": 0.01, "lambda_min": 0.1, "alpha": 20}}
+TASK = {
+    "name": "tiny-cifar", "model": "identity",
+    "data": {"source": str(CIFAR), "format": "parquet", "input_column": "img", "label_column": "label"},
+    "classes": ["airplane", "automobile"], "per_class": 2, "nonmembers": 6,
+    "head": {"widths": [16], "optimizer": "adam", "lr": 0.01, "max_steps": 50}, "attack": TINY_ATTACK,
+}
+
+
+def write_sweep(tmp_path, name="s", **over) -> str:
+    spec = {"models": ["identity"], "tasks": [TASK], "grid": {"seed": [0, 1]}, "restarts_per_shard": 2, **over}
+    p = tmp_path / f"{name}.yaml"
+    p.write_text(yaml.safe_dump(spec))
+    return str(p)
+
+
+def ids(path) -> list[str]:
+    return [pu.unit_id for pu in plan_sweep(load_sweep(path), path).units()]
+
+
+def test_grid_expands_to_stable_ids_and_shards(tmp_path):
+    path = write_sweep(tmp_path, grid={"seed": [0, 1], "head.widths": [[16], [8]], "attack.params.m": [4, 6]})
+    plan = plan_sweep(load_sweep(path), path)
+    units = list(plan.units())
+    assert plan.n_units == len(units) == 8 and len(set(u.unit_id for u in units)) == 8
+    assert ids(path) == [u.unit_id for u in units]  # same inputs, same ids, same order
+    u = units[0]
+    assert [(j.index, j.restarts) for j in u.shards] == [(0, 2), (1, 1)] and u.kinds == ("real", "null")
+    assert len(u.jobs()) == 4 and u.shards[0].seed == 0 and u.shards[1].seed != 0
+    # one changed value changes exactly the units that use it
+    other = write_sweep(tmp_path, name="t", grid={"seed": [0, 1], "head.widths": [[16], [8]], "attack.params.m": [4, 7]})
+    assert len(set(ids(other)) & set(ids(path))) == 4
+
+
+def test_sweep_unit_id_matches_a_plain_run(tmp_path):
+    from harness.pipeline.run_task import plan_unit
+    from harness.registry import MODELS
+    from harness.specs.task import TaskSpec
+
+    path = write_sweep(tmp_path, grid={})
+    (pu,) = plan_sweep(load_sweep(path), path).units()
+    unit, _ = plan_unit(TaskSpec(**TASK), MODELS.get("identity"))
+    assert pu.unit_id == unit.unit_id
+
+
+def test_modality_pairs_and_inline_relative_paths(tmp_path):
+    task = {**TASK, "data": {**TASK["data"], "source": "data.parquet"}}
+    (tmp_path / "data.parquet").write_bytes(CIFAR.read_bytes())
+    path = write_sweep(tmp_path, models=["identity", "all-minilm-l6-v2", "dinov2-small"], tasks=[task, "quickstart"])
+    plan = plan_sweep(load_sweep(path), path)
+    pairs = {(pu.unit.card.name, pu.unit.task.name) for pu in plan.units()}
+    assert pairs == {("identity", "tiny-cifar"), ("dinov2-small", "tiny-cifar"), ("all-minilm-l6-v2", "quickstart")}
+    assert plan.n_units == 6 and plan.tasks[0][1] == str(tmp_path)
+
+
+def test_shard_merge_renumbers_runs():
+    def res(n_runs, m, start):
+        runs = [RunRecord(i, {"lr": 0.1}, "ok", 5, 0.5, 0.1) for i in range(n_runs)]
+        return AttackResult(torch.full((m * n_runs, 3), float(start)), torch.zeros(m * n_runs, dtype=torch.long),
+                            torch.ones(m * n_runs), torch.arange(n_runs).repeat_interleave(m), runs, {}, 1.0)
+
+    out = merge([res(2, 2, 0), res(1, 2, 1), res(0, 2, 2)], {"restarts": 3})
+    assert out.candidates.shape == (6, 3) and out.run_ids.tolist() == [0, 0, 1, 1, 2, 2]
+    assert [r.run_id for r in out.runs] == [0, 1, 2] and out.wall_s == 3.0
+    assert [j.restarts for j in shard_jobs(10, 4, 7)] == [4, 4, 2]
+
+
+class FakeHub:
+    def __init__(self, models):
+        self.models, self.calls = models, []
+
+    def list_models(self, **kw):
+        self.calls.append(kw)
+        return iter(self.models[: kw["limit"]])
+
+
+def test_hub_query_pins_revisions_and_picks_up_only_new_ones(tmp_path, monkeypatch):
+    monkeypatch.setattr(hubmod, "hub_offline", lambda: False)
+    found = [SimpleNamespace(id="org/vit-a", sha="a" * 40, tags=["license:mit"]), SimpleNamespace(id="org/vit-b", sha="b" * 40, tags=[])]
+    fake = FakeHub(found)
+    monkeypatch.setattr(hubmod, "hf_api", lambda: fake)
+    q = {"pipeline_tag": "image-feature-extraction", "library": "transformers", "top_k": 2, "card": {"modality": "image"}}
+    path = write_sweep(tmp_path, models=[], hub=[q], grid={})
+    plan = plan_sweep(load_sweep(path), path)
+    units = list(plan.units())
+    assert [(u.unit.card.id, u.unit.revision) for u in units] == [("org/vit-a", "a" * 40), ("org/vit-b", "b" * 40)]
+    assert units[0].unit.card.licence == "mit" and units[0].unit.card.pinned
+    call = fake.calls[0]
+    assert call["filter"] == ["transformers"] and call["sort"] == "downloads" and call["limit"] == 2
+    assert call["pipeline_tag"] == "image-feature-extraction"
+    fake.models = [SimpleNamespace(id="org/vit-a", sha="c" * 40, tags=[]), found[1]]  # a new revision of one model
+    again = [u.unit_id for u in plan_sweep(load_sweep(path), path).units()]
+    assert again[1] == units[1].unit_id and again[0] != units[0].unit_id
+    fake.models = []
+    with pytest.raises(HarnessError, match="returned no models"):
+        plan_sweep(load_sweep(path), path)
+
+
+def _bad(capsys, *argv) -> str:
+    code = main(["sweep", *map(str, argv)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2, err
+    assert len(err) == 1 and err[0].startswith("recon-harness: error:")
+    return err[0]
+
+
+def test_bad_sweeps_fail_with_one_line(tmp_path, capsys):
+    assert "did you mean 'identity'" in _bad(capsys, write_sweep(tmp_path, models=["identiy"]))
+    assert "did you mean 'quickstart'" in _bad(capsys, write_sweep(tmp_path, tasks=["quickstrt"]))
+    assert "empty list" in _bad(capsys, write_sweep(tmp_path, grid={"seed": []}))
+    assert "did you mean 'per_class'" in _bad(capsys, write_sweep(tmp_path, grid={"per_clas": [1]}))
+    assert "did you mean 'weight_decay'" in _bad(capsys, write_sweep(tmp_path, grid={"head.weight_decy": [0.1]}))
+    line = _bad(capsys, write_sweep(tmp_path, grid={"head.weight_decay": [-1]}))
+    assert "head.weight_decay" in line and "grid head.weight_decay=-1" in line
+    assert "kkt-reference.mm" in _bad(capsys, write_sweep(tmp_path, grid={"attack.params.mm": [3]}))
+    assert "at least one model" in _bad(capsys, write_sweep(tmp_path, models=[]))
+    assert "no units" in _bad(capsys, write_sweep(tmp_path, models=["all-minilm-l6-v2"]))
+    q = {"library": "transformers", "card": {"modality": "image"}}
+    assert "HF_HUB_OFFLINE" in _bad(capsys, write_sweep(tmp_path, models=[], hub=[q]))
+    assert "no such file" in _bad(capsys, tmp_path / "missing.yaml")
+
+
+def test_store_of_another_schema_version_and_a_silent_address(tmp_path, capsys):
+    out = tmp_path / "old"
+    out.mkdir()
+    (out / "_recon_harness.json").write_text('{"schema_version": 0}')
+    assert "schema version 0" in _bad(capsys, write_sweep(tmp_path), "--out", out)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # bound, not listening: nothing answers
+        line = _bad(capsys, write_sweep(tmp_path), "--out", tmp_path / "o", "--address", f"127.0.0.1:{port}")
+    assert f"127.0.0.1:{port}" in line and "no Ray cluster answers" in line
+
+
+def test_dry_run_prints_the_plan(tmp_path, capsys):
+    assert main(["sweep", write_sweep(tmp_path), "--dry-run", "--out", str(tmp_path / "o")]) == 0
+    out = capsys.readouterr().out
+    assert "units 2 (0 done, 2 to run" in out and "shards to run 8" in out
+    assert not (tmp_path / "o").exists()
+
+
+def test_example_sweeps_validate():
+    for f in sorted((ROOT / "tasks" / "sweeps").glob("*.yaml")):
+        spec = load_sweep(f)
+        plan_sweep(spec, f) if not spec.hub else None
