@@ -16,6 +16,8 @@ VERBS = {
     "validate": "harness.cli.validate",
     "ls": "harness.cli.ls",
     "sweep": "harness.cli.sweep",
+    "leaderboard": "harness.cli.leaderboard",
+    "report": "harness.cli.report",
 }
 
 

@@ -1,0 +1,51 @@
+"""Export the cross-model leaderboard of a results directory (md, csv, json, html, parquet) or push it to the Hub."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from harness.errors import HarnessError
+from harness.leaderboard import FORMATS, build, render, write
+from harness.leaderboard.build import NAMES
+
+
+def add_arguments(p) -> None:
+    p.add_argument("results", help="results directory (a sweep's or a run's --out)")
+    p.add_argument("--format", default="md", choices=FORMATS, help="output format (default md)")
+    p.add_argument("--out", help="write to this file (default: stdout; parquet needs --out)")
+    p.add_argument("--sort", default="members_at_fpr", metavar="COLUMN", help=f"sort by ({', '.join(NAMES[:12])}, ...)")
+    p.add_argument("--ascending", action="store_true", help="smallest first (default: largest first)")
+    p.add_argument("--push-to-hub", metavar="ORG/NAME", help="also upload every format to this Hub dataset repo")
+    p.add_argument("--failures", action="store_true", help="list the failures table instead")
+
+
+def _failures(results: str) -> int:
+    import harness.runner.tables  # noqa: F401 - registers the table
+    from harness.store.store import ResultStore
+
+    rows = ResultStore(results, create=False).read("failures").to_pylist()
+    for r in rows:
+        print(f"{r['unit_id']}\t{r['stage']}\t{r['victim'] or '-'}\t{r['shard'] if r['shard'] is not None else '-'}\t"
+              f"{r['error_type']}: {r['message']}")
+    print(f"{len(rows)} failure(s)", file=sys.stderr)
+    return 0
+
+
+def main(args) -> int:
+    if args.failures:
+        return _failures(args.results)
+    rows = build(args.results, args.sort, args.ascending)
+    if args.out:
+        write(rows, args.format, args.out)
+        print(f"wrote {len(rows)} rows to {args.out}", file=sys.stderr)
+    elif args.format == "parquet":
+        raise HarnessError("out", None, "parquet is binary: give --out FILE")
+    else:
+        sys.stdout.write(render(rows, args.format).decode())
+    if args.push_to_hub:
+        from harness.leaderboard.export import push_to_hub
+
+        commit = push_to_hub(rows, args.push_to_hub)
+        print(f"pushed to https://huggingface.co/datasets/{args.push_to_hub} ({commit})", file=sys.stderr)
+    return 0

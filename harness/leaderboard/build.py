@@ -1,0 +1,96 @@
+"""Aggregate the results store into leaderboard rows: seeds pooled, controls beside, provenance kept."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import defaultdict
+from pathlib import Path
+from statistics import mean
+
+import harness.runner.tables  # noqa: F401 - registers the shards table
+from harness.errors import HarnessError, did_you_mean
+from harness.store.store import ResultStore
+
+# (name, what it is); the order is the table's
+COLUMNS = [
+    ("model", "model card"), ("model_id", "Hub id"), ("revision", "resolved commit"), ("task", "task"),
+    ("setting", "members, head, weight decay, attack (seeds pooled)"), ("setting_id", "hash of the setting"),
+    ("seeds", "seeds run"), ("n_members", "members per victim"),
+    ("members_at_fpr", "members reconstructed at the FPR threshold (mean over seeds)"),
+    ("tpr_at_fpr", "TPR at the FPR threshold (mean)"), ("fpr", "the FPR of the threshold"),
+    ("null_tpr_at_fpr", "the same for the null victim (shuffled labels): the control"),
+    ("good_at_0_8", "members with a candidate at cosine > 0.8 (images/sentences, mean)"),
+    ("good_at_0_9", "the same at 0.9"), ("selection_precision", "selected candidates that match a member (mean)"),
+    ("victim_test_acc", "victim accuracy on non-members (mean)"), ("runs", "attack restarts, all victims"),
+    ("gpu_hours", "attack GPU-hours (shard time x GPUs held)"), ("cpu_hours", "attack CPU-hours"),
+    ("weights_source", "where the weights came from"), ("versions", "package versions (latest unit)"),
+    ("created_at", "latest unit's time"), ("unit_ids", "the units pooled"),
+]
+NAMES = [c for c, _ in COLUMNS]
+NUMERIC_DESC = "members_at_fpr"
+
+
+def _setting(settings_json: str) -> tuple[str, str]:
+    task = json.loads(settings_json)["task"]
+    task.pop("seed", None)
+    task.pop("name", None)
+    task.pop("description", None)
+    params = dict(task["attack"].get("params") or {})
+    params.pop("seed", None)
+    task["attack"]["params"] = params
+    sid = hashlib.sha256(json.dumps(task, sort_keys=True).encode()).hexdigest()[:10]
+    head = task["head"]
+    label = (
+        f"n={task['per_class']}x{len(task['classes'])} head={'-'.join(map(str, head['widths']))} "
+        f"wd={head['weight_decay']:g} {task['attack']['name']}"
+        + "".join(f" {k}={params[k]}" for k in ("m", "restarts", "iterations") if k in params)
+    )
+    return label, sid
+
+
+def _avg(values):
+    vals = [v for v in values if v is not None]
+    return mean(vals) if vals else None
+
+
+def build(root: str | Path, sort: str = NUMERIC_DESC, ascending: bool = False) -> list[dict]:
+    store = ResultStore(root, create=False)
+    victims = store.read("victims").to_pylist()
+    if not victims:
+        raise HarnessError("results", str(root), "holds no finished units yet; run a sweep first")
+    hours: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0])
+    for s in store.read("shards", columns=["unit_id", "compute_s", "num_cpus", "num_gpus"]).to_pylist():
+        hours[s["unit_id"]][0] += (s["compute_s"] or 0) * (s["num_gpus"] or 0) / 3600
+        hours[s["unit_id"]][1] += (s["compute_s"] or 0) * (s["num_cpus"] or 0) / 3600
+    groups: dict[tuple, dict] = {}
+    for v in victims:
+        label, sid = _setting(v["settings"])
+        key = (v["model"], v["model_id"], v["revision"], v["task"], sid)
+        g = groups.setdefault(key, {"label": label, "real": [], "null": [], "units": set()})
+        g[v["victim"] if v["victim"] in ("real", "null") else "real"].append(v)
+        g["units"].add(v["unit_id"])
+    rows = []
+    for (model, model_id, revision, task, sid), g in groups.items():
+        real, null, units = g["real"], g["null"], sorted(g["units"])
+        latest = max(real + null, key=lambda r: r["created_at"])
+        rows.append({
+            "model": model, "model_id": model_id, "revision": revision, "task": task,
+            "setting": g["label"], "setting_id": sid, "seeds": len({r["seed"] for r in real}),
+            "n_members": real[0]["n_members"] if real else None,
+            "members_at_fpr": _avg(r["members_passed"] for r in real),
+            "tpr_at_fpr": _avg(r["tpr_at_fpr"] for r in real), "fpr": real[0]["fpr"] if real else None,
+            "null_tpr_at_fpr": _avg(r["tpr_at_fpr"] for r in null),
+            "good_at_0_8": _avg(r["good_at_0_8"] for r in real), "good_at_0_9": _avg(r["good_at_0_9"] for r in real),
+            "selection_precision": _avg(r.get("selection_precision") for r in real),
+            "victim_test_acc": _avg(r["test_acc"] for r in real),
+            "runs": sum(r["n_runs"] or 0 for r in real + null),
+            "gpu_hours": sum(hours[u][0] for u in units), "cpu_hours": sum(hours[u][1] for u in units),
+            "weights_source": latest["weights_source"], "versions": latest["versions"],
+            "created_at": latest["created_at"].isoformat(), "unit_ids": ",".join(units),
+        })
+    if sort not in NAMES:
+        raise HarnessError("sort", sort, f"not a leaderboard column{did_you_mean(sort, NAMES)}; columns: {', '.join(NAMES)}")
+    present = [r for r in rows if r[sort] is not None]
+    present.sort(key=lambda r: r[sort], reverse=not ascending)
+    return present + [r for r in rows if r[sort] is None]

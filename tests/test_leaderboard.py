@@ -1,0 +1,151 @@
+"""The leaderboard: seeds pooled per (model, revision, task, setting), every export format parsed back, Hub push."""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+from datetime import datetime, timezone
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+import pytest
+
+import harness.runner.tables  # noqa: F401
+from harness.cli import main
+from harness.errors import HarnessError
+from harness.leaderboard import FORMATS, build, render
+from harness.leaderboard.export import push_to_hub
+from harness.specs.task import TaskSpec
+from harness.store import ResultStore
+from tests.test_sweep import TASK
+
+
+def _victim(model, seed, kind, passed, wd=0.0, tpr=None):
+    task = TaskSpec(**{**TASK, "seed": seed, "head": {**TASK["head"], "weight_decay": wd}})
+    uid = f"u-{model}-{seed}-{wd}"
+    return uid, {
+        "unit_id": uid, "task": task.name, "model": model, "model_id": f"org/{model}", "revision": "a" * 40,
+        "weights_source": "hub-cache", "seed": seed,
+        "settings": json.dumps({"task": task.model_dump(mode="json"), "card": {}, "revision": "a" * 40}),
+        "versions": '{"torch": "2.13.0"}', "created_at": datetime(2026, 1, 1 + seed, tzinfo=timezone.utc),
+        "victim": kind, "n_members": 4, "members_passed": passed, "tpr_at_fpr": tpr if tpr is not None else passed / 4,
+        "fpr": 0.01, "good_at_0_8": passed, "good_at_0_9": passed // 2, "test_acc": 0.9, "n_runs": 3,
+    }
+
+
+@pytest.fixture
+def results(tmp_path) -> Path:
+    store = ResultStore(tmp_path / "res")
+    for model, passed in (("vit", [4, 2]), ("bert", [1, 1])):
+        for seed in (0, 1):
+            uid, real = _victim(model, seed, "real", passed[seed])
+            _, null = _victim(model, seed, "null", 0)
+            store.write("victims", uid, [real, null])
+            base = {k: real[k] for k in ("unit_id", "task", "model", "model_id", "revision", "seed", "settings", "versions", "created_at")}
+            store.write("shards", uid, [{**base, "victim": "real", "shard": 0, "shard_seed": 0, "restarts": 3,
+                                         "compute_s": 1800.0, "num_cpus": 1.0, "num_gpus": 0.5}], "real-s0000")
+    uid, other = _victim("vit", 0, "real", 3, wd=0.01)  # another setting of the same model: its own row
+    store.write("victims", uid, [other])
+    return tmp_path / "res"
+
+
+def test_rows_pool_seeds_and_sort(results):
+    rows = build(results)
+    assert [(r["model"], r["setting"].split()[2]) for r in rows] == [("vit", "wd=0"), ("vit", "wd=0.01"), ("bert", "wd=0")]
+    vit = rows[0]
+    assert vit["seeds"] == 2 and vit["members_at_fpr"] == 3.0 and vit["tpr_at_fpr"] == 0.75
+    assert vit["null_tpr_at_fpr"] == 0.0 and vit["good_at_0_9"] == 1.5 and vit["runs"] == 12
+    assert vit["gpu_hours"] == pytest.approx(0.5) and vit["cpu_hours"] == pytest.approx(1.0)
+    assert vit["revision"] == "a" * 40 and vit["created_at"].startswith("2026-01-02") and len(vit["unit_ids"].split(",")) == 2
+    assert [r["model"] for r in build(results, sort="members_at_fpr", ascending=True)][0] == "bert"
+    with pytest.raises(HarnessError, match="did you mean 'tpr_at_fpr'"):
+        build(results, sort="tpr_at_fp")
+
+
+class _Cells(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.rows, self._in = [], False
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "tr":
+            self.rows.append([])
+        self._in = tag in ("td", "th")
+
+    def handle_data(self, data):
+        if self._in:
+            self.rows[-1].append(data)
+
+    def handle_endtag(self, tag):
+        self._in = False
+
+
+def test_every_format_parses_back(results, tmp_path):
+    rows = build(results)
+    for fmt in FORMATS:
+        out = tmp_path / f"lb.{fmt}"
+        assert main(["leaderboard", str(results), "--format", fmt, "--out", str(out)]) == 0
+        data = out.read_bytes()
+        assert data == render(rows, fmt)
+        if fmt == "md":
+            lines = data.decode().splitlines()
+            header = [c.strip() for c in lines[0].strip("|").split("|")]
+            first = dict(zip(header, (c.strip() for c in lines[2].strip("|").split("|"))))
+            assert len(lines) == 2 + 3 and first["model"] == "vit" and first["members_at_fpr"] == "3"
+        elif fmt == "csv":
+            t = pacsv.read_csv(io.BytesIO(data))
+            assert t.num_rows == 3 and t.column("members_at_fpr").to_pylist() == [3.0, 3.0, 1.0]
+        elif fmt == "json":
+            assert json.loads(data) == rows
+        elif fmt == "html":
+            p = _Cells()
+            p.feed(data.decode())
+            assert p.rows[0][:3] == ["model", "model_id", "revision"] and len(p.rows) == 4 and p.rows[1][0] == "vit"
+        else:
+            t = pq.read_table(out)
+            assert t.to_pylist() == rows and t.schema.field("gpu_hours").metadata[b"doc"].startswith(b"attack GPU")
+
+
+class LocalHub:
+    """A stand-in for HfApi that 'uploads' into a local folder (the call boundary, no network)."""
+
+    def __init__(self, root: Path):
+        self.root, self.calls = root, []
+
+    def create_repo(self, repo_id, repo_type=None, exist_ok=False):
+        self.calls.append(("create_repo", repo_id, repo_type, exist_ok))
+
+    def upload_folder(self, repo_id, folder_path, repo_type=None, commit_message=None):
+        self.calls.append(("upload_folder", repo_id, repo_type, commit_message))
+        shutil.copytree(folder_path, self.root / repo_id, dirs_exist_ok=True)
+        return type("Commit", (), {"oid": "c0ffee"})()
+
+
+def test_push_to_hub_uploads_every_format_to_a_dataset_repo(results, tmp_path, monkeypatch, capsys):
+    hub = LocalHub(tmp_path / "hub")
+    assert push_to_hub(build(results), "org/leaderboard", api=hub) == "c0ffee"
+    assert hub.calls[0] == ("create_repo", "org/leaderboard", "dataset", True) and hub.calls[1][2] == "dataset"
+    repo = tmp_path / "hub" / "org" / "leaderboard"
+    assert sorted(p.name for p in repo.iterdir()) == sorted(["README.md"] + [f"leaderboard.{f}" for f in FORMATS])
+    assert pq.read_table(repo / "leaderboard.parquet").num_rows == 3
+    assert "data_files: leaderboard.parquet" in (repo / "README.md").read_text()
+    import harness.leaderboard.export as ex
+
+    monkeypatch.setattr(ex, "hf_api", lambda: hub)
+    monkeypatch.setattr("harness.backbones.resolve.hub_offline", lambda: False)
+    assert main(["leaderboard", str(results), "--push-to-hub", "org/lb2"]) == 0
+    assert (tmp_path / "hub" / "org" / "lb2" / "leaderboard.csv").is_file()
+
+
+def test_bad_leaderboard_input(tmp_path, results, capsys):
+    assert main(["leaderboard", str(results), "--push-to-hub", "org/x"]) == 2  # offline in tests
+    assert "HF_HUB_OFFLINE" in capsys.readouterr().err
+    assert main(["leaderboard", str(results), "--format", "parquet"]) == 2
+    assert main(["leaderboard", str(tmp_path / "nothing")]) == 2
+    assert "not a results directory" in capsys.readouterr().err
+    ResultStore(tmp_path / "empty")
+    assert main(["leaderboard", str(tmp_path / "empty")]) == 2
+    assert "no finished units" in capsys.readouterr().err
