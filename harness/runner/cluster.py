@@ -81,6 +81,11 @@ def check_requests(requests: dict[str, dict], wait_s: float = 0.0) -> dict[str, 
     """Every request must fit one node; wait up to `wait_s` for nodes to join (autoscaling), then fail."""
     deadline = time.monotonic() + wait_s
     keys = {"num_cpus": "CPU", "num_gpus": "GPU", "memory": "memory"}
+    if wait_s > 0:  # ask an autoscaler (if any) for one node that fits each request
+        from ray.autoscaler.sdk import request_resources
+
+        bundles = [{keys[k]: v for k, v in req.items() if k in keys and v} for req in requests.values()]
+        request_resources(bundles=[b for b in bundles if b])
     while True:
         cap = capacity()
         missing = [

@@ -1,0 +1,111 @@
+"""`ray job submit --working-dir . -- python -m harness sweep ...` against a loopback head this test starts and stops.
+
+Slow (a head, a job upload, a small sweep): marked `slow`, and still part of `make test` / CI.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+import harness.runner.tables  # noqa: F401 - registers the shards table
+from harness.store import ResultStore
+from tests.conftest import ROOT
+
+RAY = str(Path(sys.executable).parent / "ray")
+EXCLUDES = [".venv", "results", ".cache", ".git", "**/__pycache__", ".pytest_cache", "*.egg-info"]
+
+
+def _free_ports(n: int) -> list[int]:
+    socks = [socket.socket() for _ in range(n)]
+    for s in socks:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in socks]
+    for s in socks:
+        s.close()
+    return ports
+
+
+def _procs() -> dict[int, tuple[int, str]]:
+    """pid -> (parent pid, command line), from /proc."""
+    out = {}
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                cmd = (d / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+                ppid = int((d / "stat").read_text().rsplit(")", 1)[1].split()[1])
+                out[int(d.name)] = (ppid, cmd)
+            except (OSError, ValueError, IndexError):
+                continue
+    return out
+
+
+def _head_pids(temp_dir: str) -> set[int]:
+    """The processes of this head: those naming its temp dir, and all their descendants."""
+    procs = _procs()
+    pids = {pid for pid, (_, cmd) in procs.items() if temp_dir in cmd and pid != os.getpid()}
+    grew = True
+    while grew:
+        more = {pid for pid, (ppid, _) in procs.items() if ppid in pids} - pids
+        pids |= more
+        grew = bool(more)
+    return pids
+
+
+def _stop_head(temp_dir: str) -> None:
+    """End only the Ray processes of the head this test started, by pid (never `ray stop`)."""
+    pids = _head_pids(temp_dir)
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        for pid in pids:
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                pass
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and any(Path(f"/proc/{p}").exists() for p in pids):
+            time.sleep(0.2)
+
+
+@pytest.mark.slow
+def test_ray_job_submit_runs_the_small_sweep(tmp_path, hf_home):
+    temp_dir = str(Path("/tmp") / f"rh-job-{os.getpid()}-{int(time.time())}")  # short: unix socket paths
+    gcs, dash, client, agent, agent_grpc, metrics = _free_ports(6)
+    token = tmp_path / "ray-token"  # this head's own token, shared with the client: auth stays on
+    token.write_text(secrets.token_hex(32))
+    env = {k: v for k, v in os.environ.items() if k not in ("RAY_ADDRESS", "RAY_AUTH_TOKEN")}
+    env.update({"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_USAGE_STATS_ENABLED": "0", "HF_HUB_OFFLINE": "1",
+                "HF_DATASETS_OFFLINE": "1", "HF_HOME": str(hf_home), "RAY_AUTH_MODE": "token",
+                "RAY_AUTH_TOKEN_PATH": str(token)})
+    start = [RAY, "start", "--head", "--node-ip-address", "127.0.0.1", "--port", str(gcs),
+             "--dashboard-host", "127.0.0.1", "--dashboard-port", str(dash), "--ray-client-server-port", str(client),
+             "--dashboard-agent-listen-port", str(agent), "--dashboard-agent-grpc-port", str(agent_grpc),
+             "--metrics-export-port", str(metrics), "--temp-dir", temp_dir, "--num-cpus", "2"]
+    try:
+        r = subprocess.run(start, env=env, capture_output=True, text=True, timeout=120)
+        assert r.returncode == 0, r.stderr[-2000:]
+        out = tmp_path / "out"
+        submit = [RAY, "job", "submit", "--address", f"http://127.0.0.1:{dash}", "--working-dir", str(ROOT),
+                  "--runtime-env-json", json.dumps({"excludes": EXCLUDES}), "--",
+                  sys.executable, "-m", "harness", "sweep", "tasks/sweeps/small-cpu.yaml", "--out", str(out), "--quiet"]
+        r = subprocess.run(submit, env=env, capture_output=True, text=True, timeout=400, cwd=ROOT)
+        log = r.stdout[-3000:] + r.stderr[-2000:]
+        assert r.returncode == 0 and "succeeded" in log, log
+        assert "units 4 - 4 done now" in log, log
+        store = ResultStore(out, create=False)
+        victims = store.read("victims").to_pylist()
+        assert len(victims) == 8 and {v["model"] for v in victims} == {"identity", "all-minilm-l6-v2"}
+        assert len(store.read("shards").to_pylist()) == 16
+    finally:
+        _stop_head(temp_dir)
+        shutil.rmtree(temp_dir, ignore_errors=True)
+    assert not _head_pids(temp_dir)
