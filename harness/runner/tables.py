@@ -81,8 +81,8 @@ def shard_table(base: dict, kind: str, job, result: AttackResult, compute_s: flo
 def result_of(tbl: pa.Table, dim: int, params: dict) -> AttackResult:
     """A shard's AttackResult back from its one-row table (as written, or as read on resume)."""
     row = tbl.to_pylist()[0]
-    lam = torch.tensor(row["lambdas"], dtype=torch.float32).reshape(len(row["lambdas"]), -1)
-    if lam.shape[1] == 1:
+    lam = torch.tensor(row["lambdas"], dtype=torch.float32) if row["lambdas"] else torch.empty(0, 1)
+    if lam.shape[1] == 1:  # one lambda per candidate (classification); (m, C) for regression
         lam = lam[:, 0]
     cands = torch.tensor(row["candidates"], dtype=torch.float32) if row["candidates"] else torch.empty(0, dim)
     runs = [RunRecord(**r) for r in json.loads(row["runs"])]
