@@ -1,0 +1,133 @@
+"""Pool the candidates of every run of one victim, cluster them by cosine, rank the clusters.
+
+Good candidates recur: independent restarts converge to the same training sample, bad ones
+scatter (Oz et al. 2024). So the evidence for a cluster is its *support* (how many distinct runs
+put a candidate in it) and its *tightness* (mean cosine of its members to its medoid). Uses no
+ground truth: only the candidates, the run each came from, the runs' KKT losses and the lambdas.
+
+Clustering: average-linkage agglomerative clustering on cosine distance cut at `min_cosine`
+(default), or DBSCAN (density) with eps = 1 - min_cosine. Each cluster is represented by its
+medoid, a real candidate (not a mean: averaged vectors can look like reconstructions without
+being one, Runkel et al. 2024). Clusters are ranked by confidence = recurrence x tightness, where
+recurrence = (support - 1) / (runs - 1) with several runs, or (size - 1) / (m_per_run - 1)
+within a single run; ties go to the lower run loss, then the larger lambda.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+import torch
+
+from harness.errors import HarnessError
+
+Method = Literal["agglomerative", "dbscan"]
+MAX_POOL = 6000  # candidates clustered at once (O(m^2) memory); larger pools keep the lowest-loss runs
+
+
+@dataclass
+class Selection:
+    """One representative per cluster, best first. Indices point into the full candidate list."""
+
+    rep_index: np.ndarray  # (k,) candidate index of each cluster's medoid
+    size: np.ndarray  # (k,) candidates in the cluster
+    support: np.ndarray  # (k,) distinct runs in the cluster
+    tightness: np.ndarray  # (k,) mean cosine of members of the cluster to the medoid (1 for singletons)
+    confidence: np.ndarray  # (k,) in [0, 1]
+    cluster_of: np.ndarray  # (m,) cluster rank of each candidate (-1: non-finite, left out)
+    method: str
+    min_cosine: float
+    n_runs: int
+    params: dict = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.rep_index)
+
+
+def _cosine(x: torch.Tensor) -> np.ndarray:
+    x = torch.nn.functional.normalize(x.double(), dim=1, eps=1e-12)
+    return (x @ x.T).clamp(-1, 1).numpy()
+
+
+def _cluster(sim: np.ndarray, method: Method, min_cosine: float) -> np.ndarray:
+    if len(sim) == 1:
+        return np.zeros(1, dtype=np.int64)
+    dist = np.clip(1.0 - sim, 0.0, 2.0)
+    np.fill_diagonal(dist, 0.0)
+    if method == "agglomerative":
+        from sklearn.cluster import AgglomerativeClustering
+
+        model = AgglomerativeClustering(
+            n_clusters=None, metric="precomputed", linkage="average", distance_threshold=1.0 - min_cosine
+        )
+        return model.fit_predict(dist)
+    if method == "dbscan":
+        from sklearn.cluster import DBSCAN
+
+        lab = DBSCAN(eps=1.0 - min_cosine, min_samples=2, metric="precomputed").fit_predict(dist)
+        noise = lab < 0  # noise points become singleton clusters (they are ranked last, not dropped)
+        lab[noise] = lab.max() + 1 + np.arange(int(noise.sum()))
+        return lab
+    raise HarnessError("select.method", method, "unknown clustering method; use 'agglomerative' or 'dbscan'")
+
+
+def select_candidates(
+    candidates: torch.Tensor,
+    run_ids: torch.Tensor | np.ndarray,
+    run_losses: dict[int, float] | None = None,
+    lambdas: torch.Tensor | np.ndarray | None = None,
+    method: Method = "agglomerative",
+    min_cosine: float = 0.7,
+) -> Selection:
+    """Cluster all candidates (centred, (m, d)) of one victim and rank one representative per cluster."""
+    if not 0.0 < min_cosine < 1.0:
+        raise HarnessError("select.min_cosine", min_cosine, "must lie strictly between 0 and 1")
+    m = len(candidates)
+    if m == 0:
+        raise HarnessError("candidates", 0, "nothing to select from; the attack produced no candidates")
+    run_ids = np.asarray(run_ids, dtype=np.int64)
+    run_losses = run_losses or {}
+    loss = np.array([run_losses.get(int(r), np.nan) for r in run_ids], dtype=np.float64)
+    loss = np.where(np.isfinite(loss), loss, np.inf)
+    lam = np.zeros(m) if lambdas is None else np.asarray(lambdas, dtype=np.float64).reshape(m, -1)[:, 0]
+    lam = np.where(np.isfinite(lam), lam, -np.inf)
+    ok = torch.isfinite(candidates).all(1).numpy() & (candidates.norm(dim=1) > 0).numpy()
+    pool = np.flatnonzero(ok)
+    if len(pool) == 0:
+        raise HarnessError("candidates", m, "every candidate is non-finite or zero (all runs diverged); nothing to select")
+    if len(pool) > MAX_POOL:
+        pool = pool[np.lexsort((-lam[pool], loss[pool]))][:MAX_POOL]
+    sim = _cosine(candidates[pool])
+    lab = _cluster(sim, method, min_cosine)
+    runs_total = len(np.unique(run_ids[pool]))
+    per_run = max(int(np.bincount(run_ids[pool] - run_ids[pool].min()).max()), 1)
+
+    reps, size, support, tight, conf, keys, members_of = [], [], [], [], [], [], []
+    for c in np.unique(lab):
+        idx = np.flatnonzero(lab == c)
+        sub = sim[np.ix_(idx, idx)]
+        medoid = idx[int(np.argmax(sub.sum(1)))]
+        t = float(sim[medoid, idx].mean()) if len(idx) > 1 else 1.0
+        s = len(np.unique(run_ids[pool[idx]]))
+        rec = (s - 1) / (runs_total - 1) if runs_total > 1 else (len(idx) - 1) / max(per_run - 1, 1)
+        conf_c = float(np.clip(rec, 0, 1) * np.clip(t, 0, 1))
+        best_loss = float(loss[pool[idx]].min())
+        reps.append(int(pool[medoid]))
+        size.append(len(idx))
+        support.append(s)
+        tight.append(t)
+        conf.append(conf_c)
+        keys.append((-conf_c, -s, -len(idx), best_loss, -float(lam[pool[medoid]])))
+        members_of.append(pool[idx])
+    order = sorted(range(len(reps)), key=lambda i: keys[i])
+    cluster_of = np.full(m, -1, dtype=np.int64)
+    for rank, i in enumerate(order):
+        cluster_of[members_of[i]] = rank
+    pick = lambda xs, dt: np.asarray([xs[i] for i in order], dtype=dt)  # noqa: E731
+    return Selection(
+        rep_index=pick(reps, np.int64), size=pick(size, np.int64), support=pick(support, np.int64),
+        tightness=pick(tight, np.float64), confidence=pick(conf, np.float64), cluster_of=cluster_of,
+        method=method, min_cosine=min_cosine, n_runs=runs_total, params={"pool": int(len(pool))},
+    )

@@ -1,0 +1,88 @@
+"""Selection without ground truth: planted recurring candidates must outrank scattered ones."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from harness.errors import HarnessError
+from harness.select import lowest_loss_order, score_selection, select_candidates
+
+
+def _planted(seed=0, n=6, d=64, runs=8, per_run=4, junk=4, noise=0.15):
+    """Each run finds `per_run` random members (noisy copies) plus `junk` random vectors."""
+    g = torch.Generator().manual_seed(seed)
+    members = torch.randn(n, d, generator=g)
+    cands, run_ids = [], []
+    for r in range(runs):
+        pick = torch.randperm(n, generator=g)[:per_run]
+        found = members[pick] + noise * members.norm(dim=1).mean() / d**0.5 * torch.randn(per_run, d, generator=g)
+        cands += [found, torch.randn(junk, d, generator=g)]
+        run_ids += [r] * (per_run + junk)
+    return members, torch.cat(cands), torch.tensor(run_ids)
+
+
+def test_recurring_candidates_are_ranked_first_and_cover_every_member():
+    members, cands, runs = _planted()
+    sel = select_candidates(cands, runs, {r: 1.0 for r in range(8)})
+    top = score_selection(cands[sel.rep_index], members, threshold=0.8)
+    # the 6 recurring clusters come first, one per member, each supported by several runs
+    assert top.hits[:6].all() and len(set(top.member[:6].tolist())) == 6
+    assert (sel.support[:6] >= 2).all() and (sel.support[6:] == 1).all()
+    assert top.precision[10] == pytest.approx(0.6) and top.recall[10] == pytest.approx(1.0)
+    assert (np.diff(sel.confidence) <= 1e-12).all() and sel.confidence[0] > 0.3 and sel.confidence[-1] == 0
+    assert (sel.tightness[:6] > 0.9).all()
+    assert sel.cluster_of.min() == 0 and sel.cluster_of.max() == len(sel) - 1
+    # representatives are real candidates (medoids), never averages
+    assert set(sel.rep_index.tolist()) <= set(range(len(cands)))
+
+
+def test_clustering_beats_lowest_loss_when_the_loss_favours_junk():
+    members, cands, runs = _planted(seed=1)
+    losses = {r: float(r) for r in range(8)}  # run 0 lowest: its junk is mixed into the baseline's top
+    sel = select_candidates(cands, runs, losses)
+    ours = score_selection(cands[sel.rep_index], members, 0.8)
+    base = score_selection(cands[lowest_loss_order(runs, losses)], members, 0.8)
+    assert ours.precision[10] == pytest.approx(0.6)
+    # the baseline takes whole runs in loss order: 8 picks per run, at most 4 of them real
+    assert base.precision[10] <= 0.5 and base.recall[10] < 1.0
+
+
+def test_dbscan_agrees_on_the_planted_case():
+    members, cands, runs = _planted(seed=2)
+    sel = select_candidates(cands, runs, method="dbscan")
+    top = score_selection(cands[sel.rep_index], members, 0.8)
+    assert top.hits[:6].all() and top.recall[10] == 1.0
+
+
+def test_distinct_members_and_precision_below_k():
+    members = torch.eye(4)
+    ranked = torch.stack([members[0], members[0] * 2, members[1], -members[2]])
+    top = score_selection(ranked, members, threshold=0.5, ks=(2, 10))
+    assert top.hits.tolist() == [True, False, True, False]  # a second copy of member 0 is no new member
+    assert top.precision == {2: 0.5, 10: 0.5} and top.recall == {2: 0.25, 10: 0.5}
+
+
+def test_single_run_uses_recurrence_within_the_run_and_skips_non_finite():
+    members, cands, _ = _planted(seed=3, runs=1, per_run=6, junk=6)
+    cands = torch.cat([cands, cands[:2] * 1.01, torch.full((1, cands.shape[1]), float("nan"))])
+    sel = select_candidates(cands, torch.zeros(len(cands), dtype=torch.long))
+    assert sel.size[:2].tolist() == [2, 2] and sel.confidence[0] > 0
+    assert sel.cluster_of[-1] == -1 and len(cands) - 1 not in sel.rep_index
+
+
+def test_lowest_loss_order():
+    order = lowest_loss_order(torch.tensor([0, 0, 1, 1]), {0: 2.0, 1: 1.0}, torch.tensor([0.1, 0.9, 0.5, 0.7]))
+    assert order.tolist() == [3, 2, 1, 0]
+
+
+def test_bad_input():
+    with pytest.raises(HarnessError, match="nothing to select"):
+        select_candidates(torch.empty(0, 4), torch.empty(0))
+    with pytest.raises(HarnessError, match="diverged"):
+        select_candidates(torch.full((3, 4), float("nan")), torch.zeros(3))
+    with pytest.raises(HarnessError, match="min_cosine"):
+        select_candidates(torch.randn(3, 4), torch.zeros(3), min_cosine=1.5)
+    with pytest.raises(HarnessError, match="method"):
+        select_candidates(torch.randn(3, 4), torch.zeros(3), method="kmeans")
