@@ -8,7 +8,7 @@ import torch
 from harness.diagnostics.oracle import oracle_residual
 from harness.errors import HarnessError
 from harness.heads.io import load_head, save_head
-from harness.heads.losses import margins
+from harness.attacks.margins import margins
 from harness.heads.mlp import MLPHead
 from harness.heads.train import TrainConfig, train_head
 
@@ -49,8 +49,8 @@ def test_multiclass_and_mse_heads_train():
 
 def test_margins():
     out = torch.tensor([[2.0, 1.0, -1.0], [0.0, 3.0, 1.0]])
-    assert torch.allclose(margins("ce", out, torch.tensor([0, 2])), torch.tensor([1.0, -2.0]))
-    assert torch.allclose(margins("logistic", torch.tensor([[2.0], [2.0]]), torch.tensor([1, 0])), torch.tensor([2.0, -2.0]))
+    assert torch.allclose(margins("multiclass", torch.tensor([0, 2]), out), torch.tensor([1.0, -2.0]))
+    assert torch.allclose(margins("binary", torch.tensor([1, 0]), torch.tensor([[2.0], [2.0]])), torch.tensor([2.0, -2.0]))
 
 
 def test_save_and_load_round_trip(tmp_path):

@@ -8,14 +8,15 @@ import numpy as np
 import torch
 from scipy.optimize import nnls
 
-from harness.heads.losses import LossName, margins
+from harness.attacks.margins import head_kind, margins
+from harness.heads.losses import LossName
 from harness.heads.mlp import MLPHead
 
 
 def member_jacobian(head: MLPHead, loss: LossName, x: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """(P, k) matrix whose columns are ∇θ Φ_i for each margin Φ_i of the members."""
     params = list(head.parameters())
-    phi = margins(loss, head(x), labels).reshape(-1)
+    phi = margins(head_kind(loss, head.out_dim), labels, head(x)).reshape(-1)
     cols = []
     for i in range(len(phi)):
         grads = torch.autograd.grad(phi[i], params, retain_graph=True, allow_unused=True)

@@ -43,14 +43,3 @@ def output_dim(loss: LossName, num_classes: int) -> int:
         return 1
     return num_classes
 
-
-def margins(loss: LossName, out: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """Per-sample margins Φ_i (algorithms.md §3): y·h for binary, h[y] − max_{c≠y} h[c] for
-    multiclass; for MSE the raw outputs (N, C), whose λ are real-valued."""
-    if loss == "mse":
-        return out
-    if out.shape[1] == 1:
-        return (labels.to(out.dtype) * 2 - 1) * out[:, 0]
-    own = out.gather(1, labels.long().view(-1, 1))[:, 0]
-    others = out.scatter(1, labels.long().view(-1, 1), float("-inf")).amax(1)
-    return own - others
