@@ -121,6 +121,10 @@ def case_speed(minutes):
     _, t_ref, _ = attack(v, xc, nonc, "text", ref_p, f"kkt-reference 1 restart x {its} it", "kkt-reference")
     k1 = {"m": 40, "restarts": 1, "iterations": its * 10, "rungs": 0}
     _, t_k1, _ = attack(v, xc, nonc, "text", k1, f"kkt 1 restart x {its * 10} it")
+    k1off = {**k1, "subspace": "off"}
+    _, t_k1off, _ = attack(v, xc, nonc, "text", k1off, f"kkt 1 restart x {its * 10} it, full input space")
+    say(f"  it/s full input space (no row-space coordinates): {its * 10 / t_k1off:.1f} = "
+        f"{its * 10 / t_k1off / (its / t_ref):.1f}x the reference")
     k16 = {"m": 40, "restarts": 16, "iterations": its * 2, "rungs": 0}
     _, t_k16, _ = attack(v, xc, nonc, "text", k16, f"kkt 16 batched restarts x {its * 2} it")
     k64 = {**k16, "dtype": "float64"}

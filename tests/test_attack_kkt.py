@@ -15,6 +15,14 @@ from harness.heads.train import TrainConfig
 from harness.scoring.embedding import match
 from harness.scoring.null_victim import VictimRecipe, build_victim
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny tensors: one thread is faster, and steady on a shared box
+    yield
+    torch.set_num_threads(n)
+
+
 PLANTED = VictimRecipe(hidden=(256,), init_scale=1e-3, train=TrainConfig(lr=1.0, max_steps=8000, target_loss=1e-5))
 
 

@@ -37,7 +37,7 @@ class KKTFastParams(KKTParams):
     alpha_start: float = Field(20.0, gt=0)
     alpha_end: float = Field(20.0, gt=0)
     alpha_relative: bool = Field(True, description="alpha per layer / RMS pre-activation of the initial candidates")
-    subspace: int | Literal["off", "auto"] = Field("off", description="keep candidates in W1's row space")
+    subspace: int | Literal["off", "auto"] = Field("auto", description="keep candidates in W1's row space")
     subspace_energy: float = Field(0.999, gt=0, le=1)
     rungs: int = Field(3, ge=0, le=20, description="successive-halving prunes per bracket")
     eta: int = Field(2, ge=2, description="keep 1/eta of the restarts at each rung")
@@ -117,6 +117,14 @@ class _Context:
         if p.subspace != "off" or p.init == "subspace":
             rank = p.subspace if isinstance(p.subspace, int) else None
             self.basis = row_space(ht.weights[0], rank, p.subspace_energy)
+        self.ht_full = ht
+        if p.subspace != "off":
+            # Candidates live in coordinates c of W1's row space, x = c V^T. The loss is unchanged:
+            # ||W1 - G1||^2 = ||W1 V - G1c||^2 + const, and x_i.x_j = c_i.c_j (V orthonormal).
+            ws = [ht.weights[0] @ self.basis, *ht.weights[1:]]
+            self.ht = HeadTensors(ws, ht.biases, ht.theta_sq)
+            self.mean_c = self.mean @ self.basis
+            self.sphere_r2 = float(1 - self.mean.pow(2).sum() + self.mean_c.pow(2).sum())
         self.lam_dim = (victim.head.out_dim,) if kind == "regression" else ()
 
     def losses(self, x, lam, lam_scale, lmin, alpha):
@@ -124,20 +132,30 @@ class _Context:
         res = residual_sq(self.ht, x, lam, self.labels, self.kind, alpha) / self.ht.theta_sq.to(x.dtype)
         rel_lam = lam / lam_scale.view(-1, *([1] * (lam.dim() - 1)))
         pen = lambda_penalty(rel_lam, lmin.view(-1, 1), self.kind)
-        pri = prior_penalty(x, self.victim.prior, self.mean, self.typ, self.victim.box) / self.typ**2
+        xf = self.full(x) if self.victim.prior == "box" else x
+        pri = prior_penalty(xf, self.victim.prior, self.mean, self.typ, self.victim.box) / self.typ**2
         return res, res + pen + self.p.prior_weight * pri
 
+    def full(self, x):
+        """Candidates in input space (centred)."""
+        return x @ self.basis.T if self.p.subspace != "off" else x
+
     def project_(self, x):
+        if self.victim.prior != "sphere":
+            return
         with torch.no_grad():
-            if self.p.subspace != "off":
-                x.copy_((x @ self.basis) @ self.basis.T)
-            if self.victim.prior == "sphere":
+            if self.p.subspace == "off":
                 project_sphere_(x, self.mean)
+            else:  # the unit sphere of uncentred inputs, cut by the row space
+                u = x + self.mean_c
+                x.copy_(u / u.norm(dim=-1, keepdim=True).clamp_min(1e-12) * max(self.sphere_r2, 1e-6) ** 0.5 - self.mean_c)
 
     def bracket(self, first_id: int, lr: torch.Tensor, gen, bar, t0):
         p, dt, R = self.p, self.dt, p_restarts(self.p)
-        w1, w2 = self.ht.weights[0], self.ht.weights[-1] if len(self.ht.weights) == 2 else self.ht.weights[1]
+        w1, w2 = self.ht_full.weights[0], self.ht.weights[1]
         x = init_candidates(p.init, w1, w2, self.labels, self.kind, R, p.init_scale * self.typ, self.basis, gen)
+        if p.subspace != "off":
+            x = x @ self.basis
         self.project_(x)
         self.zscale = preact_rms(self.ht, x) if p.alpha_relative else [1.0] * (len(self.ht.weights) - 1)
         a0 = torch.full((R,), p.alpha_start, dtype=dt)
@@ -149,7 +167,8 @@ class _Context:
             lam = lam * 0.01 * torch.randn(lam.shape, generator=gen, dtype=dt)
         ids = torch.arange(first_id, first_id + R)
         settings = {int(i): {"lr": float(lr[k]), "alpha_start": p.alpha_start, "alpha_end": p.alpha_end,
-                             "lambda_min": p.lambda_min, "init": p.init, "lambda_scale": float(lam_scale[k])}
+                             "lambda_min": p.lambda_min, "init": p.init, "lambda_scale": float(lam_scale[k]),
+                             "subspace_rank": None if self.basis is None else int(self.basis.shape[1])}
                     for k, i in enumerate(ids)}
         curves = {int(i): [] for i in ids}
         status, its, finals, out = {}, {}, {}, []
@@ -187,7 +206,7 @@ class _Context:
                         i = int(ids[k])
                         status[i], its[i], finals[i] = "pruned", it + 1, float(res[k].detach())
                         if p.keep == "all":
-                            out.append((x[k].clone(), lam[k].clone(), i))
+                            out.append((self.full(x[k]).clone(), lam[k].clone(), i))
                 keep = best.sort().values
             if keep is not None:
                 x, lam, ids = x[keep], lam[keep], ids[keep]
@@ -201,7 +220,7 @@ class _Context:
                 res, _ = self.losses(x, lam, lam_scale, lmin, a1.view(-1, 1, 1))
             for k, i in enumerate(ids.tolist()):
                 status[i], its[i], finals[i] = "ok", it + 1, float(res[k])
-                out.append((x[k].clone(), lam[k].clone(), i))
+                out.append((self.full(x[k]).clone(), lam[k].clone(), i))
         wall = time.perf_counter() - t_start
         runs = [RunRecord(i, settings[i], status[i], its[i], finals[i], wall, curves[i]) for i in sorted(settings)]
         return runs, out
