@@ -87,11 +87,15 @@ def bench_scaling(shards: int = 24, shard_s: float = 2.0) -> None:
         ray = local_cluster(cpus)
         rate = its_per_s(cpus)
         its = its or int(rate * shard_s)  # the same fixed work per shard for both runs
-        c, wall = drive(sweep_file(f"scale{cpus}", 3, shards // 3, its), TMP / f"scale{cpus}", 2 * cpus)
+        rec = []
+        on_event = lambda kind, info: rec.append(info["compute_s"]) if kind == "shard" else None  # noqa: E731
+        c, wall = drive(sweep_file(f"scale{cpus}", 3, shards // 3, its), TMP / f"scale{cpus}", 2 * cpus, on_event)
         assert c.shards_run == shards and c.units_failed == 0, c
         times[cpus] = wall
         ray.shutdown()
-        print(f"scaling: {shards} shards x {its} iterations (~{shard_s:.0f} s each alone), {cpus} worker(s): {wall:.1f} s")
+        print(f"scaling: {shards} shards x {its} iterations, {cpus} worker(s): {wall:.1f} s; mean shard "
+              f"{sum(rec) / len(rec):.2f} s; shards running at once (sum of shard time / wall) {sum(rec) / wall:.2f}; "
+              f"load {os.getloadavg()[0]:.1f}")
     print(f"SCALING  2 workers vs 1: {times[1] / times[2]:.2f}x faster  (target >= 1.8x)")
 
 
