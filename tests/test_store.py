@@ -14,19 +14,24 @@ from harness.store.store import MARKER
 
 
 def _value(field: pa.Field, i: int):
-    t = field.type
+    return _sample(field.type, field.name, i)
+
+
+def _sample(t: pa.DataType, name: str, i: int):
     if pa.types.is_string(t):
-        return f"{field.name}-{i}"
+        return f"{name}-{i}"
     if pa.types.is_integer(t):
         return i
     if pa.types.is_floating(t):
-        return i + 0.5
+        return i + 0.5  # exact in float32 too
+    if pa.types.is_binary(t):
+        return f"{name}-{i}".encode()
     if pa.types.is_boolean(t):
         return i % 2 == 0
     if pa.types.is_timestamp(t):
         return datetime(2026, 1, 1, tzinfo=timezone.utc)
     if pa.types.is_list(t):
-        return [float(i), 2.0] if pa.types.is_floating(t.value_type) else [i, 2]
+        return [_sample(t.value_type, name, i), _sample(t.value_type, name, i + 1)]
     raise AssertionError(f"no sample for {t}")
 
 
