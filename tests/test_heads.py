@@ -73,3 +73,33 @@ def test_load_head_errors(tmp_path):
     bad.write_bytes(b"not a safetensors file")
     with pytest.raises(HarnessError, match="not a readable safetensors"):
         load_head(bad)
+
+
+def test_plateau_stops_a_kink_limited_run_early():
+    # a ReLU head with weight decay settles where the gradient norm no longer falls (kinks)
+    x, y = _data()
+    torch.manual_seed(0)
+    head = MLPHead([16, 64, 1]).scale_init_(0.5)
+    cfg = TrainConfig(loss="logistic", optimizer="adam", lr=0.01, weight_decay=1e-2, grad_tol=1e-9, max_steps=20_000, plateau_steps=500, plateau_tol=1e-4)
+    rep = train_head(head, x, y, 2, cfg, progress=False)
+    assert rep.stopped_by == "plateau" and rep.steps < 20_000 and rep.train_acc == 1.0
+
+
+def test_untrained_null_victim_keeps_its_initialisation():
+    from harness.data.split import MemberSplit
+    from harness.pipeline.stages import Embedded, train_stage
+    from harness.specs.task import HeadRecipe
+
+    import numpy as np
+
+    x, y = _data(n=8)
+    split = MemberSplit(["a", "b"], [None] * 8, y.numpy(), np.arange(8), [], np.array([], dtype=int), np.array([], dtype=int))
+    emb = Embedded(x, x[:0], torch.zeros(16), False, False, 0.0)
+    recipe = HeadRecipe(widths=[8], init_scale=0.5, optimizer="adam", lr=0.01, max_steps=200)
+    null = train_stage(emb, split, recipe, seed=0, kind="null", progress=False, null_mode="untrained")
+    real = train_stage(emb, split, recipe, seed=0, kind="real", progress=False)
+    torch.manual_seed(0)
+    init = MLPHead([16, 8, 1]).scale_init_(0.5)
+    assert null.report.stopped_by == "untrained" and null.report.steps == 0
+    assert torch.equal(null.head.layers[0].weight, init.layers[0].weight)
+    assert not torch.equal(real.head.layers[0].weight, init.layers[0].weight)

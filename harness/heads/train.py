@@ -26,6 +26,8 @@ class TrainConfig:
     max_steps: int = 10_000
     target_loss: float = 1e-4  # stop when the data loss is below this (no weight decay)
     grad_tol: float = 1e-5  # stop when the full objective's gradient norm is below this
+    plateau_steps: int = 0  # stop when the objective fell by less than plateau_tol (relative) over this many steps
+    plateau_tol: float = 1e-3
     seed: int = 0
 
 
@@ -78,6 +80,8 @@ def train_head(
     stopped_by = "max_steps"
     bar = progress_bar(range(cfg.max_steps), desc="train head", disable=not progress)
     step = 0
+    history: list[float] = []  # the objective at each check
+    window = max(1, cfg.plateau_steps // CHECK_EVERY)
     for step in bar:
         opt.zero_grad(set_to_none=True)
         loss, obj = objective(head, x, target, cfg)
@@ -95,6 +99,12 @@ def train_head(
             if gnorm < cfg.grad_tol:
                 stopped_by = "grad_tol"
                 break
+            history.append(obj_v)
+            if cfg.plateau_steps and len(history) > window:
+                before = history[-1 - window]
+                if before - obj_v < cfg.plateau_tol * abs(before):
+                    stopped_by = "plateau"
+                    break
         if cfg.optimizer == "lbfgs":
             opt.step(closure)  # one outer step = up to 20 inner L-BFGS iterations
         else:
@@ -115,6 +125,18 @@ def train_head(
         stopped_by=stopped_by,
         wall_s=time.perf_counter() - t0,
     )
+
+
+def untrained_report(head: MLPHead, x: torch.Tensor, labels: torch.Tensor, num_classes: int, cfg: TrainConfig) -> TrainReport:
+    """The report of a head left at its initialisation (a control whose weights never saw the data)."""
+    target = targets_for(cfg.loss, labels, num_classes)
+    params = list(head.parameters())
+    loss, obj = objective(head, x, target, cfg)
+    grads = torch.autograd.grad(obj, params)
+    with torch.no_grad():
+        acc = float((predictions(cfg.loss, head(x)) == labels).float().mean())
+    gnorm = math.sqrt(sum(float((g**2).sum()) for g in grads))
+    return TrainReport(float(loss.detach()), float(obj.detach()), gnorm, 0, acc, "untrained", 0.0)
 
 
 @torch.no_grad()

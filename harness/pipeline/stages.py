@@ -19,7 +19,7 @@ from harness.diagnostics.oracle import oracle_residual
 from harness.errors import HarnessError
 from harness.heads.losses import output_dim
 from harness.heads.mlp import MLPHead
-from harness.heads.train import TrainConfig, TrainReport, accuracy, train_head
+from harness.heads.train import TrainConfig, TrainReport, accuracy, train_head, untrained_report
 from harness.scoring.embedding import MatchScores, match
 from harness.specs.task import AttackRecipe, HeadRecipe
 
@@ -60,11 +60,18 @@ class TrainedVictim:
 
 
 def train_stage(
-    emb: Embedded, split: MemberSplit, recipe: HeadRecipe, seed: int, kind: str, progress: bool
+    emb: Embedded,
+    split: MemberSplit,
+    recipe: HeadRecipe,
+    seed: int,
+    kind: str,
+    progress: bool,
+    null_mode: str = "shuffled",
 ) -> TrainedVictim:
-    """Train the victim head; kind 'null' trains on a seeded shuffle of the labels (the control)."""
+    """Train the victim head. Kind 'null' is the control: trained on a seeded shuffle of the labels
+    (null_mode 'shuffled'), or left at its initialisation ('untrained')."""
     labels = torch.as_tensor(split.member_labels)
-    if kind == "null":
+    if kind == "null" and null_mode == "shuffled":
         gen = torch.Generator().manual_seed(seed + 1)
         labels = labels[torch.randperm(len(labels), generator=gen)]
     num_classes = len(split.class_names)
@@ -74,8 +81,12 @@ def train_stage(
     cfg = TrainConfig(
         loss=recipe.loss, optimizer=recipe.optimizer, lr=recipe.lr, weight_decay=recipe.weight_decay,
         max_steps=recipe.max_steps, target_loss=recipe.target_loss, grad_tol=recipe.grad_tol, seed=seed,
+        plateau_steps=recipe.plateau_steps, plateau_tol=recipe.plateau_tol,
     )
-    report = train_head(head, emb.members, labels, num_classes, cfg, progress=progress)
+    if kind == "null" and null_mode == "untrained":
+        report = untrained_report(head, emb.members, labels, num_classes, cfg)
+    else:
+        report = train_head(head, emb.members, labels, num_classes, cfg, progress=progress)
     non_labels = torch.as_tensor(split.nonmember_labels)
     test_acc = accuracy(head, recipe.loss, emb.nonmembers, non_labels)
     residual = oracle_residual(head, recipe.loss, emb.members, labels)

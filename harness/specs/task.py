@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 
 class _Strict(BaseModel):
@@ -31,6 +31,8 @@ class HeadRecipe(_Strict):
     max_steps: int = Field(20_000, ge=1)
     target_loss: float = Field(1e-4, gt=0)
     grad_tol: float = Field(1e-6, ge=0)
+    plateau_steps: int = Field(0, ge=0, description="stop when the objective falls by < plateau_tol over this many steps (0: off)")
+    plateau_tol: float = Field(1e-3, ge=0)
     l2_normalize: bool | None = Field(None, description="L2-normalise embeddings; default: the model card's")
 
     @model_validator(mode="after")
@@ -57,7 +59,15 @@ class TaskSpec(_Strict):
     head: HeadRecipe = HeadRecipe()
     attack: AttackRecipe = AttackRecipe()
     fpr: float = Field(0.01, gt=0, lt=1, description="false-positive rate of the reported threshold")
-    null_victim: bool = Field(True, description="also attack a head trained on shuffled labels (control)")
+    null_victim: Literal["shuffled", "untrained"] | None = Field(
+        "shuffled",
+        description="also attack a control head: trained on shuffled labels, or untrained; null/false: none",
+    )
+
+    @field_validator("null_victim", mode="before")
+    @classmethod
+    def _null_bool(cls, v):
+        return {True: "shuffled", False: None}.get(v, v) if isinstance(v, bool) else v
 
     @model_validator(mode="after")
     def _classes(self) -> "TaskSpec":
