@@ -23,7 +23,7 @@ warnings.filterwarnings("ignore")
 from attack_data import cifar_pixels, shared_data, sst2_embeddings  # noqa: E402
 
 from harness.attacks import make_attack  # noqa: E402
-from harness.attacks.objective import oracle_residual  # noqa: E402
+from harness.diagnostics.oracle import oracle_residual  # noqa: E402
 from harness.heads.train import TrainConfig  # noqa: E402
 from harness.scoring.embedding import match  # noqa: E402
 from harness.scoring.null_victim import VictimRecipe, build_victim  # noqa: E402
@@ -48,8 +48,7 @@ def victim_for(x, y, classes, rec, prior, nonmembers, null=False):
     v, rep, xc = build_victim(x, y, classes, rec, prior=prior, null=null)
     nonc = nonmembers - v.mean
     v.typical_norm = float(nonc.norm(dim=1).mean())  # public-data estimate (non-members are public)
-    kind = "binary" if v.head.out_dim == 1 else "multiclass"
-    orc = oracle_residual(v.head, xc, y if not null else y, kind)["oracle_residual"] if not null else float("nan")
+    orc = oracle_residual(v.head, v.loss, xc, y) if not null else float("nan")
     act = (v.head.activation_patterns(xc)[0].float().mean())
     say(f"  victim {v.head.dims} {'NULL (shuffled labels) ' if null else ''}train {time.perf_counter() - t:.0f}s "
         f"steps {rep.steps} loss {rep.final_loss:.1e} grad {rep.grad_norm:.1e} acc {rep.train_acc:.2f} "

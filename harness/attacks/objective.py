@@ -11,7 +11,6 @@ backward signal, and one ordinary autograd pass for the gradient in (x, lambda).
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass
 
 import torch
@@ -115,32 +114,3 @@ def project_sphere_(x: torch.Tensor, mean: torch.Tensor) -> None:
     """Put uncentred candidates back on the unit sphere (normalised-embedding prior)."""
     u = x + mean
     x.copy_(u / u.norm(dim=-1, keepdim=True).clamp_min(1e-12) - mean)
-
-
-def oracle_residual(head: MLPHead, members: torch.Tensor, labels: torch.Tensor, kind: Kind) -> dict:
-    """Diagnostic (needs the members): min over lambda of ||theta - sum_i lam_i grad Phi_i||^2/||theta||^2.
-
-    Uses the true ReLU derivative and float64; one Jacobian column per member (per output for
-    regression). Returns the relative residual, the lambdas and how many came out negative.
-    """
-    head = copy.deepcopy(head).double()
-    params = list(head.parameters())
-    theta = torch.cat([p.detach().reshape(-1) for p in params])
-    cols = []
-    C = head.out_dim if kind == "regression" else 1
-    x = members.double()
-    for i in range(len(x)):
-        out = head(x[i : i + 1])
-        for c in range(C):
-            if kind == "regression":
-                phi = out[0, c]
-            else:
-                from harness.attacks.margins import margins
-
-                phi = margins(kind, labels[i : i + 1], out)[0]
-            g = torch.autograd.grad(phi, params, retain_graph=True)
-            cols.append(torch.cat([t.reshape(-1) for t in g]))
-    J = torch.stack(cols, 1)
-    lam = torch.linalg.lstsq(J, theta.unsqueeze(1)).solution[:, 0]
-    res = float(((theta - J @ lam) ** 2).sum() / (theta**2).sum())
-    return {"oracle_residual": res, "lambdas": lam, "negative_lambdas": int((lam < 0).sum()) if C == 1 else 0}
