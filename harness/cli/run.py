@@ -1,4 +1,4 @@
-"""Run one task end to end (embed, train the victim, attack, score) and write result tables."""
+"""Run one task end to end (embed, train the victim, attack, score, select, invert) and write result tables and a report."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from pathlib import Path
 
 from harness.cli.console import console as make_console
 from harness.cli.summary import print_summary
-from harness.pipeline.run_task import plan_unit, run_unit
+from harness.pipeline.run_task import plan_unit, run_unit, task_evidence
 from harness.registry import MODELS, TASKS
 
 def add_arguments(p) -> None:
@@ -15,6 +15,9 @@ def add_arguments(p) -> None:
     p.add_argument("--out", default="results", help="results directory (default: results)")
     p.add_argument("--head", help="attack this safetensors head instead of training one")
     p.add_argument("--cache", help="embedding cache directory (default: $RECON_HARNESS_CACHE or ~/.cache/recon-harness)")
+    p.add_argument("--corpus", action="append", default=[], metavar="SOURCE[:COLUMN]",
+                   help="text: extra retrieval corpus (local file or Hub data set id); repeatable")
+    p.add_argument("--no-evidence", action="store_true", help="skip selection, inversion and the report")
     p.add_argument("--quiet", action="store_true", help="no progress output")
 
 def main(args) -> int:
@@ -23,9 +26,22 @@ def main(args) -> int:
     task_file = Path(args.task) if Path(args.task).is_file() else TASKS.files().get(args.task)
     base_dir = task_file.resolve().parent if task_file else None  # relative data paths follow the task file
     unit, resolved = plan_unit(task, card, args.head)
+    recipe = task_evidence(task)
+    recipe = recipe.model_copy(update={"enabled": recipe.enabled and not args.no_evidence, "corpus": [*recipe.corpus, *args.corpus]})
+    if recipe.enabled and recipe.corpus:  # a corpus that cannot be loaded fails before any work
+        from harness.invert.corpus import load_corpus
+
+        for spec in recipe.corpus:
+            load_corpus(spec, base_dir)
     out = Path(args.out)
     output = run_unit(
-        unit, resolved, out, cache_dir=Path(args.cache) if args.cache else None, base_dir=base_dir, progress=not args.quiet
+        unit, resolved, out, cache_dir=Path(args.cache) if args.cache else None, base_dir=base_dir,
+        progress=not args.quiet, evidence=recipe,
     )
-    print_summary(output, out, make_console())
+    console = make_console()
+    print_summary(output, out, console)
+    if recipe.enabled:
+        from harness.report import build_report
+
+        console.print(f"report: {build_report(out)}")
     return 0

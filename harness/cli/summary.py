@@ -30,8 +30,15 @@ def print_summary(o: UnitOutput, out, console: Console | None = None) -> None:
             f"{s.member_best.mean():.2f}/{s.nonmember_best.mean() if len(s.nonmember_best) else float('nan'):.2f}",
         )
     console.print(table)
+    for kind, ev in o.evidence.items():
+        if ev.cluster is not None:
+            prec = "  ".join(
+                f"top-{k} {ev.cluster.precision[k]:.2f} vs {ev.baseline.precision[k]:.2f}" for k in ev.cluster.ks
+            )
+            console.print(f"selection ({kind}): {len(ev.selection)} clusters; precision clustering vs lowest-loss: {prec}")
+    _print_inversions(o, console)
     real = o.outcomes.get("real")
-    if real is not None and u.card.modality == "text":
+    if real is not None and u.card.modality == "text" and not o.evidence:
         order = real.scores.member_best.argsort()[::-1][:5]
         console.print("[bold]closest reconstructions (member sentence, best cosine):[/]")
         for i in order:
@@ -40,3 +47,26 @@ def print_summary(o: UnitOutput, out, console: Console | None = None) -> None:
     if out is not None:
         counts = ", ".join(f"{k} {v}" for k, v in o.row_counts.items())
         console.print(f"wrote {out}: {counts} rows; total {o.wall_s:.1f}s")
+
+
+def _print_inversions(o: UnitOutput, console: Console) -> None:
+    ev = o.evidence.get("real")
+    if ev is None or not ev.inversions:
+        return
+    rows = [r for r in ev.inversions if r["target_kind"] == "selected"]
+    if o.unit.card.modality == "text":
+        console.print("[bold]top selections, inverted (member sentence -> inversion):[/]")
+        for r in sorted(rows, key=lambda r: (r["rank"], r["method"]))[:8]:
+            console.print(
+                f"  #{r['rank']} {r['method']:<11} cos {r['target_member_cosine']:.2f}  F1 {r['token_f1']:.2f}  "
+                f"{r['reference_text'][:60]!r} -> {r['text'][:60]!r}"
+            )
+    else:
+        for kind in ("selected", "member"):
+            got = [r for r in ev.inversions if r["target_kind"] == kind]
+            if got:
+                console.print(
+                    f"image inversion ({kind}, {got[0]['method']}): {len(got)} targets, mean cosine "
+                    f"{sum(r['cosine'] for r in got) / len(got):.3f}, mean SSIM {sum(r['ssim'] for r in got) / len(got):.3f}, "
+                    f"{got[0]['wall_s']:.2f}s per target"
+                )

@@ -14,6 +14,8 @@ from harness.backbones.load import load_backbone
 from harness.backbones.resolve import ResolvedModel, resolve_model
 from harness.data.split import MemberSplit, load_split
 from harness.heads.io import load_head, save_head
+from harness.invert.recipe import EvidenceRecipe
+from harness.pipeline.evidence import VictimEvidence, evidence_stage, inversion_rows, selection_rows, selection_score_rows
 from harness.pipeline.plan import Unit
 from harness.pipeline.rows import VictimOutcome, candidate_rows, match_rows, provenance, run_rows, victim_row
 from harness.pipeline.stages import Embedded, attack_stage, embed_stage, given_head_stage, score_stage, train_stage
@@ -31,6 +33,16 @@ class UnitOutput:
     outcomes: dict[str, VictimOutcome]
     row_counts: dict[str, int] = field(default_factory=dict)
     wall_s: float = 0.0
+    evidence: dict[str, VictimEvidence] = field(default_factory=dict)  # victim kind -> selection + inversions
+    recipe: EvidenceRecipe = field(default_factory=EvidenceRecipe)
+
+
+def task_evidence(task: TaskSpec) -> EvidenceRecipe:
+    """The task's evidence recipe (a task field once specs carry one), else the defaults."""
+    found = getattr(task, "evidence", None)
+    if isinstance(found, EvidenceRecipe):
+        return found
+    return EvidenceRecipe.model_validate(found.model_dump() if hasattr(found, "model_dump") else (found or {}))
 
 
 def plan_unit(task: TaskSpec, card: ModelCard, head_file: str | None = None) -> tuple[Unit, ResolvedModel]:
@@ -53,6 +65,7 @@ def run_unit(
     base_dir: Path | None = None,
     progress: bool = True,
     console: Console | None = None,
+    evidence: EvidenceRecipe | None = None,
 ) -> UnitOutput:
     """All stages in order; rows are written only once every stage has succeeded."""
     console = console or Console(stderr=True, quiet=not progress, width=None if sys.stderr.isatty() else 160)
@@ -97,6 +110,17 @@ def run_unit(
         )
 
     output = UnitOutput(unit, resolved, split, emb, outcomes)
+    output.recipe = recipe = evidence or task_evidence(task)
+    if recipe.enabled:
+        for kind, vo in outcomes.items():
+            t0 = _stage(console, f"select + invert ({kind})")
+            ev = evidence_stage(backbone, split, emb, vo.result, vo.scores, recipe, kind == "real", cache_dir, base_dir)
+            output.evidence[kind] = ev
+            if ev.cluster is not None:
+                console.print(
+                    f"  {len(ev.selection)} clusters in {ev.select_s:.1f}s; top-20 precision {ev.cluster.precision[20]:.2f} "
+                    f"(lowest-loss baseline {ev.baseline.precision[20]:.2f}); {len(ev.inversions)} inversions in {ev.invert_s:.1f}s"
+                )
     if out is not None:
         output.row_counts = write_unit(out, output)
     output.wall_s = time.perf_counter() - t_all
@@ -109,6 +133,8 @@ def write_unit(out: Path, o: UnitOutput) -> dict[str, int]:
     uid = o.unit.unit_id
     base = provenance(o.unit, o.resolved.source)
     tables: dict[str, list[dict]] = {"candidates": [], "attack_runs": [], "matches": [], "victims": []}
+    if o.evidence:  # evidence tables go before the victims table, which marks the unit done
+        tables = {"candidates": [], "attack_runs": [], "matches": [], "selections": [], "selection_scores": [], "inversions": [], "victims": []}
     for kind, vo in o.outcomes.items():
         path = out / "heads" / f"{uid}-{kind}.safetensors"
         save_head(vo.trained.head, path, {"unit_id": uid, "victim": kind, "loss": o.unit.task.head.loss}, mean=o.emb.mean)
@@ -116,6 +142,11 @@ def write_unit(out: Path, o: UnitOutput) -> dict[str, int]:
         tables["candidates"] += candidate_rows(base, vo)
         tables["attack_runs"] += run_rows(base, vo)
         tables["matches"] += match_rows(base, o.split, vo)
+        ev = o.evidence.get(kind)
+        if ev is not None:
+            tables["selections"] += selection_rows(base, kind, ev, o.recipe)
+            tables["selection_scores"] += selection_score_rows(base, kind, ev)
+            tables["inversions"] += inversion_rows(base, kind, ev)
         tables["victims"].append(victim_row(base, o.unit, o.split, o.emb, vo, o.emb.cache_hit))
     for name, rows in tables.items():
         store.write(name, uid, rows)

@@ -90,6 +90,55 @@ MATCHES = [
     pa.field("passed", pa.bool_()),  # above the fpr threshold
 ]
 
+# Added with selection and inversion (issue 4); new tables only, existing ones unchanged.
+SELECTIONS = [  # one row per cluster representative, best first (no ground truth used to rank)
+    pa.field("victim", pa.string(), nullable=False),
+    pa.field("rank", pa.int64(), nullable=False),
+    pa.field("candidate", pa.int64(), nullable=False),  # the medoid, an index into the candidates
+    pa.field("size", pa.int64()),
+    pa.field("support", pa.int64()),  # distinct runs in the cluster
+    pa.field("tightness", pa.float64()),  # mean cosine to the medoid
+    pa.field("confidence", pa.float64()),
+    pa.field("method", pa.string()),
+    pa.field("min_cosine", pa.float64()),
+    pa.field("matched_member", pa.int64()),  # ground truth, scoring only
+    pa.field("member_score", pa.float64()),
+    pa.field("hit", pa.bool_()),  # passed the threshold and recovered a member not recovered above it
+]
+
+SELECTION_SCORES = [  # precision / recall of the top-k, for the clustering and the lowest-loss baseline
+    pa.field("victim", pa.string(), nullable=False),
+    pa.field("strategy", pa.string(), nullable=False),  # cluster | lowest-loss
+    pa.field("k", pa.int64(), nullable=False),
+    pa.field("precision", pa.float64()),
+    pa.field("recall", pa.float64()),
+    pa.field("threshold", pa.float64()),
+    pa.field("n_selected", pa.int64()),
+    pa.field("select_s", pa.float64()),
+]
+
+INVERSIONS = [  # one row per (target, method)
+    pa.field("victim", pa.string(), nullable=False),
+    pa.field("target_kind", pa.string(), nullable=False),  # selected | member (the upper bound)
+    pa.field("target", pa.int64(), nullable=False),  # candidate index (selected) or member index
+    pa.field("rank", pa.int64()),  # selection rank (selected only)
+    pa.field("method", pa.string(), nullable=False),  # retrieval | word-search | dip | identity
+    pa.field("matched_member", pa.int64()),  # nearest member of the target (ground truth, scoring only)
+    pa.field("target_member_cosine", pa.float64()),
+    pa.field("cosine", pa.float64()),  # the inversion's embedding vs. the target
+    pa.field("text", pa.string()),
+    pa.field("reference_text", pa.string()),  # the matched member
+    pa.field("image_png", pa.binary()),
+    pa.field("reference_png", pa.binary()),
+    pa.field("token_f1", pa.float64()),
+    pa.field("bleu", pa.float64()),
+    pa.field("exact", pa.bool_()),
+    pa.field("ssim", pa.float64()),
+    pa.field("psnr", pa.float64()),
+    pa.field("wall_s", pa.float64()),
+    pa.field("details", pa.string()),  # JSON: corpus size, steps, ...
+]
+
 SCHEMAS: dict[str, pa.Schema] = {
     name: pa.schema(PROVENANCE + fields, metadata={"recon_harness_schema": str(SCHEMA_VERSION)})
     for name, fields in {
@@ -97,5 +146,8 @@ SCHEMAS: dict[str, pa.Schema] = {
         "attack_runs": ATTACK_RUNS,
         "candidates": CANDIDATES,
         "matches": MATCHES,
+        "selections": SELECTIONS,
+        "selection_scores": SELECTION_SCORES,
+        "inversions": INVERSIONS,
     }.items()
 }

@@ -1,0 +1,50 @@
+"""Text and image metrics of an inversion against its matched member."""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+
+import numpy as np
+
+_TOKEN = re.compile(r"\w+|[^\w\s]")
+
+
+def tokens(s: str) -> list[str]:
+    return _TOKEN.findall(s.lower())
+
+
+def token_f1(pred: str, ref: str) -> float:
+    """SQuAD-style bag-of-tokens F1 (lower-cased words and punctuation)."""
+    p, r = tokens(pred), tokens(ref)
+    if not p or not r:
+        return float(p == r)
+    common = sum((Counter(p) & Counter(r)).values())
+    if common == 0:
+        return 0.0
+    prec, rec = common / len(p), common / len(r)
+    return 2 * prec * rec / (prec + rec)
+
+
+def bleu(pred: str, ref: str) -> float:
+    """Sentence BLEU (sacrebleu, exponential smoothing), 0-100."""
+    import sacrebleu
+
+    return float(sacrebleu.sentence_bleu(pred, [ref]).score)
+
+
+def exact(pred: str, ref: str) -> bool:
+    return " ".join(tokens(pred)) == " ".join(tokens(ref))
+
+
+def text_metrics(pred: str, ref: str) -> dict:
+    return {"token_f1": token_f1(pred, ref), "bleu": bleu(pred, ref), "exact": exact(pred, ref)}
+
+
+def image_metrics(pred: np.ndarray, ref: np.ndarray) -> dict:
+    """pred, ref: (H, W, C) float in [0, 1]. SSIM (scikit-image, 7x7) and PSNR (dB)."""
+    from skimage.metrics import peak_signal_noise_ratio, structural_similarity
+
+    ssim = structural_similarity(ref, pred, channel_axis=-1, data_range=1.0)
+    psnr = peak_signal_noise_ratio(ref, pred, data_range=1.0)
+    return {"ssim": float(ssim), "psnr": float(min(psnr, 100.0))}

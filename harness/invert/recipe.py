@@ -1,0 +1,27 @@
+"""What the evidence stages (selection, inversion) do for a task; validated like every spec."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class EvidenceRecipe(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    enabled: bool = Field(True, description="select and invert after the attack")
+    select_method: Literal["agglomerative", "dbscan"] = "agglomerative"
+    min_cosine: float = Field(0.7, gt=0, lt=1, description="cosine at which two candidates share a cluster")
+    invert_top: int = Field(10, ge=0, description="top selections to invert")
+    invert_members: int = Field(10, ge=0, description="true member embeddings to invert too (the upper bound)")
+    corpus: list[str] = Field(
+        default_factory=list, description="text: extra retrieval corpora (local files or Hub data set ids, SOURCE[:COLUMN])"
+    )
+    word_search_top: int = Field(2, ge=0, description="text: selections (and as many members) to invert by word search")
+    word_shortlist: int = Field(32, ge=1, le=4096)
+    word_beam: int = Field(2, ge=1, le=64)
+    dip_steps: int = Field(300, ge=1, description="images: Deep Image Prior steps per batch of targets")
+    dip_lr: float = Field(1e-2, gt=0)
+    dip_refine_steps: int = Field(100, ge=0, description="images: pixel-space polish after the generator")
+    dip_width: int = Field(16, ge=2, le=256)

@@ -1,0 +1,126 @@
+"""Text inversion: (a) retrieval from a public corpus by cosine, (b) a beam search over words.
+
+Both work in the attack's space (centred, normalised as the victim's inputs were) and maximise
+the cosine to the target. The word search uses only the tokenizer's whole-word vocabulary: no
+corpus sentence seeds it, so it measures what the embedding alone gives away. Candidate words are
+the target's `shortlist` (vocabulary words whose own embedding is closest to the target) plus
+common function words; see WordSearch for the search itself.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass, field
+
+import torch
+
+from harness.invert.space import EmbedSpace
+from harness.scoring.embedding import cosine_matrix
+
+WORD = re.compile(r"^([a-z]+|[!?,.;:'\-])$")
+
+
+@dataclass
+class Retrieved:
+    index: torch.Tensor  # (t,) corpus index of the best match
+    cosine: torch.Tensor  # (t,)
+    texts: list[str]
+    corpus_size: int
+
+
+def retrieve(targets: torch.Tensor, corpus: list[str], corpus_emb: torch.Tensor) -> Retrieved:
+    """Nearest corpus sentence (centred cosine) of each centred target."""
+    sim = cosine_matrix(targets, corpus_emb)
+    best, idx = sim.max(1)
+    return Retrieved(idx, best.float(), [corpus[i] for i in idx.tolist()], len(corpus))
+
+
+def word_vocabulary(tokenizer, limit: int | None = None) -> list[str]:
+    """Whole words (and plain punctuation) of a WordPiece/BPE vocabulary, specials and pieces left out."""
+    vocab = tokenizer.get_vocab()
+    special = set(getattr(tokenizer, "all_special_tokens", []))
+    words = [w for w, _ in sorted(vocab.items(), key=lambda kv: kv[1]) if w not in special and WORD.match(w)]
+    return words[:limit] if limit else words
+
+
+# Frequent English function words and punctuation: single-word similarity never shortlists them,
+# yet most sentences are full of them. Only those the vocabulary has are used.
+FUNCTION_WORDS = (
+    "the a an , . and of to is it 's that in as with for but this its be are was on by at not "
+    "n't no one all so than more too who what there have has his her their from or if about"
+).split()
+
+
+@dataclass
+class WordSearch:
+    """Greedy growth (append the best shortlisted word, `beam` sequences kept), then local search
+    (move, delete or replace one word) while the cosine improves by more than `tol`."""
+
+    space: EmbedSpace
+    shortlist: int = 32
+    beam: int = 2
+    max_words: int = 24
+    passes: int = 2
+    tol: float = 1e-3
+    vocab_limit: int | None = None
+    _vocab: list[str] = field(default_factory=list, init=False)
+    _vocab_emb: torch.Tensor | None = field(default=None, init=False)
+
+    def vocabulary(self) -> tuple[list[str], torch.Tensor]:
+        if self._vocab_emb is None:
+            self._vocab = word_vocabulary(self.space.backbone.processor, self.vocab_limit)
+            self._vocab_emb = self.space.embed(self._vocab, cached=True)
+        return self._vocab, self._vocab_emb
+
+    def _score(self, t: torch.Tensor, seqs: list[tuple[str, ...]]) -> torch.Tensor:
+        return cosine_matrix(t, self.space.embed([" ".join(c) for c in seqs]))[0]
+
+    def invert(self, target: torch.Tensor) -> tuple[str, float, int]:
+        """(text, cosine, sequences evaluated) for one centred target (d,)."""
+        vocab, vemb = self.vocabulary()
+        t = target.view(1, -1).float()
+        short = cosine_matrix(t, vemb)[0].topk(min(self.shortlist, len(vocab))).indices.tolist()
+        have = set(vocab)
+        words = list(dict.fromkeys([vocab[i] for i in short] + [w for w in FUNCTION_WORDS if w in have]))
+        beams: list[tuple[float, tuple[str, ...]]] = [(-1.0, ())]
+        best, evaluated = beams[0], 0
+        for _ in range(self.max_words):  # growth
+            cand = list(dict.fromkeys(seq + (w,) for _, seq in beams for w in words))
+            scores = self._score(t, cand)
+            evaluated += len(cand)
+            top = scores.topk(min(self.beam, len(cand)))
+            beams = [(float(s), cand[i]) for s, i in zip(top.values.tolist(), top.indices.tolist())]
+            if beams[0][0] < best[0] + self.tol:
+                break
+            best = beams[0]
+        for _ in range(self.passes):  # local search: move, delete, replace one word
+            score, seq = best
+            n = len(seq)
+            cand = set()
+            for i in range(n):
+                rest = seq[:i] + seq[i + 1 :]
+                if rest:
+                    cand.add(rest)
+                cand.update(rest[:j] + (seq[i],) + rest[j:] for j in range(n) if j != i)
+                cand.update(seq[:i] + (w,) + seq[i + 1 :] for w in words if w != seq[i])
+            cand = list(cand)
+            if not cand:
+                break
+            scores = self._score(t, cand)
+            evaluated += len(cand)
+            j = int(scores.argmax())
+            if float(scores[j]) < score + self.tol:
+                break
+            best = (float(scores[j]), cand[j])
+        return " ".join(best[1]), float(best[0]), evaluated
+
+    def invert_all(self, targets: torch.Tensor) -> tuple[list[str], torch.Tensor, list[float]]:
+        texts, cos, secs = [], [], []
+        for t in targets:
+            t0 = time.perf_counter()
+            s, c, _ = self.invert(t)
+            texts.append(s)
+            cos.append(c)
+            secs.append(time.perf_counter() - t0)
+        return texts, torch.tensor(cos), secs

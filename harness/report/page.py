@@ -1,0 +1,182 @@
+"""Build the report page from a results directory's tables; write it atomically (temp file + rename)."""
+
+from __future__ import annotations
+
+import base64
+import html
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+from harness.errors import HarnessError
+from harness.report import plots
+from harness.store.store import ResultStore, atomic_write_bytes
+
+CSS = """
+body{font-family:system-ui,sans-serif;margin:24px;color:#222;max-width:1200px}
+h1{font-size:22px}h2{font-size:18px;margin-top:32px;border-bottom:1px solid #ccc}h3{font-size:15px}
+table{border-collapse:collapse;margin:8px 0;font-size:13px}td,th{border:1px solid #ddd;padding:3px 7px;text-align:left;vertical-align:top}
+th{background:#f3f3f3}img.px{image-rendering:pixelated;width:96px;height:96px}.plots img{margin-right:8px}
+.hit{color:#080;font-weight:bold}.miss{color:#999}.note{color:#555;font-size:13px}td.s{max-width:360px}
+"""
+
+
+def _e(x) -> str:
+    return html.escape("" if x is None else str(x))
+
+
+def _f(x, spec=".3f") -> str:
+    return "-" if x is None or (isinstance(x, float) and not np.isfinite(x)) else format(x, spec)
+
+
+def _img(png: bytes | None, alt: str) -> str:
+    if not png:
+        return "<span class=miss>-</span>"
+    return f'<img class="px" alt="{_e(alt)}" src="data:image/png;base64,{base64.b64encode(png).decode()}">'
+
+
+def _plot(b64: str, alt: str) -> str:
+    return f'<img class="plot" alt="{_e(alt)}" src="data:image/png;base64,{b64}">'
+
+
+def _table(header: list[str], rows: list[list[str]], cls: str = "") -> str:
+    head = "".join(f"<th>{_e(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in r) + "</tr>" for r in rows)
+    return f'<table class="{cls}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+
+
+def _group(rows: list[dict]) -> dict[tuple, list[dict]]:
+    out = defaultdict(list)
+    for r in rows:
+        out[(r["unit_id"], r["victim"])].append(r)
+    return out
+
+
+def _metrics(v: dict, scores: list[dict]) -> str:
+    rows = [
+        ["members / non-members", f"{v['n_members']} / {v['n_nonmembers']}"],
+        ["head", "-".join(map(str, v["head_dims"] or [])) + f" ({v['head_params']} params)"],
+        ["train loss / test acc / oracle residual", f"{_f(v['train_loss'], '.1e')} / {_f(v['test_acc'], '.2f')} / {_f(v['oracle_residual'])}"],
+        ["attack", f"{_e(v['attack'])}: {v['n_runs']} runs, {v['n_candidates']} candidates, {_f(v['attack_s'], '.1f')} s"],
+        [f"threshold at {v['fpr']:.0%} FPR", _f(v["threshold"])],
+        ["TPR at that FPR (members passed)", f"{_f(v['tpr_at_fpr'], '.2f')} ({v['members_passed']}/{v['n_members']})"],
+        ["mean best cosine members / non-members", f"{_f(v['mean_member_best'])} / {_f(v['mean_nonmember_best'])}"],
+    ]
+    by = {(s["strategy"], s["k"]): s for s in scores}
+    for k in sorted({s["k"] for s in scores}):
+        c, b = by.get(("cluster", k)), by.get(("lowest-loss", k))
+        rows.append([
+            f"top-{k} precision / recall: clustering vs lowest KKT loss",
+            f"{_f(c and c['precision'], '.2f')} / {_f(c and c['recall'], '.2f')} vs "
+            f"{_f(b and b['precision'], '.2f')} / {_f(b and b['recall'], '.2f')}",
+        ])
+    return _table(["measure", "value"], rows, "metrics")
+
+
+def _image_grid(inv: list[dict], sel: dict[int, dict]) -> str:
+    members = {r["target"]: r for r in inv if r["target_kind"] == "member"}
+    chosen = sorted((r for r in inv if r["target_kind"] == "selected"), key=lambda r: r["rank"])
+    best_of: dict[int, dict] = {}
+    for r in chosen:
+        best_of.setdefault(r["matched_member"], r)
+    rows = []
+    for i, m in sorted(members.items()):
+        b = best_of.get(i)
+        rec = (
+            _img(b["image_png"], "selection " + str(b["rank"])) + f"<br>rank {b['rank']}, cos {_f(b['target_member_cosine'])}, "
+            f"SSIM {_f(b['ssim'], '.2f')}" if b else "<span class=miss>no selection matches</span>"
+        )
+        rows.append([
+            f"{_img(m['reference_png'], f'member {i}')}<br>member {i}", rec,
+            f"{_img(m['image_png'], f'inversion of member {i}')}<br>cos {_f(m['cosine'])}, SSIM {_f(m['ssim'], '.2f')}, PSNR {_f(m['psnr'], '.1f')}",
+        ])
+    grid = _table(["member", "best reconstruction (selected, inverted)", "inversion of the true embedding"], rows, "grid")
+    top = []
+    for r in chosen:
+        s = sel.get(r["rank"], {})
+        mark = '<span class="hit">hit</span>' if s.get("hit") else '<span class="miss">no</span>'
+        top.append([
+            str(r["rank"]), _f(s.get("confidence"), ".2f"), str(s.get("support", "-")), _img(r["image_png"], "selection " + str(r["rank"])),
+            _img(r["reference_png"], "nearest member"), f"{_f(r['target_member_cosine'])} {mark}", _f(r["cosine"]),
+            _f(r["ssim"], ".2f"), _f(r["psnr"], ".1f"),
+        ])
+    ranked = _table(["rank", "confidence", "runs", "inversion", "nearest member", "cos to member", "inversion cos", "SSIM", "PSNR"], top, "ranked")
+    return "<h3>Members, their best reconstruction, and the upper bound</h3>" + grid + "<h3>Top selections (ranked without the training set)</h3>" + ranked
+
+
+def _text_pairs(inv: list[dict], sel: dict[int, dict]) -> str:
+    rows = []
+    order = sorted(inv, key=lambda r: (r["target_kind"] != "selected", r["rank"] if r["rank"] is not None else r["target"], r["method"]))
+    for r in order:
+        s = sel.get(r["rank"], {}) if r["target_kind"] == "selected" else {}
+        who = f"selection {r['rank']} (conf {_f(s.get('confidence'), '.2f')})" if r["target_kind"] == "selected" else f"member {r['target']} (true embedding)"
+        mark = '<span class="hit">hit</span>' if s.get("hit") else ""
+        rows.append([
+            _e(who), f"{_f(r['target_member_cosine'])} {mark}", _e(r["method"]), f"<td class=s>{_e(r['reference_text'])}".removeprefix("<td class=s>"),
+            _e(r["text"]), _f(r["cosine"]), _f(r["token_f1"], ".2f"), _f(r["bleu"], ".1f"), "yes" if r["exact"] else "no",
+        ])
+    return "<h3>Sentences: nearest member | inversion</h3>" + _table(
+        ["target", "cos to member", "method", "member sentence", "inversion", "inversion cos", "token F1", "BLEU", "exact"], rows, "pairs"
+    )
+
+
+def _trends(victims: list[dict]) -> str:
+    real = [v for v in victims if v["victim"] == "real"]
+    out = []
+    for key, label in (("n_members", "members (n)"), ("width", "head width")):
+        pts = defaultdict(list)
+        for v in real:
+            x = v["n_members"] if key == "n_members" else (v["head_dims"] or [0, 0])[1]
+            pts[x].append(v["members_passed"])
+        if len(pts) > 1:
+            xs = sorted(pts)
+            out.append(_plot(plots.trend(xs, {"members passing 1%-FPR threshold": [float(np.mean(pts[x])) for x in xs]}, label, f"reconstructed vs {label}"), f"trend {label}"))
+    return f'<h2>Trends</h2><div class="plots">{"".join(out)}</div>' if out else ""
+
+
+def render(root: Path) -> str:
+    store = ResultStore(root, create=False)
+    victims = store.read("victims").to_pylist()
+    n_cands = sum(v["n_candidates"] or 0 for v in victims)
+    if not victims or n_cands == 0:
+        raise HarnessError("results", str(root), "has no candidates to report on; run `recon-harness run TASK --out DIR` first")
+    matches = _group(store.read("matches").to_pylist())
+    scores = _group(store.read("selection_scores").to_pylist())
+    sels = _group(store.read("selections").to_pylist())
+    invs = _group(store.read("inversions").to_pylist())
+    parts = [f"<h1>Reconstruction report: {_e(root.name)}</h1>",
+             f'<p class="note">{len(victims)} victims from {_e(root)}; generated {time.strftime("%Y-%m-%d %H:%M:%S")}. '
+             "Selections are ranked without the training set; matching to members is the harness's scoring only.</p>"]
+    for v in sorted(victims, key=lambda v: (v["task"], v["model"], v["unit_id"], v["victim"] != "real")):
+        key = (v["unit_id"], v["victim"])
+        parts.append(f"<h2>{_e(v['task'])} &times; {_e(v['model'])}: {_e(v['victim'])} victim</h2>"
+                     f'<p class="note">unit {_e(v["unit_id"])}, {_e(v["model_id"])}@{_e(v["revision"][:12])}</p>')
+        parts.append(_metrics(v, scores.get(key, [])))
+        m = matches.get(key, [])
+        mem = np.array([r["score"] for r in m if r["kind"] == "member" and r["score"] is not None])
+        non = np.array([r["score"] for r in m if r["kind"] == "nonmember" and r["score"] is not None])
+        if len(mem):
+            title = f"{v['task']} / {v['victim']}"
+            parts.append('<div class="plots">' + _plot(plots.similarity_histogram(mem, non, v["threshold"], title), "similarity histogram")
+                         + _plot(plots.roc_curve(mem, non, title), "TPR/FPR curve") + "</div>")
+        inv = invs.get(key, [])
+        sel = {r["rank"]: r for r in sels.get(key, [])}
+        if inv and any(r["image_png"] for r in inv):
+            parts.append(_image_grid(inv, sel))
+        elif inv:
+            parts.append(_text_pairs(inv, sel))
+    parts.append(_trends(victims))
+    return f"<!doctype html><html><head><meta charset='utf-8'><title>recon-harness report</title><style>{CSS}</style></head><body>{''.join(parts)}</body></html>"
+
+
+def build_report(results_dir: str | Path, out: str | Path | None = None) -> Path:
+    """Render the report of `results_dir` and write it (temp file + rename) to `out` (default RESULTS/report.html)."""
+    root = Path(results_dir)
+    if not root.is_dir():
+        raise HarnessError("results", str(root), "no such directory; give a directory written by `recon-harness run`")
+    page = render(root)
+    target = Path(out) if out else root / "report.html"
+    atomic_write_bytes(target, page.encode())
+    return target

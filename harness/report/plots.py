@@ -1,0 +1,70 @@
+"""Matplotlib figures rendered to inline base64 PNG."""
+
+from __future__ import annotations
+
+import base64
+import io
+
+import numpy as np
+
+
+def _png(fig) -> str:
+    import matplotlib.pyplot as plt
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
+    plt.close(fig)
+    return base64.b64encode(buf.getvalue()).decode()
+
+
+def _fig(w=4.2, h=3.0):
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    return plt.subplots(figsize=(w, h))
+
+
+def similarity_histogram(members: np.ndarray, nonmembers: np.ndarray, threshold: float | None, title: str) -> str:
+    fig, ax = _fig()
+    vals = np.concatenate([members, nonmembers]) if len(nonmembers) else members
+    bins = np.linspace(np.nanmin(vals), np.nanmax(vals), 30) if len(vals) else 10
+    ax.hist(nonmembers, bins=bins, alpha=0.6, density=True, label=f"non-members ({len(nonmembers)})", color="#888")
+    ax.hist(members, bins=bins, alpha=0.7, density=True, label=f"members ({len(members)})", color="#d62728")
+    if threshold is not None and np.isfinite(threshold):
+        ax.axvline(threshold, color="k", ls="--", lw=1, label="1%-FPR threshold")
+    ax.set_xlabel("best cosine to any candidate")
+    ax.set_ylabel("density")
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=7)
+    return _png(fig)
+
+
+def roc_curve(members: np.ndarray, nonmembers: np.ndarray, title: str) -> str:
+    """TPR vs FPR over every threshold, log-scaled FPR axis (the low-FPR regime matters)."""
+    fig, ax = _fig()
+    thr = np.unique(np.concatenate([members, nonmembers]))[::-1]
+    tpr = np.array([(members > t).mean() for t in thr] + [1.0])
+    fpr = np.array([(nonmembers > t).mean() if len(nonmembers) else 0.0 for t in thr] + [1.0])
+    floor = 1.0 / max(len(nonmembers), 1) / 2
+    ax.step(np.maximum(fpr, floor), tpr, where="post", color="#1f77b4")
+    ax.plot([floor, 1], [floor, 1], color="#aaa", ls=":", lw=1)
+    ax.axvline(0.01, color="k", ls="--", lw=1)
+    ax.set_xscale("log")
+    ax.set_xlabel("FPR (non-members passing)")
+    ax.set_ylabel("TPR (members passing)")
+    ax.set_ylim(0, 1.02)
+    ax.set_title(title, fontsize=9)
+    return _png(fig)
+
+
+def trend(xs: list, series: dict[str, list], xlabel: str, title: str) -> str:
+    fig, ax = _fig()
+    for name, ys in series.items():
+        ax.plot(xs, ys, marker="o", label=name)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("members reconstructed")
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=7)
+    return _png(fig)

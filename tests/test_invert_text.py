@@ -1,0 +1,91 @@
+"""Text inversion: retrieval finds the member when it is in the corpus; word search climbs cosine; metrics."""
+
+from __future__ import annotations
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import torch
+
+from harness.backbones.load import load_backbone
+from harness.backbones.resolve import resolve_model
+from harness.errors import HarnessError
+from harness.invert.corpus import load_corpus
+from harness.invert.metrics import bleu, exact, text_metrics, token_f1
+from harness.invert.space import EmbedSpace
+from harness.invert.text import WordSearch, retrieve, word_vocabulary
+from harness.scoring.embedding import cosine_matrix
+from harness.specs.model_card import ModelCard
+from tests.conftest import SST2
+
+
+@pytest.fixture(scope="module")
+def space(tiny_bert_dir, tmp_path_factory):
+    card = ModelCard(name="tiny-bert", id=str(tiny_bert_dir), modality="text", pooling="mean", normalize=True)
+    bb = load_backbone(resolve_model(card), device=torch.device("cpu"))
+    sents = pq.read_table(SST2, columns=["sentence"]).column("sentence").to_pylist()
+    raw = torch.nn.functional.normalize(bb.embed(sents[:20], progress=False), dim=1)
+    return EmbedSpace(bb, True, raw.mean(0), tmp_path_factory.mktemp("cache"))
+
+
+def test_metrics_by_hand():
+    assert token_f1("the cat sat", "the cat sat") == 1.0
+    assert token_f1("the dog", "the cat sat .") == pytest.approx(2 * 0.5 * 0.25 / 0.75)
+    assert token_f1("", "x") == 0.0 and token_f1("a b", "c d") == 0.0
+    assert bleu("a fine , moving film .", "a fine , moving film .") == pytest.approx(100.0)
+    assert bleu("completely different words here", "a fine , moving film .") < 10
+    assert exact("A  fine film .", "a fine film .") and not exact("a fine film", "a fine film .")
+    assert text_metrics("x y", "x y z") == {"token_f1": pytest.approx(0.8), "bleu": pytest.approx(bleu("x y", "x y z")), "exact": False}
+
+
+def test_retrieval_returns_the_member_when_it_is_in_the_corpus(space):
+    corpus = load_corpus(str(SST2))
+    assert len(corpus) == len(set(corpus)) > 300
+    cemb = space.embed(corpus, cached=True)
+    members = corpus[100:110]
+    g = torch.Generator().manual_seed(0)
+    targets = space.embed(members)
+    noisy = targets + 0.05 * targets.norm(dim=1, keepdim=True) * torch.randn(targets.shape, generator=g) / targets.shape[1] ** 0.5
+    got = retrieve(noisy, corpus, cemb)
+    assert got.texts == members and (got.cosine > 0.95).all()
+    # without the members in the corpus, retrieval can only return other sentences
+    rest = [s for s in corpus if s not in members]
+    other = retrieve(noisy, rest, space.embed(rest, cached=True))
+    assert not set(other.texts) & set(members)
+    assert float(other.cosine.mean()) < float(got.cosine.mean())
+
+
+def test_word_search_climbs_above_any_single_word(space):
+    vocab = word_vocabulary(space.backbone.processor)
+    assert "the" in vocab and not any(w.startswith("##") or w.startswith("[") for w in vocab)
+    target = space.embed(["the film is a charming comedy"])[0]
+    ws = WordSearch(space, shortlist=16, beam=1, max_words=8, passes=1)
+    text, cos, evaluated = ws.invert(target)
+    _, vemb = ws.vocabulary()
+    best_single = float(cosine_matrix(target.view(1, -1), vemb).max())
+    again = float(cosine_matrix(target.view(1, -1), space.embed([text]))[0, 0])
+    assert cos == pytest.approx(again, abs=1e-4)  # the reported cosine is the text's real cosine
+    assert cos > best_single + 0.1 and cos > 0.75 and 0 < evaluated < 5000
+    assert 1 <= len(text.split()) <= 8
+
+
+def test_corpus_bad_input(tmp_path):
+    txt = tmp_path / "c.txt"
+    txt.write_text("one line\n\nanother line\none line\n")
+    assert load_corpus(str(txt)) == ["one line", "another line"]
+    with pytest.raises(HarnessError, match="not be loaded") as e:
+        load_corpus("nobody/not-a-cached-dataset")
+    assert "\n" not in str(e.value)
+    with pytest.raises(HarnessError, match="no such file"):
+        load_corpus(str(tmp_path / "missing.parquet"))
+    with pytest.raises(HarnessError, match="no such column"):
+        load_corpus(f"{SST2}:text")
+    nums = tmp_path / "n.parquet"
+    pq.write_table(pa.table({"x": [1, 2]}), nums)
+    with pytest.raises(HarnessError, match="no text column"):
+        load_corpus(str(nums))
+
+
+def test_target_dimension_must_match_the_backbone(space):
+    with pytest.raises(HarnessError, match="32-d"):
+        space.check_targets(torch.zeros(3, 384))

@@ -1,0 +1,142 @@
+"""The report: one self-contained HTML page from a real tiny run, written atomically; bad input; a real browser."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from harness.cli import main
+from harness.invert.recipe import EvidenceRecipe
+from harness.pipeline.run_task import plan_unit, run_unit
+from harness.registry import MODELS, TASKS
+from harness.report import build_report
+from harness.store import ResultStore
+from tests.conftest import CIFAR, SST2
+
+ATTACK = {"name": "kkt-reference", "params": {"m": 8, "restarts": 2, "iterations": 30, "lr": 1e-4, "init_scale": 0.01, "lambda_min": 0.1, "alpha": 20}}
+SMALL = EvidenceRecipe(invert_top=3, invert_members=3, word_search_top=1, word_shortlist=8, word_beam=1, dip_steps=5)
+
+
+def _run(tmp: Path, card: dict, data: dict, classes, per_class: int, out: Path) -> Path:
+    (tmp / "card.yaml").write_text(yaml.safe_dump(card))
+    spec = {
+        "model": str(tmp / "card.yaml"), "data": data, "classes": classes, "per_class": per_class, "nonmembers": 20,
+        "head": {"widths": [32], "optimizer": "adam", "lr": 0.01, "max_steps": 100, "target_loss": 1e-3}, "attack": ATTACK,
+    }
+    (tmp / "task.yaml").write_text(yaml.safe_dump(spec))
+    task = TASKS.load_file(tmp / "task.yaml")
+    unit, resolved = plan_unit(task, MODELS.get(str(tmp / "card.yaml")))
+    run_unit(unit, resolved, out, cache_dir=tmp / "cache", progress=False, evidence=SMALL)
+    return out
+
+
+@pytest.fixture(scope="module")
+def text_results(tmp_path_factory, tiny_bert_dir) -> Path:
+    tmp = tmp_path_factory.mktemp("text-run")
+    card = {"id": str(tiny_bert_dir), "modality": "text", "pooling": "mean", "normalize": True}
+    data = {"source": str(SST2), "format": "parquet", "input_column": "sentence", "label_column": "label"}
+    return _run(tmp, card, data, ["negative", "positive"], 4, tmp / "out")
+
+
+@pytest.fixture(scope="module")
+def vision_results(tmp_path_factory) -> Path:
+    tmp = tmp_path_factory.mktemp("vision-run")
+    card = {"id": "identity", "modality": "image", "pooling": "flatten"}
+    data = {"source": str(CIFAR), "format": "parquet", "input_column": "img", "label_column": "label"}
+    return _run(tmp, card, data, ["automobile", "cat"], 3, tmp / "out")
+
+
+def test_text_run_writes_selection_and_inversion_tables(text_results):
+    store = ResultStore(text_results, create=False)
+    scores = store.read("selection_scores").to_pylist()
+    assert {(s["victim"], s["strategy"], s["k"]) for s in scores} == {
+        (v, st, k) for v in ("real", "null") for st in ("cluster", "lowest-loss") for k in (10, 20, 50)
+    }
+    assert all(0 <= s["precision"] <= 1 and 0 <= s["recall"] <= 1 for s in scores)
+    sel = store.read("selections").to_pylist()
+    real = sorted((r for r in sel if r["victim"] == "real"), key=lambda r: r["rank"])
+    assert real and [r["rank"] for r in real] == list(range(len(real)))
+    assert sum(r["size"] for r in real) == 16  # 2 runs x 8 candidates, each in exactly one cluster
+    inv = store.read("inversions").to_pylist()
+    assert {r["victim"] for r in inv} == {"real"}  # the null victim is selected and scored, not inverted
+    members = [r for r in inv if r["target_kind"] == "member"]
+    ret = [r for r in members if r["method"] == "retrieval"]
+    assert len(ret) == 3 and len([r for r in members if r["method"] == "word-search"]) == 1
+    # the member pool is not in the default corpus (non-members only): retrieval cannot return it
+    assert not any(r["exact"] for r in ret) and all(r["text"] != r["reference_text"] for r in ret)
+    assert all(-1 <= r["cosine"] <= 1 and 0 <= r["token_f1"] <= 1 and r["reference_text"] for r in inv)
+
+
+def test_text_report_is_one_self_contained_page(text_results, tmp_path):
+    out = build_report(text_results, tmp_path / "r.html")
+    page = out.read_text()
+    assert not list(tmp_path.glob(".*tmp*"))  # written via a temp file and renamed
+    assert "http://" not in page and "https://" not in page and "<script" not in page
+    assert page.count('src="data:image/png;base64,') == 4  # histogram + TPR/FPR curve, real and null
+    assert page.count("<table") >= 3 and "top-20 precision" in page
+    stored = ResultStore(text_results, create=False).read("inversions").to_pylist()
+    import html
+
+    assert all(html.escape(r["reference_text"]) in page for r in stored)
+    assert "word-search" in page and "retrieval" in page
+
+
+def test_vision_report_shows_images(vision_results, tmp_path):
+    inv = ResultStore(vision_results, create=False).read("inversions").to_pylist()
+    assert {r["method"] for r in inv} == {"identity"}
+    members = [r for r in inv if r["target_kind"] == "member"]
+    # the identity backbone is a pass-through: the true embedding gives the member back
+    assert len(members) == 3 and all(r["ssim"] > 0.95 and r["cosine"] > 0.9 for r in members)
+    assert all(r["image_png"].startswith(b"\x89PNG") for r in inv)
+    page = build_report(vision_results, tmp_path / "v.html").read_text()
+    assert page.count('class="px"') >= 2 * 3 + 2 * sum(r["target_kind"] == "selected" for r in inv)
+
+
+def test_report_cli_and_bad_input(text_results, tmp_path, capsys):
+    assert main(["report", str(text_results), "--out", str(tmp_path / "x.html")]) == 0
+    assert "report:" in capsys.readouterr().out and (tmp_path / "x.html").stat().st_size > 10_000
+    empty = tmp_path / "empty"
+    ResultStore(empty)  # a results directory with nothing in it
+    assert main(["report", str(empty)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no candidates" in err[0] and not (empty / "report.html").exists()
+    assert main(["report", str(tmp_path / "nowhere")]) == 2
+    assert "no such directory" in capsys.readouterr().err
+
+
+CHROMIUM_FLAGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]
+
+
+def _chromium() -> str | None:
+    return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.mark.skipif(_chromium() is None, reason="chromium not installed (CI installs it: apt-get install chromium)")
+def test_report_renders_in_a_real_browser(vision_results, text_results, tmp_path):
+    for name, results in (("vision", vision_results), ("text", text_results)):
+        page = build_report(results, tmp_path / f"{name}.html")
+        base = [_chromium(), *CHROMIUM_FLAGS]
+        dom = subprocess.run(
+            [*base, f"--user-data-dir={tmp_path / (name + '-profile-dom')}", "--dump-dom", page.as_uri()],
+            capture_output=True, text=True, timeout=120,
+        ).stdout
+        assert "<table" in dom and "Reconstruction report" in dom
+        assert len(re.findall(r'<img[^>]+src="data:image/png;base64,', dom)) >= 4
+        shot = tmp_path / f"{name}.png"
+        subprocess.run(
+            [*base, f"--user-data-dir={tmp_path / (name + '-profile-shot')}", f"--screenshot={shot}",
+             "--window-size=1200,2000", page.as_uri()], capture_output=True, timeout=120,
+        )
+        from PIL import Image
+        import numpy as np
+
+        px = np.asarray(Image.open(shot).convert("RGB"), dtype=np.float32)
+        assert px.shape[0] >= 1000 and px.std() > 10  # something was drawn, not a blank page
