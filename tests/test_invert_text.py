@@ -89,3 +89,10 @@ def test_corpus_bad_input(tmp_path):
 def test_target_dimension_must_match_the_backbone(space):
     with pytest.raises(HarnessError, match="32-d"):
         space.check_targets(torch.zeros(3, 384))
+
+
+def test_corpus_vocabulary_keeps_whole_words_the_tokenizer_knows(space):
+    from harness.invert.text import corpus_words
+
+    words = corpus_words(["The film , the FILM zzqx !", "a film"], space.backbone.processor)
+    assert words[:3] == ["the", "film", ","] and "zzqx" not in words and len(words) == len(set(words))

@@ -61,7 +61,7 @@ def test_distinct_members_and_precision_below_k():
     ranked = torch.stack([members[0], members[0] * 2, members[1], -members[2]])
     top = score_selection(ranked, members, threshold=0.5, ks=(2, 10))
     assert top.hits.tolist() == [True, False, True, False]  # a second copy of member 0 is no new member
-    assert top.precision == {2: 0.5, 10: 0.5} and top.recall == {2: 0.25, 10: 0.5}
+    assert top.precision == {2: 0.5, 10: 0.2} and top.recall == {2: 0.25, 10: 0.5}  # missing ranks are misses
 
 
 def test_single_run_uses_recurrence_within_the_run_and_skips_non_finite():

@@ -18,7 +18,10 @@ class EvidenceRecipe(BaseModel):
     corpus: list[str] = Field(
         default_factory=list, description="text: extra retrieval corpora (local files or Hub data set ids, SOURCE[:COLUMN])"
     )
-    word_search_top: int = Field(2, ge=0, description="text: selections (and as many members) to invert by word search")
+    word_search_top: int = Field(1, ge=0, description="text: selections (and as many members) to invert by word search")
+    word_vocab: Literal["corpus", "tokenizer"] = Field(
+        "corpus", description="text: word search over the retrieval corpus's words (fast) or every whole word of the tokenizer"
+    )
     word_shortlist: int = Field(32, ge=1, le=4096)
     word_beam: int = Field(2, ge=1, le=64)
     dip_steps: int = Field(300, ge=1, description="images: Deep Image Prior steps per batch of targets")

@@ -36,6 +36,13 @@ def retrieve(targets: torch.Tensor, corpus: list[str], corpus_emb: torch.Tensor)
     return Retrieved(idx, best.float(), [corpus[i] for i in idx.tolist()], len(corpus))
 
 
+def corpus_words(texts: list[str], tokenizer) -> list[str]:
+    """Distinct words of a corpus that the tokenizer keeps whole (in first-seen order)."""
+    have = tokenizer.get_vocab()
+    words = (w for s in texts for w in s.lower().split())
+    return [w for w in dict.fromkeys(words) if WORD.match(w) and w in have]
+
+
 def word_vocabulary(tokenizer, limit: int | None = None) -> list[str]:
     """Whole words (and plain punctuation) of a WordPiece/BPE vocabulary, specials and pieces left out."""
     vocab = tokenizer.get_vocab()
@@ -64,12 +71,13 @@ class WordSearch:
     passes: int = 2
     tol: float = 1e-3
     vocab_limit: int | None = None
+    words: list[str] | None = None  # the vocabulary; default: the tokenizer's whole words
     _vocab: list[str] = field(default_factory=list, init=False)
     _vocab_emb: torch.Tensor | None = field(default=None, init=False)
 
     def vocabulary(self) -> tuple[list[str], torch.Tensor]:
         if self._vocab_emb is None:
-            self._vocab = word_vocabulary(self.space.backbone.processor, self.vocab_limit)
+            self._vocab = self.words or word_vocabulary(self.space.backbone.processor, self.vocab_limit)
             self._vocab_emb = self.space.embed(self._vocab, cached=True)
         return self._vocab, self._vocab_emb
 

@@ -89,7 +89,7 @@ def invert_text(
 ) -> list[dict]:
     from harness.invert.corpus import load_corpus
     from harness.invert.metrics import text_metrics
-    from harness.invert.text import WordSearch, retrieve
+    from harness.invert.text import WordSearch, corpus_words, retrieve
 
     if not targets:
         return []
@@ -114,7 +114,8 @@ def invert_text(
     k = recipe.word_search_top
     chosen = [j for j, t in enumerate(targets) if t[0] == "selected"][:k] + [j for j, t in enumerate(targets) if t[0] == "member"][:k]
     if chosen:
-        ws = WordSearch(space, shortlist=recipe.word_shortlist, beam=recipe.word_beam)
+        words = corpus_words(corpus, space.backbone.processor) if recipe.word_vocab == "corpus" and corpus else None
+        ws = WordSearch(space, shortlist=recipe.word_shortlist, beam=recipe.word_beam, words=words)
         for j in chosen:
             kind, idx, rank, vec = targets[j]
             t0 = time.perf_counter()

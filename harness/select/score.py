@@ -2,7 +2,8 @@
 
 A selection at rank r is a hit when its cosine to its nearest member passes the victim's
 1%-FPR threshold and that member was not already claimed by a higher-ranked selection
-(reconstructions of *distinct* members). precision@k = hits in the top k / min(k, selected);
+(reconstructions of *distinct* members). precision@k = hits in the top k / k (fewer than k selections count the
+missing ones as misses, so a selection of 2 clusters cannot score 1.0 at k = 20);
 recall@k = distinct members recovered in the top k / n.
 The naive baseline ranks candidates by their run's final KKT loss (lowest first), then by lambda.
 """
@@ -53,7 +54,7 @@ def score_selection(
             hits[i] = True
             claimed.add(int(member[i]))
     cum = np.cumsum(hits)
-    prec = {k: float(cum[min(k, r) - 1] / min(k, r)) for k in ks}
+    prec = {k: float(cum[min(k, r) - 1] / k) for k in ks}
     rec = {k: float(cum[min(k, r) - 1] / n) for k in ks}
     return TopK(ks, prec, rec, hits, member, best)
 
