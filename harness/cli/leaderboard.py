@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 from harness.errors import HarnessError
 from harness.leaderboard import FORMATS, build, render, write

@@ -1,7 +1,4 @@
-"""The runner's own tables (attack shards, failures), registered with the store, and Arrow <-> shard results.
-
-Additive to store/schemas.py: same provenance columns, same SCHEMA_VERSION.
-"""
+"""Arrow <-> shard results for the runner's own tables (attack shards, failures; schemas in store/schemas.py)."""
 
 from __future__ import annotations
 
@@ -14,39 +11,8 @@ import pyarrow.parquet as pq
 import torch
 
 from harness.attacks.base import AttackResult, RunRecord
-from harness.store.schemas import PROVENANCE, SCHEMA_VERSION, SCHEMAS
+from harness.store.schemas import SCHEMAS
 from harness.store.store import ResultStore, atomic_write_bytes
-
-SHARDS = [
-    pa.field("victim", pa.string(), nullable=False),
-    pa.field("shard", pa.int64(), nullable=False),
-    pa.field("shard_seed", pa.int64(), nullable=False),
-    pa.field("restarts", pa.int64(), nullable=False),
-    pa.field("n_runs", pa.int64()),
-    pa.field("n_candidates", pa.int64()),
-    pa.field("compute_s", pa.float64()),  # inside the task, the attack alone
-    pa.field("num_cpus", pa.float64()),  # what the shard held (for CPU/GPU-hours)
-    pa.field("num_gpus", pa.float64()),
-    pa.field("node", pa.string()),
-    pa.field("candidates", pa.list_(pa.list_(pa.float32()))),
-    pa.field("labels", pa.list_(pa.int64())),
-    pa.field("lambdas", pa.list_(pa.list_(pa.float64()))),
-    pa.field("run_ids", pa.list_(pa.int64())),
-    pa.field("runs", pa.string()),  # JSON list of RunRecord
-]
-
-FAILURES = [
-    pa.field("stage", pa.string(), nullable=False),  # resolve | prepare | train | shard | finish
-    pa.field("victim", pa.string()),
-    pa.field("shard", pa.int64()),
-    pa.field("error_type", pa.string(), nullable=False),
-    pa.field("message", pa.string(), nullable=False),
-    pa.field("traceback", pa.string()),
-]
-
-for _name, _fields in {"shards": SHARDS, "failures": FAILURES}.items():
-    SCHEMAS.setdefault(_name, pa.schema(PROVENANCE + _fields, metadata={"recon_harness_schema": str(SCHEMA_VERSION)}))
-
 
 def write_table(store: ResultStore, table: str, unit_id: str, tbl: pa.Table, part: str = "") -> Path:
     """Like ResultStore.write, for a table built elsewhere (a Ray task): one file, atomically, idempotent."""

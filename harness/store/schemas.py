@@ -139,6 +139,34 @@ INVERSIONS = [  # one row per (target, method)
     pa.field("details", pa.string()),  # JSON: corpus size, steps, ...
 ]
 
+# The Ray runner's tables: one row per attack shard (its candidates, for resume) and per failure.
+SHARDS = [
+    pa.field("victim", pa.string(), nullable=False),
+    pa.field("shard", pa.int64(), nullable=False),
+    pa.field("shard_seed", pa.int64(), nullable=False),
+    pa.field("restarts", pa.int64(), nullable=False),
+    pa.field("n_runs", pa.int64()),
+    pa.field("n_candidates", pa.int64()),
+    pa.field("compute_s", pa.float64()),  # inside the task, the attack alone
+    pa.field("num_cpus", pa.float64()),  # what the shard held (for CPU/GPU-hours)
+    pa.field("num_gpus", pa.float64()),
+    pa.field("node", pa.string()),
+    pa.field("candidates", pa.list_(pa.list_(pa.float32()))),
+    pa.field("labels", pa.list_(pa.int64())),
+    pa.field("lambdas", pa.list_(pa.list_(pa.float64()))),
+    pa.field("run_ids", pa.list_(pa.int64())),
+    pa.field("runs", pa.string()),  # JSON list of RunRecord
+]
+
+FAILURES = [
+    pa.field("stage", pa.string(), nullable=False),  # resolve | prepare | train | shard | finish
+    pa.field("victim", pa.string()),
+    pa.field("shard", pa.int64()),
+    pa.field("error_type", pa.string(), nullable=False),
+    pa.field("message", pa.string(), nullable=False),
+    pa.field("traceback", pa.string()),
+]
+
 SCHEMAS: dict[str, pa.Schema] = {
     name: pa.schema(PROVENANCE + fields, metadata={"recon_harness_schema": str(SCHEMA_VERSION)})
     for name, fields in {
@@ -149,5 +177,7 @@ SCHEMAS: dict[str, pa.Schema] = {
         "selections": SELECTIONS,
         "selection_scores": SELECTION_SCORES,
         "inversions": INVERSIONS,
+        "shards": SHARDS,
+        "failures": FAILURES,
     }.items()
 }
