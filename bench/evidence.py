@@ -61,11 +61,12 @@ def selection_line(name, o):
             print(f"  {name:<7}{kind:<5} no candidates")
             continue
         n = o.split.n
+        ratio = lambda a, b: f"x{a / b:.1f}" if b > 0 else "x-"  # noqa: E731
         cells = "  ".join(f"P@{k} {ev.cluster.precision[k]:.2f} vs {ev.baseline.precision[k]:.2f} "
-                          f"(x{ev.cluster.precision[k] / max(ev.baseline.precision[k], 1e-9):.1f})" for k in ev.cluster.ks)
+                          f"({ratio(ev.cluster.precision[k], ev.baseline.precision[k])})" for k in ev.cluster.ks)
         vo = o.outcomes[kind]
         print(f"  {name:<7}{kind:<5} n={n} TPR@1%FPR {vo.scores.tpr:.2f}  clusters {len(ev.selection):>3}  {cells}  "
-              f"(P@k capped at n/k = {min(1, n / 20):.2f} for k=20)")
+              f"(P@20 can reach at most {min(1, n / 20):.2f})")
 
 
 def mean(xs):
