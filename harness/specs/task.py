@@ -6,6 +6,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from harness.invert.recipe import EvidenceRecipe
+
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -58,6 +60,7 @@ class TaskSpec(_Strict):
     seed: int = 0
     head: HeadRecipe = HeadRecipe()
     attack: AttackRecipe = AttackRecipe()
+    evidence: EvidenceRecipe = Field(default_factory=EvidenceRecipe, description="selection and inversion after the attack")
     fpr: float = Field(0.01, gt=0, lt=1, description="false-positive rate of the reported threshold")
     null_victim: Literal["shuffled", "untrained"] | None = Field(
         "shuffled",
