@@ -1,4 +1,5 @@
-"""Build victims the way the harness trains them, and the null victim (same recipe, shuffled labels)."""
+"""Build victims the way the harness trains them, and the null victims: same recipe on shuffled
+labels, or the head left untrained at its initialisation (weights that never saw the data)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import torch
 from harness.attacks.base import Prior, Victim
 from harness.heads.losses import output_dim
 from harness.heads.mlp import BiasMode, MLPHead
-from harness.heads.train import TrainConfig, TrainReport, train_head
+from harness.heads.train import TrainConfig, TrainReport, train_head, untrained_report
 
 
 @dataclass
@@ -18,6 +19,11 @@ class VictimRecipe:
     bias: BiasMode = "first"
     init_scale: float = 1.0
     train: TrainConfig = TrainConfig()
+
+
+def shuffled_labels(labels: torch.Tensor, seed: int = 0) -> torch.Tensor:
+    """The seeded shuffle of the labels that the 'shuffled' null victim is trained on."""
+    return labels[torch.randperm(len(labels), generator=torch.Generator().manual_seed(seed + 1))]
 
 
 def build_victim(
@@ -30,20 +36,28 @@ def build_victim(
     null: bool = False,
     seed: int = 0,
     progress: bool = False,
+    null_mode: str = "shuffled",
 ) -> tuple[Victim, TrainReport, torch.Tensor]:
-    """Centre `x` by its mean, train the head; `null=True` trains on shuffled labels instead.
+    """Centre `x` by its mean, train the head. `null=True` builds the control instead: with
+    null_mode 'shuffled' the head is trained on shuffled labels (its weights still carry the
+    members' span), with 'untrained' it is left at its initialisation (no member information).
 
     Returns the victim, the training report and the centred members (for scoring only).
     """
+    if null_mode not in ("shuffled", "untrained"):
+        raise ValueError(f"null_mode must be 'shuffled' or 'untrained', got {null_mode!r}")
     torch.manual_seed(seed)
     mean = x.mean(0)
     xc = (x - mean).float()
     y = labels.clone()
-    if null:
-        y = y[torch.randperm(len(y), generator=torch.Generator().manual_seed(seed + 1))]
+    if null and null_mode == "shuffled":
+        y = shuffled_labels(y, seed)
     dims = [x.shape[1], *recipe.hidden, output_dim(recipe.train.loss, num_classes)]
     head = MLPHead(dims, bias=recipe.bias).scale_init_(recipe.init_scale)
-    report = train_head(head, xc, y, num_classes, recipe.train, progress=progress)
+    if null and null_mode == "untrained":
+        report = untrained_report(head, xc, y, num_classes, recipe.train)
+    else:
+        report = train_head(head, xc, y, num_classes, recipe.train, progress=progress)
     victim = Victim(
         head=head, loss=recipe.train.loss, num_classes=num_classes, mean=mean.float(),
         weight_decay=recipe.train.weight_decay, prior=prior, typical_norm=typical_norm,
