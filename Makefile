@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 # CPU build of torch that satisfies pyproject's range (GPU users: install their CUDA torch first).
 TORCH  ?= torch==2.13.0
 
-.PHONY: install quickstart test bench clean
+.PHONY: install quickstart quickstart-vision test clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,6 +19,9 @@ install: $(VENV)/.installed
 
 quickstart: install
 	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 $(VENV)/bin/recon-harness run tasks/quickstart.yaml --out results/quickstart
+
+quickstart-vision: install
+	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 $(VENV)/bin/recon-harness run tasks/quickstart-vision.yaml --out results/quickstart-vision
 
 test: install
 	$(PY) -m pytest -q

@@ -43,13 +43,15 @@ def bert_card(tmp_path, tiny_bert_dir) -> Path:
     return p
 
 
-def _run(*args) -> int:
-    return main(["run", *map(str, args), "--quiet"])
+def _run(*args, evidence: bool = False) -> int:
+    """`recon-harness run` in-process; selection/inversion only where a test asks (they have their own tests)."""
+    return main(["run", *map(str, args), "--quiet", *([] if evidence else ["--no-evidence"])])
 
 
 def test_run_writes_every_table_with_provenance(tmp_path, bert_card, capsys):
     out = tmp_path / "out"
-    assert _run(_task(tmp_path, bert_card), "--out", out, "--cache", tmp_path / "cache") == 0
+    assert _run(_task(tmp_path, bert_card), "--out", out, "--cache", tmp_path / "cache", evidence=True) == 0
+    assert (out / "report.html").is_file()
     store = ResultStore(out, create=False)
     victims = store.read("victims").to_pylist()
     assert {v["victim"] for v in victims} == {"real", "null"}
