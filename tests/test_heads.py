@@ -103,3 +103,11 @@ def test_untrained_null_victim_keeps_its_initialisation():
     assert null.report.stopped_by == "untrained" and null.report.steps == 0
     assert torch.equal(null.head.layers[0].weight, init.layers[0].weight)
     assert not torch.equal(real.head.layers[0].weight, init.layers[0].weight)
+
+
+def test_oracle_residual_of_a_diverged_head_is_nan():
+    head = MLPHead([4, 3, 1])
+    with torch.no_grad():
+        head.layers[0].weight[0, 0] = float("nan")
+    x, y = torch.randn(4, 4), torch.tensor([0, 1, 0, 1])
+    assert oracle_residual(head, "logistic", x, y) != oracle_residual(head, "logistic", x, y)  # NaN

@@ -26,6 +26,8 @@ def member_jacobian(head: MLPHead, loss: LossName, x: torch.Tensor, labels: torc
 
 def oracle_residual(head: MLPHead, loss: LossName, x: torch.Tensor, labels: torch.Tensor) -> float:
     """min_λ ‖θ − J λ‖² / ‖θ‖², with λ ≥ 0 for margins (logistic, CE) and real λ for MSE."""
+    if not all(torch.isfinite(p).all() for p in head.parameters()):
+        return float("nan")  # a diverged head: nothing to explain
     head = copy.deepcopy(head).double()
     jac = member_jacobian(head, loss, x.double(), labels).detach().numpy()
     theta = head.flat_params().numpy()
