@@ -56,6 +56,10 @@ def test_sweep_end_to_end_then_idempotent_rerun(tmp_path, capsys):
     assert len(victims) == 4 and {v["victim"] for v in victims} == {"real", "null"}
     assert {v["seed"] for v in victims} == {0, 1} and all(v["n_runs"] == 3 for v in victims)
     assert all(v["n_candidates"] == 12 and '"ray"' in v["versions"] and v["revision"] == "none" for v in victims)
+    # selection without ground truth runs after each unit's shards are merged: k = 10, 20, 50 per victim
+    scores = store.read("selection_scores").to_pylist()
+    assert len(scores) == 4 * 3 * 2 and {r["victim"] for r in scores} == {"real", "null"}  # x (clustering, baseline)
+    assert store.read("selections").num_rows >= 4
     runs = store.read("attack_runs").to_pylist()
     assert sorted((r["unit_id"], r["victim"], r["run_id"]) for r in runs) == sorted(
         {(r["unit_id"], r["victim"], r["run_id"]) for r in runs}) and len(runs) == 12

@@ -24,7 +24,8 @@ from harness.runner.work import REAL, Stages
 from harness.store.store import ResultStore
 from harness.sweep.plan import PlannedUnit, SweepPlan
 
-TABLE_ORDER = ["candidates", "attack_runs", "matches", "victims"]  # victims last: the unit's done marker
+# victims last: the unit's done marker
+TABLE_ORDER = ["candidates", "attack_runs", "matches", "selections", "selection_scores", "victims"]
 
 
 @dataclass

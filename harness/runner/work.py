@@ -16,9 +16,25 @@ from harness.backbones.load import load_backbone
 from harness.backbones.resolve import resolve_model
 from harness.data.split import MemberSplit, load_split
 from harness.errors import HarnessError
+from harness.pipeline.evidence import select_stage, selection_rows, selection_score_rows
 from harness.pipeline.plan import Unit
-from harness.pipeline.rows import VictimOutcome, candidate_rows, match_rows, provenance, run_rows, victim_row
-from harness.pipeline.stages import Embedded, TrainedVictim, attack_stage, embed_stage, score_stage, train_stage
+from harness.pipeline.rows import (
+    VictimOutcome,
+    candidate_rows,
+    match_rows,
+    provenance,
+    run_rows,
+    victim_row,
+)
+from harness.pipeline.run_task import task_evidence
+from harness.pipeline.stages import (
+    Embedded,
+    TrainedVictim,
+    attack_stage,
+    embed_stage,
+    score_stage,
+    train_stage,
+)
 from harness.specs.task import AttackRecipe
 from harness.sweep.shards import ShardJob, shard_params
 
@@ -90,9 +106,12 @@ def shard(unit: Unit, prep: Prepared, trained: Trained, kind: str, job: ShardJob
 
 
 def finish(unit: Unit, prep: Prepared, trained: Trained, head_paths: dict, results: dict) -> dict[str, list[dict]]:
-    """Score the merged shards of each victim and build the unit's rows (victims last: the done marker)."""
+    """Score the merged shards of each victim, select without ground truth (inversion runs with `run`, on the
+    backbone), and build the unit's rows (victims last: the done marker)."""
     base = provenance(unit, prep.source)
-    tables: dict[str, list[dict]] = {"candidates": [], "attack_runs": [], "matches": [], "victims": []}
+    recipe = task_evidence(unit.task)
+    names = ["candidates", "attack_runs", "matches", "selections", "selection_scores", "victims"]
+    tables: dict[str, list[dict]] = {name: [] for name in names}
     for kind, result in results.items():
         t0 = time.perf_counter()
         scores = score_stage(result, prep.emb, unit.task.fpr)
@@ -103,6 +122,10 @@ def finish(unit: Unit, prep: Prepared, trained: Trained, head_paths: dict, resul
         tables["candidates"] += candidate_rows(base, vo)
         tables["attack_runs"] += run_rows(base, vo)
         tables["matches"] += match_rows(base, prep.split, vo)
+        if recipe.enabled and len(result.candidates):
+            ev = select_stage(result, prep.emb, scores, recipe)
+            tables["selections"] += selection_rows(base, kind, ev, recipe)
+            tables["selection_scores"] += selection_score_rows(base, kind, ev)
         tables["victims"].append(victim_row(base, unit, prep.split, prep.emb, vo, prep.emb.cache_hit))
     return tables
 
