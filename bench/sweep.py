@@ -31,6 +31,8 @@ sys.path.insert(0, str(ROOT))
 
 import yaml  # noqa: E402
 
+from harness.runner.local_head import head_pids, procs, stop_head  # noqa: E402
+
 CIFAR = ROOT / "tests" / "fixtures" / "cifar10-test-300.parquet"
 TMP = Path(tempfile.mkdtemp(prefix="rh-bench-sweep-"))
 
@@ -138,39 +140,6 @@ def start_head() -> tuple[str, dict, str]:
                     "--metrics-export-port", str(metrics), "--temp-dir", temp, "--num-cpus", "2"],
                    env=env, check=True, capture_output=True)
     return f"127.0.0.1:{gcs}", env, temp
-
-
-def procs() -> dict[int, tuple[int, str]]:
-    out = {}
-    for d in Path("/proc").iterdir():
-        if d.name.isdigit():
-            try:
-                out[int(d.name)] = (int((d / "stat").read_text().rsplit(")", 1)[1].split()[1]),
-                                    (d / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace"))
-            except (OSError, ValueError, IndexError):
-                pass
-    return out
-
-
-def head_pids(temp: str) -> set[int]:
-    ps = procs()
-    pids = {p for p, (_, cmd) in ps.items() if temp in cmd and p != os.getpid()}
-    while True:
-        more = {p for p, (pp, _) in ps.items() if pp in pids} - pids
-        if not more:
-            return pids
-        pids |= more
-
-
-def stop_head(temp: str) -> None:
-    pids = head_pids(temp)
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        for p in pids:
-            try:
-                os.kill(p, sig)
-            except ProcessLookupError:
-                pass
-        time.sleep(3)
 
 
 def run_driver(path, out, address, env) -> subprocess.Popen:

@@ -9,7 +9,6 @@ import json
 import os
 import secrets
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -19,6 +18,7 @@ from pathlib import Path
 import pytest
 
 import harness.runner.tables  # noqa: F401 - registers the shards table
+from harness.runner.local_head import head_pids, stop_head
 from harness.store import ResultStore
 from tests.conftest import ROOT
 
@@ -34,46 +34,6 @@ def _free_ports(n: int) -> list[int]:
     for s in socks:
         s.close()
     return ports
-
-
-def _procs() -> dict[int, tuple[int, str]]:
-    """pid -> (parent pid, command line), from /proc."""
-    out = {}
-    for d in Path("/proc").iterdir():
-        if d.name.isdigit():
-            try:
-                cmd = (d / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-                ppid = int((d / "stat").read_text().rsplit(")", 1)[1].split()[1])
-                out[int(d.name)] = (ppid, cmd)
-            except (OSError, ValueError, IndexError):
-                continue
-    return out
-
-
-def _head_pids(temp_dir: str) -> set[int]:
-    """The processes of this head: those naming its temp dir, and all their descendants."""
-    procs = _procs()
-    pids = {pid for pid, (_, cmd) in procs.items() if temp_dir in cmd and pid != os.getpid()}
-    grew = True
-    while grew:
-        more = {pid for pid, (ppid, _) in procs.items() if ppid in pids} - pids
-        pids |= more
-        grew = bool(more)
-    return pids
-
-
-def _stop_head(temp_dir: str) -> None:
-    """End only the Ray processes of the head this test started, by pid (never `ray stop`)."""
-    pids = _head_pids(temp_dir)
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        for pid in pids:
-            try:
-                os.kill(pid, sig)
-            except ProcessLookupError:
-                pass
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and any(Path(f"/proc/{p}").exists() for p in pids):
-            time.sleep(0.2)
 
 
 @pytest.mark.slow
@@ -106,6 +66,6 @@ def test_ray_job_submit_runs_the_small_sweep(tmp_path, hf_home):
         assert len(victims) == 8 and {v["model"] for v in victims} == {"identity", "all-minilm-l6-v2"}
         assert len(store.read("shards").to_pylist()) == 16
     finally:
-        _stop_head(temp_dir)
+        stop_head(temp_dir)
         shutil.rmtree(temp_dir, ignore_errors=True)
-    assert not _head_pids(temp_dir)
+    assert not head_pids(temp_dir)
