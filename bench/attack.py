@@ -24,6 +24,7 @@ warnings.filterwarnings("ignore")
 from attack_data import cifar_pixels, shared_data, sst2_embeddings  # noqa: E402
 
 from harness.attacks import make_attack  # noqa: E402
+from harness.diagnostics.identifiability import check as ident_check  # noqa: E402
 from harness.diagnostics.oracle import oracle_residual  # noqa: E402
 from harness.heads.train import TrainConfig  # noqa: E402
 from harness.scoring.embedding import match  # noqa: E402
@@ -46,8 +47,10 @@ MULTICLASS_LR = 0.2
 PIXEL_KKT: dict = {"brackets": 100}  # rounds of 16 restarts until the time budget ends; later rounds reuse good lrs
 
 KKT_DEFAULT = {"m": 40, "restarts": 16, "iterations": 1500, "rungs": 3, "subspace": "auto"}
-NULLS = ("shuffled", "untrained")
-NULL_MEANING = {"shuffled": "trained on shuffled labels: its weights still span the members",
+NULLS = ("disjoint", "shuffled", "untrained")
+ACTIVE_NULLS = list(NULLS)  # --nulls
+NULL_MEANING = {"disjoint": "same recipe, shuffled labels, trained on a disjoint draw: never saw the members",
+                "shuffled": "trained on shuffled labels of the members: a random-label victim, it memorises them too",
                 "untrained": "left at its initialisation: weights never saw the data"}
 
 
@@ -56,16 +59,19 @@ def say(*a):
 
 
 def victim_for(x, y, classes, rec, prior, nonmembers, null=None):
-    """Build and train a victim (null: None, 'shuffled' or 'untrained'); print its stationarity."""
+    """Build and train a victim (null: None, 'disjoint', 'shuffled' or 'untrained'); print its
+    stationarity. For 'disjoint', (x, y) is the disjoint draw; the head is trained on its shuffled labels."""
     t = time.perf_counter()
-    v, rep, xc = build_victim(x, y, classes, rec, prior=prior, null=null is not None, null_mode=null or "shuffled")
+    mode = "shuffled" if null == "disjoint" else (null or "shuffled")
+    v, rep, xc = build_victim(x, y, classes, rec, prior=prior, null=null is not None, null_mode=mode)
     nonc = nonmembers - v.mean
     v.typical_norm = float(nonc.norm(dim=1).mean())  # public-data estimate (non-members are public)
-    y_train = shuffled_labels(y) if null == "shuffled" else y
+    y_train = shuffled_labels(y) if null in ("shuffled", "disjoint") else y
     finite = all(bool(torch.isfinite(p).all()) for p in v.head.parameters())
     orc = oracle_residual(v.head, v.loss, xc, y_train) if finite else float("nan")
     act = (v.head.activation_patterns(xc)[0].float().mean())
-    tag = {None: "REAL", "shuffled": "NULL shuffled-labels", "untrained": "NULL untrained"}[null]
+    tag = {None: "REAL", "shuffled": "NULL shuffled-labels", "untrained": "NULL untrained",
+           "disjoint": "NULL disjoint-draw"}[null]
     say(f"  victim {tag} {v.head.dims}: built in {time.perf_counter() - t:.0f}s, {rep.steps} steps "
         f"(stopped by {rep.stopped_by}), train loss {rep.final_loss:.1e}, objective grad norm {rep.grad_norm:.1e}, "
         f"train acc {rep.train_acc:.2f}, oracle residual {orc:.3g} (members' best ||theta - J lam||^2/||theta||^2, "
@@ -100,26 +106,43 @@ def fmt(sc):
     return " ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}" for k, v in sc.items())
 
 
-def attack(v, xc, nonc, space, params, label, name="kkt"):
+def attack(v, xc, nonc, space, params, label, name="kkt", frame=None):
+    """Attack v; score its candidates against members xc / non-members nonc. `frame` is the victim
+    whose centring xc and nonc use, when v subtracted another mean (the disjoint null)."""
     t = time.perf_counter()
     res = make_attack(name, params).reconstruct(v, progress=False)
     wall = time.perf_counter() - t
-    sc = score(space, res, xc, nonc, v)
+    if frame is not None:
+        res.candidates = res.candidates + (v.mean - frame.mean)
+    sc = score(space, res, xc, nonc, frame or v)
     best = min((r.final_loss for r in res.runs if r.status == "ok"), default=float("nan"))
     say(f"    {label}: attack {wall:.0f}s, runs {len(res.runs)}, candidates {len(res.candidates)}, "
         f"best relative KKT residual {best:.3g} | {fmt(sc)}")
     return sc, wall, res
 
 
-def real_and_nulls(x, y, classes, rec, prior, non, space, budget, null_budget):
-    """Attack the real victim and both null victims with the same inputs, recipe and attack."""
+def identifiability(v, xc, y):
+    """Planted check: the same kkt (1500 it, 4 restarts, full space) from the members + 30% noise and from scratch."""
+    t = time.perf_counter()
+    r = ident_check(v, xc, y, {"iterations": 1500, "subspace": "off", "lr": 3e-3, "optimizer": "adam"})
+    say(f"    identifiability ({time.perf_counter() - t:.0f}s): started at the members + 30% noise (cos {r.start_cos:.2f}) "
+        f"the attack ends at mean cos {r.end_cos:.2f}, {r.end_good}/{len(xc)} members still > 0.8, loss {r.planted_loss:.2g}; "
+        f"from scratch: loss {r.scratch_loss:.2g}, members' best cos {r.scratch_best_cos:.2f} -> the loss "
+        f"{'ranks the members below' if r.loss_separates else 'does NOT rank the members below'} what search finds")
+
+
+def real_and_nulls(x, y, classes, rec, prior, non, space, budget, null_budget, disjoint):
+    """Attack the real victim and the null victims with the same recipe and attack, all scored
+    against the real members. `disjoint` = (x2, y2), the disjoint null's training draw."""
     rows = {}
     v, xc, nonc = victim_for(x, y, classes, rec, prior, non)
     rows["REAL"] = attack(v, xc, nonc, space, budget, f"kkt on REAL victim {budget}")[0]
-    for mode in NULLS:
-        nv, _, _ = victim_for(x, y, classes, rec, prior, non, null=mode)
+    identifiability(v, xc, y)
+    for mode in ACTIVE_NULLS:
+        data = disjoint if mode == "disjoint" else (x, y)
+        nv, _, _ = victim_for(*data, classes, rec, prior, non, null=mode)
         rows[f"NULL {mode}"] = attack(nv, xc, nonc, space, null_budget,
-                                      f"kkt on NULL {mode} victim ({NULL_MEANING[mode]})")[0]
+                                      f"kkt on NULL {mode} victim ({NULL_MEANING[mode]})", frame=v)[0]
     keys = ["tpr@1%fpr", "cos>0.8", "cos>0.9", "mean_best"] if space == "text" else \
         ["ssim>0.4", "good_frac", "non_good_frac", "tpr@1%fpr", "mean_best"]
     say(f"  side by side ({SCORE_MEANING[space]}):")
@@ -132,22 +155,22 @@ def real_and_nulls(x, y, classes, rec, prior, non, space, budget, null_budget):
 
 def case_text(minutes, null_minutes, hidden_list=((1000,), (1000, 1000))):
     say("== text: MiniLM/SST-2, binary, 10 members/class, 400 non-members")
-    x, y, non = sst2_embeddings(10, 400)
+    x, y, non, x2, y2 = sst2_embeddings(10, 400, disjoint=True)
     out = {}
     for hidden in hidden_list:
         budget = {**KKT_DEFAULT, "time_budget_s": minutes * 60}
         out[hidden] = real_and_nulls(x, y, 2, recipe(hidden), "sphere", non, "text", budget,
-                                     {**budget, "time_budget_s": null_minutes * 60})
+                                     {**budget, "time_budget_s": null_minutes * 60}, (x2, y2))
     return out
 
 
 def case_pixels(minutes, null_minutes, kkt=None):
     say("== pixels: CIFAR-10 automobile vs cat, 10/class, 3072-1000-1, 400 non-members")
     say(f"  victim recipe: {PIXEL_RECIPE}, init 1e-3, weight decay 1e-3 (inputs in [-1,1] minus the member mean)")
-    x, y, non = cifar_pixels([1, 3], 10, 400)
+    x, y, non, x2, y2 = cifar_pixels([1, 3], 10, 400, disjoint=True)
     budget = {**KKT_DEFAULT, **(kkt or PIXEL_KKT), "time_budget_s": minutes * 60}
     return real_and_nulls(x, y, 2, recipe((1000,), **PIXEL_RECIPE), "box", non, "pixels", budget,
-                          {**budget, "time_budget_s": null_minutes * 60})
+                          {**budget, "time_budget_s": null_minutes * 60}, (x2, y2))
 
 
 def case_multiclass(minutes, null_minutes):
@@ -225,7 +248,12 @@ def main(argv=None) -> int:
     ap.add_argument("--null-minutes", type=float, default=None, help="attack budget per null victim (default --minutes)")
     ap.add_argument("--trend-ns", default="10,20,50", help="members per class in the trend grid")
     ap.add_argument("--threads", type=int, default=1, help="torch threads (1 is far faster on a busy 2-core box)")
+    ap.add_argument("--nulls", default=",".join(NULLS), help=f"null victims to attack, from {','.join(NULLS)}")
     a = ap.parse_args(argv)
+    bad = [k for k in a.nulls.split(",") if k and k not in NULLS]
+    if bad:
+        ap.error(f"--nulls: unknown {bad}; choose from {','.join(NULLS)}")
+    ACTIVE_NULLS[:] = [k for k in a.nulls.split(",") if k]
     torch.set_num_threads(a.threads)
     if shared_data() is None:
         say("bench/attack.py: ../shared/data not found (set RECON_SHARED_DATA); skipping")

@@ -18,8 +18,9 @@ def shared_data() -> Path | None:
     return p if p.is_dir() else None
 
 
-def sst2_embeddings(n_per_class: int, n_nonmembers: int, seed: int = 0) -> tuple:
-    """Members (n_per_class per label) and non-members from SST-2 train, as unit MiniLM embeddings."""
+def sst2_embeddings(n_per_class: int, n_nonmembers: int, seed: int = 0, disjoint: bool = False) -> tuple:
+    """Members (n_per_class per label) and non-members from SST-2 train, as unit MiniLM embeddings.
+    With `disjoint`, also a third draw of the members' size and classes (the null victim's training set)."""
     import pyarrow.parquet as pq
 
     root = shared_data()
@@ -29,13 +30,19 @@ def sst2_embeddings(n_per_class: int, n_nonmembers: int, seed: int = 0) -> tuple
     pool = 60  # members for every n <= 60 come from the same pool, so embeddings are reused
     member_idx = np.concatenate([order[table.label.values[order] == c][:pool] for c in (0, 1)])
     rest = np.setdiff1d(order, member_idx, assume_unique=True)
-    non_idx = rest[rng.permutation(len(rest))[: max(n_nonmembers, 500)]]
-    idx = np.concatenate([member_idx, non_idx])
+    rest = rest[rng.permutation(len(rest))]
+    n_non = max(n_nonmembers, 500)
+    non_idx, after = rest[:n_non], rest[n_non:]
+    null_idx = np.concatenate([after[table.label.values[after] == c][:pool] for c in (0, 1)])
+    idx = np.concatenate([member_idx, non_idx, null_idx])
     emb = _embed_cached([table.sentence.values[i] for i in idx], f"sst2_seed{seed}_{len(idx)}")
-    m_emb, n_emb = emb[: 2 * pool], emb[2 * pool :]
+    m_emb, n_emb, z_emb = emb[: 2 * pool], emb[2 * pool : 2 * pool + n_non], emb[2 * pool + n_non :]
     keep = np.concatenate([np.arange(n_per_class), pool + np.arange(n_per_class)])
     labels = torch.tensor(table.label.values[member_idx][keep], dtype=torch.long)
-    return m_emb[keep], labels, n_emb[:n_nonmembers]
+    out = (m_emb[keep], labels, n_emb[:n_nonmembers])
+    if disjoint:
+        out += (z_emb[keep], torch.tensor(table.label.values[null_idx][keep], dtype=torch.long))
+    return out
 
 
 def _embed_cached(sentences: list[str], key: str) -> torch.Tensor:
@@ -63,8 +70,9 @@ def _embed_cached(sentences: list[str], key: str) -> torch.Tensor:
     return emb
 
 
-def cifar_pixels(classes: list[int], n_per_class: int, n_nonmembers: int, seed: int = 0) -> tuple:
-    """Members and non-members from the given CIFAR-10 classes as flattened [-1, 1] pixels (N, 3072)."""
+def cifar_pixels(classes: list[int], n_per_class: int, n_nonmembers: int, seed: int = 0, disjoint: bool = False) -> tuple:
+    """Members and non-members from the given CIFAR-10 classes as flattened [-1, 1] pixels (N, 3072).
+    With `disjoint`, also a third draw of the members' size and classes (the null victim's training set)."""
     import pyarrow.parquet as pq
     from PIL import Image
 
@@ -79,12 +87,16 @@ def cifar_pixels(classes: list[int], n_per_class: int, n_nonmembers: int, seed: 
         CACHE.mkdir(parents=True, exist_ok=True)
         np.savez_compressed(path, imgs=imgs, labels=labels)
     rng = np.random.default_rng(seed)
-    mem, lab, non = [], [], []
+    mem, lab, non, dis = [], [], [], []
     per_non = int(np.ceil(n_nonmembers / len(classes)))
     for k, c in enumerate(classes):
         idx = rng.permutation(np.nonzero(labels == c)[0])
         mem.append(idx[:n_per_class])
         lab += [k] * n_per_class
         non.append(idx[n_per_class : n_per_class + per_non])
+        dis.append(idx[n_per_class + per_non : 2 * n_per_class + per_non])
     to_x = lambda ii: torch.tensor(imgs[ii], dtype=torch.float32).permute(0, 3, 1, 2).reshape(len(ii), -1) / 127.5 - 1  # noqa
-    return to_x(np.concatenate(mem)), torch.tensor(lab), to_x(np.concatenate(non))[:n_nonmembers]
+    out = (to_x(np.concatenate(mem)), torch.tensor(lab), to_x(np.concatenate(non))[:n_nonmembers])
+    if disjoint:
+        out += (to_x(np.concatenate(dis)), torch.tensor(lab))
+    return out

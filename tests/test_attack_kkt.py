@@ -2,6 +2,8 @@
 
 import math
 
+import numpy as np
+
 import pytest
 import torch
 
@@ -126,3 +128,34 @@ def test_time_budget_stops_the_search():
     res = make_attack("kkt-reference", {"m": 4, "restarts": 1000, "iterations": 100, "time_budget_s": 0.5}).reconstruct(
         v, progress=False)
     assert res.wall_s < 5 and len(res.runs) < 1000
+
+
+def test_row_space_keeps_small_singular_directions():
+    from harness.attacks.priors import row_space
+
+    u, _ = torch.linalg.qr(torch.randn(50, 6, dtype=torch.float64))
+    v, _ = torch.linalg.qr(torch.randn(20, 6, dtype=torch.float64))
+    w = u @ torch.diag(torch.tensor([1.0, 0.2, 3e-3, 5e-4, 2e-4, 1e-6], dtype=torch.float64)) @ v.T
+    assert row_space(w).shape == (20, 5)  # an energy share would keep 2; the members hide in the small ones
+    assert row_space(w, tol=1e-3).shape == (20, 3) and row_space(w, rank=4).shape == (20, 4)
+
+
+def test_mixed_optimizer_runs_sgd_and_adam_restarts_side_by_side(planted):
+    victim = planted[0]
+    res = make_attack("kkt", {"m": 8, "restarts": 4, "iterations": 30, "rungs": 0, "optimizer": "mixed"}).reconstruct(victim, progress=False)
+    assert [r.settings["optimizer"] for r in res.runs] == ["sgd", "adam", "sgd", "adam"]
+    assert all(r.status == "ok" for r in res.runs)
+
+
+def test_identifiability_check_on_the_planted_victim(planted):
+    from harness.diagnostics.identifiability import check
+
+    victim, _, members, y = planted
+    r = check(victim, members, y, {"iterations": 400, "restarts": 2}, noise=0.3)
+    assert r.start_cos < 0.99 and r.end_cos > 0.95 and r.end_good == 4  # the loss pulls the noisy starts home
+    assert r.planted_loss < 0.05 and np.isfinite(r.scratch_loss)
+
+
+def test_start_points_must_match_the_attack_shape(planted):
+    with pytest.raises(ValueError, match="start must be"):
+        make_attack("kkt", {"m": 8, "restarts": 2}).reconstruct(planted[0], progress=False, start=torch.zeros(2, 4, 8))

@@ -76,5 +76,7 @@ class Attack:
     def __init__(self, params: AttackParams | dict | None = None):
         self.params = params if isinstance(params, AttackParams) else self.Params(**(params or {}))
 
-    def reconstruct(self, victim: Victim, progress: bool = True) -> AttackResult:
+    def reconstruct(self, victim: Victim, progress: bool = True, start: torch.Tensor | None = None) -> AttackResult:
+        """`start` (R, m, d) centred starting candidates replace the attack's own initialisation.
+        Diagnostics only (diagnostics/identifiability.py starts from the members): attacks never see them."""
         raise NotImplementedError

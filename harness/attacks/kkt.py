@@ -27,7 +27,8 @@ from harness.attacks import search
 
 
 class KKTFastParams(KKTParams):
-    optimizer: Literal["adam", "sgd"] = "adam"
+    optimizer: Literal["adam", "sgd", "mixed"] = Field(
+        "adam", description="mixed: alternate restarts use sgd-momentum and adam (they find different basins)")
     lr: float | None = Field(None, gt=0, description="fixed step size (relative to the input norm)")
     lr_range: tuple[float, float] = Field((3e-3, 3e-2), description="log-uniform range when lr is unset")
     momentum: float = Field(0.9, ge=0, lt=1, description="sgd only")
@@ -38,7 +39,7 @@ class KKTFastParams(KKTParams):
     alpha_end: float = Field(20.0, gt=0)
     alpha_relative: bool = Field(True, description="alpha per layer / RMS pre-activation of the initial candidates")
     subspace: int | Literal["off", "auto"] = Field("auto", description="keep candidates in W1's row space")
-    subspace_energy: float = Field(0.999, gt=0, le=1)
+    subspace_tol: float = Field(1e-4, gt=0, lt=1, description="'auto' keeps singular values >= tol * the largest")
     rungs: int = Field(3, ge=0, le=20, description="successive-halving prunes per bracket")
     eta: int = Field(2, ge=2, description="keep 1/eta of the restarts at each rung")
     brackets: int = Field(1, ge=1, description="rounds of restarts; later rounds reuse good settings")
@@ -59,7 +60,7 @@ class KKT(Attack):
     name = "kkt"
     Params = KKTFastParams
 
-    def reconstruct(self, victim: Victim, progress: bool = True) -> AttackResult:
+    def reconstruct(self, victim: Victim, progress: bool = True, start: torch.Tensor | None = None) -> AttackResult:
         check_victim(victim)
         p: KKTFastParams = self.params
         t0 = time.perf_counter()
@@ -67,6 +68,10 @@ class KKT(Attack):
         ht = HeadTensors.of(victim.head, dt)
         kind = head_kind(victim.loss, victim.head.out_dim)
         ctx = _Context(p, victim, ht, kind, dt)
+        if start is not None:
+            if start.dim() != 3 or start.shape[0] != p.restarts or start.shape[1:] != (p.m, victim.dim):
+                raise ValueError(f"start must be (restarts, m, d) = ({p.restarts}, {p.m}, {victim.dim}), got {tuple(start.shape)}")
+            ctx.start = start.to(dt)
         gen = torch.Generator().manual_seed(p.seed)
         runs: list[RunRecord] = []
         out: list[tuple] = []
@@ -116,7 +121,7 @@ class _Context:
         self.basis = None
         if p.subspace != "off" or p.init == "subspace":
             rank = p.subspace if isinstance(p.subspace, int) else None
-            self.basis = row_space(ht.weights[0], rank, p.subspace_energy)
+            self.basis = row_space(ht.weights[0], rank, p.subspace_tol)
         self.ht_full = ht
         if p.subspace != "off":
             # Candidates live in coordinates c of W1's row space, x = c V^T. The loss is unchanged:
@@ -126,6 +131,7 @@ class _Context:
             self.mean_c = self.mean @ self.basis
             self.sphere_r2 = float(1 - self.mean.pow(2).sum() + self.mean_c.pow(2).sum())
         self.lam_dim = (victim.head.out_dim,) if kind == "regression" else ()
+        self.start: torch.Tensor | None = None
 
     def losses(self, x, lam, lam_scale, lmin, alpha):
         alpha = [alpha / s for s in self.zscale]
@@ -153,7 +159,10 @@ class _Context:
     def bracket(self, first_id: int, lr: torch.Tensor, gen, bar, t0):
         p, dt, R = self.p, self.dt, p_restarts(self.p)
         w1, w2 = self.ht_full.weights[0], self.ht.weights[1]
-        x = init_candidates(p.init, w1, w2, self.labels, self.kind, R, p.init_scale * self.typ, self.basis, gen)
+        if self.start is not None:
+            x = self.start.clone()
+        else:
+            x = init_candidates(p.init, w1, w2, self.labels, self.kind, R, p.init_scale * self.typ, self.basis, gen)
         if p.subspace != "off":
             x = x @ self.basis
         self.project_(x)
@@ -174,6 +183,7 @@ class _Context:
         status, its, finals, out = {}, {}, {}, []
         lr = lr.to(dt)
         opt = _Opt(p, [x, lam], [lr * self.typ, lr * lam_scale.abs()])
+        settings = {i: {**st, "optimizer": opt.kind_of(k)} for k, (i, st) in enumerate(settings.items())}
         rungs = set(search.rung_iterations(p.iterations, p.rungs, p.eta))
         t_start = time.perf_counter()
         it = 0
@@ -245,31 +255,36 @@ def p_restarts(p: KKTFastParams) -> int:
 
 
 class _Opt:
-    """Adam or SGD-momentum with one step size per restart (leading dim), on plain tensors."""
+    """Adam or SGD-momentum with one step size per restart (leading dim), on plain tensors;
+    'mixed' runs SGD-momentum on even restarts and Adam on odd ones, in the same batch."""
 
     def __init__(self, p: KKTFastParams, tensors, lrs):
-        self.kind, self.mom = p.optimizer, p.momentum
+        self.mom = p.momentum
+        R = tensors[0].shape[0]
+        sgd = {"sgd": torch.ones(R, dtype=torch.bool), "adam": torch.zeros(R, dtype=torch.bool),
+               "mixed": torch.arange(R) % 2 == 0}[p.optimizer]
+        self.sgd = [sgd.view(-1, *[1] * (t.dim() - 1)) for t in tensors]
         self.lrs = [lr.view(-1, *[1] * (t.dim() - 1)) for lr, t in zip(lrs, tensors)]
         self.m = [torch.zeros_like(t) for t in tensors]
         self.v = [torch.zeros_like(t) for t in tensors]
         self.t = 0
 
+    def kind_of(self, k: int) -> str:
+        return "sgd" if bool(self.sgd[0].flatten()[k]) else "adam"
+
     def step(self, tensors, grads):
         self.t += 1
         b1, b2 = 0.9, 0.999
-        for t, g, m, v, lr in zip(tensors, grads, self.m, self.v, self.lrs):
+        for t, g, m, v, lr, sgd in zip(tensors, grads, self.m, self.v, self.lrs, self.sgd):
             g = torch.nan_to_num(g, nan=0.0, posinf=0.0, neginf=0.0)
-            if self.kind == "sgd":
-                m.mul_(self.mom).add_(g)
-                t.sub_(lr * m)
-                continue
-            m.mul_(b1).add_(g, alpha=1 - b1)
+            # m holds the momentum buffer for SGD restarts and Adam's first moment for the others
+            m.copy_(torch.where(sgd, m * self.mom + g, m * b1 + (1 - b1) * g))
             v.mul_(b2).addcmul_(g, g, value=1 - b2)
-            mh = m / (1 - b1**self.t)
-            vh = v / (1 - b2**self.t)
-            t.sub_(lr * mh / (vh.sqrt() + 1e-12))
+            adam = (m / (1 - b1**self.t)) / ((v / (1 - b2**self.t)).sqrt() + 1e-12)
+            t.sub_(lr * torch.where(sgd, m, adam))
 
     def select(self, keep):
         self.m = [m[keep] for m in self.m]
         self.v = [v[keep] for v in self.v]
         self.lrs = [lr[keep] for lr in self.lrs]
+        self.sgd = [s[keep] for s in self.sgd]

@@ -45,7 +45,9 @@ class KKTReference(Attack):
     name = "kkt-reference"
     Params = KKTReferenceParams
 
-    def reconstruct(self, victim: Victim, progress: bool = True) -> AttackResult:
+    def reconstruct(self, victim: Victim, progress: bool = True, start: torch.Tensor | None = None) -> AttackResult:
+        if start is not None:
+            raise ValueError("kkt-reference keeps the published initialisation; start points are a kkt option")
         check_victim(victim)
         p: KKTReferenceParams = self.params
         t0 = time.perf_counter()

@@ -1,8 +1,9 @@
-"""Pick the members (per class, seeded) and a disjoint non-member pool of the same classes."""
+"""Pick the members (per class, seeded), a disjoint non-member pool of the same classes and, for
+the 'disjoint' null victim, a third disjoint draw of the members' size (the control's training set)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,9 @@ class MemberSplit:
     nonmember_inputs: list[Any]
     nonmember_labels: np.ndarray
     nonmember_rows: np.ndarray
+    null_inputs: list[Any] = field(default_factory=list)  # training set of the 'disjoint' null victim
+    null_labels: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    null_rows: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
 
     @property
     def n(self) -> int:
@@ -61,23 +65,27 @@ def load_split(task: TaskSpec, base_dir: Path | None = None) -> MemberSplit:
     rng = np.random.default_rng(task.seed)
     k = len(values)
     non_per_class = [task.nonmembers // k + (1 if i < task.nonmembers % k else 0) for i in range(k)]
-    mem_rows, mem_lab, non_rows, non_lab = [], [], [], []
+    per_null = task.per_class if task.null_victim == "disjoint" else 0
+    mem_rows, mem_lab, non_rows, non_lab, null_rows, null_lab = [], [], [], [], [], []
     for ci, (value, name) in enumerate(zip(values, names)):
         rows = np.flatnonzero(labels == value)
         need = task.per_class + non_per_class[ci]
-        if len(rows) < need:
+        if len(rows) < need + per_null:
+            extra = f" + {per_null} for the disjoint null victim" if per_null else ""
             raise HarnessError(
                 "per_class",
                 task.per_class,
                 f"class {name!r} has {len(rows)} rows, fewer than {task.per_class} members + "
-                f"{non_per_class[ci]} non-members; lower per_class or nonmembers",
+                f"{non_per_class[ci]} non-members{extra}; lower per_class or nonmembers",
             )
         rows = rng.permutation(rows)
         mem_rows.append(rows[: task.per_class])
         non_rows.append(rows[task.per_class : need])
+        null_rows.append(rows[need : need + per_null])
         mem_lab.append(np.full(task.per_class, ci))
         non_lab.append(np.full(non_per_class[ci], ci))
-    mem_rows, non_rows = np.concatenate(mem_rows), np.concatenate(non_rows)
+        null_lab.append(np.full(per_null, ci))
+    mem_rows, non_rows, null_rows = np.concatenate(mem_rows), np.concatenate(non_rows), np.concatenate(null_rows)
     col = task.data.input_column
     return MemberSplit(
         class_names=names,
@@ -87,4 +95,7 @@ def load_split(task: TaskSpec, base_dir: Path | None = None) -> MemberSplit:
         nonmember_inputs=list(ds.select(non_rows.tolist())[col]) if len(non_rows) else [],
         nonmember_labels=np.concatenate(non_lab),
         nonmember_rows=non_rows,
+        null_inputs=list(ds.select(null_rows.tolist())[col]) if len(null_rows) else [],
+        null_labels=np.concatenate(null_lab),
+        null_rows=null_rows,
     )

@@ -32,6 +32,8 @@ class Embedded:
     normalized: bool
     cache_hit: bool
     wall_s: float
+    null_members: torch.Tensor | None = None  # the disjoint null victim's training set, centred by null_mean
+    null_mean: torch.Tensor | None = None
 
     @property
     def dim(self) -> int:
@@ -40,13 +42,19 @@ class Embedded:
 
 def embed_stage(backbone: Backbone, split: MemberSplit, normalize: bool, cache_dir: Path | None, progress: bool) -> Embedded:
     t0 = time.perf_counter()
-    raw, hit, _ = embed_cached(backbone, split.member_inputs + split.nonmember_inputs, cache_dir, progress)
+    inputs = split.member_inputs + split.nonmember_inputs + split.null_inputs
+    raw, hit, _ = embed_cached(backbone, inputs, cache_dir, progress)
     raw = raw.float()
     if normalize:
         raw = torch.nn.functional.normalize(raw, dim=1)
-    mem, non = raw[: split.n], raw[split.n :]
+    k = split.n + len(split.nonmember_inputs)
+    mem, non, null = raw[: split.n], raw[split.n : k], raw[k:]
     mean = mem.mean(0)
-    return Embedded(mem - mean, non - mean, mean, normalize, hit, time.perf_counter() - t0)
+    emb = Embedded(mem - mean, non - mean, mean, normalize, hit, time.perf_counter() - t0)
+    if len(null):
+        emb.null_mean = null.mean(0)
+        emb.null_members = null - emb.null_mean
+    return emb
 
 
 @dataclass
@@ -57,6 +65,9 @@ class TrainedVictim:
     report: TrainReport | None  # None for a head given as a file
     test_acc: float
     oracle_residual: float
+    # added to the victim's own centred vectors to express them centred by the members' mean
+    # (non-zero only for the disjoint null, which subtracted the mean of its own training set)
+    shift: torch.Tensor | None = None
 
 
 def train_stage(
@@ -69,9 +80,16 @@ def train_stage(
     null_mode: str = "shuffled",
 ) -> TrainedVictim:
     """Train the victim head. Kind 'null' is the control: trained on a seeded shuffle of the labels
-    (null_mode 'shuffled'), or left at its initialisation ('untrained')."""
+    of a disjoint draw (null_mode 'disjoint') or of the members ('shuffled'), or left at its
+    initialisation ('untrained')."""
     labels = torch.as_tensor(split.member_labels)
-    if kind == "null" and null_mode == "shuffled":
+    x, shift = emb.members, None
+    if kind == "null" and null_mode == "disjoint":
+        if emb.null_members is None:
+            raise HarnessError("null_victim", null_mode, "the split drew no disjoint null set; load it with this task")
+        labels, x = torch.as_tensor(split.null_labels), emb.null_members
+        shift = emb.null_mean - emb.mean
+    if kind == "null" and null_mode in ("shuffled", "disjoint"):
         gen = torch.Generator().manual_seed(seed + 1)
         labels = labels[torch.randperm(len(labels), generator=gen)]
     num_classes = len(split.class_names)
@@ -84,13 +102,14 @@ def train_stage(
         plateau_steps=recipe.plateau_steps, plateau_tol=recipe.plateau_tol,
     )
     if kind == "null" and null_mode == "untrained":
-        report = untrained_report(head, emb.members, labels, num_classes, cfg)
+        report = untrained_report(head, x, labels, num_classes, cfg)
     else:
-        report = train_head(head, emb.members, labels, num_classes, cfg, progress=progress)
+        report = train_head(head, x, labels, num_classes, cfg, progress=progress)
     non_labels = torch.as_tensor(split.nonmember_labels)
-    test_acc = accuracy(head, recipe.loss, emb.nonmembers, non_labels)
-    residual = oracle_residual(head, recipe.loss, emb.members, labels)
-    return TrainedVictim(kind, head, labels, report, test_acc, residual)
+    non = emb.nonmembers if shift is None else emb.nonmembers - shift  # in the head's own centring
+    test_acc = accuracy(head, recipe.loss, non, non_labels)
+    residual = oracle_residual(head, recipe.loss, x, labels)  # on the head's own training set
+    return TrainedVictim(kind, head, labels, report, test_acc, residual, shift)
 
 
 def given_head_stage(head: MLPHead, loss: str, emb: Embedded, split: MemberSplit, path: str) -> TrainedVictim:
@@ -114,18 +133,23 @@ def attack_stage(
     pixels: bool,
     progress: bool,
 ) -> AttackResult:
-    """Run the attack on what an attacker knows: weights, recipe, member mean, a public norm estimate."""
+    """Run the attack on what an attacker knows: weights, recipe, the victim's training mean, a public
+    norm estimate. Candidates come back centred by the members' mean (see TrainedVictim.shift)."""
     typical = float(emb.nonmembers.norm(dim=1).median()) if len(emb.nonmembers) else None
+    shift = trained.shift if trained.shift is not None else torch.zeros_like(emb.mean)
     victim = Victim(
         head=copy.deepcopy(trained.head),
         loss=recipe.loss,
         num_classes=num_classes,
-        mean=emb.mean,
+        mean=emb.mean + shift,
         weight_decay=recipe.weight_decay,
         prior="box" if pixels else "norm",
         typical_norm=typical,
     )
-    return make_attack(attack.name, attack.params).reconstruct(victim, progress=progress)
+    result = make_attack(attack.name, attack.params).reconstruct(victim, progress=progress)
+    if trained.shift is not None:
+        result.candidates = result.candidates + trained.shift.to(result.candidates.dtype)
+    return result
 
 
 def score_stage(result: AttackResult, emb: Embedded, fpr: float) -> MatchScores:

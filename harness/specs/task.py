@@ -62,15 +62,18 @@ class TaskSpec(_Strict):
     attack: AttackRecipe = AttackRecipe()
     evidence: EvidenceRecipe = Field(default_factory=EvidenceRecipe, description="selection and inversion after the attack")
     fpr: float = Field(0.01, gt=0, lt=1, description="false-positive rate of the reported threshold")
-    null_victim: Literal["shuffled", "untrained"] | None = Field(
-        "shuffled",
-        description="also attack a control head: trained on shuffled labels, or untrained; null/false: none",
+    null_victim: Literal["disjoint", "shuffled", "untrained"] | None = Field(
+        "disjoint",
+        description="also attack a control head, scored against the same members: 'disjoint' = same recipe on "
+        "shuffled labels of a disjoint draw of the same size (it never saw the members: the false-positive "
+        "control); 'shuffled' = shuffled labels of the members themselves (a random-label victim: it "
+        "memorises the members too, so it leaks them); 'untrained' = left at its initialisation; null/false: none",
     )
 
     @field_validator("null_victim", mode="before")
     @classmethod
     def _null_bool(cls, v):
-        return {True: "shuffled", False: None}.get(v, v) if isinstance(v, bool) else v
+        return {True: "disjoint", False: None}.get(v, v) if isinstance(v, bool) else v
 
     @model_validator(mode="after")
     def _classes(self) -> "TaskSpec":

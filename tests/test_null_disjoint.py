@@ -1,0 +1,55 @@
+"""The 'disjoint' null victim: its own disjoint draw, shuffled labels, candidates in the members' frame."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from harness.attacks import make_attack
+from harness.data.split import load_split
+from harness.errors import HarnessError
+from harness.pipeline.stages import Embedded, attack_stage, train_stage
+from harness.specs.task import HeadRecipe, TaskSpec, AttackRecipe
+from tests.conftest import SST2
+
+DATA = {"source": str(SST2), "format": "parquet", "split": "train", "input_column": "sentence", "label_column": "label"}
+
+
+def _spec(**over) -> TaskSpec:
+    return TaskSpec(**{"name": "tiny", "model": "identity", "data": DATA, "classes": ["negative", "positive"], "per_class": 5,
+                       "nonmembers": 30, **over})
+
+
+def test_split_draws_a_third_disjoint_set_only_for_the_disjoint_null():
+    split = load_split(_spec())  # 'disjoint' is the default control
+    assert len(split.null_rows) == 10 and sorted(np.bincount(split.null_labels)) == [5, 5]
+    rows = [set(split.member_rows), set(split.nonmember_rows), set(split.null_rows)]
+    assert all(not (a & b) for i, a in enumerate(rows) for b in rows[i + 1 :])
+    assert len(load_split(_spec(null_victim="shuffled")).null_rows) == 0
+    with pytest.raises(HarnessError, match="disjoint null victim"):
+        load_split(_spec(per_class=150, nonmembers=100))  # 400 rows cannot hold 3 x 150 + 100
+
+
+def test_disjoint_null_trains_on_its_draw_and_attacks_in_the_members_frame():
+    split = load_split(_spec())
+    gen = torch.Generator().manual_seed(0)
+    mem, non, nul = (torch.randn(k, 12, generator=gen) for k in (10, 30, 10))
+    nul = nul + 3.0  # another draw, another mean
+    emb = Embedded(mem - mem.mean(0), non - mem.mean(0), mem.mean(0), False, False, 0.0,
+                   null_members=nul - nul.mean(0), null_mean=nul.mean(0))
+    recipe = HeadRecipe(widths=[16], optimizer="adam", lr=0.01, max_steps=300)
+    null = train_stage(emb, split, recipe, seed=0, kind="null", progress=False, null_mode="disjoint")
+    assert torch.allclose(null.shift, nul.mean(0) - mem.mean(0))
+    assert sorted(null.labels.tolist()) == sorted(split.null_labels.tolist())
+    assert not torch.equal(null.labels, torch.as_tensor(split.null_labels))  # shuffled
+    assert null.report.train_acc == 1.0 and np.isfinite(null.oracle_residual)
+    attack = AttackRecipe(name="kkt", params={"m": 4, "restarts": 2, "iterations": 20, "rungs": 0, "seed": 3})
+    res = attack_stage(null, emb, recipe, attack, 2, pixels=False, progress=False)
+    # the same attack on the head in its own centring, shifted by hand, gives the same candidates
+    from harness.attacks.base import Victim
+
+    own = Victim(head=null.head, loss="logistic", num_classes=2, mean=nul.mean(0), prior="norm",
+                 typical_norm=float(emb.nonmembers.norm(dim=1).median()))
+    direct = make_attack("kkt", attack.params).reconstruct(own, progress=False)
+    assert torch.allclose(res.candidates, direct.candidates + null.shift, atol=1e-5)
