@@ -53,13 +53,14 @@ def planted_start(members: torch.Tensor, labels: torch.Tensor, num_classes: int,
 
 
 def check(victim: Victim, members: torch.Tensor, labels: torch.Tensor, params: dict, noise: float = 0.3,
-          seed: int = 0) -> Identifiability:
-    """Run `kkt` with `params` (m is set to the member count) from the planted members and from scratch."""
+          seed: int = 0, scratch_params: dict | None = None) -> Identifiability:
+    """Run `kkt` with `params` (m is set to the member count) from the planted members, and with
+    `scratch_params` (default: `params`) from the attack's own initialisation."""
     p = {**params, "m": len(members), "rungs": 0, "brackets": 1, "seed": seed}
     p.setdefault("restarts", 4)
     start, order = planted_start(members, labels, victim.num_classes, p["restarts"], noise, seed)
     planted = make_attack("kkt", p).reconstruct(victim, progress=False, start=start)
-    scratch = make_attack("kkt", p).reconstruct(victim, progress=False)
+    scratch = make_attack("kkt", {**p, **(scratch_params or {})}).reconstruct(victim, progress=False)
     mem = members[order].double()
     cos0 = torch.nn.functional.cosine_similarity(start, mem.unsqueeze(0), dim=-1)
     runs = sorted(set(planted.run_ids.tolist()))  # a diverged run leaves no candidates
