@@ -159,3 +159,10 @@ def test_identifiability_check_on_the_planted_victim(planted):
 def test_start_points_must_match_the_attack_shape(planted):
     with pytest.raises(ValueError, match="start must be"):
         make_attack("kkt", {"m": 8, "restarts": 2}).reconstruct(planted[0], progress=False, start=torch.zeros(2, 4, 8))
+
+
+def test_a_negative_or_exploded_residual_counts_as_diverged():
+    from harness.attacks.kkt import _broken
+
+    res = torch.tensor([0.2, 1e-6, -5e21, float("nan"), 3e7, -1e-5])
+    assert _broken(res).tolist() == [False, False, True, True, True, False]

@@ -194,7 +194,7 @@ class _Context:
             res, loss = self.losses(x, lam, lam_scale, lmin, alpha)
             gx, gl = torch.autograd.grad(loss.sum(), [x, lam])
             x, lam = x.detach(), lam.detach()
-            bad = ~torch.isfinite(loss.detach()) | ~torch.isfinite(gx).flatten(1).all(1)
+            bad = ~torch.isfinite(loss.detach()) | ~torch.isfinite(gx).flatten(1).all(1) | _broken(res.detach())
             if it % p.curve_every == 0:
                 for k, i in enumerate(ids.tolist()):
                     curves[i].append(float(loss[k].detach()))
@@ -229,6 +229,9 @@ class _Context:
             with torch.no_grad():
                 res, _ = self.losses(x, lam, lam_scale, lmin, a1.view(-1, 1, 1))
             for k, i in enumerate(ids.tolist()):
+                if bool(_broken(res[k : k + 1])[0]) or not torch.isfinite(x[k]).all():
+                    status[i], its[i], finals[i] = "diverged", it + 1, float("nan")
+                    continue
                 status[i], its[i], finals[i] = "ok", it + 1, float(res[k])
                 out.append((self.full(x[k]).clone(), lam[k].clone(), i))
         wall = time.perf_counter() - t_start
@@ -248,6 +251,13 @@ class _Context:
         aq = (f0 - f1 + bq) / 2
         s = (aq / bq.clamp_min(1e-30)).abs()
         return torch.where(torch.isfinite(s) & (s > 0), s, torch.ones_like(s))
+
+
+def _broken(res: torch.Tensor) -> torch.Tensor:
+    """Runs whose relative residual left its valid range: it is a sum of squares (>= 0), computed
+    in closed form as ||theta||^2 - 2<theta, G> + ||G||^2, which cancels catastrophically when a
+    run blows up; an optimiser then chases the rounding error to -inf. Such runs count as diverged."""
+    return ~torch.isfinite(res) | (res < -1e-3) | (res > 1e4)
 
 
 def p_restarts(p: KKTFastParams) -> int:
