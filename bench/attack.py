@@ -182,7 +182,7 @@ def case_pixels(minutes, null_minutes, kkt=None):
 
 def case_multiclass(minutes, null_minutes):
     say("== multiclass: CIFAR-10 4 classes (airplane, automobile, cat, horse) x 5, 3072-1000-4, CE")
-    x, y, non = cifar_pixels([0, 1, 3, 7], 5, 400)
+    x, y, non, x2, y2 = cifar_pixels([0, 1, 3, 7], 5, 400, disjoint=True)
     budget = {**KKT_DEFAULT, **PIXEL_KKT, "time_budget_s": minutes * 60}
     # GD at lr 1.0 diverged (NaN) on this CE head: softmax curvature is up to twice the logistic one
     rec = {**PIXEL_RECIPE, "lr": MULTICLASS_LR}
@@ -191,7 +191,11 @@ def case_multiclass(minutes, null_minutes):
     if not all(bool(torch.isfinite(p).all()) for p in v.head.parameters()):
         say("  victim training diverged; no attack")
         return
-    attack(v, xc, nonc, "pixels", budget, f"kkt {budget}")
+    attack(v, xc, nonc, "pixels", budget, f"kkt on REAL victim {budget}")
+    if "disjoint" in ACTIVE_NULLS:
+        nv, _, _ = victim_for(x2, y2, 4, recipe((1000,), loss="ce", **rec), "box", non, null="disjoint")
+        attack(nv, xc, nonc, "pixels", {**budget, "time_budget_s": null_minutes * 60},
+               f"kkt on NULL disjoint victim ({NULL_MEANING['disjoint']})", frame=v)
     say(f"  ({SCORE_MEANING['pixels']})")
 
 
