@@ -105,6 +105,8 @@ def test_bad_inputs_exit_2_with_one_line_and_no_rows(tmp_path, bert_card, capsys
     assert "did you mean 'positive'" in line
     line = _bad(tmp_path, capsys, _task(tmp_path, bert_card, attack={"name": "kt"}))
     assert "kt" in line
+    line = _bad(tmp_path, capsys, _task(tmp_path, bert_card), "--threads", "0")
+    assert "--threads" in line and "0" in line and ">= 1" in line
     assert "unknown model card" in _bad(tmp_path, capsys, _task(tmp_path, bert_card, model="nobody/not-cached"))
     uncached = tmp_path / "uncached.yaml"
     uncached.write_text(yaml.safe_dump({"id": "nobody/not-cached", "modality": "text"}))

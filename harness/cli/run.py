@@ -6,6 +6,7 @@ from pathlib import Path
 
 from harness.cli.console import console as make_console
 from harness.cli.summary import print_summary
+from harness.errors import HarnessError
 from harness.pipeline.run_task import plan_unit, run_unit, task_evidence
 from harness.registry import MODELS, TASKS
 
@@ -19,8 +20,23 @@ def add_arguments(p) -> None:
                    help="text: extra retrieval corpus (local file or Hub data set id); repeatable")
     p.add_argument("--no-evidence", action="store_true", help="skip selection, inversion and the report")
     p.add_argument("--quiet", action="store_true", help="no progress output")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch CPU threads (default: torch's, one per core); 1 is far faster on a machine busy with other work")
+
+
+def set_threads(threads: int | None) -> None:
+    """Apply --threads (before any work, so a bad value writes nothing)."""
+    if threads is None:
+        return
+    if threads < 1:
+        raise HarnessError("--threads", threads, "must be >= 1 (or leave it out for one thread per core)")
+    import torch
+
+    torch.set_num_threads(threads)
+
 
 def main(args) -> int:
+    set_threads(args.threads)
     task = TASKS.get(args.task)
     card = MODELS.get(args.model or task.model)
     task_file = Path(args.task) if Path(args.task).is_file() else TASKS.files().get(args.task)
