@@ -175,15 +175,15 @@ class _Context:
         if self.kind == "regression":
             lam = lam * 0.01 * torch.randn(lam.shape, generator=gen, dtype=dt)
         ids = torch.arange(first_id, first_id + R)
+        step = lr.to(dt)
+        opt = _Opt(p, [x, lam], [step * self.typ, step * lam_scale.abs()])
         settings = {int(i): {"lr": float(lr[k]), "alpha_start": p.alpha_start, "alpha_end": p.alpha_end,
                              "lambda_min": p.lambda_min, "init": p.init, "lambda_scale": float(lam_scale[k]),
-                             "subspace_rank": None if self.basis is None else int(self.basis.shape[1])}
+                             "subspace_rank": None if self.basis is None else int(self.basis.shape[1]),
+                             "optimizer": opt.kind_of(k)}
                     for k, i in enumerate(ids)}
         curves = {int(i): [] for i in ids}
         status, its, finals, out = {}, {}, {}, []
-        lr = lr.to(dt)
-        opt = _Opt(p, [x, lam], [lr * self.typ, lr * lam_scale.abs()])
-        settings = {i: {**st, "optimizer": opt.kind_of(k)} for k, (i, st) in enumerate(settings.items())}
         rungs = set(search.rung_iterations(p.iterations, p.rungs, p.eta))
         t_start = time.perf_counter()
         it = 0
@@ -228,8 +228,9 @@ class _Context:
         if len(ids):
             with torch.no_grad():
                 res, _ = self.losses(x, lam, lam_scale, lmin, a1.view(-1, 1, 1))
+            broken = (_broken(res) | ~torch.isfinite(x).flatten(1).all(1)).tolist()
             for k, i in enumerate(ids.tolist()):
-                if bool(_broken(res[k : k + 1])[0]) or not torch.isfinite(x[k]).all():
+                if broken[k]:
                     status[i], its[i], finals[i] = "diverged", it + 1, float("nan")
                     continue
                 status[i], its[i], finals[i] = "ok", it + 1, float(res[k])

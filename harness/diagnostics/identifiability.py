@@ -16,6 +16,7 @@ import torch
 from harness.attacks import make_attack
 from harness.attacks.base import Victim
 from harness.attacks.margins import balanced_labels
+from harness.scoring.embedding import cosine_matrix
 
 
 @dataclass
@@ -67,7 +68,7 @@ def check(victim: Victim, members: torch.Tensor, labels: torch.Tensor, params: d
     ends = torch.stack([planted.candidates[planted.run_ids == r].double() for r in runs]) if runs else mem[None] * float("nan")
     cos1 = torch.nn.functional.cosine_similarity(ends, mem.unsqueeze(0), dim=-1).nan_to_num(-1.0)
     best_run = int(cos1.mean(1).argmax())
-    sc = torch.nn.functional.normalize(scratch.candidates.double(), dim=1) @ torch.nn.functional.normalize(mem, dim=1).T
+    sc = cosine_matrix(scratch.candidates, mem)
     best = lambda res: min((r.final_loss for r in res.runs if r.status == "ok"), default=float("nan"))  # noqa: E731
     return Identifiability(
         noise=noise, start_cos=float(cos0.mean()), end_cos=float(cos1.mean()), end_good=int((cos1[best_run] > 0.8).sum()),

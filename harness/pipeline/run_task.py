@@ -90,7 +90,7 @@ def run_unit(
         if given is not None:
             trained = given_head_stage(given[0], task.head.loss, emb, split, unit.head_file)
         else:
-            trained = train_stage(emb, split, task.head, task.seed, kind, progress, null_mode=task.null_victim or "disjoint")
+            trained = train_stage(emb, split, task.head, task.seed, kind, progress, null_mode=task.null_victim)
         train_s = time.perf_counter() - t0
         rep = trained.report
         if rep:

@@ -77,7 +77,7 @@ def train_stage(
     seed: int,
     kind: str,
     progress: bool,
-    null_mode: str = "shuffled",
+    null_mode: str | None = "disjoint",
 ) -> TrainedVictim:
     """Train the victim head. Kind 'null' is the control: trained on a seeded shuffle of the labels
     of a disjoint draw (null_mode 'disjoint') or of the members ('shuffled'), or left at its
@@ -136,12 +136,11 @@ def attack_stage(
     """Run the attack on what an attacker knows: weights, recipe, the victim's training mean, a public
     norm estimate. Candidates come back centred by the members' mean (see TrainedVictim.shift)."""
     typical = float(emb.nonmembers.norm(dim=1).median()) if len(emb.nonmembers) else None
-    shift = trained.shift if trained.shift is not None else torch.zeros_like(emb.mean)
     victim = Victim(
         head=copy.deepcopy(trained.head),
         loss=recipe.loss,
         num_classes=num_classes,
-        mean=emb.mean + shift,
+        mean=emb.mean if trained.shift is None else emb.mean + trained.shift,
         weight_decay=recipe.weight_decay,
         prior="box" if pixels else "norm",
         typical_norm=typical,

@@ -91,7 +91,7 @@ def train(unit: Unit, prep: Prepared, kinds: tuple[str, ...]) -> Trained:
     for kind in kinds:
         t0 = time.perf_counter()
         victims[kind] = train_stage(
-            prep.emb, prep.split, unit.task.head, unit.task.seed, kind, progress=False, null_mode=unit.task.null_victim or "disjoint"
+            prep.emb, prep.split, unit.task.head, unit.task.seed, kind, progress=False, null_mode=unit.task.null_victim
         )
         times[kind] = time.perf_counter() - t0
     return Trained(victims, times, prep.emb.mean)
