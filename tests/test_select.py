@@ -40,7 +40,7 @@ def test_recurring_candidates_are_ranked_first_and_cover_every_member():
 
 def test_clustering_beats_lowest_loss_when_the_loss_favours_junk():
     members, cands, runs = _planted(seed=1)
-    losses = {r: float(r) for r in range(8)}  # run 0 lowest: its junk is mixed into the baseline's top
+    losses = {r: 1.0 + r for r in range(8)}  # run 0 lowest: its junk is mixed into the baseline's top
     sel = select_candidates(cands, runs, losses)
     ours = score_selection(cands[sel.rep_index], members, 0.8)
     base = score_selection(cands[lowest_loss_order(runs, losses)], members, 0.8)
@@ -86,3 +86,31 @@ def test_bad_input():
         select_candidates(torch.randn(3, 4), torch.zeros(3), min_cosine=1.5)
     with pytest.raises(HarnessError, match="method"):
         select_candidates(torch.randn(3, 4), torch.zeros(3), method="kmeans")
+
+
+def test_runs_far_above_the_best_loss_are_not_pooled():
+    members, cands, runs = _planted(seed=4)
+    junk_run = torch.randn(8, cands.shape[1], generator=torch.Generator().manual_seed(9))
+    # a run stuck at 100x the best loss, whose 8 candidates all repeat one spurious vector
+    cands = torch.cat([cands, junk_run[:1].repeat(8, 1) + 0.01 * junk_run])
+    runs = torch.cat([runs, torch.full((8,), 8)])
+    losses = {**{r: 1.0 for r in range(8)}, 8: 100.0}
+    sel = select_candidates(cands, runs, losses)
+    assert sel.params["pool"] == len(cands) - 8 and (sel.cluster_of[-8:] == -1).all()
+    pooled = select_candidates(cands, runs, losses, loss_factor=None)
+    assert pooled.params["pool"] == len(cands) and (pooled.cluster_of[-8:] >= 0).all()
+    with pytest.raises(HarnessError, match="loss_factor"):
+        select_candidates(cands, runs, losses, loss_factor=0.5)
+
+
+def test_near_duplicate_representatives_move_behind_the_rest():
+    g = torch.Generator().manual_seed(5)
+    a, b, c = torch.randn(3, 64, generator=g)
+    twin = a + 0.55 * a.norm() / 8 * torch.randn(64, generator=g)  # cosine ~0.85 to a: a separate cluster at 0.9
+    cands = torch.stack([a, a, a, twin, twin, b, b, c])
+    runs = torch.tensor([0, 1, 2, 0, 1, 0, 0, 2])  # a: 3 runs, twin: 2, b: 1, c: 1
+    sel = select_candidates(cands, runs, {0: 1.0, 1: 1.0, 2: 1.0}, min_cosine=0.95)
+    reps = cands[sel.rep_index]
+    assert torch.allclose(reps[-1], twin) and sel.duplicate_of[-1] == 0 and (sel.duplicate_of[:-1] == -1).all()
+    kept = select_candidates(cands, runs, {0: 1.0, 1: 1.0, 2: 1.0}, min_cosine=0.95, suppress_cosine=None)
+    assert torch.allclose(cands[kept.rep_index[1]], twin) and (kept.duplicate_of == -1).all()
