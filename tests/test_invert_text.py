@@ -91,8 +91,10 @@ def test_target_dimension_must_match_the_backbone(space):
         space.check_targets(torch.zeros(3, 384))
 
 
-def test_corpus_vocabulary_keeps_whole_words_the_tokenizer_knows(space):
+def test_corpus_vocabulary_is_every_word_most_frequent_first():
     from harness.invert.text import corpus_words
 
-    words = corpus_words(["The film , the FILM zzqx !", "a film"], space.backbone.processor)
-    assert words[:3] == ["the", "film", ","] and "zzqx" not in words and len(words) == len(set(words))
+    words = corpus_words(["The film , the FILM schepisi !", "a film is n't 3d"])
+    assert words[:2] == ["film", "the"] and len(words) == len(set(words))
+    assert "schepisi" in words and "n't" in words and "3d" not in words  # split words stay; non-words go
+    assert corpus_words(["a b c a"], limit=1) == ["a"]

@@ -26,7 +26,7 @@ class EvidenceRecipe(BaseModel):
     )
     word_search_top: int = Field(1, ge=0, description="text: selections (and as many members) to invert by word search")
     word_vocab: Literal["corpus", "tokenizer"] = Field(
-        "corpus", description="text: word search over the retrieval corpus's words (fast) or every whole word of the tokenizer"
+        "corpus", description="text: word search over the retrieval corpus's words (split words included) or the tokenizer's whole words"
     )
     word_shortlist: int = Field(32, ge=1, le=4096)
     word_beam: int = Field(2, ge=1, le=64)

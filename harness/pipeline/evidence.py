@@ -115,7 +115,7 @@ def invert_text(
     k = recipe.word_search_top
     chosen = [j for j, t in enumerate(targets) if t[0] == "selected"][:k] + [j for j, t in enumerate(targets) if t[0] == "member"][:k]
     if chosen:
-        words = corpus_words(corpus, space.backbone.processor) if recipe.word_vocab == "corpus" and corpus else None
+        words = corpus_words(corpus) if recipe.word_vocab == "corpus" and corpus else None
         ws = WordSearch(space, shortlist=recipe.word_shortlist, beam=recipe.word_beam, words=words)
         for j in chosen:
             kind, idx, rank, vec = targets[j]
