@@ -109,8 +109,8 @@ def test_near_duplicate_representatives_move_behind_the_rest():
     twin = a + 0.55 * a.norm() / 8 * torch.randn(64, generator=g)  # cosine ~0.85 to a: a separate cluster at 0.9
     cands = torch.stack([a, a, a, twin, twin, b, b, c])
     runs = torch.tensor([0, 1, 2, 0, 1, 0, 0, 2])  # a: 3 runs, twin: 2, b: 1, c: 1
-    sel = select_candidates(cands, runs, {0: 1.0, 1: 1.0, 2: 1.0}, min_cosine=0.95)
+    sel = select_candidates(cands, runs, {0: 1.0, 1: 1.0, 2: 1.0}, min_cosine=0.95, suppress_cosine=0.7)
     reps = cands[sel.rep_index]
     assert torch.allclose(reps[-1], twin) and sel.duplicate_of[-1] == 0 and (sel.duplicate_of[:-1] == -1).all()
-    kept = select_candidates(cands, runs, {0: 1.0, 1: 1.0, 2: 1.0}, min_cosine=0.95, suppress_cosine=None)
+    kept = select_candidates(cands, runs, {0: 1.0, 1: 1.0, 2: 1.0}, min_cosine=0.95)  # off by default
     assert torch.allclose(cands[kept.rep_index[1]], twin) and (kept.duplicate_of == -1).all()

@@ -12,12 +12,12 @@ class EvidenceRecipe(BaseModel):
 
     enabled: bool = Field(True, description="select and invert after the attack")
     select_method: Literal["agglomerative", "dbscan"] = "agglomerative"
-    min_cosine: float = Field(0.8, gt=0, lt=1, description="cosine at which two candidates share a cluster")
+    min_cosine: float = Field(0.7, gt=0, lt=1, description="cosine at which two candidates share a cluster")
     select_loss_factor: float | None = Field(
         10.0, ge=1, description="pool only runs whose KKT loss is within this factor of the best run's (null: every run)"
     )
     select_suppress: float | None = Field(
-        0.7, gt=0, le=1, description="rank a representative this close (cosine) to a better one behind the rest (null: off)"
+        None, gt=0, le=1, description="rank a representative this close (cosine) to a better one behind the rest (null: off)"
     )
     invert_top: int = Field(10, ge=0, description="top selections to invert")
     invert_members: int = Field(10, ge=0, description="true member embeddings to invert too (the upper bound)")
