@@ -17,7 +17,7 @@ Two data-free refinements, measured on six independent pools of a CIFAR-10 pixel
 - `loss_factor` (default 10): only runs whose final KKT loss is within this factor of the best
   run's are pooled. The loss ranks the true basin below the spurious ones (algorithms.md section
   3); the scattered candidates of runs stuck an order of magnitude higher crowd the top clusters.
-  Mean P@10 / P@20 0.73 / 0.53 without it, 0.82 / 0.60 with it.
+  Mean P@10 / P@20 0.73-0.78 / 0.53 without it, 0.82-0.83 / 0.59-0.60 with it (two runs).
 - `suppress_cosine` (default off): a representative whose cosine to a better-ranked one exceeds
   this is a near-duplicate of it (average linkage can split one member's diffuse cloud in two); it
   moves behind every representative that is not a duplicate, and `duplicate_of` names the one it
