@@ -81,7 +81,7 @@ def test_closed_form_gradient_matches_double_backward(dims, kind, bias):
     g_ref = torch.autograd.grad(ref, [x, lam])
     fast = residual_sq(HeadTensors.of(head, torch.float64), x[None], lam[None], labels, kind, 30.0)[0]
     g_fast = torch.autograd.grad(fast, [x, lam])
-    assert abs(float(ref) - float(fast)) < 1e-6 * float(ref)
+    assert abs(ref.item() - fast.item()) < 1e-6 * ref.item()
     for a, b in zip(g_ref, g_fast):
         assert float((a - b).abs().max()) < 1e-6
 

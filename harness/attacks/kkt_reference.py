@@ -77,8 +77,8 @@ class KKTReference(Attack):
                     status = "diverged"
                     break
                 if it % p.curve_every == 0:
-                    curve.append(float(loss))
-                    bar.set_postfix(loss=f"{float(loss):.3e}")
+                    curve.append(loss.item())
+                    bar.set_postfix(loss=f"{curve[-1]:.3e}")
                 opt.zero_grad(set_to_none=True)
                 gx, gl = torch.autograd.grad(loss, [x, lam])
                 x.grad, lam.grad = gx, gl
