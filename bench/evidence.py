@@ -164,7 +164,8 @@ def word_search(o, sst2: Path, k: int, cache: Path) -> None:
     from harness.scoring.embedding import cosine_matrix
 
     members = [str(s) for s in o.split.member_inputs]
-    public = [s for s in pq.read_table(sst2, columns=["sentence"]).column("sentence").to_pylist() if s not in set(members)]
+    held = set(members)
+    public = [s for s in pq.read_table(sst2, columns=["sentence"]).column("sentence").to_pylist() if s not in held]
     space = EmbedSpace(load_backbone(o.resolved), o.emb.normalized, o.emb.mean, cache)
     ws = WordSearch(space, words=corpus_words(public + [str(s) for s in o.split.nonmember_inputs]))
     ev, res, thr = o.evidence["real"], o.outcomes["real"].result, o.outcomes["real"].scores.threshold

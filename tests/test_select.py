@@ -106,7 +106,7 @@ def test_runs_far_above_the_best_loss_are_not_pooled():
 def test_near_duplicate_representatives_move_behind_the_rest():
     g = torch.Generator().manual_seed(5)
     a, b, c = torch.randn(3, 64, generator=g)
-    twin = a + 0.55 * a.norm() / 8 * torch.randn(64, generator=g)  # cosine ~0.85 to a: a separate cluster at 0.9
+    twin = a + 0.55 * a.norm() / 8 * torch.randn(64, generator=g)  # cosine ~0.85 to a: a separate cluster at 0.95
     cands = torch.stack([a, a, a, twin, twin, b, b, c])
     runs = torch.tensor([0, 1, 2, 0, 1, 0, 0, 2])  # a: 3 runs, twin: 2, b: 1, c: 1
     sel = select_candidates(cands, runs, {0: 1.0, 1: 1.0, 2: 1.0}, min_cosine=0.95, suppress_cosine=0.7)

@@ -125,7 +125,7 @@ def select_candidates(
     runs_total = len(np.unique(run_ids[pool]))
     per_run = max(int(np.bincount(run_ids[pool] - run_ids[pool].min()).max()), 1)
 
-    reps, size, support, tight, conf, keys, members_of = [], [], [], [], [], [], []
+    reps, medoids, size, support, tight, conf, keys, members_of = [], [], [], [], [], [], [], []
     for c in np.unique(lab):
         idx = np.flatnonzero(lab == c)
         sub = sim[np.ix_(idx, idx)]
@@ -136,6 +136,7 @@ def select_candidates(
         conf_c = float(np.clip(rec, 0, 1) * np.clip(t, 0, 1))
         best_loss = float(loss[pool[idx]].min())
         reps.append(int(pool[medoid]))
+        medoids.append(int(medoid))
         size.append(len(idx))
         support.append(s)
         tight.append(t)
@@ -143,7 +144,7 @@ def select_candidates(
         keys.append((-conf_c, -s, -len(idx), best_loss, -float(lam[pool[medoid]])))
         members_of.append(pool[idx])
     order = sorted(range(len(reps)), key=lambda i: keys[i])
-    order, dup = _defer_duplicates(order, reps, pool, sim, suppress_cosine)
+    order, dup = _defer_duplicates(order, medoids, sim, suppress_cosine)
     cluster_of = np.full(m, -1, dtype=np.int64)
     for rank, i in enumerate(order):
         cluster_of[members_of[i]] = rank
@@ -156,12 +157,12 @@ def select_candidates(
     )
 
 
-def _defer_duplicates(order: list[int], reps: list[int], pool: np.ndarray, sim: np.ndarray, cut: float | None):
-    """Move representatives whose cosine to a better one exceeds `cut` behind all the others."""
+def _defer_duplicates(order: list[int], medoids: list[int], sim: np.ndarray, cut: float | None):
+    """Move representatives whose cosine to a better one exceeds `cut` behind all the others.
+    `medoids[i]` is cluster i's medoid as a row of `sim`; `order` ranks the clusters."""
     if cut is None:
         return order, np.full(len(order), -1, dtype=np.int64)
-    where = {int(c): i for i, c in enumerate(pool)}
-    pos = [where[reps[i]] for i in order]
+    pos = [medoids[i] for i in order]
     kept, deferred, copies = [], [], {}
     for rank, i in enumerate(order):
         if kept:
