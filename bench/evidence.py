@@ -1,6 +1,6 @@
 """Benchmark of issue 4: selection precision vs. the lowest-loss baseline, image and text inversion.
 
-    .venv/bin/python bench/evidence.py [--quick]
+    .venv/bin/python bench/evidence.py [--quick] [--cases text,pixels,vit]
 
 Cases (from ../shared/data, or $RECON_SHARED_DATA; skipped cleanly when absent):
   text   MiniLM / SST-2, binary, 10 per class, head 384-1000-1, 400 non-members, kkt
@@ -81,7 +81,12 @@ def mean(xs):
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="shorter attacks and inversions")
+    ap.add_argument("--cases", default="text,pixels,vit", help="comma-separated subset of text, pixels, vit")
     args = ap.parse_args()
+    cases = set(args.cases.split(","))
+    if not cases or cases - {"text", "pixels", "vit"}:
+        print(f"error: --cases {args.cases!r}: name one or more of text, pixels, vit, comma-separated")
+        return 2
     data = shared_data()
     if data is None:
         print("SKIP: ../shared/data (or $RECON_SHARED_DATA) with sst2/ and cifar10/ not found")
@@ -104,32 +109,45 @@ def main() -> int:
     cifar = data / "cifar10" / "test-00000-of-00001.parquet"
     results = {}
 
+    if "text" in cases:
+        text_case(results, sst2, attack, cache, args.quick)
+    if "pixels" in cases:
+        print("== pixels: CIFAR-10 automobile vs cat, identity ==", flush=True)
+        t = task("bench-pixels", "identity", cifar, "img", ["automobile", "cat"], 10, 400, PIXEL_HEAD, pixel_attack)
+        results["pixels"], wall = run(t, MODELS.get("identity"), EvidenceRecipe(invert_top=20, invert_members=20), cache)
+        print(f"  wall {wall:.0f}s")
+    if "vit" in cases:
+        print("== vit: CIFAR-10 through a tiny local ViT, DIP ==", flush=True)
+        vit_dir = build_tiny_vit(Path(tempfile.mkdtemp(prefix="rh-tiny-vit-")))
+        card = ModelCard(name="tiny-vit", id=str(vit_dir), modality="image", pooling="cls")
+        t = task("bench-vit", card.id, cifar, "img", ["automobile", "cat"], 10, 400, HEAD, attack)
+        steps = 150 if args.quick else 300
+        results["vit"], wall = run(t, card, EvidenceRecipe(invert_top=10, invert_members=10, dip_steps=steps), cache)
+        print(f"  wall {wall:.0f}s")
+    summary(results)
+    return 0
+
+
+def text_case(results, sst2, attack, cache, quick):
+    from harness.invert.recipe import EvidenceRecipe
+    from harness.registry import MODELS
+
     print("== text: MiniLM / SST-2 ==", flush=True)
     t = task("bench-text", "all-minilm-l6-v2", sst2, "sentence", ["negative", "positive"], 10, 400, HEAD, attack)
-    # word search runs below, over a vocabulary that leaves the member sentences out
-    rec = EvidenceRecipe(invert_top=20, invert_members=20, corpus=[str(sst2)], word_search_top=0)
+    # word search over the words of SST-2 train + non-members; the member sentences are left out of
+    # its vocabulary (word_members_out, the default), retrieval keeps them
+    rec = EvidenceRecipe(invert_top=20, invert_members=20, corpus=[str(sst2)], word_search_top=3 if quick else 10)
     results["text"], wall = run(t, MODELS.get("all-minilm-l6-v2"), rec, cache)
     print(f"  wall {wall:.0f}s")
 
-    print("== pixels: CIFAR-10 automobile vs cat, identity ==", flush=True)
-    t = task("bench-pixels", "identity", cifar, "img", ["automobile", "cat"], 10, 400, PIXEL_HEAD, pixel_attack)
-    results["pixels"], wall = run(t, MODELS.get("identity"), EvidenceRecipe(invert_top=20, invert_members=20), cache)
-    print(f"  wall {wall:.0f}s")
 
-    print("== vit: CIFAR-10 through a tiny local ViT, DIP ==", flush=True)
-    vit_dir = build_tiny_vit(Path(tempfile.mkdtemp(prefix="rh-tiny-vit-")))
-    card = ModelCard(name="tiny-vit", id=str(vit_dir), modality="image", pooling="cls")
-    t = task("bench-vit", card.id, cifar, "img", ["automobile", "cat"], 10, 400, HEAD, attack)
-    steps = 150 if args.quick else 300
-    results["vit"], wall = run(t, card, EvidenceRecipe(invert_top=10, invert_members=10, dip_steps=steps), cache)
-    print(f"  wall {wall:.0f}s")
-
+def summary(results) -> None:
     print("\n== selection: top-k precision, clustering vs lowest KKT loss (target: P@20 >= 0.8 and >= 1.5x) ==")
     for name, o in results.items():
         selection_line(name, o)
 
     print("\n== image inversion (mean over targets; SSIM/PSNR vs the matched member) ==")
-    for name in ("pixels", "vit"):
+    for name in [c for c in ("pixels", "vit") if c in results]:
         inv = results[name].evidence["real"].inversions
         for kind in ("member", "selected"):
             rows = [r for r in inv if r["target_kind"] == kind]
@@ -138,6 +156,8 @@ def main() -> int:
                       f"(min {min(r['cosine'] for r in rows):.3f})  SSIM {mean(r['ssim'] for r in rows):.3f}  "
                       f"PSNR {mean(r['psnr'] for r in rows):.1f} dB  {rows[0]['wall_s']:.2f} s/target")
 
+    if "text" not in results:
+        return
     print("\n== text inversion ==")
     o = results["text"]
     ev, thr = o.evidence["real"], o.outcomes["real"].scores.threshold
@@ -147,50 +167,24 @@ def main() -> int:
           f"{len(passed)}, exact member returned {sum(r['exact'] for r in passed)}/{len(passed)}")
     mem = [r for r in inv if r["method"] == "retrieval" and r["target_kind"] == "member"]
     print(f"  retrieval of true member embeddings: exact {sum(r['exact'] for r in mem)}/{len(mem)}")
-    word_search(o, sst2, 3 if args.quick else 10, cache)
-    return 0
+    word_lines(inv, thr)
 
 
-def word_search(o, sst2: Path, k: int, cache: Path) -> None:
-    """Word search over the words of SST-2 train minus the member sentences (so no word reaches the
-    vocabulary only through a member), on the top selections passing the threshold and on members."""
-    import pyarrow.parquet as pq
-    import torch
-
-    from harness.backbones.load import load_backbone
-    from harness.invert.metrics import text_metrics
-    from harness.invert.space import EmbedSpace
-    from harness.invert.text import WordSearch, corpus_words
-    from harness.scoring.embedding import cosine_matrix
-
-    members = [str(s) for s in o.split.member_inputs]
-    held = set(members)
-    public = [s for s in pq.read_table(sst2, columns=["sentence"]).column("sentence").to_pylist() if s not in held]
-    space = EmbedSpace(load_backbone(o.resolved), o.emb.normalized, o.emb.mean, cache)
-    ws = WordSearch(space, words=corpus_words(public + [str(s) for s in o.split.nonmember_inputs]))
-    ev, res, thr = o.evidence["real"], o.outcomes["real"].result, o.outcomes["real"].scores.threshold
-    picks = [] if ev.selection is None else ev.selection.rep_index[:20].tolist()
-    sel = [res.candidates[c].float() for c in picks]
-    targets = [("selected", v) for v in sel] + [("member", o.emb.members[i].float()) for i in range(min(k, len(members)))]
-    mcos, mem = cosine_matrix(torch.stack([t[1] for t in targets]), o.emb.members).max(1)
-    rows = {"selected": [], "member": []}
-    for j, (kind, vec) in enumerate(targets):
-        if kind == "selected" and (mcos[j] <= thr or len(rows["selected"]) >= k):
-            continue
-        t0 = time.perf_counter()
-        text, cos, _ = ws.invert(vec)
-        rows[kind].append({"text": text, "ref": members[int(mem[j])], "cosine": cos, "s": time.perf_counter() - t0,
-                           **text_metrics(text, members[int(mem[j])])})
-    print(f"  word search vocabulary: {len(ws.vocabulary()[0])} words of SST-2 train + non-members, member sentences left out")
+def word_lines(inv: list[dict], thr: float) -> None:
+    """Word search on the members and on the selections that passed the threshold (recovered members)."""
+    rows = {"member": [r for r in inv if r["method"] == "word-search" and r["target_kind"] == "member"],
+            "selected": [r for r in inv if r["method"] == "word-search" and r["target_kind"] == "selected"
+                         and r["target_member_cosine"] > thr]}
     for kind, rs in rows.items():
         if rs:
             print(f"  word search on {kind:<8} targets {len(rs)}: token F1 {mean(r['token_f1'] for r in rs):.2f}  "
-                  f"BLEU {mean(r['bleu'] for r in rs):.1f}  exact {sum(r['exact'] for r in rs)}  cosine "
-                  f"{mean(r['cosine'] for r in rs):.3f}  {mean(r['s'] for r in rs):.1f} s/target")
+                  f"content F1 {mean(r['content_f1'] for r in rs):.2f}  BLEU {mean(r['bleu'] for r in rs):.1f}  "
+                  f"exact {sum(r['exact'] for r in rs)}  cosine {mean(r['cosine'] for r in rs):.3f}  "
+                  f"{mean(r['wall_s'] for r in rs):.1f} s/target")
         else:
             print(f"  word search on {kind:<8}: no target passed the threshold")
     for r in (rows["member"] + rows["selected"])[:4]:
-        print(f"    {r['ref'][:70]!r}\n      -> {r['text'][:70]!r}  (F1 {r['token_f1']:.2f})")
+        print(f"    {r['reference_text'][:70]!r}\n      -> {r['text'][:70]!r}  (F1 {r['token_f1']:.2f})")
 
 
 if __name__ == "__main__":

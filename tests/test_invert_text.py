@@ -35,7 +35,19 @@ def test_metrics_by_hand():
     assert bleu("a fine , moving film .", "a fine , moving film .") == pytest.approx(100.0)
     assert bleu("completely different words here", "a fine , moving film .") < 10
     assert exact("A  fine film .", "a fine film .") and not exact("a fine film", "a fine film .")
-    assert text_metrics("x y", "x y z") == {"token_f1": pytest.approx(0.8), "bleu": pytest.approx(bleu("x y", "x y z")), "exact": False}
+    assert text_metrics("fine film", "fine film today") == {
+        "token_f1": pytest.approx(0.8), "content_f1": pytest.approx(0.8), "bleu": pytest.approx(bleu("fine film", "fine film today")),
+        "exact": False,
+    }
+
+
+def test_content_f1_leaves_out_stop_words_and_punctuation():
+    from harness.invert.metrics import content_f1, content_tokens
+
+    assert content_tokens("The film , is n't a moving film .") == ["film", "moving", "film"]
+    # the function words match, the content does not: token F1 is high, content F1 is zero
+    assert token_f1("the , of a .", "the film of a boy .") > 0.7 and content_f1("the , of a .", "the film of a boy .") == 0.0
+    assert content_f1("moving boy film", "the film of a moving boy .") == 1.0
 
 
 def test_retrieval_returns_the_member_when_it_is_in_the_corpus(space):
@@ -98,3 +110,38 @@ def test_corpus_vocabulary_is_every_word_most_frequent_first():
     assert words[:2] == ["film", "the"] and len(words) == len(set(words))
     assert "schepisi" in words and "n't" in words and "3d" not in words  # split words stay; non-words go
     assert corpus_words(["a b c a"], limit=1) == ["a"]
+
+
+def test_word_corpus_leaves_member_sentences_out_unless_asked():
+    import numpy as np
+
+    from harness.data.split import MemberSplit
+    from harness.invert.recipe import EvidenceRecipe
+    from harness.pipeline.evidence import word_corpus
+
+    split = MemberSplit(["neg", "pos"], ["A moving film .", "dull"], np.array([1, 0]), np.array([0, 1]),
+                        ["a fine film ."], np.array([1]), np.array([2]))
+    corpus = ["a fine film .", "a moving film .", "this dull , dull movie", "a moving film . and more", "moving", "dullness"]
+    kept = word_corpus(corpus, split, EvidenceRecipe())
+    # the member itself, sentences holding a member and sentences a member holds go (whole words only)
+    assert kept == ["a fine film .", "dullness"]
+    assert word_corpus(corpus, split, EvidenceRecipe(word_members_out=False)) == corpus
+
+
+def test_bigram_lm_prefers_corpus_word_order():
+    from harness.invert.text import BigramLM
+
+    lm = BigramLM.fit(["a moving film .", "a fine film .", "the film is dull ."])
+    assert lm.score(("a", "moving", "film", ".")) > lm.score(("film", "a", ".", "moving"))
+    assert lm.score(("unseen", "words")) < lm.score(("a", "film"))  # unseen words get the smoothed floor
+
+
+def test_fluency_keeps_the_returned_cosine_plain(space):
+    from harness.invert.text import BigramLM
+
+    vocab = word_vocabulary(space.backbone.processor)[:200]
+    target = space.embed([" ".join(vocab[5:9])])[0]
+    lm = BigramLM.fit([" ".join(vocab[i : i + 4]) for i in range(0, 200, 4)])
+    text, cos, _ = WordSearch(space, shortlist=8, beam=1, max_words=6, passes=1, words=vocab, lm=lm, fluency=0.05).invert(target)
+    plain = float(torch.nn.functional.cosine_similarity(space.embed([text]), target.view(1, -1))[0])
+    assert cos == pytest.approx(plain, abs=1e-5)

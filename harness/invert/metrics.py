@@ -16,7 +16,18 @@ def tokens(s: str) -> list[str]:
 
 def token_f1(pred: str, ref: str) -> float:
     """SQuAD-style bag-of-tokens F1 (lower-cased words and punctuation)."""
-    p, r = tokens(pred), tokens(ref)
+    return _f1(tokens(pred), tokens(ref))
+
+
+def content_tokens(s: str) -> list[str]:
+    """The words of `s` that carry content: alphabetic, two letters or more, not an English stop word
+    (scikit-learn's list). Token F1 counts 'the', ',' and '.'; this does not."""
+    from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
+
+    return [t for t in tokens(s) if t.isalpha() and len(t) > 1 and t not in ENGLISH_STOP_WORDS]
+
+
+def _f1(p: list[str], r: list[str]) -> float:
     if not p or not r:
         return float(p == r)
     common = sum((Counter(p) & Counter(r)).values())
@@ -24,6 +35,11 @@ def token_f1(pred: str, ref: str) -> float:
         return 0.0
     prec, rec = common / len(p), common / len(r)
     return 2 * prec * rec / (prec + rec)
+
+
+def content_f1(pred: str, ref: str) -> float:
+    """Bag-of-words F1 over content words only (see content_tokens)."""
+    return _f1(content_tokens(pred), content_tokens(ref))
 
 
 def bleu(pred: str, ref: str) -> float:
@@ -38,7 +54,7 @@ def exact(pred: str, ref: str) -> bool:
 
 
 def text_metrics(pred: str, ref: str) -> dict:
-    return {"token_f1": token_f1(pred, ref), "bleu": bleu(pred, ref), "exact": exact(pred, ref)}
+    return {"token_f1": token_f1(pred, ref), "content_f1": content_f1(pred, ref), "bleu": bleu(pred, ref), "exact": exact(pred, ref)}
 
 
 def image_metrics(pred: np.ndarray, ref: np.ndarray) -> dict:

@@ -28,6 +28,12 @@ class EvidenceRecipe(BaseModel):
     word_vocab: Literal["corpus", "tokenizer"] = Field(
         "corpus", description="text: word search over the retrieval corpus's words (split words included) or the tokenizer's whole words"
     )
+    word_members_out: bool = Field(
+        True, description="text: leave the member sentences out of the word-search corpus, so no word reaches the vocabulary through a member alone"
+    )
+    word_fluency: float = Field(
+        0.01, ge=0, description="text: weight of a word-bigram model of the word-search corpus in the search's objective (0: cosine alone)"
+    )
     word_shortlist: int = Field(32, ge=1, le=4096)
     word_beam: int = Field(2, ge=1, le=64)
     dip_steps: int = Field(300, ge=1, description="images: Deep Image Prior steps per batch of targets")

@@ -10,10 +10,12 @@ common function words; see WordSearch for the search itself.
 
 from __future__ import annotations
 
+import math
 import re
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from itertools import pairwise
 
 import torch
 
@@ -58,6 +60,35 @@ def word_vocabulary(tokenizer, limit: int | None = None) -> list[str]:
     return words[:limit] if limit else words
 
 
+@dataclass
+class BigramLM:
+    """Word bigram model of a public corpus (interpolated with the unigram, add-0.1 smoothed): a
+    fluency prior for the word search. Scores are mean log-probabilities per word, end included."""
+
+    uni: Counter
+    bi: Counter
+    total: int
+    mix: float = 0.6  # weight of the bigram estimate
+
+    @classmethod
+    def fit(cls, texts: list[str]) -> BigramLM:
+        uni, bi = Counter(), Counter()
+        for s in texts:
+            w = ["<s>", *s.lower().split(), "</s>"]
+            uni.update(w)
+            bi.update(pairwise(w))
+        return cls(uni, bi, sum(uni.values()))
+
+    def logprob(self, prev: str, word: str) -> float:
+        pu = (self.uni[word] + 0.1) / (self.total + 0.1 * len(self.uni))
+        n = self.uni[prev]
+        return math.log(self.mix * self.bi[(prev, word)] / n + (1 - self.mix) * pu if n else pu)
+
+    def score(self, words: tuple[str, ...]) -> float:
+        w = ["<s>", *words, "</s>"]
+        return sum(self.logprob(a, b) for a, b in pairwise(w)) / (len(w) - 1)
+
+
 # Frequent English function words and punctuation: single-word similarity never shortlists them,
 # yet most sentences are full of them. Only those the vocabulary has are used.
 FUNCTION_WORDS = (
@@ -69,7 +100,11 @@ FUNCTION_WORDS = (
 @dataclass
 class WordSearch:
     """Greedy growth (append the best shortlisted word, `beam` sequences kept), then local search
-    (move, delete or replace one word) while the cosine improves by more than `tol`."""
+    (move, delete or replace one word) while the objective improves by more than `tol`.
+
+    The objective is the cosine to the target, plus `fluency` x the mean word log-probability under
+    `lm` (a bigram model of a public corpus) when both are given; the cosine returned is the plain one.
+    """
 
     space: EmbedSpace
     shortlist: int = 32
@@ -79,6 +114,8 @@ class WordSearch:
     tol: float = 1e-3
     vocab_limit: int | None = None
     words: list[str] | None = None  # the vocabulary; default: the tokenizer's whole words
+    lm: BigramLM | None = None
+    fluency: float = 0.0
     _vocab: list[str] = field(default_factory=list, init=False)
     _vocab_emb: torch.Tensor | None = field(default=None, init=False)
 
@@ -88,8 +125,14 @@ class WordSearch:
             self._vocab_emb = self.space.embed(self._vocab, cached=True)
         return self._vocab, self._vocab_emb
 
-    def _score(self, t: torch.Tensor, seqs: list[tuple[str, ...]]) -> torch.Tensor:
+    def _cosine(self, t: torch.Tensor, seqs: list[tuple[str, ...]]) -> torch.Tensor:
         return cosine_matrix(t, self.space.embed([" ".join(c) for c in seqs]))[0]
+
+    def _score(self, t: torch.Tensor, seqs: list[tuple[str, ...]]) -> torch.Tensor:
+        cos = self._cosine(t, seqs)
+        if self.lm is None or not self.fluency:
+            return cos
+        return cos + self.fluency * torch.tensor([self.lm.score(s) for s in seqs], dtype=cos.dtype)
 
     def invert(self, target: torch.Tensor) -> tuple[str, float, int]:
         """(text, cosine, sequences evaluated) for one centred target (d,)."""
@@ -128,7 +171,8 @@ class WordSearch:
             if float(scores[j]) < score + self.tol:
                 break
             best = (float(scores[j]), cand[j])
-        return " ".join(best[1]), float(best[0]), evaluated
+        cos = float(self._cosine(t, [best[1]])[0]) if best[1] else -1.0
+        return " ".join(best[1]), cos, evaluated
 
     def invert_all(self, targets: torch.Tensor) -> tuple[list[str], torch.Tensor, list[float]]:
         texts, cos, secs = [], [], []

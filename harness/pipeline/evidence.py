@@ -90,7 +90,7 @@ def invert_text(
 ) -> list[dict]:
     from harness.invert.corpus import load_corpus
     from harness.invert.metrics import text_metrics
-    from harness.invert.text import WordSearch, corpus_words, retrieve
+    from harness.invert.text import BigramLM, WordSearch, corpus_words, retrieve
 
     if not targets:
         return []
@@ -115,16 +115,37 @@ def invert_text(
     k = recipe.word_search_top
     chosen = [j for j, t in enumerate(targets) if t[0] == "selected"][:k] + [j for j, t in enumerate(targets) if t[0] == "member"][:k]
     if chosen:
-        words = corpus_words(corpus) if recipe.word_vocab == "corpus" and corpus else None
-        ws = WordSearch(space, shortlist=recipe.word_shortlist, beam=recipe.word_beam, words=words)
+        public = word_corpus(corpus, split, recipe)
+        words = corpus_words(public) if recipe.word_vocab == "corpus" and public else None
+        lm = BigramLM.fit(public) if recipe.word_fluency and public else None
+        ws = WordSearch(space, shortlist=recipe.word_shortlist, beam=recipe.word_beam, words=words, lm=lm, fluency=recipe.word_fluency)
         for j in chosen:
             kind, idx, rank, vec = targets[j]
             t0 = time.perf_counter()
             text, cos, n_eval = ws.invert(vec)
             ref = str(split.member_inputs[int(mem[j])])
-            row = _base_row(kind, idx, rank, "word-search", mem[j], mcos[j], cos, time.perf_counter() - t0, {"evaluated": n_eval})
+            row = _base_row(kind, idx, rank, "word-search", mem[j], mcos[j], cos, time.perf_counter() - t0, {"evaluated": n_eval, "fluency": recipe.word_fluency if lm else 0.0})
             rows.append({**row, "text": text, "reference_text": ref, **text_metrics(text, ref)})
     return rows
+
+
+def word_corpus(corpus: list[str], split: MemberSplit, recipe: EvidenceRecipe) -> list[str]:
+    """The sentences whose words make the word-search vocabulary: the retrieval corpus, less every
+    sentence that holds a member sentence or is held by one, as whole words (`word_members_out`)."""
+    if not recipe.word_members_out:
+        return corpus
+    members = [_spaced(m) for m in split.member_inputs]
+
+    def overlaps(sentence: str) -> bool:
+        k = _spaced(sentence)
+        return any(k in m or m in k for m in members)
+
+    return [s for s in corpus if not overlaps(s)]
+
+
+def _spaced(text) -> str:
+    """Lower-cased words joined by single spaces, padded: substring tests then match whole words."""
+    return f" {' '.join(str(text).lower().split())} "
 
 
 def member_images(split: MemberSplit) -> list[np.ndarray]:

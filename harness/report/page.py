@@ -115,10 +115,10 @@ def _text_pairs(inv: list[dict], sel: dict[int, dict]) -> str:
         mark = '<span class="hit">hit</span>' if s.get("hit") else ""
         rows.append([
             _e(who), f"{_f(r['target_member_cosine'])} {mark}", _e(r["method"]), f"<td class=s>{_e(r['reference_text'])}".removeprefix("<td class=s>"),
-            _e(r["text"]), _f(r["cosine"]), _f(r["token_f1"], ".2f"), _f(r["bleu"], ".1f"), "yes" if r["exact"] else "no",
+            _e(r["text"]), _f(r["cosine"]), _f(r["token_f1"], ".2f"), _f(r.get("content_f1"), ".2f"), _f(r["bleu"], ".1f"), "yes" if r["exact"] else "no",
         ])
     return "<h3>Sentences: nearest member | inversion</h3>" + _table(
-        ["target", "cos to member", "method", "member sentence", "inversion", "inversion cos", "token F1", "BLEU", "exact"], rows, "pairs"
+        ["target", "cos to member", "method", "member sentence", "inversion", "inversion cos", "token F1", "content F1", "BLEU", "exact"], rows, "pairs"
     )
 
 

@@ -134,6 +134,7 @@ INVERSIONS = [  # one row per (target, method)
     pa.field("image_png", pa.binary()),
     pa.field("reference_png", pa.binary()),
     pa.field("token_f1", pa.float64()),
+    pa.field("content_f1", pa.float64()),  # F1 over content words (no stop words, no punctuation)
     pa.field("bleu", pa.float64()),
     pa.field("exact", pa.bool_()),
     pa.field("ssim", pa.float64()),
