@@ -47,6 +47,11 @@ def results(tmp_path) -> Path:
             base = {k: real[k] for k in ("unit_id", "task", "model", "model_id", "revision", "seed", "settings", "versions", "created_at")}
             store.write("shards", uid, [{**base, "victim": "real", "shard": 0, "shard_seed": 0, "restarts": 3,
                                          "compute_s": 1800.0, "num_cpus": 1.0, "num_gpus": 0.5}], "real-s0000")
+            store.write("selection_scores", uid, [  # top-20 precision 0.5 / 0.7 by seed; the baseline 0.25; k=10 and null ignored
+                {**base, "victim": kind, "strategy": strategy, "k": k, "precision": p}
+                for kind, strategy, k, p in (("real", "cluster", 20, 0.5 + 0.2 * seed), ("real", "lowest-loss", 20, 0.25),
+                                             ("real", "cluster", 10, 0.9), ("null", "cluster", 20, 0.0))
+            ])
     uid, other = _victim("vit", 0, "real", 3, wd=0.01)  # another setting of the same model: its own row
     store.write("victims", uid, [other])
     return tmp_path / "res"
@@ -58,6 +63,8 @@ def test_rows_pool_seeds_and_sort(results):
     vit = rows[0]
     assert vit["seeds"] == 2 and vit["members_at_fpr"] == 3.0 and vit["tpr_at_fpr"] == 0.75
     assert vit["null_tpr_at_fpr"] == 0.0 and vit["good_at_0_9"] == 1.5 and vit["runs"] == 12
+    assert vit["selection_p20"] == pytest.approx(0.6) and vit["baseline_p20"] == pytest.approx(0.25)
+    assert rows[1]["selection_p20"] is None  # that unit recorded no selection
     assert vit["gpu_hours"] == pytest.approx(0.5) and vit["cpu_hours"] == pytest.approx(1.0)
     assert vit["revision"] == "a" * 40 and vit["created_at"].startswith("2026-01-02") and len(vit["unit_ids"].split(",")) == 2
     assert [r["model"] for r in build(results, sort="members_at_fpr", ascending=True)][0] == "bert"

@@ -60,6 +60,10 @@ def test_sweep_end_to_end_then_idempotent_rerun(tmp_path, capsys):
     scores = store.read("selection_scores").to_pylist()
     assert len(scores) == 4 * 3 * 2 and {r["victim"] for r in scores} == {"real", "null"}  # x (clustering, baseline)
     assert store.read("selections").num_rows >= 4
+    from harness.leaderboard import build
+
+    board = build(out)  # the leaderboard reads the selections' top-20 precision back
+    assert board and all(r["selection_p20"] is not None and r["baseline_p20"] is not None for r in board)
     runs = store.read("attack_runs").to_pylist()
     assert sorted((r["unit_id"], r["victim"], r["run_id"]) for r in runs) == sorted(
         {(r["unit_id"], r["victim"], r["run_id"]) for r in runs}) and len(runs) == 12

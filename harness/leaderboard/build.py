@@ -19,9 +19,11 @@ COLUMNS = [
     ("seeds", "seeds run"), ("n_members", "members per victim"),
     ("members_at_fpr", "members reconstructed at the FPR threshold (mean over seeds)"),
     ("tpr_at_fpr", "TPR at the FPR threshold (mean)"), ("fpr", "the FPR of the threshold"),
-    ("null_tpr_at_fpr", "the same for the null victim (shuffled labels): the control"),
+    ("null_tpr_at_fpr", "the same for the null victim (the task's null_victim mode, disjoint by default): the control"),
     ("good_at_0_8", "members with a candidate at cosine > 0.8 (images/sentences, mean)"),
-    ("good_at_0_9", "the same at 0.9"), ("selection_precision", "selected candidates that match a member (mean)"),
+    ("good_at_0_9", "the same at 0.9"),
+    ("selection_p20", "top-20 precision of the selection made without the members (mean)"),
+    ("baseline_p20", "the same for the lowest-KKT-loss baseline ranking (mean)"),
     ("victim_test_acc", "victim accuracy on non-members (mean)"), ("runs", "attack restarts, all victims"),
     ("gpu_hours", "attack GPU-hours (shard time x GPUs held)"), ("cpu_hours", "attack CPU-hours"),
     ("weights_source", "where the weights came from"), ("versions", "package versions (latest unit)"),
@@ -29,6 +31,7 @@ COLUMNS = [
 ]
 NAMES = [c for c, _ in COLUMNS]
 NUMERIC_DESC = "members_at_fpr"
+P_AT = 20  # the k of the selection precision columns
 
 
 def _setting(settings_json: str) -> tuple[str, str]:
@@ -63,6 +66,11 @@ def build(root: str | Path, sort: str = NUMERIC_DESC, ascending: bool = False) -
     for s in store.read("shards", columns=["unit_id", "compute_s", "num_cpus", "num_gpus"]).to_pylist():
         hours[s["unit_id"]][0] += (s["compute_s"] or 0) * (s["num_gpus"] or 0) / 3600
         hours[s["unit_id"]][1] += (s["compute_s"] or 0) * (s["num_cpus"] or 0) / 3600
+    p20 = {  # (unit, strategy) -> top-20 precision of the real victim's selection
+        (s["unit_id"], s["strategy"]): s["precision"]
+        for s in store.read("selection_scores", columns=["unit_id", "victim", "strategy", "k", "precision"]).to_pylist()
+        if s["victim"] == "real" and s["k"] == P_AT
+    }
     groups: dict[tuple, dict] = {}
     for v in victims:
         label, sid = _setting(v["settings"])
@@ -82,7 +90,8 @@ def build(root: str | Path, sort: str = NUMERIC_DESC, ascending: bool = False) -
             "tpr_at_fpr": _avg(r["tpr_at_fpr"] for r in real), "fpr": real[0]["fpr"] if real else None,
             "null_tpr_at_fpr": _avg(r["tpr_at_fpr"] for r in null),
             "good_at_0_8": _avg(r["good_at_0_8"] for r in real), "good_at_0_9": _avg(r["good_at_0_9"] for r in real),
-            "selection_precision": _avg(r.get("selection_precision") for r in real),
+            "selection_p20": _avg(p20.get((r["unit_id"], "cluster")) for r in real),
+            "baseline_p20": _avg(p20.get((r["unit_id"], "lowest-loss")) for r in real),
             "victim_test_acc": _avg(r["test_acc"] for r in real),
             "runs": sum(r["n_runs"] or 0 for r in real + null),
             "gpu_hours": sum(hours[u][0] for u in units), "cpu_hours": sum(hours[u][1] for u in units),

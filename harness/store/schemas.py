@@ -21,7 +21,7 @@ PROVENANCE = [
 ]
 
 VICTIMS = [
-    pa.field("victim", pa.string(), nullable=False),  # "real" or "null" (shuffled labels)
+    pa.field("victim", pa.string(), nullable=False),  # "real" or "null" (the task's null_victim mode)
     pa.field("n_members", pa.int64()),
     pa.field("n_nonmembers", pa.int64()),
     pa.field("num_classes", pa.int64()),
