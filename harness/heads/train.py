@@ -9,8 +9,8 @@ from typing import Literal
 
 import torch
 
-from harness.heads.losses import LossName, data_loss, predictions, targets_for
-from harness.heads.mlp import MLPHead
+from harness.heads.losses import LossName, data_loss, output_dim, predictions, targets_for
+from harness.heads.mlp import BiasMode, MLPHead
 from harness.progress import bar as progress_bar
 
 
@@ -137,6 +137,27 @@ def untrained_report(head: MLPHead, x: torch.Tensor, labels: torch.Tensor, num_c
         acc = float((predictions(cfg.loss, head(x)) == labels).float().mean())
     gnorm = math.sqrt(sum(float((g**2).sum()) for g in grads))
     return TrainReport(float(loss.detach()), float(obj.detach()), gnorm, 0, acc, "untrained", 0.0)
+
+
+def fit_head(
+    x: torch.Tensor,
+    labels: torch.Tensor,
+    num_classes: int,
+    widths: tuple[int, ...] | list[int],
+    bias: BiasMode,
+    init_scale: float,
+    cfg: TrainConfig,
+    seed: int,
+    train: bool = True,
+    progress: bool = False,
+) -> tuple[MLPHead, TrainReport]:
+    """A seeded MLP head on x (n, d), its default init scaled by `init_scale`, trained by `cfg`;
+    `train=False` leaves it at its initialisation (the untrained control)."""
+    torch.manual_seed(seed)
+    head = MLPHead([x.shape[1], *widths, output_dim(cfg.loss, num_classes)], bias=bias).scale_init_(init_scale)
+    if not train:
+        return head, untrained_report(head, x, labels, num_classes, cfg)
+    return head, train_head(head, x, labels, num_classes, cfg, progress=progress)
 
 
 @torch.no_grad()

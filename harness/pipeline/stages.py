@@ -19,8 +19,9 @@ from harness.diagnostics.oracle import oracle_residual
 from harness.errors import HarnessError
 from harness.heads.losses import output_dim
 from harness.heads.mlp import MLPHead
-from harness.heads.train import TrainConfig, TrainReport, accuracy, train_head, untrained_report
+from harness.heads.train import TrainConfig, TrainReport, accuracy, fit_head
 from harness.scoring.embedding import MatchScores, match
+from harness.scoring.null_victim import shuffled_labels
 from harness.specs.task import AttackRecipe, HeadRecipe
 
 
@@ -90,21 +91,15 @@ def train_stage(
         labels, x = torch.as_tensor(split.null_labels), emb.null_members
         shift = emb.null_mean - emb.mean
     if kind == "null" and null_mode in ("shuffled", "disjoint"):
-        gen = torch.Generator().manual_seed(seed + 1)
-        labels = labels[torch.randperm(len(labels), generator=gen)]
+        labels = shuffled_labels(labels, seed)
     num_classes = len(split.class_names)
-    torch.manual_seed(seed)
-    head = MLPHead([emb.dim, *recipe.widths, output_dim(recipe.loss, num_classes)], bias=recipe.bias)
-    head.scale_init_(recipe.init_scale)
     cfg = TrainConfig(
         loss=recipe.loss, optimizer=recipe.optimizer, lr=recipe.lr, weight_decay=recipe.weight_decay,
         max_steps=recipe.max_steps, target_loss=recipe.target_loss, grad_tol=recipe.grad_tol, seed=seed,
         plateau_steps=recipe.plateau_steps, plateau_tol=recipe.plateau_tol,
     )
-    if kind == "null" and null_mode == "untrained":
-        report = untrained_report(head, x, labels, num_classes, cfg)
-    else:
-        report = train_head(head, x, labels, num_classes, cfg, progress=progress)
+    trained = not (kind == "null" and null_mode == "untrained")
+    head, report = fit_head(x, labels, num_classes, recipe.widths, recipe.bias, recipe.init_scale, cfg, seed, trained, progress)
     non_labels = torch.as_tensor(split.nonmember_labels)
     non = emb.nonmembers if shift is None else emb.nonmembers - shift  # in the head's own centring
     test_acc = accuracy(head, recipe.loss, non, non_labels)

@@ -8,9 +8,8 @@ from dataclasses import dataclass
 import torch
 
 from harness.attacks.base import Prior, Victim
-from harness.heads.losses import output_dim
-from harness.heads.mlp import BiasMode, MLPHead
-from harness.heads.train import TrainConfig, TrainReport, train_head, untrained_report
+from harness.heads.mlp import BiasMode
+from harness.heads.train import TrainConfig, TrainReport, fit_head
 
 
 @dataclass
@@ -46,18 +45,13 @@ def build_victim(
     """
     if null_mode not in ("shuffled", "untrained"):
         raise ValueError(f"null_mode must be 'shuffled' or 'untrained', got {null_mode!r}")
-    torch.manual_seed(seed)
     mean = x.mean(0)
     xc = (x - mean).float()
     y = labels.clone()
     if null and null_mode == "shuffled":
         y = shuffled_labels(y, seed)
-    dims = [x.shape[1], *recipe.hidden, output_dim(recipe.train.loss, num_classes)]
-    head = MLPHead(dims, bias=recipe.bias).scale_init_(recipe.init_scale)
-    if null and null_mode == "untrained":
-        report = untrained_report(head, xc, y, num_classes, recipe.train)
-    else:
-        report = train_head(head, xc, y, num_classes, recipe.train, progress=progress)
+    trained = not (null and null_mode == "untrained")
+    head, report = fit_head(xc, y, num_classes, recipe.hidden, recipe.bias, recipe.init_scale, recipe.train, seed, trained, progress)
     victim = Victim(
         head=head, loss=recipe.train.loss, num_classes=num_classes, mean=mean.float(),
         weight_decay=recipe.train.weight_decay, prior=prior, typical_norm=typical_norm,
