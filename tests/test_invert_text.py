@@ -124,8 +124,8 @@ def test_word_corpus_leaves_member_sentences_out_unless_asked():
     corpus = ["a fine film .", "a moving film .", "this dull , dull movie", "a moving film . and more", "moving", "dullness"]
     kept = word_corpus(corpus, split, EvidenceRecipe())
     # the member itself, sentences holding a member and sentences a member holds go (whole words only)
-    assert kept == ["a fine film .", "dullness"]
-    assert word_corpus(corpus, split, EvidenceRecipe(word_members_out=False)) == corpus
+    assert [corpus[i] for i in kept] == ["a fine film .", "dullness"]
+    assert word_corpus(corpus, split, EvidenceRecipe(word_members_out=False)) == list(range(len(corpus)))
 
 
 def test_bigram_lm_prefers_corpus_word_order():
@@ -143,5 +143,37 @@ def test_fluency_keeps_the_returned_cosine_plain(space):
     target = space.embed([" ".join(vocab[5:9])])[0]
     lm = BigramLM.fit([" ".join(vocab[i : i + 4]) for i in range(0, 200, 4)])
     text, cos, _ = WordSearch(space, shortlist=8, beam=1, max_words=6, passes=1, words=vocab, lm=lm, fluency=0.05).invert(target)
+    plain = float(torch.nn.functional.cosine_similarity(space.embed([text]), target.view(1, -1))[0])
+    assert cos == pytest.approx(plain, abs=1e-5)
+
+
+def test_word_prior_learns_which_words_a_sentence_holds(space):
+    from harness.invert.text import corpus_words
+    from harness.invert.word_prior import FLOOR, WordPrior
+
+    vocab = word_vocabulary(space.backbone.processor)[20:140]
+    g = torch.Generator().manual_seed(0)
+    texts = [" ".join(vocab[j] for j in torch.randperm(len(vocab), generator=g)[:6].tolist()) for _ in range(200)]
+    emb = space.embed(texts)
+    prior = WordPrior.fit(texts, emb, corpus_words(texts), epochs=60, lr=1e-2)
+    # on held-out sentences, a sentence's own words rank above the rest
+    test = [" ".join(vocab[j] for j in torch.randperm(len(vocab), generator=g)[:6].tolist()) for _ in range(20)]
+    hits = 0
+    for t, e in zip(test, space.embed(test)):
+        lp = prior.logp(e)
+        hits += len(set(prior.top(lp, 6)) & set(t.split()))
+    assert hits / (6 * len(test)) > 0.15  # chance: 6 / 120 = 0.05 (measured 0.26 on this tiny random model)
+    assert WordPrior.score({"a": -1.0}, ("a", "zzz")) == (-1.0 + FLOOR) / 2
+
+
+def test_word_search_with_a_prior_reports_the_plain_cosine(space):
+    from harness.invert.word_prior import WordPrior
+
+    vocab = word_vocabulary(space.backbone.processor)[:200]
+    texts = [" ".join(vocab[i : i + 4]) for i in range(0, 200, 4)]
+    prior = WordPrior.fit(texts, space.embed(texts), vocab, epochs=5)
+    target = space.embed([texts[3]])[0]
+    ws = WordSearch(space, shortlist=8, beam=1, max_words=6, passes=1, words=vocab, prior=prior, prior_weight=0.05)
+    text, cos, _ = ws.invert(target)
     plain = float(torch.nn.functional.cosine_similarity(space.embed([text]), target.view(1, -1))[0])
     assert cos == pytest.approx(plain, abs=1e-5)

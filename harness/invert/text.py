@@ -20,6 +20,7 @@ from itertools import pairwise
 import torch
 
 from harness.invert.space import EmbedSpace
+from harness.invert.word_prior import WordPrior
 from harness.scoring.embedding import cosine_matrix
 
 WORD = re.compile(r"^([a-z]+|n't|'[a-z]{1,2}|[!?,.;:'\-])$")  # words, clitics ('s, n't), punctuation
@@ -103,7 +104,10 @@ class WordSearch:
     (move, delete or replace one word) while the objective improves by more than `tol`.
 
     The objective is the cosine to the target, plus `fluency` x the mean word log-probability under
-    `lm` (a bigram model of a public corpus) when both are given; the cosine returned is the plain one.
+    `lm` (a bigram model of a public corpus), plus `prior_weight` x the mean log-probability of the
+    sequence's words under `prior` (a word classifier of the target's embedding, word_prior.py), each
+    when given; the cosine returned is the plain one. The prior's `prior_top` words join the
+    candidate words.
     """
 
     space: EmbedSpace
@@ -116,6 +120,9 @@ class WordSearch:
     words: list[str] | None = None  # the vocabulary; default: the tokenizer's whole words
     lm: BigramLM | None = None
     fluency: float = 0.0
+    prior: WordPrior | None = None
+    prior_weight: float = 0.0
+    prior_top: int = 24
     _vocab: list[str] = field(default_factory=list, init=False)
     _vocab_emb: torch.Tensor | None = field(default=None, init=False)
 
@@ -128,11 +135,13 @@ class WordSearch:
     def _cosine(self, t: torch.Tensor, seqs: list[tuple[str, ...]]) -> torch.Tensor:
         return cosine_matrix(t, self.space.embed([" ".join(c) for c in seqs]))[0]
 
-    def _score(self, t: torch.Tensor, seqs: list[tuple[str, ...]]) -> torch.Tensor:
-        cos = self._cosine(t, seqs)
-        if self.lm is None or not self.fluency:
-            return cos
-        return cos + self.fluency * torch.tensor([self.lm.score(s) for s in seqs], dtype=cos.dtype)
+    def _score(self, t: torch.Tensor, seqs: list[tuple[str, ...]], logp: dict[str, float] | None = None) -> torch.Tensor:
+        score = self._cosine(t, seqs)
+        if self.lm is not None and self.fluency:
+            score = score + self.fluency * torch.tensor([self.lm.score(s) for s in seqs], dtype=score.dtype)
+        if logp is not None and self.prior_weight:
+            score = score + self.prior_weight * torch.tensor([WordPrior.score(logp, s) for s in seqs], dtype=score.dtype)
+        return score
 
     def invert(self, target: torch.Tensor) -> tuple[str, float, int]:
         """(text, cosine, sequences evaluated) for one centred target (d,)."""
@@ -140,12 +149,14 @@ class WordSearch:
         t = target.view(1, -1).float()
         short = cosine_matrix(t, vemb)[0].topk(min(self.shortlist, len(vocab))).indices.tolist()
         have = set(vocab)
-        words = list(dict.fromkeys([vocab[i] for i in short] + [w for w in FUNCTION_WORDS if w in have]))
+        logp = self.prior.logp(t[0]) if self.prior is not None and self.prior_weight else None
+        guessed = self.prior.top(logp, self.prior_top) if logp is not None else []
+        words = list(dict.fromkeys([vocab[i] for i in short] + [w for w in [*FUNCTION_WORDS, *guessed] if w in have]))
         beams: list[tuple[float, tuple[str, ...]]] = [(-1.0, ())]
         best, evaluated = beams[0], 0
         for _ in range(self.max_words):  # growth
             cand = list(dict.fromkeys(seq + (w,) for _, seq in beams for w in words))
-            scores = self._score(t, cand)
+            scores = self._score(t, cand, logp)
             evaluated += len(cand)
             top = scores.topk(min(self.beam, len(cand)))
             beams = [(float(s), cand[i]) for s, i in zip(top.values.tolist(), top.indices.tolist())]
@@ -165,7 +176,7 @@ class WordSearch:
             cand = list(cand)
             if not cand:
                 break
-            scores = self._score(t, cand)
+            scores = self._score(t, cand, logp)
             evaluated += len(cand)
             j = int(scores.argmax())
             if float(scores[j]) < score + self.tol:

@@ -37,6 +37,8 @@ class VictimEvidence:
     invert_s: float = 0.0
 
 
+PRIOR_WORDS = 8000  # the word prior's outputs: the corpus's most frequent words
+
 def select_stage(result: AttackResult, emb: Embedded, scores: MatchScores, recipe: EvidenceRecipe) -> VictimEvidence:
     """Cluster and rank the candidates; score the ranking and the lowest-loss baseline at the victim's threshold."""
     t0 = time.perf_counter()
@@ -91,6 +93,7 @@ def invert_text(
     from harness.invert.corpus import load_corpus
     from harness.invert.metrics import text_metrics
     from harness.invert.text import BigramLM, WordSearch, corpus_words, retrieve
+    from harness.invert.word_prior import WordPrior
 
     if not targets:
         return []
@@ -115,32 +118,42 @@ def invert_text(
     k = recipe.word_search_top
     chosen = [j for j, t in enumerate(targets) if t[0] == "selected"][:k] + [j for j, t in enumerate(targets) if t[0] == "member"][:k]
     if chosen:
-        public = word_corpus(corpus, split, recipe)
+        keep = word_corpus(corpus, split, recipe)
+        public = [corpus[i] for i in keep]
         words = corpus_words(public) if recipe.word_vocab == "corpus" and public else None
         lm = BigramLM.fit(public) if recipe.word_fluency and public else None
-        ws = WordSearch(space, shortlist=recipe.word_shortlist, beam=recipe.word_beam, words=words, lm=lm, fluency=recipe.word_fluency)
+        prior = None
+        if recipe.word_prior and public:
+            t0 = time.perf_counter()
+            prior = WordPrior.fit(public, corpus_emb[keep], corpus_words(public, PRIOR_WORDS), recipe.word_prior_epochs)
+            prior_s = time.perf_counter() - t0
+        ws = WordSearch(space, shortlist=recipe.word_shortlist, beam=recipe.word_beam, words=words, lm=lm,
+                        fluency=recipe.word_fluency, prior=prior, prior_weight=recipe.word_prior)
+        extra = {"fluency": recipe.word_fluency if lm else 0.0, "prior_weight": recipe.word_prior if prior else 0.0,
+                 "prior_words": len(prior.words) if prior else 0, "prior_train_s": round(prior_s, 2) if prior else 0.0}
         for j in chosen:
             kind, idx, rank, vec = targets[j]
             t0 = time.perf_counter()
             text, cos, n_eval = ws.invert(vec)
             ref = str(split.member_inputs[int(mem[j])])
-            row = _base_row(kind, idx, rank, "word-search", mem[j], mcos[j], cos, time.perf_counter() - t0, {"evaluated": n_eval, "fluency": recipe.word_fluency if lm else 0.0})
+            row = _base_row(kind, idx, rank, "word-search", mem[j], mcos[j], cos, time.perf_counter() - t0, {"evaluated": n_eval, **extra})
             rows.append({**row, "text": text, "reference_text": ref, **text_metrics(text, ref)})
     return rows
 
 
-def word_corpus(corpus: list[str], split: MemberSplit, recipe: EvidenceRecipe) -> list[str]:
-    """The sentences whose words make the word-search vocabulary: the retrieval corpus, less every
-    sentence that holds a member sentence or is held by one, as whole words (`word_members_out`)."""
+def word_corpus(corpus: list[str], split: MemberSplit, recipe: EvidenceRecipe) -> list[int]:
+    """Indices of the sentences the word search learns from (vocabulary, bigram model, word prior):
+    the retrieval corpus, less every sentence that holds a member sentence or is held by one, as
+    whole words (`word_members_out`)."""
     if not recipe.word_members_out:
-        return corpus
+        return list(range(len(corpus)))
     members = [_spaced(m) for m in split.member_inputs]
 
     def overlaps(sentence: str) -> bool:
         k = _spaced(sentence)
         return any(k in m or m in k for m in members)
 
-    return [s for s in corpus if not overlaps(s)]
+    return [i for i, s in enumerate(corpus) if not overlaps(s)]
 
 
 def _spaced(text) -> str:
