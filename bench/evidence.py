@@ -183,6 +183,12 @@ def word_lines(inv: list[dict], thr: float) -> None:
                   f"{mean(r['wall_s'] for r in rs):.1f} s/target")
         else:
             print(f"  word search on {kind:<8}: no target passed the threshold")
+    if rows["member"]:
+        import json
+
+        d = json.loads(rows["member"][0]["details"])
+        print(f"  word search priors: bigram weight {d.get('fluency')}, word prior weight {d.get('prior_weight')} "
+              f"({d.get('prior_words')} words, trained in {d.get('prior_train_s')} s)")
     for r in (rows["member"] + rows["selected"])[:4]:
         print(f"    {r['reference_text'][:70]!r}\n      -> {r['text'][:70]!r}  (F1 {r['token_f1']:.2f})")
 
