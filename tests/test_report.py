@@ -19,7 +19,7 @@ from harness.store import ResultStore
 from tests.conftest import CIFAR, SST2
 
 ATTACK = {"name": "kkt-reference", "params": {"m": 8, "restarts": 2, "iterations": 30, "lr": 1e-4, "init_scale": 0.01, "lambda_min": 0.1, "alpha": 20}}
-SMALL = EvidenceRecipe(invert_top=3, invert_members=3, word_search_top=1, word_shortlist=8, word_beam=1, dip_steps=5)
+SMALL = EvidenceRecipe(invert_top=3, invert_members=3, word_search_top=1, word_shortlist=8, word_beam=1, word_passes=2, dip_steps=5)
 
 
 def _run(tmp: Path, card: dict, data: dict, classes, per_class: int, out: Path) -> Path:

@@ -38,6 +38,9 @@ class EvidenceRecipe(BaseModel):
         0.01, ge=0, description="text: weight of a learned word prior (a linear word classifier trained on the word-search corpus's embeddings) in the search's objective (0: off)"
     )
     word_prior_epochs: int = Field(40, ge=1, le=1000, description="text: training epochs of the word prior")
+    word_passes: int = Field(
+        10, ge=0, le=100, description="text: rounds of local search (move, delete or replace one word) after the growth; each stops early when nothing improves"
+    )
     word_shortlist: int = Field(32, ge=1, le=4096)
     word_beam: int = Field(2, ge=1, le=64)
     dip_steps: int = Field(300, ge=1, description="images: Deep Image Prior steps per batch of targets")

@@ -114,7 +114,7 @@ class WordSearch:
     shortlist: int = 32
     beam: int = 2
     max_words: int = 24
-    passes: int = 2
+    passes: int = 10
     tol: float = 1e-3
     vocab_limit: int | None = None
     words: list[str] | None = None  # the vocabulary; default: the tokenizer's whole words

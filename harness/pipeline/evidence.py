@@ -21,6 +21,7 @@ from harness.data.split import MemberSplit
 from harness.invert.recipe import EvidenceRecipe
 from harness.invert.space import EmbedSpace
 from harness.pipeline.stages import Embedded
+from harness.progress import bar as progress_bar
 from harness.scoring.embedding import MatchScores, cosine_matrix
 from harness.select import Selection, TopK, lowest_loss_order, score_selection, select_candidates
 from harness.select.score import KS
@@ -88,7 +89,7 @@ def _base_row(kind, index, rank, method, member, mcos, cosine, wall, details) ->
 
 def invert_text(
     space: EmbedSpace, split: MemberSplit, emb: Embedded, targets: list, recipe: EvidenceRecipe,
-    base_dir: Path | None = None,
+    base_dir: Path | None = None, progress: bool = False,
 ) -> list[dict]:
     from harness.invert.corpus import load_corpus
     from harness.invert.metrics import text_metrics
@@ -125,13 +126,13 @@ def invert_text(
         prior = None
         if recipe.word_prior and public:
             t0 = time.perf_counter()
-            prior = WordPrior.fit(public, corpus_emb[keep], corpus_words(public, PRIOR_WORDS), recipe.word_prior_epochs)
+            prior = WordPrior.fit(public, corpus_emb[keep], corpus_words(public, PRIOR_WORDS), recipe.word_prior_epochs, progress=progress)
             prior_s = time.perf_counter() - t0
-        ws = WordSearch(space, shortlist=recipe.word_shortlist, beam=recipe.word_beam, words=words, lm=lm,
+        ws = WordSearch(space, shortlist=recipe.word_shortlist, beam=recipe.word_beam, passes=recipe.word_passes, words=words, lm=lm,
                         fluency=recipe.word_fluency, prior=prior, prior_weight=recipe.word_prior)
         extra = {"fluency": recipe.word_fluency if lm else 0.0, "prior_weight": recipe.word_prior if prior else 0.0,
                  "prior_words": len(prior.words) if prior else 0, "prior_train_s": round(prior_s, 2) if prior else 0.0}
-        for j in chosen:
+        for j in progress_bar(chosen, desc="word search", unit="target", disable=not progress):
             kind, idx, rank, vec = targets[j]
             t0 = time.perf_counter()
             text, cos, n_eval = ws.invert(vec)
@@ -195,6 +196,7 @@ def invert_image(space: EmbedSpace, split: MemberSplit, emb: Embedded, targets: 
 def evidence_stage(
     backbone: Backbone, split: MemberSplit, emb: Embedded, result: AttackResult, scores: MatchScores,
     recipe: EvidenceRecipe, invert: bool = True, cache_dir: Path | None = None, base_dir: Path | None = None,
+    progress: bool = False,
 ) -> VictimEvidence:
     """Select, then (when `invert`) invert the top selections and the first true members."""
     ev = select_stage(result, emb, scores, recipe)
@@ -204,7 +206,7 @@ def evidence_stage(
     space = EmbedSpace(backbone, emb.normalized, emb.mean, cache_dir)
     targets = _targets(ev, result, emb, recipe)
     if backbone.card.modality == "text":
-        ev.inversions = invert_text(space, split, emb, targets, recipe, base_dir)
+        ev.inversions = invert_text(space, split, emb, targets, recipe, base_dir, progress)
     else:
         ev.inversions = invert_image(space, split, emb, targets, recipe)
     ev.invert_s = time.perf_counter() - t0

@@ -114,7 +114,7 @@ def run_unit(
     if recipe.enabled:
         for kind, vo in outcomes.items():
             t0 = _stage(console, f"select + invert ({kind})")
-            ev = evidence_stage(backbone, split, emb, vo.result, vo.scores, recipe, kind == "real", cache_dir, base_dir)
+            ev = evidence_stage(backbone, split, emb, vo.result, vo.scores, recipe, kind == "real", cache_dir, base_dir, progress)
             output.evidence[kind] = ev
             if ev.cluster is not None:
                 console.print(
