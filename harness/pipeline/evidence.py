@@ -40,6 +40,7 @@ class VictimEvidence:
 
 PRIOR_WORDS = 8000  # the word prior's outputs: the corpus's most frequent words
 
+
 def select_stage(result: AttackResult, emb: Embedded, scores: MatchScores, recipe: EvidenceRecipe) -> VictimEvidence:
     """Cluster and rank the candidates; score the ranking and the lowest-loss baseline at the victim's threshold."""
     t0 = time.perf_counter()
@@ -121,12 +122,13 @@ def invert_text(
     if chosen:
         keep = word_corpus(corpus, split, recipe)
         public = [corpus[i] for i in keep]
-        words = corpus_words(public) if recipe.word_vocab == "corpus" and public else None
+        ranked = corpus_words(public)  # most frequent first: the vocabulary, and the prior's outputs
+        words = ranked if recipe.word_vocab == "corpus" and public else None
         lm = BigramLM.fit(public) if recipe.word_fluency and public else None
         prior = None
         if recipe.word_prior and public:
             t0 = time.perf_counter()
-            prior = WordPrior.fit(public, corpus_emb[keep], corpus_words(public, PRIOR_WORDS), recipe.word_prior_epochs, progress=progress)
+            prior = WordPrior.fit(public, corpus_emb[keep], ranked[:PRIOR_WORDS], recipe.word_prior_epochs, progress=progress)
             prior_s = time.perf_counter() - t0
         ws = WordSearch(space, shortlist=recipe.word_shortlist, beam=recipe.word_beam, passes=recipe.word_passes, words=words, lm=lm,
                         fluency=recipe.word_fluency, prior=prior, prior_weight=recipe.word_prior)
