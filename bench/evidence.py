@@ -69,7 +69,8 @@ def selection_line(name, o):
         cells = "  ".join(f"P@{k} {ev.cluster.precision[k]:.2f} vs {ev.baseline.precision[k]:.2f} "
                           f"({ratio(ev.cluster.precision[k], ev.baseline.precision[k])})" for k in ev.cluster.ks)
         vo = o.outcomes[kind]
-        print(f"  {name:<7}{kind:<5} n={n} TPR@1%FPR {vo.scores.tpr:.2f}  clusters {len(ev.selection):>3}  {cells}  "
+        ssim = f"  SSIM>0.4 {vo.pixels.good}/{n}" if vo.pixels is not None else ""
+        print(f"  {name:<7}{kind:<5} n={n} TPR@1%FPR {vo.scores.tpr:.2f}{ssim}  clusters {len(ev.selection):>3}  {cells}  "
               f"(P@20 can reach at most {min(1, n / 20):.2f})")
 
 

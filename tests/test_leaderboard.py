@@ -33,6 +33,7 @@ def _victim(model, seed, kind, passed, wd=0.0, tpr=None):
         "versions": '{"torch": "2.13.0"}', "created_at": datetime(2026, 1, 1 + seed, tzinfo=timezone.utc),
         "victim": kind, "n_members": 4, "members_passed": passed, "tpr_at_fpr": tpr if tpr is not None else passed / 4,
         "fpr": 0.01, "good_at_0_8": passed, "good_at_0_9": passed // 2, "test_acc": 0.9, "n_runs": 3,
+        "good_ssim": passed - 1 if model == "vit" else None,  # only pixel victims have an SSIM score
     }
 
 
@@ -65,6 +66,7 @@ def test_rows_pool_seeds_and_sort(results):
     assert vit["null_tpr_at_fpr"] == 0.0 and vit["good_at_0_9"] == 1.5 and vit["runs"] == 12
     assert vit["selection_p20"] == pytest.approx(0.6) and vit["baseline_p20"] == pytest.approx(0.25)
     assert rows[1]["selection_p20"] is None  # that unit recorded no selection
+    assert vit["good_ssim"] == 2.0 and rows[2]["good_ssim"] is None
     assert vit["gpu_hours"] == pytest.approx(0.5) and vit["cpu_hours"] == pytest.approx(1.0)
     assert vit["revision"] == "a" * 40 and vit["created_at"].startswith("2026-01-02") and len(vit["unit_ids"].split(",")) == 2
     assert [r["model"] for r in build(results, sort="members_at_fpr", ascending=True)][0] == "bert"

@@ -95,6 +95,50 @@ def test_vision_report_shows_images(vision_results, tmp_path):
     assert all(r["image_png"].startswith(b"\x89PNG") for r in inv)
     page = build_report(vision_results, tmp_path / "v.html").read_text()
     assert page.count('class="px"') >= 2 * 3 + 2 * sum(r["target_kind"] == "selected" for r in inv)
+    # pixel victims also carry the published SSIM score, and the page says what was recovered
+    victims = ResultStore(vision_results, create=False).read("victims").to_pylist()
+    assert {v["victim"] for v in victims} == {"real", "null"}
+    for v in victims:
+        assert 0 <= v["good_ssim"] <= v["n_members"] and 0 <= v["ssim_tpr_at_fpr"] <= 1
+        assert -1 <= v["mean_member_best_ssim"] <= 1 and v["ssim_threshold"] is not None
+    assert "SSIM &gt; 0.4" in page and page.count("What was recovered:") == 2
+
+
+def test_text_victims_have_no_ssim_and_a_verdict(text_results, tmp_path):
+    victims = ResultStore(text_results, create=False).read("victims").to_pylist()
+    assert all(v["good_ssim"] is None and v["ssim_threshold"] is None for v in victims)
+    page = build_report(text_results, tmp_path / "t.html").read_text()
+    assert page.count("What was recovered:") == 2 and "SSIM &gt; 0.4 (good" not in page
+
+
+def test_verdict_tells_reconstruction_from_membership_signal():
+    from harness.report.page import _verdict
+
+    row = {"n_members": 20, "members_passed": 18, "fpr": 0.01, "good_at_0_8": 0, "good_ssim": None}
+    assert "membership signal, not a reconstruction" in _verdict(row) and "18 of 20" in _verdict(row)
+    assert "3 of 20 members have a candidate close to them (cosine &gt; 0.8)" in _verdict({**row, "good_at_0_8": 3})
+    # pixels: the SSIM rule decides, not the cosine
+    assert "(SSIM &gt; 0.4): reconstructions" in _verdict({**row, "good_at_0_8": 0, "good_ssim": 5})
+    assert "membership signal" in _verdict({**row, "good_at_0_8": 9, "good_ssim": 0})
+    assert "nothing recovered" in _verdict({**row, "members_passed": 0})
+
+
+def test_pixel_score_stage_counts_planted_copies_and_skips_diverged_runs():
+    import torch
+
+    from harness.attacks.base import AttackResult
+    from harness.pipeline.stages import Embedded, pixel_score_stage
+
+    g = torch.Generator().manual_seed(0)
+    members, nonmembers = torch.rand(6, 3 * 8 * 8, generator=g) * 2 - 1, torch.rand(30, 3 * 8 * 8, generator=g) * 2 - 1
+    mean = members.mean(0)
+    emb = Embedded(members - mean, nonmembers - mean, mean, False, False, 0.0)
+    cands = torch.cat([members[:4] - mean + 0.01 * torch.randn(4, 192, generator=g), torch.full((2, 192), float("nan"))])
+    res = AttackResult(cands, torch.zeros(6, dtype=torch.long), torch.ones(6), torch.zeros(6, dtype=torch.long), [], {})
+    s = pixel_score_stage(res, emb, 0.01, (3, 8, 8))
+    assert s.good == 4 and s.member_best[:4].min() > 0.9 and s.member_best[4:].max() < 0.4
+    res.candidates = torch.full((2, 192), float("nan"))
+    assert pixel_score_stage(res, emb, 0.01, (3, 8, 8)) is None
 
 
 def test_report_cli_and_bad_input(text_results, tmp_path, capsys):

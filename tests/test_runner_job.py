@@ -64,6 +64,9 @@ def test_ray_job_submit_runs_the_small_sweep(tmp_path, hf_home):
         store = ResultStore(out, create=False)
         victims = store.read("victims").to_pylist()
         assert len(victims) == 8 and {v["model"] for v in victims} == {"identity", "all-minilm-l6-v2"}
+        # the pixel victims carry the SSIM score through the Ray path too; the text ones do not
+        assert all((v["good_ssim"] is not None) == (v["model"] == "identity") for v in victims)
+        assert all(0 <= v["ssim_tpr_at_fpr"] <= 1 for v in victims if v["model"] == "identity")
         assert len(store.read("shards").to_pylist()) == 16
     finally:
         stop_head(temp_dir)

@@ -18,7 +18,9 @@ def print_summary(o: UnitOutput, out, console: Console | None = None) -> None:
     console = console or make_console()
     u = o.unit
     table = Table(title=f"{u.task.name} x {u.card.name} @ {u.revision[:12]}  (unit {u.unit_id})")
-    for col in ("victim", "n", "train loss", "test acc", "oracle res.", "runs", "cands", f"thr@{u.task.fpr:.0%}FPR", "TPR", "members >thr", ">0.8", "mean best m/nm"):
+    pixels = any(vo.pixels is not None for vo in o.outcomes.values())
+    cols = ["victim", "n", "train loss", "test acc", "oracle res.", "runs", "cands", f"thr@{u.task.fpr:.0%}FPR", "TPR", "members >thr", ">0.8", "mean best m/nm"]
+    for col in cols + (["SSIM>0.4"] if pixels else []):
         table.add_column(col, justify="right")
     for kind, vo in o.outcomes.items():
         s, rep = vo.scores, vo.trained.report
@@ -28,6 +30,7 @@ def print_summary(o: UnitOutput, out, console: Console | None = None) -> None:
             _fmt(s.threshold), _fmt(s.tpr, ".2f"), f"{int(s.passed().sum())}/{o.split.n}",
             str(int((s.member_best > 0.8).sum())),
             f"{s.member_best.mean():.2f}/{s.nonmember_best.mean() if len(s.nonmember_best) else float('nan'):.2f}",
+            *([f"{vo.pixels.good}/{o.split.n}" if vo.pixels else "-"] if pixels else []),
         )
     console.print(table)
     for kind, ev in o.evidence.items():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -13,6 +14,9 @@ from harness.pipeline.plan import Unit
 from harness.pipeline.stages import Embedded, TrainedVictim
 from harness.provenance import device_name, now_utc, versions_json
 from harness.scoring.embedding import MatchScores
+
+if TYPE_CHECKING:
+    from harness.scoring.pixels import PixelScores
 
 
 @dataclass
@@ -25,6 +29,7 @@ class VictimOutcome:
     score_s: float
     head_path: str = ""
     extra: dict = field(default_factory=dict)
+    pixels: PixelScores | None = None  # SSIM scores, `identity` backbone only
 
 
 def provenance(unit: Unit, source: str) -> dict:
@@ -79,6 +84,10 @@ def victim_row(base: dict, unit: Unit, split: MemberSplit, emb: Embedded, o: Vic
         "mean_nonmember_best": _f(np.mean(s.nonmember_best)) if len(s.nonmember_best) else None,
         "good_at_0_8": int((s.member_best > 0.8).sum()),
         "good_at_0_9": int((s.member_best > 0.9).sum()),
+        "good_ssim": o.pixels.good if o.pixels else None,
+        "ssim_threshold": _f(o.pixels.threshold) if o.pixels else None,
+        "ssim_tpr_at_fpr": _f(o.pixels.tpr) if o.pixels else None,
+        "mean_member_best_ssim": _f(np.mean(o.pixels.member_best)) if o.pixels else None,
         "head_path": o.head_path,
         "embed_s": emb.wall_s,
         "train_s": o.train_s,

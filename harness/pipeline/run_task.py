@@ -18,7 +18,16 @@ from harness.invert.recipe import EvidenceRecipe
 from harness.pipeline.evidence import VictimEvidence, evidence_stage, inversion_rows, selection_rows, selection_score_rows
 from harness.pipeline.plan import Unit
 from harness.pipeline.rows import VictimOutcome, candidate_rows, match_rows, provenance, run_rows, victim_row
-from harness.pipeline.stages import Embedded, attack_stage, embed_stage, given_head_stage, score_stage, train_stage
+from harness.pipeline.stages import (
+    Embedded,
+    attack_stage,
+    embed_stage,
+    given_head_stage,
+    image_shape,
+    pixel_score_stage,
+    score_stage,
+    train_stage,
+)
 from harness.specs.model_card import ModelCard
 from harness.specs.task import TaskSpec
 from harness.store.store import ResultStore
@@ -103,10 +112,12 @@ def run_unit(
         attack_s = time.perf_counter() - t0
         t0 = time.perf_counter()
         scores = score_stage(result, emb, task.fpr)
-        outcomes[kind] = VictimOutcome(trained, result, scores, train_s, attack_s, time.perf_counter() - t0)
+        pixels = pixel_score_stage(result, emb, task.fpr, image_shape(split)) if card.is_identity else None
+        outcomes[kind] = VictimOutcome(trained, result, scores, train_s, attack_s, time.perf_counter() - t0, pixels=pixels)
         console.print(
             f"  {len(result.runs)} runs, {len(result.candidates)} candidates in {attack_s:.1f}s; "
             f"TPR@{task.fpr:.0%}FPR {scores.tpr:.2f} (threshold {scores.threshold:.3f})"
+            + (f"; {pixels.good}/{split.n} members at SSIM > 0.4" if pixels else "")
         )
 
     output = UnitOutput(unit, resolved, split, emb, outcomes)

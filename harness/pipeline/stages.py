@@ -6,6 +6,7 @@ import copy
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -23,6 +24,9 @@ from harness.heads.train import TrainConfig, TrainReport, accuracy, fit_head
 from harness.scoring.embedding import MatchScores, match
 from harness.scoring.null_victim import shuffled_labels
 from harness.specs.task import AttackRecipe, HeadRecipe
+
+if TYPE_CHECKING:
+    from harness.scoring.pixels import PixelScores
 
 
 @dataclass
@@ -144,6 +148,23 @@ def attack_stage(
     if trained.shift is not None:
         result.candidates = result.candidates + trained.shift.to(result.candidates.dtype)
     return result
+
+
+def image_shape(split: MemberSplit) -> tuple[int, int, int]:
+    """(C, H, W) of the member images, as the `identity` backbone flattens them (RGB)."""
+    h, w = np.asarray(split.member_inputs[0].convert("RGB")).shape[:2]
+    return 3, int(h), int(w)
+
+
+def pixel_score_stage(result: AttackResult, emb: Embedded, fpr: float, shape: tuple[int, int, int]) -> PixelScores | None:
+    """The published pixel-space score of the `identity` backbone: best SSIM of each member (and
+    non-member) to any finite candidate; good at SSIM > 0.4 (Haim et al. 2022). None without candidates."""
+    from harness.scoring.pixels import match_pixels
+
+    ok = torch.isfinite(result.candidates).all(1) if len(result.candidates) else torch.zeros(0, dtype=torch.bool)
+    if not ok.any():
+        return None
+    return match_pixels(result.candidates[ok].double(), emb.members.double(), emb.nonmembers.double(), emb.mean.double(), fpr=fpr, shape=shape)
 
 
 def score_stage(result: AttackResult, emb: Embedded, fpr: float) -> MatchScores:

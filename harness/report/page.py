@@ -63,7 +63,14 @@ def _metrics(v: dict, scores: list[dict]) -> str:
         [f"threshold at {v['fpr']:.0%} FPR", _f(v["threshold"])],
         ["TPR at that FPR (members passed)", f"{_f(v['tpr_at_fpr'], '.2f')} ({v['members_passed']}/{v['n_members']})"],
         ["mean best cosine members / non-members", f"{_f(v['mean_member_best'])} / {_f(v['mean_nonmember_best'])}"],
+        ["members with a candidate at cosine > 0.8 / > 0.9", f"{v['good_at_0_8']} / {v['good_at_0_9']} of {v['n_members']}"],
     ]
+    if v.get("good_ssim") is not None:
+        rows += [
+            ["members with a candidate at SSIM > 0.4 (good, Haim et al.)", f"{v['good_ssim']} of {v['n_members']}"],
+            [f"SSIM threshold at {v['fpr']:.0%} FPR / TPR / mean best member SSIM",
+             f"{_f(v['ssim_threshold'])} / {_f(v['ssim_tpr_at_fpr'], '.2f')} / {_f(v['mean_member_best_ssim'])}"],
+        ]
     by = {(s["strategy"], s["k"]): s for s in scores}
     for k in sorted({s["k"] for s in scores}):
         c, b = by.get(("cluster", k)), by.get(("lowest-loss", k))
@@ -73,6 +80,22 @@ def _metrics(v: dict, scores: list[dict]) -> str:
             f"{_f(b and b['precision'], '.2f')} / {_f(b and b['recall'], '.2f')}",
         ])
     return _table(["measure", "value"], rows, "metrics")
+
+
+def _verdict(v: dict) -> str:
+    """One plain sentence on what the attack recovered: reconstructions, or only a membership signal."""
+    n, passed = v["n_members"], v["members_passed"] or 0
+    pixels = v.get("good_ssim") is not None
+    good = v["good_ssim"] if pixels else v["good_at_0_8"]
+    rule = "SSIM > 0.4" if pixels else "cosine > 0.8"
+    if good:
+        text = f"{good} of {n} members have a candidate close to them ({rule}): reconstructions."
+    elif passed:
+        text = (f"{passed} of {n} members pass the {v['fpr']:.0%}-FPR threshold, but none has a candidate close to it "
+                f"({rule}): a membership signal, not a reconstruction.")
+    else:
+        text = f"No member passes the {v['fpr']:.0%}-FPR threshold: nothing recovered."
+    return f'<p class="verdict"><b>What was recovered:</b> {_e(text)}</p>'
 
 
 def _image_grid(inv: list[dict], sel: dict[int, dict]) -> str:
@@ -154,6 +177,7 @@ def render(root: Path) -> str:
         parts.append(f"<h2>{_e(v['task'])} &times; {_e(v['model'])}: {_e(v['victim'])} victim</h2>"
                      f'<p class="note">unit {_e(v["unit_id"])}, {_e(v["model_id"])}@{_e(v["revision"][:12])}</p>')
         parts.append(_metrics(v, scores.get(key, [])))
+        parts.append(_verdict(v))
         m = matches.get(key, [])
         mem = np.array([r["score"] for r in m if r["kind"] == "member" and r["score"] is not None])
         non = np.array([r["score"] for r in m if r["kind"] == "nonmember" and r["score"] is not None])

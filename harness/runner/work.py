@@ -32,6 +32,8 @@ from harness.pipeline.stages import (
     TrainedVictim,
     attack_stage,
     embed_stage,
+    image_shape,
+    pixel_score_stage,
     score_stage,
     train_stage,
 )
@@ -45,6 +47,7 @@ class Prepared:
     emb: Embedded
     source: str  # where the weights came from
     revision: str
+    image_shape: tuple[int, int, int] | None = None  # (C, H, W) of the members, `identity` backbone only
 
 
 @dataclass
@@ -83,7 +86,8 @@ def prepare(state: dict, unit: Unit, base_dir: str | None, cache_dir: str | None
     normalize = card.normalize if task.head.l2_normalize is None else task.head.l2_normalize
     emb = embed_stage(backbone, split, normalize, cache_dir, progress=False)
     light = replace(split, member_inputs=[], nonmember_inputs=[])
-    return Prepared(light, emb, backbone.resolved.source, backbone.resolved.revision)
+    shape = image_shape(split) if card.is_identity else None
+    return Prepared(light, emb, backbone.resolved.source, backbone.resolved.revision, shape)
 
 
 def train(unit: Unit, prep: Prepared, kinds: tuple[str, ...]) -> Trained:
@@ -115,8 +119,10 @@ def finish(unit: Unit, prep: Prepared, trained: Trained, head_paths: dict, resul
     for kind, result in results.items():
         t0 = time.perf_counter()
         scores = score_stage(result, prep.emb, unit.task.fpr)
+        pixels = pixel_score_stage(result, prep.emb, unit.task.fpr, prep.image_shape) if prep.image_shape else None
         vo = VictimOutcome(
-            trained.victims[kind], result, scores, trained.train_s.get(kind, 0.0), result.wall_s, time.perf_counter() - t0
+            trained.victims[kind], result, scores, trained.train_s.get(kind, 0.0), result.wall_s, time.perf_counter() - t0,
+            pixels=pixels,
         )
         vo.head_path = head_paths.get(kind, "")
         tables["candidates"] += candidate_rows(base, vo)
