@@ -63,7 +63,13 @@ def test_run_writes_every_table_with_provenance(tmp_path, bert_card, capsys):
     assert store.read("matches").num_rows == 2 * (8 + 20)
     assert store.read("candidates").num_rows == 16 and store.read("attack_runs").num_rows == 2
     assert (out / real["head_path"]).is_file()
-    assert "unit" in capsys.readouterr().out  # the summary
+    printed = capsys.readouterr().out
+    assert "unit" in printed  # the summary, with what each victim gave up in words, as the report has it
+    from harness.scoring.verdict import verdict
+
+    for v in victims:
+        said = verdict(v["n_members"], v["members_passed"], v["fpr"], v["good_at_0_8"], v["good_ssim"])
+        assert " ".join(said.split()[:6]) in " ".join(printed.split())
     # a second identical run hits the embedding cache and replaces (not duplicates) the unit's rows
     assert _run(_task(tmp_path, bert_card), "--out", out, "--cache", tmp_path / "cache") == 0
     victims = ResultStore(out, create=False).read("victims").to_pylist()

@@ -8,6 +8,7 @@ from harness.cli.console import console as make_console
 from rich.table import Table
 
 from harness.pipeline.run_task import UnitOutput
+from harness.scoring.verdict import GOOD_COSINE, verdict
 
 
 def _fmt(x, spec=".3f") -> str:
@@ -28,11 +29,15 @@ def print_summary(o: UnitOutput, out, console: Console | None = None) -> None:
             kind, str(o.split.n), _fmt(rep.final_loss if rep else None, ".1e"), _fmt(vo.trained.test_acc, ".2f"),
             _fmt(vo.trained.oracle_residual), str(len(vo.result.runs)), str(len(vo.result.candidates)),
             _fmt(s.threshold), _fmt(s.tpr, ".2f"), f"{int(s.passed().sum())}/{o.split.n}",
-            str(int((s.member_best > 0.8).sum())),
+            str(int((s.member_best > GOOD_COSINE).sum())),
             f"{s.member_best.mean():.2f}/{s.nonmember_best.mean() if len(s.nonmember_best) else float('nan'):.2f}",
             *([f"{vo.pixels.good}/{o.split.n}" if vo.pixels else "-"] if pixels else []),
         )
     console.print(table)
+    for kind, vo in o.outcomes.items():
+        s = vo.scores
+        text = verdict(o.split.n, int(s.passed().sum()), s.fpr, int((s.member_best > GOOD_COSINE).sum()), vo.pixels.good if vo.pixels else None)
+        console.print(f"[bold]{kind}:[/] {text}")
     for kind, ev in o.evidence.items():
         if ev.cluster is not None:
             prec = "  ".join(

@@ -12,6 +12,7 @@ import numpy as np
 
 from harness.errors import HarnessError
 from harness.report import plots
+from harness.scoring.verdict import verdict
 from harness.store.store import ResultStore, atomic_write_bytes
 
 CSS = """
@@ -83,18 +84,7 @@ def _metrics(v: dict, scores: list[dict]) -> str:
 
 
 def _verdict(v: dict) -> str:
-    """One plain sentence on what the attack recovered: reconstructions, or only a membership signal."""
-    n, passed = v["n_members"], v["members_passed"] or 0
-    pixels = v.get("good_ssim") is not None
-    good = v["good_ssim"] if pixels else v["good_at_0_8"]
-    rule = "SSIM > 0.4" if pixels else "cosine > 0.8"
-    if good:
-        text = f"{good} of {n} members have a candidate close to them ({rule}): reconstructions."
-    elif passed:
-        text = (f"{passed} of {n} members pass the {v['fpr']:.0%}-FPR threshold, but none has a candidate close to it "
-                f"({rule}): a membership signal, not a reconstruction.")
-    else:
-        text = f"No member passes the {v['fpr']:.0%}-FPR threshold: nothing recovered."
+    text = verdict(v["n_members"], v["members_passed"] or 0, v["fpr"], v["good_at_0_8"] or 0, v.get("good_ssim"))
     return f'<p class="verdict"><b>What was recovered:</b> {_e(text)}</p>'
 
 

@@ -1,0 +1,18 @@
+"""One plain sentence on what an attack recovered from a victim: reconstructions, a membership
+signal only, or nothing. Used by the run summary and the report, so both say the same."""
+
+from __future__ import annotations
+
+GOOD_COSINE = 0.8  # a candidate this close to a member (cosine, attack space) counts as its reconstruction
+
+
+def verdict(n: int, passed: int, fpr: float, good_cosine: int, good_ssim: int | None = None) -> str:
+    """`passed`: members above the FPR threshold; `good_cosine`: members with a candidate at cosine
+    > 0.8; `good_ssim`: members with one at SSIM > 0.4, for pixel victims (it then decides)."""
+    good, rule = (good_ssim, "SSIM > 0.4") if good_ssim is not None else (good_cosine, f"cosine > {GOOD_COSINE}")
+    if good:
+        return f"{good} of {n} members have a candidate close to them ({rule}): reconstructions."
+    if passed:
+        return (f"{passed} of {n} members pass the {fpr:.0%}-FPR threshold, but none has a candidate close to it "
+                f"({rule}): a membership signal, not a reconstruction.")
+    return f"No member passes the {fpr:.0%}-FPR threshold: nothing recovered."
