@@ -23,21 +23,21 @@ def print_summary(o: UnitOutput, out, console: Console | None = None) -> None:
     cols = ["victim", "n", "train loss", "test acc", "oracle res.", "runs", "cands", f"thr@{u.task.fpr:.0%}FPR", "TPR", "members >thr", ">0.8", "mean best m/nm"]
     for col in cols + (["SSIM>0.4"] if pixels else []):
         table.add_column(col, justify="right")
+    said = []
     for kind, vo in o.outcomes.items():
         s, rep = vo.scores, vo.trained.report
+        passed, good = int(s.passed().sum()), int((s.member_best > GOOD_COSINE).sum())
         table.add_row(
             kind, str(o.split.n), _fmt(rep.final_loss if rep else None, ".1e"), _fmt(vo.trained.test_acc, ".2f"),
             _fmt(vo.trained.oracle_residual), str(len(vo.result.runs)), str(len(vo.result.candidates)),
-            _fmt(s.threshold), _fmt(s.tpr, ".2f"), f"{int(s.passed().sum())}/{o.split.n}",
-            str(int((s.member_best > GOOD_COSINE).sum())),
+            _fmt(s.threshold), _fmt(s.tpr, ".2f"), f"{passed}/{o.split.n}", str(good),
             f"{s.member_best.mean():.2f}/{s.nonmember_best.mean() if len(s.nonmember_best) else float('nan'):.2f}",
             *([f"{vo.pixels.good}/{o.split.n}" if vo.pixels else "-"] if pixels else []),
         )
+        said.append(f"[bold]{kind}:[/] {verdict(o.split.n, passed, s.fpr, good, vo.pixels.good if vo.pixels else None)}")
     console.print(table)
-    for kind, vo in o.outcomes.items():
-        s = vo.scores
-        text = verdict(o.split.n, int(s.passed().sum()), s.fpr, int((s.member_best > GOOD_COSINE).sum()), vo.pixels.good if vo.pixels else None)
-        console.print(f"[bold]{kind}:[/] {text}")
+    for line in said:
+        console.print(line)
     for kind, ev in o.evidence.items():
         if ev.cluster is not None:
             prec = "  ".join(

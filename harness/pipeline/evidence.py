@@ -20,7 +20,7 @@ from harness.backbones.load import Backbone
 from harness.data.split import MemberSplit
 from harness.invert.recipe import EvidenceRecipe
 from harness.invert.space import EmbedSpace
-from harness.pipeline.stages import Embedded
+from harness.pipeline.stages import Embedded, finite_candidates
 from harness.progress import bar as progress_bar
 from harness.scoring.embedding import MatchScores, cosine_matrix
 from harness.select import Selection, TopK, lowest_loss_order, score_selection, select_candidates
@@ -44,7 +44,7 @@ PRIOR_WORDS = 8000  # the word prior's outputs: the corpus's most frequent words
 def select_stage(result: AttackResult, emb: Embedded, scores: MatchScores, recipe: EvidenceRecipe) -> VictimEvidence:
     """Cluster and rank the candidates; score the ranking and the lowest-loss baseline at the victim's threshold."""
     t0 = time.perf_counter()
-    finite = torch.isfinite(result.candidates).all(1).numpy() if len(result.candidates) else np.zeros(0, bool)
+    finite = finite_candidates(result).numpy()
     if not finite.any():
         return VictimEvidence(None, None, None, scores.threshold, time.perf_counter() - t0)
     losses = {r.run_id: r.final_loss for r in result.runs}

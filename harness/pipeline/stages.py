@@ -150,6 +150,13 @@ def attack_stage(
     return result
 
 
+def finite_candidates(result: AttackResult) -> torch.Tensor:
+    """(m,) bool: the candidates with no NaN or inf (diverged runs leave non-finite ones)."""
+    if not len(result.candidates):
+        return torch.zeros(0, dtype=torch.bool)
+    return torch.isfinite(result.candidates).all(1)
+
+
 def image_shape(split: MemberSplit) -> tuple[int, int, int]:
     """(C, H, W) of the member images, as the `identity` backbone flattens them (RGB)."""
     h, w = np.asarray(split.member_inputs[0].convert("RGB")).shape[:2]
@@ -161,7 +168,7 @@ def pixel_score_stage(result: AttackResult, emb: Embedded, fpr: float, shape: tu
     non-member) to any finite candidate; good at SSIM > 0.4 (Haim et al. 2022). None without candidates."""
     from harness.scoring.pixels import match_pixels
 
-    ok = torch.isfinite(result.candidates).all(1) if len(result.candidates) else torch.zeros(0, dtype=torch.bool)
+    ok = finite_candidates(result)
     if not ok.any():
         return None
     return match_pixels(result.candidates[ok].double(), emb.members.double(), emb.nonmembers.double(), emb.mean.double(), fpr=fpr, shape=shape)
@@ -171,7 +178,7 @@ def score_stage(result: AttackResult, emb: Embedded, fpr: float) -> MatchScores:
     """Cosine in the centred space the attack works in, members vs. the non-member control.
     Non-finite candidates (diverged runs) are left out; with none left, nothing is reconstructed."""
     m = len(result.candidates)
-    ok = torch.isfinite(result.candidates).all(1) if m else torch.zeros(0, dtype=torch.bool)
+    ok = finite_candidates(result)
     if not ok.any():
         n, k = len(emb.members), len(emb.nonmembers)
         nan = lambda size: np.full(size, np.nan)  # noqa: E731
