@@ -31,13 +31,28 @@ def vit_space(tiny_vit_dir):
     return EmbedSpace(bb, False, bb.embed(_images(12), progress=False).mean(0))
 
 
-def test_dip_reaches_true_member_embeddings_through_a_tiny_vit(vit_space):
+# Margin, measured with seeds 0..15 (the generator's init, noise and augmentations), 1 and 2 torch threads:
+# with 60 generator + 150 pixel steps the worst target's cosine was 0.9947 (mean 0.997, identical for 1 and 2
+# threads; the other two targets >= 0.999). The threshold 0.97 is 0.025 below that worst seed, which stands in
+# for another CPU's float path (with 60 pixel steps the same target ranged 0.931..0.978 and failed 0.95 on some
+# CPUs). A wrong inversion fails it by far: an image paired with another member's target scores <= 0.632.
+DIP_COSINE = 0.97
+
+
+@pytest.mark.parametrize("seed", [0, 4])  # 4: the worst of the 16 seeds measured above
+def test_dip_reaches_true_member_embeddings_through_a_tiny_vit(vit_space, seed):
     targets = vit_space.embed(_images(3))
-    res = invert_images(vit_space, targets, steps=60, refine_steps=60)
+    res = invert_images(vit_space, targets, steps=60, refine_steps=150, seed=seed)
     assert res.images.shape == (3, 3, 32, 32) and 0 <= res.images.min() and res.images.max() <= 1
-    again = torch.nn.functional.cosine_similarity(vit_space.embed([_to_pil(x) for x in res.images]), targets)
-    assert (res.cosine >= 0.95).all(), res.cosine
-    assert (again > 0.9).all()  # re-embedded through the real processor (8-bit PNG-like rounding) it still matches
+    assert (res.cosine >= DIP_COSINE).all(), res.cosine
+    # re-embedded through the real processor (8-bit PNG-like rounding) each image still matches its own target ...
+    again = vit_space.embed([_to_pil(x) for x in res.images])
+    pair = torch.nn.functional.cosine_similarity(again[:, None], targets[None], dim=2)  # image i x target j
+    assert (pair.diag() >= DIP_COSINE).all(), pair
+    # ... and no other one: the images in the wrong order (targets permuted) fail the same threshold
+    assert (pair[~torch.eye(3, dtype=torch.bool)] < DIP_COSINE - 0.2).all(), pair
+    for perm in ([1, 2, 0], [2, 0, 1]):
+        assert (torch.nn.functional.cosine_similarity(again, targets[perm]) < DIP_COSINE).all()
     assert res.seconds_per_target > 0 and res.steps == 60
 
 
