@@ -12,6 +12,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from harness.backbones.load import Backbone
+from harness.errors import HarnessError
 
 
 def default_cache_dir() -> Path:
@@ -64,8 +65,15 @@ def embed_cached(
         except Exception:  # a damaged cache file is recomputed, never trusted
             path.unlink(missing_ok=True)
     emb = backbone.embed(inputs, batch_size=batch_size, progress=progress).contiguous()
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    save_file({"embeddings": emb}, str(tmp), metadata={"model": backbone.card.id, "revision": backbone.resolved.revision})
-    os.replace(tmp, path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        save_file({"embeddings": emb}, str(tmp), metadata={"model": backbone.card.id, "revision": backbone.resolved.revision})
+        os.replace(tmp, path)
+    except OSError as exc:
+        if tmp.parent.is_dir():
+            tmp.unlink(missing_ok=True)
+        raise HarnessError(
+            "cache", str(cache_dir), f"cannot hold the embedding cache ({exc.strerror or exc}); give a writable --cache directory"
+        ) from None
     return emb, False, key

@@ -6,9 +6,15 @@ import argparse
 import importlib
 import os
 import sys
+import tempfile
+import time
+import traceback
+from pathlib import Path
 
 from harness import __version__
 from harness.errors import EXIT_BAD_INPUT, HarnessError
+
+EXIT_INTERNAL = 3  # an exception that is not a known bad input: one line, the traceback in a log file
 
 # verb -> module under harness.cli exposing add_arguments(parser) and main(args) -> int
 VERBS = {
@@ -47,3 +53,52 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("recon-harness: interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:  # noqa: BLE001 - anything else is a bug: one line, the traceback in a log
+        print(internal_error_line(args.verb, exc, argv), file=sys.stderr)
+        return EXIT_INTERNAL
+
+
+# function in the call stack -> the stage it belongs to (the outermost one found names the stage)
+STAGES = {
+    "plan_unit": "plan", "load_split": "data", "load_rows": "data", "load_backbone": "embed",
+    "write_unit": "write", "build_report": "report", "print_summary": "summary", "plan_sweep": "plan",
+}
+
+
+def stage_of(exc: BaseException) -> str | None:
+    """The pipeline stage the exception came from (train, attack, score, evidence, ...), if any."""
+    tb = exc.__traceback__
+    while tb is not None:
+        code = tb.tb_frame.f_code
+        if "harness" in Path(code.co_filename).parts:
+            if code.co_name.endswith("_stage"):
+                return code.co_name.removesuffix("_stage")
+            if code.co_name in STAGES:
+                return STAGES[code.co_name]
+        tb = tb.tb_next
+    return None
+
+
+def log_dir() -> Path:
+    """Where tracebacks of internal errors go: $RECON_HARNESS_LOGS, else the system temp dir."""
+    return Path(os.environ.get("RECON_HARNESS_LOGS") or tempfile.gettempdir())
+
+
+def internal_error_line(verb: str, exc: BaseException, argv: list[str] | None = None) -> str:
+    """Write the traceback to a log file; return the one line that names the verb, the stage and the log."""
+    stage = stage_of(exc)
+    where = f"{verb}, stage {stage}" if stage else verb
+    text = str(exc).strip()
+    msg = text.splitlines()[0] if text else ""
+    msg = msg if len(msg) <= 300 else msg[:297] + "..."
+    try:
+        folder = log_dir()
+        folder.mkdir(parents=True, exist_ok=True)
+        log = folder / f"recon-harness-{verb}-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log"
+        command = " ".join(["recon-harness", *(argv if argv is not None else sys.argv[1:])])
+        body = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+        log.write_text(f"recon-harness {__version__}\ncommand: {command}\n\n{body}")
+        saved = f"traceback: {log}"
+    except OSError as err:
+        saved = f"no traceback log: {err.strerror or err}"
+    return f"recon-harness: internal error in {where}: {type(exc).__name__}: {msg} ({saved})"

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import re
 import sys
 
 from harness.errors import HarnessError
 from harness.leaderboard import FORMATS, build, render, write
 from harness.leaderboard.build import NAMES
+from harness.store.store import check_writable_file
+
+HUB_NAME = re.compile(r"^[A-Za-z0-9][\w.\-]{0,95}$")
 
 
 def add_arguments(p) -> None:
@@ -31,7 +35,22 @@ def _failures(results: str) -> int:
     return 0
 
 
+def check_push(repo_id: str) -> None:
+    """Before anything is written: the repo id's shape and the network."""
+    from harness.backbones.resolve import hub_offline
+
+    parts = repo_id.split("/")
+    if len(parts) != 2 or not all(HUB_NAME.match(p) for p in parts):
+        raise HarnessError("--push-to-hub", repo_id, "expected ORG/NAME of a Hub dataset repo, e.g. my-org/recon-leaderboard")
+    if hub_offline():
+        raise HarnessError("--push-to-hub", repo_id, "HF_HUB_OFFLINE=1: pushing needs the network; unset it, or leave out --push-to-hub")
+
+
 def main(args) -> int:
+    if args.out:
+        check_writable_file(args.out, "--out")
+    if args.push_to_hub:
+        check_push(args.push_to_hub)
     if args.failures:
         return _failures(args.results)
     rows = build(args.results, args.sort, args.ascending)

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+from harness.errors import HarnessError
 from harness.report import build_report
+from harness.store.store import ResultStore, check_writable_file
 
 
 def add_arguments(p) -> None:
@@ -11,6 +15,12 @@ def add_arguments(p) -> None:
 
 
 def main(args) -> int:
+    root = Path(args.results)
+    if not root.is_dir():
+        what = "is a file" if root.exists() else "no such directory"
+        raise HarnessError("results", str(root), f"{what}; give a directory written by `recon-harness run`")
+    ResultStore(root, create=False)  # a results directory of this schema version
+    check_writable_file(args.out or root / "report.html", "--out" if args.out else "results")
     path = build_report(args.results, args.out)
     print(f"report: {path}")
     return 0

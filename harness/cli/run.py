@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from harness.cli.console import console as make_console
+from harness.cli.preflight import check_outputs, check_run, warn_remote_code
 from harness.cli.summary import print_summary
 from harness.errors import HarnessError
 from harness.pipeline.run_task import plan_unit, run_unit, task_evidence
@@ -41,7 +42,9 @@ def main(args) -> int:
     card = MODELS.get(args.model or task.model)
     task_file = Path(args.task) if Path(args.task).is_file() else TASKS.files().get(args.task)
     base_dir = task_file.resolve().parent if task_file else None  # relative data paths follow the task file
+    check_outputs(args)  # --out and --cache before the revision is resolved (which may take the network)
     unit, resolved = plan_unit(task, card, args.head)
+    check_run(args, task, card, unit, base_dir)  # every input, before the first stage: one line, nothing written
     recipe = task_evidence(task)
     recipe = recipe.model_copy(update={"enabled": recipe.enabled and not args.no_evidence, "corpus": [*recipe.corpus, *args.corpus]})
     if recipe.enabled and recipe.corpus:  # a corpus that cannot be loaded fails before any work
@@ -50,6 +53,7 @@ def main(args) -> int:
         for spec in recipe.corpus:
             load_corpus(spec, base_dir)
     out = Path(args.out)
+    warn_remote_code(card)
     output = run_unit(
         unit, resolved, out, cache_dir=Path(args.cache) if args.cache else None, base_dir=base_dir,
         progress=not args.quiet, evidence=recipe,

@@ -6,12 +6,15 @@ table); 2 bad input (one line); 130 interrupted. A rerun skips finished units an
 
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 
 from rich.table import Table
 
 from harness.cli.console import console as make_console
+from harness.errors import HarnessError
+from harness.registry import remote_code_warning
 from harness.store.store import ResultStore
 from harness.sweep import load_sweep, plan_sweep
 
@@ -65,7 +68,13 @@ def main(args) -> int:
     spec = load_sweep(args.sweep)
     plan = plan_sweep(spec, args.sweep)
     out = Path(args.out or spec.out or f"results/{spec.name}")
-    ResultStore.check(out)
+    ResultStore.check(out, "--out" if args.out else "out")
+    if args.cache and Path(args.cache).exists() and not Path(args.cache).is_dir():
+        raise HarnessError("--cache", args.cache, "is an existing file, not a directory; give a directory path")
+    for card, _, _ in plan.cards:
+        line = remote_code_warning(card)
+        if line:
+            print(line, file=sys.stderr)
     if args.dry_run:
         return _dry_run(plan, out)
     if not args.force and _all_done(plan, out):

@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 from harness.errors import HarnessError
-from harness.registry import MODELS, TASKS
+from harness.registry import MODELS, TASKS, remote_code_warning
 from harness.specs.loading import read_yaml
 
 
@@ -22,22 +22,30 @@ def _files(paths: list[str]) -> list[Path]:
 
 
 def validate_file(path: Path) -> str:
-    """'model card' or 'task'; raises HarnessError on the first problem."""
+    """'model card' or 'task'; raises HarnessError on the first problem. A card that turns on
+    trust_remote_code (or a task whose card does) is valid but named in a warning on stderr."""
     data = read_yaml(path)
     if "modality" in data or "pooling" in data or path.parent.name == "models":
-        MODELS.load_file(path)
+        _warn(remote_code_warning(MODELS.load_file(path), str(path)))
         return "model card"
     task = TASKS.load_file(path)
-    MODELS.get(task.model)  # the task's model must be registered
+    card = MODELS.get(task.model)  # the task's model must be registered
+    _warn(remote_code_warning(card, f"the model of {path}"))
     from harness.attacks import make_attack
 
     make_attack(task.attack.name, task.attack.params)
     return "task"
 
 
+def _warn(line: str | None) -> None:
+    if line:
+        print(line, file=sys.stderr)
+
+
 def main(args) -> int:
     failed = 0
-    for path in _files(args.paths):
+    files = _files(args.paths)
+    for path in files:
         try:
             kind = validate_file(path)
             print(f"ok    {path} ({kind})")
@@ -45,6 +53,7 @@ def main(args) -> int:
             failed += 1
             print(f"error {exc.line() if exc.where else f'{path}: {exc.line()}'}", file=sys.stderr)
     if failed:
-        print(f"{failed} invalid file(s)", file=sys.stderr)
+        if len(files) > 1:
+            print(f"{failed} of {len(files)} files invalid", file=sys.stderr)
         return 2
     return 0

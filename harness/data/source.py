@@ -8,8 +8,28 @@ from harness.errors import HarnessError
 from harness.specs.task import DataSpec
 
 
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0][:200] if text else type(exc).__name__
+
+
+def _check_local_parquet(path: Path, source: str) -> None:
+    """A local Parquet file is read by pyarrow first: a damaged or empty file is named before
+    `datasets` logs its own errors and tracebacks."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        rows = pq.ParquetFile(path).metadata.num_rows
+    except (pa.ArrowException, OSError) as exc:
+        raise HarnessError("data.source", source, f"is not a readable Parquet file ({_first_line(exc)}); give a Parquet file or set data.format") from None
+    if rows == 0:
+        raise HarnessError("data.source", source, "holds 0 rows; give a data set with rows")
+
+
 def load_rows(spec: DataSpec, base_dir: Path | None = None):
-    """The named split as a datasets.Dataset, with its input and label columns checked."""
+    """The named split as a datasets.Dataset, with its input and label columns checked: present,
+    at least one row, no null labels or inputs."""
     import datasets
     from datasets.utils.logging import disable_progress_bar
 
@@ -21,6 +41,8 @@ def load_rows(spec: DataSpec, base_dir: Path | None = None):
             path = base_dir / path
         if not path.exists():
             raise HarnessError("data.source", source, "no such file or directory; give a path to the data")
+        if spec.format == "parquet" and path.is_file():
+            _check_local_parquet(path, spec.source)
         source = str(path)
     try:
         if spec.format == "hub":
@@ -29,12 +51,28 @@ def load_rows(spec: DataSpec, base_dir: Path | None = None):
             ds = datasets.load_dataset("imagefolder", data_dir=source, split=spec.split)
         else:
             ds = datasets.load_dataset(spec.format, data_files={spec.split: source}, split=spec.split)
-    except (FileNotFoundError, ConnectionError, OSError, ValueError) as exc:
-        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    except (FileNotFoundError, ConnectionError, OSError, ValueError, datasets.exceptions.DatasetGenerationError) as exc:
+        cause = exc.__cause__ if isinstance(exc, datasets.exceptions.DatasetGenerationError) and exc.__cause__ else exc
         raise HarnessError(
-            "data.source", spec.source, f"could not be loaded ({first}); check the id/path, split and network"
+            "data.source", spec.source, f"could not be loaded ({_first_line(cause)}); check the id/path, format, split and network"
         ) from None
+    if ds.num_rows == 0:
+        raise HarnessError("data.source", spec.source, f"split {spec.split!r} holds 0 rows; give a data set with rows")
     for field, col in (("data.input_column", spec.input_column), ("data.label_column", spec.label_column)):
         if col not in ds.column_names:
             raise HarnessError(field, col, f"no such column; the data set has {', '.join(ds.column_names)}")
+    for field, col, what in (("data.label_column", spec.label_column, "labels"), ("data.input_column", spec.input_column, "inputs")):
+        _check_nulls(ds, field, col, what)
     return ds
+
+
+def _check_nulls(ds, field: str, col: str, what: str) -> None:
+    import pyarrow.compute as pc
+
+    column = ds.data.column(col)
+    if column.null_count:
+        first = pc.index(pc.is_null(column), True).as_py()
+        raise HarnessError(
+            field, col, f"{column.null_count} of {ds.num_rows} rows have null {what} (the first is row {first}); "
+            "drop or fill those rows",
+        )

@@ -59,8 +59,9 @@ def _class_ids(task: TaskSpec, ds) -> tuple[list[int], list[str], np.ndarray]:
     return values, out_names, labels
 
 
-def load_split(task: TaskSpec, base_dir: Path | None = None) -> MemberSplit:
-    ds = load_rows(task.data, base_dir)
+def load_split(task: TaskSpec, base_dir: Path | None = None, rows=None) -> MemberSplit:
+    """The split of `task`; `rows` is the task's data set when already loaded by `load_rows`."""
+    ds = rows if rows is not None else load_rows(task.data, base_dir)
     values, names, labels = _class_ids(task, ds)
     rng = np.random.default_rng(task.seed)
     k = len(values)
@@ -71,13 +72,7 @@ def load_split(task: TaskSpec, base_dir: Path | None = None) -> MemberSplit:
         rows = np.flatnonzero(labels == value)
         need = task.per_class + non_per_class[ci]
         if len(rows) < need + per_null:
-            extra = f" + {per_null} for the disjoint null victim" if per_null else ""
-            raise HarnessError(
-                "per_class",
-                task.per_class,
-                f"class {name!r} has {len(rows)} rows, fewer than {task.per_class} members + "
-                f"{non_per_class[ci]} non-members{extra}; lower per_class or nonmembers",
-            )
+            _too_few(task, name, len(rows), non_per_class[ci], per_null)
         rows = rng.permutation(rows)
         mem_rows.append(rows[: task.per_class])
         non_rows.append(rows[task.per_class : need])
@@ -98,4 +93,21 @@ def load_split(task: TaskSpec, base_dir: Path | None = None) -> MemberSplit:
         null_inputs=list(ds.select(null_rows.tolist())[col]) if len(null_rows) else [],
         null_labels=np.concatenate(null_lab),
         null_rows=null_rows,
+    )
+
+
+def _too_few(task: TaskSpec, name: str, have: int, non: int, null: int) -> None:
+    """Name the field that asks for more rows than class `name` has: per_class, nonmembers or null_victim."""
+    asked = f"class {name!r} has {have} rows, fewer than {task.per_class} members + {non} non-members" + (
+        f" + {null} for the disjoint null victim" if null else ""
+    )
+    if have < task.per_class:
+        raise HarnessError("per_class", task.per_class, f"{asked}; lower per_class (at most {have})")
+    if have < task.per_class + non:
+        k = len(task.classes)
+        raise HarnessError(
+            "nonmembers", task.nonmembers, f"{asked}; lower nonmembers (at most about {(have - task.per_class) * k}) or per_class",
+        )
+    raise HarnessError(
+        "null_victim", task.null_victim, f"{asked}; lower per_class or nonmembers, or use null_victim: shuffled (no third draw)",
     )

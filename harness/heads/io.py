@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 
 import torch
@@ -46,17 +47,70 @@ def load_head(path: str | Path) -> tuple[MLPHead, dict, torch.Tensor | None]:
     except Exception as exc:  # safetensors raises several types for a bad file
         raise HarnessError("head", str(path), f"not a readable safetensors file ({exc})") from exc
     mean = tensors.pop(MEAN_KEY, None)
+    _check_tensors(path, tensors, mean)
     weights = sorted(
-        (k for k in tensors if k.startswith("layers.") and k.endswith(".weight")),
+        (k for k in tensors if k.endswith(".weight")),
         key=lambda k: int(k.split(".")[1]),
     )
-    if not weights:
-        raise HarnessError("head", str(path), "holds no 'layers.K.weight' tensors; save heads with MLPHead")
     dims = [tensors[weights[0]].shape[1]] + [tensors[k].shape[0] for k in weights]
     biased = [k.replace(".weight", ".bias") in tensors for k in weights]
-    bias = "all" if all(biased) else ("first" if biased[0] and not any(biased[1:]) else "none")
+    if all(biased):
+        bias = "all"
+    elif biased[0] and not any(biased[1:]):
+        bias = "first"
+    elif not any(biased):
+        bias = "none"
+    else:
+        raise HarnessError(
+            "head", str(path), f"has biases on layers {[i for i, b in enumerate(biased) if b]} only; "
+            "a head has a bias on every layer, on the first only, or on none",
+        )
     if meta.get("dims") and list(meta["dims"]) != dims:
         raise HarnessError("head", str(path), f"metadata dims {meta['dims']} disagree with tensors {dims}")
+    if mean is not None and tuple(mean.shape) != (dims[0],):
+        raise HarnessError("head", str(path), f"member_mean has shape {tuple(mean.shape)}, the first layer takes {dims[0]}-d inputs")
     head = MLPHead(dims, bias=bias).to(tensors[weights[0]].dtype)
-    head.load_state_dict(tensors)
+    try:
+        head.load_state_dict(tensors)
+    except (RuntimeError, ValueError) as exc:  # any mismatch the checks above did not name
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise HarnessError("head", str(path), f"does not load as an MLP head ({first}); save heads with MLPHead") from None
     return head, meta, mean
+
+
+_KEY = re.compile(r"^layers\.(\d+)\.(weight|bias)$")
+
+
+def _check_tensors(path: Path, tensors: dict[str, torch.Tensor], mean: torch.Tensor | None) -> None:
+    """Every tensor named layers.K.weight/bias, floating point, the layers numbered 0..L-1 and chaining."""
+    extra = sorted(k for k in tensors if not _KEY.match(k))
+    if extra:
+        shown = ", ".join(extra[:4]) + (f" (+{len(extra) - 4} more)" if len(extra) > 4 else "")
+        raise HarnessError(
+            "head", str(path), f"holds tensors that are not head layers: {shown}; a head holds only "
+            f"layers.K.weight, layers.K.bias and {MEAN_KEY}",
+        )
+    for k, t in [*tensors.items(), *([(MEAN_KEY, mean)] if mean is not None else [])]:
+        if not t.is_floating_point():
+            raise HarnessError("head", str(path), f"tensor {k} has dtype {t.dtype}; a head's tensors must be floating point (float32)")
+    idx = sorted(int(_KEY.match(k).group(1)) for k in tensors if k.endswith(".weight"))
+    if not idx:
+        raise HarnessError("head", str(path), "holds no 'layers.K.weight' tensors; save heads with MLPHead")
+    if idx != list(range(len(idx))):
+        raise HarnessError("head", str(path), f"has weights for layers {idx}; they must be numbered 0..{len(idx) - 1}")
+    orphan = sorted(k for k in tensors if k.endswith(".bias") and k.replace(".bias", ".weight") not in tensors)
+    if orphan:
+        raise HarnessError("head", str(path), f"has a bias without a weight: {orphan[0]}")
+    prev = None
+    for i in idx:
+        w = tensors[f"layers.{i}.weight"]
+        if w.dim() != 2 or min(w.shape) < 1:
+            raise HarnessError("head", str(path), f"layers.{i}.weight has shape {tuple(w.shape)}; layer weights are non-empty 2-d (out, in)")
+        if prev is not None and w.shape[1] != prev:
+            raise HarnessError(
+                "head", str(path), f"layers do not chain: layers.{i - 1} gives {prev} outputs but layers.{i}.weight takes {w.shape[1]} inputs",
+            )
+        b = tensors.get(f"layers.{i}.bias")
+        if b is not None and tuple(b.shape) != (w.shape[0],):
+            raise HarnessError("head", str(path), f"layers.{i}.bias has shape {tuple(b.shape)}, expected ({w.shape[0]},)")
+        prev = w.shape[0]

@@ -9,21 +9,36 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from harness.errors import HarnessError, did_you_mean
+from harness.specs.names import SpecFieldError
 
 M = TypeVar("M", bound=BaseModel)
 
 
 def read_yaml(path: str | Path) -> dict[str, Any]:
     path = Path(path)
+    if path.is_dir():
+        raise HarnessError("file", str(path), "is a directory; give a .yaml file")
     if not path.is_file():
         raise HarnessError("file", str(path), "no such file; check the path")
     try:
-        data = yaml.safe_load(path.read_text())
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise HarnessError("file", str(path), f"cannot be read ({exc.strerror or exc}); check its permissions") from None
+    if b"\0" in raw[:65536]:
+        raise HarnessError("file", str(path), "is a binary file, not YAML; give a task or model card .yaml file")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise HarnessError(
+            "file", str(path), f"is not UTF-8 text (byte {exc.start}); give a task or model card .yaml file"
+        ) from None
+    try:
+        data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{path}:{mark.line + 1}" if mark else str(path)
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise HarnessError("yaml", where, f"YAML syntax error ({problem}); fix the file's syntax") from exc
+        raise HarnessError("yaml", where, f"YAML syntax error ({problem}); fix the file's syntax") from None
     if not isinstance(data, dict):
         raise HarnessError("file", str(path), "must hold a YAML mapping (key: value lines)")
     return data
@@ -45,8 +60,12 @@ def _model_at(model: type[BaseModel], loc: tuple) -> type[BaseModel] | None:
 
 
 def validation_error(model: type[BaseModel], exc: ValidationError, where: str) -> HarnessError:
-    """The first pydantic error as one line naming the field, the value and what is allowed."""
-    err = exc.errors()[0]
+    """The first pydantic error as one line naming the field, the value and what is allowed.
+
+    Unknown fields come first (a typo also makes the intended field "missing"; the typo is the fix),
+    and checks across fields name the one field to change, never the whole spec."""
+    errors = exc.errors()
+    err = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
     loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and "[" in p))
     field = ".".join(str(p) for p in loc) or "(top level)"
     msg = err["msg"]
@@ -57,6 +76,12 @@ def validation_error(model: type[BaseModel], exc: ValidationError, where: str) -
         return HarnessError(field, err.get("input"), msg, where)
     if err["type"] == "missing":
         return HarnessError(field, None, "required field is missing; add it", where)
+    cause = (err.get("ctx") or {}).get("error")
+    if isinstance(cause, SpecFieldError):
+        field = ".".join([*(str(p) for p in loc), cause.field])
+        return HarnessError(field, cause.value, str(cause), where)
+    if err["type"] == "value_error":
+        msg = msg.removeprefix("Value error, ")
     return HarnessError(field, err.get("input"), msg, where)
 
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 import re
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, field_validator, model_validator
+
+from harness.specs.names import SpecFieldError, check_name
 
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.\-]*(/[\w.\-]+)?$")
 
@@ -20,16 +22,21 @@ class ModelCard(BaseModel):
     )
     modality: Literal["image", "text"]
     pooling: Literal["cls", "mean", "pooler", "clip", "flatten"] = "cls"
-    normalize: bool = False
+    normalize: StrictBool = False
     licence: str = "unknown"
-    trust_remote_code: bool = False
-    use_safetensors: bool = True
-    max_length: int = Field(128, ge=1, le=8192, description="text: tokens per input")
+    trust_remote_code: StrictBool = False
+    use_safetensors: StrictBool = True
+    max_length: StrictInt = Field(128, ge=1, le=8192, description="text: tokens per input")
     local_package: str | None = Field(
         None,
         description="Python package with get_model_path() carrying these weights, used when the Hub cache lacks them",
     )
-    dim: int | None = Field(None, ge=1, description="embedding size, when known without loading")
+    dim: StrictInt | None = Field(None, ge=1, description="embedding size, when known without loading")
+
+    @field_validator("name")
+    @classmethod
+    def _name_shape(cls, v: str) -> str:
+        return check_name(v)
 
     @field_validator("id")
     @classmethod
@@ -42,9 +49,10 @@ class ModelCard(BaseModel):
     def _consistent(self) -> "ModelCard":
         if self.id == "identity":
             if self.modality != "image" or self.pooling != "flatten":
-                raise ValueError("the identity backbone needs modality: image and pooling: flatten")
+                field, value = ("modality", self.modality) if self.modality != "image" else ("pooling", self.pooling)
+                raise SpecFieldError(field, value, "the identity backbone needs modality: image and pooling: flatten")
         elif self.pooling == "flatten":
-            raise ValueError("pooling 'flatten' is for the identity backbone only")
+            raise SpecFieldError("pooling", self.pooling, "pooling 'flatten' is for the identity backbone only")
         return self
 
     @property

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator, model_validator
 
 from harness.invert.recipe import EvidenceRecipe
+from harness.specs.names import SpecFieldError, check_name
 
 
 class _Strict(BaseModel):
@@ -23,25 +24,26 @@ class DataSpec(_Strict):
 
 
 class HeadRecipe(_Strict):
-    widths: list[int] = Field([1000], description="hidden layer widths; the input and output sizes follow")
+    widths: list[StrictInt] = Field([1000], description="hidden layer widths; the input and output sizes follow")
     bias: Literal["first", "all", "none"] = "first"
     init_scale: float = Field(0.1, gt=0, le=10, description="multiplies the default initialisation")
     loss: Literal["logistic", "ce", "mse"] = "logistic"
     optimizer: Literal["gd", "adam", "lbfgs"] = "gd"
     lr: float = Field(0.05, gt=0)
     weight_decay: float = Field(0.0, ge=0)
-    max_steps: int = Field(20_000, ge=1)
+    max_steps: StrictInt = Field(20_000, ge=1)
     target_loss: float = Field(1e-4, gt=0)
     grad_tol: float = Field(1e-6, ge=0)
-    plateau_steps: int = Field(0, ge=0, description="stop when the objective falls by < plateau_tol over this many steps (0: off)")
+    plateau_steps: StrictInt = Field(0, ge=0, description="stop when the objective falls by < plateau_tol over this many steps (0: off)")
     plateau_tol: float = Field(1e-3, ge=0)
     l2_normalize: bool | None = Field(None, description="L2-normalise embeddings; default: the model card's")
 
-    @model_validator(mode="after")
-    def _widths(self) -> "HeadRecipe":
-        if any(w < 1 for w in self.widths):
-            raise ValueError(f"widths must be positive, got {self.widths}")
-        return self
+    @field_validator("widths")
+    @classmethod
+    def _widths(cls, v: list[int]) -> list[int]:
+        if any(w < 1 for w in v):
+            raise ValueError(f"every hidden width must be >= 1, got {v}; use e.g. [1000]")
+        return v
 
 
 class AttackRecipe(_Strict):
@@ -54,10 +56,10 @@ class TaskSpec(_Strict):
     description: str = ""
     model: str = Field(description="model card name or Hub id (overridable with --model)")
     data: DataSpec
-    classes: list[str | int] = Field(min_length=2, description="class names (or indices) to use")
-    per_class: int = Field(ge=1, le=100_000, description="members per class")
-    nonmembers: int = Field(200, ge=0, description="held-out samples of the same classes (the control)")
-    seed: int = 0
+    classes: list[str | StrictInt] = Field(min_length=2, description="class names (or indices) to use")
+    per_class: StrictInt = Field(ge=1, le=100_000, description="members per class")
+    nonmembers: StrictInt = Field(200, ge=0, description="held-out samples of the same classes (the control)")
+    seed: StrictInt = Field(0, ge=0, le=2**32 - 1, description="seeds the member draw, the head and the attack")
     head: HeadRecipe = HeadRecipe()
     attack: AttackRecipe = AttackRecipe()
     evidence: EvidenceRecipe = Field(default_factory=EvidenceRecipe, description="selection and inversion after the attack")
@@ -70,15 +72,30 @@ class TaskSpec(_Strict):
         "memorises the members too, so it leaks them); 'untrained' = left at its initialisation; null/false: none",
     )
 
+    @field_validator("name")
+    @classmethod
+    def _name_shape(cls, v: str) -> str:
+        return check_name(v)
+
     @field_validator("null_victim", mode="before")
     @classmethod
     def _null_bool(cls, v):
         return {True: "disjoint", False: None}.get(v, v) if isinstance(v, bool) else v
 
+    @field_validator("classes")
+    @classmethod
+    def _distinct(cls, v: list) -> list:
+        seen = [str(c) for c in v]
+        dup = sorted({c for c in seen if seen.count(c) > 1})
+        if dup:
+            raise ValueError(f"classes must be distinct; {', '.join(map(repr, dup))} appears more than once")
+        return v
+
     @model_validator(mode="after")
     def _classes(self) -> "TaskSpec":
-        if len(set(map(str, self.classes))) != len(self.classes):
-            raise ValueError(f"classes must be distinct, got {self.classes}")
         if self.head.loss == "logistic" and len(self.classes) != 2:
-            raise ValueError("loss 'logistic' is binary: use 2 classes, or loss 'ce' for more")
+            raise SpecFieldError(
+                "head.loss", "logistic", f"loss 'logistic' is binary but classes has {len(self.classes)}: "
+                "use 2 classes, or head.loss: ce for more",
+            )
         return self

@@ -15,7 +15,64 @@ from harness.errors import HarnessError
 from harness.store.schemas import SCHEMA_VERSION, SCHEMAS
 
 MARKER = "_recon_harness.json"
-SAFE = re.compile(r"^[A-Za-z0-9_.\-]+$")
+SAFE = re.compile(r"^[A-Za-z0-9_\-][A-Za-z0-9_.\-]*$")  # no leading '.': result files are never hidden
+
+
+def safe_name(name: str, field: str = "name") -> str:
+    """`name` if it is safe as a result file's name (heads, tables), else one HarnessError line."""
+    if not SAFE.match(name) or len(name) > 200:
+        raise HarnessError(
+            field, name, "is not safe as a result file name: use ASCII letters, digits, '_', '-' and '.' "
+            "(not first), at most 200 characters",
+        )
+    return name
+
+
+def _nearest_existing(path: Path) -> Path:
+    p = path.absolute()
+    while not p.exists() and p != p.parent:
+        p = p.parent
+    return p
+
+
+def check_writable_dir(path: str | Path, field: str = "--out") -> Path:
+    """Fail early, writing nothing under `path`, unless `path` is (or can become) a writable directory.
+
+    Probes by creating and removing a temporary file in the nearest existing folder, so a read-only
+    or virtual file system (/proc, a full disk) is caught before any work, not after."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise HarnessError(field, str(path), "is an existing file, not a directory; give a directory path")
+    base = _nearest_existing(path)
+    if not base.is_dir():
+        raise HarnessError(field, str(path), f"{base} is a file, so no directory can be made under it; choose another path")
+    _probe(base, field, str(path))
+    return path
+
+
+def check_writable_file(path: str | Path, field: str = "--out") -> Path:
+    """Fail early unless `path` names a file that can be written (not a directory, in a writable folder)."""
+    path = Path(path)
+    if path.is_dir():
+        raise HarnessError(field, str(path), "is a directory; give a file name (e.g. DIR/leaderboard.md)")
+    base = _nearest_existing(path.parent if str(path.parent) else Path("."))
+    if not base.is_dir():
+        raise HarnessError(field, str(path), f"{base} is a file, so no file can be made under it; choose another path")
+    _probe(base, field, str(path))
+    return path
+
+
+def _probe(base: Path, field: str, shown: str) -> None:
+    import tempfile
+
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".recon-harness-probe-", dir=base)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise HarnessError(
+            field, shown, f"cannot write under {base} ({exc.strerror or type(exc).__name__}); choose a writable path"
+        ) from None
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -25,15 +82,27 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
+def _foreign(root: Path, field: str) -> None:
+    sample = sorted(p.name for p in root.iterdir())[:3]
+    raise HarnessError(
+        field, str(root), f"is a non-empty directory ({', '.join(sample)}{', ...' if len(sample) == 3 else ''}) with no "
+        f"{MARKER} marker, so it holds no recon-harness results; give a new or empty directory",
+    )
+
+
 class ResultStore:
     """Opening checks the schema version; writes never leave a half-written file behind."""
 
     @staticmethod
-    def check(root: str | Path) -> None:
-        """Fail early (writing nothing) if `root` cannot hold this harness's results."""
+    def check(root: str | Path, field: str = "--out") -> None:
+        """Fail early (writing nothing) if `root` cannot hold this harness's results: a file, an
+        unwritable path, a non-empty folder that is not a results directory, or another schema version."""
         root = Path(root)
-        if (root / MARKER).is_file() or (root.exists() and any(root.iterdir())):
+        check_writable_dir(root, field)
+        if (root / MARKER).is_file():
             ResultStore(root, create=False)
+        elif root.exists() and any(root.iterdir()):
+            _foreign(root, field)
 
     def __init__(self, root: str | Path, create: bool = True):
         self.root = Path(root)
@@ -52,19 +121,20 @@ class ResultStore:
                 )
         elif create:
             if self.root.exists() and any(self.root.iterdir()):
-                raise HarnessError(
-                    "out", str(self.root), "is a non-empty directory without a results marker; use a new directory"
-                )
+                _foreign(self.root, "out")
             atomic_write_bytes(marker, json.dumps({"schema_version": SCHEMA_VERSION}).encode())
+        elif not self.root.is_dir():
+            what = "is a file" if self.root.exists() else "no such directory"
+            raise HarnessError("results", str(self.root), f"{what}, not a results directory; give the --out directory of a run or sweep")
         else:
-            raise HarnessError("results", str(self.root), "is not a results directory (no marker); run first")
+            raise HarnessError(
+                "results", str(self.root), f"is not a results directory (no {MARKER} marker); give the --out directory of a run or sweep",
+            )
 
     def path(self, table: str, unit_id: str, part: str = "") -> Path:
         if table not in SCHEMAS:
             raise KeyError(f"unknown table {table!r}")
-        name = unit_id + (f"-{part}" if part else "")
-        if not SAFE.match(name):
-            raise ValueError(f"unsafe file name {name!r}")
+        name = safe_name(unit_id + (f"-{part}" if part else ""), "unit_id")
         return self.root / table / f"{name}.parquet"
 
     def write(self, table: str, unit_id: str, rows: list[dict], part: str = "") -> Path:
@@ -88,5 +158,14 @@ class ResultStore:
         files = self.files(table)
         if not files:
             return schema.empty_table() if columns is None else schema.empty_table().select(list(columns))
-        parts = [pq.read_table(f, columns=list(columns) if columns else None, schema=schema) for f in files]
+        parts = []
+        for f in files:
+            try:
+                parts.append(pq.read_table(f, columns=list(columns) if columns else None, schema=schema))
+            except (pa.ArrowException, OSError) as exc:
+                first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                raise HarnessError(
+                    "results", str(f), f"is not a readable {table} table ({first[:160]}); delete it and rerun "
+                    "the unit that wrote it (or give another results directory)",
+                ) from None
         return pa.concat_tables(parts)

@@ -1,0 +1,87 @@
+"""Every input of `recon-harness run` checked before the first stage: bad input is one line, and
+nothing is written (no marker, no head, no cache entry) and no library output precedes it."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import sys
+import warnings
+from pathlib import Path
+
+from harness.errors import HarnessError
+from harness.registry import remote_code_warning
+from harness.specs.model_card import ModelCard
+from harness.specs.task import TaskSpec
+from harness.store.store import ResultStore, check_writable_dir, safe_name
+
+
+@contextlib.contextmanager
+def quiet_libraries():
+    """No Python warnings, `datasets` log lines or progress bars while inputs are checked."""
+    loggers = [logging.getLogger(n) for n in ("datasets", "huggingface_hub", "fsspec", "filelock")]
+    levels = [lg.level for lg in loggers]
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            for lg in loggers:
+                lg.setLevel(logging.ERROR + 10)
+            yield
+    finally:
+        for lg, level in zip(loggers, levels):
+            lg.setLevel(level)
+
+
+def cache_field(cache: str | None) -> tuple[Path, str]:
+    """The embedding cache directory and the name of the setting that chose it."""
+    from harness.backbones.cache import default_cache_dir
+
+    if cache:
+        return Path(cache), "--cache"
+    return default_cache_dir(), "RECON_HARNESS_CACHE" if os.environ.get("RECON_HARNESS_CACHE") else "--cache (default)"
+
+
+def check_outputs(args) -> None:
+    """--out (a writable results directory of this schema, or a new one) and the embedding cache."""
+    ResultStore.check(Path(args.out), "--out")
+    cache, field = cache_field(args.cache)
+    check_writable_dir(cache, field)
+
+
+def check_run(args, task: TaskSpec, card: ModelCard, unit, base_dir: Path | None) -> None:
+    """Result file names, the given head, the data (rows, nulls, columns against the card's
+    modality, classes, counts)."""
+    for kind in ("real", "null"):  # the head files this unit writes: out/heads/<unit>-<kind>.safetensors
+        safe_name(f"{unit.unit_id}-{kind}", "name")
+    if args.head:
+        check_head(args.head, card, task)
+    with quiet_libraries():
+        from harness.data.check import check_modality
+        from harness.data.source import load_rows
+        from harness.data.split import load_split
+
+        rows = load_rows(task.data, base_dir)
+        check_modality(rows, task.data.input_column, card, card_given=bool(args.model))
+        load_split(task, base_dir, rows=rows)
+
+
+def check_head(path: str, card: ModelCard, task: TaskSpec) -> None:
+    """The given head loads, and fits what is known before embedding (the card's dim, the classes)."""
+    from harness.heads.io import load_head
+    from harness.heads.losses import output_dim
+
+    head, _, _ = load_head(path)
+    if card.dim and head.in_dim != card.dim:
+        raise HarnessError("--head", path, f"takes {head.in_dim}-d inputs but model card {card.name!r} embeds to {card.dim}-d")
+    want = output_dim(task.head.loss, len(task.classes))
+    if head.out_dim != want:
+        raise HarnessError(
+            "--head", path, f"has {head.out_dim} outputs; loss {task.head.loss!r} over {len(task.classes)} classes needs {want}",
+        )
+
+
+def warn_remote_code(card: ModelCard) -> None:
+    line = remote_code_warning(card)
+    if line:
+        print(line, file=sys.stderr)

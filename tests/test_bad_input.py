@@ -1,0 +1,324 @@
+"""Every bad input the CLI is known to meet ends the same way: one line on stderr naming the field,
+the value and the fix; exit code 2; nothing in --out. Checks run before the first stage, so no case
+here embeds anything. Any other exception ends in one line naming the verb (and stage) and a log
+file with the traceback, exit code 3."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import torch
+import yaml
+from safetensors.torch import save_file
+
+from harness.cli import EXIT_INTERNAL, main
+from harness.store.store import MARKER, ResultStore
+from tests.conftest import CIFAR, ROOT, SST2
+
+TINY_ATTACK = {"name": "kkt-reference", "params": {"m": 4, "restarts": 1, "iterations": 5}}
+
+
+def _image_task(**over) -> dict:
+    spec = {
+        "model": "identity",
+        "data": {"source": str(CIFAR), "format": "parquet", "input_column": "img", "label_column": "label"},
+        "classes": ["airplane", "automobile"],
+        "per_class": 2,
+        "nonmembers": 4,
+        "head": {"widths": [8], "max_steps": 5},
+        "attack": TINY_ATTACK,
+    }
+    return _merge(spec, over)
+
+
+def _text_task(**over) -> dict:
+    spec = _image_task(
+        model="all-minilm-l6-v2",
+        data={"source": str(SST2), "input_column": "sentence"},
+        classes=["negative", "positive"],
+    )
+    return _merge(spec, over)
+
+
+def _merge(spec: dict, over: dict) -> dict:
+    for k, v in over.items():
+        spec[k] = {**spec[k], **v} if isinstance(v, dict) and isinstance(spec.get(k), dict) else v
+    return spec
+
+
+def _yaml(d: Path, spec: dict, name: str = "task.yaml") -> Path:
+    p = d / name
+    p.write_text(yaml.safe_dump(spec, allow_unicode=True))
+    return p
+
+
+def _parquet(d: Path, name: str, table: pa.Table) -> str:
+    p = d / name
+    pq.write_table(table, p)
+    return str(p)
+
+
+def _with_nulls(column: str) -> pa.Table:
+    t = pq.read_table(SST2)
+    values = t.column(column).to_pylist()
+    values[7] = None
+    return t.set_column(t.schema.get_field_index(column), column, pa.array(values, t.schema.field(column).type))
+
+
+def _head(d: Path, tensors: dict) -> str:
+    p = d / "head.safetensors"
+    save_file(tensors, str(p))
+    return str(p)
+
+
+def _results(d: Path, corrupt: bool) -> Path:
+    root = d / "results"
+    ResultStore(root)  # the marker only
+    if corrupt:
+        (root / "victims").mkdir()
+        (root / "victims" / "u1.parquet").write_bytes(b"PAR1 this is not parquet")
+    return root
+
+
+# Each case: (id, build(tmp) -> argv with "{out}" where --out goes, field the line must name, more text it must hold).
+# `{out}` is replaced by a fresh directory that must hold nothing afterwards.
+def _run(task: Path, *extra: str) -> list[str]:
+    return ["run", str(task), "--out", "{out}", "--quiet", "--no-evidence", *extra]
+
+
+CASES = {
+    "text card on image task": (
+        lambda d: ["run", str(ROOT / "tasks" / "quickstart-vision.yaml"), "--model", "all-minilm-l6-v2", "--out", "{out}"],
+        "--model", "holds images",
+    ),
+    "image card on text task": (
+        lambda d: ["run", str(ROOT / "tasks" / "quickstart.yaml"), "--model", "identity", "--out", "{out}"],
+        "--model", "holds text",
+    ),
+    "parquet with 0 rows": (
+        lambda d: _run(_yaml(d, _image_task(data={"source": _parquet(d, "empty.parquet", pq.read_table(CIFAR).slice(0, 0))}))),
+        "data.source", "0 rows",
+    ),
+    "identity card on an integer column": (
+        lambda d: _run(_yaml(d, _image_task(data={"input_column": "label"}))),
+        "data.input_column", "holds class labels",
+    ),
+    "identity card on a text column": (
+        lambda d: _run(_yaml(d, _text_task(model="identity"))),
+        "data.input_column", "holds text",
+    ),
+    "null labels": (
+        lambda d: _run(_yaml(d, _text_task(data={"source": _parquet(d, "nl.parquet", _with_nulls("label"))}))),
+        "data.label_column", "null labels",
+    ),
+    "null text": (
+        lambda d: _run(_yaml(d, _text_task(data={"source": _parquet(d, "nt.parquet", _with_nulls("sentence"))}))),
+        "data.input_column", "null inputs",
+    ),
+    "seed -1": (lambda d: _run(_yaml(d, _image_task(seed=-1))), "seed", "greater than or equal to 0"),
+    "head layers do not chain": (
+        lambda d: _run(_yaml(d, _image_task()), "--head", _head(d, {"layers.0.weight": torch.zeros(8, 3072), "layers.1.weight": torch.zeros(1, 5)})),
+        "head", "do not chain",
+    ),
+    "head with an extra key": (
+        lambda d: _run(_yaml(d, _image_task()), "--head", _head(d, {"layers.0.weight": torch.zeros(8, 3072), "layers.1.weight": torch.zeros(1, 8), "optimizer.step": torch.zeros(1)})),
+        "head", "optimizer.step",
+    ),
+    "head with an integer dtype": (
+        lambda d: _run(_yaml(d, _image_task()), "--head", _head(d, {"layers.0.weight": torch.zeros(8, 3072, dtype=torch.int64), "layers.1.weight": torch.zeros(1, 8, dtype=torch.int64)})),
+        "head", "torch.int64",
+    ),
+    "run --out an existing file": (
+        lambda d: ["run", str(_yaml(d, _image_task())), "--out", str(_touch(d / "file")), "--quiet"],
+        "--out", "existing file",
+    ),
+    "sweep --out an existing file": (
+        lambda d: ["sweep", str(ROOT / "tasks" / "sweeps" / "small-cpu.yaml"), "--out", str(_touch(d / "file")), "--quiet"],
+        "--out", "existing file",
+    ),
+    "run --out an unwritable path": (
+        lambda d: ["run", str(_yaml(d, _image_task())), "--out", "/proc/recon-harness/out", "--quiet"],
+        "--out", "cannot write",
+    ),
+    "run a binary task file": (lambda d: _run(_binary(d)), "file", "binary"),
+    "validate a binary task file": (lambda d: ["validate", str(_binary(d))], "file", "binary"),
+    "--cache a file": (
+        lambda d: _run(_yaml(d, _image_task()), "--cache", str(_touch(d / "cachefile"))),
+        "--cache", "existing file",
+    ),
+    "leaderboard on a corrupt parquet": (lambda d: ["leaderboard", str(_results(d, True))], "results", "not a readable victims table"),
+    "report on a corrupt parquet": (
+        lambda d: ["report", str(_results(d, True)), "--out", str(d / "r.html")],
+        "results", "not a readable victims table",
+    ),
+    "leaderboard --out a directory": (
+        lambda d: ["leaderboard", str(_results(d, False)), "--out", str(_mkdir(d / "adir"))],
+        "--out", "is a directory",
+    ),
+    "report --out an unwritable path": (
+        lambda d: ["report", str(_results(d, False)), "--out", "/proc/recon-harness/report.html"],
+        "--out", "cannot write",
+    ),
+    "task name with unicode": (lambda d: _run(_yaml(d, _image_task(name="naïve-run"))), "name", "pattern"),
+    "task name with spaces": (lambda d: _run(_yaml(d, _image_task(name="my task"))), "name", "pattern"),
+    "task name of 300 characters": (lambda d: _run(_yaml(d, _image_task(name="a" * 300))), "name", "pattern"),
+    "task name with a leading dot": (lambda d: _run(_yaml(d, _image_task(name=".hidden"))), "name", "pattern"),
+    "task file name with spaces": (lambda d: ["validate", str(_yaml(d, _image_task(), "my task.yaml"))], "name", "pattern"),
+    "leaderboard --push-to-hub offline": (
+        lambda d: ["leaderboard", str(_results(d, False)), "--out", str(d / "lb.md"), "--push-to-hub", "org/board"],
+        "--push-to-hub", "HF_HUB_OFFLINE",
+    ),
+    "per_class: true": (lambda d: _run(_yaml(d, _image_task(per_class=True))), "per_class", "valid integer"),
+    "per_clas: 4 (typo)": (
+        lambda d: _run(_yaml(d, {k: v for k, v in _image_task(per_clas=4).items() if k != "per_class"})),
+        "per_clas", "did you mean 'per_class'",
+    ),
+    "duplicate classes": (lambda d: _run(_yaml(d, _image_task(classes=["cat", "dog", "cat"], head={"loss": "ce"}))), "classes", "distinct"),
+    "logistic with 3 classes": (lambda d: _run(_yaml(d, _image_task(classes=["cat", "dog", "bird"]))), "head.loss", "binary"),
+    "widths: [0]": (lambda d: _run(_yaml(d, _image_task(head={"widths": [0]}))), "head.widths", ">= 1"),
+    "too many non-members": (lambda d: _run(_yaml(d, _image_task(nonmembers=10_000))), "nonmembers", "lower nonmembers"),
+    "validate a sweep file": (lambda d: ["validate", str(ROOT / "tasks" / "sweeps" / "small-cpu.yaml")], "file", "is a sweep file"),
+    "non-empty --out without a marker": (
+        lambda d: ["run", str(_yaml(d, _image_task())), "--out", str(_foreign(d / "mine")), "--quiet"],
+        "--out", "no _recon_harness.json marker",
+    ),
+}
+
+
+def _touch(p: Path) -> Path:
+    p.write_text("not a directory\n")
+    return p
+
+
+def _mkdir(p: Path) -> Path:
+    p.mkdir()
+    return p
+
+
+def _foreign(p: Path) -> Path:
+    p.mkdir()
+    (p / "notes.txt").write_text("my notes\n")
+    return p
+
+
+def _binary(d: Path) -> Path:
+    p = d / "task.yaml"
+    p.write_bytes(b"\x7fELF\x02\x01\x01\x00" + bytes(range(256)) * 4)
+    return p
+
+
+@pytest.mark.parametrize("case", list(CASES), ids=list(CASES))
+def test_bad_input_is_one_line_exit_2_and_writes_nothing(case, tmp_path, capfd, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("RECON_HARNESS_CACHE", str(tmp_path / "cache"))
+    build, field, hint = CASES[case]
+    out = tmp_path / "out"
+    argv = [a.replace("{out}", str(out)) for a in build(tmp_path)]
+    before = {p for p in tmp_path.rglob("*")}
+    capfd.readouterr()
+    code = main(argv)
+    err = capfd.readouterr().err.strip().splitlines()
+    assert code == 2, err
+    assert len(err) == 1, err
+    line = err[0]
+    assert f"{field} = " in line, line
+    assert hint in line, line
+    assert "Traceback" not in line and len(line) < 600
+    assert not out.exists() or not any(out.iterdir())
+    made = {p for p in tmp_path.rglob("*")} - before
+    assert not [p for p in made if p.suffix in (".parquet", ".safetensors", ".html", ".md") or p.name == MARKER], made
+    assert not (tmp_path / "cache").exists()
+
+
+def test_misleading_messages_name_the_real_field_not_the_whole_spec(tmp_path, capfd):
+    """The cross-field checks name one field and do not dump the spec (the old '(top level)' lines)."""
+    for spec, field in (
+        (_image_task(classes=["cat", "cat"]), "classes"),
+        (_image_task(classes=["cat", "dog", "bird"]), "head.loss"),
+        (_image_task(head={"widths": [0]}), "head.widths"),
+    ):
+        assert main(["validate", str(_yaml(tmp_path, spec))]) == 2
+        line = capfd.readouterr().err.strip()
+        assert f"{field} = " in line and "(top level)" not in line and "'data'" not in line, line
+
+
+def test_internal_error_is_one_line_exit_3_with_a_traceback_log(tmp_path, capfd, monkeypatch):
+    """A bug (not bad input) names the verb and the stage, and where the traceback went."""
+    logs = tmp_path / "logs"
+    monkeypatch.setenv("RECON_HARNESS_LOGS", str(logs))
+    monkeypatch.setenv("RECON_HARNESS_CACHE", str(tmp_path / "cache"))
+
+    def broken(*a, **k):
+        raise RuntimeError("boom\nsecond line")
+
+    monkeypatch.setattr("harness.data.split._class_ids", broken)
+    out = tmp_path / "out"
+    code = main(["run", str(_yaml(tmp_path, _image_task())), "--out", str(out), "--quiet"])
+    err = capfd.readouterr().err.strip().splitlines()
+    assert code == EXIT_INTERNAL == 3, err
+    assert len(err) == 1 and err[0].startswith("recon-harness: internal error in run, stage data: RuntimeError: boom ("), err
+    log = Path(err[0].rsplit("traceback: ", 1)[1].rstrip(")"))
+    assert log.parent == logs and "Traceback" in log.read_text() and "second line" in log.read_text()
+    assert not out.exists()
+
+
+def test_internal_error_of_another_verb(tmp_path, capfd, monkeypatch):
+    monkeypatch.setenv("RECON_HARNESS_LOGS", str(tmp_path / "logs"))
+    monkeypatch.setattr("harness.cli.validate.validate_file", lambda path: 1 / 0)
+    assert main(["validate", str(ROOT / "tasks" / "quickstart.yaml")]) == 3
+    err = capfd.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "internal error in validate: ZeroDivisionError" in err[0] and "traceback: " in err[0]
+
+
+def test_shadowing_cards_and_tasks_are_announced(tmp_path, capfd, monkeypatch):
+    """./models/identity.yaml in the working directory overrides the project's card: say so, once."""
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / "identity.yaml").write_text(
+        "id: identity\nrevision: none\nmodality: image\npooling: flatten\ntrust_remote_code: true\n"
+    )
+    (tmp_path / "tasks").mkdir()
+    (tmp_path / "tasks" / "quickstart.yaml").write_text(yaml.safe_dump(_image_task()))
+    monkeypatch.chdir(tmp_path)
+    from harness.registry import MODELS, TASKS
+
+    monkeypatch.setattr("harness.registry._ANNOUNCED", set())
+    assert MODELS.get("identity").trust_remote_code
+    MODELS.get("identity")
+    TASKS.get("quickstart")
+    err = capfd.readouterr().err.strip().splitlines()
+    assert len(err) == 2, err
+    assert "model card 'identity'" in err[0] and str(tmp_path / "models" / "identity.yaml") in err[0]
+    assert str(ROOT / "models" / "identity.yaml") in err[0] and "shadows" in err[0]
+    assert "task 'quickstart'" in err[1] and str(ROOT / "tasks" / "quickstart.yaml") in err[1]
+
+
+def test_remote_code_card_is_named_by_validate_and_run(tmp_path, capfd, monkeypatch):
+    card = tmp_path / "remote.yaml"
+    card.write_text("id: some-org/custom-model\nmodality: image\ntrust_remote_code: true\n")
+    assert main(["validate", str(card)]) == 0
+    err = capfd.readouterr().err
+    assert "warning" in err and "'remote'" in err and "trust_remote_code: true" in err
+    task = _yaml(tmp_path, _image_task(model=str(card)))
+    assert main(["validate", str(task)]) == 0
+    assert "trust_remote_code: true" in capfd.readouterr().err
+    from harness.cli.preflight import warn_remote_code
+    from harness.registry import MODELS
+
+    warn_remote_code(MODELS.get(str(card)))
+    assert "some-org/custom-model" in capfd.readouterr().err
+
+
+def test_result_file_names_are_checked(tmp_path):
+    """Head and table file names of a unit go through one check: no hidden, no unsafe names."""
+    from harness.errors import HarnessError
+    from harness.store.store import safe_name
+
+    assert safe_name("quickstart-identity-0123abcd-real") == "quickstart-identity-0123abcd-real"
+    for bad in (".hidden-real", "a b", "naïve", "x/y", "a" * 300):
+        with pytest.raises(HarnessError):
+            safe_name(bad)
+    with pytest.raises(HarnessError):
+        ResultStore(tmp_path).path("victims", ".hidden")
