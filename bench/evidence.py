@@ -50,7 +50,7 @@ PIXEL_HEAD = {"widths": [1000], "init_scale": 0.001, "loss": "logistic", "optimi
 
 
 def run(t, card, recipe, cache):
-    from harness.pipeline.run_task import plan_unit, run_unit
+    from harness.pipeline.unit import plan_unit, run_unit
 
     unit, resolved = plan_unit(t, card)
     t0 = time.perf_counter()

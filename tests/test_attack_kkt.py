@@ -13,9 +13,18 @@ from harness.attacks.margins import balanced_labels
 from harness.attacks.objective import HeadTensors, residual_sq
 from harness.diagnostics.oracle import oracle_residual
 from harness.heads.mlp import MLPHead
-from harness.heads.train import TrainConfig
 from harness.scoring.embedding import match
-from harness.scoring.null_victim import VictimRecipe, build_victim
+from harness.specs.task import HeadRecipe
+from harness.victims.build import VictimData, attack_view, build_victim
+from harness.victims.frame import Frame
+from harness.victims.spec import VictimSpec
+
+
+def victim_of(x, y, classes, head: HeadRecipe, typical_norm=None, kind="real", null_mode=None):
+    """The harness's victim builder on (x, y), no public rows; returns (attack view, report, head inputs)."""
+    data = VictimData(x, y, classes, x[:0], y[:0])
+    v = build_victim(VictimSpec(), head, data, seed=0, kind=kind, null_mode=null_mode)
+    return attack_view(v, head, classes, "norm", typical_norm), v.report, v.frame.apply(x)
 
 @pytest.fixture(autouse=True, scope="module")
 def _one_thread():
@@ -25,7 +34,7 @@ def _one_thread():
     torch.set_num_threads(n)
 
 
-PLANTED = VictimRecipe(hidden=(256,), init_scale=1e-3, train=TrainConfig(lr=1.0, max_steps=8000, target_loss=1e-5))
+PLANTED = HeadRecipe(widths=[256], init_scale=1e-3, lr=1.0, max_steps=8000, target_loss=1e-5, grad_tol=1e-5)
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +43,7 @@ def planted():
     x = torch.randn(4, 8)
     y = torch.tensor([0, 1, 0, 1])
     typ = float((x - x.mean(0)).norm(dim=1).mean())
-    victim, report, members = build_victim(x, y, 2, PLANTED, typical_norm=typ)
+    victim, report, members = victim_of(x, y, 2, PLANTED, typical_norm=typ)
     return victim, report, members, y
 
 
@@ -58,8 +67,8 @@ def test_kkt_recovers_every_planted_member(planted):
 def test_null_victim_recovers_nothing(planted):
     _, _, members, y = planted
     other = torch.randn(4, 8, generator=torch.Generator().manual_seed(100))  # same recipe, other inputs, shuffled labels
-    null, _, _ = build_victim(other, y, 2, PLANTED, typical_norm=float(members.norm(dim=1).mean()), null=True)
-    null.mean = members.new_zeros(8)
+    null, _, _ = victim_of(other, y, 2, PLANTED, float(members.norm(dim=1).mean()), "null", "shuffled")
+    null.frame = Frame(members.new_zeros(8))
     res = make_attack("kkt", {"m": 8, "restarts": 16, "iterations": 800}).reconstruct(null, progress=False)
     best = match(res.candidates, members, torch.randn(10, 8)).member_best
     assert (best > 0.95).sum() <= 1, best
@@ -90,9 +99,9 @@ def _victim(loss, classes, out, wd):
     torch.manual_seed(1)
     x = torch.randn(8, 6)
     y = torch.arange(8) % classes
-    rec = VictimRecipe(hidden=(32,), init_scale=0.1,
-                       train=TrainConfig(loss=loss, optimizer="adam", lr=0.01, weight_decay=wd, max_steps=500))
-    v, _, _ = build_victim(x, y, classes, rec, typical_norm=2.0)
+    rec = HeadRecipe(widths=[32], init_scale=0.1, loss=loss, optimizer="adam", lr=0.01, weight_decay=wd, max_steps=500,
+                     grad_tol=1e-5)
+    v, _, _ = victim_of(x, y, classes, rec, typical_norm=2.0)
     assert v.head.out_dim == out
     return v
 

@@ -3,6 +3,8 @@
 import pytest
 import torch
 
+from harness.victims.frame import Frame
+
 from harness.attacks import ATTACKS, Victim, make_attack
 from harness.errors import HarnessError
 from harness.heads.mlp import MLPHead
@@ -38,6 +40,6 @@ def test_bad_params_raise_one_line(name, params, field, hint):
 @pytest.mark.parametrize("name", ["kkt", "kkt-reference"])
 def test_head_backbone_mismatch_fails_before_work(name):
     head = MLPHead([16, 8, 1])
-    victim = Victim(head=head, loss="logistic", num_classes=2, mean=torch.zeros(384))
-    with pytest.raises(HarnessError, match="victim.mean"):
+    victim = Victim(head=head, loss="logistic", num_classes=2, frame=Frame(torch.zeros(384)))
+    with pytest.raises(HarnessError, match="victim.frame"):
         make_attack(name, {"iterations": 10**6, "restarts": 10**4}).reconstruct(victim, progress=False)

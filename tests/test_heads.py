@@ -8,6 +8,7 @@ import torch
 from harness.diagnostics.oracle import oracle_residual
 from harness.errors import HarnessError
 from harness.heads.io import load_head, save_head
+from harness.victims.frame import Frame
 from harness.attacks.margins import margins
 from harness.heads.mlp import MLPHead
 from harness.heads.train import TrainConfig, train_head
@@ -60,10 +61,21 @@ def test_save_and_load_round_trip(tmp_path):
     path = save_head(head, tmp_path / "h.safetensors", {"loss": "ce"}, mean=mean)
     loaded, meta, m2 = load_head(path)
     assert loaded.dims == [8, 5, 4, 2] and loaded.bias_mode == "first" and meta["loss"] == "ce"
-    assert torch.equal(m2, mean)
+    assert torch.equal(m2.mean, mean) and m2.scale is None and m2.transform == "none"
     x = torch.randn(3, 8)
     assert torch.equal(loaded(x), head(x))
     assert not list(tmp_path.glob(".*tmp*"))  # atomic write leaves no temp file
+
+
+def test_a_head_keeps_its_frame(tmp_path):
+    """The transform published with a head (mean, per-dimension scale, the sphere) comes back whole."""
+    head = MLPHead([8, 5, 1])
+    frame = Frame(torch.randn(8), torch.rand(8) + 0.5, True, "standardize")
+    _, meta, back = load_head(save_head(head, tmp_path / "h.safetensors", {"loss": "logistic"}, frame=frame))
+    assert torch.equal(back.mean, frame.mean) and torch.equal(back.scale, frame.scale)
+    assert back.l2 and back.transform == "standardize" and meta["frame"] == {"l2": True, "transform": "standardize"}
+    u = torch.randn(4, 8)
+    assert torch.allclose(back.to_raw(back.apply(u)), u, atol=1e-6)
 
 
 def test_load_head_errors(tmp_path):

@@ -10,6 +10,7 @@ from harness.attacks import make_attack
 from harness.data.split import load_split
 from harness.errors import HarnessError
 from harness.pipeline.stages import Embedded, attack_stage, train_stage
+from harness.victims.frame import Frame
 from harness.specs.task import HeadRecipe, TaskSpec, AttackRecipe
 from tests.conftest import SST2
 
@@ -40,7 +41,7 @@ def test_disjoint_null_trains_on_its_draw_and_attacks_in_the_members_frame():
                    null_members=nul - nul.mean(0), null_mean=nul.mean(0))
     recipe = HeadRecipe(widths=[16], optimizer="adam", lr=0.01, max_steps=300)
     null = train_stage(emb, split, recipe, seed=0, kind="null", progress=False, null_mode="disjoint")
-    assert torch.allclose(null.shift, nul.mean(0) - mem.mean(0))
+    assert torch.allclose(null.frame.mean, nul.mean(0))  # its own frame: fitted on its own draw
     assert sorted(null.labels.tolist()) == sorted(split.null_labels.tolist())
     assert not torch.equal(null.labels, torch.as_tensor(split.null_labels))  # shuffled
     assert null.report.train_acc == 1.0 and np.isfinite(null.oracle_residual)
@@ -49,7 +50,7 @@ def test_disjoint_null_trains_on_its_draw_and_attacks_in_the_members_frame():
     # the same attack on the head in its own centring, shifted by hand, gives the same candidates
     from harness.attacks.base import Victim
 
-    own = Victim(head=null.head, loss="logistic", num_classes=2, mean=nul.mean(0), prior="norm",
-                 typical_norm=float(emb.nonmembers.norm(dim=1).median()))
+    own = Victim(head=null.head, loss="logistic", num_classes=2, frame=Frame(nul.mean(0)), prior="norm",
+                 typical_norm=float((non - nul.mean(0)).norm(dim=1).median()))  # public norm in its own frame
     direct = make_attack("kkt", attack.params).reconstruct(own, progress=False)
-    assert torch.allclose(res.candidates, direct.candidates + null.shift, atol=1e-5)
+    assert torch.allclose(res.candidates, direct.candidates + (nul.mean(0) - mem.mean(0)), atol=1e-5)

@@ -12,7 +12,7 @@ import yaml
 
 from harness.cli import main
 from harness.invert.recipe import EvidenceRecipe
-from harness.pipeline.run_task import plan_unit, run_unit
+from harness.pipeline.unit import plan_unit, run_unit
 from harness.registry import MODELS, TASKS
 from harness.report import build_report
 from harness.store import ResultStore

@@ -52,7 +52,7 @@ def test_grid_expands_to_stable_ids_and_shards(tmp_path):
 
 
 def test_sweep_unit_id_matches_a_plain_run(tmp_path):
-    from harness.pipeline.run_task import plan_unit
+    from harness.pipeline.unit import plan_unit
     from harness.registry import MODELS
     from harness.specs.task import TaskSpec
 

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict
 
 from harness.heads.losses import LossName
 from harness.heads.mlp import MLPHead
+from harness.victims.frame import Frame
 
 Prior = Literal["none", "box", "norm", "sphere"]
 
@@ -18,14 +19,15 @@ Prior = Literal["none", "box", "norm", "sphere"]
 class Victim:
     """What the attacker knows: the head's weights and its recipe, never the members.
 
-    Attacks work on centred vectors (inputs minus `mean`); `candidates` come back centred and
-    callers add `mean` back before comparing in the backbone space or inverting.
+    Attacks work on the head's inputs (embeddings mapped through `frame`: centred, maybe scaled);
+    `candidates` come back in that space and callers map them back with `frame.to_raw` before
+    comparing in the backbone space or inverting. Priors are applied where they hold, through the frame.
     """
 
     head: MLPHead
     loss: LossName
     num_classes: int
-    mean: torch.Tensor  # (d,) the training mean the victim subtracted
+    frame: Frame  # the input transform published with the head (its mean, any scaling, the sphere)
     weight_decay: float = 0.0
     prior: Prior = "norm"
     typical_norm: float | None = None  # typical norm of a centred input (public data estimate)
@@ -34,6 +36,10 @@ class Victim:
     @property
     def dim(self) -> int:
         return self.head.in_dim
+
+    @property
+    def mean(self) -> torch.Tensor:
+        return self.frame.mean
 
 
 @dataclass
@@ -47,6 +53,9 @@ class RunRecord:
     final_loss: float
     wall_s: float
     loss_curve: list[float] = field(default_factory=list)  # sampled every `curve_every` iterations
+    # why it ended: "iterations" (its budget ran out), "time_budget" (the opt-in time_budget_s cut it),
+    # "pruned" (successive halving), "diverged"; None where not recorded (results of older versions)
+    stopped_by: str | None = None
 
 
 @dataclass

@@ -43,12 +43,15 @@ def sample_setting(rng: random.Random, name: str, fixed, ranges=PUBLISHED_RANGES
 def check_victim(victim: Victim) -> None:
     """One-line errors for a victim the attacks cannot use, before any work."""
     d = victim.head.in_dim
-    if victim.mean is None or victim.mean.numel() != d:
-        got = None if victim.mean is None else tuple(victim.mean.shape)
+    frame = victim.frame
+    if frame is None or frame.mean.numel() != d or (frame.scale is not None and frame.scale.numel() != d):
+        got = None if frame is None else tuple(frame.mean.shape)
         raise HarnessError(
-            "victim.mean", got, f"head input dim is {d}; the member mean must have {d} entries "
+            "victim.frame", got, f"head input dim is {d}; the frame's mean (and scale) must have {d} entries "
             "(does the head match the declared backbone?)"
         )
+    if frame.scale is not None and not bool((frame.scale > 0).all()):
+        raise HarnessError("victim.frame.scale", "non-positive entries", "a standardising scale must be > 0 everywhere")
     if victim.num_classes < 1:
         raise HarnessError("victim.num_classes", victim.num_classes, "must be >= 1")
     if victim.loss == "ce" and victim.head.out_dim != victim.num_classes:
@@ -60,9 +63,10 @@ def check_victim(victim: Victim) -> None:
 
 
 def default_typical_norm(victim: Victim) -> float:
-    """The typical norm of a centred input: the victim's (public-data) estimate, else a guess."""
+    """The typical norm of a head input: the victim's (public-data) estimate in its frame, else a
+    data-free guess from the frame (sqrt(d) once standardised, the centred unit sphere's radius)."""
     if victim.typical_norm:
         return float(victim.typical_norm)
-    if victim.prior == "box":
+    if victim.prior == "box" and victim.frame.scale is None:
         return 0.25 * (victim.box[1] - victim.box[0]) * math.sqrt(victim.dim)
-    return 1.0
+    return victim.frame.typical_norm()

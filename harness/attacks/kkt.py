@@ -116,7 +116,8 @@ class _Context:
     def __init__(self, p: KKTFastParams, victim: Victim, ht: HeadTensors, kind, dt):
         self.p, self.victim, self.ht, self.kind, self.dt = p, victim, ht, kind, dt
         self.typ = default_typical_norm(victim)
-        self.mean = victim.mean.to(dt)
+        self.frame = victim.frame.to(dt)
+        self.mean = self.frame.mean
         self.labels = balanced_labels(p.m, victim.num_classes)
         self.basis = None
         if p.subspace != "off" or p.init == "subspace":
@@ -139,7 +140,7 @@ class _Context:
         rel_lam = lam / lam_scale.view(-1, *([1] * (lam.dim() - 1)))
         pen = lambda_penalty(rel_lam, lmin.view(-1, 1), self.kind)
         xf = self.full(x) if self.victim.prior == "box" else x
-        pri = prior_penalty(xf, self.victim.prior, self.mean, self.typ, self.victim.box) / self.typ**2
+        pri = prior_penalty(xf, self.victim.prior, self.frame, self.typ, self.victim.box) / self.typ**2
         return res, res + pen + self.p.prior_weight * pri
 
     def full(self, x):
@@ -151,7 +152,11 @@ class _Context:
             return
         with torch.no_grad():
             if self.p.subspace == "off":
-                project_sphere_(x, self.mean)
+                project_sphere_(x, self.frame)
+            elif self.frame.scale is not None:  # along the ray in embedding space, then back into the row space
+                xf = self.full(x)
+                project_sphere_(xf, self.frame)
+                x.copy_(xf @ self.basis)
             else:  # the unit sphere of uncentred inputs, cut by the row space
                 u = x + self.mean_c
                 x.copy_(u / u.norm(dim=-1, keepdim=True).clamp_min(1e-12) * max(self.sphere_r2, 1e-6) ** 0.5 - self.mean_c)
@@ -236,7 +241,9 @@ class _Context:
                 status[i], its[i], finals[i] = "ok", it + 1, float(res[k])
                 out.append((self.full(x[k]).clone(), lam[k].clone(), i))
         wall = time.perf_counter() - t_start
-        runs = [RunRecord(i, settings[i], status[i], its[i], finals[i], wall, curves[i]) for i in sorted(settings)]
+        # an ok run ends before its iteration budget only when the opt-in time_budget_s cut it
+        stop = {i: status[i] if status[i] != "ok" else "time_budget" if its[i] < p.iterations else "iterations" for i in settings}
+        runs = [RunRecord(i, settings[i], status[i], its[i], finals[i], wall, curves[i], stop[i]) for i in sorted(settings)]
         return runs, out
 
     @torch.no_grad()

@@ -53,7 +53,7 @@ class KKTReference(Attack):
         t0 = time.perf_counter()
         head = _double_copy(victim.head)
         kind = head_kind(victim.loss, head.out_dim)
-        mean = victim.mean.double()
+        frame = victim.frame.to(torch.float64)
         typ = default_typical_norm(victim)
         rng = random.Random(p.seed)
         gen = torch.Generator().manual_seed(p.seed)
@@ -72,7 +72,7 @@ class KKTReference(Attack):
             for it in bar:
                 loss = reference_kkt_loss(head, x, lam, labels, kind, s["alpha"])
                 loss = loss + lambda_penalty(lam.unsqueeze(0), s["lambda_min"], kind)[0]
-                loss = loss + p.prior_weight * prior_penalty(x.unsqueeze(0), victim.prior, mean, typ, victim.box)[0]
+                loss = loss + p.prior_weight * prior_penalty(x.unsqueeze(0), victim.prior, frame, typ, victim.box)[0]
                 if not torch.isfinite(loss):
                     status = "diverged"
                     break
@@ -84,12 +84,14 @@ class KKTReference(Attack):
                 x.grad, lam.grad = gx, gl
                 opt.step()
                 if victim.prior == "sphere":
-                    project_sphere_(x.data, mean)
+                    project_sphere_(x.data, frame)
                 if p.time_budget_s and time.perf_counter() - t0 > p.time_budget_s:
                     break
             bar.close()
             final = float(loss.detach()) if status == "ok" else float("nan")
-            runs.append(RunRecord(r, s, status, it + 1, final, time.perf_counter() - t_run, curve))
+            # an ok run ends before its iteration budget only when the opt-in time_budget_s cut it
+            stop = status if status != "ok" else "time_budget" if it + 1 < p.iterations else "iterations"
+            runs.append(RunRecord(r, s, status, it + 1, final, time.perf_counter() - t_run, curve, stop))
             if status == "ok":
                 cands.append(x.detach().float())
                 lams.append(lam.detach().float())

@@ -18,6 +18,7 @@ import torch
 from harness.attacks.margins import Kind, output_coef
 from harness.attacks.modified_relu import modified_relu, relu_slope
 from harness.heads.mlp import MLPHead
+from harness.victims.frame import Frame
 
 
 @dataclass
@@ -99,10 +100,12 @@ def lambda_penalty(lam: torch.Tensor, lambda_min, kind: Kind, weight: float = 5.
     return weight * ((lambda_min - lam).clamp_min(0) ** 2).sum(-1)
 
 
-def prior_penalty(x: torch.Tensor, prior: str, mean: torch.Tensor, typical_norm, box) -> torch.Tensor:
-    """Domain prior per restart: box on uncentred x, or (||x|| - typical norm)^2 on centred x."""
+def prior_penalty(x: torch.Tensor, prior: str, frame: Frame, typical_norm, box) -> torch.Tensor:
+    """Domain prior per restart, in the space where it holds: the box on embeddings (head inputs
+    mapped back through the victim's frame), or (||x|| - typical norm)^2 on head inputs, whose
+    typical norm is measured in the same frame. The sphere is a projection (project_sphere_)."""
     if prior == "box":
-        u = x + mean
+        u = frame.to_raw(x)
         return ((u - box[1]).clamp_min(0) ** 2 + (box[0] - u).clamp_min(0) ** 2).sum((-1, -2))
     if prior == "norm" and typical_norm:
         return ((x.norm(dim=-1) - typical_norm) ** 2).sum(-1)
@@ -110,7 +113,8 @@ def prior_penalty(x: torch.Tensor, prior: str, mean: torch.Tensor, typical_norm,
 
 
 @torch.no_grad()
-def project_sphere_(x: torch.Tensor, mean: torch.Tensor) -> None:
-    """Put uncentred candidates back on the unit sphere (normalised-embedding prior)."""
-    u = x + mean
-    x.copy_(u / u.norm(dim=-1, keepdim=True).clamp_min(1e-12) - mean)
+def project_sphere_(x: torch.Tensor, frame: Frame) -> None:
+    """Put head inputs back where their embeddings are unit-norm (normalised-embedding prior): along
+    the ray in embedding space, then through the frame again (exact for any centring and scaling)."""
+    u = frame.to_raw(x)
+    x.copy_(frame.apply(u / u.norm(dim=-1, keepdim=True).clamp_min(1e-12)))

@@ -7,7 +7,7 @@ from rich.console import Console
 from harness.cli.console import console as make_console
 from rich.table import Table
 
-from harness.pipeline.run_task import UnitOutput
+from harness.pipeline.unit import UnitOutput
 from harness.scoring.verdict import GOOD_COSINE, verdict
 
 

@@ -12,29 +12,31 @@ from safetensors.torch import load_file, save_file
 
 from harness.errors import HarnessError
 from harness.heads.mlp import MLPHead
+from harness.victims.frame import MEAN_KEY, SCALE_KEY, Frame
 
 META_KEY = "recon_harness_head"
 
 
-MEAN_KEY = "member_mean"
-
-
-def save_head(head: MLPHead, path: str | Path, meta: dict, mean: torch.Tensor | None = None) -> Path:
-    """Atomic write: the file appears whole or not at all; `mean` is the subtracted member mean."""
+def save_head(head: MLPHead, path: str | Path, meta: dict, mean: torch.Tensor | None = None,
+              frame: Frame | None = None) -> Path:
+    """Atomic write: the file appears whole or not at all. `frame` is the input transform published
+    with the head (its mean and any scale); `mean` alone is a frame that only centres."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    header = {"dims": head.dims, "bias": head.bias_mode, **meta}
+    if frame is None and mean is not None:
+        frame = Frame(mean)
+    header = {"dims": head.dims, "bias": head.bias_mode, **meta, **({"frame": frame.meta()} if frame else {})}
     tensors = {k: v.detach().contiguous().cpu() for k, v in head.state_dict().items()}
-    if mean is not None:
-        tensors[MEAN_KEY] = mean.detach().contiguous().cpu()
+    if frame is not None:
+        tensors.update(frame.tensors())
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     save_file(tensors, str(tmp), metadata={META_KEY: json.dumps(header, default=str)})
     os.replace(tmp, path)
     return path
 
 
-def load_head(path: str | Path) -> tuple[MLPHead, dict, torch.Tensor | None]:
-    """Load a head written by `save_head`, or a plain safetensors MLP (layers.K.weight/bias)."""
+def load_head(path: str | Path) -> tuple[MLPHead, dict, Frame | None]:
+    """Load a head written by `save_head` (with its frame), or a plain safetensors MLP (layers.K.weight/bias)."""
     path = Path(path)
     if not path.is_file():
         raise HarnessError("head", str(path), "no such file; pass a .safetensors head file")
@@ -47,7 +49,10 @@ def load_head(path: str | Path) -> tuple[MLPHead, dict, torch.Tensor | None]:
     except Exception as exc:  # safetensors raises several types for a bad file
         raise HarnessError("head", str(path), f"not a readable safetensors file ({exc})") from exc
     mean = tensors.pop(MEAN_KEY, None)
+    scale = tensors.pop(SCALE_KEY, None)
     _check_tensors(path, tensors, mean)
+    if scale is not None and (mean is None or tuple(scale.shape) != tuple(mean.shape) or not scale.is_floating_point()):
+        raise HarnessError("head", str(path), f"{SCALE_KEY} needs a {MEAN_KEY} of the same shape, floating point")
     weights = sorted(
         (k for k in tensors if k.endswith(".weight")),
         key=lambda k: int(k.split(".")[1]),
@@ -75,7 +80,9 @@ def load_head(path: str | Path) -> tuple[MLPHead, dict, torch.Tensor | None]:
     except (RuntimeError, ValueError) as exc:  # any mismatch the checks above did not name
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise HarnessError("head", str(path), f"does not load as an MLP head ({first}); save heads with MLPHead") from None
-    return head, meta, mean
+    frame = None if mean is None else Frame.from_tensors({MEAN_KEY: mean, **({SCALE_KEY: scale} if scale is not None else {})},
+                                                         meta.get("frame"), dims[0])
+    return head, meta, frame
 
 
 _KEY = re.compile(r"^layers\.(\d+)\.(weight|bias)$")

@@ -195,15 +195,11 @@ def invert_image(space: EmbedSpace, split: MemberSplit, emb: Embedded, targets: 
     return rows
 
 
-def evidence_stage(
-    backbone: Backbone, split: MemberSplit, emb: Embedded, result: AttackResult, scores: MatchScores,
-    recipe: EvidenceRecipe, invert: bool = True, cache_dir: Path | None = None, base_dir: Path | None = None,
-    progress: bool = False,
+def invert_stage(
+    ev: VictimEvidence, backbone: Backbone, split: MemberSplit, emb: Embedded, result: AttackResult,
+    recipe: EvidenceRecipe, cache_dir: Path | None = None, base_dir: Path | None = None, progress: bool = False,
 ) -> VictimEvidence:
-    """Select, then (when `invert`) invert the top selections and the first true members."""
-    ev = select_stage(result, emb, scores, recipe)
-    if not invert:
-        return ev
+    """Invert the top selections and the first true members (the upper bound) on the backbone."""
     t0 = time.perf_counter()
     space = EmbedSpace(backbone, emb.normalized, emb.mean, cache_dir)
     targets = _targets(ev, result, emb, recipe)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -11,7 +11,8 @@ import numpy as np
 from harness.attacks.base import AttackResult
 from harness.data.split import MemberSplit
 from harness.pipeline.plan import Unit
-from harness.pipeline.stages import Embedded, TrainedVictim
+from harness.pipeline.stages import Embedded, public_norm
+from harness.victims.build import TrainedVictim
 from harness.provenance import device_name, now_utc, versions_json
 from harness.scoring.embedding import MatchScores
 
@@ -28,7 +29,6 @@ class VictimOutcome:
     attack_s: float
     score_s: float
     head_path: str = ""
-    extra: dict = field(default_factory=dict)
     pixels: PixelScores | None = None  # SSIM scores, `identity` backbone only
 
 
@@ -72,7 +72,15 @@ def victim_row(base: dict, unit: Unit, split: MemberSplit, emb: Embedded, o: Vic
         "train_acc": rep.train_acc if rep else None,
         "test_acc": _f(o.trained.test_acc),
         "oracle_residual": _f(o.trained.oracle_residual),
-        "attack": unit.task.attack.name,
+        "recipe": o.trained.recipe.label,
+        "transform": o.trained.recipe.transform,
+        "trainer": o.trained.recipe.trainer,
+        "trainer_params": json.dumps(o.trained.recipe.params, sort_keys=True, default=str),
+        "trainer_info": json.dumps(o.trained.info, sort_keys=True, default=float),
+        "dp_epsilon": _f(o.trained.info["epsilon"]) if "epsilon" in o.trained.info else None,
+        "active_share": _f(o.trained.active_share) if o.trained.active_share is not None else None,
+        "typical_norm": _f(public_norm(o.trained.frame, emb)),
+        "attack": unit.task.attack.name if not o.trained.linear else "weighted-sum",
         "n_runs": len(o.result.runs),
         "n_candidates": len(o.result.candidates),
         "score_space": "cosine, centred embeddings",
@@ -110,6 +118,7 @@ def run_rows(base: dict, o: VictimOutcome) -> list[dict]:
             "wall_s": r.wall_s,
             "run_settings": json.dumps(r.settings, sort_keys=True, default=str),
             "loss_curve": [float(v) for v in r.loss_curve],
+            "stopped_by": r.stopped_by,
         }
         for r in o.result.runs
     ]

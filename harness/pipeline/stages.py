@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,7 +11,7 @@ import numpy as np
 import torch
 
 from harness.attacks import make_attack
-from harness.attacks.base import AttackResult, Victim
+from harness.attacks.base import AttackResult
 from harness.backbones.cache import embed_cached
 from harness.backbones.load import Backbone
 from harness.data.split import MemberSplit
@@ -20,10 +19,13 @@ from harness.diagnostics.oracle import oracle_residual
 from harness.errors import HarnessError
 from harness.heads.losses import output_dim
 from harness.heads.mlp import MLPHead
-from harness.heads.train import TrainConfig, TrainReport, accuracy, fit_head
+from harness.heads.train import accuracy
 from harness.scoring.embedding import MatchScores, match
-from harness.scoring.null_victim import shuffled_labels
 from harness.specs.task import AttackRecipe, HeadRecipe
+from harness.victims.build import TrainedVictim, VictimData, active_share, attack_view, build_victim
+from harness.victims.frame import Frame
+from harness.attacks.linear_sum import linear_signal
+from harness.victims.spec import VictimSpec
 
 if TYPE_CHECKING:
     from harness.scoring.pixels import PixelScores
@@ -39,6 +41,7 @@ class Embedded:
     wall_s: float
     null_members: torch.Tensor | None = None  # the disjoint null victim's training set, centred by null_mean
     null_mean: torch.Tensor | None = None
+    raw: torch.Tensor | None = None  # members, non-members, null draw as embedded (normalised when asked)
 
     @property
     def dim(self) -> int:
@@ -55,24 +58,26 @@ def embed_stage(backbone: Backbone, split: MemberSplit, normalize: bool, cache_d
     k = split.n + len(split.nonmember_inputs)
     mem, non, null = raw[: split.n], raw[split.n : k], raw[k:]
     mean = mem.mean(0)
-    emb = Embedded(mem - mean, non - mean, mean, normalize, hit, time.perf_counter() - t0)
+    emb = Embedded(mem - mean, non - mean, mean, normalize, hit, time.perf_counter() - t0, raw=raw)
     if len(null):
         emb.null_mean = null.mean(0)
         emb.null_members = null - emb.null_mean
     return emb
 
 
-@dataclass
-class TrainedVictim:
-    kind: str  # "real" or "null"
-    head: MLPHead
-    labels: torch.Tensor  # the labels the head was trained on
-    report: TrainReport | None  # None for a head given as a file
-    test_acc: float
-    oracle_residual: float
-    # added to the victim's own centred vectors to express them centred by the members' mean
-    # (non-zero only for the disjoint null, which subtracted the mean of its own training set)
-    shift: torch.Tensor | None = None
+def victim_data(emb: Embedded, split: MemberSplit) -> VictimData:
+    """The rows a victim builder needs, as embedded (before any centring)."""
+    n, k = len(emb.members), len(emb.members) + len(emb.nonmembers)
+    raw = emb.raw
+    if raw is None:  # built by hand (tests): undo each set's centring
+        parts = [emb.members + emb.mean, emb.nonmembers + emb.mean]
+        raw = torch.cat(parts + ([emb.null_members + emb.null_mean] if emb.null_members is not None else []))
+    null = raw[k:] if len(raw) > k else None
+    return VictimData(
+        raw[:n], torch.as_tensor(split.member_labels), len(split.class_names),
+        raw[n:k], torch.as_tensor(split.nonmember_labels),
+        null, None if null is None else torch.as_tensor(split.null_labels), emb.normalized,
+    )
 
 
 def train_stage(
@@ -83,44 +88,36 @@ def train_stage(
     kind: str,
     progress: bool,
     null_mode: str | None = "disjoint",
+    victim: VictimSpec | None = None,
 ) -> TrainedVictim:
-    """Train the victim head. Kind 'null' is the control: trained on a seeded shuffle of the labels
-    of a disjoint draw (null_mode 'disjoint') or of the members ('shuffled'), or left at its
-    initialisation ('untrained')."""
-    labels = torch.as_tensor(split.member_labels)
-    x, shift = emb.members, None
-    if kind == "null" and null_mode == "disjoint":
-        if emb.null_members is None:
-            raise HarnessError("null_victim", null_mode, "the split drew no disjoint null set; load it with this task")
-        labels, x = torch.as_tensor(split.null_labels), emb.null_members
-        shift = emb.null_mean - emb.mean
-    if kind == "null" and null_mode in ("shuffled", "disjoint"):
-        labels = shuffled_labels(labels, seed)
-    num_classes = len(split.class_names)
-    cfg = TrainConfig(
-        loss=recipe.loss, optimizer=recipe.optimizer, lr=recipe.lr, weight_decay=recipe.weight_decay,
-        max_steps=recipe.max_steps, target_loss=recipe.target_loss, grad_tol=recipe.grad_tol, seed=seed,
-        plateau_steps=recipe.plateau_steps, plateau_tol=recipe.plateau_tol,
-    )
-    trained = not (kind == "null" and null_mode == "untrained")
-    head, report = fit_head(x, labels, num_classes, recipe.widths, recipe.bias, recipe.init_scale, cfg, seed, trained, progress)
-    non_labels = torch.as_tensor(split.nonmember_labels)
-    non = emb.nonmembers if shift is None else emb.nonmembers - shift  # in the head's own centring
-    test_acc = accuracy(head, recipe.loss, non, non_labels)
-    residual = oracle_residual(head, recipe.loss, x, labels)  # on the head's own training set
-    return TrainedVictim(kind, head, labels, report, test_acc, residual, shift)
+    """Train the victim (kind 'real') or its control (kind 'null', by `null_mode`) with the task's
+    victim recipe (input transform + trainer); see harness/victims/build.py."""
+    return build_victim(victim or VictimSpec(), recipe, victim_data(emb, split), seed, kind, null_mode, progress)
 
 
-def given_head_stage(head: MLPHead, loss: str, emb: Embedded, split: MemberSplit, path: str) -> TrainedVictim:
-    """A head the user was given: check it fits the embedding, then treat it as the victim."""
+def given_head_stage(head: MLPHead, loss: str, emb: Embedded, split: MemberSplit, path: str,
+                     frame: Frame | None = None) -> TrainedVictim:
+    """A head the user was given, with the frame saved beside it (else: centred by the members' mean)."""
     if head.in_dim != emb.dim:
         raise HarnessError("head", path, f"takes {head.in_dim}-d inputs but the backbone embeds to {emb.dim}-d")
     want = output_dim(loss, len(split.class_names))
     if head.out_dim != want:
         raise HarnessError("head", path, f"has {head.out_dim} outputs; loss {loss!r} over {len(split.class_names)} classes needs {want}")
+    if frame is None or not bool(frame.mean.abs().sum() > 0):
+        frame = Frame(emb.mean, None, emb.normalized, "none")
     labels = torch.as_tensor(split.member_labels)
-    test_acc = accuracy(head, loss, emb.nonmembers, torch.as_tensor(split.nonmember_labels))
-    return TrainedVictim("real", head, labels, None, test_acc, oracle_residual(head, loss, emb.members, labels))
+    data = victim_data(emb, split)
+    x = frame.apply(data.members)
+    test_acc = accuracy(head, loss, frame.apply(data.public), torch.as_tensor(split.nonmember_labels))
+    return TrainedVictim("real", head, frame, labels, None, test_acc, oracle_residual(head, loss, x, labels),
+                         VictimSpec(transform=frame.transform, trainer="given"), {}, active_share(head, x))
+
+
+def public_norm(frame: Frame, emb: Embedded) -> float | None:
+    """Median norm of the public non-members in a victim's frame: the norm prior's scale."""
+    n, k = len(emb.members), len(emb.members) + len(emb.nonmembers)
+    public = frame.apply(emb.raw[n:k] if emb.raw is not None else emb.nonmembers + emb.mean)
+    return float(public.norm(dim=1).median()) if len(public) else None
 
 
 def attack_stage(
@@ -132,21 +129,22 @@ def attack_stage(
     pixels: bool,
     progress: bool,
 ) -> AttackResult:
-    """Run the attack on what an attacker knows: weights, recipe, the victim's training mean, a public
-    norm estimate. Candidates come back centred by the members' mean (see TrainedVictim.shift)."""
-    typical = float(emb.nonmembers.norm(dim=1).median()) if len(emb.nonmembers) else None
-    victim = Victim(
-        head=copy.deepcopy(trained.head),
-        loss=recipe.loss,
-        num_classes=num_classes,
-        mean=emb.mean if trained.shift is None else emb.mean + trained.shift,
-        weight_decay=recipe.weight_decay,
-        prior="box" if pixels else "norm",
-        typical_norm=typical,
-    )
-    result = make_attack(attack.name, attack.params).reconstruct(victim, progress=progress)
-    if trained.shift is not None:
-        result.candidates = result.candidates + trained.shift.to(result.candidates.dtype)
+    """Run the attack on what an attacker knows: weights, recipe, the victim's published frame, a public
+    norm estimate in that frame. Candidates come back centred by the members' mean, unscaled (the space
+    scoring, selection and inversion work in)."""
+    frame = trained.frame
+    typical = public_norm(frame, emb)
+    victim = attack_view(trained, recipe, num_classes, "box" if pixels else "norm", typical)
+    if trained.linear:  # a weighted sum of the members, scored as it is: no search
+        result = linear_signal(victim, typical)
+    else:
+        result = make_attack(attack.name, attack.params).reconstruct(victim, progress=progress)
+    if len(result.candidates):
+        c = result.candidates
+        if frame.scale is None:  # a shift only (zero for the real victim, whose mean is the members')
+            result.candidates = c + (frame.mean - emb.mean).to(c.dtype)
+        else:
+            result.candidates = (frame.to_raw(c.double()) - emb.mean.double()).to(c.dtype)
     return result
 
 

@@ -21,11 +21,10 @@ from harness.runner.lock import StoreLock
 from harness.runner.resume import clear_failures, done_shards, load_trained, save_trained
 from harness.runner.tables import failure_table, read_file, write_table
 from harness.runner.work import REAL, Stages
+from harness.pipeline.unit import TABLES
 from harness.store.store import ResultStore
 from harness.sweep.plan import PlannedUnit, SweepPlan
 
-# victims last: the unit's done marker
-TABLE_ORDER = ["candidates", "attack_runs", "matches", "selections", "selection_scores", "victims"]
 
 
 @dataclass
@@ -153,7 +152,7 @@ class SweepDriver:
                 self._fail(ur, what, exc)
             return
         if what == "train":
-            ur.head_paths = save_trained(self.store.root, uid, ur.pu.unit.task.head.loss, value)
+            ur.head_paths = save_trained(self.store.root, ur.pu.unit, value)
             ur.trained, ur.trained_ready = ref, True
             ur.todo.extend(ur.pu.jobs())
         elif what == "shard":
@@ -165,7 +164,7 @@ class SweepDriver:
             self._emit("shard", unit_id=uid, kind=kind, shard=job.index, submitted=t_submit,
                        written=time.perf_counter(), compute_s=compute)
         elif what == "finish":
-            for name in TABLE_ORDER:
+            for name in TABLES:  # victims last: the unit's done marker
                 if name in value:
                     write_table(self.store, name, uid, value[name])
             clear_failures(self.store, uid)

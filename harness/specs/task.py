@@ -7,6 +7,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator, model_validator
 
 from harness.invert.recipe import EvidenceRecipe
+from harness.victims.spec import VictimSpec
 from harness.specs.names import SpecFieldError, check_name
 
 
@@ -61,6 +62,7 @@ class TaskSpec(_Strict):
     nonmembers: StrictInt = Field(200, ge=0, description="held-out samples of the same classes (the control)")
     seed: StrictInt = Field(0, ge=0, le=2**32 - 1, description="seeds the member draw, the head and the attack")
     head: HeadRecipe = HeadRecipe()
+    victim: VictimSpec = Field(default_factory=VictimSpec, description="victim recipe: input transform + trainer")
     attack: AttackRecipe = AttackRecipe()
     evidence: EvidenceRecipe = Field(default_factory=EvidenceRecipe, description="selection and inversion after the attack")
     fpr: float = Field(0.01, gt=0, lt=1, description="false-positive rate of the reported threshold")

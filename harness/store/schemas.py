@@ -36,6 +36,14 @@ VICTIMS = [
     pa.field("train_acc", pa.float64()),
     pa.field("test_acc", pa.float64()),
     pa.field("oracle_residual", pa.float64()),
+    pa.field("recipe", pa.string()),  # the victim recipe: TRANSFORM+TRAINER (e.g. standardize+paper)
+    pa.field("transform", pa.string()),  # input transform published with the head: none | standardize | l2
+    pa.field("trainer", pa.string()),  # paper | sklearn-mlp | default-torch | linear | dp-sgd | given
+    pa.field("trainer_params", pa.string()),  # JSON: the trainer's parameters as the task set them
+    pa.field("trainer_info", pa.string()),  # JSON: what the trainer recorded (validation loss, privacy spent)
+    pa.field("dp_epsilon", pa.float64()),  # dp-sgd: the epsilon reached (at trainer_info's delta)
+    pa.field("active_share", pa.float64()),  # mean share of first-layer units firing on a member (~1: near linear)
+    pa.field("typical_norm", pa.float64()),  # median norm of a public input in the victim's frame (the prior's scale)
     pa.field("attack", pa.string()),
     pa.field("n_runs", pa.int64()),
     pa.field("n_candidates", pa.int64()),
@@ -72,6 +80,8 @@ ATTACK_RUNS = [
     pa.field("wall_s", pa.float64()),
     pa.field("run_settings", pa.string()),  # JSON
     pa.field("loss_curve", pa.list_(pa.float64())),
+    # iterations | time_budget (the opt-in time_budget_s cut it) | pruned | diverged; null in older results
+    pa.field("stopped_by", pa.string()),
 ]
 
 CANDIDATES = [

@@ -1,0 +1,77 @@
+"""Compare two results directories table by table, ignoring what legitimately differs between runs
+(timings, timestamps, unit ids and settings JSON, versions, head paths).
+
+    python bench/compare_results.py DIR_A DIR_B [--tol 0]
+
+Prints, per table, the rows and the columns that differ (max absolute difference for numbers).
+Exit 0 when every compared value matches within --tol."""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from pathlib import Path
+
+import pyarrow.parquet as pq
+
+IGNORE = {"unit_id", "settings", "versions", "created_at", "head_path", "wall_s", "embed_s", "train_s", "attack_s",
+          "score_s", "select_s", "device", "embed_cache_hit", "loss_curve", "run_settings", "details", "compute_s", "node"}
+IGNORE_SUFFIX = ("_s",)
+
+
+def rows(root: Path, table: str) -> list[dict]:
+    files = sorted((root / table).glob("*.parquet"))
+    out = []
+    for f in files:
+        out += pq.read_table(f).to_pylist()
+    return out
+
+
+def diff(a, b, tol: float) -> float | None:
+    """None when equal (within tol), else a size of the difference."""
+    if isinstance(a, list) and isinstance(b, list):
+        if len(a) != len(b):
+            return float("inf")
+        ds = [diff(x, y, tol) for x, y in zip(a, b)]
+        ds = [d for d in ds if d is not None]
+        return max(ds) if ds else None
+    if isinstance(a, float) and isinstance(b, float):
+        if math.isnan(a) and math.isnan(b):
+            return None
+        d = abs(a - b)
+        return d if d > tol else None
+    return None if a == b else float("inf")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("a", type=Path)
+    ap.add_argument("b", type=Path)
+    ap.add_argument("--tol", type=float, default=0.0)
+    args = ap.parse_args()
+    same = True
+    tables = sorted({p.name for p in args.a.iterdir() if p.is_dir() and p.name != "heads"})
+    for t in tables:
+        ra, rb = rows(args.a, t), rows(args.b, t)
+        if len(ra) != len(rb):
+            print(f"{t}: {len(ra)} vs {len(rb)} rows")
+            same = False
+            continue
+        cols: dict[str, float] = {}
+        for x, y in zip(ra, rb):
+            for k in x:
+                if k in IGNORE or k.endswith(IGNORE_SUFFIX) or k not in y:
+                    continue
+                d = diff(x[k], y[k], args.tol)
+                if d is not None:
+                    cols[k] = max(cols.get(k, 0.0), d)
+        extra = sorted(set(rb[0]) - set(ra[0])) if ra else []
+        status = "identical" if not cols else "differs: " + ", ".join(f"{k} (max {v:.3g})" for k, v in sorted(cols.items()))
+        print(f"{t}: {len(ra)} rows {status}" + (f"; new columns in B: {', '.join(extra)}" if extra else ""))
+        same &= not cols
+    return 0 if same else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

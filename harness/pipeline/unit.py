@@ -1,0 +1,249 @@
+"""One unit of work, stage by stage; the only place the order of the stages is written.
+
+    prepare (data, embed) -> train (victim and null victim) -> attack (per victim; shards on Ray)
+      -> finish (score, select) -> [invert: `run` only, on the backbone] -> tables -> write
+
+`recon-harness run` calls `run_unit` (every stage in process). The Ray runner (harness/runner)
+calls the same stage functions as tasks and actors: it decides where each stage runs, never what
+it does.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from rich.console import Console
+
+from harness.attacks import make_attack
+from harness.attacks.base import AttackResult
+from harness.backbones.load import Backbone, load_backbone
+from harness.backbones.resolve import ResolvedModel, resolve_model
+from harness.data.split import MemberSplit, load_split
+from harness.heads.io import save_head
+from harness.heads.mlp import MLPHead
+from harness.invert.recipe import EvidenceRecipe
+from harness.pipeline.evidence import VictimEvidence, invert_stage, inversion_rows, select_stage, selection_rows, selection_score_rows
+from harness.pipeline.plan import Unit
+from harness.pipeline.rows import VictimOutcome, candidate_rows, match_rows, provenance, run_rows, victim_row
+from harness.pipeline.stages import (
+    Embedded, attack_stage, embed_stage, given_head_stage, image_shape, pixel_score_stage, score_stage, train_stage,
+)
+from harness.specs.model_card import ModelCard
+from harness.specs.task import AttackRecipe, TaskSpec
+from harness.store.store import ResultStore
+from harness.victims.build import TrainedVictim, recipe_parts
+from harness.victims.frame import Frame
+
+# Every result table a unit writes, in writing order: the victims table last (it marks the unit done).
+TABLES = ("candidates", "attack_runs", "matches", "selections", "selection_scores", "inversions", "victims")
+
+
+def head_path(root: Path, unit_id: str, kind: str) -> Path:
+    """Where a unit's victim head is saved (the one place that names it)."""
+    return Path(root) / "heads" / f"{unit_id}-{kind}.safetensors"
+
+
+@dataclass
+class Prepared:
+    split: MemberSplit  # without the raw inputs once `light()` (rows, labels, classes only)
+    emb: Embedded
+    source: str  # where the weights came from
+    revision: str
+    image_shape: tuple[int, int, int] | None = None  # (C, H, W) of the members, `identity` backbone only
+
+    def light(self) -> "Prepared":
+        return replace(self, split=replace(self.split, member_inputs=[], nonmember_inputs=[], null_inputs=[]))
+
+
+@dataclass
+class Trained:
+    victims: dict[str, TrainedVictim]
+    train_s: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class UnitOutput:
+    unit: Unit
+    resolved: ResolvedModel
+    split: MemberSplit
+    emb: Embedded
+    outcomes: dict[str, VictimOutcome]
+    evidence: dict[str, VictimEvidence] = field(default_factory=dict)  # victim kind -> selection + inversions
+    recipe: EvidenceRecipe = field(default_factory=EvidenceRecipe)
+    row_counts: dict[str, int] = field(default_factory=dict)
+    wall_s: float = 0.0
+
+
+def plan_unit(task: TaskSpec, card: ModelCard, head_file: str | None = None) -> tuple[Unit, ResolvedModel]:
+    """Check the attack's parameters and the victim recipe, and resolve the card's revision, before any work."""
+    make_attack(task.attack.name, task.attack.params)
+    recipe_parts(task.victim)
+    resolved = resolve_model(card)
+    return Unit(task, card, resolved.revision, head_file), resolved
+
+
+def victim_kinds(task: TaskSpec, given_head: bool) -> tuple[str, ...]:
+    return ("real",) + (("null",) if task.null_victim and not given_head else ())
+
+
+def normalizes(task: TaskSpec, card: ModelCard) -> bool:
+    """L2-normalise embeddings: the task's choice, else the card's; the `l2` transform requires it."""
+    chosen = card.normalize if task.head.l2_normalize is None else task.head.l2_normalize
+    return bool(chosen or task.victim.transform == "l2")
+
+
+# ---- the stages ----------------------------------------------------------------------------------
+def prepare(backbone: Backbone, unit: Unit, base_dir, cache_dir, progress: bool = False) -> Prepared:
+    split = load_split(unit.task, base_dir)
+    emb = embed_stage(backbone, split, normalizes(unit.task, unit.card), cache_dir, progress)
+    shape = image_shape(split) if unit.card.is_identity else None
+    return Prepared(split, emb, backbone.resolved.source, backbone.resolved.revision, shape)
+
+
+def train(unit: Unit, prep: Prepared, kinds: tuple[str, ...], given: tuple[MLPHead, Frame | None] | None = None,
+          progress: bool = False) -> Trained:
+    out = Trained({})
+    for kind in kinds:
+        t0 = time.perf_counter()
+        if given is not None:
+            out.victims[kind] = given_head_stage(given[0], unit.task.head.loss, prep.emb, prep.split, unit.head_file, given[1])
+        else:
+            out.victims[kind] = train_stage(prep.emb, prep.split, unit.task.head, unit.task.seed, kind, progress,
+                                            unit.task.null_victim, unit.task.victim)
+        out.train_s[kind] = time.perf_counter() - t0
+    return out
+
+
+def attack(unit: Unit, prep: Prepared, trained: Trained, kind: str, params: dict | None = None,
+           progress: bool = False) -> AttackResult:
+    """Attack one victim; `params` overrides the task's attack parameters (a shard's restarts and seed)."""
+    task = unit.task
+    recipe = task.attack if params is None else AttackRecipe(name=task.attack.name, params=params)
+    return attack_stage(trained.victims[kind], prep.emb, task.head, recipe, len(prep.split.class_names),
+                        unit.card.is_identity, progress)
+
+
+def finish(unit: Unit, prep: Prepared, trained: Trained, results: dict[str, AttackResult],
+           select: bool = True) -> tuple[dict[str, VictimOutcome], dict[str, VictimEvidence]]:
+    """Score each victim's candidates (members vs non-members, SSIM for pixels) and select without ground truth."""
+    outcomes, evidence = {}, {}
+    recipe = unit.task.evidence
+    for kind, result in results.items():
+        t0 = time.perf_counter()
+        scores = score_stage(result, prep.emb, unit.task.fpr)
+        pixels = pixel_score_stage(result, prep.emb, unit.task.fpr, prep.image_shape) if prep.image_shape else None
+        outcomes[kind] = VictimOutcome(trained.victims[kind], result, scores, trained.train_s.get(kind, 0.0), result.wall_s,
+                                       time.perf_counter() - t0, pixels=pixels)
+        if select and recipe.enabled and len(result.candidates):
+            evidence[kind] = select_stage(result, prep.emb, scores, recipe)
+    return outcomes, evidence
+
+
+def tables(unit: Unit, prep: Prepared, outcomes: dict[str, VictimOutcome], evidence: dict[str, VictimEvidence],
+           head_paths: dict[str, str]) -> dict[str, list[dict]]:
+    """The unit's rows, table by table (TABLES order)."""
+    base = provenance(unit, prep.source)
+    out: dict[str, list[dict]] = {name: [] for name in TABLES}
+    for kind, vo in outcomes.items():
+        vo.head_path = head_paths.get(kind, "")
+        out["candidates"] += candidate_rows(base, vo)
+        out["attack_runs"] += run_rows(base, vo)
+        out["matches"] += match_rows(base, prep.split, vo)
+        ev = evidence.get(kind)
+        if ev is not None:
+            out["selections"] += selection_rows(base, kind, ev, unit.task.evidence)
+            out["selection_scores"] += selection_score_rows(base, kind, ev)
+            out["inversions"] += inversion_rows(base, kind, ev)
+        out["victims"].append(victim_row(base, unit, prep.split, prep.emb, vo, prep.emb.cache_hit))
+    return out
+
+
+def save_heads(root: Path, unit: Unit, trained: Trained) -> dict[str, str]:
+    """Each victim's head with its frame (safetensors); returns paths relative to root."""
+    paths = {}
+    for kind, v in trained.victims.items():
+        path = head_path(root, unit.unit_id, kind)
+        meta = {"unit_id": unit.unit_id, "victim": kind, "loss": unit.task.head.loss, "recipe": v.recipe.label}
+        save_head(v.head, path, meta, frame=v.frame)
+        paths[kind] = str(path.relative_to(root))
+    return paths
+
+
+def write_unit(out: Path, unit: Unit, rows: dict[str, list[dict]]) -> dict[str, int]:
+    """The tables in order; the victims table last marks the unit done."""
+    store = ResultStore(out)
+    for name in TABLES:
+        store.write(name, unit.unit_id, rows[name])
+    return {k: len(v) for k, v in rows.items()}
+
+
+# ---- in process: `recon-harness run` --------------------------------------------------------------
+def _stage(console: Console, label: str) -> float:
+    console.print(f"[bold cyan]>[/] {label}")
+    return time.perf_counter()
+
+
+def run_unit(unit: Unit, resolved: ResolvedModel, out: Path | None, cache_dir: Path | None = None,
+             base_dir: Path | None = None, progress: bool = True, console: Console | None = None,
+             evidence: EvidenceRecipe | None = None, given: tuple[MLPHead, Frame | None] | None = None) -> UnitOutput:
+    """All stages in order, in this process; rows and heads are written only once every stage has succeeded."""
+    console = console or Console(stderr=True, quiet=not progress, width=None if sys.stderr.isatty() else 160)
+    if evidence is not None:
+        unit = replace(unit, task=unit.task.model_copy(update={"evidence": evidence}))
+    task, card = unit.task, unit.card
+    t_all = time.perf_counter()
+    if out is not None:
+        ResultStore.check(out)
+
+    _stage(console, f"data: {task.data.source} ({task.per_class}/class x {len(task.classes)}, {task.nonmembers} non-members)")
+    backbone = load_backbone(resolved)
+    console.print(f"  embed: {card.id}@{resolved.revision[:12]} ({resolved.source})")
+    prep = prepare(backbone, unit, base_dir, cache_dir, progress)
+    emb = prep.emb
+    console.print(f"  {emb.members.shape[0] + emb.nonmembers.shape[0]} x {emb.dim}-d, cache {'hit' if emb.cache_hit else 'miss'}, {emb.wall_s:.1f}s")
+
+    trained, results = Trained({}), {}
+    for kind in victim_kinds(task, given is not None):
+        _stage(console, f"victim ({kind}): {task.victim.label}, head {[emb.dim, *task.head.widths]} loss={task.head.loss}")
+        got = train(unit, prep, (kind,), given, progress)
+        trained.victims.update(got.victims)
+        trained.train_s.update(got.train_s)
+        v = got.victims[kind]
+        if v.report:
+            console.print(
+                f"  loss {v.report.final_loss:.2e}, grad {v.report.grad_norm:.1e}, {v.report.steps} steps ({v.report.stopped_by}), "
+                f"train acc {v.report.train_acc:.2f}, test acc {v.test_acc:.2f}, oracle residual {v.oracle_residual:.3f}"
+                + (f", active units {v.active_share:.2f}" if v.active_share is not None else "")
+            )
+        _stage(console, f"attack ({kind}): {'weighted-sum (linear head)' if v.linear else task.attack.name}")
+        results[kind] = attack(unit, prep, trained, kind, progress=progress)
+    outcomes, ev = finish(unit, prep, trained, results)
+    for kind, vo in outcomes.items():
+        s, px = vo.scores, vo.pixels
+        console.print(
+            f"  {kind}: {len(vo.result.runs)} runs, {len(vo.result.candidates)} candidates in {vo.attack_s:.1f}s; "
+            f"TPR@{task.fpr:.0%}FPR {s.tpr:.2f} (threshold {s.threshold:.3f}); {int((s.member_best > 0.8).sum())}/{prep.split.n} "
+            f"members at cosine > 0.8" + (f"; {px.good}/{prep.split.n} at SSIM > 0.4" if px else "")
+        )
+    for kind, e in ev.items():
+        t0 = _stage(console, f"select + invert ({kind})")
+        if kind == "real":
+            invert_stage(e, backbone, prep.split, emb, results[kind], task.evidence, cache_dir, base_dir, progress)
+        if e.cluster is not None:
+            console.print(
+                f"  {len(e.selection)} clusters in {e.select_s:.1f}s; top-20 precision {e.cluster.precision[20]:.2f} "
+                f"(lowest-loss baseline {e.baseline.precision[20]:.2f}); {len(e.inversions)} inversions in {time.perf_counter() - t0:.1f}s"
+            )
+    output = UnitOutput(unit, resolved, prep.split, emb, outcomes, ev, task.evidence)
+    if out is not None:
+        paths = {kind: str(head_path(out, unit.unit_id, kind).relative_to(out)) for kind in trained.victims}
+        rows = tables(unit, prep, outcomes, ev, paths)
+        ResultStore(out)  # the marker first: heads then rows go into a results directory
+        save_heads(out, unit, trained)
+        output.row_counts = write_unit(out, unit, rows)
+    output.wall_s = time.perf_counter() - t_all
+    return output
+

@@ -1,0 +1,136 @@
+"""The one way a victim is built (run, sweep, bench and tests): fit the recipe's input transform on the
+training rows, train the head with the recipe's trainer, and measure how stationary it is.
+
+The null victims (controls) are built here too: 'disjoint' trains the same recipe on shuffled labels
+of a disjoint draw (its own transform, fitted on that draw), 'shuffled' on shuffled labels of the
+members, 'untrained' leaves the head at its initialisation.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from pydantic import ValidationError
+
+from harness.attacks.base import Victim
+from harness.diagnostics.oracle import oracle_residual
+from harness.errors import HarnessError, did_you_mean
+from harness.heads.mlp import MLPHead
+from harness.heads.train import TrainReport, accuracy
+from harness.specs.task import HeadRecipe
+from harness.victims.frame import Frame
+from harness.victims.spec import VictimSpec
+from harness.victims.trainers import TRAINERS
+from harness.victims.trainers.base import Trainer
+from harness.victims.trainers.paper import Paper
+from harness.victims.transforms import TRANSFORMS, Transform
+
+NULL_MODES = ("disjoint", "shuffled", "untrained")
+
+
+@dataclass
+class VictimData:
+    """Embeddings (L2-normalised when the frame is on the sphere, not yet centred) and labels."""
+
+    members: torch.Tensor
+    labels: torch.Tensor
+    num_classes: int
+    public: torch.Tensor  # non-members: public rows of the same distribution (test accuracy, validation)
+    public_labels: torch.Tensor
+    null: torch.Tensor | None = None  # the disjoint null victim's training draw
+    null_labels: torch.Tensor | None = None
+    l2: bool = False
+
+
+@dataclass
+class TrainedVictim:
+    kind: str  # "real" or "null"
+    head: MLPHead
+    frame: Frame  # the transform published with the head: what maps embeddings to its inputs
+    labels: torch.Tensor  # the labels the head was trained on
+    report: TrainReport | None  # None for a head given as a file
+    test_acc: float
+    oracle_residual: float
+    recipe: VictimSpec = field(default_factory=VictimSpec)
+    info: dict[str, Any] = field(default_factory=dict)  # the trainer's record (e.g. epsilon reached)
+    active_share: float | None = None  # mean share of first-layer units active on a training row
+
+    @property
+    def linear(self) -> bool:
+        return len(self.head.layers) == 1
+
+
+def shuffled_labels(labels: torch.Tensor, seed: int = 0) -> torch.Tensor:
+    """The seeded shuffle of the labels that the 'shuffled' and 'disjoint' null victims are trained on."""
+    return labels[torch.randperm(len(labels), generator=torch.Generator().manual_seed(seed + 1))]
+
+
+def recipe_parts(spec: VictimSpec) -> tuple[Transform, Trainer]:
+    """The recipe's transform and trainer, checked: unknown names and bad parameters are one-line errors."""
+    if spec.transform not in TRANSFORMS:
+        raise HarnessError("victim.transform", spec.transform,
+                           f"unknown transform{did_you_mean(spec.transform, TRANSFORMS)}; known: {', '.join(TRANSFORMS)}")
+    if spec.trainer not in TRAINERS:
+        raise HarnessError("victim.trainer", spec.trainer,
+                           f"unknown trainer{did_you_mean(spec.trainer, TRAINERS)}; known: {', '.join(TRAINERS)}")
+    cls = TRAINERS[spec.trainer]
+    fields = cls.Params.model_fields
+    for key in spec.params:
+        if key not in fields:
+            allowed = ", ".join(fields) or "none"
+            raise HarnessError(f"victim.params.{key}", spec.params[key],
+                               f"not a parameter of trainer {spec.trainer!r}{did_you_mean(key, fields)}; allowed: {allowed}")
+    try:
+        trainer = cls(spec.params)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = ".".join(str(x) for x in err.get("loc", ()))
+        raise HarnessError(f"victim.params.{loc}", err.get("input"), err.get("msg", "invalid")) from None
+    trainer.check()
+    return TRANSFORMS[spec.transform](), trainer
+
+
+def active_share(head: MLPHead, x: torch.Tensor) -> float | None:
+    """Mean share of first-layer units that fire on a row (near 1: a near-linear head, members not identifiable)."""
+    if len(head.layers) < 2 or len(x) == 0:
+        return None
+    return float(head.activation_patterns(x)[0].float().mean())
+
+
+def build_victim(spec: VictimSpec, head: HeadRecipe, data: VictimData, seed: int, kind: str = "real",
+                 null_mode: str | None = None, progress: bool = False) -> TrainedVictim:
+    """Train the real victim (kind 'real') or its control (kind 'null', by `null_mode`)."""
+    transform, trainer = recipe_parts(spec)
+    u, labels = data.members, data.labels
+    if kind == "null":
+        if null_mode not in NULL_MODES:
+            raise HarnessError("null_victim", null_mode, f"must be one of {', '.join(NULL_MODES)}")
+        if null_mode == "disjoint":
+            if data.null is None or len(data.null) == 0:
+                raise HarnessError("null_victim", null_mode, "the split drew no disjoint null set; load it with this task")
+            u, labels = data.null, data.null_labels
+        if null_mode in ("shuffled", "disjoint"):
+            labels = shuffled_labels(labels, seed)
+    frame = transform.fit(u.float(), data.l2)
+    x = frame.apply(u.float())
+    num_classes = data.num_classes
+    public = frame.apply(data.public.float())
+    if kind == "null" and null_mode == "untrained":
+        fitted = Paper().untrained(x, labels, num_classes, head, seed)
+    else:
+        fitted = trainer.fit(x, labels, num_classes, head, seed, progress, (public, data.public_labels))
+    model = fitted.head
+    return TrainedVictim(
+        kind, model, frame, labels, fitted.report, accuracy(model, head.loss, public, data.public_labels),
+        oracle_residual(model, head.loss, x, labels), spec, fitted.info, active_share(model, x),
+    )
+
+
+def attack_view(v: TrainedVictim, head: HeadRecipe, num_classes: int, prior: str = "norm",
+                typical_norm: float | None = None) -> Victim:
+    """What the attacker of `v` knows: a copy of its weights, its recipe and its published frame."""
+    return Victim(head=copy.deepcopy(v.head), loss=head.loss, num_classes=num_classes, frame=v.frame,
+                  weight_decay=head.weight_decay, prior=prior, typical_norm=typical_norm)

@@ -1,0 +1,68 @@
+"""What every trainer takes and returns. A trainer declares `Params` and implements `fit`."""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, ClassVar
+
+import torch
+from pydantic import BaseModel, ConfigDict
+
+from harness.heads.losses import data_loss, predictions, targets_for
+from harness.heads.mlp import MLPHead
+from harness.heads.train import TrainReport
+from harness.specs.task import HeadRecipe
+
+
+class TrainerParams(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+@dataclass
+class Fitted:
+    head: MLPHead
+    report: TrainReport
+    info: dict[str, Any] = field(default_factory=dict)  # recorded on the victim's row (e.g. the epsilon reached)
+
+
+class Trainer:
+    name: ClassVar[str]
+    Params: ClassVar[type[TrainerParams]] = TrainerParams
+    linear: ClassVar[bool] = False  # no hidden layer: the KKT condition fixes only a weighted sum of the members
+
+    def __init__(self, params: TrainerParams | dict | None = None):
+        self.params = params if isinstance(params, TrainerParams) else self.Params(**(params or {}))
+
+    def check(self) -> None:
+        """Fail before any work when the trainer cannot run here (a missing optional package)."""
+
+    def fit(self, x: torch.Tensor, labels: torch.Tensor, num_classes: int, head: HeadRecipe, seed: int,
+            progress: bool, val: tuple[torch.Tensor, torch.Tensor] | None) -> Fitted:
+        raise NotImplementedError
+
+
+def report_of(head: MLPHead, loss: str, x: torch.Tensor, labels: torch.Tensor, num_classes: int,
+              penalty: Callable[[MLPHead], torch.Tensor] | None, steps: int, stopped_by: str, t0: float) -> TrainReport:
+    """The training record on the whole training set: data loss, objective (with `penalty`), its gradient norm."""
+    target = targets_for(loss, labels, num_classes)
+    params = list(head.parameters())
+    data = data_loss(loss, head(x), target)
+    obj = data + (penalty(head) if penalty else 0.0)
+    grads = torch.autograd.grad(obj, params)
+    with torch.no_grad():
+        acc = float((predictions(loss, head(x)) == labels).float().mean())
+    gnorm = math.sqrt(sum(float((g**2).sum()) for g in grads))
+    return TrainReport(float(data.detach()), float(obj.detach()), gnorm, steps, acc, stopped_by, time.perf_counter() - t0)
+
+
+def glorot_(head: MLPHead, gen: torch.Generator, factor: float = 6.0) -> MLPHead:
+    """scikit-learn's MLP initialisation: weights and biases uniform in +-sqrt(factor / (fan_in + fan_out))."""
+    with torch.no_grad():
+        for layer in head.layers:
+            bound = math.sqrt(factor / (layer.in_features + layer.out_features))
+            layer.weight.copy_(torch.rand(layer.weight.shape, generator=gen) * 2 * bound - bound)
+            if layer.bias is not None:
+                layer.bias.copy_(torch.rand(layer.bias.shape, generator=gen) * 2 * bound - bound)
+    return head
