@@ -1,7 +1,7 @@
 """Run a sweep (cards x tasks x settings) on Ray: plan, shard, write as it goes, resume, exit code for cron.
 
 Exit codes: 0 every unit done (now or before); 1 some units failed (see the summary and the failures
-table); 2 bad input (one line); 130 interrupted. A rerun skips finished units and shards (--force recomputes).
+table); 2 bad input (one line); 3 internal error (one line, traceback in a log file); 130 interrupted. A rerun skips finished units and shards (--force recomputes).
 """
 
 from __future__ import annotations
