@@ -86,7 +86,8 @@ def _results(d: Path, corrupt: bool) -> Path:
 # Each case: (id, build(tmp) -> argv with "{out}" where --out goes, field the line must name, more text it must hold).
 # `{out}` is replaced by a fresh directory that must hold nothing afterwards.
 def _run(task: Path, *extra: str) -> list[str]:
-    return ["run", str(task), "--out", "{out}", "--quiet", "--no-evidence", *extra]
+    """Without --quiet: no progress line or library warning may come before the error."""
+    return ["run", str(task), "--out", "{out}", "--no-evidence", *extra]
 
 
 CASES = {
@@ -293,6 +294,26 @@ def test_shadowing_cards_and_tasks_are_announced(tmp_path, capfd, monkeypatch):
     assert "model card 'identity'" in err[0] and str(tmp_path / "models" / "identity.yaml") in err[0]
     assert str(ROOT / "models" / "identity.yaml") in err[0] and "shadows" in err[0]
     assert "task 'quickstart'" in err[1] and str(ROOT / "tasks" / "quickstart.yaml") in err[1]
+
+
+def test_a_shadowing_remote_code_card_is_announced_before_a_run(tmp_path, capfd, monkeypatch):
+    """The issue's scenario: ./models/identity.yaml turns on trust_remote_code; `run` says so before any stage."""
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / "identity.yaml").write_text(
+        "id: identity\nrevision: none\nmodality: image\npooling: flatten\ntrust_remote_code: true\n"
+    )
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("RECON_HARNESS_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr("harness.registry._ANNOUNCED", set())
+
+    def stop(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("harness.cli.run.run_unit", stop)
+    assert main(["run", str(_yaml(tmp_path, _image_task())), "--out", str(tmp_path / "out"), "--quiet"]) == 130
+    err = capfd.readouterr().err.strip().splitlines()
+    assert "shadows" in err[0] and "identity.yaml" in err[0], err
+    assert any("warning" in line and "trust_remote_code: true" in line and "'identity'" in line for line in err), err
 
 
 def test_remote_code_card_is_named_by_validate_and_run(tmp_path, capfd, monkeypatch):

@@ -104,10 +104,9 @@ def _too_few(task: TaskSpec, name: str, have: int, non: int, null: int) -> None:
     if have < task.per_class:
         raise HarnessError("per_class", task.per_class, f"{asked}; lower per_class (at most {have})")
     if have < task.per_class + non:
-        k = len(task.classes)
-        raise HarnessError(
-            "nonmembers", task.nonmembers, f"{asked}; lower nonmembers (at most about {(have - task.per_class) * k}) or per_class",
-        )
+        room = (have - task.per_class - null) * len(task.classes)
+        fix = f"lower nonmembers (to at most about {room})" if room > 0 else "lower per_class"
+        raise HarnessError("nonmembers", task.nonmembers, f"{asked}; {fix}" + (" or use null_victim: shuffled" if null else ""))
     raise HarnessError(
         "null_victim", task.null_victim, f"{asked}; lower per_class or nonmembers, or use null_victim: shuffled (no third draw)",
     )

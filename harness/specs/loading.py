@@ -82,6 +82,8 @@ def validation_error(model: type[BaseModel], exc: ValidationError, where: str) -
         return HarnessError(field, cause.value, str(cause), where)
     if err["type"] == "value_error":
         msg = msg.removeprefix("Value error, ")
+    elif err["type"] in ("int_type", "int_parsing", "bool_type") and isinstance(err.get("input"), (bool, str)):
+        msg += "; write true or false" if err["type"] == "bool_type" else "; write a whole number (true/false and text are not numbers)"
     return HarnessError(field, err.get("input"), msg, where)
 
 

@@ -164,8 +164,9 @@ class ResultStore:
                 parts.append(pq.read_table(f, columns=list(columns) if columns else None, schema=schema))
             except (pa.ArrowException, OSError) as exc:
                 first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                first = first.split(": ", 1)[-1].split(". ")[0][:120]  # the reason, not the path again
                 raise HarnessError(
-                    "results", str(f), f"is not a readable {table} table ({first[:160]}); delete it and rerun "
+                    "results", str(f), f"is not a readable {table} table ({first}); delete it and rerun "
                     "the unit that wrote it (or give another results directory)",
                 ) from None
         return pa.concat_tables(parts)
