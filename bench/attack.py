@@ -1,6 +1,6 @@
 """Benchmark of issue 3's targets: quality, speed ratios and trends of the `kkt` attack.
 
-    python bench/attack.py [--case text|pixels|multiclass|speed|trend|identify|all] [--minutes N]
+    python bench/attack.py [--case recipes|text|pixels|multiclass|speed|trend|identify|all] [--minutes N]
                            [--null-minutes N] [--trend-ns 10,20,50]
 
 Every figure is measured in this run, side by side; ratios compare runs made here, now.
@@ -25,17 +25,18 @@ from attack_data import cifar_pixels, shared_data, sst2_embeddings  # noqa: E402
 
 from harness.attacks import make_attack  # noqa: E402
 from harness.diagnostics.identifiability import check as ident_check  # noqa: E402
-from harness.diagnostics.oracle import oracle_residual  # noqa: E402
-from harness.heads.train import TrainConfig  # noqa: E402
 from harness.scoring.embedding import match  # noqa: E402
-from harness.scoring.null_victim import VictimRecipe, build_victim, shuffled_labels  # noqa: E402
 from harness.scoring.pixels import match_pixels  # noqa: E402
+from harness.specs.task import HeadRecipe  # noqa: E402
+from harness.victims.build import VictimData, attack_view, build_victim  # noqa: E402
+from harness.victims.spec import VictimSpec  # noqa: E402
 
-# Victim recipes (MLPHead + train_head knobs). Small init + weight decay, trained to a stationary
+
+# Head recipes for the `paper` trainer. Small init + weight decay, trained to a stationary
 # point: the attack needs theta = sum lambda grad Phi, i.e. a small oracle residual.
 def recipe(hidden=(1000,), wd=1e-3, init=1e-3, steps=3000, loss="logistic", lr=1e-3, optimizer="adam"):
-    return VictimRecipe(hidden, "first", init, TrainConfig(loss=loss, optimizer=optimizer, lr=lr, weight_decay=wd,
-                                                           max_steps=steps, target_loss=1e-4, grad_tol=1e-6))
+    return HeadRecipe(widths=list(hidden), bias="first", init_scale=init, loss=loss, optimizer=optimizer, lr=lr,
+                      weight_decay=wd, max_steps=steps, target_loss=1e-4, grad_tol=1e-6)
 
 
 # Pixel inputs have norm ~28 (embeddings: 1). Adam at a constant lr 1e-3 hovers (every weight moves
@@ -62,14 +63,12 @@ def victim_for(x, y, classes, rec, prior, nonmembers, null=None):
     """Build and train a victim (null: None, 'disjoint', 'shuffled' or 'untrained'); print its
     stationarity. For 'disjoint', (x, y) is the disjoint draw; the head is trained on its shuffled labels."""
     t = time.perf_counter()
-    mode = "shuffled" if null == "disjoint" else (null or "shuffled")
-    v, rep, xc = build_victim(x, y, classes, rec, prior=prior, null=null is not None, null_mode=mode)
-    nonc = nonmembers - v.mean
-    v.typical_norm = float(nonc.norm(dim=1).mean())  # public-data estimate (non-members are public)
-    y_train = shuffled_labels(y) if null in ("shuffled", "disjoint") else y
-    finite = all(bool(torch.isfinite(p).all()) for p in v.head.parameters())
-    orc = oracle_residual(v.head, v.loss, xc, y_train) if finite else float("nan")
-    act = (v.head.activation_patterns(xc)[0].float().mean())
+    mode = "shuffled" if null == "disjoint" else null  # (x, y) is already the disjoint draw
+    data = VictimData(x, y, classes, nonmembers[:0], y[:0], l2=prior == "sphere")
+    tv = build_victim(VictimSpec(), rec, data, 0, "null" if null else "real", mode)
+    rep, xc, nonc = tv.report, tv.frame.apply(x), tv.frame.apply(nonmembers)
+    v = attack_view(tv, rec, classes, prior, float(nonc.norm(dim=1).mean()))  # public-data norm estimate
+    orc, act = tv.oracle_residual, tv.active_share
     tag = {None: "REAL", "shuffled": "NULL shuffled-labels", "untrained": "NULL untrained",
            "disjoint": "NULL disjoint-draw"}[null]
     say(f"  victim {tag} {v.head.dims}: built in {time.perf_counter() - t:.0f}s, {rep.steps} steps "
@@ -259,7 +258,14 @@ def case_identify(minutes=None, null_minutes=None):
     identifiability(v, xc, y)
 
 
-CASES = {"text": case_text, "pixels": case_pixels, "multiclass": case_multiclass, "speed": case_speed,
+def case_recipes(minutes=None, null_minutes=None):
+    """Victim recipes x data (bench/recipes.py with its defaults): which heads leak, measured side by side."""
+    import recipes
+
+    recipes.main(["--scale"])
+
+
+CASES = {"recipes": case_recipes, "text": case_text, "pixels": case_pixels, "multiclass": case_multiclass, "speed": case_speed,
          "trend": case_trend, "identify": case_identify}
 
 

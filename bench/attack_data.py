@@ -100,3 +100,68 @@ def cifar_pixels(classes: list[int], n_per_class: int, n_nonmembers: int, seed: 
     if disjoint:
         out += (to_x(np.concatenate(dis)), torch.tensor(lab))
     return out
+
+
+FORTUNES = Path(os.environ.get("RECON_FORTUNES", "/usr/share/games/fortunes"))
+
+
+def fortunes_texts(categories: tuple[str, str], max_chars: int = 300) -> tuple[list[str], np.ndarray] | None:
+    """Quotes of two categories of Debian's `fortunes` package (text this repository does not hold),
+    one line each, as (texts, labels 0/1); None when the package is not installed."""
+    texts, labels = [], []
+    for k, cat in enumerate(categories):
+        path = FORTUNES / cat
+        if not path.is_file():
+            return None
+        for entry in path.read_text(errors="replace").split("\n%\n"):
+            t = " ".join(entry.split())
+            if 20 <= len(t) <= max_chars:
+                texts.append(t)
+                labels.append(k)
+    return texts, np.asarray(labels)
+
+
+def text_set(name: str, n_per_class: int, n_nonmembers: int, seed: int = 0) -> dict | None:
+    """MiniLM embeddings (unit norm) of members, labelled non-members and a disjoint null draw of the
+    members' size, for 'sst2' (../shared/data) or 'fortunes:CAT_A,CAT_B' (Debian's fortunes)."""
+    if name == "sst2":
+        import pyarrow.parquet as pq
+
+        root = shared_data()
+        if root is None:
+            return None
+        table = pq.read_table(root / "sst2" / "train-00000-of-00001.parquet").to_pandas()
+        texts, labels = list(table.sentence.values), table.label.values.astype(np.int64)
+    else:
+        got = fortunes_texts(tuple(name.split(":", 1)[1].split(",")))
+        if got is None:
+            return None
+        texts, labels = got
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(texts))
+    per_non = n_nonmembers // 2
+    mem, non, null = [], [], []
+    for c in (0, 1):
+        idx = order[labels[order] == c]
+        mem.append(idx[:n_per_class])
+        null.append(idx[n_per_class : 2 * n_per_class])
+        non.append(idx[2 * n_per_class : 2 * n_per_class + per_non])
+    mem, non, null = (np.concatenate(v) for v in (mem, non, null))
+    idx = np.concatenate([mem, non, null])
+    key = f"{name.replace(':', '_').replace(',', '-')}_seed{seed}_{n_per_class}_{n_nonmembers}"
+    emb = _embed_cached([texts[i] for i in idx], key)
+    a, b = len(mem), len(mem) + len(non)
+    lab = lambda ii: torch.tensor(labels[ii], dtype=torch.long)  # noqa: E731
+    return {"members": emb[:a], "labels": lab(mem), "public": emb[a:b], "public_labels": lab(non),
+            "null": emb[b:], "null_labels": lab(null), "texts": [texts[i] for i in mem], "l2": True}
+
+
+def pixel_set(classes: list[int], n_per_class: int, n_nonmembers: int, seed: int = 0) -> dict | None:
+    """CIFAR-10 pixels in the same layout as text_set (public labels balanced as the classes)."""
+    if shared_data() is None:
+        return None
+    x, y, non, x2, y2 = cifar_pixels(classes, n_per_class, n_nonmembers, seed, disjoint=True)
+    per = int(np.ceil(n_nonmembers / len(classes)))
+    non_labels = torch.arange(len(classes)).repeat_interleave(per)[:n_nonmembers]
+    return {"members": x, "labels": y, "public": non, "public_labels": non_labels, "null": x2, "null_labels": y2,
+            "texts": None, "l2": False}

@@ -209,9 +209,9 @@ def fake_prepare(state, unit, base_dir, cache_dir):
 
 
 def fake_train(unit, prep, kinds):
-    from harness.runner.work import Trained
+    from harness.pipeline.unit import Trained
 
-    return Trained({}, {}, None)
+    return Trained({}, {})
 
 
 def fake_shard(unit, prep, trained, kind, job):

@@ -9,6 +9,7 @@ os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"  # loopback only; Ray read
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 
 from harness.cli import main
@@ -156,3 +157,49 @@ def test_a_second_sweep_on_the_same_store_is_refused(tmp_path):
         with pytest.raises(HarnessError, match="another sweep is writing here"):
             _drive(plan, out).run()
     assert _drive(plan, out).run().units_done == 1
+
+
+def _shard_fails_for_null(unit, prep, trained, kind, job):
+    """A sweep that dies once the victims are trained: every null shard fails (the heads are on disk)."""
+    if kind == "null":
+        raise RuntimeError("worker lost")
+    return work.shard(unit, prep, trained, kind, job)
+
+
+VOLATILE = {"created_at", "versions", "wall_s", "train_s", "attack_s", "score_s", "embed_s", "select_s", "compute_s",
+            "embed_cache_hit", "node"}
+
+
+def _rows(store, table):
+    rows = store.read(table).to_pylist()
+    key = {"victims": ("victim",), "attack_runs": ("victim", "run_id"), "candidates": ("victim", "candidate"),
+           "matches": ("victim", "kind", "index")}[table]
+    return sorted(({k: v for k, v in r.items() if k not in VOLATILE} for r in rows), key=lambda r: [r[k] for k in key])
+
+
+def test_resumed_unit_equals_the_straight_run_null_victim_included(tmp_path):
+    """The null victim's frame (its own mean, the standardising scale) travels with its saved head, so a
+    unit resumed after its victims were trained gives the rows of the same unit run straight through."""
+    task = {**__import__("tests.test_sweep", fromlist=["TASK"]).TASK, "victim": {"transform": "standardize"},
+            "attack": {"name": "kkt", "params": {"m": 4, "restarts": 4, "iterations": 40, "rungs": 0}}}
+    plan, _ = _plan(tmp_path, tasks=[task], grid={})
+    straight, resumed = tmp_path / "straight", tmp_path / "resumed"
+    assert _drive(plan, straight).run().units_done == 1
+    broken = work.Stages(work.prepare, work.train, _shard_fails_for_null, work.finish)
+    assert _drive(plan, resumed, broken).run().units_failed == 1
+    from harness.runner.resume import load_trained
+
+    uid = next(plan.units()).unit_id
+    loaded, _ = load_trained(resumed, uid, ("real", "null"))
+    null = loaded.victims["null"]
+    assert null.frame.scale is not None and null.frame.transform == "standardize"
+    assert not torch.equal(null.frame.mean, loaded.victims["real"].frame.mean)  # its own draw's mean
+    counting = work.Stages(work.prepare, _no_train, work.shard, work.finish)  # resume must not retrain
+    assert _drive(plan, resumed, counting).run().units_done == 1
+    a, b = ResultStore(straight, create=False), ResultStore(resumed, create=False)
+    for table in ("victims", "attack_runs", "candidates", "matches"):
+        assert _rows(a, table) == _rows(b, table), table
+
+
+def _no_train(unit, prep, kinds):
+    raise AssertionError("a resumed unit reuses its trained victims")

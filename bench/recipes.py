@@ -1,0 +1,202 @@
+"""Victim recipes x data: which heads leak their members, measured side by side in one run.
+
+    python bench/recipes.py [--data sst2,fortunes:science,politics,cifar] [--recipes none+paper,standardize+paper,...]
+                            [--n 10] [--seeds 0] [--scale]
+    python bench/attack.py --case recipes      (the same, with its defaults)
+
+Each victim is built by the harness's victim builder (harness/victims) and attacked by the harness's
+attack stage (the same code `recon-harness run` runs), with the same attack budget (iterations, not
+time) for every recipe. Per recipe x data it prints: active units per member, oracle residual, the
+planted check (members + 30% noise: do they stay?), TPR@1%FPR, members at cosine > 0.8 (SSIM > 0.4
+for pixels) and the same for the disjoint null victim (same recipe, shuffled labels, a disjoint draw).
+`--scale` adds the x20 case: a head trained on MiniLM embeddings scaled x20, attacked with a unit-sphere
+prior that ignores the scale (before) and with the frame-aware prior (after).
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+warnings.filterwarnings("ignore")
+
+from attack_data import pixel_set, text_set  # noqa: E402
+
+from harness.attacks import make_attack  # noqa: E402
+from harness.attacks.base import Victim  # noqa: E402
+from harness.heads.train import fit_head  # noqa: E402
+from harness.victims.trainers.paper import head_config  # noqa: E402
+from harness.diagnostics.identifiability import check as planted_check  # noqa: E402
+from harness.pipeline.stages import Embedded, attack_stage, pixel_score_stage, score_stage  # noqa: E402
+from harness.scoring.embedding import match  # noqa: E402
+from harness.specs.task import AttackRecipe, HeadRecipe  # noqa: E402
+from harness.victims.build import VictimData, attack_view, build_victim  # noqa: E402
+from harness.victims.frame import Frame  # noqa: E402
+from harness.victims.spec import VictimSpec  # noqa: E402
+
+TEXT_HEAD = HeadRecipe(widths=[1000], init_scale=1e-3, optimizer="adam", lr=1e-3, weight_decay=1e-3, max_steps=3000,
+                       grad_tol=1e-6, plateau_steps=500, plateau_tol=1e-3)
+PIXEL_HEAD = HeadRecipe(widths=[1000], init_scale=1e-3, optimizer="gd", lr=1.0, weight_decay=1e-3, max_steps=3000,
+                        grad_tol=1e-6)
+TEXT_ATTACK = {"m": 40, "restarts": 16, "iterations": 1500, "brackets": 2, "subspace": "auto"}
+PIXEL_ATTACK = {"m": 40, "restarts": 16, "iterations": 1500, "brackets": 4, "subspace": "auto"}
+RECIPES = {
+    "none+paper": VictimSpec(),
+    "standardize+paper": VictimSpec(transform="standardize"),
+    "standardize+sklearn-mlp": VictimSpec(transform="standardize", trainer="sklearn-mlp"),
+    "standardize+default-torch": VictimSpec(transform="standardize", trainer="default-torch"),
+    "standardize+linear": VictimSpec(transform="standardize", trainer="linear"),
+    "standardize+dp-sgd(eps=8)": VictimSpec(transform="standardize", trainer="dp-sgd", params={"epsilon": 8.0}),
+    "standardize+dp-sgd(eps=1)": VictimSpec(transform="standardize", trainer="dp-sgd", params={"epsilon": 1.0}),
+}
+DATA = {"sst2": "MiniLM / SST-2 (../shared/data)", "fortunes:science,politics": "MiniLM / fortunes science vs politics",
+        "fortunes:computers,people": "MiniLM / fortunes computers vs people", "cifar": "pixels / CIFAR-10 automobile vs cat"}
+
+
+def say(*a):
+    print(*a, flush=True)
+
+
+def load(name: str, n: int, seed: int) -> dict | None:
+    return pixel_set([1, 3], n, 400, seed) if name == "cifar" else text_set(name, n, 400, seed)
+
+
+def embedded(d: dict) -> Embedded:
+    """The pipeline's Embedded for a data dict (members' centring, raw rows kept for the victims' frames)."""
+    mem, non = d["members"].float(), d["public"].float()
+    mean = mem.mean(0)
+    raw = torch.cat([mem, non, d["null"].float()])
+    return Embedded(mem - mean, non - mean, mean, d["l2"], True, 0.0, raw=raw)
+
+
+def one(d: dict, spec: VictimSpec, pixels: bool, seed: int, kind: str) -> dict:
+    head = PIXEL_HEAD if pixels else TEXT_HEAD
+    data = VictimData(d["members"].float(), d["labels"], 2, d["public"].float(), d["public_labels"], d["null"].float(),
+                      d["null_labels"], d["l2"])
+    t0 = time.perf_counter()
+    v = build_victim(spec, head, data, seed, kind, "disjoint" if kind == "null" else None)
+    train_s = time.perf_counter() - t0
+    emb = embedded(d)
+    params = {**(PIXEL_ATTACK if pixels else TEXT_ATTACK), "seed": seed}
+    t0 = time.perf_counter()
+    res = attack_stage(v, emb, head, AttackRecipe(name="kkt", params=params), 2, pixels, False)
+    attack_s = time.perf_counter() - t0
+    s = score_stage(res, emb, 0.01)
+    out = {"active": v.active_share, "oracle": v.oracle_residual, "tpr": s.tpr, "cos08": int((s.member_best > 0.8).sum()),
+           "n": len(emb.members), "train_s": train_s, "attack_s": attack_s, "linear": v.linear, "test_acc": v.test_acc,
+           "eps": v.info.get("epsilon"), "best_loss": min((r.final_loss for r in res.runs if r.status == "ok"), default=float("nan"))}
+    if pixels:
+        px = pixel_score_stage(res, emb, 0.01, (3, 32, 32))
+        out["ssim04"] = px.good if px else 0
+    if kind == "real" and not v.linear:
+        members = v.frame.apply(d["members"].float())
+        view = attack_view(v, head, 2, "box" if pixels else "norm", _public_norm(v.frame, d))
+        pc = planted_check(view, members, d["labels"], {**params, "iterations": 500, "subspace": "off"}, noise=0.3, seed=seed,
+                           scratch_params={"iterations": 10})
+        out["planted"] = f"{pc.end_good}/{len(members)}"
+    return out
+
+
+def _public_norm(frame: Frame, d: dict) -> float:
+    return float(frame.apply(d["public"].float()).norm(dim=1).median())
+
+
+def fmt_row(data: str, recipe: str, r: dict, nr: dict | None, pixels: bool) -> str:
+    good = f"{r['ssim04']}/{r['n']} ssim" if pixels else f"{r['cos08']}/{r['n']}"
+    null = "-" if nr is None else (f"{nr['ssim04']}/{nr['n']} ssim" if pixels else f"{nr['cos08']}/{nr['n']}") + f" tpr {nr['tpr']:.2f}"
+    act = "-" if r["active"] is None else f"{r['active']:.2f}"
+    eps = f" eps {r['eps']:.2f}" if r.get("eps") is not None else ""
+    return (f"  {data:<26} {recipe:<27} {act:>6} {r['oracle']:>8.3f} {r.get('planted', '-'):>8} {r['tpr']:>6.2f} "
+            f"{good:>10} {null:>18} {r['test_acc']:>5.2f} {r['train_s'] + r['attack_s']:>6.0f}s{eps}")
+
+
+def scale_case(seed: int) -> None:
+    """x20: the same MiniLM / SST-2 members, a head trained on centred embeddings x20."""
+    d = text_set("sst2", 10, 400, seed)
+    if d is None:
+        say("  scale case: ../shared/data not found; skipped")
+        return
+    mem = d["members"].float()
+    mean = mem.mean(0)
+    frame = Frame(mean, torch.full_like(mean, 1 / 20), True, "x20")
+    x = frame.apply(mem)
+    head, _ = fit_head(x, d["labels"], 2, TEXT_HEAD.widths, TEXT_HEAD.bias, TEXT_HEAD.init_scale, head_config(TEXT_HEAD, seed), seed)
+    members, public = frame.apply(mem), frame.apply(d["public"].float())
+    say(f"  x20 victim: member norm {float(members.norm(dim=1).mean()):.1f}, active units/member "
+        f"{float(head.activation_patterns(members)[0].float().mean()):.2f}")
+    params = {**TEXT_ATTACK, "seed": seed}
+    for label, vf, prior in [("before: unit-sphere prior, frame ignored", Frame(mean, None, True), "sphere"),
+                             ("after: sphere prior through the frame", frame, "sphere"),
+                             ("after: norm prior in the frame", frame, "norm")]:
+        view = Victim(head=copy.deepcopy(head), loss="logistic", num_classes=2, frame=vf, weight_decay=TEXT_HEAD.weight_decay,
+                      prior=prior, typical_norm=float(public.norm(dim=1).median()))
+        t0 = time.perf_counter()
+        res = make_attack("kkt", params).reconstruct(view, progress=False)
+        cands = vf.to_raw(res.candidates.double()) - mean.double()  # back to the members' centred embeddings
+        s = match(cands.float(), mem - mean, d["public"].float() - mean)
+        pc = planted_check(view, members, d["labels"], {**params, "iterations": 500, "subspace": "off"}, seed=seed,
+                           scratch_params={"iterations": 10})
+        best = min((r.final_loss for r in res.runs if r.status == "ok"), default=float("nan"))
+        say(f"    {label:<44} planted {pc.end_good}/20 (cos {pc.end_cos:.2f}), from scratch {int((s.member_best > 0.8).sum())}/20 "
+            f"at cos > 0.8 (>0.9: {int((s.member_best > 0.9).sum())}), TPR {s.tpr:.2f}, best residual {best:.3g}, "
+            f"{time.perf_counter() - t0:.0f}s")
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", default="sst2,fortunes:science,politics,cifar",
+                    help="comma list of: sst2, fortunes:CAT_A,CAT_B (Debian's fortunes), cifar")
+    ap.add_argument("--recipes", default=",".join(RECIPES), help=f"comma list of {', '.join(RECIPES)}")
+    ap.add_argument("--pixel-recipes", default="none+paper,standardize+paper,standardize+sklearn-mlp")
+    ap.add_argument("--n", type=int, default=10, help="members per class")
+    ap.add_argument("--seeds", default="0")
+    ap.add_argument("--scale", action="store_true", help="also the x20 before/after case")
+    ap.add_argument("--threads", type=int, default=1)
+    a = ap.parse_args(argv)
+    torch.set_num_threads(a.threads)
+    names, items = [], a.data.split(",")
+    for it in items:  # 'fortunes:a,b' holds a comma of its own
+        if names and names[-1].startswith("fortunes:") and names[-1].count(",") == 0:
+            names[-1] += "," + it
+        else:
+            names.append(it)
+    say(f"== recipes x data, {a.n} members per class, seeds {a.seeds}; text attack {TEXT_ATTACK}, pixel attack {PIXEL_ATTACK}")
+    say(f"  {'data':<26} {'recipe':<27} {'active':>6} {'oracle':>8} {'planted':>8} {'TPR':>6} {'members':>10} "
+        f"{'disjoint null':>18} {'acc':>5} {'time':>7}")
+    for seed in (int(s) for s in a.seeds.split(",")):
+        for name in names:
+            pixels = name == "cifar"
+            d = load(name, a.n, seed)
+            if d is None:
+                say(f"  {name}: data not available here; skipped")
+                continue
+            recipes = a.pixel_recipes if pixels else a.recipes
+            for rname in recipes.split(","):
+                spec = RECIPES[rname]
+                try:
+                    r = one(d, spec, pixels, seed, "real")
+                    nr = None if r["linear"] else one(d, spec, pixels, seed, "null")
+                except Exception as exc:  # noqa: BLE001 - a recipe that cannot run here is a row, not a crash
+                    say(f"  {name:<26} {rname:<27} failed: {type(exc).__name__}: {exc}")
+                    continue
+                say(fmt_row(f"{name}" + (f" s{seed}" if seed else ""), rname, r, nr, pixels)
+                    + ("  (linear head: weighted sum only)" if r["linear"] else ""))
+    say("  active = mean share of first-layer units firing on a member; oracle = members' best relative KKT residual; "
+        "planted = members still at cosine > 0.8 after the attack started at them + 30% noise; members = members with a "
+        "candidate at cosine > 0.8 (SSIM > 0.4 for pixels); disjoint null = the same for the control; acc = test accuracy")
+    if a.scale:
+        say("== scale: x20 MiniLM / SST-2 victim (none+paper recipe on centred embeddings x20), before and after")
+        scale_case(int(a.seeds.split(",")[0]))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
