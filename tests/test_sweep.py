@@ -72,6 +72,34 @@ def test_modality_pairs_and_inline_relative_paths(tmp_path):
     assert plan.n_units == 6 and plan.tasks[0][1] == str(tmp_path)
 
 
+def test_grid_varies_the_victim_recipe(tmp_path):
+    """Dotted keys into `victim` (transform, trainer, params.*) and whole recipes as values; each recipe its own unit."""
+    crossed = write_sweep(tmp_path, grid={"victim.transform": ["none", "standardize"], "victim.trainer": ["paper", "linear"]})
+    units = list(plan_sweep(load_sweep(crossed), crossed).units())
+    assert sorted(u.unit.task.victim.label for u in units) == ["none+linear", "none+paper", "standardize+linear", "standardize+paper"]
+    assert len({u.unit_id for u in units}) == 4
+    listed = write_sweep(tmp_path, name="l", grid={"seed": [0, 1], "victim": [{"transform": "none", "trainer": "paper"},
+                                                                          {"transform": "standardize", "trainer": "sklearn-mlp"}]})
+    units = list(plan_sweep(load_sweep(listed), listed).units())
+    assert [(u.unit.task.seed, u.unit.task.victim.label) for u in units] == [
+        (0, "none+paper"), (0, "standardize+sklearn-mlp"), (1, "none+paper"), (1, "standardize+sklearn-mlp")]
+    params = write_sweep(tmp_path, name="p", grid={"victim.trainer": ["linear"], "victim.params.C": [0.1, 10.0]})
+    assert [u.unit.task.victim.params for u in plan_sweep(load_sweep(params), params).units()] == [{"C": 0.1}, {"C": 10.0}]
+
+
+def test_bad_victim_grids_fail_with_one_line(tmp_path, capsys, monkeypatch):
+    assert "did you mean 'transform'" in _bad(capsys, write_sweep(tmp_path, grid={"victim.transfrom": ["none"]}))
+    assert "victim.params.epsilon" in _bad(capsys, write_sweep(tmp_path, grid={"victim.params": [{"C": 1}]}))
+    line = _bad(capsys, write_sweep(tmp_path, grid={"victim.trainer": ["paper", "sklearn"]}))
+    assert "victim.trainer = 'sklearn'" in line and "did you mean 'sklearn-mlp'" in line and "grid victim.trainer=sklearn" in line
+    line = _bad(capsys, write_sweep(tmp_path, grid={"victim.trainer": ["linear"], "victim.params.CC": [1.0]}))
+    assert "victim.params.CC" in line and "did you mean 'C'" in line
+    # dp-sgd without opacus: one line naming the install, at plan time (before any cluster starts)
+    monkeypatch.setitem(__import__("sys").modules, "opacus", None)
+    line = _bad(capsys, write_sweep(tmp_path, grid={"victim.trainer": ["paper", "dp-sgd"]}))
+    assert "victim.trainer = 'dp-sgd'" in line and "pip install 'recon-harness[dp]'" in line
+
+
 def test_shard_merge_renumbers_runs():
     def res(n_runs, m, start):
         runs = [RunRecord(i, {"lr": 0.1}, "ok", 5, 0.5, 0.1) for i in range(n_runs)]

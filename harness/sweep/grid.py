@@ -12,7 +12,9 @@ from harness.errors import HarnessError, did_you_mean
 from harness.specs.loading import parse
 from harness.specs.task import TaskSpec
 
-FREE_DICTS = {("attack", "params")}  # keys under these are the attack's own (checked by make_attack)
+# keys under these are free-form: the attack's parameters (checked by make_attack) and the victim trainer's
+# (checked by the victim builder's recipe_parts when the unit is planned to run)
+FREE_DICTS = {("attack", "params"), ("victim", "params")}
 
 
 def check_key(key: str) -> None:
@@ -33,10 +35,10 @@ def check_key(key: str) -> None:
             raise HarnessError(f"grid.{key}", part, "the task name is not a setting; list tasks under `tasks`")
         ann = fields[part].annotation
         model = ann if isinstance(ann, type) and issubclass(ann, BaseModel) else None
-        if part == "params" and parts[i - 1 : i] == ["attack"]:
+        if tuple(parts[: i + 1]) in FREE_DICTS:
             model = None
     if tuple(parts) in FREE_DICTS:
-        raise HarnessError(f"grid.{key}", key, "give single parameters, e.g. attack.params.m")
+        raise HarnessError(f"grid.{key}", key, f"give single parameters, e.g. {key}.{'m' if parts[0] == 'attack' else 'epsilon'}")
 
 
 def _set(data: dict, key: str, value: Any) -> None:
@@ -60,11 +62,27 @@ def grid_size(grid: dict[str, list[Any]]) -> int:
     return n
 
 
+def check_recipe(task: TaskSpec, where: str) -> None:
+    """The victim recipe must name a known transform and trainer with valid parameters, and the trainer must be
+    usable here (dp-sgd needs opacus): checked at plan time, so a sweep fails with one line before any work."""
+    from harness.victims.build import recipe_parts
+
+    try:
+        recipe_parts(task.victim)
+    except HarnessError as exc:
+        if exc.where is None:
+            exc = HarnessError(exc.field, exc.value, exc.fix, where)
+        raise exc from None
+
+
 def apply(task: TaskSpec, overrides: dict[str, Any], where: str) -> TaskSpec:
     if not overrides:
+        check_recipe(task, f"{where} (task {task.name})")
         return task
     data = copy.deepcopy(task.model_dump(mode="json"))
     for key, value in overrides.items():
         _set(data, key, value)
     shown = ", ".join(f"{k}={v}" for k, v in overrides.items())
-    return parse(TaskSpec, data, f"{where} (task {task.name}, grid {shown})")
+    out = parse(TaskSpec, data, f"{where} (task {task.name}, grid {shown})")
+    check_recipe(out, f"{where} (task {task.name}, grid {shown})")
+    return out
