@@ -23,9 +23,9 @@ from harness.store import ResultStore
 from tests.test_sweep import TASK
 
 
-def _victim(model, seed, kind, passed, wd=0.0, tpr=None):
-    task = TaskSpec(**{**TASK, "seed": seed, "head": {**TASK["head"], "weight_decay": wd}})
-    uid = f"u-{model}-{seed}-{wd}"
+def _victim(model, seed, kind, passed, wd=0.0, tpr=None, victim=None):
+    task = TaskSpec(**{**TASK, "seed": seed, "head": {**TASK["head"], "weight_decay": wd}, **({"victim": victim} if victim else {})})
+    uid = f"u-{model}-{seed}-{wd}" + (f"-{task.victim.transform}-{task.victim.trainer}" if victim else "")
     return uid, {
         "unit_id": uid, "task": task.name, "model": model, "model_id": f"org/{model}", "revision": "a" * 40,
         "weights_source": "hub-cache", "seed": seed,
@@ -72,6 +72,52 @@ def test_rows_pool_seeds_and_sort(results):
     assert [r["model"] for r in build(results, sort="members_at_fpr", ascending=True)][0] == "bert"
     with pytest.raises(HarnessError, match="did you mean 'tpr_at_fpr'"):
         build(results, sort="tpr_at_fp")
+
+
+def test_rows_group_by_recipe(tmp_path):
+    """Two recipes of one setting: a row each (same setting id), seeds pooled within a recipe; results written before
+    recipes (no recipe columns, no victim in the settings) read as none+paper, a given head of that time as '-'."""
+    import pyarrow as pa
+
+    from harness.store.schemas import SCHEMAS
+
+    store = ResultStore(tmp_path / "res")
+    recipes = {"standardize+paper": ({"transform": "standardize", "trainer": "paper"}, [4, 3], 0.4),
+               "standardize+sklearn-mlp": ({"transform": "standardize", "trainer": "sklearn-mlp"}, [0, 0], 1.0)}
+    for label, (victim, passed, share) in recipes.items():
+        for seed in (0, 1):
+            uid, real = _victim("minilm", seed, "real", passed[seed], victim=victim)
+            _, null = _victim("minilm", seed, "null", 0, victim=victim)
+            real.update(recipe=label, transform=victim["transform"], trainer=victim["trainer"], active_share=share + 0.1 * seed)
+            store.write("victims", uid, [real, null])
+    eps = {"transform": "standardize", "trainer": "dp-sgd", "params": {"epsilon": 8.0}}
+    uid, dp = _victim("minilm", 0, "real", 1, victim=eps)
+    store.write("victims", uid, [{**dp, "recipe": "standardize+dp-sgd", "dp_epsilon": 7.9}])
+    # an older results file: written before the recipe columns, its settings without `victim`
+    old_cols = ("recipe", "transform", "trainer", "trainer_params", "trainer_info", "dp_epsilon", "active_share", "typical_norm")
+    schema = pa.schema([f for f in SCHEMAS["victims"] if f.name not in old_cols], metadata=SCHEMAS["victims"].metadata)
+    for uid, head_file, passed in (("u-old", None, 2), ("u-old-given", "given.safetensors", 1)):
+        _, old = _victim("minilm", 0, "real", passed)
+        settings = json.loads(old["settings"])
+        settings["task"].pop("victim")
+        settings["head_file"] = head_file
+        old = {k: v for k, v in old.items() if k not in old_cols} | {"unit_id": uid, "settings": json.dumps(settings)}
+        pq.write_table(pa.Table.from_pylist([old], schema=schema), store.path("victims", uid))
+    rows = build(tmp_path / "res")
+    by = {r["recipe"]: r for r in rows}
+    assert [r["recipe"] for r in rows] == ["standardize+paper", "none+paper", "standardize+dp-sgd", "-", "standardize+sklearn-mlp"]
+    sp, mlp = by["standardize+paper"], by["standardize+sklearn-mlp"]
+    assert sp["seeds"] == mlp["seeds"] == 2 and sp["members_at_fpr"] == 3.5 and mlp["members_at_fpr"] == 0.0
+    assert sp["setting_id"] == mlp["setting_id"] == by["none+paper"]["setting_id"] and sp["setting"] == mlp["setting"]
+    assert sp["active_share"] == pytest.approx(0.45) and mlp["active_share"] == pytest.approx(1.05) and sp["dp_epsilon"] is None
+    dp_row = by["standardize+dp-sgd"]
+    assert dp_row["dp_epsilon"] == 7.9 and "epsilon=8.0" in dp_row["setting"] and dp_row["setting_id"] != sp["setting_id"]
+    assert by["none+paper"]["active_share"] is None and by["none+paper"]["members_at_fpr"] == 2
+    md = render(rows, "md").decode().splitlines()
+    header = [c.strip() for c in md[0].strip("|").split("|")]
+    assert header[:5] == ["model", "model_id", "revision", "task", "recipe"] and "dp_epsilon" in header
+    assert [line.split("|")[5].strip() for line in md[2:]] == [r["recipe"] for r in rows]
+    assert pq.read_table(pa.BufferReader(render(rows, "parquet"))).column("recipe").to_pylist() == [r["recipe"] for r in rows]
 
 
 class _Cells(HTMLParser):

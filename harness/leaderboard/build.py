@@ -1,4 +1,5 @@
-"""Aggregate the results store into leaderboard rows: seeds pooled, controls beside, provenance kept."""
+"""Aggregate the results store into leaderboard rows: one per (model, revision, task, recipe, setting), seeds pooled,
+controls beside, provenance kept."""
 
 from __future__ import annotations
 
@@ -15,7 +16,10 @@ from harness.store.store import ResultStore
 # (name, what it is); the order is the table's
 COLUMNS = [
     ("model", "model card"), ("model_id", "Hub id"), ("revision", "resolved commit"), ("task", "task"),
-    ("setting", "members, head, weight decay, attack (seeds pooled)"), ("setting_id", "hash of the setting"),
+    ("recipe", "victim recipe: input transform + trainer (TRANSFORM+TRAINER; results written before recipes: "
+               "none+paper, the only recipe then, or '-' for a given head)"),
+    ("setting", "members, head, weight decay, trainer parameters, attack (seeds pooled)"),
+    ("setting_id", "hash of the setting without the recipe's transform and trainer (one setting, several recipes)"),
     ("seeds", "seeds run"), ("n_members", "members per victim"),
     ("members_at_fpr", "members reconstructed at the FPR threshold (mean over seeds)"),
     ("tpr_at_fpr", "TPR at the FPR threshold (mean)"), ("fpr", "the FPR of the threshold"),
@@ -25,7 +29,10 @@ COLUMNS = [
     ("good_ssim", "members with a candidate at SSIM > 0.4, Haim et al.'s rule (pixel `identity` backbone only, mean)"),
     ("selection_p20", "top-20 precision of the selection made without the members (mean)"),
     ("baseline_p20", "the same for the lowest-KKT-loss baseline ranking (mean)"),
-    ("victim_test_acc", "victim accuracy on non-members (mean)"), ("runs", "attack restarts, all victims"),
+    ("victim_test_acc", "victim accuracy on non-members (mean)"),
+    ("active_share", "share of the victim's first-layer units firing on a member (mean; near 1: a near-linear head)"),
+    ("dp_epsilon", "dp-sgd only: the epsilon the victim's training reached (mean)"),
+    ("runs", "attack restarts, all victims"),
     ("gpu_hours", "attack GPU-hours (shard time x GPUs held)"), ("cpu_hours", "attack CPU-hours"),
     ("weights_source", "where the weights came from"), ("versions", "package versions (latest unit)"),
     ("created_at", "latest unit's time"), ("unit_ids", "the units pooled"),
@@ -33,21 +40,41 @@ COLUMNS = [
 NAMES = [c for c, _ in COLUMNS]
 NUMERIC_DESC = "members_at_fpr"
 P_AT = 20  # the k of the selection precision columns
+OLD_RECIPE = "none+paper"  # what every trained victim was before recipes existed (centred inputs, the paper trainer)
+NO_RECIPE = "-"  # a given head (--head) in results written before recipes: how it was trained is unknown
 
 
-def _setting(settings_json: str) -> tuple[str, str]:
-    task = json.loads(settings_json)["task"]
+def recipe_of(row: dict, settings: dict) -> str:
+    """The row's recipe; rows written before the column existed get the one recipe of that time (or '-')."""
+    if row.get("recipe"):
+        return row["recipe"]
+    victim = settings["task"].get("victim")
+    if victim:  # settings recorded the recipe although the row lacks the column
+        return f"{victim.get('transform', 'none')}+{victim.get('trainer', 'paper')}"
+    return NO_RECIPE if settings.get("head_file") or row.get("stopped_by") == "given" else OLD_RECIPE
+
+
+def _setting(settings: dict) -> tuple[str, str]:
+    """The setting's label and id: the task without seed, name, description and the recipe's transform and trainer
+    (the recipe is a column of its own; the trainer's parameters stay in the setting)."""
+    task = json.loads(json.dumps(settings["task"]))
     task.pop("seed", None)
     task.pop("name", None)
     task.pop("description", None)
     params = dict(task["attack"].get("params") or {})
     params.pop("seed", None)
     task["attack"]["params"] = params
+    victim = task.pop("victim", None) or {}
+    trainer_params = victim.get("params") or {}
+    if trainer_params:
+        task["victim_params"] = trainer_params
     sid = hashlib.sha256(json.dumps(task, sort_keys=True).encode()).hexdigest()[:10]
     head = task["head"]
     label = (
         f"n={task['per_class']}x{len(task['classes'])} head={'-'.join(map(str, head['widths']))} "
-        f"wd={head['weight_decay']:g} {task['attack']['name']}"
+        f"wd={head['weight_decay']:g}"
+        + "".join(f" {k}={v}" for k, v in sorted(trainer_params.items()))
+        + f" {task['attack']['name']}"
         + "".join(f" {k}={params[k]}" for k in ("m", "restarts", "iterations") if k in params)
     )
     return label, sid
@@ -74,17 +101,18 @@ def build(root: str | Path, sort: str = NUMERIC_DESC, ascending: bool = False) -
     }
     groups: dict[tuple, dict] = {}
     for v in victims:
-        label, sid = _setting(v["settings"])
-        key = (v["model"], v["model_id"], v["revision"], v["task"], sid)
+        settings = json.loads(v["settings"])
+        label, sid = _setting(settings)
+        key = (v["model"], v["model_id"], v["revision"], v["task"], recipe_of(v, settings), sid)
         g = groups.setdefault(key, {"label": label, "real": [], "null": [], "units": set()})
         g[v["victim"] if v["victim"] in ("real", "null") else "real"].append(v)
         g["units"].add(v["unit_id"])
     rows = []
-    for (model, model_id, revision, task, sid), g in groups.items():
+    for (model, model_id, revision, task, recipe, sid), g in groups.items():
         real, null, units = g["real"], g["null"], sorted(g["units"])
         latest = max(real + null, key=lambda r: r["created_at"])
         rows.append({
-            "model": model, "model_id": model_id, "revision": revision, "task": task,
+            "model": model, "model_id": model_id, "revision": revision, "task": task, "recipe": recipe,
             "setting": g["label"], "setting_id": sid, "seeds": len({r["seed"] for r in real}),
             "n_members": real[0]["n_members"] if real else None,
             "members_at_fpr": _avg(r["members_passed"] for r in real),
@@ -95,6 +123,8 @@ def build(root: str | Path, sort: str = NUMERIC_DESC, ascending: bool = False) -
             "selection_p20": _avg(p20.get((r["unit_id"], "cluster")) for r in real),
             "baseline_p20": _avg(p20.get((r["unit_id"], "lowest-loss")) for r in real),
             "victim_test_acc": _avg(r["test_acc"] for r in real),
+            "active_share": _avg(r.get("active_share") for r in real),
+            "dp_epsilon": _avg(r.get("dp_epsilon") for r in real),
             "runs": sum(r["n_runs"] or 0 for r in real + null),
             "gpu_hours": sum(hours[u][0] for u in units), "cpu_hours": sum(hours[u][1] for u in units),
             "weights_source": latest["weights_source"], "versions": latest["versions"],
