@@ -34,7 +34,7 @@ def print_summary(o: UnitOutput, out, console: Console | None = None) -> None:
             f"{s.member_best.mean():.2f}/{s.nonmember_best.mean() if len(s.nonmember_best) else float('nan'):.2f}",
             *([f"{vo.pixels.good}/{o.split.n}" if vo.pixels else "-"] if pixels else []),
         )
-        said.append(f"[bold]{kind}:[/] {verdict(o.split.n, passed, s.fpr, good, vo.pixels.good if vo.pixels else None)}")
+        said.append(f"[bold]{kind}:[/] {verdict(o.split.n, passed, s.fpr, good, vo.pixels.good if vo.pixels else None, vo.trained.linear)}")
     console.print(table)
     for line in said:
         console.print(line)

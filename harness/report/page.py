@@ -59,6 +59,9 @@ def _metrics(v: dict, scores: list[dict]) -> str:
     rows = [
         ["members / non-members", f"{v['n_members']} / {v['n_nonmembers']}"],
         ["head", "-".join(map(str, v["head_dims"] or [])) + f" ({v['head_params']} params)"],
+        ["victim recipe (transform + trainer)", _e(v.get("recipe") or "none+paper")
+         + (f"; active units per member {_f(v['active_share'], '.2f')}" if v.get("active_share") is not None else "")
+         + (f"; DP epsilon {_f(v['dp_epsilon'], '.2f')}" if v.get("dp_epsilon") is not None else "")],
         ["train loss / test acc / oracle residual", f"{_f(v['train_loss'], '.1e')} / {_f(v['test_acc'], '.2f')} / {_f(v['oracle_residual'])}"],
         ["attack", f"{_e(v['attack'])}: {v['n_runs']} runs, {v['n_candidates']} candidates, {_f(v['attack_s'], '.1f')} s"],
         [f"threshold at {v['fpr']:.0%} FPR", _f(v["threshold"])],
@@ -84,7 +87,8 @@ def _metrics(v: dict, scores: list[dict]) -> str:
 
 
 def _verdict(v: dict) -> str:
-    text = verdict(v["n_members"], v["members_passed"] or 0, v["fpr"], v["good_at_0_8"] or 0, v.get("good_ssim"))
+    text = verdict(v["n_members"], v["members_passed"] or 0, v["fpr"], v["good_at_0_8"] or 0, v.get("good_ssim"),
+                   linear=len(v.get("head_dims") or []) == 2)
     return f'<p class="verdict"><b>What was recovered:</b> {_e(text)}</p>'
 
 

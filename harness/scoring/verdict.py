@@ -6,9 +6,18 @@ from __future__ import annotations
 GOOD_COSINE = 0.8  # a candidate this close to a member (cosine, attack space) counts as its reconstruction
 
 
-def verdict(n: int, passed: int, fpr: float, good_cosine: int, good_ssim: int | None = None) -> str:
+LINEAR = ("Linear head: the KKT condition fixes only a weighted sum of the members, so no member can be "
+          "reconstructed from it; ")
+
+
+def verdict(n: int, passed: int, fpr: float, good_cosine: int, good_ssim: int | None = None, linear: bool = False) -> str:
     """`passed`: members above the FPR threshold; `good_cosine`: members with a candidate at cosine
-    > 0.8; `good_ssim`: members with one at SSIM > 0.4, for pixel victims (it then decides)."""
+    > 0.8; `good_ssim`: members with one at SSIM > 0.4, for pixel victims (it then decides). A `linear`
+    head (no hidden layer) is scored on its weighted sum: a membership signal at most."""
+    if linear:
+        signal = f"{passed} of {n} members pass the {fpr:.0%}-FPR threshold against that sum" if passed else \
+            f"no member passes the {fpr:.0%}-FPR threshold against that sum"
+        return LINEAR + signal + "."
     good, rule = (good_ssim, "SSIM > 0.4") if good_ssim is not None else (good_cosine, f"cosine > {GOOD_COSINE}")
     if good:
         return f"{good} of {n} members have a candidate close to them ({rule}): reconstructions."

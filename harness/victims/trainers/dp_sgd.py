@@ -69,12 +69,10 @@ class DPSGD(Trainer):
                     data_loss(head.loss, private(xb), tb).backward()
                     opt.step()
             eps = float(engine.get_epsilon(p.delta))
-        model = private._module
-        for q in model.parameters():  # opacus leaves per-sample gradients on the parameters
-            for attr in ("grad_sample", "summed_grad"):
-                if hasattr(q, attr):
-                    delattr(q, attr)
-            q.grad = None
+        # a plain head with the trained weights (opacus leaves hooks and per-sample gradients on its module)
+        trained = MLPHead(model.dims, bias=model.bias_mode)
+        trained.load_state_dict({k: v.detach().clone() for k, v in private._module.state_dict().items()})
+        model = trained
 
         def penalty(m: MLPHead) -> torch.Tensor:
             return 0.5 * head.weight_decay * sum((q**2).sum() for q in m.parameters())

@@ -1,0 +1,118 @@
+"""Victim recipes: each input transform and trainer builds a real head, records itself, and bad recipes
+are one line; the linear probe is scored as the weighted sum it is."""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+import torch
+
+from harness.errors import HarnessError
+from harness.pipeline.stages import Embedded, attack_stage, score_stage
+from harness.scoring.verdict import verdict
+from harness.specs.task import AttackRecipe, HeadRecipe
+from harness.victims.build import VictimData, build_victim, recipe_parts
+from harness.victims.spec import VictimSpec
+
+HEAD = HeadRecipe(widths=[32], init_scale=0.01, optimizer="adam", lr=0.01, weight_decay=1e-3, max_steps=300)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def _data(n=12, d=10, seed=0) -> VictimData:
+    g = torch.Generator().manual_seed(seed)
+    y = torch.arange(n) % 2
+    x = torch.randn(n, d, generator=g) * 3 + 5 + y[:, None] * 2.0  # off-centre, unscaled: transforms have work to do
+    yp = torch.arange(40) % 2
+    xp = torch.randn(40, d, generator=g) * 3 + 5 + yp[:, None] * 2.0
+    xn = torch.randn(n, d, generator=g) * 3 + 5
+    return VictimData(x, y, 2, xp, yp, xn, y.clone())
+
+
+def test_standardize_is_fitted_on_the_training_rows_only():
+    data = _data()
+    v = build_victim(VictimSpec(transform="standardize"), HEAD, data, seed=0)
+    x = v.frame.apply(data.members)
+    assert torch.allclose(x.mean(0), torch.zeros(10), atol=1e-5)
+    assert torch.allclose(x.std(0, unbiased=False), torch.ones(10), atol=1e-4)
+    assert torch.allclose(v.frame.to_raw(x), data.members, atol=1e-4)
+    null = build_victim(VictimSpec(transform="standardize"), HEAD, data, seed=0, kind="null", null_mode="disjoint")
+    assert torch.allclose(null.frame.mean, data.null.mean(0))  # the control fits its own draw
+
+
+@pytest.mark.parametrize("trainer,dims,bias,stops", [
+    ("paper", [10, 32, 1], "first", {"max_steps", "plateau", "grad_tol", "target_loss"}),
+    ("sklearn-mlp", [10, 100, 1], "all", {"tol", "max_iter"}),
+    ("default-torch", [10, 32, 1], "all", {"early_stopping", "max_epochs"}),
+    ("linear", [10, 1], "all", {"lbfgs"}),
+])
+def test_each_trainer_builds_a_head_and_records_itself(trainer, dims, bias, stops):
+    v = build_victim(VictimSpec(transform="standardize", trainer=trainer), HEAD, _data(), seed=0)
+    assert v.head.dims == dims and v.head.bias_mode == bias and v.recipe.label == f"standardize+{trainer}"
+    assert v.report.stopped_by in stops and v.report.train_acc == 1.0 and 0 <= v.oracle_residual <= 1.0
+    assert v.linear == (trainer == "linear") and (v.active_share is None) == (trainer == "linear")
+    again = build_victim(VictimSpec(transform="standardize", trainer=trainer), HEAD, _data(), seed=0)
+    assert all(torch.equal(a, b) for a, b in zip(v.head.parameters(), again.head.parameters()))  # seeded
+
+
+def test_sklearn_mlp_follows_scikit_learns_defaults():
+    from harness.victims.trainers.sklearn_mlp import SklearnParams
+
+    p = SklearnParams()
+    assert (p.hidden, p.alpha, p.lr, p.max_iter, p.tol, p.n_iter_no_change, p.batch_size) == ((100,), 1e-4, 1e-3, 200, 1e-4, 10, 200)
+    v = build_victim(VictimSpec(trainer="sklearn-mlp", params={"max_iter": 5}), HEAD, _data(), seed=0)
+    assert v.report.steps == 5 and v.report.stopped_by == "max_iter"
+
+
+def test_default_torch_stops_on_the_validation_rows():
+    v = build_victim(VictimSpec(trainer="default-torch", params={"patience": 3}), HEAD, _data(), seed=0)
+    assert v.info["val_rows"] == 40 and v.report.stopped_by in ("early_stopping", "max_epochs")
+
+
+def test_dp_sgd_records_the_epsilon_it_reached():
+    pytest.importorskip("opacus")
+    v = build_victim(VictimSpec(trainer="dp-sgd", params={"epsilon": 8.0, "epochs": 20}), HEAD, _data(), seed=0)
+    assert 0 < v.info["epsilon"] <= 8.0 * 1.05 and v.info["delta"] == 1e-5 and v.info["noise_multiplier"] > 0
+    assert not any(hasattr(p, "grad_sample") for p in v.head.parameters())
+
+
+def test_dp_sgd_without_opacus_is_one_line(monkeypatch):
+    monkeypatch.setitem(sys.modules, "opacus", None)  # import opacus -> ImportError
+    with pytest.raises(HarnessError) as e:
+        recipe_parts(VictimSpec(trainer="dp-sgd"))
+    assert e.value.field == "victim.trainer" and "pip install 'recon-harness[dp]'" in str(e.value)
+
+
+@pytest.mark.parametrize("spec,field,hint", [
+    (VictimSpec(trainer="sklearn"), "victim.trainer", "did you mean 'sklearn-mlp'"),
+    (VictimSpec(transform="zscore"), "victim.transform", "known: none, standardize, l2"),
+    (VictimSpec(trainer="linear", params={"max_iters": 5}), "victim.params.max_iters", "did you mean 'max_iter'"),
+    (VictimSpec(trainer="sklearn-mlp", params={"alpha": -1}), "victim.params.alpha", "greater than or equal"),
+])
+def test_bad_recipes_are_one_line(spec, field, hint):
+    with pytest.raises(HarnessError) as e:
+        recipe_parts(spec)
+    assert e.value.field == field and hint in str(e.value) and "\n" not in str(e.value)
+
+
+def test_a_linear_head_is_scored_as_its_weighted_sum():
+    data = _data()
+    v = build_victim(VictimSpec(trainer="linear"), HEAD, data, seed=0)
+    mean = data.members.mean(0)
+    emb = Embedded(data.members - mean, data.public - mean, mean, False, True, 0.0,
+                   raw=torch.cat([data.members, data.public]))
+    res = attack_stage(v, emb, HEAD, AttackRecipe(name="kkt", params={"iterations": 10**6}), 2, False, False)
+    assert len(res.candidates) == 2 and res.runs[0].settings["method"] == "weighted-sum"
+    w = v.head.layers[0].weight.detach()[0]
+    cos = torch.nn.functional.cosine_similarity(res.candidates[1], w * v.frame.scale if v.frame.scale is not None else w, dim=0)
+    assert cos > 0.999  # the sum itself, back in the embedding space
+    s = score_stage(res, emb, 0.01)
+    line = verdict(12, int(s.passed().sum()), 0.01, int((s.member_best > 0.8).sum()), linear=True)
+    assert line.startswith("Linear head: the KKT condition fixes only a weighted sum")
