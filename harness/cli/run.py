@@ -8,7 +8,8 @@ from harness.cli.console import console as make_console
 from harness.cli.preflight import check_outputs, check_run, warn_remote_code
 from harness.cli.summary import print_summary
 from harness.errors import HarnessError
-from harness.pipeline.run_task import plan_unit, run_unit, task_evidence
+from harness.heads.io import load_head
+from harness.pipeline.unit import plan_unit, run_unit
 from harness.registry import MODELS, TASKS
 
 def add_arguments(p) -> None:
@@ -45,7 +46,7 @@ def main(args) -> int:
     check_outputs(args)  # --out and --cache before the revision is resolved (which may take the network)
     unit, resolved = plan_unit(task, card, args.head)
     check_run(args, task, card, unit, base_dir)  # every input, before the first stage: one line, nothing written
-    recipe = task_evidence(task)
+    recipe = task.evidence
     recipe = recipe.model_copy(update={"enabled": recipe.enabled and not args.no_evidence, "corpus": [*recipe.corpus, *args.corpus]})
     if recipe.enabled and recipe.corpus:  # a corpus that cannot be loaded fails before any work
         from harness.invert.corpus import load_corpus
@@ -53,10 +54,11 @@ def main(args) -> int:
         for spec in recipe.corpus:
             load_corpus(spec, base_dir)
     out = Path(args.out)
+    given = load_head(args.head)[::2] if args.head else None  # (head, frame saved with it)
     warn_remote_code(card)
     output = run_unit(
         unit, resolved, out, cache_dir=Path(args.cache) if args.cache else None, base_dir=base_dir,
-        progress=not args.quiet, evidence=recipe,
+        progress=not args.quiet, evidence=recipe, given=given,
     )
     console = make_console()
     print_summary(output, out, console)
