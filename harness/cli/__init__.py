@@ -24,6 +24,7 @@ VERBS = {
     "sweep": "harness.cli.sweep",
     "leaderboard": "harness.cli.leaderboard",
     "report": "harness.cli.report",
+    "check": "harness.cli.check",
 }
 
 
