@@ -26,6 +26,19 @@ SST2 = FIXTURES / "sst2-train-400.parquet"
 CIFAR = FIXTURES / "cifar10-test-300.parquet"
 
 
+@pytest.fixture(autouse=True)
+def _seeded_global_rngs():
+    """Every test starts from the same global random state, whatever ran before it (order, -k, a single file)."""
+    import random
+
+    import numpy as np
+    import torch
+
+    random.seed(0)
+    np.random.seed(0)
+    torch.manual_seed(0)
+
+
 @pytest.fixture(scope="session")
 def hf_home() -> Path:
     return Path(_HF_HOME)
