@@ -1,9 +1,10 @@
 """Benchmark of issue 4: selection precision vs. the lowest-loss baseline, image and text inversion.
 
-    .venv/bin/python bench/evidence.py [--quick] [--cases text,pixels,vit]
+    .venv/bin/python bench/evidence.py [--quick] [--cases text,fortunes,pixels,vit] [--transform standardize]
 
 Cases (from ../shared/data, or $RECON_SHARED_DATA; skipped cleanly when absent):
   text   MiniLM / SST-2, binary, 10 per class, head 384-1000-1, 400 non-members, kkt
+  fortunes  the same on Debian's fortunes (science vs politics; text this repository does not hold)
   pixels CIFAR-10 automobile vs cat, 10 per class, head 3072-1000-1, identity backbone, kkt
   vit    CIFAR-10 automobile vs cat through a tiny ViT built here (no pretrained vision weights
          offline), 10 per class, head 32-1000-1: DIP inversion of true and reconstructed embeddings
@@ -31,14 +32,36 @@ def shared_data() -> Path | None:
     return p if (p / "sst2").is_dir() and (p / "cifar10").is_dir() else None
 
 
-def task(name, model, source, col, classes, per_class, nonmembers, head, attack):
+def task(name, model, source, col, classes, per_class, nonmembers, head, attack, victim=None):
     from harness.specs.task import TaskSpec
 
     return TaskSpec.model_validate({
         "name": name, "model": model, "classes": classes, "per_class": per_class, "nonmembers": nonmembers,
         "data": {"source": str(source), "format": "parquet", "input_column": col, "label_column": "label"},
-        "head": head, "attack": attack,
+        "head": head, "attack": attack, **({"victim": victim} if victim else {}),
     })
+
+
+# the paper recipe of tasks/quickstart.yaml (small init, weight decay, to a plateau of the objective)
+TEXT_HEAD = {"widths": [1000], "init_scale": 0.001, "loss": "logistic", "optimizer": "adam", "lr": 0.001,
+             "weight_decay": 0.001, "max_steps": 3000, "grad_tol": 1e-6, "plateau_steps": 500, "plateau_tol": 1e-3}
+
+
+def fortunes_parquet(cats=("science", "politics")) -> Path | None:
+    """Debian's fortunes quotes of two categories as a Parquet file with class names (built once)."""
+    sys.path.insert(0, str(ROOT / "bench"))
+    from attack_data import CACHE, fortunes_texts
+
+    got = fortunes_texts(cats)
+    if got is None:
+        return None
+    import datasets
+
+    path = CACHE / f"fortunes-{'-'.join(cats)}.parquet"
+    if not path.exists():
+        feats = datasets.Features({"sentence": datasets.Value("string"), "label": datasets.ClassLabel(names=list(cats))})
+        datasets.Dataset.from_dict({"sentence": got[0], "label": got[1].tolist()}, features=feats).to_parquet(str(path))
+    return path
 
 
 HEAD = {"widths": [1000], "init_scale": 0.1, "loss": "logistic", "optimizer": "adam", "lr": 0.001,
@@ -82,11 +105,13 @@ def mean(xs):
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="shorter attacks and inversions")
-    ap.add_argument("--cases", default="text,pixels,vit", help="comma-separated subset of text, pixels, vit")
+    ap.add_argument("--cases", default="text,pixels,vit", help="comma-separated subset of text, fortunes, pixels, vit")
+    ap.add_argument("--transform", default="standardize", help="the text victims' input transform (none, standardize, l2)")
+    ap.add_argument("--n", type=int, default=10, help="text members per class")
     args = ap.parse_args()
     cases = set(args.cases.split(","))
-    if not cases or cases - {"text", "pixels", "vit"}:
-        print(f"error: --cases {args.cases!r}: name one or more of text, pixels, vit, comma-separated")
+    if not cases or cases - {"text", "fortunes", "pixels", "vit"}:
+        print(f"error: --cases {args.cases!r}: name one or more of text, fortunes, pixels, vit, comma-separated")
         return 2
     data = shared_data()
     if data is None:
@@ -102,6 +127,7 @@ def main() -> int:
     torch.set_num_threads(2)
     budget = 60 if args.quick else 300
     attack = {"name": "kkt", "params": {"m": 40, "restarts": 16, "iterations": 1500}}
+    text_attack = {"name": "kkt", "params": {"m": 4 * args.n, "restarts": 16, "iterations": 1500, "brackets": 2}}
     # pixels: rounds of 16 restarts until the budget ends, later rounds reusing good step sizes
     pixel_attack = {"name": "kkt", "params": {"m": 40, "restarts": 16, "iterations": 1500, "brackets": 100,
                                               "time_budget_s": budget}}
@@ -110,8 +136,15 @@ def main() -> int:
     cifar = data / "cifar10" / "test-00000-of-00001.parquet"
     results = {}
 
+    victim = {"transform": args.transform, "trainer": "paper"}
     if "text" in cases:
-        text_case(results, sst2, attack, cache, args.quick)
+        text_case(results, "text", sst2, text_attack, cache, args.quick, victim, args.n)
+    if "fortunes" in cases:
+        path = fortunes_parquet()
+        if path is None:
+            print("== fortunes: Debian's fortunes package not installed (apt-get install fortunes); skipped")
+        else:
+            text_case(results, "fortunes", path, text_attack, cache, args.quick, victim, args.n, ["science", "politics"])
     if "pixels" in cases:
         print("== pixels: CIFAR-10 automobile vs cat, identity ==", flush=True)
         t = task("bench-pixels", "identity", cifar, "img", ["automobile", "cat"], 10, 400, PIXEL_HEAD, pixel_attack)
@@ -129,17 +162,19 @@ def main() -> int:
     return 0
 
 
-def text_case(results, sst2, attack, cache, quick):
+def text_case(results, name, source, attack, cache, quick, victim, n, classes=("negative", "positive")):
     from harness.invert.recipe import EvidenceRecipe
     from harness.registry import MODELS
 
-    print("== text: MiniLM / SST-2 ==", flush=True)
-    t = task("bench-text", "all-minilm-l6-v2", sst2, "sentence", ["negative", "positive"], 10, 400, HEAD, attack)
-    # word search over the words of SST-2 train + non-members; the member sentences are left out of
+    print(f"== {name}: MiniLM / {Path(source).name}, victim {victim['transform']}+{victim['trainer']}, {n} per class ==", flush=True)
+    t = task(f"bench-{name}", "all-minilm-l6-v2", source, "sentence", list(classes), n, 400, TEXT_HEAD, attack, victim)
+    # word search over the words of the corpus + non-members; the member sentences are left out of
     # its vocabulary (word_members_out, the default), retrieval keeps them
-    rec = EvidenceRecipe(invert_top=20, invert_members=20, corpus=[str(sst2)], word_search_top=3 if quick else 10)
-    results["text"], wall = run(t, MODELS.get("all-minilm-l6-v2"), rec, cache)
-    print(f"  wall {wall:.0f}s")
+    rec = EvidenceRecipe(invert_top=20, invert_members=20, corpus=[str(source)], word_search_top=3 if quick else 10)
+    results[name], wall = run(t, MODELS.get("all-minilm-l6-v2"), rec, cache)
+    vo = results[name].outcomes
+    print(f"  wall {wall:.0f}s; members at cosine > 0.8: real {int((vo['real'].scores.member_best > 0.8).sum())}/{2 * n}, "
+          f"null {int((vo['null'].scores.member_best > 0.8).sum())}/{2 * n}")
 
 
 def summary(results) -> None:
@@ -157,14 +192,16 @@ def summary(results) -> None:
                       f"(min {min(r['cosine'] for r in rows):.3f})  SSIM {mean(r['ssim'] for r in rows):.3f}  "
                       f"PSNR {mean(r['psnr'] for r in rows):.1f} dB  {rows[0]['wall_s']:.2f} s/target")
 
-    if "text" not in results:
-        return
-    print("\n== text inversion ==")
-    o = results["text"]
+    for name in [c for c in ("text", "fortunes") if c in results]:
+        text_summary(name, results[name])
+
+
+def text_summary(name, o) -> None:
+    print(f"\n== text inversion ({name}) ==")
     ev, thr = o.evidence["real"], o.outcomes["real"].scores.threshold
     inv = ev.inversions
     passed = [r for r in inv if r["method"] == "retrieval" and r["target_kind"] == "selected" and r["target_member_cosine"] > thr]
-    print(f"  retrieval (corpus = non-members + SST-2 train, members included): selections passing the threshold "
+    print(f"  retrieval (corpus = non-members + the whole source, members included): selections passing the threshold "
           f"{len(passed)}, exact member returned {sum(r['exact'] for r in passed)}/{len(passed)}")
     mem = [r for r in inv if r["method"] == "retrieval" and r["target_kind"] == "member"]
     print(f"  retrieval of true member embeddings: exact {sum(r['exact'] for r in mem)}/{len(mem)}")

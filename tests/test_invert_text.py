@@ -117,7 +117,7 @@ def test_word_corpus_leaves_member_sentences_out_unless_asked():
 
     from harness.data.split import MemberSplit
     from harness.invert.recipe import EvidenceRecipe
-    from harness.pipeline.evidence import word_corpus
+    from harness.invert.targets import word_corpus
 
     split = MemberSplit(["neg", "pos"], ["A moving film .", "dull"], np.array([1, 0]), np.array([0, 1]),
                         ["a fine film ."], np.array([1]), np.array([2]))

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 import torch
-import yaml
 
 from harness.cli import main
 from harness.errors import HarnessError

@@ -24,7 +24,6 @@ def add_arguments(p) -> None:
 
 
 def _failures(results: str) -> int:
-    import harness.runner.tables  # noqa: F401 - registers the table
     from harness.store.store import ResultStore
 
     rows = ResultStore(results, create=False).read("failures").to_pylist()

@@ -1,4 +1,4 @@
-"""Run one task end to end (embed, train the victim, attack, score, select, invert) and write result tables and a report."""
+"""Run one task (once per --recipe) end to end (embed, train the victim, attack, score, select, invert) and write result tables and a report."""
 
 from __future__ import annotations
 
@@ -11,6 +11,8 @@ from harness.errors import HarnessError
 from harness.heads.io import load_head
 from harness.pipeline.unit import plan_unit, run_unit
 from harness.registry import MODELS, TASKS
+from harness.victims.build import recipe_parts
+from harness.victims.spec import VictimSpec
 
 def add_arguments(p) -> None:
     p.add_argument("task", help="task file (tasks/*.yaml) or registered task name")
@@ -20,10 +22,19 @@ def add_arguments(p) -> None:
     p.add_argument("--cache", help="embedding cache directory (default: $RECON_HARNESS_CACHE or ~/.cache/recon-harness)")
     p.add_argument("--corpus", action="append", default=[], metavar="SOURCE[:COLUMN]",
                    help="text: extra retrieval corpus (local file or Hub data set id); repeatable")
+    p.add_argument("--recipe", action="append", default=[], metavar="TRANSFORM+TRAINER",
+                   help="victim recipe, e.g. standardize+paper (default: the task's); repeat to run one unit per recipe "
+                        "into the same results (recon-harness ls transforms / ls trainers)")
     p.add_argument("--no-evidence", action="store_true", help="skip selection, inversion and the report")
     p.add_argument("--quiet", action="store_true", help="no progress output")
-    p.add_argument("--threads", type=int, default=None,
-                   help="torch CPU threads (default: torch's, one per core); 1 is far faster on a machine busy with other work")
+    p.add_argument("--threads", type=int, default=DEFAULT_THREADS,
+                   help=f"torch CPU threads (default: {DEFAULT_THREADS}). On a 2-core box the quickstart took 38 s with 1 "
+                   "thread and 121 s with torch's own default (one per core) while others used it, and 1 thread gives "
+                   "the same rows whatever the core count; more threads help only a large backbone embedding on the CPU")
+
+
+# Measured in README, "Threads": one thread is the fastest here whenever the machine does anything else.
+DEFAULT_THREADS = 1
 
 
 def set_threads(threads: int | None) -> None:
@@ -31,10 +42,24 @@ def set_threads(threads: int | None) -> None:
     if threads is None:
         return
     if threads < 1:
-        raise HarnessError("--threads", threads, "must be >= 1 (or leave it out for one thread per core)")
+        raise HarnessError("--threads", threads, f"must be >= 1 (default: {DEFAULT_THREADS}; at most one per core helps)")
     import torch
 
     torch.set_num_threads(threads)
+
+
+def parse_recipes(values: list[str]) -> list[VictimSpec]:
+    """--recipe TRANSFORM+TRAINER values, checked (names and the trainer's availability) before any work."""
+    out = []
+    for value in values:
+        transform, plus, trainer = value.partition("+")
+        if not plus or not transform or not trainer:
+            raise HarnessError("--recipe", value, "write TRANSFORM+TRAINER, e.g. standardize+paper "
+                               "(recon-harness ls transforms, recon-harness ls trainers)")
+        spec = VictimSpec(transform=transform, trainer=trainer)
+        recipe_parts(spec)
+        out.append(spec)
+    return out
 
 
 def main(args) -> int:
@@ -44,8 +69,10 @@ def main(args) -> int:
     task_file = Path(args.task) if Path(args.task).is_file() else TASKS.files().get(args.task)
     base_dir = task_file.resolve().parent if task_file else None  # relative data paths follow the task file
     check_outputs(args)  # --out and --cache before the revision is resolved (which may take the network)
-    unit, resolved = plan_unit(task, card, args.head)
-    check_run(args, task, card, unit, base_dir)  # every input, before the first stage: one line, nothing written
+    tasks = [task.model_copy(update={"victim": spec}) for spec in parse_recipes(args.recipe)] or [task]
+    planned = [plan_unit(t, card, args.head) for t in tasks]
+    for t, (unit, _) in zip(tasks, planned):
+        check_run(args, t, card, unit, base_dir)  # every input, before the first stage: one line, nothing written
     recipe = task.evidence
     recipe = recipe.model_copy(update={"enabled": recipe.enabled and not args.no_evidence, "corpus": [*recipe.corpus, *args.corpus]})
     if recipe.enabled and recipe.corpus:  # a corpus that cannot be loaded fails before any work
@@ -56,12 +83,13 @@ def main(args) -> int:
     out = Path(args.out)
     given = load_head(args.head)[::2] if args.head else None  # (head, frame saved with it)
     warn_remote_code(card)
-    output = run_unit(
-        unit, resolved, out, cache_dir=Path(args.cache) if args.cache else None, base_dir=base_dir,
-        progress=not args.quiet, evidence=recipe, given=given,
-    )
     console = make_console()
-    print_summary(output, out, console)
+    for unit, resolved in planned:
+        output = run_unit(
+            unit, resolved, out, cache_dir=Path(args.cache) if args.cache else None, base_dir=base_dir,
+            progress=not args.quiet, evidence=recipe, given=given,
+        )
+        print_summary(output, out, console)
     if recipe.enabled:
         from harness.report import build_report
 

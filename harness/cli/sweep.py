@@ -25,8 +25,10 @@ def add_arguments(p) -> None:
     p.add_argument("--dry-run", action="store_true", help="print the plan (units, shards, CPU/GPU needs) and exit")
     p.add_argument("--address", help="Ray cluster (HOST:PORT, auto); default $RAY_ADDRESS, else a local loopback cluster")
     p.add_argument("--num-cpus", type=int, help="CPUs of the local cluster (default: all)")
-    p.add_argument("--resume", action="store_true", default=True, help="skip finished units and shards (the default)")
-    p.add_argument("--force", action="store_true", help="recompute every unit, finished or not")
+    group = p.add_mutually_exclusive_group()
+    group.add_argument("--resume", dest="force", action="store_false", default=False,
+                       help="skip finished units and reuse trained heads and finished shards (the default)")
+    group.add_argument("--force", dest="force", action="store_true", help="recompute every unit, finished or not")
     p.add_argument("--max-in-flight", type=int, help="Ray tasks in flight at once (default: the sweep's, else 2 x slots)")
     p.add_argument("--wait-for-resources", type=float, default=0.0, metavar="SECONDS",
                    help="on an autoscaling cluster, wait this long for nodes that fit the requests")

@@ -127,24 +127,26 @@ def attack(unit: Unit, prep: Prepared, trained: Trained, kind: str, params: dict
 
 
 def finish(unit: Unit, prep: Prepared, trained: Trained, results: dict[str, AttackResult],
-           select: bool = True) -> tuple[dict[str, VictimOutcome], dict[str, VictimEvidence]]:
-    """Score each victim's candidates (members vs non-members, SSIM for pixels) and select without ground truth."""
+           recipe: EvidenceRecipe | None = None) -> tuple[dict[str, VictimOutcome], dict[str, VictimEvidence]]:
+    """Score each victim's candidates (members vs non-members, SSIM for pixels) and select without ground
+    truth (by `recipe`, default the task's evidence settings)."""
     outcomes, evidence = {}, {}
-    recipe = unit.task.evidence
+    recipe = recipe or unit.task.evidence
     for kind, result in results.items():
         t0 = time.perf_counter()
         scores = score_stage(result, prep.emb, unit.task.fpr)
         pixels = pixel_score_stage(result, prep.emb, unit.task.fpr, prep.image_shape) if prep.image_shape else None
         outcomes[kind] = VictimOutcome(trained.victims[kind], result, scores, trained.train_s.get(kind, 0.0), result.wall_s,
                                        time.perf_counter() - t0, pixels=pixels)
-        if select and recipe.enabled and len(result.candidates):
+        if recipe.enabled and len(result.candidates):
             evidence[kind] = select_stage(result, prep.emb, scores, recipe)
     return outcomes, evidence
 
 
 def tables(unit: Unit, prep: Prepared, outcomes: dict[str, VictimOutcome], evidence: dict[str, VictimEvidence],
-           head_paths: dict[str, str]) -> dict[str, list[dict]]:
+           head_paths: dict[str, str], recipe: EvidenceRecipe | None = None) -> dict[str, list[dict]]:
     """The unit's rows, table by table (TABLES order)."""
+    recipe = recipe or unit.task.evidence
     base = provenance(unit, prep.source)
     out: dict[str, list[dict]] = {name: [] for name in TABLES}
     for kind, vo in outcomes.items():
@@ -154,7 +156,7 @@ def tables(unit: Unit, prep: Prepared, outcomes: dict[str, VictimOutcome], evide
         out["matches"] += match_rows(base, prep.split, vo)
         ev = evidence.get(kind)
         if ev is not None:
-            out["selections"] += selection_rows(base, kind, ev, unit.task.evidence)
+            out["selections"] += selection_rows(base, kind, ev, recipe)
             out["selection_scores"] += selection_score_rows(base, kind, ev)
             out["inversions"] += inversion_rows(base, kind, ev)
         out["victims"].append(victim_row(base, unit, prep.split, prep.emb, vo, prep.emb.cache_hit))
@@ -189,11 +191,12 @@ def _stage(console: Console, label: str) -> float:
 def run_unit(unit: Unit, resolved: ResolvedModel, out: Path | None, cache_dir: Path | None = None,
              base_dir: Path | None = None, progress: bool = True, console: Console | None = None,
              evidence: EvidenceRecipe | None = None, given: tuple[MLPHead, Frame | None] | None = None) -> UnitOutput:
-    """All stages in order, in this process; rows and heads are written only once every stage has succeeded."""
+    """All stages in order, in this process; rows and heads are written only once every stage has succeeded.
+    `evidence` overrides the task's selection / inversion settings (the CLI's --no-evidence, --corpus)
+    without changing the unit's id."""
     console = console or Console(stderr=True, quiet=not progress, width=None if sys.stderr.isatty() else 160)
-    if evidence is not None:
-        unit = replace(unit, task=unit.task.model_copy(update={"evidence": evidence}))
     task, card = unit.task, unit.card
+    recipe = evidence or task.evidence
     t_all = time.perf_counter()
     if out is not None:
         ResultStore.check(out)
@@ -220,7 +223,7 @@ def run_unit(unit: Unit, resolved: ResolvedModel, out: Path | None, cache_dir: P
             )
         _stage(console, f"attack ({kind}): {'weighted-sum (linear head)' if v.linear else task.attack.name}")
         results[kind] = attack(unit, prep, trained, kind, progress=progress)
-    outcomes, ev = finish(unit, prep, trained, results)
+    outcomes, ev = finish(unit, prep, trained, results, recipe)
     for kind, vo in outcomes.items():
         s, px = vo.scores, vo.pixels
         console.print(
@@ -231,16 +234,16 @@ def run_unit(unit: Unit, resolved: ResolvedModel, out: Path | None, cache_dir: P
     for kind, e in ev.items():
         t0 = _stage(console, f"select + invert ({kind})")
         if kind == "real":
-            invert_stage(e, backbone, prep.split, emb, results[kind], task.evidence, cache_dir, base_dir, progress)
+            invert_stage(e, backbone, prep.split, emb, results[kind], recipe, cache_dir, base_dir, progress)
         if e.cluster is not None:
             console.print(
                 f"  {len(e.selection)} clusters in {e.select_s:.1f}s; top-20 precision {e.cluster.precision[20]:.2f} "
                 f"(lowest-loss baseline {e.baseline.precision[20]:.2f}); {len(e.inversions)} inversions in {time.perf_counter() - t0:.1f}s"
             )
-    output = UnitOutput(unit, resolved, prep.split, emb, outcomes, ev, task.evidence)
+    output = UnitOutput(unit, resolved, prep.split, emb, outcomes, ev, recipe)
     if out is not None:
         paths = {kind: str(head_path(out, unit.unit_id, kind).relative_to(out)) for kind in trained.victims}
-        rows = tables(unit, prep, outcomes, ev, paths)
+        rows = tables(unit, prep, outcomes, ev, paths, recipe)
         ResultStore(out)  # the marker first: heads then rows go into a results directory
         save_heads(out, unit, trained)
         output.row_counts = write_unit(out, unit, rows)
