@@ -7,6 +7,8 @@ import sys
 
 import pytest
 import torch
+import yaml
+from pydantic import ValidationError
 
 from harness.errors import HarnessError
 from harness.pipeline.stages import Embedded, attack_stage, score_stage
@@ -14,6 +16,7 @@ from harness.scoring.verdict import verdict
 from harness.specs.task import AttackRecipe, HeadRecipe
 from harness.victims.build import VictimData, build_victim, recipe_parts
 from harness.victims.spec import VictimSpec
+from tests.conftest import ROOT, SST2
 
 HEAD = HeadRecipe(widths=[32], init_scale=0.01, optimizer="adam", lr=0.01, weight_decay=1e-3, max_steps=300)
 
@@ -90,16 +93,45 @@ def test_dp_sgd_without_opacus_is_one_line(monkeypatch):
     assert e.value.field == "victim.trainer" and "pip install 'recon-harness[dp]'" in str(e.value)
 
 
-@pytest.mark.parametrize("spec,field,hint", [
-    (VictimSpec(trainer="sklearn"), "victim.trainer", "did you mean 'sklearn-mlp'"),
-    (VictimSpec(transform="zscore"), "victim.transform", "known: none, standardize, l2"),
-    (VictimSpec(trainer="linear", params={"max_iters": 5}), "victim.params.max_iters", "did you mean 'max_iter'"),
-    (VictimSpec(trainer="sklearn-mlp", params={"alpha": -1}), "victim.params.alpha", "greater than or equal"),
-])
-def test_bad_recipes_are_one_line(spec, field, hint):
-    with pytest.raises(HarnessError) as e:
-        recipe_parts(spec)
-    assert e.value.field == field and hint in str(e.value) and "\n" not in str(e.value)
+BAD = [
+    ({"trainer": "sklearn"}, "victim.trainer = 'sklearn'", "did you mean 'sklearn-mlp'"),
+    ({"transform": "zscore"}, "victim.transform = 'zscore'", "known: none, standardize, l2"),
+    ({"trainer": "linear", "params": {"max_iters": 5}}, "victim.params.max_iters", "did you mean 'max_iter'"),
+    ({"trainer": "sklearn-mlp", "params": {"alpha": -1}}, "victim.params.alpha", "greater than or equal"),
+]
+
+
+@pytest.mark.parametrize("spec,field,hint", BAD)
+def test_bad_recipes_are_refused_when_the_spec_is_read(spec, field, hint):
+    with pytest.raises(ValidationError) as e:
+        VictimSpec(**spec)
+    assert field in str(e.value) and hint in str(e.value)
+
+
+@pytest.mark.parametrize("spec,field,hint", BAD[:2])
+def test_bad_recipes_are_one_line_exit_2_and_no_rows(tmp_path, capsys, spec, field, hint):
+    from harness.cli import main
+
+    task = yaml.safe_load((ROOT / "tasks" / "quickstart.yaml").read_text())
+    task["data"]["source"] = str(SST2)
+    task["victim"] = spec
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(task))
+    for argv in (["validate", str(path)], ["run", str(path), "--out", str(tmp_path / "out")]):
+        assert main(argv) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and field in err[0] and hint in err[0], err
+    assert not (tmp_path / "out").exists()
+
+
+def test_run_recipe_flag_is_checked_before_any_work(tmp_path, capsys):
+    from harness.cli import main
+
+    assert main(["run", "tasks/quickstart.yaml", "--recipe", "standardise+paper", "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "victim.transform = 'standardise'" in err[0] and "did you mean 'standardize'" in err[0]
+    assert main(["run", "tasks/quickstart.yaml", "--recipe", "paper", "--out", str(tmp_path / "o")]) == 2
+    assert "TRANSFORM+TRAINER" in capsys.readouterr().err and not (tmp_path / "o").exists()
 
 
 def test_a_linear_head_is_scored_as_its_weighted_sum():

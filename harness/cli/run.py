@@ -56,9 +56,8 @@ def parse_recipes(values: list[str]) -> list[VictimSpec]:
         if not plus or not transform or not trainer:
             raise HarnessError("--recipe", value, "write TRANSFORM+TRAINER, e.g. standardize+paper "
                                "(recon-harness ls transforms, recon-harness ls trainers)")
-        spec = VictimSpec(transform=transform, trainer=trainer)
-        recipe_parts(spec)
-        out.append(spec)
+        recipe_parts(VictimSpec.model_construct(transform=transform, trainer=trainer, params={}))  # one-line errors
+        out.append(VictimSpec(transform=transform, trainer=trainer))
     return out
 
 

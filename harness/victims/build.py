@@ -68,8 +68,9 @@ def shuffled_labels(labels: torch.Tensor, seed: int = 0) -> torch.Tensor:
     return labels[torch.randperm(len(labels), generator=torch.Generator().manual_seed(seed + 1))]
 
 
-def recipe_parts(spec: VictimSpec) -> tuple[Transform, Trainer]:
-    """The recipe's transform and trainer, checked: unknown names and bad parameters are one-line errors."""
+def recipe_parts(spec: VictimSpec, check_available: bool = True) -> tuple[Transform, Trainer]:
+    """The recipe's transform and trainer, checked: unknown names and bad parameters are one-line errors;
+    `check_available` also asks the trainer whether it can run here (an optional package)."""
     if spec.transform not in TRANSFORMS:
         raise HarnessError("victim.transform", spec.transform,
                            f"unknown transform{did_you_mean(spec.transform, TRANSFORMS)}; known: {', '.join(TRANSFORMS)}")
@@ -89,7 +90,8 @@ def recipe_parts(spec: VictimSpec) -> tuple[Transform, Trainer]:
         err = exc.errors()[0]
         loc = ".".join(str(x) for x in err.get("loc", ()))
         raise HarnessError(f"victim.params.{loc}", err.get("input"), err.get("msg", "invalid")) from None
-    trainer.check()
+    if check_available:
+        trainer.check()
     return TRANSFORMS[spec.transform](), trainer
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
 class VictimSpec(BaseModel):
@@ -17,3 +17,17 @@ class VictimSpec(BaseModel):
     @property
     def label(self) -> str:
         return f"{self.transform}+{self.trainer}"
+
+    @model_validator(mode="after")
+    def _known(self) -> "VictimSpec":
+        """Names and parameters checked when the spec is read (so `validate` catches them), with the lists."""
+        if self.trainer == "given":  # a head given as a file: no recipe to check
+            return self
+        from harness.errors import HarnessError
+        from harness.victims.build import recipe_parts
+
+        try:
+            recipe_parts(self, check_available=False)
+        except HarnessError as exc:
+            raise ValueError(f"{exc.field} = {exc.value!r}: {exc.fix}") from None
+        return self
