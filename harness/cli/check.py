@@ -87,7 +87,7 @@ def check_minilm() -> str:
     emb = load_backbone(resolved, device=torch.device("cpu")).embed(["a quick check"], progress=False)
     if tuple(emb.shape) != (1, card.dim or emb.shape[1]):
         raise RuntimeError(f"embedding of shape {tuple(emb.shape)}, expected (1, {card.dim})")
-    return f"{MINILM_PACKAGE} at {mod.__file__.rsplit('/', 2)[0]}; {card.id} loads offline from {resolved.source}, {emb.shape[1]}-d"
+    return f"{MINILM_PACKAGE} at {os.path.dirname(mod.__file__)}; {card.id} loads offline from {resolved.source}, {emb.shape[1]}-d"
 
 
 def check_ray() -> str:
