@@ -22,7 +22,6 @@ import time
 import warnings
 from pathlib import Path
 
-import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -86,6 +85,7 @@ def one(d: dict, spec: VictimSpec, pixels: bool, seed: int, kind: str) -> dict:
     train_s = time.perf_counter() - t0
     emb = embedded(d)
     params = {**(PIXEL_ATTACK if pixels else TEXT_ATTACK), "seed": seed}
+    params["m"] = max(params["m"], 2 * len(d["members"]))  # about two candidates per member
     t0 = time.perf_counter()
     res = attack_stage(v, emb, head, AttackRecipe(name="kkt", params=params), 2, pixels, False)
     attack_s = time.perf_counter() - t0
@@ -101,7 +101,10 @@ def one(d: dict, spec: VictimSpec, pixels: bool, seed: int, kind: str) -> dict:
         view = attack_view(v, head, 2, "box" if pixels else "norm", _public_norm(v.frame, d))
         pc = planted_check(view, members, d["labels"], {**params, "iterations": 500, "subspace": "off"}, noise=0.3, seed=seed,
                            scratch_params={"iterations": 10})
-        out["planted"] = f"{pc.end_good}/{len(members)}"
+        # planted members that stay prove identifiability only where their loss beats what search finds:
+        # on a flat loss (a DP head) candidates do not move from wherever they start
+        ratio = pc.planted_loss / out["best_loss"] if out["best_loss"] > 0 else float("nan")
+        out["planted"] = f"{pc.end_good}/{len(members)} x{ratio:.1f}"
     return out
 
 
@@ -114,8 +117,8 @@ def fmt_row(data: str, recipe: str, r: dict, nr: dict | None, pixels: bool) -> s
     null = "-" if nr is None else (f"{nr['ssim04']}/{nr['n']} ssim" if pixels else f"{nr['cos08']}/{nr['n']}") + f" tpr {nr['tpr']:.2f}"
     act = "-" if r["active"] is None else f"{r['active']:.2f}"
     eps = f" eps {r['eps']:.2f}" if r.get("eps") is not None else ""
-    return (f"  {data:<26} {recipe:<27} {act:>6} {r['oracle']:>8.3f} {r.get('planted', '-'):>8} {r['tpr']:>6.2f} "
-            f"{good:>10} {null:>18} {r['test_acc']:>5.2f} {r['train_s'] + r['attack_s']:>6.0f}s{eps}")
+    return (f"  {data:<26} {recipe:<27} {act:>6} {r['oracle']:>8.3f} {r['best_loss']:>8.3g} {r.get('planted', '-'):>12} "
+            f"{r['tpr']:>6.2f} {good:>10} {null:>18} {r['test_acc']:>5.2f} {r['train_s'] + r['attack_s']:>6.0f}s{eps}")
 
 
 def scale_case(seed: int) -> None:
@@ -130,8 +133,11 @@ def scale_case(seed: int) -> None:
     x = frame.apply(mem)
     head, _ = fit_head(x, d["labels"], 2, TEXT_HEAD.widths, TEXT_HEAD.bias, TEXT_HEAD.init_scale, head_config(TEXT_HEAD, seed), seed)
     members, public = frame.apply(mem), frame.apply(d["public"].float())
+    from harness.diagnostics.oracle import oracle_residual
+
     say(f"  x20 victim: member norm {float(members.norm(dim=1).mean()):.1f}, active units/member "
-        f"{float(head.activation_patterns(members)[0].float().mean()):.2f}")
+        f"{float(head.activation_patterns(members)[0].float().mean()):.2f}, oracle residual "
+        f"{oracle_residual(head, 'logistic', members, d['labels']):.4f}")
     params = {**TEXT_ATTACK, "seed": seed}
     for label, vf, prior in [("before: unit-sphere prior, frame ignored", Frame(mean, None, True), "sphere"),
                              ("after: sphere prior through the frame", frame, "sphere"),
@@ -162,14 +168,14 @@ def main(argv=None) -> int:
     ap.add_argument("--threads", type=int, default=1)
     a = ap.parse_args(argv)
     torch.set_num_threads(a.threads)
-    names, items = [], a.data.split(",")
+    names, items = [], [x for x in a.data.split(",") if x]
     for it in items:  # 'fortunes:a,b' holds a comma of its own
         if names and names[-1].startswith("fortunes:") and names[-1].count(",") == 0:
             names[-1] += "," + it
         else:
             names.append(it)
     say(f"== recipes x data, {a.n} members per class, seeds {a.seeds}; text attack {TEXT_ATTACK}, pixel attack {PIXEL_ATTACK}")
-    say(f"  {'data':<26} {'recipe':<27} {'active':>6} {'oracle':>8} {'planted':>8} {'TPR':>6} {'members':>10} "
+    say(f"  {'data':<26} {'recipe':<27} {'active':>6} {'oracle':>8} {'search':>8} {'planted':>12} {'TPR':>6} {'members':>10} "
         f"{'disjoint null':>18} {'acc':>5} {'time':>7}")
     for seed in (int(s) for s in a.seeds.split(",")):
         for name in names:
@@ -179,7 +185,7 @@ def main(argv=None) -> int:
                 say(f"  {name}: data not available here; skipped")
                 continue
             recipes = a.pixel_recipes if pixels else a.recipes
-            for rname in recipes.split(","):
+            for rname in [r for r in recipes.split(",") if r]:
                 spec = RECIPES[rname]
                 try:
                     r = one(d, spec, pixels, seed, "real")
@@ -190,7 +196,9 @@ def main(argv=None) -> int:
                 say(fmt_row(f"{name}" + (f" s{seed}" if seed else ""), rname, r, nr, pixels)
                     + ("  (linear head: weighted sum only)" if r["linear"] else ""))
     say("  active = mean share of first-layer units firing on a member; oracle = members' best relative KKT residual; "
-        "planted = members still at cosine > 0.8 after the attack started at them + 30% noise; members = members with a "
+        "planted = members still at cosine > 0.8 after the attack started at them + 30% noise, and that run's loss over the "
+        "best loss found from scratch (x < 1: the loss prefers the members; x >> 1 with members kept: a flat loss "
+        "that leaves any start in place); members = members with a "
         "candidate at cosine > 0.8 (SSIM > 0.4 for pixels); disjoint null = the same for the control; acc = test accuracy")
     if a.scale:
         say("== scale: x20 MiniLM / SST-2 victim (none+paper recipe on centred embeddings x20), before and after")
