@@ -12,12 +12,7 @@ from harness.heads.train import TrainConfig, fit_head
 from harness.victims.frame import Frame
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _sphere_members(n=6, d=24, seed=0):

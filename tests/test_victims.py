@@ -21,12 +21,7 @@ from tests.conftest import ROOT, SST2
 HEAD = HeadRecipe(widths=[32], init_scale=0.01, optimizer="adam", lr=0.01, weight_decay=1e-3, max_steps=300)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _data(n=12, d=10, seed=0) -> VictimData:
