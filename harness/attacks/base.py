@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
 import torch
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from harness.heads.losses import LossName
 from harness.heads.mlp import MLPHead
@@ -73,7 +73,7 @@ class AttackParams(BaseModel):
     """Base of every attack's declared, validated parameters."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
-    seed: int = 0
+    seed: int = Field(0, description="seeds the starting candidates and the sampled settings")
 
 
 class Attack:

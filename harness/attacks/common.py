@@ -27,8 +27,8 @@ class KKTParams(AttackParams):
     restarts: int = Field(8, ge=1, le=100_000, description="restarts (runs) in all")
     iterations: int = Field(2000, ge=1, le=10_000_000, description="iterations per restart (at most)")
     time_budget_s: float | None = Field(None, gt=0, description="stop starting/continuing runs after this")
-    prior_weight: float = Field(1.0, ge=0)
-    curve_every: int = Field(50, ge=1)
+    prior_weight: float = Field(1.0, ge=0, description="weight of the domain prior (box, norm) in the loss")
+    curve_every: int = Field(50, ge=1, description="record the loss curve every this many iterations")
 
 
 def sample_setting(rng: random.Random, name: str, fixed, ranges=PUBLISHED_RANGES) -> float:

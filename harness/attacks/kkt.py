@@ -32,19 +32,20 @@ class KKTFastParams(KKTParams):
     lr: float | None = Field(None, gt=0, description="fixed step size (relative to the input norm)")
     lr_range: tuple[float, float] = Field((3e-3, 3e-2), description="log-uniform range when lr is unset")
     momentum: float = Field(0.9, ge=0, lt=1, description="sgd only")
-    init: Literal["rows", "random", "subspace"] = "rows"
+    init: Literal["rows", "random", "subspace"] = Field(
+        "rows", description="starting candidates: rows of W1 (oriented by class), Gaussian, or Gaussian in W1's row space")
     init_scale: float = Field(1.0, gt=0, description="initial candidate norm / typical input norm")
     lambda_min: float = Field(0.05, gt=0, description="lambda_min relative to the fitted lambda scale")
-    alpha_start: float = Field(20.0, gt=0)
-    alpha_end: float = Field(20.0, gt=0)
+    alpha_start: float = Field(20.0, gt=0, description="modified-ReLU slope sigmoid(alpha z) at the first iteration")
+    alpha_end: float = Field(20.0, gt=0, description="the slope at the last iteration (annealed log-linearly)")
     alpha_relative: bool = Field(True, description="alpha per layer / RMS pre-activation of the initial candidates")
     subspace: int | Literal["off", "auto"] = Field("auto", description="keep candidates in W1's row space")
     subspace_tol: float = Field(1e-4, gt=0, lt=1, description="'auto' keeps singular values >= tol * the largest")
     rungs: int = Field(3, ge=0, le=20, description="successive-halving prunes per bracket")
     eta: int = Field(2, ge=2, description="keep 1/eta of the restarts at each rung")
     brackets: int = Field(1, ge=1, description="rounds of restarts; later rounds reuse good settings")
-    dtype: Literal["float32", "float64"] = "float32"
-    keep: Literal["survivors", "all"] = "survivors"
+    dtype: Literal["float32", "float64"] = Field("float32", description="precision of the search")
+    keep: Literal["survivors", "all"] = Field("survivors", description="candidates of pruned restarts too ('all'), or not")
 
     @model_validator(mode="after")
     def _ranges(self):
