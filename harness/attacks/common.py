@@ -34,8 +34,8 @@ class KKTParams(AttackParams):
 def sample_setting(rng: random.Random, name: str, fixed, ranges=PUBLISHED_RANGES) -> float:
     if fixed is not None:
         return float(fixed)
-    lo, hi, kind = ranges[name]
-    if kind == "log":
+    lo, hi, spacing = ranges[name]
+    if spacing == "log":
         return math.exp(rng.uniform(math.log(lo), math.log(hi)))
     return rng.uniform(lo, hi)
 

@@ -18,7 +18,7 @@ from tqdm.auto import tqdm
 
 from harness.attacks.base import Attack, AttackResult, RunRecord, Victim
 from harness.attacks.common import KKTParams, check_victim, default_typical_norm
-from harness.attacks.margins import balanced_labels, head_kind
+from harness.attacks.margins import balanced_labels, head_form
 from harness.attacks.objective import (
     HeadTensors, lambda_penalty, preact_rms, prior_penalty, project_sphere_, residual_sq,
 )
@@ -67,8 +67,8 @@ class KKT(Attack):
         t0 = time.perf_counter()
         dt = torch.float32 if p.dtype == "float32" else torch.float64
         ht = HeadTensors.of(victim.head, dt)
-        kind = head_kind(victim.loss, victim.head.out_dim)
-        ctx = _Context(p, victim, ht, kind, dt)
+        form = head_form(victim.loss, victim.head.out_dim)
+        ctx = _Context(p, victim, ht, form, dt)
         if start is not None:
             if start.dim() != 3 or start.shape[0] != p.restarts or start.shape[1:] != (p.m, victim.dim):
                 raise ValueError(f"start must be (restarts, m, d) = ({p.restarts}, {p.m}, {victim.dim}), got {tuple(start.shape)}")
@@ -114,8 +114,8 @@ class KKT(Attack):
 class _Context:
     """Per-victim state shared by the brackets."""
 
-    def __init__(self, p: KKTFastParams, victim: Victim, ht: HeadTensors, kind, dt):
-        self.p, self.victim, self.ht, self.kind, self.dt = p, victim, ht, kind, dt
+    def __init__(self, p: KKTFastParams, victim: Victim, ht: HeadTensors, form, dt):
+        self.p, self.victim, self.ht, self.form, self.dt = p, victim, ht, form, dt
         self.typ = default_typical_norm(victim)
         self.frame = victim.frame.to(dt)
         self.mean = self.frame.mean
@@ -132,14 +132,14 @@ class _Context:
             self.ht = HeadTensors(ws, ht.biases, ht.theta_sq)
             self.mean_c = self.mean @ self.basis
             self.sphere_r2 = float(1 - self.mean.pow(2).sum() + self.mean_c.pow(2).sum())
-        self.lam_dim = (victim.head.out_dim,) if kind == "regression" else ()
+        self.lam_dim = (victim.head.out_dim,) if form == "regression" else ()
         self.start: torch.Tensor | None = None
 
     def losses(self, x, lam, lam_scale, lmin, alpha):
         alpha = [alpha / s for s in self.zscale]
-        res = residual_sq(self.ht, x, lam, self.labels, self.kind, alpha) / self.ht.theta_sq.to(x.dtype)
+        res = residual_sq(self.ht, x, lam, self.labels, self.form, alpha) / self.ht.theta_sq.to(x.dtype)
         rel_lam = lam / lam_scale.view(-1, *([1] * (lam.dim() - 1)))
-        pen = lambda_penalty(rel_lam, lmin.view(-1, 1), self.kind)
+        pen = lambda_penalty(rel_lam, lmin.view(-1, 1), self.form)
         xf = self.full(x) if self.victim.prior == "box" else x
         pri = prior_penalty(xf, self.victim.prior, self.frame, self.typ, self.victim.box) / self.typ**2
         return res, res + pen + self.p.prior_weight * pri
@@ -168,7 +168,7 @@ class _Context:
         if self.start is not None:
             x = self.start.clone()
         else:
-            x = init_candidates(p.init, w1, w2, self.labels, self.kind, R, p.init_scale * self.typ, self.basis, gen)
+            x = init_candidates(p.init, w1, w2, self.labels, self.form, R, p.init_scale * self.typ, self.basis, gen)
         if p.subspace != "off":
             x = x @ self.basis
         self.project_(x)
@@ -178,7 +178,7 @@ class _Context:
         lmin = torch.full((R,), p.lambda_min, dtype=dt)
         lam_scale = self._fit_scale(x, a0)
         lam = lam_scale.view(R, 1, *[1] * len(self.lam_dim)).expand(R, p.m, *self.lam_dim).clone()
-        if self.kind == "regression":
+        if self.form == "regression":
             lam = lam * 0.01 * torch.randn(lam.shape, generator=gen, dtype=dt)
         ids = torch.arange(first_id, first_id + R)
         step = lr.to(dt)
@@ -186,7 +186,7 @@ class _Context:
         settings = {int(i): {"lr": float(lr[k]), "alpha_start": p.alpha_start, "alpha_end": p.alpha_end,
                              "lambda_min": p.lambda_min, "init": p.init, "lambda_scale": float(lam_scale[k]),
                              "subspace_rank": None if self.basis is None else int(self.basis.shape[1]),
-                             "optimizer": opt.kind_of(k)}
+                             "optimizer": opt.optimizer_of(k)}
                     for k, i in enumerate(ids)}
         curves = {int(i): [] for i in ids}
         status, its, finals, out = {}, {}, {}, []
@@ -254,8 +254,8 @@ class _Context:
         one = torch.ones(R, self.p.m, *self.lam_dim, dtype=x.dtype)
         a = [alpha.view(-1, 1, 1) / s for s in self.zscale]
         f0 = self.ht.theta_sq.to(x.dtype)
-        f1 = residual_sq(self.ht, x, one, self.labels, self.kind, a)
-        f2 = residual_sq(self.ht, x, 2 * one, self.labels, self.kind, a)
+        f1 = residual_sq(self.ht, x, one, self.labels, self.form, a)
+        f2 = residual_sq(self.ht, x, 2 * one, self.labels, self.form, a)
         bq = (f2 - 2 * f1 + f0) / 2
         aq = (f0 - f1 + bq) / 2
         s = (aq / bq.clamp_min(1e-30)).abs()
@@ -289,7 +289,7 @@ class _Opt:
         self.v = [torch.zeros_like(t) for t in tensors]
         self.t = 0
 
-    def kind_of(self, k: int) -> str:
+    def optimizer_of(self, k: int) -> str:
         return "sgd" if bool(self.sgd[0].flatten()[k]) else "adam"
 
     def step(self, tensors, grads):

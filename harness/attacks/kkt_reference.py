@@ -16,7 +16,7 @@ from tqdm.auto import tqdm
 
 from harness.attacks.base import Attack, AttackResult, RunRecord, Victim
 from harness.attacks.common import KKTParams, check_victim, default_typical_norm, sample_setting
-from harness.attacks.margins import balanced_labels, head_kind, lambda_shape, margins
+from harness.attacks.margins import balanced_labels, head_form, lambda_shape, margins
 from harness.attacks.modified_relu import modified_relu
 from harness.attacks.objective import lambda_penalty, prior_penalty, project_sphere_
 
@@ -29,14 +29,14 @@ class KKTReferenceParams(KKTParams):
     momentum: float = Field(0.9, ge=0, lt=1)
 
 
-def reference_kkt_loss(head, x, lam, labels, kind, alpha) -> torch.Tensor:
+def reference_kkt_loss(head, x, lam, labels, form, alpha) -> torch.Tensor:
     """sum_p ||p - grad_p sum_j lam_j Phi_j||^2 by double backward (x (m,d), lam (m,) or (m,C))."""
     params = list(head.parameters())
     a = x
     for k, layer in enumerate(head.layers):
         z = layer(a)
         a = modified_relu(z, alpha) if k < len(head.layers) - 1 else z
-    phi = margins(kind, labels, a)
+    phi = margins(form, labels, a)
     grads = torch.autograd.grad((lam * phi).sum(), params, create_graph=True)
     return sum(((p.detach() - g) ** 2).sum() for p, g in zip(params, grads))
 
@@ -52,7 +52,7 @@ class KKTReference(Attack):
         p: KKTReferenceParams = self.params
         t0 = time.perf_counter()
         head = _double_copy(victim.head)
-        kind = head_kind(victim.loss, head.out_dim)
+        form = head_form(victim.loss, head.out_dim)
         frame = victim.frame.to(torch.float64)
         typ = default_typical_norm(victim)
         rng = random.Random(p.seed)
@@ -64,14 +64,14 @@ class KKTReference(Attack):
                 break
             s = {k: sample_setting(rng, k, getattr(p, k)) for k in ("lr", "init_scale", "lambda_min", "alpha")}
             x = (torch.randn(p.m, victim.dim, generator=gen, dtype=torch.float64) * s["init_scale"]).requires_grad_()
-            lam = torch.full(lambda_shape(kind, p.m, head.out_dim), s["lambda_min"], dtype=torch.float64)
+            lam = torch.full(lambda_shape(form, p.m, head.out_dim), s["lambda_min"], dtype=torch.float64)
             lam.requires_grad_()
             opt = torch.optim.SGD([x, lam], lr=s["lr"], momentum=p.momentum)
             curve, status, it, t_run = [], "ok", 0, time.perf_counter()
             bar = tqdm(range(p.iterations), desc=f"kkt-reference run {r}", disable=not progress, leave=False)
             for it in bar:
-                loss = reference_kkt_loss(head, x, lam, labels, kind, s["alpha"])
-                loss = loss + lambda_penalty(lam.unsqueeze(0), s["lambda_min"], kind)[0]
+                loss = reference_kkt_loss(head, x, lam, labels, form, s["alpha"])
+                loss = loss + lambda_penalty(lam.unsqueeze(0), s["lambda_min"], form)[0]
                 loss = loss + p.prior_weight * prior_penalty(x.unsqueeze(0), victim.prior, frame, typ, victim.box)[0]
                 if not torch.isfinite(loss):
                     status = "diverged"

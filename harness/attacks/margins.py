@@ -1,4 +1,4 @@
-"""The sample margin Phi of section 3, per head kind, as the output-layer signal it backpropagates.
+"""The sample margin Phi of section 3, per head form, as the output-layer signal it backpropagates.
 
 binary:      Phi = y * h(x)                      (y = ±1, one output)
 multiclass:  Phi = h(x)[y] - max_{c != y} h(x)[c]
@@ -16,10 +16,10 @@ import torch
 
 from harness.heads.losses import LossName
 
-Kind = Literal["binary", "multiclass", "regression"]
+Form = Literal["binary", "multiclass", "regression"]
 
 
-def head_kind(loss: LossName, out_dim: int) -> Kind:
+def head_form(loss: LossName, out_dim: int) -> Form:
     if loss == "mse":
         return "regression"
     if out_dim == 1:
@@ -27,8 +27,8 @@ def head_kind(loss: LossName, out_dim: int) -> Kind:
     return "multiclass"
 
 
-def lambda_shape(kind: Kind, m: int, out_dim: int) -> tuple[int, ...]:
-    return (m, out_dim) if kind == "regression" else (m,)
+def lambda_shape(form: Form, m: int, out_dim: int) -> tuple[int, ...]:
+    return (m, out_dim) if form == "regression" else (m,)
 
 
 def balanced_labels(m: int, num_classes: int, device=None) -> torch.Tensor:
@@ -36,11 +36,11 @@ def balanced_labels(m: int, num_classes: int, device=None) -> torch.Tensor:
     return torch.arange(m, device=device) % max(num_classes, 1)
 
 
-def output_coef(kind: Kind, lam: torch.Tensor, labels: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+def output_coef(form: Form, lam: torch.Tensor, labels: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
     """c (..., m, C) for candidates' outputs `out` (..., m, C), lambdas and class labels (m,)."""
-    if kind == "regression":
+    if form == "regression":
         return lam.expand_as(out) if lam.shape != out.shape else lam
-    if kind == "binary":
+    if form == "binary":
         y = (labels.to(out.dtype) * 2 - 1).expand(out.shape[:-1])
         return (lam * y).unsqueeze(-1)
     C = out.shape[-1]
@@ -50,11 +50,11 @@ def output_coef(kind: Kind, lam: torch.Tensor, labels: torch.Tensor, out: torch.
     return lam.unsqueeze(-1) * sign
 
 
-def margins(kind: Kind, labels: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+def margins(form: Form, labels: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
     """Phi per sample (..., m) or (..., m, C) for regression; used by the reference's double backward."""
-    if kind == "regression":
+    if form == "regression":
         return out
-    if kind == "binary":
+    if form == "binary":
         return (labels.to(out.dtype) * 2 - 1) * out[..., 0]
     onehot = torch.nn.functional.one_hot(labels.long(), out.shape[-1]).bool()
     own = out.gather(-1, labels.long().expand(out.shape[:-1]).unsqueeze(-1)).squeeze(-1)

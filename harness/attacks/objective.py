@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import torch
 
-from harness.attacks.margins import Kind, output_coef
+from harness.attacks.margins import Form, output_coef
 from harness.attacks.modified_relu import modified_relu, relu_slope
 from harness.heads.mlp import MLPHead
 from harness.victims.frame import Frame
@@ -58,7 +58,7 @@ def residual_sq(
     x: torch.Tensor,
     lam: torch.Tensor,
     labels: torch.Tensor,
-    kind: Kind,
+    form: Form,
     alpha,
 ) -> torch.Tensor:
     """||theta - sum_j lam_j grad Phi_j||^2 for x (R, m, d), lam (R, m[, C]); returns (R,).
@@ -67,7 +67,7 @@ def residual_sq(
     of those, one per hidden layer.
     """
     zs, acts, out = ht.forward(x, alpha)
-    delta = output_coef(kind, lam, labels, out)
+    delta = output_coef(form, lam, labels, out)
     total = ht.theta_sq.to(x.dtype).expand(x.shape[0]).clone()
     for k in range(len(ht.weights) - 1, -1, -1):
         a, b = acts[k], ht.biases[k]
@@ -93,9 +93,9 @@ def preact_rms(ht: HeadTensors, x: torch.Tensor) -> list[float]:
     return [float(z.pow(2).mean().sqrt().clamp_min(1e-12)) for z in zs[:-1]]
 
 
-def lambda_penalty(lam: torch.Tensor, lambda_min, kind: Kind, weight: float = 5.0) -> torch.Tensor:
+def lambda_penalty(lam: torch.Tensor, lambda_min, form: Form, weight: float = 5.0) -> torch.Tensor:
     """5 * sum_j max(0, lambda_min - lambda_j)^2 per restart (none for regression's real lambdas)."""
-    if kind == "regression":
+    if form == "regression":
         return lam.new_zeros(lam.shape[0])
     return weight * ((lambda_min - lam).clamp_min(0) ** 2).sum(-1)
 

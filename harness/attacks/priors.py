@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import torch
 
-from harness.attacks.margins import Kind
+from harness.attacks.margins import Form
 
 
 def row_space(w1: torch.Tensor, rank: int | None = None, tol: float = 1e-4) -> torch.Tensor:
@@ -33,7 +33,7 @@ def init_candidates(
     w1: torch.Tensor,
     w2: torch.Tensor,
     labels: torch.Tensor,
-    kind: Kind,
+    form: Form,
     R: int,
     scale: float,
     basis: torch.Tensor | None,
@@ -55,7 +55,7 @@ def init_candidates(
         norms = w1.norm(dim=1)
         idx = torch.multinomial(norms / norms.sum(), R * m, replacement=True, generator=gen)
         x = w1[idx].reshape(R, m, d).clone()
-        if kind == "binary" and w2.shape[0] == 1:
+        if form == "binary" and w2.shape[0] == 1:
             y = labels.to(dt) * 2 - 1
             sign = torch.sign(w2[0, idx]).reshape(R, m)
             x = x * (sign * y).unsqueeze(-1)

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from scipy.optimize import nnls
 
-from harness.attacks.margins import head_kind, margins
+from harness.attacks.margins import head_form, margins
 from harness.heads.losses import LossName
 from harness.heads.mlp import MLPHead
 
@@ -16,7 +16,7 @@ from harness.heads.mlp import MLPHead
 def member_jacobian(head: MLPHead, loss: LossName, x: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """(P, k) matrix whose columns are ∇θ Φ_i for each margin Φ_i of the members."""
     params = list(head.parameters())
-    phi = margins(head_kind(loss, head.out_dim), labels, head(x)).reshape(-1)
+    phi = margins(head_form(loss, head.out_dim), labels, head(x)).reshape(-1)
     cols = []
     for i in range(len(phi)):
         grads = torch.autograd.grad(phi[i], params, retain_graph=True, allow_unused=True)

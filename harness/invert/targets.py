@@ -38,7 +38,7 @@ def png_bytes(img: np.ndarray) -> bytes:
 class Target:
     """One vector to invert: a selected candidate (by its selection rank) or a true member (the upper bound)."""
 
-    kind: str  # "selected" | "member"
+    origin: str  # "selected" | "member"
     index: int  # candidate index (selected) or member index
     rank: int | None  # selection rank; None for members
     vector: torch.Tensor  # centred by the members' mean, in the backbone's embedding space
@@ -50,9 +50,9 @@ def inversion_targets(rep_index: list[int], candidates: torch.Tensor, members: t
     return out + [Target("member", i, None, members[i].float()) for i in range(min(recipe.invert_members, len(members)))]
 
 
-def _base_row(kind, index, rank, method, member, mcos, cosine, wall, details) -> dict:
+def _base_row(origin, index, rank, method, member, mcos, cosine, wall, details) -> dict:
     return {
-        "target_kind": kind, "target": int(index), "rank": rank, "method": method, "matched_member": int(member),
+        "target_kind": origin, "target": int(index), "rank": rank, "method": method, "matched_member": int(member),
         "target_member_cosine": float(mcos), "cosine": float(cosine), "wall_s": float(wall),
         "details": json.dumps(details, sort_keys=True),
     }
@@ -85,10 +85,10 @@ def invert_text(
         per = (time.perf_counter() - t0) / len(targets)
         for j, t in enumerate(targets):
             ref = str(split.member_inputs[int(mem[j])])
-            row = _base_row(t.kind, t.index, t.rank, "retrieval", mem[j], mcos[j], got.cosine[j], per, {"corpus_size": got.corpus_size})
+            row = _base_row(t.origin, t.index, t.rank, "retrieval", mem[j], mcos[j], got.cosine[j], per, {"corpus_size": got.corpus_size})
             rows.append({**row, "text": got.texts[j], "reference_text": ref, **text_metrics(got.texts[j], ref)})
     k = recipe.word_search_top
-    chosen = [j for j, t in enumerate(targets) if t.kind == "selected"][:k] + [j for j, t in enumerate(targets) if t.kind == "member"][:k]
+    chosen = [j for j, t in enumerate(targets) if t.origin == "selected"][:k] + [j for j, t in enumerate(targets) if t.origin == "member"][:k]
     if chosen:
         keep = word_corpus(corpus, split, recipe)
         public = [corpus[i] for i in keep]
@@ -109,7 +109,7 @@ def invert_text(
             t0 = time.perf_counter()
             text, cos, n_eval = ws.invert(t.vector)
             ref = str(split.member_inputs[int(mem[j])])
-            row = _base_row(t.kind, t.index, t.rank, "word-search", mem[j], mcos[j], cos, time.perf_counter() - t0, {"evaluated": n_eval, **extra})
+            row = _base_row(t.origin, t.index, t.rank, "word-search", mem[j], mcos[j], cos, time.perf_counter() - t0, {"evaluated": n_eval, **extra})
             rows.append({**row, "text": text, "reference_text": ref, **text_metrics(text, ref)})
     return rows
 
@@ -160,6 +160,6 @@ def invert_image(space: EmbedSpace, split: MemberSplit, emb: "Embedded", targets
         if img.shape[-2:] != ref.shape[:2]:
             img = F.interpolate(img, size=ref.shape[:2], mode="bilinear", align_corners=False, antialias=True)
         img = img[0].permute(1, 2, 0).clamp(0, 1).numpy().astype(np.float32)
-        row = _base_row(t.kind, t.index, t.rank, method, mem[j], mcos[j], res.cosine[j], res.seconds_per_target, {"steps": res.steps})
+        row = _base_row(t.origin, t.index, t.rank, method, mem[j], mcos[j], res.cosine[j], res.seconds_per_target, {"steps": res.steps})
         rows.append({**row, "image_png": png_bytes(img), "reference_png": png_bytes(ref), **image_metrics(img, ref)})
     return rows
