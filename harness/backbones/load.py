@@ -111,8 +111,8 @@ def load_backbone(resolved: ResolvedModel, device: torch.device | None = None) -
         else:
             processor = transformers.AutoImageProcessor.from_pretrained(path, trust_remote_code=card.trust_remote_code)
     except (OSError, ValueError) as exc:
-        kind = "tokenizer" if card.modality == "text" else "image processor"
-        raise HarnessError("id", card.id, f"has no loadable {kind} ({str(exc).splitlines()[0]})") from None
+        part = "tokenizer" if card.modality == "text" else "image processor"
+        raise HarnessError("id", card.id, f"has no loadable {part} ({str(exc).splitlines()[0]})") from None
     try:
         model = transformers.AutoModel.from_pretrained(path, **kwargs)
     except (OSError, ValueError) as exc:

@@ -70,11 +70,11 @@ def _print_inversions(o: UnitOutput, console: Console) -> None:
                 f"{r['reference_text'][:60]!r} -> {r['text'][:60]!r}"
             )
     else:
-        for kind in ("selected", "member"):
-            got = [r for r in ev.inversions if r["target_kind"] == kind]
+        for origin in ("selected", "member"):
+            got = [r for r in ev.inversions if r["target_kind"] == origin]
             if got:
                 console.print(
-                    f"image inversion ({kind}, {got[0]['method']}): {len(got)} targets, mean cosine "
+                    f"image inversion ({origin}, {got[0]['method']}): {len(got)} targets, mean cosine "
                     f"{sum(r['cosine'] for r in got) / len(got):.3f}, mean SSIM {sum(r['ssim'] for r in got) / len(got):.3f}, "
                     f"{got[0]['wall_s']:.2f}s per target"
                 )

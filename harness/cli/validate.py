@@ -47,8 +47,8 @@ def main(args) -> int:
     files = _files(args.paths)
     for path in files:
         try:
-            kind = validate_file(path)
-            print(f"ok    {path} ({kind})")
+            what = validate_file(path)
+            print(f"ok    {path} ({what})")
         except HarnessError as exc:
             failed += 1
             print(f"error {exc.line() if exc.where else f'{path}: {exc.line()}'}", file=sys.stderr)
