@@ -37,8 +37,7 @@ def test_disjoint_null_trains_on_its_draw_and_attacks_in_the_members_frame():
     gen = torch.Generator().manual_seed(0)
     mem, non, nul = (torch.randn(k, 12, generator=gen) for k in (10, 30, 10))
     nul = nul + 3.0  # another draw, another mean
-    emb = Embedded(mem - mem.mean(0), non - mem.mean(0), mem.mean(0), False, False, 0.0,
-                   null_members=nul - nul.mean(0), null_mean=nul.mean(0))
+    emb = Embedded(mem - mem.mean(0), non - mem.mean(0), mem.mean(0), False, False, 0.0, raw=torch.cat([mem, non, nul]))
     recipe = HeadRecipe(widths=[16], optimizer="adam", lr=0.01, max_steps=300)
     null = train_stage(emb, split, recipe, seed=0, kind="null", progress=False, null_mode="disjoint")
     assert torch.allclose(null.frame.mean, nul.mean(0))  # its own frame: fitted on its own draw

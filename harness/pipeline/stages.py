@@ -39,13 +39,17 @@ class Embedded:
     normalized: bool
     cache_hit: bool
     wall_s: float
-    null_members: torch.Tensor | None = None  # the disjoint null victim's training set, centred by null_mean
-    null_mean: torch.Tensor | None = None
-    raw: torch.Tensor | None = None  # members, non-members, null draw as embedded (normalised when asked)
+    raw: torch.Tensor | None = None  # members, non-members, the disjoint null draw as embedded (normalised when asked)
 
     @property
     def dim(self) -> int:
         return self.members.shape[1]
+
+    def rows(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Members, non-members and the disjoint null draw (empty without one), before any centring."""
+        n, k = len(self.members), len(self.members) + len(self.nonmembers)
+        raw = self.raw if self.raw is not None else torch.cat([self.members, self.nonmembers]) + self.mean
+        return raw[:n], raw[n:k], raw[k:]
 
 
 def embed_stage(backbone: Backbone, split: MemberSplit, normalize: bool, cache_dir: Path | None, progress: bool) -> Embedded:
@@ -56,27 +60,18 @@ def embed_stage(backbone: Backbone, split: MemberSplit, normalize: bool, cache_d
     if normalize:
         raw = torch.nn.functional.normalize(raw, dim=1)
     k = split.n + len(split.nonmember_inputs)
-    mem, non, null = raw[: split.n], raw[split.n : k], raw[k:]
+    mem, non = raw[: split.n], raw[split.n : k]
     mean = mem.mean(0)
-    emb = Embedded(mem - mean, non - mean, mean, normalize, hit, time.perf_counter() - t0, raw=raw)
-    if len(null):
-        emb.null_mean = null.mean(0)
-        emb.null_members = null - emb.null_mean
-    return emb
+    return Embedded(mem - mean, non - mean, mean, normalize, hit, time.perf_counter() - t0, raw=raw)
 
 
 def victim_data(emb: Embedded, split: MemberSplit) -> VictimData:
     """The rows a victim builder needs, as embedded (before any centring)."""
-    n, k = len(emb.members), len(emb.members) + len(emb.nonmembers)
-    raw = emb.raw
-    if raw is None:  # built by hand (tests): undo each set's centring
-        parts = [emb.members + emb.mean, emb.nonmembers + emb.mean]
-        raw = torch.cat(parts + ([emb.null_members + emb.null_mean] if emb.null_members is not None else []))
-    null = raw[k:] if len(raw) > k else None
+    members, public, null = emb.rows()
     return VictimData(
-        raw[:n], torch.as_tensor(split.member_labels), len(split.class_names),
-        raw[n:k], torch.as_tensor(split.nonmember_labels),
-        null, None if null is None else torch.as_tensor(split.null_labels), emb.normalized,
+        members, torch.as_tensor(split.member_labels), len(split.class_names),
+        public, torch.as_tensor(split.nonmember_labels),
+        null if len(null) else None, torch.as_tensor(split.null_labels) if len(null) else None, emb.normalized,
     )
 
 
@@ -103,7 +98,7 @@ def given_head_stage(head: MLPHead, loss: str, emb: Embedded, split: MemberSplit
     want = output_dim(loss, len(split.class_names))
     if head.out_dim != want:
         raise HarnessError("head", path, f"has {head.out_dim} outputs; loss {loss!r} over {len(split.class_names)} classes needs {want}")
-    if frame is None or not bool(frame.mean.abs().sum() > 0):
+    if frame is None:  # a plain MLP file: taken as centred by the members' mean
         frame = Frame(emb.mean, None, emb.normalized, "none")
     labels = torch.as_tensor(split.member_labels)
     data = victim_data(emb, split)
@@ -115,8 +110,7 @@ def given_head_stage(head: MLPHead, loss: str, emb: Embedded, split: MemberSplit
 
 def public_norm(frame: Frame, emb: Embedded) -> float | None:
     """Median norm of the public non-members in a victim's frame: the norm prior's scale."""
-    n, k = len(emb.members), len(emb.members) + len(emb.nonmembers)
-    public = frame.apply(emb.raw[n:k] if emb.raw is not None else emb.nonmembers + emb.mean)
+    public = frame.apply(emb.rows()[1])
     return float(public.norm(dim=1).median()) if len(public) else None
 
 
