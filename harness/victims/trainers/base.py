@@ -57,6 +57,25 @@ def report_of(head: MLPHead, loss: str, x: torch.Tensor, labels: torch.Tensor, n
     return TrainReport(float(data.detach()), float(obj.detach()), gnorm, steps, acc, stopped_by, time.perf_counter() - t0)
 
 
+def minibatch_epoch(model: MLPHead, opt: torch.optim.Optimizer, x: torch.Tensor, target: torch.Tensor, loss: str,
+                    batch_size: int, gen: torch.Generator,
+                    penalty: Callable[[MLPHead, int], torch.Tensor] | None = None) -> float:
+    """One pass over the rows in a seeded random order, a step per batch of the data loss (plus
+    `penalty(model, batch rows)`); returns the objective averaged over rows."""
+    order = torch.randperm(len(x), generator=gen)
+    total = 0.0
+    for start in range(0, len(x), batch_size):
+        idx = order[start : start + batch_size]
+        opt.zero_grad(set_to_none=True)
+        obj = data_loss(loss, model(x[idx]), target[idx])
+        if penalty is not None:
+            obj = obj + penalty(model, len(idx))
+        obj.backward()
+        opt.step()
+        total += float(obj.detach()) * len(idx)
+    return total / len(x)
+
+
 def glorot_(head: MLPHead, gen: torch.Generator, factor: float = 6.0) -> MLPHead:
     """scikit-learn's MLP initialisation: weights and biases uniform in +-sqrt(factor / (fan_in + fan_out))."""
     with torch.no_grad():

@@ -13,7 +13,7 @@ from harness.heads.losses import data_loss, output_dim, targets_for
 from harness.heads.mlp import MLPHead
 from harness.progress import bar as progress_bar
 from harness.specs.task import HeadRecipe
-from harness.victims.trainers.base import Fitted, Trainer, TrainerParams, report_of
+from harness.victims.trainers.base import Fitted, Trainer, TrainerParams, minibatch_epoch, report_of
 
 
 class DefaultTorchParams(TrainerParams):
@@ -40,16 +40,10 @@ class DefaultTorch(Trainer):
         if val is None or len(val[0]) == 0:
             val = (x, labels)  # no held-out rows: stop on the training loss
         vx, vt = val[0], targets_for(head.loss, val[1], num_classes)
-        n = len(x)
         best, best_state, stale, stopped_by, epoch = float("inf"), copy.deepcopy(model.state_dict()), 0, "max_epochs", 0
         bar = progress_bar(range(p.max_epochs), desc="train head (default-torch)", disable=not progress)
         for epoch in bar:
-            order = torch.randperm(n, generator=gen)
-            for start in range(0, n, p.batch_size):
-                idx = order[start : start + p.batch_size]
-                opt.zero_grad(set_to_none=True)
-                data_loss(head.loss, model(x[idx]), target[idx]).backward()
-                opt.step()
+            minibatch_epoch(model, opt, x, target, head.loss, p.batch_size, gen)
             with torch.no_grad():
                 v = float(data_loss(head.loss, model(vx), vt))
             if v < best:

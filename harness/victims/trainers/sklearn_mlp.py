@@ -12,11 +12,11 @@ import time
 import torch
 from pydantic import Field
 
-from harness.heads.losses import data_loss, output_dim, targets_for
+from harness.heads.losses import output_dim, targets_for
 from harness.heads.mlp import MLPHead
 from harness.progress import bar as progress_bar
 from harness.specs.task import HeadRecipe
-from harness.victims.trainers.base import Fitted, Trainer, TrainerParams, glorot_, report_of
+from harness.victims.trainers.base import Fitted, Trainer, TrainerParams, glorot_, minibatch_epoch, report_of
 
 
 class SklearnParams(TrainerParams):
@@ -50,16 +50,7 @@ class SklearnMLP(Trainer):
         best, stale, stopped_by, epoch = float("inf"), 0, "max_iter", 0
         bar = progress_bar(range(p.max_iter), desc="train head (sklearn-mlp)", disable=not progress)
         for epoch in bar:
-            order = torch.randperm(n, generator=gen)
-            total = 0.0
-            for start in range(0, n, bs):
-                idx = order[start : start + bs]
-                opt.zero_grad(set_to_none=True)
-                loss = data_loss(head.loss, model(x[idx]), target[idx]) + penalty(model, len(idx))
-                loss.backward()
-                opt.step()
-                total += float(loss.detach()) * len(idx)
-            epoch_loss = total / n
+            epoch_loss = minibatch_epoch(model, opt, x, target, head.loss, bs, gen, penalty)
             stale = stale + 1 if epoch_loss > best - p.tol else 0
             best = min(best, epoch_loss)
             if stale > p.n_iter_no_change:
