@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from pydantic import ValidationError
-
 from harness.attacks.base import Attack
 from harness.attacks.kkt import KKT
 from harness.attacks.kkt_reference import KKTReference
 from harness.errors import HarnessError, did_you_mean
+from harness.params import validated_params
 
 ATTACKS: dict[str, type[Attack]] = {
     KKT.name: KKT,
@@ -26,25 +25,4 @@ def attack_class(name: str) -> type[Attack]:
 def make_attack(name: str, params: dict | None = None) -> Attack:
     """Build an attack with validated parameters; any bad parameter is a one-line HarnessError."""
     cls = attack_class(name)
-    params = dict(params or {})
-    fields = cls.Params.model_fields
-    for key in params:
-        if key not in fields:
-            raise HarnessError(
-                f"{name}.{key}", params[key],
-                f"unknown parameter{did_you_mean(key, fields)}; allowed: {', '.join(sorted(fields))}",
-            )
-    try:
-        return cls(cls.Params(**params))
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        loc = ".".join(str(x) for x in err.get("loc", ()) if x != "__root__")
-        field = f"{name}.{loc}" if loc else name
-        value = err.get("input") if loc else params
-        allowed = _allowed(cls, loc.split(".")[0]) if loc else ""
-        raise HarnessError(field, value, err.get("msg", "invalid") + allowed) from None
-
-
-def _allowed(cls: type[Attack], field: str) -> str:
-    info = cls.Params.model_fields.get(field)
-    return f" ({field}: {info.description})" if info is not None and info.description else ""
+    return cls(validated_params(cls.Params, dict(params or {}), name))

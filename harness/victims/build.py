@@ -13,13 +13,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-from pydantic import ValidationError
 
 from harness.attacks.base import Victim
 from harness.diagnostics.oracle import oracle_residual
 from harness.errors import HarnessError, did_you_mean
 from harness.heads.mlp import MLPHead
 from harness.heads.train import TrainReport, accuracy
+from harness.params import validated_params
 from harness.specs.task import HeadRecipe
 from harness.victims.frame import Frame
 from harness.victims.spec import VictimSpec
@@ -78,18 +78,7 @@ def recipe_parts(spec: VictimSpec, check_available: bool = True) -> tuple[Transf
         raise HarnessError("victim.trainer", spec.trainer,
                            f"unknown trainer{did_you_mean(spec.trainer, TRAINERS)}; known: {', '.join(TRAINERS)}")
     cls = TRAINERS[spec.trainer]
-    fields = cls.Params.model_fields
-    for key in spec.params:
-        if key not in fields:
-            allowed = ", ".join(fields) or "none"
-            raise HarnessError(f"victim.params.{key}", spec.params[key],
-                               f"not a parameter of trainer {spec.trainer!r}{did_you_mean(key, fields)}; allowed: {allowed}")
-    try:
-        trainer = cls(spec.params)
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        loc = ".".join(str(x) for x in err.get("loc", ()))
-        raise HarnessError(f"victim.params.{loc}", err.get("input"), err.get("msg", "invalid")) from None
+    trainer = cls(validated_params(cls.Params, spec.params, "victim.params"))
     if check_available:
         trainer.check()
     return TRANSFORMS[spec.transform](), trainer
