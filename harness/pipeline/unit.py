@@ -36,6 +36,7 @@ from harness.specs.task import AttackRecipe, TaskSpec
 from harness.store.store import ResultStore
 from harness.victims.build import TrainedVictim, recipe_parts
 from harness.victims.frame import Frame
+from harness.victims.transforms import TRANSFORMS
 
 # Every result table a unit writes, in writing order: the victims table last (it marks the unit done).
 TABLES = ("candidates", "attack_runs", "matches", "selections", "selection_scores", "inversions", "victims")
@@ -90,9 +91,9 @@ def victim_kinds(task: TaskSpec, given_head: bool) -> tuple[str, ...]:
 
 
 def normalizes(task: TaskSpec, card: ModelCard) -> bool:
-    """L2-normalise embeddings: the task's choice, else the card's; the `l2` transform requires it."""
+    """L2-normalise embeddings: the task's choice, else the card's; a transform may require it (`l2`)."""
     chosen = card.normalize if task.head.l2_normalize is None else task.head.l2_normalize
-    return bool(chosen or task.victim.transform == "l2")
+    return bool(chosen or TRANSFORMS[task.victim.transform].requires_l2)
 
 
 # ---- the stages ----------------------------------------------------------------------------------

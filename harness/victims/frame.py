@@ -69,7 +69,3 @@ class Frame:
         mean = torch.zeros(dim) if mean is None else mean.float()
         scale = tensors.get(SCALE_KEY)
         return cls(mean, None if scale is None else scale.float(), bool(meta.get("l2", False)), str(meta.get("transform", "none")))
-
-    def describe(self) -> str:
-        parts = ["l2" if self.l2 else None, "centred", "standardised" if self.scale is not None else None]
-        return " -> ".join(p for p in parts if p)
