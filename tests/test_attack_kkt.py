@@ -75,13 +75,16 @@ def test_null_victim_recovers_nothing(planted):
 
 
 @pytest.mark.parametrize(
-    "dims,kind,bias",
-    [([8, 16, 1], "binary", "first"), ([8, 16, 12, 1], "binary", "all"),
-     ([8, 16, 4], "multiclass", "first"), ([8, 16, 3], "regression", "none")],
+    "dims,kind,bias,act",
+    [([8, 16, 1], "binary", "first", "relu"), ([8, 16, 12, 1], "binary", "all", "relu"),
+     ([8, 16, 4], "multiclass", "first", "relu"), ([8, 16, 3], "regression", "none", "relu"),
+     ([8, 16, 2], "multiclass", "all", "tanh"), ([8, 16, 12, 1], "binary", "all", "tanh")],
 )
-def test_closed_form_gradient_matches_double_backward(dims, kind, bias):
+def test_closed_form_gradient_matches_double_backward(dims, kind, bias, act):
+    """Both forms of the stationarity loss agree for ReLU heads and for tanh heads (BERT-style
+    classifier heads: dense -> tanh -> linear, biases everywhere)."""
     torch.manual_seed(0)
-    head = MLPHead(dims, bias=bias)
+    head = MLPHead(dims, bias=bias, activation=act)
     m = 5
     labels = balanced_labels(m, 2 if kind == "binary" else dims[-1])
     x = torch.randn(m, 8, dtype=torch.float64, requires_grad=True)

@@ -67,6 +67,17 @@ def test_save_and_load_round_trip(tmp_path):
     assert not list(tmp_path.glob(".*tmp*"))  # atomic write leaves no temp file
 
 
+def test_a_tanh_head_round_trips_with_its_activation(tmp_path):
+    torch.manual_seed(0)
+    head = MLPHead([6, 6, 2], bias="all", activation="tanh")
+    loaded, meta, _ = load_head(save_head(head, tmp_path / "t.safetensors", {"loss": "ce"}))
+    assert loaded.activation == "tanh" and meta["activation"] == "tanh" and loaded.bias_mode == "all"
+    x = torch.randn(4, 6)
+    assert torch.equal(loaded(x), head(x))
+    with pytest.raises(ValueError, match="activation"):
+        MLPHead([6, 2], activation="gelu")
+
+
 def test_a_head_keeps_its_frame(tmp_path):
     """The transform published with a head (mean, per-dimension scale, the sphere) comes back whole."""
     head = MLPHead([8, 5, 1])

@@ -17,7 +17,7 @@ from tqdm.auto import tqdm
 from harness.attacks.base import Attack, AttackResult, RunRecord, Victim
 from harness.attacks.common import KKTParams, check_victim, default_typical_norm, sample_setting
 from harness.attacks.margins import balanced_labels, head_form, lambda_shape, margins
-from harness.attacks.modified_relu import modified_relu
+from harness.attacks.modified_relu import attack_activation
 from harness.attacks.objective import lambda_penalty, prior_penalty, project_sphere_
 
 
@@ -35,7 +35,7 @@ def reference_kkt_loss(head, x, lam, labels, form, alpha) -> torch.Tensor:
     a = x
     for k, layer in enumerate(head.layers):
         z = layer(a)
-        a = modified_relu(z, alpha) if k < len(head.layers) - 1 else z
+        a = attack_activation(head.activation, z, alpha) if k < len(head.layers) - 1 else z
     phi = margins(form, labels, a)
     grads = torch.autograd.grad((lam * phi).sum(), params, create_graph=True)
     return sum(((p.detach() - g) ** 2).sum() for p, g in zip(params, grads))

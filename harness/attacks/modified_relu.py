@@ -1,4 +1,4 @@
-"""The attack's modified ReLU: forward value relu(z), backward sigmoid(alpha * z) (Haim 2022).
+"""The attack's modified ReLU: forward value relu(z), backward sigmoid(alpha * z) (Haim 2022); tanh as is.
 
 The true ReLU has no useful second derivative, so the stationarity loss would give candidates
 no gradient through the activation pattern. The backward here is written in differentiable
@@ -32,3 +32,14 @@ def modified_relu(z: torch.Tensor, alpha: float | torch.Tensor) -> torch.Tensor:
 def relu_slope(z: torch.Tensor, alpha: float | torch.Tensor) -> torch.Tensor:
     """The modified ReLU's derivative at z."""
     return torch.sigmoid(alpha * z)
+
+
+def attack_activation(name: str, z: torch.Tensor, alpha) -> torch.Tensor:
+    """A hidden layer's activation as the attacks see it: the modified ReLU, or tanh as it is (smooth
+    already: its derivative 1 - tanh^2 needs no surrogate)."""
+    return modified_relu(z, alpha) if name == "relu" else torch.tanh(z)
+
+
+def attack_slope(name: str, z: torch.Tensor, alpha) -> torch.Tensor:
+    """The derivative `attack_activation` backpropagates."""
+    return relu_slope(z, alpha) if name == "relu" else 1 - torch.tanh(z) ** 2

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import torch
 
 from harness.attacks.margins import Form, output_coef
-from harness.attacks.modified_relu import modified_relu, relu_slope
+from harness.attacks.modified_relu import attack_activation, attack_slope
 from harness.heads.mlp import MLPHead
 from harness.victims.frame import Frame
 
@@ -28,6 +28,7 @@ class HeadTensors:
     weights: list[torch.Tensor]
     biases: list[torch.Tensor | None]
     theta_sq: torch.Tensor
+    activation: str = "relu"
 
     @classmethod
     def of(cls, head: MLPHead, dtype=torch.float32, device="cpu") -> "HeadTensors":
@@ -36,7 +37,7 @@ class HeadTensors:
         sq = sum(float((w.double() ** 2).sum()) for w in ws) + sum(
             float((b.double() ** 2).sum()) for b in bs if b is not None
         )
-        return cls(ws, bs, torch.tensor(sq, dtype=torch.float64))
+        return cls(ws, bs, torch.tensor(sq, dtype=torch.float64), head.activation)
 
     def forward(self, x: torch.Tensor, alpha) -> tuple[list, list, torch.Tensor]:
         """Pre-activations z_k and inputs a_k of every layer, and the output."""
@@ -48,7 +49,7 @@ class HeadTensors:
                 z = z + b
             zs.append(z)
             if k < L - 1:
-                a = modified_relu(z, _layer(alpha, k))
+                a = attack_activation(self.activation, z, _layer(alpha, k))
                 acts.append(a)
         return zs, acts, zs[-1]
 
@@ -78,7 +79,7 @@ def residual_sq(
         gram_d = delta @ delta.transpose(-1, -2)
         total = total - 2 * inner + (gram_a * gram_d).sum((-1, -2))
         if k > 0:
-            delta = (delta @ ht.weights[k]) * relu_slope(zs[k - 1], _layer(alpha, k - 1))
+            delta = (delta @ ht.weights[k]) * attack_slope(ht.activation, zs[k - 1], _layer(alpha, k - 1))
     return total
 
 

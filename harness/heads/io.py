@@ -11,7 +11,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from harness.errors import HarnessError
-from harness.heads.mlp import MLPHead
+from harness.heads.mlp import ACTIVATIONS, MLPHead
 from harness.victims.frame import MEAN_KEY, SCALE_KEY, Frame
 
 META_KEY = "recon_harness_head"
@@ -25,7 +25,7 @@ def save_head(head: MLPHead, path: str | Path, meta: dict, mean: torch.Tensor | 
     path.parent.mkdir(parents=True, exist_ok=True)
     if frame is None and mean is not None:
         frame = Frame(mean)
-    header = {"dims": head.dims, "bias": head.bias_mode, **meta, **({"frame": frame.meta()} if frame else {})}
+    header = {"dims": head.dims, "bias": head.bias_mode, "activation": head.activation, **meta, **({"frame": frame.meta()} if frame else {})}
     tensors = {k: v.detach().contiguous().cpu() for k, v in head.state_dict().items()}
     if frame is not None:
         tensors.update(frame.tensors())
@@ -74,7 +74,10 @@ def load_head(path: str | Path) -> tuple[MLPHead, dict, Frame | None]:
         raise HarnessError("head", str(path), f"metadata dims {meta['dims']} disagree with tensors {dims}")
     if mean is not None and tuple(mean.shape) != (dims[0],):
         raise HarnessError("head", str(path), f"member_mean has shape {tuple(mean.shape)}, the first layer takes {dims[0]}-d inputs")
-    head = MLPHead(dims, bias=bias).to(tensors[weights[0]].dtype)
+    activation = meta.get("activation", "relu")
+    if activation not in ACTIVATIONS:
+        raise HarnessError("head", str(path), f"metadata activation {activation!r} is not one of {', '.join(ACTIVATIONS)}")
+    head = MLPHead(dims, bias=bias, activation=activation).to(tensors[weights[0]].dtype)
     try:
         head.load_state_dict(tensors)
     except (RuntimeError, ValueError) as exc:  # any mismatch the checks above did not name

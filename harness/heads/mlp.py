@@ -1,4 +1,5 @@
-"""The victim head: an MLP with ReLU, bias on the first layer only by default."""
+"""The victim head: an MLP with ReLU (or tanh, as in BERT-style classifier heads), bias on the first
+layer only by default."""
 
 from __future__ import annotations
 
@@ -8,17 +9,22 @@ import torch
 from torch import nn
 
 BiasMode = Literal["first", "all", "none"]
+Activation = Literal["relu", "tanh"]
+ACTIVATIONS = {"relu": torch.relu, "tanh": torch.tanh}
 
 
 class MLPHead(nn.Module):
-    """dims = [d, h1, ..., C]; ReLU between layers, no activation on the output."""
+    """dims = [d, h1, ..., C]; the activation (ReLU by default) between layers, none on the output."""
 
-    def __init__(self, dims: Sequence[int], bias: BiasMode = "first"):
+    def __init__(self, dims: Sequence[int], bias: BiasMode = "first", activation: Activation = "relu"):
         super().__init__()
         if len(dims) < 2 or any(int(k) < 1 for k in dims):
             raise ValueError(f"head dims must be >= 2 positive ints, got {list(dims)}")
         self.dims = [int(k) for k in dims]
         self.bias_mode = bias
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}")
+        self.activation = activation
         self.layers = nn.ModuleList(
             nn.Linear(a, b, bias=(bias == "all" or (bias == "first" and i == 0)))
             for i, (a, b) in enumerate(zip(self.dims[:-1], self.dims[1:]))
@@ -40,17 +46,20 @@ class MLPHead(nn.Module):
         return self
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        act = ACTIVATIONS[self.activation]
         for i, layer in enumerate(self.layers):
             x = layer(x)
             if i < len(self.layers) - 1:
-                x = torch.relu(x)
+                x = act(x)
         return x
 
     def flat_params(self) -> torch.Tensor:
         return torch.cat([p.detach().reshape(-1) for p in self.parameters()])
 
     def activation_patterns(self, x: torch.Tensor) -> list[torch.Tensor]:
-        """Boolean ReLU patterns of each hidden layer for inputs x (N, d)."""
+        """Boolean ReLU patterns of each hidden layer for inputs x (N, d); a tanh head has none."""
+        if self.activation != "relu":
+            raise ValueError("activation patterns are defined for ReLU heads only")
         out = []
         with torch.no_grad():
             for layer in self.layers[:-1]:

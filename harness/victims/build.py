@@ -86,7 +86,7 @@ def recipe_parts(spec: VictimSpec, check_available: bool = True) -> tuple[Transf
 
 def active_share(head: MLPHead, x: torch.Tensor) -> float | None:
     """Mean share of first-layer units that fire on a row (near 1: a near-linear head, members not identifiable)."""
-    if len(head.layers) < 2 or len(x) == 0:
+    if len(head.layers) < 2 or len(x) == 0 or head.activation != "relu":
         return None
     return float(head.activation_patterns(x)[0].float().mean())
 
