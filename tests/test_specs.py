@@ -22,7 +22,8 @@ def test_shipped_cards_validate_and_cover_the_required_backbones():
     for c in cards:
         assert not c.trust_remote_code
         assert c.use_safetensors
-        assert c.pinned or c.is_identity, f"{c.name} is not pinned to a commit"
+        # a Hub card pins a commit; a local directory (the fine-tuned default case) is what it holds
+        assert c.pinned or c.is_identity or c.is_local, f"{c.name} is not pinned to a commit"
 
 
 def test_shipped_tasks_validate_and_name_registered_models():

@@ -9,6 +9,7 @@ import numpy as np
 import torch
 
 from harness.backbones.resolve import ResolvedModel
+from harness.classifiers.checkpoint import ClassifierHead, load_classifier, read_checkpoint
 from harness.errors import HarnessError
 from harness.progress import bar as progress_bar
 
@@ -33,6 +34,7 @@ class Backbone:
     model: Any = None
     processor: Any = None  # tokenizer (text) or image processor (image)
     device: torch.device = field(default_factory=default_device)
+    classifier: ClassifierHead | None = None  # a classifier card: the checkpoint's head; embeddings are its inputs
 
     @property
     def card(self):
@@ -52,21 +54,30 @@ class Backbone:
         m = mask.unsqueeze(-1).to(hidden.dtype)
         return (hidden * m).sum(1) / m.sum(1).clamp_min(1e-9)
 
+    def _encode(self, batch: Sequence[Any]) -> dict[str, torch.Tensor]:
+        """The model's keyword inputs for a batch of texts or images, on its device."""
+        if self.card.modality == "text":
+            return dict(self.processor(
+                list(batch), padding=True, truncation=True, max_length=self.card.max_length, return_tensors="pt"
+            ).to(self.device))
+        return {"pixel_values": self.processor(images=list(batch), return_tensors="pt")["pixel_values"].to(self.device)}
+
     @torch.inference_mode()
     def embed_batch(self, batch: Sequence[Any]) -> torch.Tensor:
-        """Raw pooled embeddings (not normalised) of one batch, as float32 on the CPU."""
+        """Raw pooled embeddings (not normalised) of one batch, as float32 on the CPU; for a classifier
+        card, the inputs its own head receives."""
         card = self.card
         if card.is_identity:
             return pixels_to_unit_range(batch).reshape(len(batch), -1)
+        enc = self._encode(batch)
+        if self.classifier is not None:
+            return self.classifier.run(self.model, enc)[0].cpu()
         if card.modality == "text":
-            enc = self.processor(
-                list(batch), padding=True, truncation=True, max_length=card.max_length, return_tensors="pt"
-            ).to(self.device)
             if card.pooling == "clip":
                 feats = self.model.get_text_features(**enc)
                 return _features(feats).float().cpu()
             return self._pool(self.model(**enc), enc.get("attention_mask")).float().cpu()
-        pixel_values = self.processor(images=list(batch), return_tensors="pt")["pixel_values"].to(self.device)
+        pixel_values = enc["pixel_values"]
         if card.pooling == "clip":
             return _features(self.model.get_image_features(pixel_values=pixel_values)).float().cpu()
         return self._pool(self.model(pixel_values=pixel_values), None).float().cpu()
@@ -82,6 +93,10 @@ class Backbone:
         if not chunks:
             return torch.empty(0, 0)
         return torch.cat(chunks)
+
+    def check_head(self, inputs: Sequence[Any]) -> float:
+        """A classifier card: features -> converted head reproduce the checkpoint's logits on `inputs`."""
+        return self.classifier.check(self.model, self._encode(inputs), len(inputs))
 
 
 def _features(out: Any) -> torch.Tensor:
@@ -113,9 +128,15 @@ def load_backbone(resolved: ResolvedModel, device: torch.device | None = None) -
     except (OSError, ValueError) as exc:
         part = "tokenizer" if card.modality == "text" else "image processor"
         raise HarnessError("id", card.id, f"has no loadable {part} ({str(exc).splitlines()[0]})") from None
-    try:
-        model = transformers.AutoModel.from_pretrained(path, **kwargs)
-    except (OSError, ValueError) as exc:
-        raise HarnessError("id", card.id, f"weights could not be loaded ({str(exc).splitlines()[0]})") from None
+    classifier = None
+    if card.is_classifier:
+        info = read_checkpoint(card.id, resolved.path)
+        auto = transformers.AutoModelForSequenceClassification if card.modality == "text" else transformers.AutoModelForImageClassification
+        model, classifier = load_classifier(auto, path, info, kwargs)
+    else:
+        try:
+            model = transformers.AutoModel.from_pretrained(path, **kwargs)
+        except (OSError, ValueError) as exc:
+            raise HarnessError("id", card.id, f"weights could not be loaded ({str(exc).splitlines()[0]})") from None
     model.eval().to(device)
-    return Backbone(resolved, model=model, processor=processor, device=device)
+    return Backbone(resolved, model=model, processor=processor, device=device, classifier=classifier)

@@ -25,6 +25,7 @@ VERBS = {
     "leaderboard": "harness.cli.leaderboard",
     "report": "harness.cli.report",
     "check": "harness.cli.check",
+    "finetune": "harness.cli.finetune",
 }
 
 

@@ -68,10 +68,13 @@ def main(args) -> int:
     task_file = Path(args.task) if Path(args.task).is_file() else TASKS.files().get(args.task)
     base_dir = task_file.resolve().parent if task_file else None  # relative data paths follow the task file
     check_outputs(args)  # --out and --cache before the revision is resolved (which may take the network)
+    if card.is_classifier and args.recipe:
+        raise HarnessError("--recipe", args.recipe[0], f"{card.name} is a classifier card: its own head is attacked as "
+                           "trained; drop --recipe")
     tasks = [task.model_copy(update={"victim": spec}) for spec in parse_recipes(args.recipe)] or [task]
     planned = [plan_unit(t, card, args.head) for t in tasks]
-    for t, (unit, _) in zip(tasks, planned):
-        check_run(args, t, card, unit, base_dir)  # every input, before the first stage: one line, nothing written
+    for unit, _ in planned:
+        check_run(args, unit.task, card, unit, base_dir)  # every input, before the first stage: one line, nothing written
     recipe = task.evidence
     recipe = recipe.model_copy(update={"enabled": recipe.enabled and not args.no_evidence, "corpus": [*recipe.corpus, *args.corpus]})
     if recipe.enabled and recipe.corpus:  # a corpus that cannot be loaded fails before any work

@@ -27,9 +27,9 @@ def _check_local_parquet(path: Path, source: str) -> None:
         raise HarnessError("data.source", source, "holds 0 rows; give a data set with rows")
 
 
-def load_rows(spec: DataSpec, base_dir: Path | None = None):
+def load_rows(spec: DataSpec, base_dir: Path | None = None, split_field: str = "data.split"):
     """The named split as a datasets.Dataset, with its input and label columns checked: present,
-    at least one row, no null labels or inputs."""
+    at least one row, no null labels or inputs. `split_field` names the field that asked for the split."""
     import datasets
     from datasets.utils.logging import disable_progress_bar
 
@@ -43,15 +43,26 @@ def load_rows(spec: DataSpec, base_dir: Path | None = None):
             raise HarnessError("data.source", source, "no such file or directory; give a path to the data")
         if spec.format == "parquet" and path.is_file():
             _check_local_parquet(path, spec.source)
+        if split_field != "data.split" and spec.format in ("parquet", "csv") and path.is_file():
+            raise HarnessError(
+                split_field, spec.split, f"{spec.source} is one file, one split; give a directory of split-named files "
+                "(train-*.parquet, test-*.parquet) or a Hub id",
+            )
         source = str(path)
     try:
         if spec.format == "hub":
             ds = datasets.load_dataset(source, split=spec.split, revision=spec.revision)
-        elif spec.format == "imagefolder":
-            ds = datasets.load_dataset("imagefolder", data_dir=source, split=spec.split)
+        elif spec.format == "imagefolder" or Path(source).is_dir():  # a directory: its files name the splits
+            ds = datasets.load_dataset(spec.format, data_dir=source, split=spec.split)
         else:
             ds = datasets.load_dataset(spec.format, data_files={spec.split: source}, split=spec.split)
-    except (FileNotFoundError, ConnectionError, OSError, ValueError, datasets.exceptions.DatasetGenerationError) as exc:
+    except ValueError as exc:
+        if str(exc).startswith("Unknown split"):  # datasets: 'Unknown split "x". Should be one of [...]'
+            raise HarnessError(split_field, spec.split, f"no such split in {spec.source}: {_first_line(exc)}") from None
+        raise HarnessError(
+            "data.source", spec.source, f"could not be loaded ({_first_line(exc)}); check the id/path, format, split and network"
+        ) from None
+    except (FileNotFoundError, ConnectionError, OSError, datasets.exceptions.DatasetGenerationError) as exc:
         cause = exc.__cause__ if isinstance(exc, datasets.exceptions.DatasetGenerationError) and exc.__cause__ else exc
         raise HarnessError(
             "data.source", spec.source, f"could not be loaded ({_first_line(cause)}); check the id/path, format, split and network"

@@ -60,23 +60,40 @@ def _class_ids(task: TaskSpec, ds) -> tuple[list[int], list[str], np.ndarray]:
 
 
 def load_split(task: TaskSpec, base_dir: Path | None = None, rows=None) -> MemberSplit:
-    """The split of `task`; `rows` is the task's data set when already loaded by `load_rows`."""
+    """The split of `task`; `rows` is the task's data set when already loaded by `load_rows`. With
+    `data.nonmember_split`, non-members come from that split (rows index into it), members and the
+    null draw from `data.split`."""
     ds = rows if rows is not None else load_rows(task.data, base_dir)
     values, names, labels = _class_ids(task, ds)
+    other = task.data.nonmember_split
+    if other:
+        ds_non = load_rows(task.data.model_copy(update={"split": other}), base_dir, "data.nonmember_split")
+        non_values, _, non_labels = _class_ids(task, ds_non)
+    else:
+        ds_non, non_values, non_labels = ds, values, labels
     rng = np.random.default_rng(task.seed)
     k = len(values)
     non_per_class = [task.nonmembers // k + (1 if i < task.nonmembers % k else 0) for i in range(k)]
     per_null = task.per_class if task.null_victim == "disjoint" else 0
     mem_rows, mem_lab, non_rows, non_lab, null_rows, null_lab = [], [], [], [], [], []
     for ci, (value, name) in enumerate(zip(values, names)):
-        rows = np.flatnonzero(labels == value)
-        need = task.per_class + non_per_class[ci]
-        if len(rows) < need + per_null:
-            _too_few(task, name, len(rows), non_per_class[ci], per_null)
-        rows = rng.permutation(rows)
+        rows = rng.permutation(np.flatnonzero(labels == value))
+        if other:
+            pool = rng.permutation(np.flatnonzero(non_labels == non_values[ci]))
+            if len(pool) < non_per_class[ci]:
+                raise HarnessError("nonmembers", task.nonmembers, f"split {other!r} has {len(pool)} rows of class {name!r}, "
+                                   f"fewer than {non_per_class[ci]}; lower nonmembers")
+            if len(rows) < task.per_class + per_null:
+                _too_few(task, name, len(rows), 0, per_null)
+            non, rest = pool[: non_per_class[ci]], rows[task.per_class :]
+        else:
+            need = task.per_class + non_per_class[ci]
+            if len(rows) < need + per_null:
+                _too_few(task, name, len(rows), non_per_class[ci], per_null)
+            non, rest = rows[task.per_class : need], rows[need:]
         mem_rows.append(rows[: task.per_class])
-        non_rows.append(rows[task.per_class : need])
-        null_rows.append(rows[need : need + per_null])
+        non_rows.append(non)
+        null_rows.append(rest[:per_null])
         mem_lab.append(np.full(task.per_class, ci))
         non_lab.append(np.full(non_per_class[ci], ci))
         null_lab.append(np.full(per_null, ci))
@@ -87,7 +104,7 @@ def load_split(task: TaskSpec, base_dir: Path | None = None, rows=None) -> Membe
         member_inputs=list(ds.select(mem_rows.tolist())[col]),
         member_labels=np.concatenate(mem_lab),
         member_rows=mem_rows,
-        nonmember_inputs=list(ds.select(non_rows.tolist())[col]) if len(non_rows) else [],
+        nonmember_inputs=list(ds_non.select(non_rows.tolist())[col]) if len(non_rows) else [],
         nonmember_labels=np.concatenate(non_lab),
         nonmember_rows=non_rows,
         null_inputs=list(ds.select(null_rows.tolist())[col]) if len(null_rows) else [],

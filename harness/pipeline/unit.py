@@ -15,12 +15,16 @@ import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+import torch
 from rich.console import Console
 
 from harness.attacks import make_attack
 from harness.attacks.base import AttackResult
 from harness.backbones.load import Backbone, load_backbone
 from harness.backbones.resolve import ResolvedModel, resolve_model
+from harness.classifiers.checkpoint import check_classes, read_checkpoint
+from harness.classifiers.task import checkpoint_task
+from harness.errors import HarnessError
 from harness.data.split import MemberSplit, load_split
 from harness.heads.io import save_head
 from harness.heads.mlp import MLPHead
@@ -54,6 +58,8 @@ class Prepared:
     source: str  # where the weights came from
     revision: str
     image_shape: tuple[int, int, int] | None = None  # (C, H, W) of the members, `identity` backbone only
+    given: tuple[MLPHead, Frame] | None = None  # a classifier card: the checkpoint's head, taken as it is
+    checkpoint: dict = field(default_factory=dict)  # a classifier card: architecture, labels, what is attacked, logits check
 
     def light(self) -> "Prepared":
         return replace(self, split=replace(self.split, member_inputs=[], nonmember_inputs=[], null_inputs=[]))
@@ -79,10 +85,16 @@ class UnitOutput:
 
 
 def plan_unit(task: TaskSpec, card: ModelCard, head_file: str | None = None) -> tuple[Unit, ResolvedModel]:
-    """Check the attack's parameters and the victim recipe, and resolve the card's revision, before any work."""
+    """Check the attack's parameters and the victim recipe, and resolve the card's revision, before any work;
+    a classifier card's config (architecture, labels) is checked against the task too."""
     make_attack(task.attack.name, task.attack.params)
     recipe_parts(task.victim)
     resolved = resolve_model(card)
+    if card.is_classifier:
+        if head_file:
+            raise HarnessError("--head", head_file, f"{card.name} is a classifier card: its own head is attacked; drop --head")
+        check_classes(read_checkpoint(card.id, resolved.path), task.classes)
+        task = checkpoint_task(task)
     return Unit(task, card, resolved.revision, head_file), resolved
 
 
@@ -99,18 +111,29 @@ def normalizes(task: TaskSpec, card: ModelCard) -> bool:
 # ---- the stages ----------------------------------------------------------------------------------
 def prepare(backbone: Backbone, unit: Unit, base_dir, cache_dir, progress: bool = False) -> Prepared:
     split = load_split(unit.task, base_dir)
+    given, checkpoint = None, {}
+    if backbone.classifier is not None:  # before embedding: the split must reproduce the checkpoint's logits
+        info = backbone.classifier.info
+        check_classes(info, unit.task.classes)
+        probe = (split.member_inputs[:16] + split.nonmember_inputs[:16])
+        checkpoint = {**info.describe(), "logits_max_abs_diff": backbone.check_head(probe), "logits_checked_on": len(probe)}
     emb = embed_stage(backbone, split, normalizes(unit.task, unit.card), cache_dir, progress)
+    if backbone.classifier is not None:
+        given = (backbone.classifier.head, Frame(torch.zeros(emb.dim)))
     shape = image_shape(split) if unit.card.is_identity else None
-    return Prepared(split, emb, backbone.resolved.source, backbone.resolved.revision, shape)
+    return Prepared(split, emb, backbone.resolved.source, backbone.resolved.revision, shape, given, checkpoint)
 
 
 def train(unit: Unit, prep: Prepared, kinds: tuple[str, ...], given: tuple[MLPHead, Frame | None] | None = None,
           progress: bool = False) -> Trained:
+    """Train the victims of `kinds`, or take the head given as a file (`given`) or by a classifier checkpoint."""
+    given = given or prep.given
     out = Trained({})
     for kind in kinds:
         t0 = time.perf_counter()
         if given is not None:
-            out.victims[kind] = given_head_stage(given[0], unit.task.head.loss, prep.emb, prep.split, unit.head_file, given[1])
+            v = given_head_stage(given[0], unit.task.head.loss, prep.emb, prep.split, unit.head_file or unit.card.id, given[1])
+            out.victims[kind] = replace(v, info=prep.checkpoint) if prep.checkpoint else v
         else:
             out.victims[kind] = train_stage(prep.emb, prep.split, unit.task.head, unit.task.seed, kind, progress,
                                             unit.task.null_victim, unit.task.victim)
@@ -209,9 +232,15 @@ def run_unit(unit: Unit, resolved: ResolvedModel, out: Path | None, cache_dir: P
     emb = prep.emb
     console.print(f"  {emb.members.shape[0] + emb.nonmembers.shape[0]} x {emb.dim}-d, cache {'hit' if emb.cache_hit else 'miss'}, {emb.wall_s:.1f}s")
 
+    if prep.checkpoint:
+        ck = prep.checkpoint
+        console.print(f"  {ck['architecture']}, labels {ck['labels']}: logits reproduced to {ck['logits_max_abs_diff']:.1e} "
+                      f"on {ck['logits_checked_on']} inputs; attacked: {ck['attacked']}")
     trained, results = Trained({}), {}
-    for kind in victim_kinds(task, given is not None):
-        _stage(console, f"victim ({kind}): {task.victim.label}, head {[emb.dim, *task.head.widths]} loss={task.head.loss}")
+    for kind in victim_kinds(task, given is not None or prep.given is not None):
+        head_of = (f"the checkpoint's head {prep.given[0].dims} ({prep.given[0].activation})" if prep.given is not None
+                   else f"{task.victim.label}, head {[emb.dim, *task.head.widths]}")
+        _stage(console, f"victim ({kind}): {head_of} loss={task.head.loss}")
         got = train(unit, prep, (kind,), given, progress)
         trained.victims.update(got.victims)
         trained.train_s.update(got.train_s)

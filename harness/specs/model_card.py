@@ -17,6 +17,11 @@ class ModelCard(BaseModel):
 
     name: str = Field(description="short registry name, e.g. all-minilm-l6-v2 (defaults to the file name)")
     id: str = Field(description="Hugging Face Hub id, a local directory, or 'identity' for raw pixels")
+    kind: Literal["backbone", "classifier"] = Field(
+        "backbone",
+        description="backbone: the harness trains a victim head on its embeddings; classifier: a fine-tuned "
+        "*ForSequenceClassification / *ForImageClassification checkpoint whose own head is attacked",
+    )
     revision: str = Field(
         "main", description="a 40-hex commit (pinned), or a branch/tag resolved to its commit before any work"
     )
@@ -48,12 +53,25 @@ class ModelCard(BaseModel):
     @model_validator(mode="after")
     def _consistent(self) -> "ModelCard":
         if self.id == "identity":
+            if self.kind == "classifier":
+                raise SpecFieldError("kind", self.kind, "the identity backbone is not a classifier checkpoint; use kind: backbone")
             if self.modality != "image" or self.pooling != "flatten":
                 field, value = ("modality", self.modality) if self.modality != "image" else ("pooling", self.pooling)
                 raise SpecFieldError(field, value, "the identity backbone needs modality: image and pooling: flatten")
+        elif self.kind == "classifier" and self.normalize:
+            raise SpecFieldError("normalize", True, "a classifier's head takes its features as they are: drop normalize")
         elif self.pooling == "flatten":
             raise SpecFieldError("pooling", self.pooling, "pooling 'flatten' is for the identity backbone only")
         return self
+
+    @property
+    def is_local(self) -> bool:
+        """A local directory (no Hub revision to pin), written as a path starting with / or ."""
+        return self.id.startswith(("/", "."))
+
+    @property
+    def is_classifier(self) -> bool:
+        return self.kind == "classifier"
 
     @property
     def is_identity(self) -> bool:

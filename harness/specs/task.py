@@ -19,7 +19,11 @@ class DataSpec(_Strict):
     source: str = Field(description="Hub dataset id, or a local Parquet/CSV file or imagefolder directory")
     format: Literal["hub", "parquet", "csv", "imagefolder"] = "parquet"
     revision: str | None = Field(None, description="Hub datasets: a pinned revision")
-    split: str = "train"
+    split: str = Field("train", description="the split members are drawn from (for a checkpoint: the split it was trained on)")
+    nonmember_split: str | None = Field(
+        None, description="the split non-members are drawn from (one the head never saw); default: the members' split, "
+        "disjoint rows. Needs a data set with splits: a Hub id, a directory of split-named Parquet files, an imagefolder",
+    )
     input_column: str = Field(description="text or image column")
     label_column: str = "label"
 

@@ -1,0 +1,1 @@
+"""Fine-tuned classification checkpoints: the feature extractor up to the head's input, and the head."""

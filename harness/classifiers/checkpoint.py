@@ -1,0 +1,148 @@
+"""A classification checkpoint: its labels, its head converted to an MLPHead, features and logits in
+one forward pass, and the check that features -> head reproduce the checkpoint's logits."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from harness.classifiers.layouts import LAYOUTS, HeadLayout, supported
+from harness.errors import HarnessError
+from harness.heads.mlp import MLPHead
+
+CLASSIFIER_SUFFIXES = ("ForSequenceClassification", "ForImageClassification")
+LOGITS_TOL = 1e-4  # max abs difference, float32
+
+
+@dataclass(frozen=True)
+class CheckpointInfo:
+    card_id: str
+    architecture: str
+    labels: tuple[str, ...]  # id2label, in output order
+    layout: HeadLayout
+
+    def describe(self) -> dict:
+        return {"architecture": self.architecture, "head_layers": list(self.layout.layers),
+                "activation": self.layout.activation, "labels": list(self.labels), "attacked": self.layout.about}
+
+
+def read_checkpoint(card_id: str, path: Path) -> CheckpointInfo:
+    """From config.json alone (no weights): a supported classifier with >= 2 labels, or one line saying why not."""
+    try:
+        cfg = json.loads((Path(path) / "config.json").read_text())
+    except (OSError, ValueError) as exc:
+        raise HarnessError("id", card_id, f"has no readable config.json ({exc})") from None
+    archs = cfg.get("architectures") or []
+    arch = archs[0] if archs else f"{cfg.get('model_type', 'unknown')} (no architectures entry)"
+    if not arch.endswith(CLASSIFIER_SUFFIXES):
+        raise HarnessError(
+            "id", card_id, f"is not a classifier checkpoint (its config names {arch}); point kind: classifier at a "
+            "*ForSequenceClassification or *ForImageClassification checkpoint, or use kind: backbone",
+        )
+    if arch not in LAYOUTS:
+        raise HarnessError("id", card_id, f"has a {arch} head the attack cannot use; supported: {supported()}")
+    id2label = {int(k): str(v) for k, v in (cfg.get("id2label") or {}).items()}
+    n = len(id2label) or int(cfg.get("num_labels", 0))
+    if cfg.get("problem_type") in ("regression", "multi_label_classification") or n < 2:
+        raise HarnessError(
+            "id", card_id, f"is a {cfg.get('problem_type') or 'one-output'} checkpoint ({n} labels); "
+            "single-label classifiers with >= 2 labels are supported",
+        )
+    labels = tuple(id2label.get(i, f"LABEL_{i}") for i in range(n))
+    return CheckpointInfo(card_id, arch, labels, LAYOUTS[arch])
+
+
+def check_classes(info: CheckpointInfo, classes: list) -> None:
+    """The task's classes are the checkpoint's labels, in its output order (names compared without case;
+    generic LABEL_k names accept any class names, taken in that order)."""
+    if len(classes) != len(info.labels):
+        raise HarnessError(
+            "classes", list(classes), f"{info.card_id} has {len(info.labels)} labels {list(info.labels)}; "
+            "list them all, in the checkpoint's output order",
+        )
+    if all(re.fullmatch(r"LABEL_\d+", lab) for lab in info.labels):
+        return
+    for i, (c, lab) in enumerate(zip(classes, info.labels)):
+        if str(c).lower() != lab.lower() and c != i:
+            raise HarnessError(
+                "classes", c, f"output {i} of {info.card_id} is {lab!r}; list the checkpoint's labels in its output "
+                f"order: {list(info.labels)}",
+            )
+
+
+def convert_head(model: nn.Module, info: CheckpointInfo) -> MLPHead:
+    """The layout's linear layers copied into an MLPHead (float32), biases where the checkpoint has them."""
+    mods = []
+    for name in info.layout.layers:
+        try:
+            mod = model.get_submodule(name)
+        except AttributeError:
+            mod = None
+        if not isinstance(mod, nn.Linear):
+            raise HarnessError("id", info.card_id, f"{info.architecture} has no linear layer {name!r} where its head should be")
+        mods.append(mod)
+    biased = [m.bias is not None for m in mods]
+    bias = "all" if all(biased) else "none" if not any(biased) else "first" if biased[0] and not any(biased[1:]) else None
+    if bias is None:
+        raise HarnessError("id", info.card_id, f"head biases on layers {biased}: supported are all, none or the first only")
+    dims = [mods[0].in_features] + [m.out_features for m in mods]
+    head = MLPHead(dims, bias=bias, activation=info.layout.activation)
+    with torch.no_grad():
+        for dst, src in zip(head.layers, mods):
+            dst.weight.copy_(src.weight.float())
+            if src.bias is not None:
+                dst.bias.copy_(src.bias.float())
+    return head.eval()
+
+
+@dataclass
+class ClassifierHead:
+    """A loaded checkpoint's head and how to read its input off the checkpoint's own forward pass."""
+
+    info: CheckpointInfo
+    head: MLPHead
+
+    @torch.inference_mode()
+    def run(self, model: nn.Module, inputs: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
+        """(head inputs, logits) of one batch: a hook on the head's first layer takes what it receives."""
+        seen: list[torch.Tensor] = []
+        hook = model.get_submodule(self.info.layout.layers[0]).register_forward_pre_hook(lambda _m, args: seen.append(args[0]))
+        try:
+            logits = model(**inputs).logits
+        finally:
+            hook.remove()
+        if len(seen) != 1 or seen[0].dim() != 2:
+            raise HarnessError("id", self.info.card_id, f"{self.info.architecture}'s head did not see one (batch, dim) input")
+        return seen[0].float(), logits.float()
+
+    def check(self, model: nn.Module, inputs: dict[str, Any], n: int) -> float:
+        """Max abs difference between head(features) and the checkpoint's logits; one line if above tolerance."""
+        feats, logits = self.run(model, inputs)
+        with torch.no_grad():
+            diff = float((self.head(feats.cpu()) - logits.cpu()).abs().max())
+        if not diff <= LOGITS_TOL:
+            raise HarnessError(
+                "id", self.info.card_id, f"feature extractor + converted head do not reproduce the checkpoint's logits "
+                f"(max abs difference {diff:.2e} > {LOGITS_TOL:g} on {n} task inputs); {self.info.architecture} may "
+                f"differ from the layout the harness knows ({self.info.layout.about})",
+            )
+        return diff
+
+
+def load_classifier(auto, path: str, info: CheckpointInfo, kwargs: dict) -> tuple[nn.Module, ClassifierHead]:
+    """The checkpoint through its Auto class in float32, refusing one whose head weights are not in the file."""
+    try:
+        model, loading = auto.from_pretrained(path, dtype=torch.float32, output_loading_info=True, **kwargs)
+    except (OSError, ValueError) as exc:
+        raise HarnessError("id", info.card_id, f"weights could not be loaded ({str(exc).splitlines()[0]})") from None
+    missing = [k for k in loading.get("missing_keys", []) if any(k.startswith(layer + ".") for layer in info.layout.layers)]
+    if missing:
+        raise HarnessError("id", info.card_id, f"has no trained head weights ({missing[0]} is missing from the checkpoint)")
+    model.eval()
+    return model, ClassifierHead(info, convert_head(model, info))
