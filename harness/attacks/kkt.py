@@ -5,10 +5,13 @@ of restarts stacked in one batched computation, each restart with its own lr / a
 lambda_min, optimised with Adam (per-restart step sizes), started from what the head's first
 layer reveals (priors.py), optionally kept in W1's row space, and pruned by successive halving on
 the loss alone (search.py). Everything that steers it is data-free: the KKT loss and the head.
+It runs on CUDA when present (`device`), and a batch of restarts that would not fit in memory runs
+in chunks of restarts that do (memory.py), with the same results up to float rounding.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Literal
 
@@ -16,6 +19,7 @@ import torch
 from pydantic import Field, model_validator
 from tqdm.auto import tqdm
 
+from harness.attacks import memory, search
 from harness.attacks.base import Attack, AttackResult, RunRecord, Victim
 from harness.attacks.common import KKTParams, check_victim, default_typical_norm
 from harness.attacks.margins import balanced_labels, head_form
@@ -23,7 +27,10 @@ from harness.attacks.objective import (
     HeadTensors, lambda_penalty, preact_rms, prior_penalty, project_sphere_, residual_sq,
 )
 from harness.attacks.priors import init_candidates, row_space
-from harness.attacks import search
+from harness.attacks.restart_optim import RestartOptimizer
+from harness.victims.frame import Frame
+
+log = logging.getLogger(__name__)
 
 
 class KKTFastParams(KKTParams):
@@ -46,6 +53,10 @@ class KKTFastParams(KKTParams):
     brackets: int = Field(1, ge=1, description="rounds of restarts; later rounds reuse good settings")
     dtype: Literal["float32", "float64"] = Field("float32", description="precision of the search")
     keep: Literal["survivors", "all"] = Field("survivors", description="candidates of pruned restarts too ('all'), or not")
+    device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$", description="auto: the first CUDA device if present, else cpu")
+    memory_budget_gb: float | None = Field(
+        None, gt=0, description="memory one batch of restarts may use (default: half the free RAM, 80% of free CUDA memory); "
+        "restarts that do not fit run in chunks")
 
     @model_validator(mode="after")
     def _ranges(self):
@@ -66,18 +77,22 @@ class KKT(Attack):
         p: KKTFastParams = self.params
         t0 = time.perf_counter()
         dt = torch.float32 if p.dtype == "float32" else torch.float64
-        ht = HeadTensors.of(victim.head, dt)
+        dev = memory.resolve_device(p.device)
+        ht = HeadTensors.of(victim.head, dt, dev)
         form = head_form(victim.loss, victim.head.out_dim)
-        ctx = _Context(p, victim, ht, form, dt)
+        ctx = _Context(p, victim, ht, form, dt, dev)
         if start is not None:
             if start.dim() != 3 or start.shape[0] != p.restarts or start.shape[1:] != (p.m, victim.dim):
                 raise ValueError(f"start must be (restarts, m, d) = ({p.restarts}, {p.m}, {victim.dim}), got {tuple(start.shape)}")
-            ctx.start = start.to(dt)
+            ctx.start = start.to(dev, dt)
         gen = torch.Generator().manual_seed(p.seed)
         runs: list[RunRecord] = []
         out: list[tuple] = []
         total_its = p.brackets * p.iterations
-        bar = tqdm(total=total_its, desc="kkt", disable=not progress, leave=False)
+        bar = tqdm(total=total_its, desc="kkt" + (f" (chunks of {ctx.chunk} restarts)" if ctx.chunk_note else ""),
+                   disable=not progress, leave=False)
+        if ctx.chunk_note:
+            log.warning(ctx.chunk_note)
         best_lr = None
         for b in range(p.brackets):
             if p.time_budget_s and time.perf_counter() - t0 > p.time_budget_s:
@@ -96,7 +111,7 @@ class KKT(Attack):
             X = torch.cat([o[0] for o in out]).float()
             Lm = torch.cat([o[1] for o in out]).float()
             ids = torch.cat([torch.full((len(o[0]),), o[2]) for o in out])
-            Y = torch.cat([ctx.labels.clone() for _ in out])
+            Y = torch.cat([ctx.labels.cpu() for _ in out])
         else:
             X, Lm = torch.empty(0, d), torch.empty(0)
             ids, Y = torch.empty(0, dtype=torch.long), torch.empty(0, dtype=torch.long)
@@ -112,14 +127,15 @@ class KKT(Attack):
 
 
 class _Context:
-    """Per-victim state shared by the brackets."""
+    """Per-victim state shared by the brackets, on the attack's device."""
 
-    def __init__(self, p: KKTFastParams, victim: Victim, ht: HeadTensors, form, dt):
-        self.p, self.victim, self.ht, self.form, self.dt = p, victim, ht, form, dt
+    def __init__(self, p: KKTFastParams, victim: Victim, ht: HeadTensors, form, dt, dev):
+        self.p, self.victim, self.ht, self.form, self.dt, self.dev = p, victim, ht, form, dt, dev
         self.typ = default_typical_norm(victim)
-        self.frame = victim.frame.to(dt)
+        f = victim.frame
+        self.frame = Frame(f.mean.to(dev, dt), None if f.scale is None else f.scale.to(dev, dt), f.l2, f.transform)
         self.mean = self.frame.mean
-        self.labels = balanced_labels(p.m, victim.num_classes)
+        self.labels = balanced_labels(p.m, victim.num_classes, dev)
         self.basis = None
         if p.subspace != "off" or p.init == "subspace":
             rank = p.subspace if isinstance(p.subspace, int) else None
@@ -129,20 +145,48 @@ class _Context:
             # Candidates live in coordinates c of W1's row space, x = c V^T. The loss is unchanged:
             # ||W1 - G1||^2 = ||W1 V - G1c||^2 + const, and x_i.x_j = c_i.c_j (V orthonormal).
             ws = [ht.weights[0] @ self.basis, *ht.weights[1:]]
-            self.ht = HeadTensors(ws, ht.biases, ht.theta_sq)
+            self.ht = HeadTensors(ws, ht.biases, ht.theta_sq, ht.activation)
             self.mean_c = self.mean @ self.basis
             self.sphere_r2 = float(1 - self.mean.pow(2).sum() + self.mean_c.pow(2).sum())
         self.lam_dim = (victim.head.out_dim,) if form == "regression" else ()
         self.start: torch.Tensor | None = None
+        self.chunk = self._chunk()
+        self.chunk_note = "" if self.chunk >= p.restarts else (
+            f"kkt: {p.restarts} restarts x m {p.m} do not fit the memory budget at once "
+            f"({self.budget / 2**30:.1f} GiB); running them in chunks of {self.chunk}")
+
+    def _chunk(self) -> int:
+        """Restarts per loss-and-gradient pass that fit the memory budget (all of them when they fit)."""
+        p, ws = self.p, self.ht.weights
+        coords, item = ws[0].shape[1], torch.finfo(self.dt).bits // 8
+        full = self.victim.prior == "box" and p.subspace != "off"
+        per_pass = memory.pass_bytes(p.m, coords, self.victim.dim, [w.shape[0] for w in ws[:-1]], item, full)
+        self.budget = memory.budget_bytes(self.dev, p.memory_budget_gb)
+        return memory.restart_chunk(p.restarts, per_pass, memory.state_bytes(p.m, coords, ws[-1].shape[0], item), self.budget)
 
     def losses(self, x, lam, lam_scale, lmin, alpha):
         alpha = [alpha / s for s in self.zscale]
-        res = residual_sq(self.ht, x, lam, self.labels, self.form, alpha) / self.ht.theta_sq.to(x.dtype)
+        res = residual_sq(self.ht, x, lam, self.labels, self.form, alpha) / self.ht.theta_sq.to(x)
         rel_lam = lam / lam_scale.view(-1, *([1] * (lam.dim() - 1)))
         pen = lambda_penalty(rel_lam, lmin.view(-1, 1), self.form)
         xf = self.full(x) if self.victim.prior == "box" else x
         pri = prior_penalty(xf, self.victim.prior, self.frame, self.typ, self.victim.box) / self.typ**2
         return res, res + pen + self.p.prior_weight * pri
+
+    def loss_grads(self, x, lam, lam_scale, lmin, alpha):
+        """Residual, loss and their gradients in (x, lambda) per restart, chunk by chunk of restarts."""
+        parts = []
+        for sl in memory.chunks(len(x), self.chunk):
+            xs, ls = x[sl].detach().requires_grad_(True), lam[sl].detach().requires_grad_(True)
+            res, loss = self.losses(xs, ls, lam_scale[sl], lmin[sl], alpha[sl])
+            gx, gl = torch.autograd.grad(loss.sum(), [xs, ls])
+            parts.append((res.detach(), loss.detach(), gx, gl))
+        return [torch.cat(t) for t in zip(*parts)] if len(parts) > 1 else list(parts[0])
+
+    @torch.no_grad()
+    def residuals(self, x, lam, lam_scale, lmin, alpha):
+        return torch.cat([self.losses(x[sl], lam[sl], lam_scale[sl], lmin[sl], alpha[sl])[0]
+                          for sl in memory.chunks(len(x), self.chunk)])
 
     def full(self, x):
         """Candidates in input space (centred)."""
@@ -162,31 +206,36 @@ class _Context:
                 u = x + self.mean_c
                 x.copy_(u / u.norm(dim=-1, keepdim=True).clamp_min(1e-12) * max(self.sphere_r2, 1e-6) ** 0.5 - self.mean_c)
 
-    def bracket(self, first_id: int, lr: torch.Tensor, gen, bar, t0):
-        p, dt, R = self.p, self.dt, p_restarts(self.p)
-        w1, w2 = self.ht_full.weights[0], self.ht.weights[1]
+    def initial(self, R: int, gen) -> torch.Tensor:
+        """Starting candidates (drawn on the CPU from the seeded generator, the same on every device)."""
         if self.start is not None:
-            x = self.start.clone()
-        else:
-            x = init_candidates(p.init, w1, w2, self.labels, self.form, R, p.init_scale * self.typ, self.basis, gen)
+            return self.start.clone()
+        cpu = lambda t: None if t is None else t.cpu()  # noqa: E731
+        x = init_candidates(self.p.init, cpu(self.ht_full.weights[0]), cpu(self.ht.weights[1]), cpu(self.labels),
+                            self.form, R, self.p.init_scale * self.typ, cpu(self.basis), gen)
+        return x.to(self.dev)
+
+    def bracket(self, first_id: int, lr: torch.Tensor, gen, bar, t0):
+        p, dt, dev, R = self.p, self.dt, self.dev, self.p.restarts
+        x = self.initial(R, gen)
         if p.subspace != "off":
             x = x @ self.basis
         self.project_(x)
-        self.zscale = preact_rms(self.ht, x) if p.alpha_relative else [1.0] * (len(self.ht.weights) - 1)
-        a0 = torch.full((R,), p.alpha_start, dtype=dt)
-        a1 = torch.full((R,), p.alpha_end, dtype=dt)
-        lmin = torch.full((R,), p.lambda_min, dtype=dt)
+        self.zscale = preact_rms(self.ht, x, self.chunk) if p.alpha_relative else [1.0] * (len(self.ht.weights) - 1)
+        a0 = torch.full((R,), p.alpha_start, dtype=dt, device=dev)
+        a1 = torch.full((R,), p.alpha_end, dtype=dt, device=dev)
+        lmin = torch.full((R,), p.lambda_min, dtype=dt, device=dev)
         lam_scale = self._fit_scale(x, a0)
         lam = lam_scale.view(R, 1, *[1] * len(self.lam_dim)).expand(R, p.m, *self.lam_dim).clone()
         if self.form == "regression":
-            lam = lam * 0.01 * torch.randn(lam.shape, generator=gen, dtype=dt)
+            lam = lam * 0.01 * torch.randn(lam.shape, generator=gen, dtype=dt).to(dev)
         ids = torch.arange(first_id, first_id + R)
-        step = lr.to(dt)
-        opt = _Opt(p, [x, lam], [step * self.typ, step * lam_scale.abs()])
+        step = lr.to(dev, dt)
+        opt = RestartOptimizer(p.optimizer, p.momentum, [x, lam], [step * self.typ, step * lam_scale.abs()])
         settings = {int(i): {"lr": float(lr[k]), "alpha_start": p.alpha_start, "alpha_end": p.alpha_end,
                              "lambda_min": p.lambda_min, "init": p.init, "lambda_scale": float(lam_scale[k]),
                              "subspace_rank": None if self.basis is None else int(self.basis.shape[1]),
-                             "optimizer": opt.optimizer_of(k)}
+                             "optimizer": opt.optimizer_of(k), "device": str(dev), "restart_chunk": min(self.chunk, R)}
                     for k, i in enumerate(ids)}
         curves = {int(i): [] for i in ids}
         status, its, finals, out = {}, {}, {}, []
@@ -195,15 +244,11 @@ class _Context:
         it = 0
         for it in range(p.iterations):
             alpha = search.alpha_at(it, p.iterations, a0, a1).view(-1, 1, 1)
-            x.requires_grad_(True)
-            lam.requires_grad_(True)
-            res, loss = self.losses(x, lam, lam_scale, lmin, alpha)
-            gx, gl = torch.autograd.grad(loss.sum(), [x, lam])
-            x, lam = x.detach(), lam.detach()
-            bad = ~torch.isfinite(loss.detach()) | ~torch.isfinite(gx).flatten(1).all(1) | _broken(res.detach())
+            res, loss, gx, gl = self.loss_grads(x, lam, lam_scale, lmin, alpha)
+            bad = ~torch.isfinite(loss) | ~torch.isfinite(gx).flatten(1).all(1) | _broken(res)
             if it % p.curve_every == 0:
-                for k, i in enumerate(ids.tolist()):
-                    curves[i].append(float(loss[k].detach()))
+                for k, v in enumerate(loss.tolist()):
+                    curves[int(ids[k])].append(v)
             keep = None
             if bad.any():
                 for k in torch.nonzero(bad).flatten().tolist():
@@ -215,32 +260,32 @@ class _Context:
             bar.update(1)
             timeout = p.time_budget_s and time.perf_counter() - t0 > p.time_budget_s
             if (it + 1) in rungs and not timeout:
-                cand = keep if keep is not None else torch.arange(len(ids))
-                best = cand[search.survivors(res.detach()[cand], 1 / p.eta)]
+                cand = keep if keep is not None else torch.arange(len(ids), device=dev)
+                best = cand[search.survivors(res[cand], 1 / p.eta)]
+                kept = set(best.tolist())
                 for k in cand.tolist():
-                    if k not in set(best.tolist()):
+                    if k not in kept:
                         i = int(ids[k])
-                        status[i], its[i], finals[i] = "pruned", it + 1, float(res[k].detach())
+                        status[i], its[i], finals[i] = "pruned", it + 1, float(res[k])
                         if p.keep == "all":
-                            out.append((self.full(x[k]).clone(), lam[k].clone(), i))
+                            out.append((self.full(x[k]).cpu(), lam[k].cpu(), i))
                 keep = best.sort().values
             if keep is not None:
-                x, lam, ids = x[keep], lam[keep], ids[keep]
+                x, lam, ids = x[keep], lam[keep], ids[keep.cpu()]
                 lam_scale, lmin, a0, a1 = lam_scale[keep], lmin[keep], a0[keep], a1[keep]
                 opt.select(keep)
             if len(ids) == 0 or timeout:
                 break
         bar.update(p.iterations - 1 - it)
         if len(ids):
-            with torch.no_grad():
-                res, _ = self.losses(x, lam, lam_scale, lmin, a1.view(-1, 1, 1))
+            res = self.residuals(x, lam, lam_scale, lmin, a1.view(-1, 1, 1))
             broken = (_broken(res) | ~torch.isfinite(x).flatten(1).all(1)).tolist()
             for k, i in enumerate(ids.tolist()):
                 if broken[k]:
                     status[i], its[i], finals[i] = "diverged", it + 1, float("nan")
                     continue
                 status[i], its[i], finals[i] = "ok", it + 1, float(res[k])
-                out.append((self.full(x[k]).clone(), lam[k].clone(), i))
+                out.append((self.full(x[k]).cpu(), lam[k].cpu(), i))
         wall = time.perf_counter() - t_start
         # an ok run ends before its iteration budget only when the opt-in time_budget_s cut it
         stop = {i: status[i] if status[i] != "ok" else "time_budget" if its[i] < p.iterations else "iterations" for i in settings}
@@ -250,10 +295,13 @@ class _Context:
     @torch.no_grad()
     def _fit_scale(self, x, alpha) -> torch.Tensor:
         """Per restart, the common lambda s minimising ||theta - s G(lambda=1)||^2 (from f(0), f(1), f(2))."""
+        return torch.cat([self._fit_scale_chunk(x[sl], alpha[sl]) for sl in memory.chunks(len(x), self.chunk)])
+
+    def _fit_scale_chunk(self, x, alpha) -> torch.Tensor:
         R = x.shape[0]
-        one = torch.ones(R, self.p.m, *self.lam_dim, dtype=x.dtype)
+        one = torch.ones(R, self.p.m, *self.lam_dim, dtype=x.dtype, device=x.device)
         a = [alpha.view(-1, 1, 1) / s for s in self.zscale]
-        f0 = self.ht.theta_sq.to(x.dtype)
+        f0 = self.ht.theta_sq.to(x)
         f1 = residual_sq(self.ht, x, one, self.labels, self.form, a)
         f2 = residual_sq(self.ht, x, 2 * one, self.labels, self.form, a)
         bq = (f2 - 2 * f1 + f0) / 2
@@ -267,53 +315,3 @@ def _broken(res: torch.Tensor) -> torch.Tensor:
     in closed form as ||theta||^2 - 2<theta, G> + ||G||^2, which cancels catastrophically when a
     run blows up; an optimiser then chases the rounding error to -inf. Such runs count as diverged."""
     return ~torch.isfinite(res) | (res < -1e-3) | (res > 1e4)
-
-
-def p_restarts(p: KKTFastParams) -> int:
-    return p.restarts
-
-
-class _Opt:
-    """Adam or SGD-momentum with one step size per restart (leading dim), on plain tensors;
-    'mixed' runs SGD-momentum on even restarts and Adam on odd ones, in the same batch."""
-
-    def __init__(self, p: KKTFastParams, tensors, lrs):
-        self.mom = p.momentum
-        R = tensors[0].shape[0]
-        sgd = {"sgd": torch.ones(R, dtype=torch.bool), "adam": torch.zeros(R, dtype=torch.bool),
-               "mixed": torch.arange(R) % 2 == 0}[p.optimizer]
-        self.sgd = [sgd.view(-1, *[1] * (t.dim() - 1)) for t in tensors]
-        self.any_sgd, self.all_sgd = bool(sgd.any()), bool(sgd.all())
-        self.lrs = [lr.view(-1, *[1] * (t.dim() - 1)) for lr, t in zip(lrs, tensors)]
-        self.m = [torch.zeros_like(t) for t in tensors]
-        self.v = [torch.zeros_like(t) for t in tensors]
-        self.t = 0
-
-    def optimizer_of(self, k: int) -> str:
-        return "sgd" if bool(self.sgd[0].flatten()[k]) else "adam"
-
-    def step(self, tensors, grads):
-        self.t += 1
-        b1, b2 = 0.9, 0.999
-        for t, g, m, v, lr, sgd in zip(tensors, grads, self.m, self.v, self.lrs, self.sgd):
-            g = torch.nan_to_num(g, nan=0.0, posinf=0.0, neginf=0.0)
-            if self.all_sgd:
-                m.mul_(self.mom).add_(g)
-                t.sub_(lr * m)
-                continue
-            v.mul_(b2).addcmul_(g, g, value=1 - b2)
-            if not self.any_sgd:  # plain Adam: in place, no second branch
-                m.mul_(b1).add_(g, alpha=1 - b1)
-                t.sub_(lr * (m / (1 - b1**self.t)) / ((v / (1 - b2**self.t)).sqrt() + 1e-12))
-                continue
-            # mixed: m holds the momentum buffer for SGD restarts and Adam's first moment for the others
-            m.copy_(torch.where(sgd, m * self.mom + g, m * b1 + (1 - b1) * g))
-            adam = (m / (1 - b1**self.t)) / ((v / (1 - b2**self.t)).sqrt() + 1e-12)
-            t.sub_(lr * torch.where(sgd, m, adam))
-
-    def select(self, keep):
-        self.m = [m[keep] for m in self.m]
-        self.v = [v[keep] for v in self.v]
-        self.lrs = [lr[keep] for lr in self.lrs]
-        self.sgd = [s[keep] for s in self.sgd]
-        self.any_sgd, self.all_sgd = bool(self.sgd[0].any()), bool(self.sgd[0].all())

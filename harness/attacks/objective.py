@@ -69,7 +69,7 @@ def residual_sq(
     """
     zs, acts, out = ht.forward(x, alpha)
     delta = output_coef(form, lam, labels, out)
-    total = ht.theta_sq.to(x.dtype).expand(x.shape[0]).clone()
+    total = ht.theta_sq.to(x).expand(x.shape[0]).clone()
     for k in range(len(ht.weights) - 1, -1, -1):
         a, b = acts[k], ht.biases[k]
         inner = (zs[k] * delta).sum((-1, -2))
@@ -88,10 +88,15 @@ def _layer(alpha, k: int):
 
 
 @torch.no_grad()
-def preact_rms(ht: HeadTensors, x: torch.Tensor) -> list[float]:
-    """RMS pre-activation of each hidden layer for inputs x: the scale a relative alpha divides by."""
-    zs, _, _ = ht.forward(x, 1.0)
-    return [float(z.pow(2).mean().sqrt().clamp_min(1e-12)) for z in zs[:-1]]
+def preact_rms(ht: HeadTensors, x: torch.Tensor, chunk: int | None = None) -> list[float]:
+    """RMS pre-activation of each hidden layer for inputs x (R, m, d): the scale a relative alpha
+    divides by; computed `chunk` restarts at a time (the same value up to rounding)."""
+    sq, count = [0.0] * (len(ht.weights) - 1), 0
+    for s in range(0, len(x), chunk or len(x)):
+        zs, _, _ = ht.forward(x[s : s + (chunk or len(x))], 1.0)
+        sq = [a + float(z.double().pow(2).sum()) for a, z in zip(sq, zs[:-1])]
+        count += zs[0].shape[:-1].numel()
+    return [max((a / count / w.shape[0]) ** 0.5, 1e-12) for a, w in zip(sq, ht.weights[:-1])]
 
 
 def lambda_penalty(lam: torch.Tensor, lambda_min, form: Form, weight: float = 5.0) -> torch.Tensor:

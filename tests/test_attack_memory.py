@@ -1,0 +1,84 @@
+"""kkt's restarts in memory-sized chunks: the same search as one batch, said once, on the device asked for."""
+
+import logging
+
+import pytest
+import torch
+
+from harness.attacks import make_attack, memory
+from harness.attacks.base import Victim
+from harness.errors import HarnessError
+from harness.heads.mlp import MLPHead
+from harness.victims.frame import Frame
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def tiny_victim(prior="box", out=1, loss="logistic"):
+    torch.manual_seed(0)
+    head = MLPHead([12, 24, out]).scale_init_(0.5)
+    return Victim(head=head, loss=loss, num_classes=max(out, 2), frame=Frame(torch.zeros(12)), prior=prior,
+                  typical_norm=2.0)
+
+
+@pytest.mark.parametrize("prior,subspace,optimizer", [("box", "auto", "adam"), ("norm", "off", "mixed")])
+def test_chunked_restarts_give_the_unchunked_result(prior, subspace, optimizer, caplog):
+    """A budget too small for the batch runs the restarts 3 at a time (the state of all 8 fits); same
+    settings, losses, prunes and candidates as one batch, up to float64 rounding."""
+    params = {"m": 6, "restarts": 8, "iterations": 60, "rungs": 2, "dtype": "float64", "subspace": subspace,
+              "optimizer": optimizer, "lr_range": (1e-3, 3e-2), "device": "cpu"}
+    v = tiny_victim(prior)
+    whole = make_attack("kkt", params).reconstruct(v, progress=False)
+    per_pass = memory.pass_bytes(6, 24 if subspace == "auto" else 12, 12, [24], 8, prior == "box" and subspace == "auto")
+    state = memory.state_bytes(6, 24 if subspace == "auto" else 12, 1, 8)
+    budget = (8 * state + 3 * per_pass + 10) / 2**30
+    with caplog.at_level(logging.INFO, logger="harness.attacks.kkt"):
+        split = make_attack("kkt", {**params, "memory_budget_gb": budget}).reconstruct(v, progress=False)
+    notes = [r.message for r in caplog.records if "chunks of" in r.message]
+    assert len(notes) == 1 and "chunks of 3" in notes[0], notes
+    assert {r.settings["restart_chunk"] for r in split.runs} == {3}
+    assert {r.settings["restart_chunk"] for r in whole.runs} == {8}
+    assert [r.status for r in split.runs] == [r.status for r in whole.runs]
+    for a, b in zip(whole.runs, split.runs):
+        assert a.settings["lr"] == b.settings["lr"]
+        assert a.final_loss == pytest.approx(b.final_loss, rel=1e-9, abs=1e-12)
+        assert a.loss_curve == pytest.approx(b.loss_curve, rel=1e-9, abs=1e-12)
+    assert torch.equal(whole.run_ids, split.run_ids)
+    torch.testing.assert_close(split.candidates, whole.candidates, rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(split.lambdas, whole.lambdas, rtol=1e-6, atol=1e-6)
+
+
+def test_a_budget_below_one_restart_still_runs_one_at_a_time():
+    res = make_attack("kkt", {"m": 4, "restarts": 3, "iterations": 5, "rungs": 0, "memory_budget_gb": 1e-9,
+                              "device": "cpu"}).reconstruct(tiny_victim(), progress=False)
+    assert {r.settings["restart_chunk"] for r in res.runs} == {1} and len(res.candidates) == 12
+
+
+def test_restart_chunk_arithmetic():
+    assert memory.restart_chunk(16, per_pass=100, per_state=10, budget=16 * 10 + 450) == 4
+    assert memory.restart_chunk(16, per_pass=100, per_state=10, budget=10**9) == 16
+    assert memory.restart_chunk(16, per_pass=100, per_state=10, budget=5) == 1
+    assert memory.chunks(7, 3) == [slice(0, 3), slice(3, 6), slice(6, 7)]
+
+
+def test_estimate_grows_linearly_in_m_at_fixed_width_until_the_gram_terms_dominate():
+    a, b = (memory.pass_bytes(m, 1000, 3072, [1000], 4, True) for m in (500, 1000))
+    assert 2.0 <= b / a < 2.5  # linear terms (m x width, m x d) dominate; the m^2 Gram terms add < 25% here
+    assert memory.budget_bytes(torch.device("cpu"), 2.0) == 2 * 2**30
+    assert memory.budget_bytes(torch.device("cpu"), None) > 0
+
+
+def test_cuda_asked_for_where_there_is_none_is_a_one_line_error():
+    if torch.cuda.is_available():
+        pytest.skip("a CUDA device is present")
+    with pytest.raises(HarnessError, match="device = 'cuda'.*no CUDA device"):
+        make_attack("kkt", {"device": "cuda", "iterations": 1}).reconstruct(tiny_victim(), progress=False)
+    with pytest.raises(HarnessError, match="device"):
+        make_attack("kkt", {"device": "gpu"})
+    assert memory.resolve_device("auto").type == "cpu"
