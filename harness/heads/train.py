@@ -61,8 +61,12 @@ def train_head(
     cfg: TrainConfig,
     progress: bool = True,
 ) -> TrainReport:
-    """Full-batch training. Without weight decay, stop at `target_loss`; with it, at `grad_tol`."""
+    """Full-batch training. Without weight decay, stop at `target_loss`; with it, at `grad_tol`.
+    Runs on the first CUDA device where one is present and gives the head back on the CPU."""
     t0 = time.perf_counter()
+    dev = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    head.to(dev)
+    x, labels = x.to(dev), labels.to(dev)
     target = targets_for(cfg.loss, labels, num_classes)
     params = list(head.parameters())
     if cfg.optimizer == "lbfgs":
@@ -116,6 +120,7 @@ def train_head(
     gnorm = math.sqrt(sum(float((g**2).sum()) for g in grads))
     with torch.no_grad():
         acc = float((predictions(cfg.loss, head(x)) == labels).float().mean())
+    head.to("cpu")
     return TrainReport(
         final_loss=float(loss.detach()),
         objective=float(obj.detach()),
