@@ -115,9 +115,25 @@ def test_rows_group_by_recipe(tmp_path):
     assert by["none+paper"]["active_share"] is None and by["none+paper"]["members_at_fpr"] == 2
     md = render(rows, "md").decode().splitlines()
     header = [c.strip() for c in md[0].strip("|").split("|")]
-    assert header[:5] == ["model", "model_id", "revision", "task", "recipe"] and "dp_epsilon" in header
-    assert [line.split("|")[5].strip() for line in md[2:]] == [r["recipe"] for r in rows]
+    assert header[:6] == ["model", "model_id", "kind", "revision", "task", "recipe"] and "dp_epsilon" in header
+    assert [line.split("|")[6].strip() for line in md[2:]] == [r["recipe"] for r in rows]
     assert pq.read_table(pa.BufferReader(render(rows, "parquet"))).column("recipe").to_pylist() == [r["recipe"] for r in rows]
+
+
+def test_backbone_and_classifier_cards_mix(tmp_path):
+    """A fine-tuned checkpoint's own head sits beside trained heads: kind classifier, recipe 'checkpoint',
+    its checkpoint's revision, a setting that does not claim the task's head widths."""
+    store = ResultStore(tmp_path / "res")
+    uid, trained = _victim("minilm", 0, "real", 2)
+    store.write("victims", uid, [trained])
+    uid, ckpt = _victim("minilm-sst2-finetuned", 0, "real", 0)
+    settings = json.loads(ckpt["settings"]) | {"card": {"kind": "classifier"}}
+    store.write("victims", uid, [ckpt | {"settings": json.dumps(settings), "revision": "c" * 40, "recipe": "none+given"}])
+    by = {r["model"]: r for r in build(tmp_path / "res")}
+    assert by["minilm"]["kind"] == "backbone" and by["minilm"]["recipe"] == "none+paper"
+    fine = by["minilm-sst2-finetuned"]
+    assert fine["kind"] == "classifier" and fine["recipe"] == "checkpoint" and fine["revision"] == "c" * 40
+    assert "head=checkpoint" in fine["setting"] and "head=16 wd=0" in by["minilm"]["setting"]
 
 
 class _Cells(HTMLParser):
@@ -158,7 +174,7 @@ def test_every_format_parses_back(results, tmp_path):
         elif fmt == "html":
             p = _Cells()
             p.feed(data.decode())
-            assert p.rows[0][:3] == ["model", "model_id", "revision"] and len(p.rows) == 4 and p.rows[1][0] == "vit"
+            assert p.rows[0][:4] == ["model", "model_id", "kind", "revision"] and len(p.rows) == 4 and p.rows[1][0] == "vit"
         else:
             t = pq.read_table(out)
             assert t.to_pylist() == rows and t.schema.field("gpu_hours").metadata[b"doc"].startswith(b"attack GPU")

@@ -47,6 +47,42 @@ def build_tiny_bert(out: Path) -> Path:
     return out
 
 
+def build_tiny_distilbert(out: Path) -> Path:
+    """A DistilBERT backbone (DistilBertModel) with a WordPiece tokenizer that gives no token_type_ids."""
+    import torch
+    from transformers import DistilBertConfig, DistilBertModel
+
+    tok = _wordpiece_tokenizer(fixture_words())
+    tok.model_input_names = ["input_ids", "attention_mask"]
+    torch.manual_seed(0)
+    cfg = DistilBertConfig(vocab_size=len(tok), dim=32, n_layers=2, n_heads=2, hidden_dim=64, max_position_embeddings=64)
+    DistilBertModel(cfg).save_pretrained(out)
+    tok.save_pretrained(out)
+    return out
+
+
+def build_tiny_text_classifier(out: Path, family: str) -> Path:
+    """A randomly initialised BERT / RoBERTa / GPT-2 sequence classifier (2 labels) with a tokenizer."""
+    import torch
+    import transformers
+
+    tok = _wordpiece_tokenizer(fixture_words())
+    small = dict(num_hidden_layers=2, num_attention_heads=2, intermediate_size=64, max_position_embeddings=72)
+    torch.manual_seed(0)
+    if family == "bert":
+        model = transformers.BertForSequenceClassification(transformers.BertConfig(vocab_size=len(tok), hidden_size=32, **small))
+    elif family == "roberta":
+        model = transformers.RobertaForSequenceClassification(
+            transformers.RobertaConfig(vocab_size=len(tok), hidden_size=32, pad_token_id=0, **small))
+    else:
+        model = transformers.GPT2ForSequenceClassification(
+            transformers.GPT2Config(vocab_size=len(tok), n_embd=32, n_layer=2, n_head=2, pad_token_id=0))
+    model.config.id2label, model.config.label2id = {0: "negative", 1: "positive"}, {"negative": 0, "positive": 1}
+    model.save_pretrained(out)
+    tok.save_pretrained(out)
+    return out
+
+
 def build_tiny_vit(out: Path) -> Path:
     import torch
     from transformers import ViTConfig, ViTImageProcessor, ViTModel

@@ -70,17 +70,21 @@ class Backbone:
         if card.is_identity:
             return pixels_to_unit_range(batch).reshape(len(batch), -1)
         enc = self._encode(batch)
+        if card.modality == "image":
+            return self.image_features(enc["pixel_values"]).float().cpu()
         if self.classifier is not None:
-            return self.classifier.run(self.model, enc)[0].cpu()
-        if card.modality == "text":
-            if card.pooling == "clip":
-                feats = self.model.get_text_features(**enc)
-                return _features(feats).float().cpu()
-            return self._pool(self.model(**enc), enc.get("attention_mask")).float().cpu()
-        pixel_values = enc["pixel_values"]
+            return self.classifier.forward(self.model, enc)[0].cpu()
         if card.pooling == "clip":
-            return _features(self.model.get_image_features(pixel_values=pixel_values)).float().cpu()
-        return self._pool(self.model(pixel_values=pixel_values), None).float().cpu()
+            return _features(self.model.get_text_features(**enc)).float().cpu()
+        return self._pool(self.model(**enc), enc.get("attention_mask")).float().cpu()
+
+    def image_features(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        """Raw features of processed pixels, differentiable (image inversion differentiates through them)."""
+        if self.classifier is not None:
+            return self.classifier.forward(self.model, {"pixel_values": pixel_values})[0]
+        if self.card.pooling == "clip":
+            return _features(self.model.get_image_features(pixel_values=pixel_values))
+        return self._pool(self.model(pixel_values=pixel_values), None)
 
     def embed(self, inputs: Sequence[Any], batch_size: int = 64, progress: bool = True) -> torch.Tensor:
         chunks = []

@@ -108,9 +108,9 @@ class ClassifierHead:
     info: CheckpointInfo
     head: MLPHead
 
-    @torch.inference_mode()
-    def run(self, model: nn.Module, inputs: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
-        """(head inputs, logits) of one batch: a hook on the head's first layer takes what it receives."""
+    def forward(self, model: nn.Module, inputs: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
+        """(head inputs, logits) of one batch, float32: a hook on the head's first layer takes what it
+        receives. Differentiable unless called under no_grad / inference mode."""
         seen: list[torch.Tensor] = []
         hook = model.get_submodule(self.info.layout.layers[0]).register_forward_pre_hook(lambda _m, args: seen.append(args[0]))
         try:
@@ -121,11 +121,11 @@ class ClassifierHead:
             raise HarnessError("id", self.info.card_id, f"{self.info.architecture}'s head did not see one (batch, dim) input")
         return seen[0].float(), logits.float()
 
+    @torch.inference_mode()
     def check(self, model: nn.Module, inputs: dict[str, Any], n: int) -> float:
         """Max abs difference between head(features) and the checkpoint's logits; one line if above tolerance."""
-        feats, logits = self.run(model, inputs)
-        with torch.no_grad():
-            diff = float((self.head(feats.cpu()) - logits.cpu()).abs().max())
+        feats, logits = self.forward(model, inputs)
+        diff = float((self.head(feats.cpu()) - logits.cpu()).abs().max())
         if not diff <= LOGITS_TOL:
             raise HarnessError(
                 "id", self.info.card_id, f"feature extractor + converted head do not reproduce the checkpoint's logits "

@@ -47,7 +47,8 @@ def finetune(model: nn.Module, info: CheckpointInfo, encode: Callable[[Sequence[
     model.eval()  # dropout off: the same function every step, as the head's stationarity assumes
     enc = encode(inputs)
     cut = ClassifierHead(info, convert_head(model, info))
-    feats = None if recipe.update_backbone else cut.run(model, enc)[0].clone()  # a normal tensor, not an inference one
+    with torch.no_grad():
+        feats = None if recipe.update_backbone else cut.forward(model, enc)[0]
     act = ACTIVATIONS[info.layout.activation]
 
     def logits() -> torch.Tensor:

@@ -31,6 +31,8 @@ def main(args) -> int:
     from harness.classifiers.splits import write_splits
     from harness.data.split import load_split
 
+    transformers.utils.logging.set_verbosity_error()  # its load report lists the new head as missing: expected here
+    transformers.utils.logging.disable_progress_bar()
     if args.steps < 1:
         raise HarnessError("--steps", args.steps, "must be >= 1")
     task = TASKS.get(args.task)

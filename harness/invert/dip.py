@@ -97,14 +97,7 @@ def embed_pixels(space: EmbedSpace, images: torch.Tensor, geo: Geometry) -> torc
     mean = torch.tensor(geo.mean, device=images.device).view(1, 3, 1, 1)
     std = torch.tensor(geo.std, device=images.device).view(1, 3, 1, 1)
     x = (images - mean) / std
-    if bb.card.is_identity:
-        raw = x.reshape(len(x), -1)
-    elif bb.card.pooling == "clip":
-        from harness.backbones.load import _features
-
-        raw = _features(bb.model.get_image_features(pixel_values=x))
-    else:
-        raw = bb._pool(bb.model(pixel_values=x), None)
+    raw = x.reshape(len(x), -1) if bb.card.is_identity else bb.image_features(x)
     if space.normalize:
         raw = F.normalize(raw, dim=1)
     return raw - space.mean.to(raw.device)

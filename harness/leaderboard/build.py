@@ -15,9 +15,11 @@ from harness.store.store import ResultStore
 
 # (name, what it is); the order is the table's
 COLUMNS = [
-    ("model", "model card"), ("model_id", "Hub id"), ("revision", "resolved commit"), ("task", "task"),
-    ("recipe", "victim recipe: input transform + trainer (TRANSFORM+TRAINER; results written before recipes: "
-               "none+paper, the only recipe then, or '-' for a given head)"),
+    ("model", "model card"), ("model_id", "Hub id"),
+    ("kind", "backbone (the harness trained a victim head on its embeddings) or classifier (a fine-tuned checkpoint's own head)"),
+    ("revision", "resolved commit (of the checkpoint, for a classifier)"), ("task", "task"),
+    ("recipe", "victim recipe: input transform + trainer (TRANSFORM+TRAINER; 'checkpoint' for a classifier's own head; "
+               "results written before recipes: none+paper, the only recipe then, or '-' for a given head)"),
     ("setting", "members, head, weight decay, trainer parameters, attack (seeds pooled)"),
     ("setting_id", "hash of the setting without the recipe's transform and trainer (one setting, several recipes)"),
     ("seeds", "seeds run"), ("n_members", "members per victim"),
@@ -46,12 +48,18 @@ NO_RECIPE = "-"  # a given head (--head) in results written before recipes: how 
 
 def recipe_of(row: dict, settings: dict) -> str:
     """The row's recipe; rows written before the column existed get the one recipe of that time (or '-')."""
+    if kind_of(settings) == "classifier":
+        return "checkpoint"
     if row.get("recipe"):
         return row["recipe"]
     victim = settings["task"].get("victim")
     if victim:  # settings recorded the recipe although the row lacks the column
         return f"{victim.get('transform', 'none')}+{victim.get('trainer', 'paper')}"
     return NO_RECIPE if settings.get("head_file") or row.get("stopped_by") == "given" else OLD_RECIPE
+
+
+def kind_of(settings: dict) -> str:
+    return (settings.get("card") or {}).get("kind") or "backbone"
 
 
 def _setting(settings: dict) -> tuple[str, str]:
@@ -71,8 +79,8 @@ def _setting(settings: dict) -> tuple[str, str]:
     sid = hashlib.sha256(json.dumps(task, sort_keys=True).encode()).hexdigest()[:10]
     head = task["head"]
     label = (
-        f"n={task['per_class']}x{len(task['classes'])} head={'-'.join(map(str, head['widths']))} "
-        f"wd={head['weight_decay']:g}"
+        f"n={task['per_class']}x{len(task['classes'])} "
+        + ("head=checkpoint" if kind_of(settings) == "classifier" else f"head={'-'.join(map(str, head['widths']))} wd={head['weight_decay']:g}")
         + "".join(f" {k}={v}" for k, v in sorted(trainer_params.items()))
         + f" {task['attack']['name']}"
         + "".join(f" {k}={params[k]}" for k in ("m", "restarts", "iterations") if k in params)
@@ -112,7 +120,8 @@ def build(root: str | Path, sort: str = NUMERIC_DESC, ascending: bool = False) -
         real, null, units = g["real"], g["null"], sorted(g["units"])
         latest = max(real + null, key=lambda r: r["created_at"])
         rows.append({
-            "model": model, "model_id": model_id, "revision": revision, "task": task, "recipe": recipe,
+            "model": model, "model_id": model_id, "kind": kind_of(json.loads(latest["settings"])), "revision": revision,
+            "task": task, "recipe": recipe,
             "setting": g["label"], "setting_id": sid, "seeds": len({r["seed"] for r in real}),
             "n_members": real[0]["n_members"] if real else None,
             "members_at_fpr": _avg(r["members_passed"] for r in real),

@@ -21,7 +21,7 @@ SHORT = [c for c in NAMES if c not in ("versions", "unit_ids", "setting_id")]  #
 
 
 def _schema() -> pa.Schema:
-    strings = {"model", "model_id", "revision", "task", "recipe", "setting", "setting_id", "weights_source", "versions",
+    strings = {"model", "model_id", "kind", "revision", "task", "recipe", "setting", "setting_id", "weights_source", "versions",
                "created_at", "unit_ids"}
     ints = {"seeds", "n_members", "runs"}
     return pa.schema([

@@ -58,6 +58,7 @@ def victim_row(base: dict, unit: Unit, split: MemberSplit, emb: Embedded, o: Vic
     return {
         **base,
         "victim": o.trained.kind,
+        "model_kind": unit.card.kind,
         "n_members": split.n,
         "n_nonmembers": len(split.nonmember_rows),
         "num_classes": len(split.class_names),

@@ -22,6 +22,7 @@ PROVENANCE = [
 
 VICTIMS = [
     pa.field("victim", pa.string(), nullable=False),  # "real" or "null" (the task's null_victim mode)
+    pa.field("model_kind", pa.string()),  # backbone (the harness trained the head) | classifier (the checkpoint's own head)
     pa.field("n_members", pa.int64()),
     pa.field("n_nonmembers", pa.int64()),
     pa.field("num_classes", pa.int64()),

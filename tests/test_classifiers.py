@@ -1,0 +1,138 @@
+"""Fine-tuned classification checkpoints: fine-tuned for real on fixture rows (`recon-harness finetune`),
+laid out in a Hub cache, then attacked end to end (`recon-harness run`) through their own heads."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from harness.backbones import load_backbone, resolve_model
+from harness.cli import main
+from harness.classifiers import layouts
+from harness.specs.model_card import ModelCard
+from harness.store import ResultStore
+from tests.conftest import FIXTURES
+from tests.tiny_models import build_tiny_distilbert, build_tiny_text_classifier
+
+ATTACK = {"name": "kkt", "params": {"m": 16, "restarts": 4, "iterations": 60}}
+EVIDENCE = {"invert_top": 2, "invert_members": 1, "word_search_top": 0}
+
+
+def _yaml(path: Path, body: dict) -> Path:
+    path.write_text(yaml.safe_dump(body))
+    return path
+
+
+def _backbone_card(tmp: Path, repo: str, rev: str, modality: str) -> Path:
+    return _yaml(tmp / f"{repo.split('/')[1]}.yaml", {"id": repo, "revision": rev, "modality": modality, "pooling": "cls"})
+
+
+def _finetune_task(tmp: Path, modality: str) -> Path:
+    text = modality == "text"
+    return _yaml(tmp / "finetune-task.yaml", {
+        "model": "unused", "per_class": 12, "nonmembers": 24, "seed": 0, "null_victim": None,
+        "classes": ["negative", "positive"] if text else ["airplane", "automobile"],
+        "data": {"source": str(FIXTURES / ("sst2-train-400.parquet" if text else "cifar10-test-300.parquet")),
+                 "input_column": "sentence" if text else "img", "label_column": "label"},
+    })
+
+
+def _attack_task(tmp: Path, ckpt: Path, modality: str, name: str = "attack-task", **data) -> Path:
+    text = modality == "text"
+    return _yaml(tmp / f"{name}.yaml", {
+        "model": "unused", "per_class": 12, "nonmembers": 24, "seed": 0,
+        "classes": ["negative", "positive"] if text else ["airplane", "automobile"],
+        "data": {"source": str(ckpt / "data"), "split": "train", "nonmember_split": "test",
+                 "input_column": "sentence" if text else "img", "label_column": "label", **data},
+        "attack": ATTACK, "evidence": EVIDENCE,
+    })
+
+
+def _fine_tuned(tmp: Path, hub_repo, base_dir: Path, repo: str, modality: str, *extra) -> tuple[Path, Path]:
+    """Fine-tune from a Hub-cache backbone, then publish the checkpoint to the Hub cache; its classifier card."""
+    card = _backbone_card(tmp, repo, hub_repo(base_dir, repo), modality)
+    ckpt = tmp / "ckpt"
+    assert main(["finetune", str(_finetune_task(tmp, modality)), "--model", str(card), "--out", str(ckpt),
+                 "--steps", "60", "--quiet", *extra]) == 0
+    rev = hub_repo(ckpt, repo + "-finetuned")
+    cls_card = _yaml(tmp / "classifier.yaml", {"id": repo + "-finetuned", "revision": rev, "kind": "classifier",
+                                               "modality": modality})
+    return ckpt, cls_card
+
+
+@pytest.fixture(scope="module")
+def tiny_distilbert_dir(tmp_path_factory) -> Path:
+    return build_tiny_distilbert(tmp_path_factory.mktemp("tiny-distilbert"))
+
+
+def test_distilbert_checkpoint_end_to_end(tmp_path, hub_repo, tiny_distilbert_dir, one_thread):
+    ckpt, card = _fine_tuned(tmp_path, hub_repo, tiny_distilbert_dir, "tiny-org/distilbert-tiny", "text", "--update-backbone")
+    out = tmp_path / "out"
+    assert main(["run", str(_attack_task(tmp_path, ckpt, "text")), "--model", str(card), "--out", str(out), "--quiet"]) == 0
+    store = ResultStore(out, create=False)
+    (v,) = store.read("victims").to_pylist()
+    info = yaml.safe_load(v["trainer_info"])
+    assert v["model_kind"] == "classifier" and v["trainer"] == "given" and v["head_dims"] == [32, 32, 2]
+    assert info["architecture"] == "DistilBertForSequenceClassification" and info["labels"] == ["negative", "positive"]
+    assert info["logits_max_abs_diff"] <= 1e-4 and info["logits_checked_on"] == 32
+    assert v["n_members"] == 24 and v["n_nonmembers"] == 24 and v["test_acc"] is not None
+    assert len(store.read("candidates")) >= 16 and (out / "report.html").is_file()
+    assert len(store.read("inversions")) >= 1
+
+
+def test_vit_checkpoint_end_to_end_is_linear(tmp_path, hub_repo, tiny_vit_dir, one_thread):
+    ckpt, card = _fine_tuned(tmp_path, hub_repo, tiny_vit_dir, "tiny-org/vit-tiny", "image")
+    out = tmp_path / "out"
+    assert main(["run", str(_attack_task(tmp_path, ckpt, "image")), "--model", str(card), "--out", str(out), "--quiet"]) == 0
+    (v,) = ResultStore(out, create=False).read("victims").to_pylist()
+    assert v["head_dims"] == [32, 2] and yaml.safe_load(v["trainer_info"])["architecture"] == "ViTForImageClassification"
+    assert v["n_members"] == 24 and (out / "report.html").is_file()
+
+
+@pytest.mark.parametrize("family,arch,dims", [("bert", "BertForSequenceClassification", [32, 32, 2]),
+                                               ("roberta", "RobertaForSequenceClassification", [32, 32, 2])])
+def test_tanh_heads_split_and_reproduce_the_logits(tmp_path, family, arch, dims):
+    path = build_tiny_text_classifier(tmp_path / family, family)
+    bb = load_backbone(resolve_model(ModelCard(name="c", id=str(path), modality="text", kind="classifier")))
+    assert bb.classifier.info.architecture == arch and bb.classifier.head.dims == dims
+    assert bb.classifier.head.activation == "tanh" and bb.classifier.head.bias_mode == "all"
+    sentences = ["a gripping , funny film", "dull and lifeless", "the best movie of the year"]
+    assert bb.check_head(sentences) <= 1e-4
+    assert bb.embed(sentences, progress=False).shape == (3, 32)
+
+
+# ---- bad input: one line, exit 2, no rows --------------------------------------------------------
+def _fails(capsys, argv, *needles) -> str:
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1, err
+    for needle in needles:
+        assert needle in err, err
+    return err
+
+
+def test_bad_checkpoints_and_splits_are_one_line(tmp_path, hub_repo, tiny_distilbert_dir, capsys, monkeypatch):
+    ckpt, card = _fine_tuned(tmp_path, hub_repo, tiny_distilbert_dir, "tiny-org/distilbert-tiny", "text")
+    task = _attack_task(tmp_path, ckpt, "text")
+    out = tmp_path / "out"
+
+    def run(card_path, task_path=task):
+        return ["run", str(task_path), "--model", str(card_path), "--out", str(out), "--quiet"]
+
+    base = _yaml(tmp_path / "base.yaml", {"id": str(tiny_distilbert_dir), "kind": "classifier", "modality": "text"})
+    _fails(capsys, run(base), "is not a classifier checkpoint", "DistilBertModel")
+    gpt2 = build_tiny_text_classifier(tmp_path / "gpt2", "gpt2")
+    _fails(capsys, run(_yaml(tmp_path / "gpt2.yaml", {"id": str(gpt2), "kind": "classifier", "modality": "text"})),
+           "GPT2ForSequenceClassification head the attack cannot use", "DistilBertForSequenceClassification")
+    _fails(capsys, run(card, _attack_task(tmp_path, ckpt, "text", "no-split", nonmember_split="validation")),
+           "data.nonmember_split = 'validation'", "no such split")
+    wrong = yaml.safe_load(task.read_text()) | {"classes": ["positive", "negative"]}
+    _fails(capsys, run(card, _yaml(tmp_path / "wrong.yaml", wrong)), "classes = 'positive'", "output 0")
+    _fails(capsys, ["run", str(task), "--model", str(card), "--out", str(out), "--recipe", "standardize+paper"], "--recipe")
+    monkeypatch.setitem(layouts.LAYOUTS, "DistilBertForSequenceClassification",
+                        layouts.HeadLayout(("pre_classifier", "classifier"), "tanh", "a wrong layout"))
+    _fails(capsys, run(card), "do not reproduce the checkpoint's logits", "max abs difference")
+    assert not out.exists() or not list(out.rglob("*.parquet"))
