@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 # CPU build of torch that satisfies pyproject's range (GPU users: install their CUDA torch first).
 TORCH  ?= torch==2.13.0
 
-.PHONY: install check quickstart quickstart-vision test clean
+.PHONY: install check quickstart quickstart-vision quickstart-finetuned test clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +23,12 @@ quickstart: install
 
 quickstart-vision: install
 	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 $(VENV)/bin/recon-harness run tasks/quickstart-vision.yaml --out results/quickstart-vision
+
+# a fine-tuned checkpoint's own head: MiniLM fine-tuned (head only) on the quickstart's 20 sentences, then attacked
+quickstart-finetuned: install
+	rm -rf results/finetuned/minilm-sst2 results/quickstart-finetuned
+	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 $(VENV)/bin/recon-harness finetune tasks/quickstart.yaml --out results/finetuned/minilm-sst2
+	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 $(VENV)/bin/recon-harness run tasks/quickstart-finetuned.yaml --out results/quickstart-finetuned
 
 # the environment: Python, torch build, the offline MiniLM weights, Ray on loopback, chromium (one line each)
 check: install
