@@ -114,8 +114,10 @@ def model_rows(entries: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     rows = []
     for path in entries.values():
         c = MODELS.load_file(path)
-        rows.append([c.name, c.id, c.revision[:12], c.modality, c.pooling, str(c.normalize), c.licence])
-    return ["name", "id", "revision", "modality", "pooling", "normalize", "licence"], rows
+        pooling = "(its head)" if c.is_classifier else c.pooling  # a classifier's head input is set by its architecture
+        revision = "local" if c.is_local else c.revision[:12]
+        rows.append([c.name, c.kind, c.id, revision, c.modality, pooling, str(c.normalize), c.licence])
+    return ["name", "kind", "id", "revision", "modality", "pooling", "normalize", "licence"], rows
 
 
 def task_rows(entries: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
