@@ -76,26 +76,47 @@ def embedded(d: dict) -> Embedded:
     return Embedded(mem - mean, non - mean, mean, d["l2"], True, 0.0, raw=raw)
 
 
-def one(d: dict, spec: VictimSpec, pixels: bool, seed: int, kind: str) -> dict:
+def victim(d: dict, spec: VictimSpec, pixels: bool, seed: int, kind: str):
+    """The real victim (kind 'real') or its disjoint null (kind 'null'), built by the harness's builder;
+    returns (trained victim, head recipe, seconds)."""
     head = PIXEL_HEAD if pixels else TEXT_HEAD
     data = VictimData(d["members"].float(), d["labels"], 2, d["public"].float(), d["public_labels"], d["null"].float(),
                       d["null_labels"], d["l2"])
     t0 = time.perf_counter()
     v = build_victim(spec, head, data, seed, kind, "disjoint" if kind == "null" else None)
-    train_s = time.perf_counter() - t0
+    return v, head, time.perf_counter() - t0
+
+
+def attack_params(pixels: bool, n: int, seed: int, budget: dict | None = None) -> dict:
+    """The bench's kkt settings (or `budget`), with about two candidates per member."""
+    params = {**(budget or (PIXEL_ATTACK if pixels else TEXT_ATTACK)), "seed": seed}
+    params["m"] = max(params["m"], 2 * n)
+    return params
+
+
+def attack_scored(v, head: HeadRecipe, d: dict, pixels: bool, params: dict):
+    """Attack `v` with the harness's attack stage and score it against the members of `d`; returns
+    (row dict, attack result)."""
     emb = embedded(d)
-    params = {**(PIXEL_ATTACK if pixels else TEXT_ATTACK), "seed": seed}
-    params["m"] = max(params["m"], 2 * len(d["members"]))  # about two candidates per member
     t0 = time.perf_counter()
     res = attack_stage(v, emb, head, AttackRecipe(name="kkt", params=params), 2, pixels, False)
     attack_s = time.perf_counter() - t0
     s = score_stage(res, emb, 0.01)
     out = {"active": v.active_share, "oracle": v.oracle_residual, "tpr": s.tpr, "cos08": int((s.member_best > 0.8).sum()),
-           "n": len(emb.members), "train_s": train_s, "attack_s": attack_s, "linear": v.linear, "test_acc": v.test_acc,
+           "n": len(emb.members), "attack_s": attack_s, "linear": v.linear, "test_acc": v.test_acc,
            "eps": v.info.get("epsilon"), "best_loss": min((r.final_loss for r in res.runs if r.status == "ok"), default=float("nan"))}
     if pixels:
         px = pixel_score_stage(res, emb, 0.01, (3, 32, 32))
         out["ssim04"] = px.good if px else 0
+        out["ssim_tpr"] = px.tpr if px else 0.0
+    return out, res
+
+
+def one(d: dict, spec: VictimSpec, pixels: bool, seed: int, kind: str) -> dict:
+    v, head, train_s = victim(d, spec, pixels, seed, kind)
+    params = attack_params(pixels, len(d["members"]), seed)
+    out, _ = attack_scored(v, head, d, pixels, params)
+    out["train_s"] = train_s
     if kind == "real" and not v.linear:
         members = v.frame.apply(d["members"].float())
         view = attack_view(v, head, 2, "box" if pixels else "norm", _public_norm(v.frame, d))

@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# The GPU checks of issue 15 in one run, sized for under 10 minutes on one H200:
+#   1. kkt's iterations per second and peak memory on CUDA against the CPU at m = 1000 (16 restarts);
+#   2. the papers' n = 500 pixel case (CIFAR-10 automobile vs cat, 250 per class, 3072-1000-1) with a
+#      budget of 0.3 s per member, its count of SSIM > 0.4 members printed next to Haim et al.'s.
+# The disjoint null is left out at n = 500: building a victim computes its oracle residual (an NNLS on a
+# 3.07M x 500 Jacobian, minutes of CPU), and one victim is what fits 10 minutes.
+#
+#   bash bench/gpu.sh --prepare     here, once: wheels the GPU image lacks (pydantic and its needs, for its
+#                                   Python 3.12) into .gpu/whl and the CIFAR-10 test split into .gpu/data
+#   bash bench/gpu.sh               there: device run(command="bash bench/gpu.sh", carry=[".gpu"], timeout_s=600)
+#   GPU_TINY=1 bash bench/gpu.sh    here: the same commands at tiny sizes on the CPU (tests/test_scale_bench.py)
+# Output goes to stdout and to $OUT/gpu.log ($GPU_OUT overrides $OUT).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3}
+
+if [[ "${1:-}" == "--prepare" ]]; then
+    mkdir -p .gpu/whl .gpu/data/cifar10
+    grep -qx '/.gpu/' .git/info/exclude 2>/dev/null || echo '/.gpu/' >> .git/info/exclude
+    plat=(--platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64)
+    "$PY" -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp "${plat[@]}" \
+        -d .gpu/whl pydantic==2.14.4 pydantic-core==2.50.5 annotated-types==0.8.0 typing-inspection==0.4.5
+    cp "${RECON_SHARED_DATA:-../shared/data}/cifar10/test-00000-of-00001.parquet" .gpu/data/cifar10/
+    du -sh .gpu
+    exit 0
+fi
+
+OUTDIR=${GPU_OUT:-${OUT:-/tmp/gpu-out}}
+mkdir -p "$OUTDIR"
+
+checks() {
+    local start=$SECONDS
+    if [[ -z "${GPU_TINY:-}" ]] && compgen -G ".gpu/whl/*.whl" > /dev/null; then
+        "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .gpu/whl/*.whl
+        export PYTHONPATH=/tmp/site:${PYTHONPATH:-}
+    fi
+    export PYTHONPATH=$PWD:${PYTHONPATH:-} HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 PYTHONUNBUFFERED=1
+    if [[ -d .gpu/data ]]; then export RECON_SHARED_DATA=$PWD/.gpu/data; fi
+    local cost table limit
+    if [[ -n "${GPU_TINY:-}" ]]; then
+        cost=(--cost-ms 8 --cost-restarts 2 --devices cpu --cost-seconds 0.2 --threads 1)
+        table=(--cases pixels --ns 4 --seconds-per-member 0.5 --null-share 0 --threads 1)
+        limit=600
+    else
+        cost=(--cost-ms 1000 --cost-restarts 16 --devices cuda,cpu --cost-seconds 20 --threads 16)
+        table=(--cases pixels --ns 500 --seconds-per-member 0.3 --null-share 0 --threads 16)
+        limit=570  # the device run's 600 s, less a margin for the log to come back
+    fi
+    "$PY" - <<'EOF2'
+import importlib.util, sys
+need = ("torch", "pydantic", "scipy", "skimage", "pyarrow", "PIL", "tqdm", "yaml")
+missing = [m for m in need if importlib.util.find_spec(m) is None]
+if missing:
+    sys.exit(f"bench/gpu.sh: python packages {missing} are missing here: run 'bash bench/gpu.sh --prepare' and carry .gpu")
+import torch
+print(f"python {sys.version.split()[0]}, torch {torch.__version__}, cuda {torch.cuda.is_available()}"
+      + (f" ({torch.cuda.get_device_name()})" if torch.cuda.is_available() else ""))
+EOF2
+    nvidia-smi -L 2>/dev/null || true
+
+    echo "== 1. kkt at m = 1000: CUDA against the CPU ($(( SECONDS - start )) s in)"
+    "$PY" bench/scale.py --part cost "${cost[@]}"
+
+    local left=$(( limit - (SECONDS - start) ))
+    echo "== 2. n = 500 pixels, real victim only ($(( SECONDS - start )) s in; cut at ${left} s from now)"
+    if ! timeout "$left" "$PY" bench/scale.py --part table "${table[@]}"; then
+        echo "bench/gpu.sh: the n = 500 case did not finish within ${left} s (the times above say where they went:" \
+             "the victim's build, with its oracle residual, then the attack)"
+    fi
+    echo "== bench/gpu.sh done in $(( SECONDS - start )) s"
+}
+
+checks 2>&1 | tee "$OUTDIR/gpu.log"
+exit "${PIPESTATUS[0]}"

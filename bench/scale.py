@@ -1,0 +1,220 @@
+"""Reconstruction at the papers' training-set sizes, and what the attack costs as n grows.
+
+    python bench/scale.py [--part table,cost] [--cases pixels,text] [--ns 20,50,100] [--seconds-per-member 36]
+                          [--null-share 1.0] [--cost-ms 40,100,200,500,1000] [--cost-restarts 1] [--devices cpu]
+
+table: per case and n (members in all, half per class) one victim built by the harness's victim builder
+  (bench/recipes.py: pixels = CIFAR-10 automobile vs cat, identity backbone, 3072-1000-1, none+paper with
+  full-batch GD lr 1.0; text = MiniLM / SST-2, 384-1000-1, standardize+paper) and its disjoint null,
+  each attacked by the harness's attack stage with m = 2n candidates and a budget of a fixed number of
+  seconds per member; it prints members reconstructed (SSIM > 0.4 / cosine > 0.8), TPR@1%FPR, the null,
+  seconds and peak memory (RSS, or CUDA max allocated where the attack runs on a GPU).
+cost: the attack's time per iteration and peak memory as m grows, on a 3072-1000-1 head with the box
+  prior (the pixel setting), per device; and how they grow (the exponent a in time ~ m^a).
+n = 250 and 500 are added to the default --ns where CUDA is present.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import subprocess
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+warnings.filterwarnings("ignore")
+
+import recipes  # noqa: E402
+from peak_memory import PeakMemory  # noqa: E402
+
+import harness.attacks.kkt as kkt_module  # noqa: E402
+from harness.attacks import make_attack, memory  # noqa: E402
+from harness.attacks.base import Victim  # noqa: E402
+from harness.heads.mlp import MLPHead  # noqa: E402
+from harness.victims.frame import Frame  # noqa: E402
+
+CASES = {"pixels": ("cifar", "none+paper"), "text": ("sst2", "standardize+paper")}
+HAIM_N500 = ("Haim et al. 2022 trained binary CIFAR-10 MLPs on 500 images (250 per class) and report that a large "
+             "portion of them can be reconstructed; docs/algorithms.md gives no count of their SSIM > 0.4 members")
+TARGET = (100, 0.5, 60)  # issue 15, on a CPU: n = 100 pixels, >= 50% of members at SSIM > 0.4 within 60 minutes
+say = recipes.say
+
+
+def budget(pixels: bool, n: int, seconds_per_member: float, share: float = 1.0) -> dict:
+    """The bench's kkt settings (16 restarts x 1500 iterations per bracket, successive halving), brackets
+    until n x seconds_per_member x share seconds have passed."""
+    base = recipes.PIXEL_ATTACK if pixels else recipes.TEXT_ATTACK
+    return {**base, "brackets": 10_000, "time_budget_s": n * seconds_per_member * share}
+
+
+def row(case: str, n: int, seed: int, spm: float, null_share: float) -> dict | None:
+    data, recipe = CASES[case]
+    pixels = case == "pixels"
+    d = recipes.load(data, n // 2, seed)
+    if d is None:
+        say(f"  {case} n={n}: data not available here; skipped")
+        return None
+    out = {"case": case, "n": n}
+    for kind, share in (("real", 1.0), ("null", null_share)):
+        if share <= 0:  # no null victim (--null-share 0)
+            continue
+        v, head, train_s = recipes.victim(d, recipes.RECIPES[recipe], pixels, seed, kind)
+        params = recipes.attack_params(pixels, n, seed, budget(pixels, n, spm, share))
+        with PeakMemory() as pm:
+            r, res = recipes.attack_scored(v, head, d, pixels, params)
+        work = sum(run.iterations for run in res.runs)
+        out[kind] = {**r, "train_s": train_s, "peak_mib": pm.peak_mib, "extra_mib": pm.extra_mib, "mem": pm.kind,
+                     "good": r["ssim04"] if pixels else r["cos08"], "tpr_": r["ssim_tpr"] if pixels else r["tpr"],
+                     "work": work, "m": params["m"], "runs": len(res.runs), "budget_s": params["time_budget_s"],
+                     "device": res.runs[0].settings.get("device", "cpu") if res.runs else "-"}
+        o = out[kind]
+        say(f"  {case} n={n} {kind}: trained in {train_s:.0f}s (oracle residual {o['oracle']:.3g}, active {o['active'] or 0:.2f}, "
+            f"test acc {o['test_acc']:.2f}); attack {o['attack_s']:.0f}s of {o['budget_s']:.0f}s on {o['device']}, m {o['m']}, "
+            f"{o['runs']} restarts, {work} restart-iterations, best residual {o['best_loss']:.3g}; "
+            f"{o['good']}/{n} reconstructed, TPR {o['tpr_']:.2f}; peak {pm.kind} {pm.peak_mib:.0f} MiB (+{pm.extra_mib:.0f})")
+    return out
+
+
+def table(rows: list[dict], spm: float, null_share: float) -> None:
+    null = f"{null_share:g} x that for the disjoint null" if null_share > 0 else "no null victim"
+    say(f"== scale table: budget {spm:g} s per member for the real victim ({null}); "
+        "reconstructed = members at SSIM > 0.4 (pixels) / cosine > 0.8 (text); TPR@1%FPR on SSIM (pixels) / cosine (text)")
+    say(f"  {'n':>4} {'case':<7} {'m':>5} {'reconstructed':>14} {'TPR':>5} {'disjoint null':>16} {'attack s':>9} "
+        f"{'train s':>8} {'restart-its':>12} {'peak MiB':>9} {'oracle':>7} {'residual':>9}")
+    for r in rows:
+        a, b = r["real"], r.get("null")
+        null = f"{b['good']:>3}/{r['n']:<3} TPR {b['tpr_']:.2f}" if b else f"{'not run':>16}"
+        say(f"  {r['n']:>4} {r['case']:<7} {a['m']:>5} {a['good']:>5}/{r['n']:<3} {a['good'] / r['n']:>4.0%} {a['tpr_']:>5.2f} "
+            f"{null} {a['attack_s']:>9.0f} {a['train_s']:>8.0f} {a['work']:>12} "
+            f"{a['peak_mib']:>9.0f} {a['oracle']:>7.3f} {a['best_loss']:>9.3g}")
+    say(f"  peak MiB: {rows[0]['real']['mem'] if rows else '-'} during the real victim's attack and scoring "
+        "(the process's, so it includes the loaded data)")
+    for r in rows:
+        if r["case"] == "pixels" and r["n"] == 500:
+            say(f"  n = 500 pixels: {r['real']['good']}/500 members at SSIM > 0.4 here | published: {HAIM_N500}")
+    n_t, share_t, minutes_t = TARGET
+    for r in rows:
+        if r["case"] == "pixels" and r["n"] == n_t and r["real"]["device"] == "cpu":
+            a = r["real"]
+            ok = a["good"] / r["n"] >= share_t and a["attack_s"] <= minutes_t * 60 * 1.02
+            say(f"  target (CPU, n = {n_t} pixels, >= {share_t:.0%} at SSIM > 0.4 within {minutes_t} min): "
+                f"{a['good']}/{r['n']} in {a['attack_s'] / 60:.1f} min -> {'reached' if ok else 'UNREACHED'}")
+
+
+def cost_victim(seed: int = 0) -> Victim:
+    """A 3072-1000-1 head in the pixel setting (box prior); its weights do not change the cost."""
+    torch.manual_seed(seed)
+    head = MLPHead([3072, 1000, 1])
+    return Victim(head=head, loss="logistic", num_classes=2, frame=Frame(torch.zeros(3072)), prior="box")
+
+
+def cost_point(m: int, restarts: int, seconds: float, dev: str, seed: int = 0) -> dict:
+    """One (device, m) point in this process: a 3-iteration run (CUDA's context and kernels load there)
+    sets the iterations that take about `seconds` (at least 3); then the loop's seconds per iteration
+    and the peak memory of that run."""
+    v = cost_victim(seed)
+    params = {"m": m, "restarts": restarts, "iterations": 3, "rungs": 0, "init": "random", "device": dev, "seed": seed}
+    probe = make_attack("kkt", params).reconstruct(v, progress=False).runs[0]
+    params["iterations"] = max(3, int(seconds / max(probe.wall_s / probe.iterations, 1e-6)))
+    svd = kkt_module.row_space
+    with PeakMemory(cuda=dev.startswith("cuda")) as pm:
+        # memory counted from the end of the row space's SVD (a fixed ~120 MiB that would hide the loop's at small m)
+        kkt_module.row_space = lambda *a, **k: (svd(*a, **k), pm.reset())[0]
+        res = make_attack("kkt", params).reconstruct(v, progress=False)
+    kkt_module.row_space = svd
+    return {"loop_s": res.runs[0].wall_s, "its": params["iterations"], "peak_mib": pm.peak_mib, "extra_mib": pm.extra_mib, "kind": pm.kind,
+            "chunk": res.runs[0].settings["restart_chunk"]}
+
+
+def cost(ms: list[int], restarts: int, devices: list[str], seconds: float, threads: int, seed: int = 0) -> None:
+    """Each point in a fresh process, so that no point's memory is held over into the next one's peak."""
+    say(f"== cost: kkt time per iteration and peak memory vs m; head 3072-1000-1, box prior, row-space coordinates, "
+        f"float32, {restarts} restart(s) in one batch, torch threads {threads}, each point in a fresh process")
+    say(f"  {'device':<7} {'m':>5} {'its':>5} {'ms/it':>9} {'restart-it/s':>13} {'peak MiB':>9} {'+MiB':>7} {'est. MiB':>9}  "
+        "memory (+MiB: above what the process held after the row space's SVD; est.: harness/attacks/memory.py's budget estimate)")
+    for dev in devices:
+        pts = []
+        for m in ms:
+            cmd = [sys.executable, __file__, "--cost-point", f"{m},{restarts},{seconds},{dev}", "--threads", str(threads),
+                   "--seed", str(seed)]
+            got = subprocess.run(cmd, capture_output=True, text=True)
+            line = [x for x in got.stdout.splitlines() if x.startswith("{")]
+            if got.returncode or not line:
+                say(f"  {dev:<7} {m:>5} failed: {(got.stderr.strip().splitlines() or ['?'])[-1]}")
+                continue
+            r = json.loads(line[-1])
+            its = r["its"]
+            ms_it = 1000 * r["loop_s"] / its
+            pts.append((m, ms_it, r["extra_mib"]))
+            est = restarts * (memory.pass_bytes(m, 1000, 3072, [1000], 4, True) + memory.state_bytes(m, 1000, 1, 4))
+            chunk = "" if r["chunk"] >= restarts else f"  (chunks of {r['chunk']} restarts)"
+            say(f"  {dev:<7} {m:>5} {its:>5} {ms_it:>9.1f} {restarts * its / r['loop_s']:>13.1f} {r['peak_mib']:>9.0f} "
+                f"{r['extra_mib']:>7.0f} {est / 2**20:>9.0f}  {r['kind']}{chunk}")
+        growth(dev, pts)
+
+
+def growth(dev: str, pts: list[tuple[int, float, float]]) -> None:
+    """The exponents a in time ~ m^a (first to last m, and the last two) and memory ~ m^a (the last two:
+    at small m the m-independent part, the row space's SVD and the head's copies, dominates)."""
+    if len(pts) < 2:
+        return
+    slope = lambda p, q, k: math.log(max(q[k], 1e-9) / max(p[k], 1e-9)) / math.log(q[0] / p[0])  # noqa: E731
+    (a, b), first = pts[-2:], pts[0]
+    mem = f"extra memory as m^{slope(a, b, 2):.2f} from {a[0]} to {b[0]}" if min(a[2], b[2]) > 32 else \
+        "extra memory too small to fit a growth at these m"
+    say(f"  {dev}: time per iteration grows as m^{slope(first, b, 1):.2f} from m = {first[0]} to {b[0]} "
+        f"(m^{slope(a, b, 1):.2f} from {a[0]} to {b[0]}); {mem}; 1.00 = linear in m")
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--part", default="table,cost", help="comma list of: table, cost")
+    ap.add_argument("--cases", default="pixels,text", help=f"comma list of: {', '.join(CASES)}")
+    ap.add_argument("--ns", default=None, help="members in all (default 20,50,100; also 250,500 with CUDA)")
+    ap.add_argument("--seconds-per-member", type=float, default=36.0, help="attack budget per member (real victim)")
+    ap.add_argument("--null-share", type=float, default=1.0, help="the null victim's budget as a share of the real one's (0: no null)")
+    ap.add_argument("--cost-ms", default="40,100,200,500,1000")
+    ap.add_argument("--cost-restarts", type=int, default=1)
+    ap.add_argument("--cost-seconds", type=float, default=10.0, help="seconds of iterations per cost point (at least one)")
+    ap.add_argument("--devices", default=None, help="cost part: comma list of cpu, cuda (default: cuda if present, else cpu)")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=1, help="torch threads (1 on a shared CPU machine)")
+    ap.add_argument("--cost-point", default=None, help=argparse.SUPPRESS)  # m,restarts,seconds,device: one point, as JSON
+    a = ap.parse_args(argv)
+    torch.set_num_threads(a.threads)
+    if a.cost_point:
+        m, r, sec, dev = a.cost_point.split(",")
+        print(json.dumps(cost_point(int(m), int(r), float(sec), dev, a.seed)), flush=True)
+        return 0
+    cuda = torch.cuda.is_available()
+    parts = {p for p in a.part.split(",") if p}
+    bad = parts - {"table", "cost"} or {c for c in a.cases.split(",") if c} - set(CASES)
+    if bad:
+        ap.error(f"unknown {sorted(bad)}; --part takes table, cost and --cases {', '.join(CASES)}")
+    say(f"== bench/scale.py: torch {torch.__version__}, {'CUDA ' + torch.cuda.get_device_name() if cuda else 'no CUDA'}, "
+        f"{a.threads} torch thread(s)")
+    if "cost" in parts:
+        devices = (a.devices or ("cuda" if cuda else "cpu")).split(",")
+        cost([int(m) for m in a.cost_ms.split(",")], a.cost_restarts, devices, a.cost_seconds, a.threads, a.seed)
+    if "table" in parts:
+        ns = [int(k) for k in (a.ns or ("20,50,100,250,500" if cuda else "20,50,100")).split(",")]
+        rows = []
+        for n in ns:
+            for case in [c for c in a.cases.split(",") if c]:
+                t = time.perf_counter()
+                r = row(case, n, a.seed, a.seconds_per_member, a.null_share)
+                if r:
+                    rows.append(r)
+                    say(f"   ({case} n={n} took {time.perf_counter() - t:.0f}s)")
+        table(rows, a.seconds_per_member, a.null_share)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

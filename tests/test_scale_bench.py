@@ -1,0 +1,77 @@
+"""bench/scale.py and bench/gpu.sh on the CPU at tiny sizes: every entry the GPU script calls runs here."""
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "bench"))
+
+import recipes  # noqa: E402
+import scale  # noqa: E402
+
+from harness.specs.task import HeadRecipe  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def pixel_data(n_per_class: int, seed: int = 0) -> dict:
+    """CIFAR-shaped rows in [-1, 1] (3 x 32 x 32), two classes, in bench/attack_data's layout."""
+    g = torch.Generator().manual_seed(seed)
+    rows = lambda k: torch.rand(k, 3072, generator=g) * 2 - 1  # noqa: E731
+    lab = lambda k: torch.arange(k) % 2  # noqa: E731
+    n = 2 * n_per_class
+    return {"members": rows(n), "labels": lab(n), "public": rows(40), "public_labels": lab(40), "null": rows(n),
+            "null_labels": lab(n), "texts": None, "l2": False}
+
+
+def test_scale_table_row_and_print_on_tiny_pixels(monkeypatch, capsys):
+    monkeypatch.setattr(recipes, "load", lambda name, n, seed: pixel_data(n, seed))
+    monkeypatch.setattr(recipes, "PIXEL_HEAD", HeadRecipe(widths=[32], init_scale=1e-3, optimizer="gd", lr=1.0,
+                                                          weight_decay=1e-3, max_steps=200, grad_tol=1e-6))
+    r = scale.row("pixels", 4, 0, spm=0.25, null_share=0.5)
+    assert r["real"]["m"] == 40 and r["real"]["budget_s"] == pytest.approx(1.0) and r["null"]["budget_s"] == pytest.approx(0.5)
+    assert r["real"]["device"] == "cpu" and r["real"]["work"] > 0 and r["real"]["peak_mib"] > 0
+    assert 0 <= r["real"]["good"] <= 4 and 0 <= r["null"]["good"] <= 4
+    scale.table([r], 0.25, 0.5)
+    out = capsys.readouterr().out
+    assert "budget 0.25 s per member" in out and "   4 pixels     40" in out
+    no_null = scale.row("pixels", 4, 0, spm=0.25, null_share=0)
+    assert "null" not in no_null
+    scale.table([no_null], 0.25, 0)
+    assert "not run" in capsys.readouterr().out
+
+
+def test_scale_cost_part_runs_each_point_in_its_own_process(capsys):
+    assert scale.main(["--part", "cost", "--cost-ms", "4,8", "--cost-seconds", "0.1", "--devices", "cpu"]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"\n  cpu +4 +\d+ ", out) and re.search(r"\n  cpu +8 +\d+ ", out), out
+    assert "grows as m^" in out and "failed" not in out
+
+
+@pytest.mark.slow
+def test_gpu_script_parses_and_runs_its_entries_at_tiny_sizes(tmp_path):
+    """bench/gpu.sh with its CPU/tiny switch: the same commands the GPU run makes, on the shared CIFAR-10 split."""
+    from attack_data import shared_data
+
+    if shared_data() is None:
+        pytest.skip("../shared/data (or $RECON_SHARED_DATA) is absent")
+    script = ROOT / "bench" / "gpu.sh"
+    assert subprocess.run(["bash", "-n", str(script)]).returncode == 0
+    env = {**os.environ, "GPU_TINY": "1", "GPU_OUT": str(tmp_path), "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
+           "PYTHON": sys.executable}
+    got = subprocess.run(["bash", str(script)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+    assert got.returncode == 0, got.stdout[-3000:] + got.stderr[-3000:]
+    log = (tmp_path / "gpu.log").read_text()
+    assert "== cost" in log and "== scale table" in log and "members at SSIM > 0.4" in log
