@@ -18,7 +18,9 @@ from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
 
-from tests.tiny_models import build_tiny_bert, build_tiny_clip, build_tiny_vit, install_in_hub_cache  # noqa: E402
+from tests.tiny_models import (  # noqa: E402
+    build_tiny_bert, build_tiny_clip, build_tiny_distilbert, build_tiny_vit, install_in_hub_cache,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "tests" / "fixtures"
@@ -47,6 +49,11 @@ def hf_home() -> Path:
 @pytest.fixture(scope="session")
 def tiny_bert_dir(tmp_path_factory) -> Path:
     return build_tiny_bert(tmp_path_factory.mktemp("tiny-bert"))
+
+
+@pytest.fixture(scope="session")
+def tiny_distilbert_dir(tmp_path_factory) -> Path:
+    return build_tiny_distilbert(tmp_path_factory.mktemp("tiny-distilbert"))
 
 
 @pytest.fixture(scope="session")

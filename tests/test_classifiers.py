@@ -15,7 +15,7 @@ from harness.classifiers import layouts
 from harness.specs.model_card import ModelCard
 from harness.store import ResultStore
 from tests.conftest import FIXTURES
-from tests.tiny_models import build_tiny_distilbert, build_tiny_text_classifier
+from tests.tiny_models import build_tiny_text_classifier
 
 ATTACK = {"name": "kkt", "params": {"m": 16, "restarts": 4, "iterations": 60}}
 EVIDENCE = {"invert_top": 2, "invert_members": 1, "word_search_top": 0}
@@ -51,7 +51,7 @@ def _attack_task(tmp: Path, ckpt: Path, modality: str, name: str = "attack-task"
     })
 
 
-def _fine_tuned(tmp: Path, hub_repo, base_dir: Path, repo: str, modality: str, *extra) -> tuple[Path, Path]:
+def fine_tuned(tmp: Path, hub_repo, base_dir: Path, repo: str, modality: str, *extra) -> tuple[Path, Path]:
     """Fine-tune from a Hub-cache backbone, then publish the checkpoint to the Hub cache; its classifier card."""
     card = _backbone_card(tmp, repo, hub_repo(base_dir, repo), modality)
     ckpt = tmp / "ckpt"
@@ -63,13 +63,8 @@ def _fine_tuned(tmp: Path, hub_repo, base_dir: Path, repo: str, modality: str, *
     return ckpt, cls_card
 
 
-@pytest.fixture(scope="module")
-def tiny_distilbert_dir(tmp_path_factory) -> Path:
-    return build_tiny_distilbert(tmp_path_factory.mktemp("tiny-distilbert"))
-
-
 def test_distilbert_checkpoint_end_to_end(tmp_path, hub_repo, tiny_distilbert_dir, one_thread):
-    ckpt, card = _fine_tuned(tmp_path, hub_repo, tiny_distilbert_dir, "tiny-org/distilbert-tiny", "text", "--update-backbone")
+    ckpt, card = fine_tuned(tmp_path, hub_repo, tiny_distilbert_dir, "tiny-org/distilbert-tiny", "text", "--update-backbone")
     out = tmp_path / "out"
     assert main(["run", str(_attack_task(tmp_path, ckpt, "text")), "--model", str(card), "--out", str(out), "--quiet"]) == 0
     store = ResultStore(out, create=False)
@@ -84,7 +79,7 @@ def test_distilbert_checkpoint_end_to_end(tmp_path, hub_repo, tiny_distilbert_di
 
 
 def test_vit_checkpoint_end_to_end_is_linear(tmp_path, hub_repo, tiny_vit_dir, one_thread):
-    ckpt, card = _fine_tuned(tmp_path, hub_repo, tiny_vit_dir, "tiny-org/vit-tiny", "image")
+    ckpt, card = fine_tuned(tmp_path, hub_repo, tiny_vit_dir, "tiny-org/vit-tiny", "image")
     out = tmp_path / "out"
     assert main(["run", str(_attack_task(tmp_path, ckpt, "image")), "--model", str(card), "--out", str(out), "--quiet"]) == 0
     (v,) = ResultStore(out, create=False).read("victims").to_pylist()
@@ -115,7 +110,7 @@ def _fails(capsys, argv, *needles) -> str:
 
 
 def test_bad_checkpoints_and_splits_are_one_line(tmp_path, hub_repo, tiny_distilbert_dir, capsys, monkeypatch):
-    ckpt, card = _fine_tuned(tmp_path, hub_repo, tiny_distilbert_dir, "tiny-org/distilbert-tiny", "text")
+    ckpt, card = fine_tuned(tmp_path, hub_repo, tiny_distilbert_dir, "tiny-org/distilbert-tiny", "text")
     task = _attack_task(tmp_path, ckpt, "text")
     out = tmp_path / "out"
 

@@ -76,6 +76,31 @@ def test_sweep_end_to_end_then_idempotent_rerun(tmp_path, capsys):
     assert {f: f.stat().st_mtime_ns for f in out.rglob("*.parquet")} == mtimes  # nothing rewritten
 
 
+def test_a_sweep_mixes_backbone_and_classifier_cards(tmp_path, hub_repo, tiny_distilbert_dir):
+    """One task, two cards: the backbone gets a trained victim and its null, the fine-tuned checkpoint its own
+    head only; the leaderboard shows each card's kind and revision."""
+    from harness.leaderboard import build
+    from tests.test_classifiers import fine_tuned
+
+    ckpt, card = fine_tuned(tmp_path, hub_repo, tiny_distilbert_dir, "tiny-org/distilbert-tiny", "text")
+    task = {"name": "mix", "model": str(tmp_path / "distilbert-tiny.yaml"), "classes": ["negative", "positive"],
+            "data": {"source": str(ckpt / "data"), "split": "train", "nonmember_split": "test",
+                     "input_column": "sentence", "label_column": "label"},
+            "per_class": 12, "nonmembers": 24, "null_victim": "shuffled",
+            "head": {"widths": [16], "optimizer": "adam", "lr": 0.01, "max_steps": 100},
+            "attack": {"name": "kkt", "params": {"m": 8, "restarts": 2, "iterations": 20}}}
+    path = write_sweep(tmp_path, name="mix", models=[str(tmp_path / "distilbert-tiny.yaml"), str(card)], tasks=[task],
+                       grid={})
+    out = tmp_path / "out"
+    assert main(["sweep", path, "--out", str(out), "--quiet"]) == 0
+    victims = ResultStore(out, create=False).read("victims").to_pylist()
+    assert sorted((v["model_kind"], v["victim"]) for v in victims) == [("backbone", "null"), ("backbone", "real"),
+                                                                         ("classifier", "real")]
+    board = {r["kind"]: r for r in build(out)}
+    assert board["classifier"]["recipe"] == "checkpoint" and board["backbone"]["recipe"] == "none+paper"
+    assert board["classifier"]["revision"] != board["backbone"]["revision"]
+
+
 def _exit_once(markers: str, unit, prep, trained, kind, job):
     """A shard stage whose worker process dies on its first attempt (a crash mid-shard)."""
     marker = Path(markers) / f"{unit.unit_id}-{kind}-{job.index}"
