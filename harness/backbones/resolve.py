@@ -75,6 +75,9 @@ def resolve_model(card: ModelCard) -> ResolvedModel:
         return ResolvedModel(card, None, "none", "builtin")
     if card.id.startswith(("/", ".")) or Path(card.id).is_dir():
         path = Path(card.id)
+        if not path.is_dir():
+            raise HarnessError("id", card.id, f"no such directory (relative to {Path.cwd()}); give a model directory "
+                               "written by save_pretrained (or `recon-harness finetune`), or a Hub id")
         if not (path / "config.json").is_file():
             raise HarnessError("id", card.id, "local model directory has no config.json; use save_pretrained()")
         return ResolvedModel(card, path.resolve(), "local", "local-dir")
