@@ -1,7 +1,7 @@
 """Fine-tune a classification checkpoint on known members: a case whose training set is known exactly,
 to measure what its head gives away (the default fine-tuned case, tests, benches).
 
-Full batch (the members are a few dozen), AdamW, dropout off, a fixed number of steps. With the
+Full batch (the gradient over every member each step, summed over chunks of 64 inputs), AdamW, dropout off, a fixed number of steps. With the
 backbone frozen only the head's layers train, on the head inputs computed once; with it updated,
 every parameter trains (the backbone at a smaller step size), the realistic fine-tune."""
 
@@ -17,6 +17,9 @@ from torch import nn
 from harness.classifiers.checkpoint import CheckpointInfo, ClassifierHead, convert_head
 from harness.heads.mlp import ACTIVATIONS
 from harness.progress import bar as progress_bar
+
+
+CHUNK = 64  # inputs per forward pass; a step's gradient is still over every member
 
 
 @dataclass(frozen=True)
@@ -45,31 +48,32 @@ def finetune(model: nn.Module, info: CheckpointInfo, encode: Callable[[Sequence[
         groups.append({"params": rest, "lr": recipe.backbone_lr})
     opt = torch.optim.AdamW(groups, weight_decay=recipe.weight_decay)
     model.eval()  # dropout off: the same function every step, as the head's stationarity assumes
-    enc = encode(inputs)
+    chunks = [(encode(inputs[i : i + CHUNK]), labels[i : i + CHUNK]) for i in range(0, len(inputs), CHUNK)]
     cut = ClassifierHead(info, convert_head(model, info))
     with torch.no_grad():
-        feats = None if recipe.update_backbone else cut.forward(model, enc)[0]
+        feats = None if recipe.update_backbone else [cut.forward(model, enc)[0] for enc, _ in chunks]
     act = ACTIVATIONS[info.layout.activation]
 
-    def logits() -> torch.Tensor:
+    def logits(k: int) -> torch.Tensor:
         if recipe.update_backbone:
-            return model(**enc).logits
-        x = feats
+            return model(**chunks[k][0]).logits
+        x = feats[k]
         for i, layer in enumerate(layers):
             x = layer(x)
             x = act(x) if i < len(layers) - 1 else x
         return x
 
+    n = len(labels)
     bar = progress_bar(total=recipe.steps, desc="fine-tune", unit="step", disable=not progress)
-    for _ in range(recipe.steps):
+    for _ in range(recipe.steps):  # one full-batch step: the gradient summed over chunks (bounded memory)
         opt.zero_grad()
-        loss = nn.functional.cross_entropy(logits(), labels)
-        loss.backward()
+        for k, (_, y) in enumerate(chunks):
+            (nn.functional.cross_entropy(logits(k), y, reduction="sum") / n).backward()
         opt.step()
         bar.update(1)
     bar.close()
     with torch.no_grad():
-        out = logits()
+        out = torch.cat([logits(k) for k in range(len(chunks))])
         final = float(nn.functional.cross_entropy(out, labels))
         acc = float((out.argmax(1) == labels).float().mean())
     for p in model.parameters():
