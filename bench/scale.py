@@ -137,7 +137,7 @@ def cost(ms: list[int], restarts: int, devices: list[str], seconds: float, threa
     say(f"== cost: kkt time per iteration and peak memory vs m; head 3072-1000-1, box prior, row-space coordinates, "
         f"float32, {restarts} restart(s) in one batch, torch threads {threads}, each point in a fresh process")
     say(f"  {'device':<7} {'m':>5} {'its':>5} {'ms/it':>9} {'restart-it/s':>13} {'peak MiB':>9} {'+MiB':>7} {'est. MiB':>9}  "
-        "memory (+MiB: above what the process held after the row space's SVD; est.: harness/attacks/memory.py's budget estimate)")
+        "memory (+MiB: above what the process held after the row space's SVD; est.: harness/attacks/memory.py's estimate per batch of restarts, what chunking budgets with)")
     for dev in devices:
         pts = []
         for m in ms:
@@ -152,7 +152,7 @@ def cost(ms: list[int], restarts: int, devices: list[str], seconds: float, threa
             its = r["its"]
             ms_it = 1000 * r["loop_s"] / its
             pts.append((m, ms_it, r["extra_mib"]))
-            est = restarts * (memory.pass_bytes(m, 1000, 3072, [1000], 4, True) + memory.state_bytes(m, 1000, 1, 4))
+            est = restarts * (memory.pass_bytes(m, [(1000, 1000), (1, 1000)], 3072, 4, True) + memory.state_bytes(m, 1000, 1, 4))
             chunk = "" if r["chunk"] >= restarts else f"  (chunks of {r['chunk']} restarts)"
             say(f"  {dev:<7} {m:>5} {its:>5} {ms_it:>9.1f} {restarts * its / r['loop_s']:>13.1f} {r['peak_mib']:>9.0f} "
                 f"{r['extra_mib']:>7.0f} {est / 2**20:>9.0f}  {r['kind']}{chunk}")

@@ -1,4 +1,5 @@
-"""kkt's restarts in memory-sized chunks: the same search as one batch, said once, on the device asked for."""
+"""kkt's memory and cost as m grows: restarts in memory-sized chunks (the same search as one batch, said
+once, on the device asked for), and ||G||^2 formed explicitly where the Gram matrices would cost more."""
 
 import logging
 
@@ -7,6 +8,8 @@ import torch
 
 from harness.attacks import make_attack, memory
 from harness.attacks.base import Victim
+from harness.attacks.margins import balanced_labels
+from harness.attacks.objective import HeadTensors, residual_sq
 from harness.errors import HarnessError
 from harness.heads.mlp import MLPHead
 from harness.victims.frame import Frame
@@ -35,8 +38,8 @@ def test_chunked_restarts_give_the_unchunked_result(prior, subspace, optimizer, 
               "optimizer": optimizer, "lr_range": (1e-3, 3e-2), "device": "cpu"}
     v = tiny_victim(prior)
     whole = make_attack("kkt", params).reconstruct(v, progress=False)
-    per_pass = memory.pass_bytes(6, 24 if subspace == "auto" else 12, 12, [24], 8, prior == "box" and subspace == "auto")
-    state = memory.state_bytes(6, 24 if subspace == "auto" else 12, 1, 8)
+    per_pass = memory.pass_bytes(6, [(24, 12), (1, 24)], 12, 8, prior == "box" and subspace == "auto")  # W1 has rank 12
+    state = memory.state_bytes(6, 12, 1, 8)
     budget = (8 * state + 3 * per_pass + 10) / 2**30
     with caplog.at_level(logging.INFO, logger="harness.attacks.kkt"):
         split = make_attack("kkt", {**params, "memory_budget_gb": budget}).reconstruct(v, progress=False)
@@ -54,6 +57,23 @@ def test_chunked_restarts_give_the_unchunked_result(prior, subspace, optimizer, 
     torch.testing.assert_close(split.lambdas, whole.lambdas, rtol=1e-6, atol=1e-6)
 
 
+@pytest.mark.parametrize("dims,kind,bias", [([8, 16, 1], "binary", "first"), ([8, 16, 12, 3], "multiclass", "all")])
+def test_explicit_gradient_norm_equals_the_gram_form(dims, kind, bias):
+    """||G_k||^2 by forming G_k (large m) and by the m x m Gram matrices (small m): same value and gradient."""
+    torch.manual_seed(1)
+    head = MLPHead(dims, bias=bias)
+    ht = HeadTensors.of(head, torch.float64)
+    x = torch.randn(3, 5, dims[0], dtype=torch.float64, requires_grad=True)
+    lam = torch.rand(3, 5, dtype=torch.float64, requires_grad=True)
+    labels = balanced_labels(5, dims[-1] if kind == "multiclass" else 2)
+    form = "binary" if kind == "binary" else "multiclass"
+    got = [residual_sq(ht, x, lam, labels, form, 20.0, gram=g) for g in (True, False)]
+    torch.testing.assert_close(got[0], got[1])
+    grads = [torch.autograd.grad(r.sum(), [x, lam]) for r in got]
+    for a, b in zip(*grads):
+        torch.testing.assert_close(a, b)
+
+
 def test_a_budget_below_one_restart_still_runs_one_at_a_time():
     res = make_attack("kkt", {"m": 4, "restarts": 3, "iterations": 5, "rungs": 0, "memory_budget_gb": 1e-9,
                               "device": "cpu"}).reconstruct(tiny_victim(), progress=False)
@@ -67,9 +87,13 @@ def test_restart_chunk_arithmetic():
     assert memory.chunks(7, 3) == [slice(0, 3), slice(3, 6), slice(6, 7)]
 
 
-def test_estimate_grows_linearly_in_m_at_fixed_width_until_the_gram_terms_dominate():
-    a, b = (memory.pass_bytes(m, 1000, 3072, [1000], 4, True) for m in (500, 1000))
-    assert 2.0 <= b / a < 2.5  # linear terms (m x width, m x d) dominate; the m^2 Gram terms add < 25% here
+def test_estimate_grows_linearly_in_m_at_fixed_width():
+    """Past m ~ 500 on a 1000-wide layer the objective forms G_k (fixed size) instead of m x m Grams."""
+    layers = [(1000, 1000), (1, 1000)]
+    a, b = (memory.pass_bytes(m, layers, 3072, 4, True) for m in (500, 1000))
+    assert 1.7 <= b / a <= 2.0
+    small = [(1000, 384), (1, 1000)]
+    assert memory.pass_bytes(40, small, 384, 4, False) < memory.pass_bytes(80, small, 384, 4, False)
     assert memory.budget_bytes(torch.device("cpu"), 2.0) == 2 * 2**30
     assert memory.budget_bytes(torch.device("cpu"), None) > 0
 

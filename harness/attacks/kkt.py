@@ -160,7 +160,7 @@ class _Context:
         p, ws = self.p, self.ht.weights
         coords, item = ws[0].shape[1], torch.finfo(self.dt).bits // 8
         full = self.victim.prior == "box" and p.subspace != "off"
-        per_pass = memory.pass_bytes(p.m, coords, self.victim.dim, [w.shape[0] for w in ws[:-1]], item, full)
+        per_pass = memory.pass_bytes(p.m, [tuple(w.shape) for w in ws], self.victim.dim, item, full)
         self.budget = memory.budget_bytes(self.dev, p.memory_budget_gb)
         return memory.restart_chunk(p.restarts, per_pass, memory.state_bytes(p.m, coords, ws[-1].shape[0], item), self.budget)
 

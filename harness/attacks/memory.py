@@ -2,11 +2,11 @@
 
 The batched closed form keeps, per restart, the candidates and their optimiser state (m x coords),
 and while one loss-and-gradient pass runs, the hidden activations and backprop signals (m x width
-per layer), two m x m Gram matrices per layer, and for the box prior the candidates in the full
-input space (m x d). Restarts are independent, so a batch that does not fit is split into chunks of
-restarts that do; results are the same up to float rounding. Measured (peak RSS, float32, 3072-1000-1,
-box prior): 187 MB per extra restart at m = 1000 in row-space coordinates (266 MB estimated here),
-165 MB in the full input space (223 MB), 38 MB at m = 200 (40 MB): the estimate errs on the safe side.
+per layer), two m x m Gram matrices or the layer's G_k per layer, and for the box prior the
+candidates in the full input space (m x d). Restarts are independent, so a batch that does not fit is split into chunks of
+restarts that do; results are the same up to float rounding. Measured (peak RSS per extra restart,
+float32, 3072-1000-1, box prior): 162 MiB at m = 1000 in row-space coordinates (197 MiB estimated
+here), 165 MiB in the full input space (186), 97 MiB at m = 500 (106): the estimate errs on the safe side.
 """
 
 from __future__ import annotations
@@ -15,6 +15,8 @@ import math
 import os
 
 import torch
+
+from harness.attacks.objective import gram_is_cheaper
 
 CPU_SHARE = 0.5  # of the memory the OS reports available: leave room for everything else on the machine
 CUDA_SHARE = 0.8  # of the device's free memory
@@ -58,10 +60,13 @@ def state_bytes(m: int, coords: int, out_dim: int, itemsize: int) -> int:
     return itemsize * 4 * m * (coords + out_dim)
 
 
-def pass_bytes(m: int, coords: int, input_dim: int, widths: list[int], itemsize: int, full_input: bool) -> int:
+def pass_bytes(m: int, layers: list[tuple[int, int]], input_dim: int, itemsize: int, full_input: bool) -> int:
     """What one restart holds during a loss-and-gradient pass (autograd's saved tensors and the
-    backward's temporaries): activations and signals per layer, Gram matrices, the input-space copy."""
-    floats = 12 * m * sum(widths) + 11 * m * m * (len(widths) + 1) + 4 * m * coords
+    backward's temporaries) for `layers` = (width, fan_in) of each layer, the first one's fan_in in the
+    candidates' coordinates: activations and signals per hidden layer, per layer the two Gram
+    matrices or G_k itself (whichever objective.py computes), and the full-input-space copy."""
+    floats = 12 * m * sum(w for w, _ in layers[:-1]) + 4 * m * layers[0][1]
+    floats += sum(11 * m * m if gram_is_cheaper(m, w, f) else 4 * w * f for w, f in layers)
     if full_input:  # the box prior works on candidates mapped back to the full input space
         floats += 9 * m * input_dim
     return itemsize * floats

@@ -6,7 +6,9 @@ biased layer. So  ||theta - G||^2 = ||theta||^2 - 2 sum_k <theta_k, G_k> + sum_k
   <W_k, G_k> + <b_k, G_bk> = sum_j delta_kj . z_kj          (z = pre-activation, already computed)
   ||G_k||^2 + ||G_bk||^2  = sum_ij (delta_i.delta_j)(a_i.a_j + [bias])   (two m x m Gram matrices)
 No per-sample gradient, no double backward, no h x h matrix per candidate: one forward, one
-backward signal, and one ordinary autograd pass for the gradient in (x, lambda).
+backward signal, and one ordinary autograd pass for the gradient in (x, lambda). Where m is large
+(m (h + d) > h d) the Gram matrices cost more than G_k itself, and G_k is formed instead: the cost
+then grows linearly in m.
 """
 
 from __future__ import annotations
@@ -61,11 +63,13 @@ def residual_sq(
     labels: torch.Tensor,
     form: Form,
     alpha,
+    gram: bool | None = None,
 ) -> torch.Tensor:
     """||theta - sum_j lam_j grad Phi_j||^2 for x (R, m, d), lam (R, m[, C]); returns (R,).
 
     `alpha` is a float or a tensor broadcastable to (R, 1, 1) (one slope per restart), or a list
-    of those, one per hidden layer.
+    of those, one per hidden layer. `gram` forces how each layer's ||G_k||^2 is computed (None:
+    the cheaper, see gram_is_cheaper).
     """
     zs, acts, out = ht.forward(x, alpha)
     delta = output_coef(form, lam, labels, out)
@@ -73,14 +77,29 @@ def residual_sq(
     for k in range(len(ht.weights) - 1, -1, -1):
         a, b = acts[k], ht.biases[k]
         inner = (zs[k] * delta).sum((-1, -2))
-        gram_a = a @ a.transpose(-1, -2)
-        if b is not None:
-            gram_a = gram_a + 1.0
-        gram_d = delta @ delta.transpose(-1, -2)
-        total = total - 2 * inner + (gram_a * gram_d).sum((-1, -2))
+        total = total - 2 * inner + _grad_sq(delta, a, b is not None, gram)
         if k > 0:
             delta = (delta @ ht.weights[k]) * attack_slope(ht.activation, zs[k - 1], _layer(alpha, k - 1))
     return total
+
+
+def gram_is_cheaper(m: int, width: int, fan_in: int) -> bool:
+    """||G_k||^2 through the two m x m Gram matrices costs ~ m^2 (width + fan_in) multiply-adds; forming
+    G_k = Delta_k^T A_{k-1} (width x fan_in) costs ~ m width fan_in. Gram wins while m is small; the
+    explicit G keeps the cost linear in m (m > 500 on a 1000-wide layer over 1000 inputs)."""
+    return m * (width + fan_in) < width * fan_in
+
+
+def _grad_sq(delta: torch.Tensor, a: torch.Tensor, bias: bool, gram: bool | None) -> torch.Tensor:
+    """||G_k||^2 + ||G_bk||^2 per restart, for signals delta (R, m, width) and inputs a (R, m, fan_in)."""
+    use_gram = gram_is_cheaper(a.shape[-2], delta.shape[-1], a.shape[-1]) if gram is None else gram
+    if use_gram:
+        gram_a = a @ a.transpose(-1, -2)
+        if bias:
+            gram_a = gram_a + 1.0
+        return (gram_a * (delta @ delta.transpose(-1, -2))).sum((-1, -2))
+    sq = (delta.transpose(-1, -2) @ a).pow(2).sum((-1, -2))
+    return sq + delta.sum(-2).pow(2).sum(-1) if bias else sq
 
 
 def _layer(alpha, k: int):
