@@ -136,6 +136,15 @@ def test_backbone_and_classifier_cards_mix(tmp_path):
     assert "head=checkpoint" in fine["setting"] and "head=16 wd=0" in by["minilm"]["setting"]
 
 
+@pytest.mark.parametrize("dims,label", [([384, 100, 1], "head=100 "), ([384, 1], "head=linear "), (None, "head=16 ")])
+def test_the_setting_names_the_head_as_trained(tmp_path, dims, label):
+    """sklearn-mlp has its own width and linear none: the label reads the row's head, not the task's widths."""
+    store = ResultStore(tmp_path / "res")
+    uid, row = _victim("minilm", 0, "real", 1)
+    store.write("victims", uid, [row | {"head_dims": dims}])
+    assert label in build(tmp_path / "res")[0]["setting"]
+
+
 class _Cells(HTMLParser):
     def __init__(self):
         super().__init__()

@@ -62,7 +62,16 @@ def kind_of(settings: dict) -> str:
     return (settings.get("card") or {}).get("kind") or "backbone"
 
 
-def _setting(settings: dict) -> tuple[str, str]:
+def _head_label(settings: dict, head: dict, head_dims) -> str:
+    """The head as trained: its hidden widths from the row (a trainer may not use the task's widths:
+    sklearn-mlp has its own, linear none), else the task's; a classifier's head is the checkpoint's."""
+    if kind_of(settings) == "classifier":
+        return "head=checkpoint"
+    widths = list(head_dims)[1:-1] if head_dims else head["widths"]
+    return f"head={'-'.join(map(str, widths)) or 'linear'} wd={head['weight_decay']:g}"
+
+
+def _setting(settings: dict, head_dims=None) -> tuple[str, str]:
     """The setting's label and id: the task without seed, name, description and the recipe's transform and trainer
     (the recipe is a column of its own; the trainer's parameters stay in the setting)."""
     task = json.loads(json.dumps(settings["task"]))
@@ -79,8 +88,7 @@ def _setting(settings: dict) -> tuple[str, str]:
     sid = hashlib.sha256(json.dumps(task, sort_keys=True).encode()).hexdigest()[:10]
     head = task["head"]
     label = (
-        f"n={task['per_class']}x{len(task['classes'])} "
-        + ("head=checkpoint" if kind_of(settings) == "classifier" else f"head={'-'.join(map(str, head['widths']))} wd={head['weight_decay']:g}")
+        f"n={task['per_class']}x{len(task['classes'])} " + _head_label(settings, head, head_dims)
         + "".join(f" {k}={v}" for k, v in sorted(trainer_params.items()))
         + f" {task['attack']['name']}"
         + "".join(f" {k}={params[k]}" for k in ("m", "restarts", "iterations") if k in params)
@@ -110,7 +118,7 @@ def build(root: str | Path, sort: str = NUMERIC_DESC, ascending: bool = False) -
     groups: dict[tuple, dict] = {}
     for v in victims:
         settings = json.loads(v["settings"])
-        label, sid = _setting(settings)
+        label, sid = _setting(settings, v.get("head_dims"))
         key = (v["model"], v["model_id"], v["revision"], v["task"], recipe_of(v, settings), sid)
         g = groups.setdefault(key, {"label": label, "real": [], "null": [], "units": set()})
         g[v["victim"] if v["victim"] in ("real", "null") else "real"].append(v)
