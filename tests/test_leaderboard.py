@@ -216,7 +216,14 @@ def test_push_to_hub_uploads_every_format_to_a_dataset_repo(results, tmp_path, m
 
     monkeypatch.setattr(ex, "hf_api", lambda: hub)
     monkeypatch.setattr("harness.backbones.resolve.hub_offline", lambda: False)
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    lb = tmp_path / "lb.md"
+    assert main(["leaderboard", str(results), "--push-to-hub", "org/lb2", "--out", str(lb)]) == 2  # no token: before any work
+    err = capsys.readouterr().err
+    assert "no Hugging Face token" in err and len(err.strip().splitlines()) == 1 and not lb.exists()
+    monkeypatch.setenv("HF_TOKEN", "hf_test_token_not_real")
     assert main(["leaderboard", str(results), "--push-to-hub", "org/lb2"]) == 0
+    assert "hf_test_token_not_real" not in "".join(capsys.readouterr())
     assert (tmp_path / "hub" / "org" / "lb2" / "leaderboard.csv").is_file()
 
 

@@ -35,7 +35,7 @@ def _failures(results: str) -> int:
 
 
 def check_push(repo_id: str) -> None:
-    """Before anything is written: the repo id's shape and the network."""
+    """Before anything is written: the repo id's shape, the network and a token (never printed)."""
     from harness.backbones.resolve import hub_offline
 
     parts = repo_id.split("/")
@@ -43,6 +43,11 @@ def check_push(repo_id: str) -> None:
         raise HarnessError("--push-to-hub", repo_id, "expected ORG/NAME of a Hub dataset repo, e.g. my-org/recon-leaderboard")
     if hub_offline():
         raise HarnessError("--push-to-hub", repo_id, "HF_HUB_OFFLINE=1: pushing needs the network; unset it, or leave out --push-to-hub")
+    from huggingface_hub import get_token
+
+    if not get_token():
+        raise HarnessError("--push-to-hub", repo_id, "no Hugging Face token: log in with `hf auth login` or set HF_TOKEN "
+                           "(a token with write access to the dataset repo)")
 
 
 def main(args) -> int:
