@@ -85,6 +85,9 @@ def test_restart_chunk_arithmetic():
     assert memory.restart_chunk(16, per_pass=100, per_state=10, budget=10**9) == 16
     assert memory.restart_chunk(16, per_pass=100, per_state=10, budget=5) == 1
     assert memory.chunks(7, 3) == [slice(0, 3), slice(3, 6), slice(6, 7)]
+    # on a CPU, batches whose pass outgrows CPU_PASS_BYTES run slower per restart: m = 1000 pixels one at a time
+    assert memory.cpu_chunk(16, memory.pass_bytes(1000, [(1000, 1000), (1, 1000)], 3072, 4, True)) == 1
+    assert memory.cpu_chunk(16, memory.pass_bytes(40, [(1000, 384), (1, 1000)], 384, 4, False)) == 16
 
 
 def test_estimate_grows_linearly_in_m_at_fixed_width():

@@ -151,18 +151,21 @@ class _Context:
         self.lam_dim = (victim.head.out_dim,) if form == "regression" else ()
         self.start: torch.Tensor | None = None
         self.chunk = self._chunk()
-        self.chunk_note = "" if self.chunk >= p.restarts else (
+        self.chunk_note = "" if self.mem_chunk >= p.restarts else (
             f"kkt: {p.restarts} restarts x m {p.m} do not fit the memory budget at once "
             f"({self.budget / 2**30:.1f} GiB); running them in chunks of {self.chunk}")
 
     def _chunk(self) -> int:
-        """Restarts per loss-and-gradient pass that fit the memory budget (all of them when they fit)."""
+        """Restarts per loss-and-gradient pass that fit the memory budget (all of them when they fit); on
+        a CPU also no more than run fastest per restart (memory.cpu_chunk: a matter of speed, not said)."""
         p, ws = self.p, self.ht.weights
         coords, item = ws[0].shape[1], torch.finfo(self.dt).bits // 8
         full = self.victim.prior == "box" and p.subspace != "off"
         per_pass = memory.pass_bytes(p.m, [tuple(w.shape) for w in ws], self.victim.dim, item, full)
         self.budget = memory.budget_bytes(self.dev, p.memory_budget_gb)
-        return memory.restart_chunk(p.restarts, per_pass, memory.state_bytes(p.m, coords, ws[-1].shape[0], item), self.budget)
+        self.mem_chunk = memory.restart_chunk(p.restarts, per_pass, memory.state_bytes(p.m, coords, ws[-1].shape[0], item),
+                                              self.budget)
+        return self.mem_chunk if self.dev.type != "cpu" else min(self.mem_chunk, memory.cpu_chunk(p.restarts, per_pass))
 
     def losses(self, x, lam, lam_scale, lmin, alpha):
         alpha = [alpha / s for s in self.zscale]
