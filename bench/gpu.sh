@@ -40,7 +40,7 @@ checks() {
     local cost table limit
     if [[ -n "${GPU_TINY:-}" ]]; then
         cost=(--cost-ms 8 --cost-restarts 2 --devices cpu --cost-seconds 0.2 --threads 1)
-        table=(--cases pixels --ns 4 --seconds-per-member 0.5 --null-share 0 --threads 1)
+        table=(--cases pixels --ns 4 --seconds-per-member 0.5 --null-share 0 --threads 1 --pixel-steps 200)
         limit=600
     else
         cost=(--cost-ms 1000 --cost-restarts 16 --devices cuda,cpu --cost-seconds 20 --threads 16)

@@ -76,10 +76,10 @@ def embedded(d: dict) -> Embedded:
     return Embedded(mem - mean, non - mean, mean, d["l2"], True, 0.0, raw=raw)
 
 
-def victim(d: dict, spec: VictimSpec, pixels: bool, seed: int, kind: str):
-    """The real victim (kind 'real') or its disjoint null (kind 'null'), built by the harness's builder;
-    returns (trained victim, head recipe, seconds)."""
-    head = PIXEL_HEAD if pixels else TEXT_HEAD
+def victim(d: dict, spec: VictimSpec, pixels: bool, seed: int, kind: str, head: HeadRecipe | None = None):
+    """The real victim (kind 'real') or its disjoint null (kind 'null'), built by the harness's builder
+    with the bench's head recipe (or `head`); returns (trained victim, head recipe, seconds)."""
+    head = head or (PIXEL_HEAD if pixels else TEXT_HEAD)
     data = VictimData(d["members"].float(), d["labels"], 2, d["public"].float(), d["public_labels"], d["null"].float(),
                       d["null_labels"], d["l2"])
     t0 = time.perf_counter()

@@ -5,7 +5,7 @@
 
 table: per case and n (members in all, half per class) one victim built by the harness's victim builder
   (bench/recipes.py: pixels = CIFAR-10 automobile vs cat, identity backbone, 3072-1000-1, none+paper with
-  full-batch GD lr 1.0; text = MiniLM / SST-2, 384-1000-1, standardize+paper) and its disjoint null,
+  full-batch GD, lr 0.5 for 6000 steps; text = MiniLM / SST-2, 384-1000-1, standardize+paper) and its disjoint null,
   each attacked by the harness's attack stage with m = 2n candidates and a budget of a fixed number of
   seconds per member; it prints members reconstructed (SSIM > 0.4 / cosine > 0.8), TPR@1%FPR, the null,
   seconds and peak memory (RSS, or CUDA max allocated where the attack runs on a GPU).
@@ -40,6 +40,9 @@ from harness.heads.mlp import MLPHead  # noqa: E402
 from harness.victims.frame import Frame  # noqa: E402
 
 CASES = {"pixels": ("cifar", "none+paper"), "text": ("sst2", "standardize+paper")}
+# The pixel bench's GD recipe (lr 1.0, 3000 steps) diverges at n = 100 (weights 4e19 by step 61); at half the
+# step and twice the steps (the same gradient-flow time) it trains at every n here: one recipe for every n.
+PIXEL_HEAD = recipes.PIXEL_HEAD.model_copy(update={"lr": 0.5, "max_steps": 6000})
 HAIM_N500 = ("Haim et al. 2022 trained binary CIFAR-10 MLPs on 500 images (250 per class) and report that a large "
              "portion of them can be reconstructed; docs/algorithms.md gives no count of their SSIM > 0.4 members")
 TARGET = (100, 0.5, 60)  # issue 15, on a CPU: n = 100 pixels, >= 50% of members at SSIM > 0.4 within 60 minutes
@@ -53,7 +56,7 @@ def budget(pixels: bool, n: int, seconds_per_member: float, share: float = 1.0) 
     return {**base, "brackets": 10_000, "time_budget_s": n * seconds_per_member * share}
 
 
-def row(case: str, n: int, seed: int, spm: float, null_share: float) -> dict | None:
+def row(case: str, n: int, seed: int, spm: float, null_share: float, pixel_head=PIXEL_HEAD) -> dict | None:
     data, recipe = CASES[case]
     pixels = case == "pixels"
     d = recipes.load(data, n // 2, seed)
@@ -64,7 +67,10 @@ def row(case: str, n: int, seed: int, spm: float, null_share: float) -> dict | N
     for kind, share in (("real", 1.0), ("null", null_share)):
         if share <= 0:  # no null victim (--null-share 0)
             continue
-        v, head, train_s = recipes.victim(d, recipes.RECIPES[recipe], pixels, seed, kind)
+        v, head, train_s = recipes.victim(d, recipes.RECIPES[recipe], pixels, seed, kind, pixel_head if pixels else None)
+        if not all(bool(torch.isfinite(p).all()) for p in v.head.parameters()):
+            say(f"  {case} n={n} {kind}: victim training diverged ({v.report.stopped_by} after {v.report.steps} steps); no attack")
+            return None
         params = recipes.attack_params(pixels, n, seed, budget(pixels, n, spm, share))
         with PeakMemory() as pm:
             r, res = recipes.attack_scored(v, head, d, pixels, params)
@@ -183,6 +189,7 @@ def main(argv=None) -> int:
     ap.add_argument("--cost-restarts", type=int, default=1)
     ap.add_argument("--cost-seconds", type=float, default=10.0, help="seconds of iterations per cost point (at least one)")
     ap.add_argument("--devices", default=None, help="cost part: comma list of cpu, cuda (default: cuda if present, else cpu)")
+    ap.add_argument("--pixel-steps", type=int, default=PIXEL_HEAD.max_steps, help="GD steps of the pixel victims")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1, help="torch threads (1 on a shared CPU machine)")
     ap.add_argument("--cost-point", default=None, help=argparse.SUPPRESS)  # m,restarts,seconds,device: one point, as JSON
@@ -208,7 +215,8 @@ def main(argv=None) -> int:
         for n in ns:
             for case in [c for c in a.cases.split(",") if c]:
                 t = time.perf_counter()
-                r = row(case, n, a.seed, a.seconds_per_member, a.null_share)
+                r = row(case, n, a.seed, a.seconds_per_member, a.null_share,
+                        PIXEL_HEAD.model_copy(update={"max_steps": a.pixel_steps}))
                 if r:
                     rows.append(r)
                     say(f"   ({case} n={n} took {time.perf_counter() - t:.0f}s)")

@@ -38,16 +38,15 @@ def pixel_data(n_per_class: int, seed: int = 0) -> dict:
 
 def test_scale_table_row_and_print_on_tiny_pixels(monkeypatch, capsys):
     monkeypatch.setattr(recipes, "load", lambda name, n, seed: pixel_data(n, seed))
-    monkeypatch.setattr(recipes, "PIXEL_HEAD", HeadRecipe(widths=[32], init_scale=1e-3, optimizer="gd", lr=1.0,
-                                                          weight_decay=1e-3, max_steps=200, grad_tol=1e-6))
-    r = scale.row("pixels", 4, 0, spm=0.25, null_share=0.5)
+    head = HeadRecipe(widths=[32], init_scale=1e-3, optimizer="gd", lr=0.5, weight_decay=1e-3, max_steps=200, grad_tol=1e-6)
+    r = scale.row("pixels", 4, 0, spm=0.25, null_share=0.5, pixel_head=head)
     assert r["real"]["m"] == 40 and r["real"]["budget_s"] == pytest.approx(1.0) and r["null"]["budget_s"] == pytest.approx(0.5)
     assert r["real"]["device"] == "cpu" and r["real"]["work"] > 0 and r["real"]["peak_mib"] > 0
     assert 0 <= r["real"]["good"] <= 4 and 0 <= r["null"]["good"] <= 4
     scale.table([r], 0.25, 0.5)
     out = capsys.readouterr().out
     assert "budget 0.25 s per member" in out and "   4 pixels     40" in out
-    no_null = scale.row("pixels", 4, 0, spm=0.25, null_share=0)
+    no_null = scale.row("pixels", 4, 0, spm=0.25, null_share=0, pixel_head=head)
     assert "null" not in no_null
     scale.table([no_null], 0.25, 0)
     assert "not run" in capsys.readouterr().out
