@@ -14,6 +14,7 @@ from harness.attacks import make_attack
 from harness.attacks.base import AttackResult
 from harness.backbones.cache import embed_cached
 from harness.backbones.load import Backbone
+from harness.classifiers.checkpoint import check_classes
 from harness.data.split import MemberSplit
 from harness.diagnostics.oracle import oracle_residual
 from harness.errors import HarnessError
@@ -21,7 +22,7 @@ from harness.heads.losses import output_dim
 from harness.heads.mlp import MLPHead
 from harness.heads.train import accuracy
 from harness.scoring.embedding import MatchScores, match
-from harness.specs.task import AttackRecipe, HeadRecipe
+from harness.specs.task import AttackRecipe, HeadRecipe, TaskSpec
 from harness.victims.build import TrainedVictim, VictimData, active_share, attack_view, build_victim
 from harness.victims.frame import Frame
 from harness.attacks.linear_sum import linear_signal
@@ -63,6 +64,15 @@ def embed_stage(backbone: Backbone, split: MemberSplit, normalize: bool, cache_d
     mem, non = raw[: split.n], raw[split.n : k]
     mean = mem.mean(0)
     return Embedded(mem - mean, non - mean, mean, normalize, hit, time.perf_counter() - t0, raw=raw)
+
+
+def checkpoint_stage(backbone: Backbone, task: TaskSpec, split: MemberSplit) -> dict:
+    """A classifier card: the task's classes are the checkpoint's labels, and the split reproduces its logits
+    on 32 of the task's inputs; returns what is attacked and the check, for the victims row."""
+    info = backbone.classifier.info
+    check_classes(info, task.classes)
+    probe = split.member_inputs[:16] + split.nonmember_inputs[:16]
+    return {**info.describe(), "logits_max_abs_diff": backbone.check_head(probe), "logits_checked_on": len(probe)}
 
 
 def victim_data(emb: Embedded, split: MemberSplit) -> VictimData:

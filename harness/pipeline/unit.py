@@ -33,7 +33,7 @@ from harness.pipeline.evidence import VictimEvidence, invert_stage, inversion_ro
 from harness.pipeline.plan import Unit
 from harness.pipeline.rows import VictimOutcome, candidate_rows, match_rows, provenance, run_rows, victim_row
 from harness.pipeline.stages import (
-    Embedded, attack_stage, embed_stage, given_head_stage, image_shape, pixel_score_stage, score_stage, train_stage,
+    Embedded, attack_stage, checkpoint_stage, embed_stage, given_head_stage, image_shape, pixel_score_stage, score_stage, train_stage,
 )
 from harness.specs.model_card import ModelCard
 from harness.specs.task import AttackRecipe, TaskSpec
@@ -111,15 +111,10 @@ def normalizes(task: TaskSpec, card: ModelCard) -> bool:
 # ---- the stages ----------------------------------------------------------------------------------
 def prepare(backbone: Backbone, unit: Unit, base_dir, cache_dir, progress: bool = False) -> Prepared:
     split = load_split(unit.task, base_dir)
-    given, checkpoint = None, {}
-    if backbone.classifier is not None:  # before embedding: the split must reproduce the checkpoint's logits
-        info = backbone.classifier.info
-        check_classes(info, unit.task.classes)
-        probe = (split.member_inputs[:16] + split.nonmember_inputs[:16])
-        checkpoint = {**info.describe(), "logits_max_abs_diff": backbone.check_head(probe), "logits_checked_on": len(probe)}
+    ckpt = backbone.classifier
+    checkpoint = checkpoint_stage(backbone, unit.task, split) if ckpt else {}  # before embedding anything
     emb = embed_stage(backbone, split, normalizes(unit.task, unit.card), cache_dir, progress)
-    if backbone.classifier is not None:
-        given = (backbone.classifier.head, Frame(torch.zeros(emb.dim)))
+    given = (ckpt.head, Frame(torch.zeros(emb.dim))) if ckpt else None  # its features as they are: no centring
     shape = image_shape(split) if unit.card.is_identity else None
     return Prepared(split, emb, backbone.resolved.source, backbone.resolved.revision, shape, given, checkpoint)
 
