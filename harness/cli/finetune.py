@@ -23,7 +23,7 @@ def main(args) -> int:
     import torch
     import transformers
 
-    from harness.backbones.load import Backbone
+    from harness.backbones.load import Backbone, default_device
     from harness.backbones.resolve import resolve_model
     from harness.classifiers.checkpoint import read_checkpoint
     from harness.classifiers.finetune import FinetuneRecipe, finetune
@@ -59,11 +59,13 @@ def main(args) -> int:
         raise HarnessError("--model", card.name, f"makes a {arch}, whose head the harness cannot split; supported: {supported()}")
     model.config.architectures = [arch]
     recipe = FinetuneRecipe(update_backbone=args.update_backbone, steps=args.steps, seed=task.seed)
-    encode = Backbone(resolved, model=model, processor=processor, device=torch.device("cpu"))._encode
+    device = default_device()  # the first CUDA device where there is one
+    model.to(device)
+    encode = Backbone(resolved, model=model, processor=processor, device=device)._encode
     out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out)  # the config first: read_checkpoint checks what the harness will load
     info = read_checkpoint(str(out), out)
-    report = finetune(model, info, encode, split.member_inputs, torch.as_tensor(split.member_labels), recipe,
+    report = finetune(model, info, encode, split.member_inputs, torch.as_tensor(split.member_labels).to(device), recipe,
                       progress=not args.quiet)
     model.save_pretrained(out)
     processor.save_pretrained(out)
