@@ -128,6 +128,29 @@ def test_untrained_null_victim_keeps_its_initialisation():
     assert not torch.equal(real.head.layers[0].weight, init.layers[0].weight)
 
 
+@pytest.mark.parametrize("loss,out,hidden,bias,act", [
+    ("logistic", 1, [12], "first", "relu"), ("ce", 3, [12], "first", "relu"), ("mse", 2, [12], "first", "relu"),
+    ("logistic", 1, [12, 7], "all", "relu"), ("ce", 2, [12], "all", "tanh"), ("logistic", 1, [9, 5], "none", "tanh"),
+])
+def test_oracle_residual_on_the_normal_equations_equals_nnls_on_the_jacobian(loss, out, hidden, bias, act):
+    """The k x k solve from the layer-by-layer Gram (no Jacobian formed) gives what an NNLS (or least
+    squares) over every parameter row of the Jacobian gives."""
+    import numpy as np
+    from scipy.optimize import nnls
+
+    from harness.diagnostics.oracle import member_jacobian
+
+    torch.manual_seed(3)
+    head = MLPHead([6, *hidden, out], bias=bias, activation=act).double()
+    x, y = torch.randn(10, 6, dtype=torch.float64), torch.arange(10) % max(out, 2)
+    jac = member_jacobian(head, loss, x, y).detach().numpy()  # the direct solve, over every parameter row
+    theta = head.flat_params().numpy()
+    lam = np.linalg.lstsq(jac, theta, rcond=None)[0] if loss == "mse" else nnls(jac, theta, maxiter=5000)[0]
+    direct = float(((theta - jac @ lam) ** 2).sum() / (theta ** 2).sum())
+    assert oracle_residual(head, loss, x, y) == pytest.approx(direct, rel=1e-6, abs=1e-9)
+    assert 0 < direct < 1
+
+
 def test_oracle_residual_of_a_diverged_head_is_nan():
     head = MLPHead([4, 3, 1])
     with torch.no_grad():
