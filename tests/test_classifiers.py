@@ -75,6 +75,7 @@ def test_distilbert_checkpoint_end_to_end(tmp_path, hub_repo, tiny_distilbert_di
     assert info["logits_max_abs_diff"] <= 1e-4 and info["logits_checked_on"] == 32
     assert v["n_members"] == 24 and v["n_nonmembers"] == 24 and v["test_acc"] is not None
     assert len(store.read("candidates")) >= 16 and (out / "report.html").is_file()
+    assert "DistilBertForSequenceClassification @ " in (out / "report.html").read_text()
     assert len(store.read("inversions")) >= 1
 
 

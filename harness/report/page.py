@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import html
+import json
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -55,10 +56,18 @@ def _group(rows: list[dict]) -> dict[tuple, list[dict]]:
     return out
 
 
+def _checkpoint(v: dict) -> str:
+    """A classifier card's row: the architecture, what is attacked, and the logits check."""
+    info = json.loads(v.get("trainer_info") or "{}")
+    return _e(f"{info.get('architecture', '?')} @ {v['revision'][:12]}: {info.get('attacked', '')}; logits reproduced to "
+              f"{info.get('logits_max_abs_diff', float('nan')):.1e} on {info.get('logits_checked_on', 0)} inputs")
+
+
 def _metrics(v: dict, scores: list[dict]) -> str:
     rows = [
         ["members / non-members", f"{v['n_members']} / {v['n_nonmembers']}"],
         ["head", "-".join(map(str, v["head_dims"] or [])) + f" ({v['head_params']} params)"],
+        *([["checkpoint (its own head attacked)", _checkpoint(v)]] if v.get("model_kind") == "classifier" else []),
         ["victim recipe (transform + trainer)", _e(v.get("recipe") or "none+paper")
          + (f"; active units per member {_f(v['active_share'], '.2f')}" if v.get("active_share") is not None else "")
          + (f"; DP epsilon {_f(v['dp_epsilon'], '.2f')}" if v.get("dp_epsilon") is not None else "")],
