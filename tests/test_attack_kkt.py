@@ -10,7 +10,7 @@ import torch
 from harness.attacks import make_attack
 from harness.attacks.kkt_reference import _double_copy, reference_kkt_loss
 from harness.attacks.margins import balanced_labels
-from harness.attacks.objective import HeadTensors, residual_sq
+from harness.attacks.objective import HeadTensors, prior_penalty, residual_sq
 from harness.diagnostics.oracle import oracle_residual
 from harness.heads.mlp import MLPHead
 from harness.scoring.embedding import match
@@ -96,6 +96,41 @@ def test_closed_form_gradient_matches_double_backward(dims, kind, bias, act):
     assert abs(ref.item() - fast.item()) < 1e-6 * ref.item()
     for a, b in zip(g_ref, g_fast):
         assert float((a - b).abs().max()) < 1e-6
+
+
+@pytest.mark.parametrize("batched", [False, True])
+def test_closed_form_gradient_matches_autograd_with_slopes_per_restart(batched):
+    """The hand-written reverse pass (residual_grad.py) against autograd's gradient of the reference, with one
+    slope per restart (as kkt anneals them) and a deeper head, so every adjoint path is exercised."""
+    torch.manual_seed(3)
+    head = _double_copy(MLPHead([6, 9, 7, 1], bias="all"))
+    R, m = (3, 4) if batched else (1, 4)
+    x = torch.randn(R, m, 6, dtype=torch.float64, requires_grad=True)
+    lam = torch.rand(R, m, dtype=torch.float64, requires_grad=True)
+    labels = balanced_labels(m, 2)
+    alpha = torch.tensor([5.0, 20.0, 60.0][:R], dtype=torch.float64).view(R, 1, 1)
+    w = torch.rand(R, dtype=torch.float64)  # a weighted sum, so each restart's gradient is scaled differently
+    got = residual_sq(HeadTensors.of(head, torch.float64), x, lam, labels, "binary", alpha)
+    g_got = torch.autograd.grad((got * w).sum(), [x, lam])
+    ref = torch.stack([reference_kkt_loss(head, x[r], lam[r], labels, "binary", float(alpha[r])) for r in range(R)])
+    g_ref = torch.autograd.grad((ref * w).sum(), [x, lam])
+    torch.testing.assert_close(got, ref)
+    for a, b in zip(g_got, g_ref):
+        torch.testing.assert_close(a, b)
+
+
+@pytest.mark.parametrize("scaled", [False, True])
+def test_box_penalty_gradient_is_exact(scaled):
+    """The box prior's hand-written gradient: gradcheck, and equal to the penalty written out in torch."""
+    torch.manual_seed(4)
+    frame = Frame(torch.randn(5, dtype=torch.float64) * 0.3, torch.rand(5, dtype=torch.float64) + 0.5 if scaled else None)
+    x = (torch.randn(2, 3, 5, dtype=torch.float64) * 1.5).requires_grad_()
+    assert torch.autograd.gradcheck(lambda t: prior_penalty(t, "box", frame, 1.0, (-1.0, 1.0)), (x,))
+    u = frame.to_raw(x)
+    written = ((u - 1).clamp_min(0) ** 2 + (-1 - u).clamp_min(0) ** 2).sum((-1, -2))
+    got = prior_penalty(x, "box", frame, 1.0, (-1.0, 1.0))
+    torch.testing.assert_close(got, written)
+    torch.testing.assert_close(torch.autograd.grad(got.sum(), x)[0], torch.autograd.grad(written.sum(), x)[0])
 
 
 def _victim(loss, classes, out, wd):

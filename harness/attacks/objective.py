@@ -6,7 +6,7 @@ biased layer. So  ||theta - G||^2 = ||theta||^2 - 2 sum_k <theta_k, G_k> + sum_k
   <W_k, G_k> + <b_k, G_bk> = sum_j delta_kj . z_kj          (z = pre-activation, already computed)
   ||G_k||^2 + ||G_bk||^2  = sum_ij (delta_i.delta_j)(a_i.a_j + [bias])   (two m x m Gram matrices)
 No per-sample gradient, no double backward, no h x h matrix per candidate: one forward, one
-backward signal, and one ordinary autograd pass for the gradient in (x, lambda). Where m is large
+backward signal, and a reverse pass written by hand for the gradient in (x, lambda) (residual_grad.py). Where m is large
 (m (h + d) > h d) the Gram matrices cost more than G_k itself, and G_k is formed instead: the cost
 then grows linearly in m.
 """
@@ -17,8 +17,9 @@ from dataclasses import dataclass
 
 import torch
 
-from harness.attacks.margins import Form, output_coef
-from harness.attacks.modified_relu import attack_activation, attack_slope
+from harness.attacks.margins import Form
+from harness.attacks.modified_relu import attack_activation
+from harness.attacks.residual_grad import ResidualSq
 from harness.heads.mlp import MLPHead
 from harness.victims.frame import Frame
 
@@ -65,22 +66,17 @@ def residual_sq(
     alpha,
     gram: bool | None = None,
 ) -> torch.Tensor:
-    """||theta - sum_j lam_j grad Phi_j||^2 for x (R, m, d), lam (R, m[, C]); returns (R,).
+    """||theta - sum_j lam_j grad Phi_j||^2 for x (R, m, d), lam (R, m[, C]); returns (R,), differentiable
+    in x and lam (the reverse pass is written by hand: residual_grad.py).
 
     `alpha` is a float or a tensor broadcastable to (R, 1, 1) (one slope per restart), or a list
     of those, one per hidden layer. `gram` forces how each layer's ||G_k||^2 is computed (None:
     the cheaper, see gram_is_cheaper).
     """
-    zs, acts, out = ht.forward(x, alpha)
-    delta = output_coef(form, lam, labels, out)
-    total = ht.theta_sq.to(x).expand(x.shape[0]).clone()
-    for k in range(len(ht.weights) - 1, -1, -1):
-        a, b = acts[k], ht.biases[k]
-        inner = (zs[k] * delta).sum((-1, -2))
-        total = total - 2 * inner + _grad_sq(delta, a, b is not None, gram)
-        if k > 0:
-            delta = (delta @ ht.weights[k]) * attack_slope(ht.activation, zs[k - 1], _layer(alpha, k - 1))
-    return total
+    L, m = len(ht.weights), x.shape[-2]
+    alphas = [_layer(alpha, k) for k in range(L - 1)]
+    flags = [gram_is_cheaper(m, w.shape[0], w.shape[1]) if gram is None else gram for w in ht.weights]
+    return ResidualSq.apply(x, lam, ht, labels, form, alphas, flags)
 
 
 def gram_is_cheaper(m: int, width: int, fan_in: int) -> bool:
@@ -88,18 +84,6 @@ def gram_is_cheaper(m: int, width: int, fan_in: int) -> bool:
     G_k = Delta_k^T A_{k-1} (width x fan_in) costs ~ m width fan_in. Gram wins while m is small; the
     explicit G keeps the cost linear in m (m > 500 on a 1000-wide layer over 1000 inputs)."""
     return m * (width + fan_in) < width * fan_in
-
-
-def _grad_sq(delta: torch.Tensor, a: torch.Tensor, bias: bool, gram: bool | None) -> torch.Tensor:
-    """||G_k||^2 + ||G_bk||^2 per restart, for signals delta (R, m, width) and inputs a (R, m, fan_in)."""
-    use_gram = gram_is_cheaper(a.shape[-2], delta.shape[-1], a.shape[-1]) if gram is None else gram
-    if use_gram:
-        gram_a = a @ a.transpose(-1, -2)
-        if bias:
-            gram_a = gram_a + 1.0
-        return (gram_a * (delta @ delta.transpose(-1, -2))).sum((-1, -2))
-    sq = (delta.transpose(-1, -2) @ a).pow(2).sum((-1, -2))
-    return sq + delta.sum(-2).pow(2).sum(-1) if bias else sq
 
 
 def _layer(alpha, k: int):
@@ -130,11 +114,29 @@ def prior_penalty(x: torch.Tensor, prior: str, frame: Frame, typical_norm, box) 
     mapped back through the victim's frame), or (||x|| - typical norm)^2 on head inputs, whose
     typical norm is measured in the same frame. The sphere is a projection (project_sphere_)."""
     if prior == "box":
-        u = frame.to_raw(x)
-        return ((u - box[1]).clamp_min(0) ** 2 + (box[0] - u).clamp_min(0) ** 2).sum((-1, -2))
+        return _BoxPenalty.apply(x, frame.mean.to(x), None if frame.scale is None else frame.scale.to(x), *box)
     if prior == "norm" and typical_norm:
         return ((x.norm(dim=-1) - typical_norm) ** 2).sum(-1)
     return x.new_zeros(x.shape[0])
+
+
+class _BoxPenalty(torch.autograd.Function):
+    """sum ||u - clamp(u, lo, hi)||^2 per restart, u = the head inputs x (R, m, d) in embedding space; the
+    gradient by hand (2 (u - clamp(u)) * scale): a few passes over (m, d) where autograd records a dozen."""
+
+    @staticmethod
+    def forward(ctx, x, mean, scale, lo, hi):
+        u = x * scale + mean if scale is not None else x + mean
+        excess = u.sub_(u.clamp(lo, hi))
+        ctx.save_for_backward(excess, scale)
+        return torch.linalg.vecdot(excess.flatten(-2), excess.flatten(-2))
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, gout):
+        excess, scale = ctx.saved_tensors
+        g = excess * (2 * gout).view(-1, *[1] * (excess.dim() - 1))
+        return (g.mul_(scale) if scale is not None else g), None, None, None, None
 
 
 @torch.no_grad()

@@ -1,0 +1,149 @@
+"""The closed-form KKT residual with its gradient in (x, lambda) written by hand.
+
+objective.py defines the residual  ||theta||^2 - 2 sum_k <z_k, delta_k> + sum_k ||G_k||^2  (+ bias terms);
+autograd through it records ~40 element-wise passes over the (m, width) activations per iteration,
+which cost as much as the matrix products at large m. The reverse pass below is the same derivative
+in about half the passes, with the products fused where torch allows (baddbmm):
+
+    backward signals     delta_{k-1} = p_{k-1} * s(z_{k-1}),  p_{k-1} = delta_k W_k
+    their adjoints       gd_k = -2 z_k + 2 A_{k-1} G_k^T (+ 2 G_bk)  [+ what delta_{k-1} passes up]
+                         gd_{k+1} += (gd_k * s_k) W_{k+1}^T;   gz_k = gd_k * p_k * s'(z_k) - 2 delta_k
+    forward adjoints     (gz_L = -2 delta_L);  ga_{k-1} = gz_k W_k + 2 delta_k G_k;  gz_{k-1} += ga_{k-1} * s(z_{k-1})
+    lambda               through delta_L = c(lambda) (margins.output_coef: linear in lambda)
+
+where s is the derivative the attack backpropagates through the activation (the modified ReLU's
+sigmoid(alpha z), tanh's 1 - tanh^2) and s' its derivative. Tests pin it to autograd and to the
+double-backward reference (float64, every head form, bias mode and activation).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from harness.attacks.margins import output_coef
+
+
+class ResidualSq(torch.autograd.Function):
+    """residual (R,) of candidates x (R, m, d) and lambdas (R, m[, C]); first-order gradients only.
+    `alphas`: the modified ReLU's slope per hidden layer (floats or (R, 1, 1)); `gram`: per layer, whether
+    ||G_k||^2 comes from the m x m Gram matrices (small m) or from G_k itself."""
+
+    @staticmethod
+    def forward(ctx, x, lam, ht, labels, form, alphas, gram):
+        ws, bs = ht.weights, ht.biases
+        L = len(ws)
+        acts, zs, slopes = [x], [], []
+        for k in range(L):
+            z = _affine(acts[k], ws[k], bs[k])
+            zs.append(z)
+            if k < L - 1:
+                a, s = _activate(ht.activation, z, alphas[k])
+                acts.append(a)
+                slopes.append(s)
+        c = output_coef(form, lam, labels, zs[-1])
+        deltas, ps = [None] * L, [None] * (L - 1)
+        deltas[-1] = c
+        for k in range(L - 1, 0, -1):
+            ps[k - 1] = deltas[k] @ ws[k]
+            deltas[k - 1] = ps[k - 1] * slopes[k - 1]
+        total = ht.theta_sq.to(x).expand(x.shape[0]).clone()
+        grams = []
+        for k in range(L):
+            use_gram = gram[k]
+            total -= 2 * _dot(zs[k], deltas[k])
+            if use_gram:
+                ga = acts[k] @ acts[k].transpose(-1, -2)
+                if bs[k] is not None:
+                    ga += 1.0
+                gd = deltas[k] @ deltas[k].transpose(-1, -2)
+                total += _dot(ga, gd)
+                grams.append((ga, gd))
+            else:
+                g = deltas[k].transpose(-1, -2) @ acts[k]
+                gb = deltas[k].sum(-2) if bs[k] is not None else None
+                total += g.pow(2).sum((-1, -2)) + (gb.pow(2).sum(-1) if gb is not None else 0)
+                grams.append((g, gb))
+        ctx.state = (ht, labels, form, alphas, gram, acts, zs, slopes, deltas, ps, grams, lam.shape)
+        return total
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, gout):
+        ht, labels, form, alphas, gram, acts, zs, slopes, deltas, ps, grams, lam_shape = ctx.state
+        ctx.state = None
+        ws, bs, L = ht.weights, ht.biases, len(ht.weights)
+        gz: list[torch.Tensor | None] = [None] * L
+        carry = None  # what delta_{k-1} passes up to delta_k
+        for k in range(L):
+            gd = _delta_adjoint(grams[k], gram[k], acts[k], zs[k], deltas[k], bs[k] is not None)
+            if carry is not None:
+                gd += carry
+            if k < L - 1:
+                gp = gd * slopes[k]
+                carry = gp @ ws[k + 1].T
+                gz[k] = _z_adjoint(ht.activation, gd, gp, deltas[k], acts[k + 1], alphas[k])
+            else:
+                glam = _lambda_adjoint(form, gd, labels, zs[-1], lam_shape)
+        ga = None
+        for k in range(L - 1, -1, -1):
+            g = -2 * deltas[k] if gz[k] is None else gz[k]
+            if ga is not None:  # ga is the adjoint of acts[k + 1] = act(z_k)
+                g.addcmul_(ga, slopes[k])
+            ga = g @ ws[k]
+            if gram[k]:  # 2 (Delta Delta^T) A
+                ga.baddbmm_(grams[k][1], acts[k], alpha=2)
+            else:  # 2 Delta G
+                ga.baddbmm_(deltas[k], grams[k][0], alpha=2)
+        scale = gout.view(-1, *[1] * (acts[0].dim() - 1))
+        gx = ga * scale
+        glam = glam * gout.view(-1, *[1] * (glam.dim() - 1))
+        return gx, glam, None, None, None, None, None
+
+
+def _affine(a, w, b):
+    return a @ w.T if b is None else torch.addmm(b, a.flatten(0, -2), w.T).view(*a.shape[:-1], w.shape[0])
+
+
+def _activate(name: str, z, alpha):
+    """The activation's value and the derivative the attack backpropagates through it."""
+    if name == "relu":
+        return z.clamp_min(0), (z * alpha).sigmoid_()
+    a = torch.tanh(z)
+    return a, 1 - a * a
+
+
+def _z_adjoint(name: str, gd, gp, delta, a, alpha):
+    """z_k's adjoint from delta_k = p_k s(z_k) and from -2 <z_k, delta_k>: gd p_k s'(z_k) - 2 delta_k, written
+    with s' = alpha s (1 - s) (modified ReLU) or -2 tanh(z) s (tanh) so that it reuses delta_k = p_k s and
+    gp = gd s: delta_k (alpha (gd - gp) - 2), or -2 delta_k (tanh(z) gd + 1). Overwrites gd."""
+    if name == "relu":
+        return gd.sub_(gp).mul_(alpha).sub_(2).mul_(delta)
+    return gd.mul_(a).add_(1).mul_(delta).mul_(-2)
+
+
+def _dot(a, b):
+    """sum over the last two dims of a * b, per leading index."""
+    return torch.linalg.vecdot(a.flatten(-2), b.flatten(-2))
+
+
+def _delta_adjoint(saved, use_gram: bool, a, z, delta, bias: bool):
+    """d/d delta_k of  -2 <z_k, delta_k> + ||G_k||^2 (+ ||G_bk||^2)."""
+    if use_gram:
+        ga, _ = saved
+        return (ga @ delta).mul_(2).sub_(z, alpha=2)
+    g, gb = saved
+    out = torch.baddbmm(z, a, g.transpose(-1, -2), beta=-2, alpha=2)
+    if gb is not None:
+        out += 2 * gb.unsqueeze(-2)
+    return out
+
+
+def _lambda_adjoint(form, gd, labels, out, lam_shape):
+    """Through delta_L = output_coef(lambda): linear in lambda (the rival class is held fixed)."""
+    if form == "regression":
+        return gd.sum_to_size(lam_shape)
+    if form == "binary":
+        y = labels.to(gd.dtype) * 2 - 1
+        return gd[..., 0] * y
+    unit = output_coef(form, torch.ones(gd.shape[:-1], dtype=gd.dtype, device=gd.device), labels, out)
+    return (gd * unit).sum(-1)
