@@ -10,13 +10,17 @@ import torch
 from harness.attacks import make_attack
 from harness.attacks.kkt_reference import _double_copy, reference_kkt_loss
 from harness.attacks.margins import balanced_labels
-from harness.attacks.objective import HeadTensors, prior_penalty, residual_sq
+from harness.attacks.objective import HeadTensors, residual_sq
+from harness.attacks.kkt import KKTFastParams, _Context
+from harness.attacks.margins import head_form
+from harness.attacks.penalties import lambda_penalty, prior_penalty
 from harness.diagnostics.oracle import oracle_residual
 from harness.heads.mlp import MLPHead
 from harness.scoring.embedding import match
 from harness.specs.task import HeadRecipe
 from harness.victims.build import VictimData, attack_view, build_victim
 from harness.victims.frame import Frame
+from harness.attacks.base import Victim
 from harness.victims.spec import VictimSpec
 
 
@@ -131,6 +135,38 @@ def test_box_penalty_gradient_is_exact(scaled):
     got = prior_penalty(x, "box", frame, 1.0, (-1.0, 1.0))
     torch.testing.assert_close(got, written)
     torch.testing.assert_close(torch.autograd.grad(got.sum(), x)[0], torch.autograd.grad(written.sum(), x)[0])
+
+
+@pytest.mark.parametrize("prior,subspace,scaled", [("box", "auto", True), ("box", "off", False), ("norm", "auto", False),
+                                                    ("sphere", "off", True)])
+def test_the_written_out_loss_gradient_equals_autograd(prior, subspace, scaled):
+    """kkt's whole loss (relative residual + lambda_min penalty + prior) and its gradient, written out, against
+    autograd through the same terms, in every prior and with or without row-space coordinates."""
+    torch.manual_seed(5)
+    head = MLPHead([6, 12, 1], bias="first")
+    frame = Frame(torch.randn(6) * 0.2, torch.rand(6) + 0.5 if scaled else None)
+    v = Victim(head=head, loss="logistic", num_classes=2, frame=frame, prior=prior, typical_norm=1.5, box=(-1.0, 1.0))
+    p = KKTFastParams(m=5, restarts=3, iterations=1, subspace=subspace, dtype="float64", device="cpu")
+    ht = HeadTensors.of(head, torch.float64)
+    ctx = _Context(p, v, ht, head_form("logistic", 1), torch.float64, torch.device("cpu"))
+    k = ctx.ht.weights[0].shape[1]
+    x = torch.randn(3, 5, k, dtype=torch.float64) * 1.3
+    lam = torch.rand(3, 5, dtype=torch.float64) * 0.2
+    lam_scale, lmin = torch.tensor([0.5, 1.0, 2.0], dtype=torch.float64), torch.full((3,), 0.05, dtype=torch.float64)
+    alpha = torch.tensor([10.0, 20.0, 30.0], dtype=torch.float64).view(3, 1, 1)
+    ctx.zscale = [0.7]
+    res, loss, gx, gl = ctx.loss_grad(x, lam, lam_scale, lmin, alpha)
+    xs, ls = x.clone().requires_grad_(), lam.clone().requires_grad_()
+    want_res = residual_sq(ctx.ht, xs, ls, ctx.labels, "binary", alpha / 0.7) / ht.theta_sq
+    want = want_res + lambda_penalty(ls / lam_scale.view(-1, 1), lmin.view(-1, 1), "binary")
+    if prior != "sphere":
+        xf = xs @ ctx.basis.T if prior == "box" and subspace != "off" else xs
+        want = want + prior_penalty(xf, prior, ctx.frame, ctx.typ, v.box) / ctx.typ**2
+    wx, wl = torch.autograd.grad(want.sum(), [xs, ls])
+    torch.testing.assert_close(res, want_res.detach())
+    torch.testing.assert_close(loss, want.detach())
+    torch.testing.assert_close(gx, wx)
+    torch.testing.assert_close(gl, wl)
 
 
 def _victim(loss, classes, out, wd):

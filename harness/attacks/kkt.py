@@ -23,9 +23,9 @@ from harness.attacks import memory, search
 from harness.attacks.base import Attack, AttackResult, RunRecord, Victim
 from harness.attacks.common import KKTParams, check_victim, default_typical_norm
 from harness.attacks.margins import balanced_labels, head_form
-from harness.attacks.objective import (
-    HeadTensors, lambda_penalty, preact_rms, prior_penalty, project_sphere_, residual_sq,
-)
+from harness.attacks.objective import HeadTensors, gram_flags, preact_rms, residual_sq
+from harness.attacks.penalties import lambda_penalty_grad, prior_penalty_grad, project_sphere_
+from harness.attacks.residual_grad import residual_backward, residual_forward
 from harness.attacks.priors import init_candidates, row_space
 from harness.attacks.restart_optim import RestartOptimizer
 from harness.victims.frame import Frame
@@ -149,6 +149,7 @@ class _Context:
             self.mean_c = self.mean @ self.basis
             self.sphere_r2 = float(1 - self.mean.pow(2).sum() + self.mean_c.pow(2).sum())
         self.lam_dim = (victim.head.out_dim,) if form == "regression" else ()
+        self.gram = gram_flags(self.ht, p.m)
         self.start: torch.Tensor | None = None
         self.chunk = self._chunk()
         self.chunk_note = "" if self.mem_chunk >= p.restarts else (
@@ -167,29 +168,37 @@ class _Context:
                                               self.budget)
         return self.mem_chunk if self.dev.type != "cpu" else min(self.mem_chunk, memory.cpu_chunk(p.restarts, per_pass))
 
-    def losses(self, x, lam, lam_scale, lmin, alpha):
-        alpha = [alpha / s for s in self.zscale]
-        res = residual_sq(self.ht, x, lam, self.labels, self.form, alpha) / self.ht.theta_sq.to(x)
-        rel_lam = lam / lam_scale.view(-1, *([1] * (lam.dim() - 1)))
-        pen = lambda_penalty(rel_lam, lmin.view(-1, 1), self.form)
-        xf = self.full(x) if self.victim.prior == "box" else x
-        pri = prior_penalty(xf, self.victim.prior, self.frame, self.typ, self.victim.box) / self.typ**2
-        return res, res + pen + self.p.prior_weight * pri
+    def loss_grad(self, x, lam, lam_scale, lmin, alpha):
+        """Relative residual, loss (+ lambda_min and prior penalties) and their gradients in (x, lambda), per
+        restart, all written out (residual_grad.py, penalties.py): no autograd graph per iteration."""
+        theta_sq = self.ht.theta_sq.to(x)
+        alphas = [alpha / s for s in self.zscale]
+        total, state = residual_forward(x, lam, self.ht, self.labels, self.form, alphas, self.gram)
+        gx, gl = residual_backward(state, (1 / theta_sq).expand(x.shape[0]))
+        res = total / theta_sq
+        scale = lam_scale.view(-1, *([1] * (lam.dim() - 1)))
+        pen, g_pen = lambda_penalty_grad(lam / scale, lmin.view(-1, 1), self.form)
+        gl += g_pen / scale
+        loss = res + pen
+        if self.victim.prior in ("box", "norm"):
+            box = self.victim.prior == "box"
+            pri, g_pri = prior_penalty_grad(self.full(x) if box else x, self.victim.prior, self.frame, self.typ,
+                                            self.victim.box)
+            w = self.p.prior_weight / self.typ**2
+            loss = loss + w * pri
+            if g_pri is not None:
+                gx.add_(g_pri @ self.basis if box and self.p.subspace != "off" else g_pri, alpha=w)
+        return res, loss, gx, gl
 
     def loss_grads(self, x, lam, lam_scale, lmin, alpha):
-        """Residual, loss and their gradients in (x, lambda) per restart, chunk by chunk of restarts."""
-        parts = []
-        for sl in memory.chunks(len(x), self.chunk):
-            xs, ls = x[sl].detach().requires_grad_(True), lam[sl].detach().requires_grad_(True)
-            res, loss = self.losses(xs, ls, lam_scale[sl], lmin[sl], alpha[sl])
-            gx, gl = torch.autograd.grad(loss.sum(), [xs, ls])
-            parts.append((res.detach(), loss.detach(), gx, gl))
+        """loss_grad chunk by chunk of restarts."""
+        parts = [self.loss_grad(x[sl], lam[sl], lam_scale[sl], lmin[sl], alpha[sl]) for sl in memory.chunks(len(x), self.chunk)]
         return [torch.cat(t) for t in zip(*parts)] if len(parts) > 1 else list(parts[0])
 
     @torch.no_grad()
     def residuals(self, x, lam, lam_scale, lmin, alpha):
-        return torch.cat([self.losses(x[sl], lam[sl], lam_scale[sl], lmin[sl], alpha[sl])[0]
-                          for sl in memory.chunks(len(x), self.chunk)])
+        return torch.cat([residual_sq(self.ht, x[sl], lam[sl], self.labels, self.form, [alpha[sl] / s for s in self.zscale])
+                          / self.ht.theta_sq.to(x) for sl in memory.chunks(len(x), self.chunk)])
 
     def full(self, x):
         """Candidates in input space (centred)."""

@@ -18,7 +18,7 @@ from harness.attacks.base import Attack, AttackResult, RunRecord, Victim
 from harness.attacks.common import KKTParams, check_victim, default_typical_norm, sample_setting
 from harness.attacks.margins import balanced_labels, head_form, lambda_shape, margins
 from harness.attacks.modified_relu import attack_activation
-from harness.attacks.objective import lambda_penalty, prior_penalty, project_sphere_
+from harness.attacks.penalties import lambda_penalty, prior_penalty, project_sphere_
 
 
 class KKTReferenceParams(KKTParams):

@@ -21,7 +21,6 @@ from harness.attacks.margins import Form
 from harness.attacks.modified_relu import attack_activation
 from harness.attacks.residual_grad import ResidualSq
 from harness.heads.mlp import MLPHead
-from harness.victims.frame import Frame
 
 
 @dataclass
@@ -73,10 +72,17 @@ def residual_sq(
     of those, one per hidden layer. `gram` forces how each layer's ||G_k||^2 is computed (None:
     the cheaper, see gram_is_cheaper).
     """
-    L, m = len(ht.weights), x.shape[-2]
-    alphas = [_layer(alpha, k) for k in range(L - 1)]
-    flags = [gram_is_cheaper(m, w.shape[0], w.shape[1]) if gram is None else gram for w in ht.weights]
-    return ResidualSq.apply(x, lam, ht, labels, form, alphas, flags)
+    return ResidualSq.apply(x, lam, ht, labels, form, layer_alphas(ht, alpha), gram_flags(ht, x.shape[-2], gram))
+
+
+def layer_alphas(ht: HeadTensors, alpha) -> list:
+    """The modified ReLU's slope per hidden layer, from one value or a list of them."""
+    return [_layer(alpha, k) for k in range(len(ht.weights) - 1)]
+
+
+def gram_flags(ht: HeadTensors, m: int, gram: bool | None = None) -> list[bool]:
+    """Per layer, whether ||G_k||^2 is computed from the m x m Gram matrices (None: where cheaper)."""
+    return [gram_is_cheaper(m, w.shape[0], w.shape[1]) if gram is None else gram for w in ht.weights]
 
 
 def gram_is_cheaper(m: int, width: int, fan_in: int) -> bool:
@@ -100,48 +106,3 @@ def preact_rms(ht: HeadTensors, x: torch.Tensor, chunk: int | None = None) -> li
         sq = [a + float(z.double().pow(2).sum()) for a, z in zip(sq, zs[:-1])]
         count += zs[0].shape[:-1].numel()
     return [max((a / count / w.shape[0]) ** 0.5, 1e-12) for a, w in zip(sq, ht.weights[:-1])]
-
-
-def lambda_penalty(lam: torch.Tensor, lambda_min, form: Form, weight: float = 5.0) -> torch.Tensor:
-    """5 * sum_j max(0, lambda_min - lambda_j)^2 per restart (none for regression's real lambdas)."""
-    if form == "regression":
-        return lam.new_zeros(lam.shape[0])
-    return weight * ((lambda_min - lam).clamp_min(0) ** 2).sum(-1)
-
-
-def prior_penalty(x: torch.Tensor, prior: str, frame: Frame, typical_norm, box) -> torch.Tensor:
-    """Domain prior per restart, in the space where it holds: the box on embeddings (head inputs
-    mapped back through the victim's frame), or (||x|| - typical norm)^2 on head inputs, whose
-    typical norm is measured in the same frame. The sphere is a projection (project_sphere_)."""
-    if prior == "box":
-        return _BoxPenalty.apply(x, frame.mean.to(x), None if frame.scale is None else frame.scale.to(x), *box)
-    if prior == "norm" and typical_norm:
-        return ((x.norm(dim=-1) - typical_norm) ** 2).sum(-1)
-    return x.new_zeros(x.shape[0])
-
-
-class _BoxPenalty(torch.autograd.Function):
-    """sum ||u - clamp(u, lo, hi)||^2 per restart, u = the head inputs x (R, m, d) in embedding space; the
-    gradient by hand (2 (u - clamp(u)) * scale): a few passes over (m, d) where autograd records a dozen."""
-
-    @staticmethod
-    def forward(ctx, x, mean, scale, lo, hi):
-        u = x * scale + mean if scale is not None else x + mean
-        excess = u.sub_(u.clamp(lo, hi))
-        ctx.save_for_backward(excess, scale)
-        return torch.linalg.vecdot(excess.flatten(-2), excess.flatten(-2))
-
-    @staticmethod
-    @torch.autograd.function.once_differentiable
-    def backward(ctx, gout):
-        excess, scale = ctx.saved_tensors
-        g = excess * (2 * gout).view(-1, *[1] * (excess.dim() - 1))
-        return (g.mul_(scale) if scale is not None else g), None, None, None, None
-
-
-@torch.no_grad()
-def project_sphere_(x: torch.Tensor, frame: Frame) -> None:
-    """Put head inputs back where their embeddings are unit-norm (normalised-embedding prior): along
-    the ray in embedding space, then through the frame again (exact for any centring and scaling)."""
-    u = frame.to_raw(x)
-    x.copy_(frame.apply(u / u.norm(dim=-1, keepdim=True).clamp_min(1e-12)))

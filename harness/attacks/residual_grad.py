@@ -23,81 +23,88 @@ import torch
 from harness.attacks.margins import output_coef
 
 
-class ResidualSq(torch.autograd.Function):
-    """residual (R,) of candidates x (R, m, d) and lambdas (R, m[, C]); first-order gradients only.
+def residual_forward(x, lam, ht, labels, form, alphas, gram) -> tuple[torch.Tensor, tuple]:
+    """The residual (R,) of candidates x (R, m, d) and lambdas (R, m[, C]), and what residual_backward needs.
     `alphas`: the modified ReLU's slope per hidden layer (floats or (R, 1, 1)); `gram`: per layer, whether
     ||G_k||^2 comes from the m x m Gram matrices (small m) or from G_k itself."""
+    ws, bs = ht.weights, ht.biases
+    L = len(ws)
+    acts, zs, slopes = [x], [], []
+    for k in range(L):
+        z = _affine(acts[k], ws[k], bs[k])
+        zs.append(z)
+        if k < L - 1:
+            a, s = _activate(ht.activation, z, alphas[k])
+            acts.append(a)
+            slopes.append(s)
+    c = output_coef(form, lam, labels, zs[-1])
+    deltas, ps = [None] * L, [None] * (L - 1)
+    deltas[-1] = c
+    for k in range(L - 1, 0, -1):
+        ps[k - 1] = deltas[k] @ ws[k]
+        deltas[k - 1] = ps[k - 1] * slopes[k - 1]
+    total = ht.theta_sq.to(x).expand(x.shape[0]).clone()
+    grams = []
+    for k in range(L):
+        use_gram = gram[k]
+        total -= 2 * _dot(zs[k], deltas[k])
+        if use_gram:
+            ga = acts[k] @ acts[k].transpose(-1, -2)
+            if bs[k] is not None:
+                ga += 1.0
+            gd = deltas[k] @ deltas[k].transpose(-1, -2)
+            total += _dot(ga, gd)
+            grams.append((ga, gd))
+        else:
+            g = deltas[k].transpose(-1, -2) @ acts[k]
+            gb = deltas[k].sum(-2) if bs[k] is not None else None
+            total += g.pow(2).sum((-1, -2)) + (gb.pow(2).sum(-1) if gb is not None else 0)
+            grams.append((g, gb))
+    return total, (ht, labels, form, alphas, gram, acts, zs, slopes, deltas, ps, grams, lam.shape)
+
+
+def residual_backward(state: tuple, gout: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The gradients in (x, lambda) of sum_r gout_r * residual_r, from residual_forward's state."""
+    ht, labels, form, alphas, gram, acts, zs, slopes, deltas, ps, grams, lam_shape = state
+    ws, bs, L = ht.weights, ht.biases, len(ht.weights)
+    gz: list[torch.Tensor | None] = [None] * L
+    carry = None  # what delta_{k-1} passes up to delta_k
+    for k in range(L):
+        gd = _delta_adjoint(grams[k], gram[k], acts[k], zs[k], deltas[k], bs[k] is not None)
+        if carry is not None:
+            gd += carry
+        if k < L - 1:
+            gp = gd * slopes[k]
+            carry = gp @ ws[k + 1].T
+            gz[k] = _z_adjoint(ht.activation, gd, gp, deltas[k], acts[k + 1], alphas[k])
+        else:
+            glam = _lambda_adjoint(form, gd, labels, zs[-1], lam_shape)
+    ga = None
+    for k in range(L - 1, -1, -1):
+        g = -2 * deltas[k] if gz[k] is None else gz[k]
+        if ga is not None:  # ga is the adjoint of acts[k + 1] = act(z_k)
+            g.addcmul_(ga, slopes[k])
+        ga = g @ ws[k]
+        if gram[k]:  # 2 (Delta Delta^T) A
+            ga.baddbmm_(grams[k][1], acts[k], alpha=2)
+        else:  # 2 Delta G
+            ga.baddbmm_(deltas[k], grams[k][0], alpha=2)
+    return ga.mul_(gout.view(-1, *[1] * (ga.dim() - 1))), glam.mul_(gout.view(-1, *[1] * (glam.dim() - 1)))
+
+
+class ResidualSq(torch.autograd.Function):
+    """residual_forward / residual_backward as an autograd function (first-order gradients only)."""
 
     @staticmethod
     def forward(ctx, x, lam, ht, labels, form, alphas, gram):
-        ws, bs = ht.weights, ht.biases
-        L = len(ws)
-        acts, zs, slopes = [x], [], []
-        for k in range(L):
-            z = _affine(acts[k], ws[k], bs[k])
-            zs.append(z)
-            if k < L - 1:
-                a, s = _activate(ht.activation, z, alphas[k])
-                acts.append(a)
-                slopes.append(s)
-        c = output_coef(form, lam, labels, zs[-1])
-        deltas, ps = [None] * L, [None] * (L - 1)
-        deltas[-1] = c
-        for k in range(L - 1, 0, -1):
-            ps[k - 1] = deltas[k] @ ws[k]
-            deltas[k - 1] = ps[k - 1] * slopes[k - 1]
-        total = ht.theta_sq.to(x).expand(x.shape[0]).clone()
-        grams = []
-        for k in range(L):
-            use_gram = gram[k]
-            total -= 2 * _dot(zs[k], deltas[k])
-            if use_gram:
-                ga = acts[k] @ acts[k].transpose(-1, -2)
-                if bs[k] is not None:
-                    ga += 1.0
-                gd = deltas[k] @ deltas[k].transpose(-1, -2)
-                total += _dot(ga, gd)
-                grams.append((ga, gd))
-            else:
-                g = deltas[k].transpose(-1, -2) @ acts[k]
-                gb = deltas[k].sum(-2) if bs[k] is not None else None
-                total += g.pow(2).sum((-1, -2)) + (gb.pow(2).sum(-1) if gb is not None else 0)
-                grams.append((g, gb))
-        ctx.state = (ht, labels, form, alphas, gram, acts, zs, slopes, deltas, ps, grams, lam.shape)
+        total, ctx.state = residual_forward(x, lam, ht, labels, form, alphas, gram)
         return total
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, gout):
-        ht, labels, form, alphas, gram, acts, zs, slopes, deltas, ps, grams, lam_shape = ctx.state
-        ctx.state = None
-        ws, bs, L = ht.weights, ht.biases, len(ht.weights)
-        gz: list[torch.Tensor | None] = [None] * L
-        carry = None  # what delta_{k-1} passes up to delta_k
-        for k in range(L):
-            gd = _delta_adjoint(grams[k], gram[k], acts[k], zs[k], deltas[k], bs[k] is not None)
-            if carry is not None:
-                gd += carry
-            if k < L - 1:
-                gp = gd * slopes[k]
-                carry = gp @ ws[k + 1].T
-                gz[k] = _z_adjoint(ht.activation, gd, gp, deltas[k], acts[k + 1], alphas[k])
-            else:
-                glam = _lambda_adjoint(form, gd, labels, zs[-1], lam_shape)
-        ga = None
-        for k in range(L - 1, -1, -1):
-            g = -2 * deltas[k] if gz[k] is None else gz[k]
-            if ga is not None:  # ga is the adjoint of acts[k + 1] = act(z_k)
-                g.addcmul_(ga, slopes[k])
-            ga = g @ ws[k]
-            if gram[k]:  # 2 (Delta Delta^T) A
-                ga.baddbmm_(grams[k][1], acts[k], alpha=2)
-            else:  # 2 Delta G
-                ga.baddbmm_(deltas[k], grams[k][0], alpha=2)
-        scale = gout.view(-1, *[1] * (acts[0].dim() - 1))
-        gx = ga * scale
-        glam = glam * gout.view(-1, *[1] * (glam.dim() - 1))
-        return gx, glam, None, None, None, None, None
+        state, ctx.state = ctx.state, None
+        return (*residual_backward(state, gout), None, None, None, None, None)
 
 
 def _affine(a, w, b):
