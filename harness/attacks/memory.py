@@ -62,10 +62,11 @@ def state_bytes(m: int, coords: int, out_dim: int, itemsize: int) -> int:
 
 
 def pass_bytes(m: int, layers: list[tuple[int, int]], input_dim: int, itemsize: int, full_input: bool) -> int:
-    """What one restart holds during a loss-and-gradient pass (autograd's saved tensors and the
-    backward's temporaries) for `layers` = (width, fan_in) of each layer, the first one's fan_in in the
-    candidates' coordinates: activations and signals per hidden layer, per layer the two Gram
-    matrices or G_k itself (whichever objective.py computes), and the full-input-space copy."""
+    """What one restart holds during a loss-and-gradient pass (the forward's saved tensors and the reverse
+    pass's temporaries: an upper bound, residual_grad.py holds fewer than autograd did) for `layers` =
+    (width, fan_in) of each layer, the first one's fan_in in the candidates' coordinates: activations and
+    signals per hidden layer, per layer the two Gram matrices or G_k itself (whichever objective.py
+    computes), and the full-input-space copy."""
     floats = 12 * m * sum(w for w, _ in layers[:-1]) + 4 * m * layers[0][1]
     floats += sum(11 * m * m if gram_is_cheaper(m, w, f) else 4 * w * f for w, f in layers)
     if full_input:  # the box prior works on candidates mapped back to the full input space
