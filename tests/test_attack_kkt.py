@@ -8,11 +8,11 @@ import pytest
 import torch
 
 from harness.attacks import make_attack
-from harness.attacks.kkt_reference import _double_copy, reference_kkt_loss
-from harness.attacks.margins import balanced_labels
-from harness.attacks.objective import HeadTensors, residual_sq
+from harness.attacks.base import Victim
 from harness.attacks.kkt import KKTFastParams, _Context
-from harness.attacks.margins import head_form
+from harness.attacks.kkt_reference import _double_copy, reference_kkt_loss
+from harness.attacks.margins import balanced_labels, head_form
+from harness.attacks.objective import HeadTensors, residual_sq
 from harness.attacks.penalties import lambda_penalty, prior_penalty
 from harness.diagnostics.oracle import oracle_residual
 from harness.heads.mlp import MLPHead
@@ -20,7 +20,6 @@ from harness.scoring.embedding import match
 from harness.specs.task import HeadRecipe
 from harness.victims.build import VictimData, attack_view, build_victim
 from harness.victims.frame import Frame
-from harness.attacks.base import Victim
 from harness.victims.spec import VictimSpec
 
 

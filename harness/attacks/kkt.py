@@ -23,7 +23,7 @@ from harness.attacks import memory, search
 from harness.attacks.base import Attack, AttackResult, RunRecord, Victim
 from harness.attacks.common import KKTParams, check_victim, default_typical_norm
 from harness.attacks.margins import balanced_labels, head_form
-from harness.attacks.objective import HeadTensors, gram_flags, preact_rms, residual_sq
+from harness.attacks.objective import HeadTensors, gram_flags, preact_rms
 from harness.attacks.penalties import lambda_penalty_grad, prior_penalty_grad, project_sphere_
 from harness.attacks.residual_grad import residual_backward, residual_forward
 from harness.attacks.priors import init_candidates, row_space
@@ -172,8 +172,7 @@ class _Context:
         """Relative residual, loss (+ lambda_min and prior penalties) and their gradients in (x, lambda), per
         restart, all written out (residual_grad.py, penalties.py): no autograd graph per iteration."""
         theta_sq = self.ht.theta_sq.to(x)
-        alphas = [alpha / s for s in self.zscale]
-        total, state = residual_forward(x, lam, self.ht, self.labels, self.form, alphas, self.gram)
+        total, state = residual_forward(x, lam, self.ht, self.labels, self.form, self.alphas(alpha), self.gram)
         gx, gl = residual_backward(state, (1 / theta_sq).expand(x.shape[0]))
         res = total / theta_sq
         scale = lam_scale.view(-1, *([1] * (lam.dim() - 1)))
@@ -197,8 +196,16 @@ class _Context:
 
     @torch.no_grad()
     def residuals(self, x, lam, lam_scale, lmin, alpha):
-        return torch.cat([residual_sq(self.ht, x[sl], lam[sl], self.labels, self.form, [alpha[sl] / s for s in self.zscale])
-                          / self.ht.theta_sq.to(x) for sl in memory.chunks(len(x), self.chunk)])
+        return torch.cat([self.residual(x[sl], lam[sl], alpha[sl]) / self.ht.theta_sq.to(x)
+                          for sl in memory.chunks(len(x), self.chunk)])
+
+    def residual(self, x, lam, alpha):
+        """||theta - G||^2 per restart (not relative), no gradient."""
+        return residual_forward(x, lam, self.ht, self.labels, self.form, self.alphas(alpha), self.gram)[0]
+
+    def alphas(self, alpha):
+        """The modified ReLU's slope per hidden layer: alpha (R, 1, 1) relative to each layer's RMS pre-activation."""
+        return [alpha / s for s in self.zscale]
 
     def full(self, x):
         """Candidates in input space (centred)."""
@@ -312,10 +319,10 @@ class _Context:
     def _fit_scale_chunk(self, x, alpha) -> torch.Tensor:
         R = x.shape[0]
         one = torch.ones(R, self.p.m, *self.lam_dim, dtype=x.dtype, device=x.device)
-        a = [alpha.view(-1, 1, 1) / s for s in self.zscale]
+        a = alpha.view(-1, 1, 1)
         f0 = self.ht.theta_sq.to(x)
-        f1 = residual_sq(self.ht, x, one, self.labels, self.form, a)
-        f2 = residual_sq(self.ht, x, 2 * one, self.labels, self.form, a)
+        f1 = self.residual(x, one, a)
+        f2 = self.residual(x, 2 * one, a)
         bq = (f2 - 2 * f1 + f0) / 2
         aq = (f0 - f1 + bq) / 2
         s = (aq / bq.clamp_min(1e-30)).abs()

@@ -18,7 +18,6 @@ from dataclasses import dataclass
 import torch
 
 from harness.attacks.margins import Form
-from harness.attacks.modified_relu import attack_activation
 from harness.attacks.residual_grad import ResidualSq
 from harness.heads.mlp import MLPHead
 
@@ -41,18 +40,17 @@ class HeadTensors:
         )
         return cls(ws, bs, torch.tensor(sq, dtype=torch.float64), head.activation)
 
-    def forward(self, x: torch.Tensor, alpha) -> tuple[list, list, torch.Tensor]:
-        """Pre-activations z_k and inputs a_k of every layer, and the output."""
-        zs, acts, a = [], [x], x
+    def forward(self, x: torch.Tensor) -> tuple[list, list, torch.Tensor]:
+        """Pre-activations z_k and inputs a_k of every layer, and the output (the modified ReLU's value is
+        the ReLU's: its slope only changes what the attack backpropagates, residual_grad.py)."""
+        zs, acts = [], [x]
         L = len(self.weights)
         for k, (w, b) in enumerate(zip(self.weights, self.biases)):
-            z = a @ w.T
-            if b is not None:
-                z = z + b
+            a = acts[k]
+            z = a @ w.T if b is None else torch.addmm(b, a.flatten(0, -2), w.T).view(*a.shape[:-1], w.shape[0])
             zs.append(z)
             if k < L - 1:
-                a = attack_activation(self.activation, z, _layer(alpha, k))
-                acts.append(a)
+                acts.append(z.clamp_min(0) if self.activation == "relu" else torch.tanh(z))
         return zs, acts, zs[-1]
 
 
@@ -102,7 +100,7 @@ def preact_rms(ht: HeadTensors, x: torch.Tensor, chunk: int | None = None) -> li
     divides by; computed `chunk` restarts at a time (the same value up to rounding)."""
     sq, count = [0.0] * (len(ht.weights) - 1), 0
     for s in range(0, len(x), chunk or len(x)):
-        zs, _, _ = ht.forward(x[s : s + (chunk or len(x))], 1.0)
+        zs, _, _ = ht.forward(x[s : s + (chunk or len(x))])
         sq = [a + float(z.double().pow(2).sum()) for a, z in zip(sq, zs[:-1])]
         count += zs[0].shape[:-1].numel()
     return [max((a / count / w.shape[0]) ** 0.5, 1e-12) for a, w in zip(sq, ht.weights[:-1])]

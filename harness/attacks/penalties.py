@@ -38,9 +38,7 @@ def prior_penalty(x: torch.Tensor, prior: str, frame: Frame, typical_norm, box) 
 def prior_penalty_grad(x: torch.Tensor, prior: str, frame: Frame, typical_norm, box) -> tuple[torch.Tensor, torch.Tensor | None]:
     """prior_penalty and its gradient in x, written out (None where the prior adds no penalty)."""
     if prior == "box":
-        scale = None if frame.scale is None else frame.scale.to(x)
-        pen, excess = _box_excess(x, frame.mean.to(x), scale, *box)
-        return pen, excess.mul_(2) if scale is None else excess.mul_(scale).mul_(2)
+        return _box_grad(x, frame.mean.to(x), None if frame.scale is None else frame.scale.to(x), *box)
     if prior == "norm" and typical_norm:
         norm = x.norm(dim=-1, keepdim=True)
         off = norm - typical_norm
@@ -48,29 +46,30 @@ def prior_penalty_grad(x: torch.Tensor, prior: str, frame: Frame, typical_norm, 
     return x.new_zeros(x.shape[0]), None
 
 
-def _box_excess(x, mean, scale, lo, hi):
-    """u - clamp(u, lo, hi) for u = x in embedding space, and its squared norm per restart."""
+def _box_grad(x, mean, scale, lo, hi):
+    """sum ||u - clamp(u, lo, hi)||^2 per restart for u = x in embedding space, and its gradient in x:
+    2 (u - clamp(u)) * scale."""
     u = x * scale + mean if scale is not None else x + mean
     excess = u.sub_(u.clamp(lo, hi))
-    return torch.linalg.vecdot(excess.flatten(-2), excess.flatten(-2)), excess
+    pen = torch.linalg.vecdot(excess.flatten(-2), excess.flatten(-2))
+    return pen, excess.mul_(2) if scale is None else excess.mul_(scale).mul_(2)
 
 
 class _BoxPenalty(torch.autograd.Function):
-    """sum ||u - clamp(u, lo, hi)||^2 per restart (u: x in embedding space), its gradient 2 excess * scale by
-    hand: a few passes over (m, d) where autograd records a dozen."""
+    """_box_grad's penalty as an autograd function (its gradient by hand: a few passes over (m, d) where
+    autograd records a dozen)."""
 
     @staticmethod
     def forward(ctx, x, mean, scale, lo, hi):
-        pen, excess = _box_excess(x, mean, scale, lo, hi)
-        ctx.save_for_backward(excess, scale)
+        pen, grad = _box_grad(x, mean, scale, lo, hi)
+        ctx.save_for_backward(grad)
         return pen
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, gout):
-        excess, scale = ctx.saved_tensors
-        g = excess * (2 * gout).view(-1, *[1] * (excess.dim() - 1))
-        return (g.mul_(scale) if scale is not None else g), None, None, None, None
+        (grad,) = ctx.saved_tensors
+        return grad * gout.view(-1, *[1] * (grad.dim() - 1)), None, None, None, None
 
 
 @torch.no_grad()

@@ -29,14 +29,8 @@ def residual_forward(x, lam, ht, labels, form, alphas, gram) -> tuple[torch.Tens
     ||G_k||^2 comes from the m x m Gram matrices (small m) or from G_k itself."""
     ws, bs = ht.weights, ht.biases
     L = len(ws)
-    acts, zs, slopes = [x], [], []
-    for k in range(L):
-        z = _affine(acts[k], ws[k], bs[k])
-        zs.append(z)
-        if k < L - 1:
-            a, s = _activate(ht.activation, z, alphas[k])
-            acts.append(a)
-            slopes.append(s)
+    zs, acts, _ = ht.forward(x)
+    slopes = [_slope(ht.activation, zs[k], acts[k + 1], alphas[k]) for k in range(L - 1)]
     c = output_coef(form, lam, labels, zs[-1])
     deltas, ps = [None] * L, [None] * (L - 1)
     deltas[-1] = c
@@ -107,16 +101,10 @@ class ResidualSq(torch.autograd.Function):
         return (*residual_backward(state, gout), None, None, None, None, None)
 
 
-def _affine(a, w, b):
-    return a @ w.T if b is None else torch.addmm(b, a.flatten(0, -2), w.T).view(*a.shape[:-1], w.shape[0])
-
-
-def _activate(name: str, z, alpha):
-    """The activation's value and the derivative the attack backpropagates through it."""
-    if name == "relu":
-        return z.clamp_min(0), (z * alpha).sigmoid_()
-    a = torch.tanh(z)
-    return a, 1 - a * a
+def _slope(name: str, z, a, alpha):
+    """The derivative the attack backpropagates through the activation a = act(z): the modified ReLU's
+    sigmoid(alpha z), tanh's 1 - tanh(z)^2."""
+    return (z * alpha).sigmoid_() if name == "relu" else 1 - a * a
 
 
 def _z_adjoint(name: str, gd, gp, delta, a, alpha):
