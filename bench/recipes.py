@@ -177,6 +177,17 @@ def scale_case(seed: int) -> None:
             f"{time.perf_counter() - t0:.0f}s")
 
 
+def split_names(data: str) -> list[str]:
+    """The --data comma list as data names ('fortunes:a,b' holds a comma of its own)."""
+    names: list[str] = []
+    for it in (x for x in data.split(",") if x):
+        if names and names[-1].startswith("fortunes:") and names[-1].count(",") == 0:
+            names[-1] += "," + it
+        else:
+            names.append(it)
+    return names
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", default="sst2,fortunes:science,politics,cifar",
@@ -189,12 +200,7 @@ def main(argv=None) -> int:
     ap.add_argument("--threads", type=int, default=1)
     a = ap.parse_args(argv)
     torch.set_num_threads(a.threads)
-    names, items = [], [x for x in a.data.split(",") if x]
-    for it in items:  # 'fortunes:a,b' holds a comma of its own
-        if names and names[-1].startswith("fortunes:") and names[-1].count(",") == 0:
-            names[-1] += "," + it
-        else:
-            names.append(it)
+    names = split_names(a.data)
     say(f"== recipes x data, {a.n} members per class, seeds {a.seeds}; text attack {TEXT_ATTACK}, pixel attack {PIXEL_ATTACK}")
     say(f"  {'data':<26} {'recipe':<27} {'active':>6} {'oracle':>8} {'search':>8} {'planted':>12} {'TPR':>6} {'members':>10} "
         f"{'disjoint null':>18} {'acc':>5} {'time':>7}")
