@@ -65,7 +65,11 @@ def say(*a):
 
 
 def load(name: str, n: int, seed: int) -> dict | None:
-    return pixel_set([1, 3], n, 400, seed) if name == "cifar" else text_set(name, n, 400, seed)
+    """'cifar' (automobile vs cat) or 'cifar:A,B' (CIFAR-10 class indices), else a text set (attack_data.text_set)."""
+    if name.split(":")[0] == "cifar":
+        classes = [int(c) for c in name.split(":")[1].split(",")] if ":" in name else [1, 3]
+        return pixel_set(classes, n, 400, seed)
+    return text_set(name, n, 400, seed)
 
 
 def embedded(d: dict) -> Embedded:
@@ -178,10 +182,10 @@ def scale_case(seed: int) -> None:
 
 
 def split_names(data: str) -> list[str]:
-    """The --data comma list as data names ('fortunes:a,b' holds a comma of its own)."""
+    """The --data comma list as data names ('fortunes:a,b' and 'cifar:A,B' hold a comma of their own)."""
     names: list[str] = []
     for it in (x for x in data.split(",") if x):
-        if names and names[-1].startswith("fortunes:") and names[-1].count(",") == 0:
+        if names and ":" in names[-1] and names[-1].count(",") == 0:
             names[-1] += "," + it
         else:
             names.append(it)
@@ -191,7 +195,7 @@ def split_names(data: str) -> list[str]:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", default="sst2,fortunes:science,politics,cifar",
-                    help="comma list of: sst2, fortunes:CAT_A,CAT_B (Debian's fortunes), cifar")
+                    help="comma list of: sst2, fortunes:CAT_A,CAT_B (Debian's fortunes), cifar or cifar:A,B (class indices)")
     ap.add_argument("--recipes", default=",".join(RECIPES), help=f"comma list of {', '.join(RECIPES)}")
     ap.add_argument("--pixel-recipes", default="none+paper,standardize+paper,standardize+sklearn-mlp")
     ap.add_argument("--n", type=int, default=10, help="members per class")
@@ -206,7 +210,7 @@ def main(argv=None) -> int:
         f"{'disjoint null':>18} {'acc':>5} {'time':>7}")
     for seed in (int(s) for s in a.seeds.split(",")):
         for name in names:
-            pixels = name == "cifar"
+            pixels = name.split(":")[0] == "cifar"
             d = load(name, a.n, seed)
             if d is None:
                 say(f"  {name}: data not available here; skipped")

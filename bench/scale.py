@@ -2,10 +2,11 @@
 
     python bench/scale.py [--part table,cost] [--cases pixels,text] [--ns 20,50,100] [--seconds-per-member 36]
                           [--null-share 1.0] [--cost-ms 40,100,200,500,1000] [--cost-restarts 1] [--devices cpu]
+                          [--pixel-optimizer gd|lbfgs] [--pixel-steps N] [--pixel-classes 1,3]
 
 table: per case and n (members in all, half per class) one victim built by the harness's victim builder
-  (bench/recipes.py: pixels = CIFAR-10 automobile vs cat, identity backbone, 3072-1000-1, none+paper with
-  full-batch GD, lr 0.5 for 6000 steps; text = MiniLM / SST-2, 384-1000-1, standardize+paper) and its disjoint null,
+  (bench/recipes.py: pixels = CIFAR-10 automobile vs cat (--pixel-classes), identity backbone, 3072-1000-1,
+  none+paper with full-batch GD, lr 0.5 for 6000 steps, or --pixel-optimizer lbfgs; text = MiniLM / SST-2, 384-1000-1, standardize+paper) and its disjoint null,
   each attacked by the harness's attack stage with m = 2n candidates and a budget of a fixed number of
   seconds per member; it prints members reconstructed (SSIM > 0.4 / cosine > 0.8), TPR@1%FPR, the null,
   seconds and peak memory (RSS, or CUDA max allocated where the attack runs on a GPU).
@@ -43,10 +44,18 @@ CASES = {"pixels": ("cifar", "none+paper"), "text": ("sst2", "standardize+paper"
 # The pixel bench's GD recipe (lr 1.0, 3000 steps) diverges at n = 100 (weights 4e19 by step 61); at half the
 # step and twice the steps (the same gradient-flow time) it trains at every n here: one recipe for every n.
 PIXEL_HEAD = recipes.PIXEL_HEAD.model_copy(update={"lr": 0.5, "max_steps": 6000})
+LBFGS_STEPS = 300  # a pixel victim trained by L-BFGS (lr 1): 300 outer steps of up to 20 iterations
 HAIM_N500 = ("Haim et al. 2022 trained binary CIFAR-10 MLPs on 500 images (250 per class) and report that a large "
              "portion of them can be reconstructed; docs/algorithms.md gives no count of their SSIM > 0.4 members")
 TARGET = (100, 0.5, 60)  # issue 15, on a CPU: n = 100 pixels, >= 50% of members at SSIM > 0.4 within 60 minutes
 say = recipes.say
+
+
+def pixel_head(optimizer: str = "gd", steps: int | None = None):
+    """The pixel victims' head recipe: full-batch GD (PIXEL_HEAD) or L-BFGS to the same stationarity test."""
+    if optimizer == "lbfgs":
+        return PIXEL_HEAD.model_copy(update={"optimizer": "lbfgs", "lr": 1.0, "max_steps": steps or LBFGS_STEPS})
+    return PIXEL_HEAD.model_copy(update={"max_steps": steps or PIXEL_HEAD.max_steps})
 
 
 def budget(pixels: bool, n: int, seconds_per_member: float, share: float = 1.0) -> dict:
@@ -56,9 +65,12 @@ def budget(pixels: bool, n: int, seconds_per_member: float, share: float = 1.0) 
     return {**base, "brackets": 10_000, "time_budget_s": n * seconds_per_member * share}
 
 
-def row(case: str, n: int, seed: int, spm: float, null_share: float, pixel_head=PIXEL_HEAD) -> dict | None:
+def row(case: str, n: int, seed: int, spm: float, null_share: float, pixel_head=PIXEL_HEAD,
+        pixel_classes: str = "1,3") -> dict | None:
     data, recipe = CASES[case]
     pixels = case == "pixels"
+    if pixels:
+        data = f"cifar:{pixel_classes}"
     d = recipes.load(data, n // 2, seed)
     if d is None:
         say(f"  {case} n={n}: data not available here; skipped")
@@ -80,7 +92,9 @@ def row(case: str, n: int, seed: int, spm: float, null_share: float, pixel_head=
                      "work": work, "m": params["m"], "runs": len(res.runs), "budget_s": params["time_budget_s"],
                      "device": res.runs[0].settings.get("device", "cpu") if res.runs else "-"}
         o = out[kind]
-        say(f"  {case} n={n} {kind}: trained in {train_s:.0f}s (oracle residual {o['oracle']:.3g}, active {o['active'] or 0:.2f}, "
+        rec = f"{data} {recipe}" + (f" {head.optimizer} lr {head.lr:g} x {v.report.steps} steps ({v.report.stopped_by}, "
+                                    f"grad {v.report.grad_norm:.1e})" if v.report else "")
+        say(f"  {case} n={n} {kind} [{rec}]: trained in {train_s:.0f}s (oracle residual {o['oracle']:.3g}, active {o['active'] or 0:.2f}, "
             f"test acc {o['test_acc']:.2f}); attack {o['attack_s']:.0f}s of {o['budget_s']:.0f}s on {o['device']}, m {o['m']}, "
             f"{o['runs']} restarts, {work} restart-iterations, best residual {o['best_loss']:.3g}; "
             f"{o['good']}/{n} reconstructed, TPR {o['tpr_']:.2f}; peak {pm.kind} {pm.peak_mib:.0f} MiB (+{pm.extra_mib:.0f})")
@@ -189,7 +203,12 @@ def main(argv=None) -> int:
     ap.add_argument("--cost-restarts", type=int, default=1)
     ap.add_argument("--cost-seconds", type=float, default=10.0, help="seconds of iterations per cost point (at least one)")
     ap.add_argument("--devices", default=None, help="cost part: comma list of cpu, cuda (default: cuda if present, else cpu)")
-    ap.add_argument("--pixel-steps", type=int, default=PIXEL_HEAD.max_steps, help="GD steps of the pixel victims")
+    ap.add_argument("--pixel-steps", type=int, default=None,
+                    help=f"steps of the pixel victims' training (default {PIXEL_HEAD.max_steps} GD steps, "
+                         f"{LBFGS_STEPS} L-BFGS steps)")
+    ap.add_argument("--pixel-optimizer", default="gd", choices=("gd", "lbfgs"),
+                    help="the pixel victims' full-batch optimizer (lbfgs: lr 1, up to 20 inner iterations a step)")
+    ap.add_argument("--pixel-classes", default="1,3", help="the two CIFAR-10 classes of the pixel case (1,3: automobile vs cat)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1, help="torch threads (1 on a shared CPU machine)")
     ap.add_argument("--cost-point", default=None, help=argparse.SUPPRESS)  # m,restarts,seconds,device: one point, as JSON
@@ -215,8 +234,8 @@ def main(argv=None) -> int:
         for n in ns:
             for case in [c for c in a.cases.split(",") if c]:
                 t = time.perf_counter()
-                r = row(case, n, a.seed, a.seconds_per_member, a.null_share,
-                        PIXEL_HEAD.model_copy(update={"max_steps": a.pixel_steps}))
+                r = row(case, n, a.seed, a.seconds_per_member, a.null_share, pixel_head(a.pixel_optimizer, a.pixel_steps),
+                        a.pixel_classes)
                 if r:
                     rows.append(r)
                     say(f"   ({case} n={n} took {time.perf_counter() - t:.0f}s)")

@@ -74,3 +74,16 @@ def test_gpu_script_parses_and_runs_its_entries_at_tiny_sizes(tmp_path):
     assert got.returncode == 0, got.stdout[-3000:] + got.stderr[-3000:]
     log = (tmp_path / "gpu.log").read_text()
     assert "== cost" in log and "== scale table" in log and "members at SSIM > 0.4" in log
+
+
+def test_data_names_classes_and_pixel_victim_recipes(monkeypatch):
+    assert recipes.split_names("sst2,fortunes:a,b,cifar:0,2,cifar") == ["sst2", "fortunes:a,b", "cifar:0,2", "cifar"]
+    seen = []
+    monkeypatch.setattr(recipes, "pixel_set", lambda classes, n, non, seed: seen.append(classes) or {})
+    recipes.load("cifar:0,2", 5, 0)
+    recipes.load("cifar", 5, 0)
+    assert seen == [[0, 2], [1, 3]]
+    lb, gd = scale.pixel_head("lbfgs"), scale.pixel_head("gd", 123)
+    assert (lb.optimizer, lb.lr, lb.max_steps) == ("lbfgs", 1.0, scale.LBFGS_STEPS)
+    assert (gd.optimizer, gd.lr, gd.max_steps) == ("gd", scale.PIXEL_HEAD.lr, 123)
+    assert lb.weight_decay == gd.weight_decay == scale.PIXEL_HEAD.weight_decay  # the same stationary point
