@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import json
 import sys
 import time
 import warnings
@@ -116,9 +117,9 @@ def attack_scored(v, head: HeadRecipe, d: dict, pixels: bool, params: dict):
     return out, res
 
 
-def one(d: dict, spec: VictimSpec, pixels: bool, seed: int, kind: str) -> dict:
+def one(d: dict, spec: VictimSpec, pixels: bool, seed: int, kind: str, attack: dict | None = None) -> dict:
     v, head, train_s = victim(d, spec, pixels, seed, kind)
-    params = attack_params(pixels, len(d["members"]), seed)
+    params = {**attack_params(pixels, len(d["members"]), seed), **(attack or {})}
     out, _ = attack_scored(v, head, d, pixels, params)
     out["train_s"] = train_s
     if kind == "real" and not v.linear:
@@ -202,10 +203,13 @@ def main(argv=None) -> int:
     ap.add_argument("--seeds", default="0")
     ap.add_argument("--scale", action="store_true", help="also the x20 before/after case")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--attack", type=json.loads, default={},
+                    help='kkt settings over the bench\'s, as JSON (e.g. \'{"restarts": 32, "recombine": 0.5}\')')
     a = ap.parse_args(argv)
     torch.set_num_threads(a.threads)
     names = split_names(a.data)
-    say(f"== recipes x data, {a.n} members per class, seeds {a.seeds}; text attack {TEXT_ATTACK}, pixel attack {PIXEL_ATTACK}")
+    say(f"== recipes x data, {a.n} members per class, seeds {a.seeds}; text attack {TEXT_ATTACK}, pixel attack {PIXEL_ATTACK}"
+        + (f", with {a.attack}" if a.attack else ""))
     say(f"  {'data':<26} {'recipe':<27} {'active':>6} {'oracle':>8} {'search':>8} {'planted':>12} {'TPR':>6} {'members':>10} "
         f"{'disjoint null':>18} {'acc':>5} {'time':>7}")
     for seed in (int(s) for s in a.seeds.split(",")):
@@ -219,8 +223,8 @@ def main(argv=None) -> int:
             for rname in [r for r in recipes.split(",") if r]:
                 spec = RECIPES[rname]
                 try:
-                    r = one(d, spec, pixels, seed, "real")
-                    nr = None if r["linear"] else one(d, spec, pixels, seed, "null")
+                    r = one(d, spec, pixels, seed, "real", a.attack)
+                    nr = None if r["linear"] else one(d, spec, pixels, seed, "null", a.attack)
                 except Exception as exc:  # noqa: BLE001 - a recipe that cannot run here is a row, not a crash
                     say(f"  {name:<26} {rname:<27} failed: {type(exc).__name__}: {exc}")
                     continue

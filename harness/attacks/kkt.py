@@ -27,6 +27,7 @@ from harness.attacks.objective import HeadTensors, gram_flags, preact_rms
 from harness.attacks.penalties import lambda_penalty_grad, prior_penalty_grad, project_sphere_
 from harness.attacks.residual_grad import residual_backward, residual_forward
 from harness.attacks.priors import init_candidates, row_space
+from harness.attacks.recombine import Pool
 from harness.attacks.restart_optim import RestartOptimizer
 from harness.victims.frame import Frame
 
@@ -52,6 +53,9 @@ class KKTFastParams(KKTParams):
     eta: int = Field(2, ge=2, description="keep 1/eta of the restarts at each rung")
     brackets: int = Field(1, ge=1, description="rounds of restarts; later rounds reuse good settings")
     dtype: Literal["float32", "float64"] = Field("float32", description="precision of the search")
+    recombine: float = Field(
+        0.0, ge=0, le=1, description="in brackets after the first, the share of restarts started from earlier restarts' "
+        "candidates (recombine.py); 0: every restart from `init`")
     keep: Literal["survivors", "all"] = Field("survivors", description="candidates of pruned restarts too ('all'), or not")
     device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$", description="auto: the first CUDA device if present, else cpu")
     memory_budget_gb: float | None = Field(
@@ -101,6 +105,10 @@ class KKT(Attack):
             br_runs, br_out = ctx.bracket(len(runs), lr, gen, bar, t0)
             runs += br_runs
             out += br_out
+            ok_ids = {r.run_id for r in br_runs if r.status == "ok"}
+            for xk, lk, i in br_out:
+                if p.recombine > 0 and i in ok_ids:
+                    ctx.pool.add(xk, lk, ctx.labels.cpu())
             ok = [r for r in br_runs if r.status == "ok"]
             if ok:
                 ok.sort(key=lambda r: r.final_loss)
@@ -151,6 +159,8 @@ class _Context:
         self.lam_dim = (victim.head.out_dim,) if form == "regression" else ()
         self.gram = gram_flags(self.ht, p.m)
         self.start: torch.Tensor | None = None
+        self.pool = Pool()
+        self.recombined = 0  # restarts of the current bracket started from the pool (the first ones)
         self.chunk = self._chunk()
         self.chunk_note = "" if self.mem_chunk >= p.restarts else (
             f"kkt: {p.restarts} restarts x m {p.m} do not fit the memory budget at once "
@@ -232,6 +242,9 @@ class _Context:
         cpu = lambda t: None if t is None else t.cpu()  # noqa: E731
         x = init_candidates(self.p.init, cpu(self.ht_full.weights[0]), cpu(self.ht.weights[1]), cpu(self.labels),
                             self.form, R, self.p.init_scale * self.typ, cpu(self.basis), gen)
+        self.recombined = round(self.p.recombine * R) if len(self.pool) else 0
+        for r in range(self.recombined):
+            x[r] = self.pool.draw(x[r], cpu(self.labels), gen)
         return x.to(self.dev)
 
     def bracket(self, first_id: int, lr: torch.Tensor, gen, bar, t0):
@@ -252,7 +265,8 @@ class _Context:
         step = lr.to(dev, dt)
         opt = RestartOptimizer(p.optimizer, p.momentum, [x, lam], [step * self.typ, step * lam_scale.abs()])
         settings = {int(i): {"lr": float(lr[k]), "alpha_start": p.alpha_start, "alpha_end": p.alpha_end,
-                             "lambda_min": p.lambda_min, "init": p.init, "lambda_scale": float(lam_scale[k]),
+                             "lambda_min": p.lambda_min, "init": "recombined" if k < self.recombined else p.init,
+                             "lambda_scale": float(lam_scale[k]),
                              "subspace_rank": None if self.basis is None else int(self.basis.shape[1]),
                              "optimizer": opt.optimizer_of(k), "device": str(dev), "restart_chunk": min(self.chunk, R)}
                     for k, i in enumerate(ids)}
