@@ -66,7 +66,7 @@ def budget(pixels: bool, n: int, seconds_per_member: float, share: float = 1.0) 
 
 
 def row(case: str, n: int, seed: int, spm: float, null_share: float, pixel_head=PIXEL_HEAD,
-        pixel_classes: str = "1,3") -> dict | None:
+        pixel_classes: str = "1,3", real_share: float = 1.0) -> dict | None:
     data, recipe = CASES[case]
     pixels = case == "pixels"
     if pixels:
@@ -76,8 +76,8 @@ def row(case: str, n: int, seed: int, spm: float, null_share: float, pixel_head=
         say(f"  {case} n={n}: data not available here; skipped")
         return None
     out = {"case": case, "n": n}
-    for kind, share in (("real", 1.0), ("null", null_share)):
-        if share <= 0:  # no null victim (--null-share 0)
+    for kind, share in (("real", real_share), ("null", null_share)):
+        if share <= 0:  # no null victim (--null-share 0) or only the null (--real-share 0)
             continue
         v, head, train_s = recipes.victim(d, recipes.RECIPES[recipe], pixels, seed, kind, pixel_head if pixels else None)
         if not all(bool(torch.isfinite(p).all()) for p in v.head.parameters()):
@@ -199,6 +199,7 @@ def main(argv=None) -> int:
     ap.add_argument("--ns", default=None, help="members in all (default 20,50,100; also 250,500 with CUDA)")
     ap.add_argument("--seconds-per-member", type=float, default=36.0, help="attack budget per member (real victim)")
     ap.add_argument("--null-share", type=float, default=1.0, help="the null victim's budget as a share of the real one's (0: no null)")
+    ap.add_argument("--real-share", type=float, default=1.0, help="the real victim's budget as a share (0: the null victim only)")
     ap.add_argument("--cost-ms", default="40,100,200,500,1000")
     ap.add_argument("--cost-restarts", type=int, default=1)
     ap.add_argument("--cost-seconds", type=float, default=10.0, help="seconds of iterations per cost point (at least one)")
@@ -235,7 +236,9 @@ def main(argv=None) -> int:
             for case in [c for c in a.cases.split(",") if c]:
                 t = time.perf_counter()
                 r = row(case, n, a.seed, a.seconds_per_member, a.null_share, pixel_head(a.pixel_optimizer, a.pixel_steps),
-                        a.pixel_classes)
+                        a.pixel_classes, a.real_share)
+                if r and "real" not in r:  # the null victim only: its own line above is the result
+                    continue
                 if r:
                     rows.append(r)
                     say(f"   ({case} n={n} took {time.perf_counter() - t:.0f}s)")
