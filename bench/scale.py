@@ -242,7 +242,8 @@ def main(argv=None) -> int:
                 if r:
                     rows.append(r)
                     say(f"   ({case} n={n} took {time.perf_counter() - t:.0f}s)")
-        table(rows, a.seconds_per_member, a.null_share)
+        if rows:  # (--real-share 0: the null victims' own lines are the result)
+            table(rows, a.seconds_per_member, a.null_share)
     return 0
 
 
