@@ -30,9 +30,8 @@ warnings.filterwarnings("ignore")
 
 import recipes  # noqa: E402
 
-from harness.heads.mlp import MLPHead  # noqa: E402
 from harness.scoring.embedding import match  # noqa: E402
-from harness.victims.trainers.base import glorot_  # noqa: E402
+from harness.victims.trainers.sklearn_mlp import SklearnMLP  # noqa: E402
 
 say = recipes.say
 
@@ -75,8 +74,8 @@ def one(name: str, n: int, seed: int, iterations: int) -> None:
     if len(v.head.layers) != 2:
         say(f"  {name}: {len(v.head.layers) - 1} hidden layers; this bench takes one")
         return
-    sizes = [v.head.layers[0].in_features, v.head.layers[0].out_features, v.head.layers[1].out_features]
-    init = glorot_(MLPHead(sizes, bias="all"), torch.Generator().manual_seed(seed))  # the trainer's first draws
+    trainer = SklearnMLP(v.recipe.params)  # the victim's own trainer rebuilds its starting head from the seed
+    init = trainer.initial_head(v.head.in_dim, v.head.out_dim, torch.Generator().manual_seed(seed))
     params = [p.detach().double() for p in v.head.parameters()]
     theta = torch.cat([p.flatten() for p in params])
     delta = theta - torch.cat([p.detach().double().flatten() for p in init.parameters()])

@@ -65,9 +65,14 @@ def say(*a):
     print(*a, flush=True)
 
 
+def is_pixels(name: str) -> bool:
+    """'cifar' and 'cifar:A,B' are pixel data; every other name is a text set."""
+    return name.split(":")[0] == "cifar"
+
+
 def load(name: str, n: int, seed: int) -> dict | None:
     """'cifar' (automobile vs cat) or 'cifar:A,B' (CIFAR-10 class indices), else a text set (attack_data.text_set)."""
-    if name.split(":")[0] == "cifar":
+    if is_pixels(name):
         classes = [int(c) for c in name.split(":")[1].split(",")] if ":" in name else [1, 3]
         return pixel_set(classes, n, 400, seed)
     return text_set(name, n, 400, seed)
@@ -214,7 +219,7 @@ def main(argv=None) -> int:
         f"{'disjoint null':>18} {'acc':>5} {'time':>7}")
     for seed in (int(s) for s in a.seeds.split(",")):
         for name in names:
-            pixels = name.split(":")[0] == "cifar"
+            pixels = is_pixels(name)
             d = load(name, a.n, seed)
             if d is None:
                 say(f"  {name}: data not available here; skipped")

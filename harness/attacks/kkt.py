@@ -105,11 +105,11 @@ class KKT(Attack):
             br_runs, br_out = ctx.bracket(len(runs), lr, gen, bar, t0)
             runs += br_runs
             out += br_out
-            ok_ids = {r.run_id for r in br_runs if r.status == "ok"}
-            for xk, lk, i in br_out:
-                if p.recombine > 0 and i in ok_ids:
-                    ctx.pool.add(xk, lk, ctx.labels.cpu())
             ok = [r for r in br_runs if r.status == "ok"]
+            if p.recombine > 0:
+                ok_ids = {r.run_id for r in ok}
+                for xk, lk, i in (o for o in br_out if o[2] in ok_ids):
+                    ctx.pool.add(xk, lk, ctx.labels.cpu())
             if ok:
                 ok.sort(key=lambda r: r.final_loss)
                 best_lr = torch.tensor([r.settings["lr"] for r in ok[: max(1, len(ok) // 2)]], dtype=torch.float64)

@@ -50,7 +50,7 @@ class Pool:
             return out
         for c in labels.unique().tolist():
             slots = torch.nonzero(labels == c).flatten()
-            mine = torch.nonzero(self.labels.to(labels.device) == c).flatten().cpu()
+            mine = torch.nonzero(self.labels == c).flatten()
             if len(mine) == 0:
                 continue
             w = self.weight[mine]

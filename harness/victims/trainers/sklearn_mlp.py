@@ -35,11 +35,15 @@ class SklearnMLP(Trainer):
     name = "sklearn-mlp"
     Params = SklearnParams
 
+    def initial_head(self, in_dim: int, out_dim: int, gen: torch.Generator) -> MLPHead:
+        """The head before training: Glorot weights and biases, the generator's first draws."""
+        return glorot_(MLPHead([in_dim, *self.params.hidden, out_dim], bias="all"), gen)
+
     def fit(self, x, labels, num_classes, head: HeadRecipe, seed, progress, val) -> Fitted:
         p: SklearnParams = self.params
         t0 = time.perf_counter()
         gen = torch.Generator().manual_seed(seed)
-        model = glorot_(MLPHead([x.shape[1], *p.hidden, output_dim(head.loss, num_classes)], bias="all"), gen)
+        model = self.initial_head(x.shape[1], output_dim(head.loss, num_classes), gen)
         opt = torch.optim.Adam(model.parameters(), lr=p.lr, betas=(0.9, 0.999), eps=1e-8)
         target = targets_for(head.loss, labels, num_classes)
         n, bs = len(x), min(p.batch_size, len(x))
