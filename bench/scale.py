@@ -66,7 +66,7 @@ def budget(pixels: bool, n: int, seconds_per_member: float, share: float = 1.0) 
 
 
 def row(case: str, n: int, seed: int, spm: float, null_share: float, pixel_head=PIXEL_HEAD,
-        pixel_classes: str = "1,3", real_share: float = 1.0) -> dict | None:
+        pixel_classes: str = "1,3", real_share: float = 1.0, attack: dict | None = None) -> dict | None:
     data, recipe = CASES[case]
     pixels = case == "pixels"
     if pixels:
@@ -83,16 +83,16 @@ def row(case: str, n: int, seed: int, spm: float, null_share: float, pixel_head=
         if not all(bool(torch.isfinite(p).all()) for p in v.head.parameters()):
             say(f"  {case} n={n} {kind}: victim training diverged ({v.report.stopped_by} after {v.report.steps} steps); no attack")
             return None
-        params = recipes.attack_params(pixels, n, seed, budget(pixels, n, spm, share))
+        params = recipes.attack_params(pixels, n, seed, {**budget(pixels, n, spm, share), **(attack or {})})
         with PeakMemory() as pm:
             r, res = recipes.attack_scored(v, head, d, pixels, params)
         work = sum(run.iterations for run in res.runs)
         out[kind] = {**r, "train_s": train_s, "peak_mib": pm.peak_mib, "extra_mib": pm.extra_mib, "mem": pm.kind,
                      "good": r["ssim04"] if pixels else r["cos08"], "tpr_": r["ssim_tpr"] if pixels else r["tpr"],
-                     "work": work, "m": params["m"], "runs": len(res.runs), "budget_s": params["time_budget_s"],
+                     "work": work, "m": params["m"], "params": params, "runs": len(res.runs), "budget_s": params["time_budget_s"],
                      "device": res.runs[0].settings.get("device", "cpu") if res.runs else "-"}
         o = out[kind]
-        rec = f"{data} {recipe}" + (f" {head.optimizer} lr {head.lr:g} x {v.report.steps} steps ({v.report.stopped_by}, "
+        rec = f"{data} {recipe}" + (f" attack {attack}" if attack else "") + (f" {head.optimizer} lr {head.lr:g} x {v.report.steps} steps ({v.report.stopped_by}, "
                                     f"grad {v.report.grad_norm:.1e})" if v.report else "")
         say(f"  {case} n={n} {kind} [{rec}]: trained in {train_s:.0f}s (oracle residual {o['oracle']:.3g}, active {o['active'] or 0:.2f}, "
             f"test acc {o['test_acc']:.2f}); attack {o['attack_s']:.0f}s of {o['budget_s']:.0f}s on {o['device']}, m {o['m']}, "
@@ -210,11 +210,15 @@ def main(argv=None) -> int:
     ap.add_argument("--pixel-optimizer", default="gd", choices=("gd", "lbfgs"),
                     help="the pixel victims' full-batch optimizer (lbfgs: lr 1, up to 20 inner iterations a step)")
     ap.add_argument("--pixel-classes", default="1,3", help="the two CIFAR-10 classes of the pixel case (1,3: automobile vs cat)")
+    ap.add_argument("--attack", type=json.loads, default={},
+                    help='kkt settings over the bench\'s, as JSON (e.g. \'{"recombine": 0.5}\'); the budget stays per member')
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1, help="torch threads (1 on a shared CPU machine)")
     ap.add_argument("--cost-point", default=None, help=argparse.SUPPRESS)  # m,restarts,seconds,device: one point, as JSON
     a = ap.parse_args(argv)
     torch.set_num_threads(a.threads)
+    if "time_budget_s" in a.attack:
+        ap.error("--attack: time_budget_s is set by --seconds-per-member (the budget is per member); leave it out")
     if a.cost_point:
         m, r, sec, dev = a.cost_point.split(",")
         print(json.dumps(cost_point(int(m), int(r), float(sec), dev, a.seed)), flush=True)
@@ -236,7 +240,7 @@ def main(argv=None) -> int:
             for case in [c for c in a.cases.split(",") if c]:
                 t = time.perf_counter()
                 r = row(case, n, a.seed, a.seconds_per_member, a.null_share, pixel_head(a.pixel_optimizer, a.pixel_steps),
-                        a.pixel_classes, a.real_share)
+                        a.pixel_classes, a.real_share, a.attack)
                 if r and "real" not in r:  # the null victim only: its own line above is the result
                     continue
                 if r:
