@@ -42,8 +42,8 @@ def test_recombined_brackets_start_from_earlier_finds_and_keep_them():
     x, y = torch.randn(8, 10), torch.arange(8) % 2
     victim, _, members = victim_of(x, y, 2, PLANTED, typical_norm=float((x - x.mean(0)).norm(dim=1).mean()))
     p = {"m": 16, "restarts": 8, "iterations": 300, "brackets": 3, "seed": 0, "subspace": "off"}
-    plain = make_attack("kkt", p).reconstruct(victim, progress=False)
-    rec = make_attack("kkt", {**p, "recombine": 0.5}).reconstruct(victim, progress=False)
+    plain = make_attack("kkt", {**p, "recombine": 0}).reconstruct(victim, progress=False)
+    rec = make_attack("kkt", p).reconstruct(victim, progress=False)  # the default: half the restarts recombined
     inits = [r.settings["init"] for r in rec.runs]
     assert inits[:8] == ["rows"] * 8  # the first bracket has nothing to recombine
     assert inits[8:12] == ["recombined"] * 4 and inits[12:16] == ["rows"] * 4

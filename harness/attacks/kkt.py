@@ -54,8 +54,8 @@ class KKTFastParams(KKTParams):
     brackets: int = Field(1, ge=1, description="rounds of restarts; later rounds reuse good settings")
     dtype: Literal["float32", "float64"] = Field("float32", description="precision of the search")
     recombine: float = Field(
-        0.0, ge=0, le=1, description="in brackets after the first, the share of restarts started from earlier restarts' "
-        "candidates (recombine.py); 0: every restart from `init`")
+        0.5, ge=0, le=1, description="in brackets after the first, the share of restarts started from earlier restarts' "
+        "candidates (recombine.py); 0: every restart from `init`. One bracket: no effect")
     keep: Literal["survivors", "all"] = Field("survivors", description="candidates of pruned restarts too ('all'), or not")
     device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$", description="auto: the first CUDA device if present, else cpu")
     memory_budget_gb: float | None = Field(
