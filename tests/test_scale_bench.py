@@ -50,10 +50,10 @@ def test_scale_table_row_and_print_on_tiny_pixels(monkeypatch, capsys):
     assert "null" not in no_null
     scale.table([no_null], 0.25, 0)
     assert "not run" in capsys.readouterr().out
-    over = scale.row("pixels", 4, 0, spm=0.25, null_share=0, pixel_head=head, attack={"recombine": 0.5, "restarts": 4})
+    over = scale.row("pixels", 4, 0, spm=0.25, null_share=0, pixel_head=head, attack={"recombine": 0.25, "restarts": 4})
     p = over["real"]["params"]
-    assert (p["recombine"], p["restarts"], p["time_budget_s"]) == (0.5, 4, pytest.approx(1.0))  # budget stays per member
-    assert "attack {'recombine': 0.5, 'restarts': 4}" in capsys.readouterr().out
+    assert (p["recombine"], p["restarts"], p["time_budget_s"]) == (0.25, 4, pytest.approx(1.0))  # budget stays per member
+    assert "attack {'recombine': 0.25, 'restarts': 4}" in capsys.readouterr().out
     with pytest.raises(SystemExit) as e:
         scale.main(["--part", "table", "--attack", '{"time_budget_s": 3}'])
     assert e.value.code == 2
