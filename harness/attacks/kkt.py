@@ -19,13 +19,13 @@ import torch
 from pydantic import Field, model_validator
 from tqdm.auto import tqdm
 
-from harness.attacks import memory, search
+from harness.attacks import fused, memory, search
 from harness.attacks.base import Attack, AttackResult, RunRecord, Victim
 from harness.attacks.common import KKTParams, check_victim, default_typical_norm
 from harness.attacks.margins import balanced_labels, head_form
 from harness.attacks.objective import HeadTensors, gram_flags, preact_rms
 from harness.attacks.penalties import lambda_penalty_grad, prior_penalty_grad, project_sphere_
-from harness.attacks.residual_grad import residual_backward, residual_forward
+from harness.attacks.residual_grad import residual_forward
 from harness.attacks.priors import init_candidates, row_space
 from harness.attacks.recombine import Pool
 from harness.attacks.restart_optim import RestartOptimizer
@@ -58,6 +58,9 @@ class KKTFastParams(KKTParams):
         "candidates (recombine.py); 0: every restart from `init`. One bracket: no effect")
     keep: Literal["survivors", "all"] = Field("survivors", description="candidates of pruned restarts too ('all'), or not")
     device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$", description="auto: the first CUDA device if present, else cpu")
+    compile: fused.Compile = Field(
+        "auto", description="fuse the pass's element-wise work with torch.compile: on, off, or auto (only where the "
+        "run's planned products are worth the one-off compile: fused.py)")
     memory_budget_gb: float | None = Field(
         None, gt=0, description="memory one batch of restarts may use (default: half the free RAM, 80% of free CUDA memory); "
         "restarts that do not fit run in chunks")
@@ -162,6 +165,8 @@ class _Context:
         self.pool = Pool()
         self.recombined = 0  # restarts of the current bracket started from the pool (the first ones)
         self.chunk = self._chunk()
+        self.pass_ = fused.Pass(fused.wants_compile(p.compile, p.m, [tuple(w.shape) for w in self.ht.weights],
+                                                    float(p.brackets) * p.restarts * p.iterations, p.time_budget_s))
         self.chunk_note = "" if self.mem_chunk >= p.restarts else (
             f"kkt: {p.restarts} restarts x m {p.m} do not fit the memory budget at once "
             f"({self.budget / 2**30:.1f} GiB); running them in chunks of {self.chunk}")
@@ -182,8 +187,8 @@ class _Context:
         """Relative residual, loss (+ lambda_min and prior penalties) and their gradients in (x, lambda), per
         restart, all written out (residual_grad.py, penalties.py): no autograd graph per iteration."""
         theta_sq = self.ht.theta_sq.to(x)
-        total, state = residual_forward(x, lam, self.ht, self.labels, self.form, self.alphas(alpha), self.gram)
-        gx, gl = residual_backward(state, (1 / theta_sq).expand(x.shape[0]))
+        total, gx, gl = self.pass_(x, lam, (1 / theta_sq).expand(x.shape[0]), self.ht, self.labels, self.form,
+                                   self.alphas(alpha), self.gram)
         res = total / theta_sq
         scale = lam_scale.view(-1, *([1] * (lam.dim() - 1)))
         pen, g_pen = lambda_penalty_grad(lam / scale, lmin.view(-1, 1), self.form)
@@ -320,6 +325,8 @@ class _Context:
                 status[i], its[i], finals[i] = "ok", it + 1, float(res[k])
                 out.append((self.full(x[k]).cpu(), lam[k].cpu(), i))
         wall = time.perf_counter() - t_start
+        for s in settings.values():
+            s["compiled"] = self.pass_.compiled
         # an ok run ends before its iteration budget only when the opt-in time_budget_s cut it
         stop = {i: status[i] if status[i] != "ok" else "time_budget" if its[i] < p.iterations else "iterations" for i in settings}
         runs = [RunRecord(i, settings[i], status[i], its[i], finals[i], wall, curves[i], stop[i]) for i in sorted(settings)]

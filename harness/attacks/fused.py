@@ -1,0 +1,77 @@
+"""The residual's loss-and-gradient pass compiled by `torch.compile`: its ~15 element-wise passes over the
+(m, width) activations fused into a few loops, the matrix products unchanged.
+
+`kkt`'s `compile` setting: `off`, `on`, or `auto` (the default), which compiles only when the run's planned
+products are worth the one-off compile (COMPILE_WORTH_MAC: about two minutes of them at a CPU's float32
+rate), so short runs (tests, the quickstart) start at once and long ones (bench budgets, sweeps of many
+brackets) run faster. The decision depends on the settings and the head's shape alone, never on timing, so
+a seed gives the same run on a machine of any speed. A compile that fails (no C++ compiler, an unsupported
+device) says so once and the run goes on eager; each run records whether it ran compiled.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Callable, Literal
+
+import torch
+
+from harness.attacks.residual_grad import residual_backward, residual_forward
+
+log = logging.getLogger(__name__)
+
+Compile = Literal["off", "on", "auto"]
+MAC_PER_S = 5e10  # a CPU core's float32 product rate, roughly (this machine's measured 53-61 G/s)
+COMPILE_WORTH_MAC = 120 * MAC_PER_S  # planned multiply-adds above which `auto` compiles: ~2 min of products
+PRODUCTS_PER_ITERATION = 5  # products of m x fan_in x width per layer in one loss-and-gradient pass
+
+
+def planned_mac(m: int, shapes: list[tuple[int, int]], restart_iterations: float, time_budget_s: float | None = None) -> float:
+    """Multiply-adds of the products a run plans: per restart-iteration ~5 m x fan_in x width per layer, every
+    restart for all its iterations (successive halving only lowers it); a time budget caps it at what the
+    budget buys at MAC_PER_S."""
+    mac = restart_iterations * PRODUCTS_PER_ITERATION * m * sum(w * f for w, f in shapes)
+    return mac if not time_budget_s else min(mac, time_budget_s * MAC_PER_S)
+
+
+def wants_compile(mode: Compile, m: int, shapes: list[tuple[int, int]], restart_iterations: float,
+                  time_budget_s: float | None = None) -> bool:
+    """Whether a run compiles its pass: `on`, or `auto` where its planned products reach COMPILE_WORTH_MAC."""
+    if mode != "auto":
+        return mode == "on"
+    return planned_mac(m, shapes, restart_iterations, time_budget_s) >= COMPILE_WORTH_MAC
+
+
+def eager_pass(x, lam, gout, ht, labels, form, alphas, gram):
+    """(residual per restart, its gradient in x, in lambda) for weights gout per restart."""
+    total, state = residual_forward(x, lam, ht, labels, form, alphas, gram)
+    gx, gl = residual_backward(state, gout)
+    return total, gx, gl
+
+
+class Pass:
+    """The loss-and-gradient pass, eager or compiled; falls back to eager (once, said once) when the
+    compile fails."""
+
+    def __init__(self, compiled: bool):
+        self.compiled = compiled
+        self._fn: Callable = eager_pass
+        if compiled:
+            # dynamic=None: the restart count changes as successive halving prunes; the first such change
+            # recompiles once with that dimension symbolic, and later ones reuse it
+            self._fn = torch.compile(eager_pass, dynamic=None)
+
+    def __call__(self, *args):
+        if not self.compiled:
+            return eager_pass(*args)
+        try:
+            return self._fn(*args)
+        except Exception as exc:  # noqa: BLE001: any compiler failure leaves the eager pass, which is exact
+            log.warning("kkt: compile: the compiled pass failed (%s); running eager", _first_line(exc))
+            self.compiled, self._fn = False, eager_pass
+            return eager_pass(*args)
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}"[:200]

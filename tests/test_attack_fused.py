@@ -1,0 +1,80 @@
+"""kkt's compiled pass (fused.py): the same residual and gradients as the eager pass, compiled only where
+`auto` finds the run long enough, and a compile that fails leaves an eager run that says so once."""
+
+import logging
+import os
+import shutil
+
+import pytest
+import torch
+
+from harness.attacks import fused, make_attack
+from harness.attacks.base import Victim
+from harness.attacks.objective import HeadTensors, gram_flags, layer_alphas
+from harness.heads.mlp import MLPHead
+from harness.victims.frame import Frame
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def tiny_victim():
+    torch.manual_seed(0)
+    head = MLPHead([12, 24, 1]).scale_init_(0.5)
+    return Victim(head=head, loss="logistic", num_classes=2, frame=Frame(torch.zeros(12)), prior="norm", typical_norm=2.0)
+
+
+@pytest.mark.skipif(not shutil.which(os.environ.get("CXX", "g++")), reason="torch.compile on a CPU needs a C++ compiler")
+def test_compiled_pass_matches_eager_as_restarts_are_pruned():
+    """The compiled pass gives the eager residual and gradients, at the batch size it first saw and after
+    successive halving shrinks it (the recompile with a symbolic restart count)."""
+    torch.manual_seed(1)
+    ht = HeadTensors.of(MLPHead([12, 24, 1]).scale_init_(0.5))
+    labels = torch.arange(6) % 2
+    compiled = fused.Pass(True)
+    for R in (8, 4, 3):
+        x, lam = torch.randn(R, 6, 12), torch.rand(R, 6)
+        alphas = layer_alphas(ht, torch.full((R, 1, 1), 5.0))
+        args = (x, lam, torch.rand(R), ht, labels, "binary", alphas, gram_flags(ht, 6))
+        for got, want in zip(compiled(*args), fused.eager_pass(*args)):
+            torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
+    assert compiled.compiled
+
+
+def test_auto_compiles_long_runs_only():
+    """`auto` weighs the planned products (a time budget caps them), never the machine's speed."""
+    text = [(1000, 384), (1, 1000)]
+    # the quickstart's attack (m 40, 16 restarts x 1000 iterations) starts at once
+    assert not fused.wants_compile("auto", 40, text, 16 * 1000)
+    # a bench budget of 4 brackets x 32 restarts x 1500 iterations at m = 100 compiles
+    assert fused.wants_compile("auto", 100, text, 4 * 32 * 1500)
+    # ... unless a short time budget caps what it can do
+    assert not fused.wants_compile("auto", 100, text, 4 * 32 * 1500, time_budget_s=30)
+    assert fused.wants_compile("auto", 200, text, 64 * 50_000, time_budget_s=3600)
+    assert fused.wants_compile("on", 4, [(2, 2)], 1) and not fused.wants_compile("off", 200, text, 1e9)
+
+
+def test_failed_compile_runs_eager_and_says_so_once(monkeypatch, caplog):
+    """A compiler that fails (no C++ toolchain, say) leaves the eager pass: the same run as compile off,
+    one warning, and `compiled: false` on every run's settings."""
+
+    def broken(fn, **kw):
+        def call(*a):
+            raise RuntimeError("no C++ compiler found\nlong traceback")
+        return call
+
+    monkeypatch.setattr(fused.torch, "compile", broken)
+    params = {"m": 6, "restarts": 4, "iterations": 40, "rungs": 1, "seed": 3, "dtype": "float64"}
+    with caplog.at_level(logging.WARNING, logger="harness.attacks.fused"):
+        on = make_attack("kkt", {**params, "compile": "on"}).reconstruct(tiny_victim(), progress=False)
+    off = make_attack("kkt", {**params, "compile": "off"}).reconstruct(tiny_victim(), progress=False)
+    notes = [r.message for r in caplog.records if "compile" in r.message]
+    assert len(notes) == 1 and "no C++ compiler found" in notes[0] and "traceback" not in notes[0]
+    assert [r.final_loss for r in on.runs] == [r.final_loss for r in off.runs]
+    assert {r.settings["compiled"] for r in on.runs} == {False}
+    assert on.params["compile"] == "on"
