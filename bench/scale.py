@@ -66,7 +66,7 @@ def budget(pixels: bool, n: int, seconds_per_member: float, share: float = 1.0) 
 
 
 def row(case: str, n: int, seed: int, spm: float, null_share: float, pixel_head=PIXEL_HEAD,
-        pixel_classes: str = "1,3", real_share: float = 1.0, attack: dict | None = None) -> dict | None:
+        pixel_classes: str = "1,3", real_share: float = 1.0, attack: dict | None = None, planted: bool = False) -> dict | None:
     data, recipe = CASES[case]
     pixels = case == "pixels"
     if pixels:
@@ -98,6 +98,13 @@ def row(case: str, n: int, seed: int, spm: float, null_share: float, pixel_head=
             f"test acc {o['test_acc']:.2f}); attack {o['attack_s']:.0f}s of {o['budget_s']:.0f}s on {o['device']}, m {o['m']}, "
             f"{o['runs']} restarts, {work} restart-iterations, best residual {o['best_loss']:.3g}; "
             f"{o['good']}/{n} reconstructed, TPR {o['tpr_']:.2f}; peak {pm.kind} {pm.peak_mib:.0f} MiB (+{pm.extra_mib:.0f})")
+        if planted and kind == "real":
+            t = time.perf_counter()
+            o["planted"], pc = recipes.planted(v, head, d, pixels, params, seed, o["best_loss"])
+            say(f"  {case} n={n} planted ({time.perf_counter() - t:.0f}s): started at the members + 30% noise (cos {pc.start_cos:.2f}), "
+                f"500 iterations: {pc.end_good}/{n} still at cosine > 0.8 (mean cos {pc.end_cos:.2f}), loss {pc.planted_loss:.3g} "
+                f"against the search's best {o['best_loss']:.3g} (x{pc.planted_loss / o['best_loss']:.1f}; the loss singles "
+                f"the members out only below x1)")
     return out
 
 
@@ -212,6 +219,9 @@ def main(argv=None) -> int:
     ap.add_argument("--pixel-classes", default="1,3", help="the two CIFAR-10 classes of the pixel case (1,3: automobile vs cat)")
     ap.add_argument("--attack", type=json.loads, default={},
                     help='kkt settings over the bench\'s, as JSON (e.g. \'{"recombine": 0.5}\'); the budget stays per member')
+    ap.add_argument("--planted", action="store_true",
+                    help="also start the attack at the real victim's members + 30%% noise (500 iterations): do they stay, "
+                         "and at what loss against the search's? (data or search: which one limits)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1, help="torch threads (1 on a shared CPU machine)")
     ap.add_argument("--cost-point", default=None, help=argparse.SUPPRESS)  # m,restarts,seconds,device: one point, as JSON
@@ -240,7 +250,7 @@ def main(argv=None) -> int:
             for case in [c for c in a.cases.split(",") if c]:
                 t = time.perf_counter()
                 r = row(case, n, a.seed, a.seconds_per_member, a.null_share, pixel_head(a.pixel_optimizer, a.pixel_steps),
-                        a.pixel_classes, a.real_share, a.attack)
+                        a.pixel_classes, a.real_share, a.attack, a.planted)
                 if r and "real" not in r:  # the null victim only: its own line above is the result
                     continue
                 if r:
