@@ -56,6 +56,7 @@ def test_auto_compiles_long_runs_only():
     # ... unless a short time budget caps what it can do
     assert not fused.wants_compile("auto", 100, text, 4 * 32 * 1500, time_budget_s=30)
     assert fused.wants_compile("auto", 200, text, 64 * 50_000, time_budget_s=3600)
+    assert not fused.wants_compile("auto", 200, text, 64 * 50_000, time_budget_s=3600, device="cuda")  # not measured there
     assert fused.wants_compile("on", 4, [(2, 2)], 1) and not fused.wants_compile("off", 200, text, 1e9)
 
 

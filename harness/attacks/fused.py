@@ -1,10 +1,11 @@
 """The residual's loss-and-gradient pass compiled by `torch.compile`: its ~15 element-wise passes over the
 (m, width) activations fused into a few loops, the matrix products unchanged.
 
-`kkt`'s `compile` setting: `off`, `on`, or `auto` (the default), which compiles only when the run's planned
-products are worth the one-off compile (COMPILE_WORTH_MAC: about two minutes of them at a CPU's float32
-rate), so short runs (tests, the quickstart) start at once and long ones (bench budgets, sweeps of many
-brackets) run faster. The decision depends on the settings and the head's shape alone, never on timing, so
+`kkt`'s `compile` setting: `off`, `on`, or `auto` (the default), which compiles only on a CPU and only when
+the run's planned products are worth the one-off compile (COMPILE_WORTH_MAC: about two minutes of them at a
+CPU's float32 rate), so short runs (tests, the quickstart) start at once and long ones (bench budgets, sweeps
+of many brackets) run faster. (On CUDA the element-wise passes cost little beside the products and the
+compiled kernels have not been measured: `auto` stays eager there, `on` compiles.) The decision depends on the settings and the head's shape alone, never on timing, so
 a seed gives the same run on a machine of any speed. A compile that fails (no C++ compiler, an unsupported
 device) says so once and the run goes on eager; each run records whether it ran compiled.
 """
@@ -35,11 +36,11 @@ def planned_mac(m: int, shapes: list[tuple[int, int]], restart_iterations: float
 
 
 def wants_compile(mode: Compile, m: int, shapes: list[tuple[int, int]], restart_iterations: float,
-                  time_budget_s: float | None = None) -> bool:
-    """Whether a run compiles its pass: `on`, or `auto` where its planned products reach COMPILE_WORTH_MAC."""
+                  time_budget_s: float | None = None, device: str = "cpu") -> bool:
+    """Whether a run compiles its pass: `on`, or `auto` on a CPU where its planned products reach COMPILE_WORTH_MAC."""
     if mode != "auto":
         return mode == "on"
-    return planned_mac(m, shapes, restart_iterations, time_budget_s) >= COMPILE_WORTH_MAC
+    return device == "cpu" and planned_mac(m, shapes, restart_iterations, time_budget_s) >= COMPILE_WORTH_MAC
 
 
 def eager_pass(x, lam, gout, ht, labels, form, alphas, gram):

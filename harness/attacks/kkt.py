@@ -166,7 +166,8 @@ class _Context:
         self.recombined = 0  # restarts of the current bracket started from the pool (the first ones)
         self.chunk = self._chunk()
         self.pass_ = fused.Pass(fused.wants_compile(p.compile, p.m, [tuple(w.shape) for w in self.ht.weights],
-                                                    float(p.brackets) * p.restarts * p.iterations, p.time_budget_s))
+                                                    float(p.brackets) * p.restarts * p.iterations, p.time_budget_s,
+                                                    dev.type))
         self.chunk_note = "" if self.mem_chunk >= p.restarts else (
             f"kkt: {p.restarts} restarts x m {p.m} do not fit the memory budget at once "
             f"({self.budget / 2**30:.1f} GiB); running them in chunks of {self.chunk}")
