@@ -29,12 +29,7 @@ def victim_of(x, y, classes, head: HeadRecipe, typical_norm=None, kind="real", n
     v = build_victim(VictimSpec(), head, data, seed=0, kind=kind, null_mode=null_mode)
     return attack_view(v, head, classes, "norm", typical_norm), v.report, v.frame.apply(x)
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny tensors: one thread is faster, and steady on a shared box
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 PLANTED = HeadRecipe(widths=[256], init_scale=1e-3, lr=1.0, max_steps=8000, target_loss=1e-5, grad_tol=1e-5)

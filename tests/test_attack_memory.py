@@ -15,12 +15,7 @@ from harness.heads.mlp import MLPHead
 from harness.victims.frame import Frame
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def tiny_victim(prior="box", out=1, loss="logistic"):

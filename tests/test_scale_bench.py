@@ -18,12 +18,7 @@ import scale  # noqa: E402
 from harness.specs.task import HeadRecipe  # noqa: E402
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def pixel_data(n_per_class: int, seed: int = 0) -> dict:
