@@ -90,13 +90,15 @@ def row(case: str, n: int, seed: int, spm: float, null_share: float, pixel_head=
         out[kind] = {**r, "train_s": train_s, "peak_mib": pm.peak_mib, "extra_mib": pm.extra_mib, "mem": pm.kind,
                      "good": r["ssim04"] if pixels else r["cos08"], "tpr_": r["ssim_tpr"] if pixels else r["tpr"],
                      "work": work, "m": params["m"], "params": params, "runs": len(res.runs), "budget_s": params["time_budget_s"],
-                     "device": res.runs[0].settings.get("device", "cpu") if res.runs else "-"}
+                     "device": res.runs[0].settings.get("device", "cpu") if res.runs else "-",
+                     "compiled": any(run.settings.get("compiled") for run in res.runs), "recombine": res.params.get("recombine")}
         o = out[kind]
         rec = f"{data} {recipe}" + (f" attack {attack}" if attack else "") + (f" {head.optimizer} lr {head.lr:g} x {v.report.steps} steps ({v.report.stopped_by}, "
                                     f"grad {v.report.grad_norm:.1e})" if v.report else "")
         say(f"  {case} n={n} {kind} [{rec}]: trained in {train_s:.0f}s (oracle residual {o['oracle']:.3g}, active {o['active'] or 0:.2f}, "
             f"test acc {o['test_acc']:.2f}); attack {o['attack_s']:.0f}s of {o['budget_s']:.0f}s on {o['device']}, m {o['m']}, "
-            f"{o['runs']} restarts, {work} restart-iterations, best residual {o['best_loss']:.3g}; "
+            f"{o['runs']} restarts, {work} restart-iterations ({'compiled' if o['compiled'] else 'eager'} pass, recombine "
+            f"{o['recombine']}), best residual {o['best_loss']:.3g}; "
             f"{o['good']}/{n} reconstructed, TPR {o['tpr_']:.2f}; peak {pm.kind} {pm.peak_mib:.0f} MiB (+{pm.extra_mib:.0f})")
         if planted and kind == "real":
             t = time.perf_counter()
