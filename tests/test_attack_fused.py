@@ -2,8 +2,6 @@
 `auto` finds the run long enough, and a compile that fails leaves an eager run that says so once."""
 
 import logging
-import os
-import shutil
 
 import pytest
 import torch
@@ -24,7 +22,7 @@ def tiny_victim():
     return Victim(head=head, loss="logistic", num_classes=2, frame=Frame(torch.zeros(12)), prior="norm", typical_norm=2.0)
 
 
-@pytest.mark.skipif(not shutil.which(os.environ.get("CXX", "g++")), reason="torch.compile on a CPU needs a C++ compiler")
+@pytest.mark.skipif(not fused.cxx_compiler(), reason="torch.compile on a CPU needs a C++ compiler")
 def test_compiled_pass_matches_eager_as_restarts_are_pruned():
     """The compiled pass gives the eager residual and gradients, at the batch size it first saw and after
     successive halving shrinks it (the recompile with a symbolic restart count)."""

@@ -15,7 +15,9 @@ run goes on eager; each run records whether it ran compiled.
 from __future__ import annotations
 
 import logging
-from typing import Callable, Literal
+import os
+import shutil
+from typing import Literal
 
 import torch
 
@@ -58,21 +60,23 @@ class Pass:
 
     def __init__(self, compiled: bool):
         self.compiled = compiled
-        self._fn: Callable = eager_pass
-        if compiled:
-            # dynamic=None: the restart count changes as successive halving prunes; the first such change
-            # recompiles once with that dimension symbolic, and later ones reuse it
-            self._fn = torch.compile(eager_pass, dynamic=None)
+        # dynamic=None: the restart count changes as successive halving prunes; the first such change
+        # recompiles once with that dimension symbolic, and later ones reuse it
+        self._compiled_fn = torch.compile(eager_pass, dynamic=None) if compiled else None
 
     def __call__(self, *args):
-        if not self.compiled:
-            return eager_pass(*args)
-        try:
-            return self._fn(*args)
-        except Exception as exc:  # noqa: BLE001: any compiler failure leaves the eager pass, which is exact
-            log.warning("kkt: compile: the compiled pass failed (%s); running eager", _first_line(exc))
-            self.compiled, self._fn = False, eager_pass
-            return eager_pass(*args)
+        if self.compiled:
+            try:
+                return self._compiled_fn(*args)
+            except Exception as exc:  # noqa: BLE001: any compiler failure leaves the eager pass, which is exact
+                log.warning("kkt: compile: the compiled pass failed (%s); running eager", _first_line(exc))
+                self.compiled = False
+        return eager_pass(*args)
+
+
+def cxx_compiler() -> str | None:
+    """The C++ compiler torch.compile's CPU backend would build with ($CXX, else g++), or None."""
+    return shutil.which(os.environ.get("CXX", "g++"))
 
 
 def _first_line(exc: Exception) -> str:
