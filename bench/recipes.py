@@ -128,13 +128,15 @@ def one(d: dict, spec: VictimSpec, pixels: bool, seed: int, kind: str, attack: d
     out, _ = attack_scored(v, head, d, pixels, params)
     out["train_s"] = train_s
     if kind == "real" and not v.linear:
-        out["planted"] = planted(v, head, d, pixels, params, seed, out["best_loss"])[0]
+        out["planted"], _, _ = planted(v, head, d, pixels, params, seed, out["best_loss"])
     return out
 
 
-def planted(v, head: HeadRecipe, d: dict, pixels: bool, params: dict, seed: int, best_loss: float) -> tuple[str, object]:
+def planted(v, head: HeadRecipe, d: dict, pixels: bool, params: dict, seed: int,
+            best_loss: float) -> tuple[str, object, float]:
     """The planted check on a real victim: the attack started at its members + 30% noise for 500 iterations;
-    'k/n xR': k members still at cosine > 0.8, R = that run's loss over `best_loss` (what the search found).
+    ('k/n xR', the check's result, R): k members still at cosine > 0.8, R = that run's loss over `best_loss`
+    (what the search found).
     Planted members that stay prove identifiability only where their loss beats what search finds: on a
     flat loss (a DP head) candidates do not move from wherever they start."""
     members = v.frame.apply(d["members"].float())
@@ -142,7 +144,7 @@ def planted(v, head: HeadRecipe, d: dict, pixels: bool, params: dict, seed: int,
     pc = planted_check(view, members, d["labels"], {**params, "iterations": 500, "subspace": "off"}, noise=0.3, seed=seed,
                        scratch_params={"iterations": 10})
     ratio = pc.planted_loss / best_loss if best_loss > 0 else float("nan")
-    return f"{pc.end_good}/{len(members)} x{ratio:.1f}", pc
+    return f"{pc.end_good}/{len(members)} x{ratio:.1f}", pc, ratio
 
 
 def _public_norm(frame: Frame, d: dict) -> float:
