@@ -2,11 +2,11 @@
 
     python bench/scale.py [--part table,cost] [--cases pixels,text] [--ns 20,50,100] [--seconds-per-member 36]
                           [--null-share 1.0] [--cost-ms 40,100,200,500,1000] [--cost-restarts 1] [--devices cpu]
-                          [--pixel-optimizer gd|lbfgs] [--pixel-steps N] [--pixel-classes 1,3]
+                          [--pixel-optimizer gd|lbfgs] [--pixel-steps N] [--pixel-classes 1,3] [--text-data sst2]
 
 table: per case and n (members in all, half per class) one victim built by the harness's victim builder
   (bench/recipes.py: pixels = CIFAR-10 automobile vs cat (--pixel-classes), identity backbone, 3072-1000-1,
-  none+paper with full-batch GD, lr 0.5 for 6000 steps, or --pixel-optimizer lbfgs; text = MiniLM / SST-2, 384-1000-1, standardize+paper) and its disjoint null,
+  none+paper with full-batch GD, lr 0.5 for 6000 steps, or --pixel-optimizer lbfgs; text = MiniLM / SST-2 (--text-data), 384-1000-1, standardize+paper) and its disjoint null,
   each attacked by the harness's attack stage with m = 2n candidates and a budget of a fixed number of
   seconds per member; it prints members reconstructed (SSIM > 0.4 / cosine > 0.8), TPR@1%FPR, the null,
   seconds and peak memory (RSS, or CUDA max allocated where the attack runs on a GPU).
@@ -66,11 +66,11 @@ def budget(pixels: bool, n: int, seconds_per_member: float, share: float = 1.0) 
 
 
 def row(case: str, n: int, seed: int, spm: float, null_share: float, pixel_head=PIXEL_HEAD,
-        pixel_classes: str = "1,3", real_share: float = 1.0, attack: dict | None = None, planted: bool = False) -> dict | None:
+        pixel_classes: str = "1,3", real_share: float = 1.0, attack: dict | None = None, planted: bool = False,
+        text_data: str = "sst2") -> dict | None:
     data, recipe = CASES[case]
     pixels = case == "pixels"
-    if pixels:
-        data = f"cifar:{pixel_classes}"
+    data = f"cifar:{pixel_classes}" if pixels else text_data
     d = recipes.load(data, n // 2, seed)
     if d is None:
         say(f"  {case} n={n}: data not available here; skipped")
@@ -219,6 +219,8 @@ def main(argv=None) -> int:
     ap.add_argument("--pixel-optimizer", default="gd", choices=("gd", "lbfgs"),
                     help="the pixel victims' full-batch optimizer (lbfgs: lr 1, up to 20 inner iterations a step)")
     ap.add_argument("--pixel-classes", default="1,3", help="the two CIFAR-10 classes of the pixel case (1,3: automobile vs cat)")
+    ap.add_argument("--text-data", default="sst2",
+                    help="the text case's data: sst2 or fortunes:CAT_A,CAT_B (Debian's fortunes, text this repository does not hold)")
     ap.add_argument("--attack", type=json.loads, default={},
                     help='kkt settings over the bench\'s, as JSON (e.g. \'{"recombine": 0.5}\'); the budget stays per member')
     ap.add_argument("--planted", action="store_true",
@@ -235,6 +237,8 @@ def main(argv=None) -> int:
         m, r, sec, dev = a.cost_point.split(",")
         print(json.dumps(cost_point(int(m), int(r), float(sec), dev, a.seed)), flush=True)
         return 0
+    if a.text_data != "sst2" and not (a.text_data.startswith("fortunes:") and len(a.text_data.split(":", 1)[1].split(",")) == 2):
+        ap.error(f"--text-data {a.text_data!r}: use sst2 or fortunes:CAT_A,CAT_B (two categories of Debian's fortunes)")
     cuda = torch.cuda.is_available()
     parts = {p for p in a.part.split(",") if p}
     bad = parts - {"table", "cost"} or {c for c in a.cases.split(",") if c} - set(CASES)
@@ -252,7 +256,7 @@ def main(argv=None) -> int:
             for case in [c for c in a.cases.split(",") if c]:
                 t = time.perf_counter()
                 r = row(case, n, a.seed, a.seconds_per_member, a.null_share, pixel_head(a.pixel_optimizer, a.pixel_steps),
-                        a.pixel_classes, a.real_share, a.attack, a.planted)
+                        a.pixel_classes, a.real_share, a.attack, a.planted, a.text_data)
                 if r and "real" not in r:  # the null victim only: its own line above is the result
                     continue
                 if r:
