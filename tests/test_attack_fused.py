@@ -72,3 +72,24 @@ def test_failed_compile_runs_eager_and_says_so_once(monkeypatch, caplog):
     assert [r.final_loss for r in on.runs] == [r.final_loss for r in off.runs]
     assert {r.settings["compiled"] for r in on.runs} == {False}
     assert on.params["compile"] == "on"
+
+
+@pytest.mark.skipif(not fused.cxx_compiler(), reason="torch.compile on a CPU needs a C++ compiler")
+def test_recompile_limit_falls_back_and_says_so(monkeypatch, caplog):
+    """Past dynamo's recompile limit (a long-lived worker that compiled many head shapes) dynamo would run
+    the pass eager in silence; the pass makes it a failure it reports, and stops claiming `compiled`."""
+    import torch._dynamo.config as dynamo_config
+
+    monkeypatch.setattr(dynamo_config, "recompile_limit", 1)
+    torch.manual_seed(2)
+    compiled = fused.Pass(True)
+    with caplog.at_level(logging.WARNING, logger="harness.attacks.fused"):
+        for d in (5, 7):  # a second head shape: one compile too many at a limit of 1
+            ht = HeadTensors.of(MLPHead([d, 9, 1]))
+            x, lam, labels = torch.randn(2, 4, d), torch.rand(2, 4), torch.arange(4) % 2
+            args = (x, lam, torch.rand(2), ht, labels, "binary", layer_alphas(ht, torch.full((2, 1, 1), 5.0)), gram_flags(ht, 4))
+            for got, want in zip(compiled(*args), fused.eager_pass(*args)):
+                torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
+    notes = [r.message for r in caplog.records if "compiled pass failed" in r.message]
+    assert not compiled.compiled and len(notes) == 1 and "RecompileLimit" in notes[0]
+    assert dynamo_config.fail_on_recompile_limit_hit is False  # the process's own setting is back

@@ -9,7 +9,9 @@ at m = 1000 or on the 3072-1000-1 pixel head (docs/scale.md). On CUDA the elemen
 and the compiled kernels have not been measured: `auto` stays eager there, `on` compiles. The decision
 depends on the settings and the head's shape alone, never on timing, so a seed gives the same run on a
 machine of any speed. A compile that fails (no C++ compiler, an unsupported device) says so once and the
-run goes on eager; each run records whether it ran compiled.
+run goes on eager; each run records whether it ran compiled. So does a process that has compiled the pass
+for more shapes than dynamo's recompile limit: dynamo would run the new shape eager without a word, and the
+pass asks it to fail instead (`fail_on_recompile_limit_hit`), so the fall-back is said and recorded.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import shutil
 from typing import Literal
 
 import torch
+import torch._dynamo.config as dynamo_config
 
 from harness.attacks.residual_grad import residual_backward, residual_forward
 
@@ -66,11 +69,15 @@ class Pass:
 
     def __call__(self, *args):
         if self.compiled:
+            quiet = dynamo_config.fail_on_recompile_limit_hit
+            dynamo_config.fail_on_recompile_limit_hit = True  # set for the call only (~10 us), not for the process
             try:
                 return self._compiled_fn(*args)
             except Exception as exc:  # noqa: BLE001: any compiler failure leaves the eager pass, which is exact
                 log.warning("kkt: compile: the compiled pass failed (%s); running eager", _first_line(exc))
                 self.compiled = False
+            finally:
+                dynamo_config.fail_on_recompile_limit_hit = quiet
         return eager_pass(*args)
 
 
