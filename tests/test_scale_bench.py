@@ -58,6 +58,23 @@ def test_scale_table_row_and_print_on_tiny_pixels(monkeypatch, capsys):
     assert e.value.code == 2
 
 
+def test_scale_text_data_reaches_the_loader_and_bad_names_stop_early(monkeypatch, capsys):
+    """--text-data picks the text case's data (the pixel case keeps its classes); a name that is neither
+    sst2 nor fortunes:A,B stops with one line and exit 2 before any work."""
+    asked = []
+    monkeypatch.setattr(recipes, "load", lambda name, n, seed: asked.append(name))
+    assert scale.row("text", 4, 0, spm=0.25, null_share=0, text_data="fortunes:science,politics") is None
+    assert scale.row("pixels", 4, 0, spm=0.25, null_share=0, text_data="fortunes:science,politics") is None
+    assert asked == ["fortunes:science,politics", "cifar:1,3"]
+    for bad in ("imdb", "fortunes:science"):
+        with pytest.raises(SystemExit) as e:
+            scale.main(["--part", "table", "--cases", "text", "--text-data", bad])
+        assert e.value.code == 2
+        err = capsys.readouterr().err.strip().splitlines()[-1]
+        assert f"--text-data {bad!r}" in err and "fortunes:CAT_A,CAT_B" in err
+    assert asked == ["fortunes:science,politics", "cifar:1,3"]  # nothing loaded for the bad names
+
+
 def test_scale_cost_part_runs_each_point_in_its_own_process(capsys):
     assert scale.main(["--part", "cost", "--cost-ms", "4,8", "--cost-seconds", "0.1", "--devices", "cpu"]) == 0
     out = capsys.readouterr().out
