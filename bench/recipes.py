@@ -70,6 +70,16 @@ def is_pixels(name: str) -> bool:
     return name.split(":")[0] == "cifar"
 
 
+def name_error(name: str) -> str | None:
+    """Why `name` is not a data name load() takes (sst2, fortunes:CAT_A,CAT_B, cifar, cifar:A,B), or None."""
+    head, _, tail = name.partition(":")
+    parts = tail.split(",")
+    ok = (name in ("sst2", "cifar") or (head == "fortunes" and len(parts) == 2 and all(parts))
+          or (head == "cifar" and len(parts) == 2 and all(c.isdigit() and int(c) < 10 for c in parts)))
+    return None if ok else (f"{name!r}: use sst2, fortunes:CAT_A,CAT_B (two categories of Debian's fortunes), "
+                            "cifar or cifar:A,B (two CIFAR-10 class indices)")
+
+
 def load(name: str, n: int, seed: int) -> dict | None:
     """'cifar' (automobile vs cat) or 'cifar:A,B' (CIFAR-10 class indices), else a text set (attack_data.text_set)."""
     if is_pixels(name):
@@ -221,6 +231,9 @@ def main(argv=None) -> int:
     a = ap.parse_args(argv)
     torch.set_num_threads(a.threads)
     names = split_names(a.data)
+    bad = [e for e in map(name_error, names) if e]
+    if bad:
+        ap.error(f"--data {bad[0]}")
     say(f"== recipes x data, {a.n} members per class, seeds {a.seeds}; text attack {TEXT_ATTACK}, pixel attack {PIXEL_ATTACK}"
         + (f", with {a.attack}" if a.attack else ""))
     say(f"  {'data':<26} {'recipe':<27} {'active':>6} {'oracle':>8} {'search':>8} {'planted':>12} {'TPR':>6} {'members':>10} "

@@ -40,7 +40,7 @@ from harness.attacks.base import Victim  # noqa: E402
 from harness.heads.mlp import MLPHead  # noqa: E402
 from harness.victims.frame import Frame  # noqa: E402
 
-CASES = {"pixels": ("cifar", "none+paper"), "text": ("sst2", "standardize+paper")}
+CASES = {"pixels": "none+paper", "text": "standardize+paper"}  # each case's victim recipe
 # The pixel bench's GD recipe (lr 1.0, 3000 steps) diverges at n = 100 (weights 4e19 by step 61); at half the
 # step and twice the steps (the same gradient-flow time) it trains at every n here: one recipe for every n.
 PIXEL_HEAD = recipes.PIXEL_HEAD.model_copy(update={"lr": 0.5, "max_steps": 6000})
@@ -68,7 +68,7 @@ def budget(pixels: bool, n: int, seconds_per_member: float, share: float = 1.0) 
 def row(case: str, n: int, seed: int, spm: float, null_share: float, pixel_head=PIXEL_HEAD,
         pixel_classes: str = "1,3", real_share: float = 1.0, attack: dict | None = None, planted: bool = False,
         text_data: str = "sst2") -> dict | None:
-    data, recipe = CASES[case]
+    recipe = CASES[case]
     pixels = case == "pixels"
     data = f"cifar:{pixel_classes}" if pixels else text_data
     d = recipes.load(data, n // 2, seed)
@@ -237,7 +237,7 @@ def main(argv=None) -> int:
         m, r, sec, dev = a.cost_point.split(",")
         print(json.dumps(cost_point(int(m), int(r), float(sec), dev, a.seed)), flush=True)
         return 0
-    if a.text_data != "sst2" and not (a.text_data.startswith("fortunes:") and len(a.text_data.split(":", 1)[1].split(",")) == 2):
+    if recipes.is_pixels(a.text_data) or recipes.name_error(a.text_data):
         ap.error(f"--text-data {a.text_data!r}: use sst2 or fortunes:CAT_A,CAT_B (two categories of Debian's fortunes)")
     cuda = torch.cuda.is_available()
     parts = {p for p in a.part.split(",") if p}

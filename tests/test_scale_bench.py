@@ -66,13 +66,19 @@ def test_scale_text_data_reaches_the_loader_and_bad_names_stop_early(monkeypatch
     assert scale.row("text", 4, 0, spm=0.25, null_share=0, text_data="fortunes:science,politics") is None
     assert scale.row("pixels", 4, 0, spm=0.25, null_share=0, text_data="fortunes:science,politics") is None
     assert asked == ["fortunes:science,politics", "cifar:1,3"]
-    for bad in ("imdb", "fortunes:science"):
+    for bad in ("imdb", "fortunes:science", "cifar:0,7"):  # the text case takes text data only
         with pytest.raises(SystemExit) as e:
             scale.main(["--part", "table", "--cases", "text", "--text-data", bad])
         assert e.value.code == 2
         err = capsys.readouterr().err.strip().splitlines()[-1]
         assert f"--text-data {bad!r}" in err and "fortunes:CAT_A,CAT_B" in err
     assert asked == ["fortunes:science,politics", "cifar:1,3"]  # nothing loaded for the bad names
+    with pytest.raises(SystemExit) as e:  # the recipes bench checks its --data names the same way
+        recipes.main(["--data", "sst2,imdb"])
+    assert e.value.code == 2 and "--data 'imdb'" in capsys.readouterr().err
+    assert asked == ["fortunes:science,politics", "cifar:1,3"]
+    assert [recipes.name_error(x) for x in ("sst2", "cifar", "cifar:0,7", "fortunes:a,b")] == [None] * 4
+    assert all(recipes.name_error(x) for x in ("cifar:0,12", "cifar:0", "fortunes:", "sst-2"))
 
 
 def test_scale_cost_part_runs_each_point_in_its_own_process(capsys):
