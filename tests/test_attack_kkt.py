@@ -242,4 +242,4 @@ def test_a_negative_or_exploded_residual_counts_as_diverged():
     from harness.attacks.kkt import _broken
 
     res = torch.tensor([0.2, 1e-6, -5e21, float("nan"), 3e7, -1e-5])
-    assert _broken(res).tolist() == [False, False, True, True, True, False]
+    assert _broken(res, -1e-3).tolist() == [False, False, True, True, True, False]

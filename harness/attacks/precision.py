@@ -1,0 +1,48 @@
+"""`kkt`'s `products` setting: the search's float32 matrix products at full precision, or reduced.
+
+`reduced` lets the BLAS run the float32 products of each search iteration on bfloat16 operands with
+float32 accumulation and float32 results (oneDNN on a CPU: `torch.backends.mkldnn.matmul.fp32_precision
+= "bf16"`, fast where the CPU has AMX tiles or AVX512-BF16; on CUDA, TF32 tensor cores). Tensors stay
+float32; only the products round their operands (about 2^-8 relative).
+
+What it costs in accuracy (measured on a 3072-1000-1 pixel head, m = 200, docs/scale.md): the closed
+form sums terms each about ||theta||^2, so near a minimum (relative residual 0.004) the reduced pass's
+residual is off by 1-9% and its gradient by ~18% (relative norm); the search steps on that noisy
+gradient. So the search's decisions are taken at full precision: successive halving prunes on
+full-precision residuals, and every residual a run reports, and the lambda fit at the start, is
+computed at full precision. A run records `products` in its settings.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import Iterator, Literal
+
+import torch
+
+Products = Literal["full", "reduced"]
+BROKEN_BELOW = {"full": -1e-3, "reduced": -0.05}  # a relative residual below this is a run's rounding blow-up
+
+
+@contextmanager
+def products(mode: Products, device: torch.device) -> Iterator[None]:
+    """Run the float32 products inside at `mode`'s precision on `device` (restored on exit)."""
+    if mode == "full":
+        yield
+        return
+    backend = torch.backends.cuda.matmul if device.type == "cuda" else torch.backends.mkldnn.matmul
+    before = backend.fp32_precision
+    backend.fp32_precision = "tf32" if device.type == "cuda" else "bf16"
+    try:
+        yield
+    finally:
+        backend.fp32_precision = before
+
+
+def reduced_is_fast(device: torch.device) -> bool:
+    """Whether `reduced` products have hardware behind them here (AMX or AVX512-BF16 on a CPU; any CUDA
+    device has TF32 from Ampere on, and older ones ignore the setting)."""
+    if device.type == "cuda":
+        return True
+    cpu = torch.cpu
+    return any(getattr(cpu, name, lambda: False)() for name in ("_is_amx_tile_supported", "_is_avx512_bf16_supported"))
