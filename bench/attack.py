@@ -203,25 +203,27 @@ def case_speed(minutes, null_minutes=None, m=40):
     x, y, non = sst2_embeddings(10, 400)
     v, xc, nonc = victim_for(x, y, 2, recipe((1000,)), "sphere", non)
     its = max(5, 200 * 40 // m)  # the same work per measurement at every m
-    ref_p = {"m": m, "restarts": 1, "iterations": its, "seed": 1}
-    _, t_ref, _ = attack(v, xc, nonc, "text", ref_p, f"kkt-reference 1 restart x {its} it", "kkt-reference")
+    ref_its = max(24, its)  # at least ~3 s of the reference at m = 1000 (8 iterations moved its rate by 1.4x)
+    ref_p = {"m": m, "restarts": 1, "iterations": ref_its, "seed": 1}
+    _, t_ref, _ = attack(v, xc, nonc, "text", ref_p, f"kkt-reference 1 restart x {ref_its} it", "kkt-reference")
     k1 = {"m": m, "restarts": 1, "iterations": its * 10, "rungs": 0, "compile": "off"}
     k16 = {"m": m, "restarts": 16, "iterations": its * 2, "rungs": 0, "compile": "off"}
     t = {}
-    for mode in ("off", "on"):
-        tag = "" if mode == "off" else " compiled"
-        if mode == "on":  # compile outside the timed runs: a run long enough for `auto` pays it once
+    variants = {"": {"compile": "off"}, " compiled": {"compile": "on"},
+                " compiled, reduced products": {"compile": "on", "products": "reduced"}}
+    for tag, how in variants.items():
+        if how["compile"] == "on":  # compile outside the timed runs: a run long enough for `auto` pays it once
             t0 = time.perf_counter()
             for p in (k1, {**k1, "subspace": "off"}, k16):
-                make_attack("kkt", {**p, "iterations": 3, "compile": "on"}).reconstruct(v, progress=False)
-            say(f"  compiling the pass (3 shapes, once per process): {time.perf_counter() - t0:.0f}s")
-        _, t["k1" + tag], _ = attack(v, xc, nonc, "text", {**k1, "compile": mode}, f"kkt{tag} 1 restart x {its * 10} it")
-        _, t["off" + tag], _ = attack(v, xc, nonc, "text", {**k1, "subspace": "off", "compile": mode},
+                make_attack("kkt", {**p, **how, "iterations": 3}).reconstruct(v, progress=False)
+            say(f"  compiling the pass{tag.removeprefix(' compiled')} (3 shapes): {time.perf_counter() - t0:.0f}s")
+        _, t["k1" + tag], _ = attack(v, xc, nonc, "text", {**k1, **how}, f"kkt{tag} 1 restart x {its * 10} it")
+        _, t["off" + tag], _ = attack(v, xc, nonc, "text", {**k1, "subspace": "off", **how},
                                       f"kkt{tag} 1 restart x {its * 10} it, full input space")
-        _, t["k16" + tag], _ = attack(v, xc, nonc, "text", {**k16, "compile": mode}, f"kkt{tag} 16 batched restarts x {its * 2} it")
+        _, t["k16" + tag], _ = attack(v, xc, nonc, "text", {**k16, **how}, f"kkt{tag} 16 batched restarts x {its * 2} it")
     _, t_k64, _ = attack(v, xc, nonc, "text", {**k16, "dtype": "float64"}, f"kkt float64 16 restarts x {its * 2} it")
-    r_ref = its / t_ref
-    for tag in ("", " compiled"):
+    r_ref = ref_its / t_ref
+    for tag in variants:
         r_k1, r_off, r_k16 = its * 10 / t["k1" + tag], its * 10 / t["off" + tag], 16 * its * 2 / t["k16" + tag]
         say(f"  kkt{tag or ' (eager)'}: it/s full input space (no row-space coordinates) {r_off:.1f} = {r_off / r_ref:.1f}x | "
             f"1 restart {r_k1:.1f} = {r_k1 / r_ref:.1f}x | restart-it/s 16 batched {r_k16:.1f} = {r_k16 / r_ref:.1f}x  "

@@ -40,11 +40,11 @@ checks() {
     if [[ -d .gpu/data ]]; then export RECON_SHARED_DATA=$PWD/.gpu/data; fi
     local cost table limit
     if [[ -n "${GPU_TINY:-}" ]]; then
-        cost=(--cost-ms 8 --cost-restarts 2 --devices cpu --cost-seconds 0.2 --threads 1)
+        cost=(--cost-ms 8 --cost-restarts 2 --devices cpu --cost-products full,reduced --cost-seconds 0.2 --threads 1)
         table=(--cases pixels --ns 4 --seconds-per-member 0.5 --null-share 0.5 --threads 1 --pixel-steps 200)
         limit=600
     else
-        cost=(--cost-ms 1000 --cost-restarts 16 --devices cuda,cpu --cost-seconds 20 --threads 16)
+        cost=(--cost-ms 1000 --cost-restarts 16 --devices cuda,cpu --cost-products full,reduced --cost-seconds 15 --threads 16)
         table=(--cases pixels --ns 500 --seconds-per-member 0.3 --null-share 0.5 --threads 16)
         limit=570  # the device run's 600 s, less a margin for the log to come back
     fi

@@ -18,6 +18,7 @@ n = 250 and 500 are added to the default --ns where CUDA is present.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import math
 import subprocess
@@ -25,6 +26,7 @@ import sys
 import time
 import warnings
 from pathlib import Path
+from typing import get_args
 
 import torch
 
@@ -35,7 +37,7 @@ import recipes  # noqa: E402
 from peak_memory import PeakMemory  # noqa: E402
 
 import harness.attacks.kkt as kkt_module  # noqa: E402
-from harness.attacks import make_attack, memory  # noqa: E402
+from harness.attacks import make_attack, memory, precision  # noqa: E402
 from harness.attacks.base import Victim  # noqa: E402
 from harness.heads.mlp import MLPHead  # noqa: E402
 from harness.victims.frame import Frame  # noqa: E402
@@ -143,12 +145,13 @@ def cost_victim(seed: int = 0) -> Victim:
     return Victim(head=head, loss="logistic", num_classes=2, frame=Frame(torch.zeros(3072)), prior="box")
 
 
-def cost_point(m: int, restarts: int, seconds: float, dev: str, seed: int = 0) -> dict:
+def cost_point(m: int, restarts: int, seconds: float, dev: str, seed: int = 0, products: str = "full") -> dict:
     """One (device, m) point in this process: a 3-iteration run (CUDA's context and kernels load there)
     sets the iterations that take about `seconds` (at least 3); then the loop's seconds per iteration
-    and the peak memory of that run."""
+    and the peak memory of that run. `products`: kkt's product precision (full, reduced)."""
     v = cost_victim(seed)
-    params = {"m": m, "restarts": restarts, "iterations": 3, "rungs": 0, "init": "random", "device": dev, "seed": seed}
+    params = {"m": m, "restarts": restarts, "iterations": 3, "rungs": 0, "init": "random", "device": dev, "seed": seed,
+              "products": products}
     probe = make_attack("kkt", params).reconstruct(v, progress=False).runs[0]
     params["iterations"] = max(3, int(seconds / max(probe.wall_s / probe.iterations, 1e-6)))
     svd = kkt_module.row_space
@@ -161,21 +164,23 @@ def cost_point(m: int, restarts: int, seconds: float, dev: str, seed: int = 0) -
             "chunk": res.runs[0].settings["restart_chunk"]}
 
 
-def cost(ms: list[int], restarts: int, devices: list[str], seconds: float, threads: int, seed: int = 0) -> None:
+def cost(ms: list[int], restarts: int, devices: list[str], seconds: float, threads: int, seed: int = 0,
+         products: tuple[str, ...] = ("full",)) -> None:
     """Each point in a fresh process, so that no point's memory is held over into the next one's peak."""
     say(f"== cost: kkt time per iteration and peak memory vs m; head 3072-1000-1, box prior, row-space coordinates, "
-        f"float32, {restarts} restart(s) in one batch, torch threads {threads}, each point in a fresh process")
-    say(f"  {'device':<7} {'m':>5} {'its':>5} {'ms/it':>9} {'restart-it/s':>13} {'peak MiB':>9} {'+MiB':>7} {'est. MiB':>9}  "
+        f"float32, {restarts} restart(s) in one batch, torch threads {threads}, each point in a fresh process; "
+        "products: kkt's product precision (reduced: bfloat16 on a CPU, TF32 on CUDA)")
+    say(f"  {'device':<7} {'products':<8} {'m':>5} {'its':>5} {'ms/it':>9} {'restart-it/s':>13} {'peak MiB':>9} {'+MiB':>7} {'est. MiB':>9}  "
         "memory (+MiB: above what the process held after the row space's SVD; est.: harness/attacks/memory.py's estimate per batch of restarts, what chunking budgets with)")
-    for dev in devices:
+    for dev, prod in itertools.product(devices, products):
         pts = []
         for m in ms:
-            cmd = [sys.executable, __file__, "--cost-point", f"{m},{restarts},{seconds},{dev}", "--threads", str(threads),
+            cmd = [sys.executable, __file__, "--cost-point", f"{m},{restarts},{seconds},{dev},{prod}", "--threads", str(threads),
                    "--seed", str(seed)]
             got = subprocess.run(cmd, capture_output=True, text=True)
             line = [x for x in got.stdout.splitlines() if x.startswith("{")]
             if got.returncode or not line:
-                say(f"  {dev:<7} {m:>5} failed: {(got.stderr.strip().splitlines() or ['?'])[-1]}")
+                say(f"  {dev:<7} {prod:<8} {m:>5} failed: {(got.stderr.strip().splitlines() or ['?'])[-1]}")
                 continue
             r = json.loads(line[-1])
             its = r["its"]
@@ -183,9 +188,9 @@ def cost(ms: list[int], restarts: int, devices: list[str], seconds: float, threa
             pts.append((m, ms_it, r["extra_mib"]))
             est = restarts * (memory.pass_bytes(m, [(1000, 1000), (1, 1000)], 3072, 4, True) + memory.state_bytes(m, 1000, 1, 4))
             chunk = "" if r["chunk"] >= restarts else f"  (chunks of {r['chunk']} restarts)"
-            say(f"  {dev:<7} {m:>5} {its:>5} {ms_it:>9.1f} {restarts * its / r['loop_s']:>13.1f} {r['peak_mib']:>9.0f} "
+            say(f"  {dev:<7} {prod:<8} {m:>5} {its:>5} {ms_it:>9.1f} {restarts * its / r['loop_s']:>13.1f} {r['peak_mib']:>9.0f} "
                 f"{r['extra_mib']:>7.0f} {est / 2**20:>9.0f}  {r['kind']}{chunk}")
-        growth(dev, pts)
+        growth(f"{dev} ({prod} products)", pts)
 
 
 def growth(dev: str, pts: list[tuple[int, float, float]]) -> None:
@@ -211,6 +216,7 @@ def main(argv=None) -> int:
     ap.add_argument("--real-share", type=float, default=1.0, help="the real victim's budget as a share (0: the null victim only)")
     ap.add_argument("--cost-ms", default="40,100,200,500,1000")
     ap.add_argument("--cost-restarts", type=int, default=1)
+    ap.add_argument("--cost-products", default="full", help="cost part: comma list of kkt's product precisions (full, reduced)")
     ap.add_argument("--cost-seconds", type=float, default=10.0, help="seconds of iterations per cost point (at least one)")
     ap.add_argument("--devices", default=None, help="cost part: comma list of cpu, cuda (default: cuda if present, else cpu)")
     ap.add_argument("--pixel-steps", type=int, default=None,
@@ -234,9 +240,11 @@ def main(argv=None) -> int:
     if "time_budget_s" in a.attack:
         ap.error("--attack: time_budget_s is set by --seconds-per-member (the budget is per member); leave it out")
     if a.cost_point:
-        m, r, sec, dev = a.cost_point.split(",")
-        print(json.dumps(cost_point(int(m), int(r), float(sec), dev, a.seed)), flush=True)
+        m, r, sec, dev, prod = a.cost_point.split(",")
+        print(json.dumps(cost_point(int(m), int(r), float(sec), dev, a.seed, prod)), flush=True)
         return 0
+    if bad_products := set(a.cost_products.split(",")) - set(get_args(precision.Products)):
+        ap.error(f"--cost-products {a.cost_products!r}: unknown {sorted(bad_products)}; use full, reduced or full,reduced")
     if recipes.is_pixels(a.text_data) or recipes.name_error(a.text_data):
         ap.error(f"--text-data {a.text_data!r}: use sst2 or fortunes:CAT_A,CAT_B (two categories of Debian's fortunes)")
     cuda = torch.cuda.is_available()
@@ -248,7 +256,8 @@ def main(argv=None) -> int:
         f"{a.threads} torch thread(s)")
     if "cost" in parts:
         devices = (a.devices or ("cuda" if cuda else "cpu")).split(",")
-        cost([int(m) for m in a.cost_ms.split(",")], a.cost_restarts, devices, a.cost_seconds, a.threads, a.seed)
+        cost([int(m) for m in a.cost_ms.split(",")], a.cost_restarts, devices, a.cost_seconds, a.threads, a.seed,
+             tuple(a.cost_products.split(",")))
     if "table" in parts:
         ns = [int(k) for k in (a.ns or ("20,50,100,250,500" if cuda else "20,50,100")).split(",")]
         rows = []

@@ -82,10 +82,18 @@ def test_scale_text_data_reaches_the_loader_and_bad_names_stop_early(monkeypatch
 
 
 def test_scale_cost_part_runs_each_point_in_its_own_process(capsys):
-    assert scale.main(["--part", "cost", "--cost-ms", "4,8", "--cost-seconds", "0.1", "--devices", "cpu"]) == 0
+    assert scale.main(["--part", "cost", "--cost-ms", "4,8", "--cost-seconds", "0.1", "--devices", "cpu",
+                       "--cost-products", "full,reduced"]) == 0
     out = capsys.readouterr().out
-    assert re.search(r"\n  cpu +4 +\d+ ", out) and re.search(r"\n  cpu +8 +\d+ ", out), out
-    assert "grows as m^" in out and "failed" not in out
+    for prod in ("full", "reduced"):
+        assert re.search(rf"\n  cpu +{prod} +4 +\d+ ", out) and re.search(rf"\n  cpu +{prod} +8 +\d+ ", out), out
+    assert "cpu (reduced products): time per iteration grows as m^" in out and "failed" not in out
+
+
+def test_scale_cost_products_must_be_known(capsys):
+    with pytest.raises(SystemExit) as e:
+        scale.main(["--part", "cost", "--cost-products", "full,half"])
+    assert e.value.code == 2 and "--cost-products 'full,half': unknown ['half']" in capsys.readouterr().err
 
 
 @pytest.mark.slow
