@@ -18,15 +18,17 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 def test_the_setting_holds_inside_the_block_only_even_on_error():
     cpu = torch.device("cpu")
-    before = torch.backends.mkldnn.matmul.fp32_precision
+    before = torch.get_float32_matmul_precision()
     with precision.products("reduced", cpu):
-        assert torch.backends.mkldnn.matmul.fp32_precision == "bf16"
-    assert torch.backends.mkldnn.matmul.fp32_precision == before
+        assert torch.get_float32_matmul_precision() == "medium"  # oneDNN: bfloat16 products
+    assert torch.get_float32_matmul_precision() == before
     with pytest.raises(RuntimeError), precision.products("reduced", cpu):
         raise RuntimeError("a failing pass")
-    assert torch.backends.mkldnn.matmul.fp32_precision == before
+    assert torch.get_float32_matmul_precision() == before
+    with precision.products("reduced", torch.device("cuda")):  # only the setting: no CUDA device is needed
+        assert torch.get_float32_matmul_precision() == "high"  # TF32
     with precision.products("full", cpu):
-        assert torch.backends.mkldnn.matmul.fp32_precision == before
+        assert torch.get_float32_matmul_precision() == before
 
 
 @pytest.mark.skipif(not torch.backends.mkldnn.is_available(), reason="oneDNN not in this torch build")

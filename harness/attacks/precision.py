@@ -1,8 +1,8 @@
 """`kkt`'s `products` setting: the search's float32 matrix products at full precision, or reduced.
 
 `reduced` lets the BLAS run the float32 products of each search iteration on bfloat16 operands with
-float32 accumulation and float32 results (oneDNN on a CPU: `torch.backends.mkldnn.matmul.fp32_precision
-= "bf16"`, fast where the CPU has AMX tiles or AVX512-BF16; on CUDA, TF32 tensor cores). Tensors stay
+float32 accumulation and float32 results (oneDNN on a CPU, fast where the CPU has AMX tiles or
+AVX512-BF16; on CUDA, TF32 tensor cores). Tensors stay
 float32; only the products round their operands (about 2^-8 relative).
 
 What it costs in accuracy (measured on a 3072-1000-1 pixel head, m = 200, docs/scale.md): the closed
@@ -26,17 +26,18 @@ BROKEN_BELOW = {"full": -1e-3, "reduced": -0.05}  # a relative residual below th
 
 @contextmanager
 def products(mode: Products, device: torch.device) -> Iterator[None]:
-    """Run the float32 products inside at `mode`'s precision on `device` (restored on exit)."""
+    """Run the float32 products inside at `mode`'s precision on `device` (restored on exit). Through
+    torch's float32 matmul precision (in torch since 1.12): 'medium' lets oneDNN use bfloat16 on a CPU,
+    'high' lets CUDA use TF32."""
     if mode == "full":
         yield
         return
-    backend = torch.backends.cuda.matmul if device.type == "cuda" else torch.backends.mkldnn.matmul
-    before = backend.fp32_precision
-    backend.fp32_precision = "tf32" if device.type == "cuda" else "bf16"
+    before = torch.get_float32_matmul_precision()
+    torch.set_float32_matmul_precision("high" if device.type == "cuda" else "medium")
     try:
         yield
     finally:
-        backend.fp32_precision = before
+        torch.set_float32_matmul_precision(before)
 
 
 def reduced_is_fast(device: torch.device) -> bool:
