@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The GPU checks of issue 15 in one run, sized for under 10 minutes on one H200:
-#   1. kkt's iterations per second and peak memory on CUDA against the CPU at m = 1000 (16 restarts);
+#   1. kkt's iterations per second and peak memory on CUDA against the CPU at m = 1000 (16 restarts), with
+#      full and reduced products (TF32 on CUDA, bfloat16 on the CPU);
 #   2. the papers' n = 500 pixel case (CIFAR-10 automobile vs cat, 250 per class, 3072-1000-1) with a
 #      budget of 0.3 s per member, its count of SSIM > 0.4 members printed next to Haim et al.'s, and its
-#      disjoint null at half that budget (estimated: ~70 s for step 1, ~7 minutes for step 2, of which
+#      disjoint null at half that budget (estimated: ~110 s for step 1 (four points of 15 s, each in a fresh process), ~7 minutes for step 2, of which
 #      225 s of attack; the real victim's row is printed before the null starts, and step 2 is cut at
 #      570 s from the start if it runs over).
 #
