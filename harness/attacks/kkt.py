@@ -1,6 +1,7 @@
 """`kkt`: the stationarity attack of section 3, fast.
 
-Same loss as `kkt-reference`, computed in closed form (objective.py) in float32, for a population
+Same loss as `kkt-reference`, computed in closed form (objective.py) in float32 (its products optionally
+reduced to bfloat16 / TF32: precision.py), for a population
 of restarts stacked in one batched computation, each restart with its own lr / alpha /
 lambda_min, optimised with Adam (per-restart step sizes), started from what the head's first
 layer reveals (priors.py), optionally kept in W1's row space, and pruned by successive halving on
