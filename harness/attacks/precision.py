@@ -7,7 +7,7 @@ float32; only the products round their operands (about 2^-8 relative).
 
 What it costs in accuracy (measured on a 3072-1000-1 pixel head, m = 200, docs/scale.md): the closed
 form sums terms each about ||theta||^2, so near a minimum (relative residual 0.004) the reduced pass's
-residual is off by 1-9% and its gradient by ~18% (relative norm); the search steps on that noisy
+residual is off by 0.5-9% and its gradient by ~18% (relative norm); the search steps on that noisy
 gradient. So the search's decisions are taken at full precision: successive halving prunes on
 full-precision residuals, and every residual a run reports, and the lambda fit at the start, is
 computed at full precision. A run records `products` in its settings.
