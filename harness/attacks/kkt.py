@@ -170,7 +170,6 @@ class _Context:
             self.sphere_r2 = float(1 - self.mean.pow(2).sum() + self.mean_c.pow(2).sum())
         self.lam_dim = (victim.head.out_dim,) if form == "regression" else ()
         self.gram = gram_flags(self.ht, p.m)
-        self.broken_below = precision.BROKEN_BELOW[p.products]  # reduced products round the closed form's terms
         self.start: torch.Tensor | None = None
         self.pool = Pool()
         self.recombined = 0  # restarts of the current bracket started from the pool (the first ones)
@@ -299,7 +298,7 @@ class _Context:
             res, loss, gx, gl = self.loss_grads(x, lam, lam_scale, lmin, alpha)
             if p.products == "reduced" and (it + 1) in rungs:  # successive halving prunes on full-precision residuals
                 res = self.residuals(x, lam, lam_scale, lmin, alpha)
-            bad = ~torch.isfinite(loss) | ~torch.isfinite(gx).flatten(1).all(1) | _broken(res, self.broken_below)
+            bad = ~torch.isfinite(loss) | ~torch.isfinite(gx).flatten(1).all(1) | _broken(res, precision.BROKEN_BELOW[p.products])
             if it % p.curve_every == 0:
                 for k, v in enumerate(loss.tolist()):
                     curves[int(ids[k])].append(v)
