@@ -39,6 +39,25 @@ def test_compiled_pass_matches_eager_as_restarts_are_pruned():
     assert compiled.compiled
 
 
+@pytest.mark.skipif(not fused.cxx_compiler(), reason="torch.compile on a CPU needs a C++ compiler")
+@pytest.mark.parametrize("dims, form, gram", [([12, 24, 1], "binary", False), ([12, 24, 16, 3], "multiclass", False),
+                                              ([12, 24, 2], "regression", True)])
+def test_compiled_pass_matches_eager_in_every_product_form(dims, form, gram):
+    """The compiled pass writes a one-output head's matrix-vector products element-wise (skinny.py): the same
+    residual and gradients as eager, with explicit G_k and with Gram matrices, one or several outputs."""
+    torch.manual_seed(2)
+    ht = HeadTensors.of(MLPHead(dims).scale_init_(0.5))
+    m, R = 7, 3
+    labels = torch.arange(m) % (2 if form == "binary" else dims[-1])
+    lam = torch.rand(R, m, dims[-1]) if form == "regression" else torch.rand(R, m)
+    alphas = layer_alphas(ht, torch.full((R, 1, 1), 5.0))
+    args = (torch.randn(R, m, dims[0]), lam, torch.rand(R), ht, labels, form, alphas, [gram] * len(dims[1:]))
+    compiled = fused.Pass(True)
+    for got, want in zip(compiled(*args), fused.eager_pass(*args)):
+        torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
+    assert compiled.compiled
+
+
 def test_auto_compiles_long_runs_only():
     """`auto` weighs the planned products (a time budget caps them), never the machine's speed."""
     text = [(1000, 384), (1, 1000)]

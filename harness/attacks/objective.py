@@ -19,6 +19,7 @@ import torch
 
 from harness.attacks.margins import Form
 from harness.attacks.residual_grad import ResidualSq
+from harness.attacks.skinny import linear
 from harness.heads.mlp import MLPHead
 
 
@@ -46,8 +47,7 @@ class HeadTensors:
         zs, acts = [], [x]
         L = len(self.weights)
         for k, (w, b) in enumerate(zip(self.weights, self.biases)):
-            a = acts[k]
-            z = a @ w.T if b is None else torch.addmm(b, a.flatten(0, -2), w.T).view(*a.shape[:-1], w.shape[0])
+            z = linear(acts[k], w, b)
             zs.append(z)
             if k < L - 1:
                 acts.append(z.clamp_min(0) if self.activation == "relu" else torch.tanh(z))

@@ -21,6 +21,7 @@ from __future__ import annotations
 import torch
 
 from harness.attacks.margins import output_coef
+from harness.attacks.skinny import add_mm_, mm, mm_t, scaled_mm_sub
 
 
 def residual_forward(x, lam, ht, labels, form, alphas, gram) -> tuple[torch.Tensor, tuple]:
@@ -35,7 +36,7 @@ def residual_forward(x, lam, ht, labels, form, alphas, gram) -> tuple[torch.Tens
     deltas, ps = [None] * L, [None] * (L - 1)
     deltas[-1] = c
     for k in range(L - 1, 0, -1):
-        ps[k - 1] = deltas[k] @ ws[k]
+        ps[k - 1] = mm(deltas[k], ws[k])
         deltas[k - 1] = ps[k - 1] * slopes[k - 1]
     total = ht.theta_sq.to(x).expand(x.shape[0]).clone()
     grams = []
@@ -43,14 +44,14 @@ def residual_forward(x, lam, ht, labels, form, alphas, gram) -> tuple[torch.Tens
         use_gram = gram[k]
         total -= 2 * _dot(zs[k], deltas[k])
         if use_gram:
-            ga = acts[k] @ acts[k].transpose(-1, -2)
+            ga = mm(acts[k], acts[k].transpose(-1, -2))
             if bs[k] is not None:
                 ga += 1.0
-            gd = deltas[k] @ deltas[k].transpose(-1, -2)
+            gd = mm(deltas[k], deltas[k].transpose(-1, -2))
             total += _dot(ga, gd)
             grams.append((ga, gd))
         else:
-            g = deltas[k].transpose(-1, -2) @ acts[k]
+            g = mm_t(deltas[k], acts[k])
             gb = deltas[k].sum(-2) if bs[k] is not None else None
             total += g.pow(2).sum((-1, -2)) + (gb.pow(2).sum(-1) if gb is not None else 0)
             grams.append((g, gb))
@@ -69,7 +70,7 @@ def residual_backward(state: tuple, gout: torch.Tensor) -> tuple[torch.Tensor, t
             gd += carry
         if k < L - 1:
             gp = gd * slopes[k]
-            carry = gp @ ws[k + 1].T
+            carry = mm(gp, ws[k + 1].T)
             gz[k] = _z_adjoint(ht.activation, gd, gp, deltas[k], acts[k + 1], alphas[k])
         else:
             glam = _lambda_adjoint(form, gd, labels, zs[-1], lam_shape)
@@ -78,11 +79,11 @@ def residual_backward(state: tuple, gout: torch.Tensor) -> tuple[torch.Tensor, t
         g = -2 * deltas[k] if gz[k] is None else gz[k]
         if ga is not None:  # ga is the adjoint of acts[k + 1] = act(z_k)
             g.addcmul_(ga, slopes[k])
-        ga = g @ ws[k]
+        ga = mm(g, ws[k])
         if gram[k]:  # 2 (Delta Delta^T) A
-            ga.baddbmm_(grams[k][1], acts[k], alpha=2)
+            ga = add_mm_(ga, grams[k][1], acts[k], alpha=2)
         else:  # 2 Delta G
-            ga.baddbmm_(deltas[k], grams[k][0], alpha=2)
+            ga = add_mm_(ga, deltas[k], grams[k][0], alpha=2)
     return ga.mul_(gout.view(-1, *[1] * (ga.dim() - 1))), glam.mul_(gout.view(-1, *[1] * (glam.dim() - 1)))
 
 
@@ -125,9 +126,9 @@ def _delta_adjoint(saved, use_gram: bool, a, z, delta, bias: bool):
     """d/d delta_k of  -2 <z_k, delta_k> + ||G_k||^2 (+ ||G_bk||^2)."""
     if use_gram:
         ga, _ = saved
-        return (ga @ delta).mul_(2).sub_(z, alpha=2)
+        return scaled_mm_sub(ga, delta, z, 2.0)
     g, gb = saved
-    out = torch.baddbmm(z, a, g.transpose(-1, -2), beta=-2, alpha=2)
+    out = scaled_mm_sub(a, g.transpose(-1, -2), z, 2.0)
     if gb is not None:
         out += 2 * gb.unsqueeze(-2)
     return out
