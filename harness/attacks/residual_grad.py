@@ -3,12 +3,14 @@
 objective.py defines the residual  ||theta||^2 - 2 sum_k <z_k, delta_k> + sum_k ||G_k||^2  (+ bias terms);
 autograd through it records ~40 element-wise passes over the (m, width) activations per iteration,
 which cost as much as the matrix products at large m. The reverse pass below is the same derivative
-in about half the passes, with the products fused where torch allows (baddbmm):
+in about half the passes, with the products fused where torch allows (baddbmm; skinny.py for what
+torch.compile can fold into its loops):
 
     backward signals     delta_{k-1} = p_{k-1} * s(z_{k-1}),  p_{k-1} = delta_k W_k
     their adjoints       gd_k = -2 z_k + 2 A_{k-1} G_k^T (+ 2 G_bk)  [+ what delta_{k-1} passes up]
                          gd_{k+1} += (gd_k * s_k) W_{k+1}^T;   gz_k = gd_k * p_k * s'(z_k) - 2 delta_k
     forward adjoints     (gz_L = -2 delta_L);  ga_{k-1} = gz_k W_k + 2 delta_k G_k;  gz_{k-1} += ga_{k-1} * s(z_{k-1})
+                         (the output layer's ga_{L-1} = 2 delta_L (G_L - W_L): one product)
     lambda               through delta_L = c(lambda) (margins.output_coef: linear in lambda)
 
 where s is the derivative the attack backpropagates through the activation (the modified ReLU's
@@ -76,6 +78,9 @@ def residual_backward(state: tuple, gout: torch.Tensor) -> tuple[torch.Tensor, t
             glam = _lambda_adjoint(form, gd, labels, zs[-1], lam_shape)
     ga = None
     for k in range(L - 1, -1, -1):
+        if gz[k] is None and not gram[k]:  # the output layer: -2 Delta W + 2 Delta G in one product
+            ga = mm(deltas[k], (grams[k][0] - ws[k]).mul_(2))
+            continue
         g = -2 * deltas[k] if gz[k] is None else gz[k]
         if ga is not None:  # ga is the adjoint of acts[k + 1] = act(z_k)
             g.addcmul_(ga, slopes[k])
