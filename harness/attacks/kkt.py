@@ -298,7 +298,8 @@ class _Context:
             res, loss, gx, gl = self.loss_grads(x, lam, lam_scale, lmin, alpha)
             if p.products == "reduced" and (it + 1) in rungs:  # successive halving prunes on full-precision residuals
                 res = self.residuals(x, lam, lam_scale, lmin, alpha)
-            bad = ~torch.isfinite(loss) | ~torch.isfinite(gx).flatten(1).all(1) | _broken(res, precision.BROKEN_BELOW[p.products])
+            # a gradient row with a NaN or an infinity sums to one (one pass; a finite sum past 3e38 counts too)
+            bad = ~torch.isfinite(loss) | ~torch.isfinite(gx.flatten(1).sum(1)) | _broken(res, precision.BROKEN_BELOW[p.products])
             if it % p.curve_every == 0:
                 for k, v in enumerate(loss.tolist()):
                     curves[int(ids[k])].append(v)

@@ -25,18 +25,20 @@ class RestartOptimizer:
         return "sgd" if bool(self.sgd[0].flatten()[k]) else "adam"
 
     def step(self, tensors, grads):
+        """One step of every restart. The gradients are consumed: their non-finite entries are zeroed in place."""
         self.t += 1
         b1, b2 = 0.9, 0.999
         for t, g, m, v, lr, sgd in zip(tensors, grads, self.m, self.v, self.lrs, self.sgd):
-            g = torch.nan_to_num(g, nan=0.0, posinf=0.0, neginf=0.0)
+            g = torch.nan_to_num_(g, nan=0.0, posinf=0.0, neginf=0.0)
             if self.all_sgd:
                 m.mul_(self.mom).add_(g)
                 t.sub_(lr * m)
                 continue
             v.mul_(b2).addcmul_(g, g, value=1 - b2)
-            if not self.any_sgd:  # plain Adam: in place, no second branch
+            if not self.any_sgd:  # plain Adam: two temporaries, the rest in place
                 m.mul_(b1).add_(g, alpha=1 - b1)
-                t.sub_(lr * (m / (1 - b1**self.t)) / ((v / (1 - b2**self.t)).sqrt() + 1e-12))
+                denom = v.div(1 - b2**self.t).sqrt_().add_(1e-12)
+                t.sub_(m.div(denom).mul_(lr / (1 - b1**self.t)))
                 continue
             # mixed: m holds the momentum buffer for SGD restarts and Adam's first moment for the others
             m.copy_(torch.where(sgd, m * self.mom + g, m * b1 + (1 - b1) * g))
