@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from harness.attacks.base import Attack
+from harness.attacks.heap import keep_freed_memory
 from harness.attacks.kkt import KKT
 from harness.attacks.kkt_reference import KKTReference
 from harness.errors import HarnessError, did_you_mean
@@ -25,4 +26,6 @@ def attack_class(name: str) -> type[Attack]:
 def make_attack(name: str, params: dict | None = None) -> Attack:
     """Build an attack with validated parameters; any bad parameter is a one-line HarnessError."""
     cls = attack_class(name)
-    return cls(validated_params(cls.Params, dict(params or {}), name))
+    attack = cls(validated_params(cls.Params, dict(params or {}), name))
+    keep_freed_memory()
+    return attack
