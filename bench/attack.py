@@ -1,7 +1,7 @@
 """Benchmark of issue 3's targets: quality, speed ratios and trends of the `kkt` attack.
 
     python bench/attack.py [--case recipes|text|pixels|multiclass|speed|trend|identify|all] [--minutes N]
-                           [--null-minutes N] [--trend-ns 10,20,50] [--speed-m 40]
+                           [--null-minutes N] [--trend-ns 10,20,50] [--speed-m 40] [--speed-rounds 3]
 
 Every figure is measured in this run, side by side; ratios compare runs made here, now.
 Skips (exit 0) where ../shared/data (or $RECON_SHARED_DATA) is absent.
@@ -10,6 +10,7 @@ Skips (exit 0) where ../shared/data (or $RECON_SHARED_DATA) is absent.
 from __future__ import annotations
 
 import argparse
+import statistics
 import sys
 import time
 import warnings
@@ -105,9 +106,9 @@ def fmt(sc):
     return " ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}" for k, v in sc.items())
 
 
-def attack(v, xc, nonc, space, params, label, name="kkt", frame=None):
+def attack(v, xc, nonc, space, params, label, name="kkt", frame=None, quiet=False):
     """Attack v; score its candidates against members xc / non-members nonc. `frame` is the victim
-    whose centring xc and nonc use, when v subtracted another mean (the disjoint null)."""
+    whose centring xc and nonc use, when v subtracted another mean (the disjoint null). `quiet`: no line."""
     t = time.perf_counter()
     res = make_attack(name, params).reconstruct(v, progress=False)
     wall = time.perf_counter() - t
@@ -115,8 +116,9 @@ def attack(v, xc, nonc, space, params, label, name="kkt", frame=None):
         res.candidates = res.candidates + (v.mean - frame.mean)
     sc = score(space, res, xc, nonc, frame or v)
     best = min((r.final_loss for r in res.runs if r.status == "ok"), default=float("nan"))
-    say(f"    {label}: attack {wall:.0f}s, runs {len(res.runs)}, candidates {len(res.candidates)}, "
-        f"best relative KKT residual {best:.3g} | {fmt(sc)}")
+    if not quiet:
+        say(f"    {label}: attack {wall:.0f}s, runs {len(res.runs)}, candidates {len(res.candidates)}, "
+            f"best relative KKT residual {best:.3g} | {fmt(sc)}")
     return sc, wall, res
 
 
@@ -198,17 +200,15 @@ def case_multiclass(minutes, null_minutes):
     say(f"  ({SCORE_MEANING['pixels']})")
 
 
-def case_speed(minutes, null_minutes=None, m=40):
-    say(f"== speed: same victim (MiniLM/SST-2 384-1000-1, n=20), same m={m}, side by side")
+def case_speed(minutes, null_minutes=None, m=40, rounds=3):
+    say(f"== speed: same victim (MiniLM/SST-2 384-1000-1, n=20), same m={m}, side by side, {rounds} interleaved rounds")
     x, y, non = sst2_embeddings(10, 400)
     v, xc, nonc = victim_for(x, y, 2, recipe((1000,)), "sphere", non)
     its = max(5, 200 * 40 // m)  # the same work per measurement at every m
     ref_its = max(24, its)  # at least ~3 s of the reference at m = 1000 (8 iterations moved its rate by 1.4x)
     ref_p = {"m": m, "restarts": 1, "iterations": ref_its, "seed": 1}
-    _, t_ref, _ = attack(v, xc, nonc, "text", ref_p, f"kkt-reference 1 restart x {ref_its} it", "kkt-reference")
     k1 = {"m": m, "restarts": 1, "iterations": its * 10, "rungs": 0, "compile": "off"}
     k16 = {"m": m, "restarts": 16, "iterations": its * 2, "rungs": 0, "compile": "off"}
-    t = {}
     variants = {"": {"compile": "off"}, " compiled": {"compile": "on"},
                 " compiled, reduced products": {"compile": "on", "products": "reduced"}}
     for tag, how in variants.items():
@@ -217,18 +217,28 @@ def case_speed(minutes, null_minutes=None, m=40):
             for p in (k1, {**k1, "subspace": "off"}, k16):
                 make_attack("kkt", {**p, **how, "iterations": 3}).reconstruct(v, progress=False)
             say(f"  compiling the pass{tag.removeprefix(' compiled')} (3 shapes): {time.perf_counter() - t0:.0f}s")
-        _, t["k1" + tag], _ = attack(v, xc, nonc, "text", {**k1, **how}, f"kkt{tag} 1 restart x {its * 10} it")
-        _, t["off" + tag], _ = attack(v, xc, nonc, "text", {**k1, "subspace": "off", **how},
-                                      f"kkt{tag} 1 restart x {its * 10} it, full input space")
-        _, t["k16" + tag], _ = attack(v, xc, nonc, "text", {**k16, **how}, f"kkt{tag} 16 batched restarts x {its * 2} it")
+    # each round times the reference and then every variant, so a ratio pairs runs a few seconds apart and
+    # the rounds show how far the machine's load moves it
+    ratios = {tag: {"off": [], "k1": [], "k16": []} for tag in variants}
+    refs = []
+    for rnd in range(rounds):
+        quiet = rnd > 0
+        _, t_ref, _ = attack(v, xc, nonc, "text", ref_p, f"kkt-reference 1 restart x {ref_its} it", "kkt-reference", quiet=quiet)
+        refs.append(ref_its / t_ref)
+        for tag, how in variants.items():
+            runs = {"k1": ({**k1, **how}, f"kkt{tag} 1 restart x {its * 10} it", its * 10),
+                    "off": ({**k1, "subspace": "off", **how}, f"kkt{tag} 1 restart x {its * 10} it, full input space", its * 10),
+                    "k16": ({**k16, **how}, f"kkt{tag} 16 batched restarts x {its * 2} it", 16 * its * 2)}
+            for key, (p, label, work) in runs.items():
+                _, t, _ = attack(v, xc, nonc, "text", p, label, quiet=quiet)
+                ratios[tag][key].append(work / t / refs[-1])
     _, t_k64, _ = attack(v, xc, nonc, "text", {**k16, "dtype": "float64"}, f"kkt float64 16 restarts x {its * 2} it")
-    r_ref = ref_its / t_ref
+    say(f"  reference it/s per round: {', '.join(f'{r:.2f}' for r in refs)}; ratios below: median [min-max] over the rounds")
     for tag in variants:
-        r_k1, r_off, r_k16 = its * 10 / t["k1" + tag], its * 10 / t["off" + tag], 16 * its * 2 / t["k16" + tag]
-        say(f"  kkt{tag or ' (eager)'}: it/s full input space (no row-space coordinates) {r_off:.1f} = {r_off / r_ref:.1f}x | "
-            f"1 restart {r_k1:.1f} = {r_k1 / r_ref:.1f}x | restart-it/s 16 batched {r_k16:.1f} = {r_k16 / r_ref:.1f}x  "
-            f"(reference {r_ref:.2f} it/s; targets: 5x single, 10x batched)")
-    say(f"  float64 batched (eager): {16 * its * 2 / t_k64 / r_ref:.1f}x")
+        rs = ratios[tag]
+        say(f"  kkt{tag or ' (eager)'}: full input space (no row-space coordinates) {_spread(rs['off'])} | "
+            f"1 restart {_spread(rs['k1'])} | restart-it/s 16 batched {_spread(rs['k16'])}  (targets: 5x single, 10x batched)")
+    say(f"  float64 batched (eager): {16 * its * 2 / t_k64 / refs[-1]:.1f}x")
     if m != 40:  # the time-to-quality comparison is defined at the bench's own budget (m = 40)
         return
     ref_budget = minutes * 60
@@ -238,6 +248,12 @@ def case_speed(minutes, null_minutes=None, m=40):
     sk, tk, _ = attack(v, xc, nonc, "text", {**KKT_DEFAULT, "time_budget_s": ref_budget / 10}, "kkt (1/10 time)")
     say(f"  members passing 1%-FPR: reference {sr['pass']} in {tr:.0f}s; kkt {sk['pass']} in {tk:.0f}s "
         f"({tk / tr:.2f} of the reference's time); mean best cos {sr['mean_best']:.3f} vs {sk['mean_best']:.3f}")
+
+
+def _spread(xs) -> str:
+    """median [min-max] of ratios, as 'N.Nx [a-b]'."""
+    xs = sorted(xs)
+    return f"{statistics.median(xs):.1f}x [{xs[0]:.1f}-{xs[-1]:.1f}]"
 
 
 def case_trend(minutes, null_minutes, ns=(10, 20, 50)):
@@ -288,6 +304,7 @@ def main(argv=None) -> int:
     ap.add_argument("--null-minutes", type=float, default=None, help="attack budget per null victim (default --minutes)")
     ap.add_argument("--trend-ns", default="10,20,50", help="members per class in the trend grid")
     ap.add_argument("--speed-m", type=int, default=40, help="candidates per restart in the speed case")
+    ap.add_argument("--speed-rounds", type=int, default=3, help="interleaved rounds of the speed case (ratios: median, range)")
     ap.add_argument("--threads", type=int, default=1, help="torch threads (1 is far faster on a busy 2-core box)")
     ap.add_argument("--nulls", default=",".join(NULLS), help=f"null victims to attack, from {','.join(NULLS)}")
     a = ap.parse_args(argv)
@@ -308,7 +325,7 @@ def main(argv=None) -> int:
             if name == "trend":
                 fn(a.minutes, nm, tuple(int(k) for k in a.trend_ns.split(",")))
             elif name == "speed":
-                fn(a.minutes, nm, a.speed_m)
+                fn(a.minutes, nm, a.speed_m, a.speed_rounds)
             else:
                 fn(a.minutes, nm)
             say(f"   ({name} took {time.perf_counter() - t:.0f}s)")
