@@ -31,6 +31,6 @@ def test_building_an_attack_sets_the_thresholds_once(fresh, monkeypatch):
 
 
 def test_opting_out_leaves_the_allocator_alone(fresh, monkeypatch):
-    monkeypatch.setenv("RECON_KEEP_FREED_MEMORY", "0")
+    monkeypatch.setenv("RECON_HARNESS_KEEP_FREED_MEMORY", "0")
     monkeypatch.setattr(ctypes, "CDLL", lambda *a, **k: pytest.fail("mallopt called despite the opt-out"))
     assert heap.keep_freed_memory() is False

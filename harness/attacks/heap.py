@@ -8,7 +8,7 @@ the next, and the iteration 1.3-1.6x slower when they hit (docs/scale.md). Fixin
 keeps the blocks: the peak memory is the same, but the process holds it until it exits.
 
 Applied once per process, when the first attack is built, on Linux with glibc only (elsewhere a no-op).
-RECON_KEEP_FREED_MEMORY=0 leaves the allocator's defaults.
+RECON_HARNESS_KEEP_FREED_MEMORY=0 leaves the allocator's defaults.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ def keep_freed_memory() -> bool:
 
 
 def _set_thresholds() -> bool:
-    if os.environ.get("RECON_KEEP_FREED_MEMORY", "1") == "0" or not sys.platform.startswith("linux"):
+    if os.environ.get("RECON_HARNESS_KEEP_FREED_MEMORY", "1") == "0" or not sys.platform.startswith("linux"):
         return False
     try:
         mallopt = ctypes.CDLL("libc.so.6").mallopt
