@@ -46,10 +46,10 @@ def residual_forward(x, lam, ht, labels, form, alphas, gram) -> tuple[torch.Tens
         use_gram = gram[k]
         total -= 2 * _dot(zs[k], deltas[k])
         if use_gram:
-            ga = mm(acts[k], acts[k].transpose(-1, -2))
+            ga = acts[k] @ acts[k].transpose(-1, -2)
             if bs[k] is not None:
                 ga += 1.0
-            gd = mm(deltas[k], deltas[k].transpose(-1, -2))
+            gd = deltas[k] @ deltas[k].transpose(-1, -2)
             total += _dot(ga, gd)
             grams.append((ga, gd))
         else:
