@@ -62,3 +62,22 @@ def test_a_reduced_search_finds_the_planted_members_and_reports_full_precision_r
     full = make_attack("kkt", params).reconstruct(victim, progress=False)
     best = lambda rr: min(r.final_loss for r in rr.runs if r.status == "ok")  # noqa: E731
     assert best(res) < 10 * best(full) + 1e-6
+
+
+def test_a_rung_judges_its_full_precision_residuals_by_the_full_bound(planted, monkeypatch):  # noqa: F811
+    """At a rung a reduced search recomputes residuals at full precision; one at -0.01 is a blow-up there
+    (full bound -1e-3), although a reduced pass's residual may read that low."""
+    from harness.attacks import kkt
+
+    victim = planted[0]
+    real = kkt._Context.residuals
+
+    def low_first(self, x, *args):
+        res = real(self, x, *args)
+        res[0] = -0.01  # the rung's residual of the first restart
+        return res
+
+    monkeypatch.setattr(kkt._Context, "residuals", low_first)
+    params = {"m": 8, "restarts": 4, "iterations": 20, "rungs": 1, "seed": 0, "products": "reduced"}
+    runs = make_attack("kkt", params).reconstruct(victim, progress=False).runs
+    assert runs[0].status == "diverged" and runs[0].iterations < 20, runs[0]

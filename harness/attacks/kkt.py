@@ -296,10 +296,11 @@ class _Context:
         for it in range(p.iterations):
             alpha = search.alpha_at(it, p.iterations, a0, a1).view(-1, 1, 1)
             res, loss, gx, gl = self.loss_grads(x, lam, lam_scale, lmin, alpha)
+            res_at = p.products  # the precision `res` was computed at, which sets its valid range
             if p.products == "reduced" and (it + 1) in rungs:  # successive halving prunes on full-precision residuals
-                res = self.residuals(x, lam, lam_scale, lmin, alpha)
+                res, res_at = self.residuals(x, lam, lam_scale, lmin, alpha), "full"
             # a gradient row with a NaN or an infinity sums to one (one pass; a finite sum past 3e38 counts too)
-            bad = ~torch.isfinite(loss) | ~torch.isfinite(gx.flatten(1).sum(1)) | _broken(res, precision.BROKEN_BELOW[p.products])
+            bad = ~torch.isfinite(loss) | ~torch.isfinite(gx.flatten(1).sum(1)) | _broken(res, precision.BROKEN_BELOW[res_at])
             if it % p.curve_every == 0:
                 for k, v in enumerate(loss.tolist()):
                     curves[int(ids[k])].append(v)
