@@ -58,6 +58,40 @@ def test_compiled_pass_matches_eager_in_every_product_form(dims, form, gram):
     assert compiled.compiled
 
 
+@pytest.mark.skipif(not fused.cxx_compiler(), reason="torch.compile on a CPU needs a C++ compiler")
+@pytest.mark.parametrize("R", [1, 3])
+@pytest.mark.parametrize("dims, form", [([24, 48, 1], "binary"), ([24, 48, 32, 3], "multiclass")])
+def test_compiled_pass_with_reduced_products_stays_close_to_the_full_one(R, dims, form):
+    """Under reduced products a compiled pass runs its GEMMs on bfloat16 operands and results (skinny.gemm:
+    one restart through the 2-d product, several through the batched one; outer products element-wise):
+    about as close to the full-precision eager pass as the eager reduced pass, and the setting is gone after
+    the block."""
+    from harness.attacks import precision, skinny
+
+    torch._dynamo.reset()  # its recompile limit counts every shape this process compiled the pass for
+    torch.manual_seed(4)
+    ht = HeadTensors.of(MLPHead(dims, bias="first").scale_init_(0.5))
+    m = 40  # explicit G_k (m (width + fan_in) > width fan_in)
+    labels = torch.arange(m) % (2 if form == "binary" else dims[-1])
+    alphas = layer_alphas(ht, torch.full((R, 1, 1), 5.0))
+    args = (torch.randn(R, m, dims[0]), torch.rand(R, m), torch.rand(R) + 0.5, ht, labels, form, alphas,
+            gram_flags(ht, m))
+    assert not any(args[-1])
+    want = fused.eager_pass(*args)
+    compiled = fused.Pass(True)
+    with precision.products("reduced", torch.device("cpu")):
+        assert skinny.LOW == torch.bfloat16
+        got = compiled(*args)
+        operands_only = fused.eager_pass(*args)  # eager: oneDNN rounds the operands, not the results
+    assert skinny.LOW is None and compiled.compiled
+    err = lambda a, b: float((a - b).norm() / b.norm())  # noqa: E731
+    for g, o, w in zip(got, operands_only, want):
+        assert g.dtype == w.dtype == torch.float32
+        # random points cancel more in some restarts than in others: the bound is the eager reduced pass's own
+        assert err(g, w) < 4 * err(o, w) + 0.01, (err(g, w), err(o, w))
+        assert not torch.equal(g, w)  # the products did round
+
+
 def test_auto_compiles_long_runs_only():
     """`auto` weighs the planned products (a time budget caps them), never the machine's speed."""
     text = [(1000, 384), (1, 1000)]

@@ -78,9 +78,11 @@ def test_null_victim_recovers_nothing(planted):
      ([8, 16, 4], "multiclass", "first", "relu"), ([8, 16, 3], "regression", "none", "relu"),
      ([8, 16, 2], "multiclass", "all", "tanh"), ([8, 16, 12, 1], "binary", "all", "tanh")],
 )
-def test_closed_form_gradient_matches_double_backward(dims, kind, bias, act):
+@pytest.mark.parametrize("gram", [None, False], ids=["gram-where-cheaper", "explicit-G"])
+def test_closed_form_gradient_matches_double_backward(dims, kind, bias, act, gram):
     """Both forms of the stationarity loss agree for ReLU heads and for tanh heads (BERT-style
-    classifier heads: dense -> tanh -> linear, biases everywhere)."""
+    classifier heads: dense -> tanh -> linear, biases everywhere), with each layer's ||G_k||^2 from the
+    Gram matrices (as at small m) and from G_k itself (as at large m)."""
     torch.manual_seed(0)
     head = MLPHead(dims, bias=bias, activation=act)
     m = 5
@@ -89,7 +91,7 @@ def test_closed_form_gradient_matches_double_backward(dims, kind, bias, act):
     lam = (torch.randn(m, dims[-1]) if kind == "regression" else torch.rand(m)).double().requires_grad_()
     ref = reference_kkt_loss(_double_copy(head), x, lam, labels, kind, 30.0)
     g_ref = torch.autograd.grad(ref, [x, lam])
-    fast = residual_sq(HeadTensors.of(head, torch.float64), x[None], lam[None], labels, kind, 30.0)[0]
+    fast = residual_sq(HeadTensors.of(head, torch.float64), x[None], lam[None], labels, kind, 30.0, gram)[0]
     g_fast = torch.autograd.grad(fast, [x, lam])
     assert abs(ref.item() - fast.item()) < 1e-6 * ref.item()
     for a, b in zip(g_ref, g_fast):

@@ -2,13 +2,15 @@
 
 For an MLP the sum  G = sum_j grad_theta (c_j . h(x_j))  is, layer by layer, G_k = Delta_k^T A_{k-1}
 (backprop signals times inputs, with the modified ReLU's slope), plus G_bk = sum_j delta_kj for a
-biased layer. So  ||theta - G||^2 = ||theta||^2 - 2 sum_k <theta_k, G_k> + sum_k ||G_k||^2  with
+biased layer. Where m is small, a layer's term of ||theta - G||^2 comes from two m x m Gram matrices:
+  ||theta_k||^2 - 2 (<W_k, G_k> + <b_k, G_bk>) + ||G_k||^2 + ||G_bk||^2,  with
   <W_k, G_k> + <b_k, G_bk> = sum_j delta_kj . z_kj          (z = pre-activation, already computed)
-  ||G_k||^2 + ||G_bk||^2  = sum_ij (delta_i.delta_j)(a_i.a_j + [bias])   (two m x m Gram matrices)
+  ||G_k||^2 + ||G_bk||^2  = sum_ij (delta_i.delta_j)(a_i.a_j + [bias])
 No per-sample gradient, no double backward, no h x h matrix per candidate: one forward, one
 backward signal, and a reverse pass written by hand for the gradient in (x, lambda) (residual_grad.py). Where m is large
 (m (h + d) > h d) the Gram matrices cost more than G_k itself, and G_k is formed instead: the cost
-then grows linearly in m.
+then grows linearly in m, and the term is ||W_k - G_k||^2 + ||b_k - G_bk||^2 itself, which does not
+cancel near a minimum as the expanded form does.
 """
 
 from __future__ import annotations
@@ -31,6 +33,12 @@ class HeadTensors:
     biases: list[torch.Tensor | None]
     theta_sq: torch.Tensor
     activation: str = "relu"
+    layer_sq: torch.Tensor | None = None  # (L,) float64: ||W_k||^2 + ||b_k||^2 of the weights as held here
+
+    def __post_init__(self):
+        if self.layer_sq is None:
+            self.layer_sq = torch.tensor([float(w.double().pow(2).sum()) + (0.0 if b is None else float(b.double().pow(2).sum()))
+                                          for w, b in zip(self.weights, self.biases)], dtype=torch.float64)
 
     @classmethod
     def of(cls, head: MLPHead, dtype=torch.float32, device="cpu") -> "HeadTensors":

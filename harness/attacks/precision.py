@@ -3,7 +3,11 @@
 `reduced` lets the BLAS run the float32 products of each search iteration on bfloat16 operands with
 float32 accumulation and float32 results (oneDNN on a CPU, fast where the CPU has AMX tiles or
 AVX512-BF16; on CUDA, TF32 tensor cores). Tensors stay
-float32; only the products round their operands (about 2^-8 relative).
+float32; only the products round their operands (about 2^-8 relative). A compiled pass on a CPU casts
+the GEMM operands to bfloat16 itself and takes a bfloat16 result (skinny.gemm): the casts fuse into the
+loops that write the operands and read the results, where oneDNN would convert each float32 operand in
+a pass of its own, and the (m, width) arrays cross memory at half the bytes (1.3x per compiled pass at
+m = 1000, docs/scale.md). The results then round too (2^-8), at about the operands' cost in accuracy.
 
 What it costs in accuracy (measured on a 3072-1000-1 pixel head, m = 200, docs/scale.md): the closed
 form sums terms each about ||theta||^2, so near a minimum (relative residual 0.004) the reduced pass's
@@ -20,6 +24,8 @@ from typing import Iterator, Literal
 
 import torch
 
+from harness.attacks import skinny
+
 Products = Literal["full", "reduced"]
 BROKEN_BELOW = {"full": -1e-3, "reduced": -0.05}  # a relative residual below this is a run's rounding blow-up
 
@@ -32,12 +38,15 @@ def products(mode: Products, device: torch.device) -> Iterator[None]:
     if mode == "full":
         yield
         return
-    before = torch.get_float32_matmul_precision()
+    before, low = torch.get_float32_matmul_precision(), skinny.LOW
     torch.set_float32_matmul_precision("high" if device.type == "cuda" else "medium")
+    if device.type == "cpu":
+        skinny.LOW = torch.bfloat16  # a compiled pass casts its GEMM operands itself (skinny.gemm)
     try:
         yield
     finally:
         torch.set_float32_matmul_precision(before)
+        skinny.LOW = low
 
 
 def reduced_is_fast(device: torch.device) -> bool:

@@ -23,7 +23,7 @@ from __future__ import annotations
 import torch
 
 from harness.attacks.margins import output_coef
-from harness.attacks.skinny import add_mm_, mm, mm_t, scaled_mm_sub
+from harness.attacks.skinny import add_mm_, mm, mm_t, scaled_mm_add, scaled_mm_sub
 
 
 def residual_forward(x, lam, ht, labels, form, alphas, gram) -> tuple[torch.Tensor, tuple]:
@@ -40,23 +40,25 @@ def residual_forward(x, lam, ht, labels, form, alphas, gram) -> tuple[torch.Tens
     for k in range(L - 1, 0, -1):
         ps[k - 1] = mm(deltas[k], ws[k])
         deltas[k - 1] = ps[k - 1] * slopes[k - 1]
-    total = ht.theta_sq.to(x).expand(x.shape[0]).clone()
+    # the layers whose term is ||theta_k - G_k||^2 itself leave ||theta_k||^2 out of the expanded form's constant
+    explicit = [k for k in range(L) if not gram[k]]
+    total = (ht.theta_sq - ht.layer_sq[explicit].sum()).to(x).expand(x.shape[0]).clone()
     grams = []
     for k in range(L):
-        use_gram = gram[k]
-        total -= 2 * _dot(zs[k], deltas[k])
-        if use_gram:
+        if gram[k]:
+            total -= 2 * _dot(zs[k], deltas[k])
             ga = acts[k] @ acts[k].transpose(-1, -2)
             if bs[k] is not None:
                 ga += 1.0
             gd = deltas[k] @ deltas[k].transpose(-1, -2)
             total += _dot(ga, gd)
             grams.append((ga, gd))
-        else:
+        else:  # E_k = G_k - W_k (and G_bk - b_k): the residual's own terms
             g = mm_t(deltas[k], acts[k])
-            gb = deltas[k].sum(-2) if bs[k] is not None else None
-            total += g.pow(2).sum((-1, -2)) + (gb.pow(2).sum(-1) if gb is not None else 0)
-            grams.append((g, gb))
+            e = g - ws[k]
+            eb = deltas[k].sum(-2) - bs[k] if bs[k] is not None else None
+            total += e.pow(2).sum((-1, -2)) + (eb.pow(2).sum(-1) if eb is not None else 0)
+            grams.append((g, e, eb))
     return total, (ht, labels, form, alphas, gram, acts, zs, slopes, deltas, ps, grams, lam.shape)
 
 
@@ -79,7 +81,7 @@ def residual_backward(state: tuple, gout: torch.Tensor) -> tuple[torch.Tensor, t
     ga = None
     for k in range(L - 1, -1, -1):
         if gz[k] is None and not gram[k]:  # the output layer: -2 Delta W + 2 Delta G in one product
-            ga = mm(deltas[k], (grams[k][0] - ws[k]).mul_(2))
+            ga = mm(deltas[k], 2 * grams[k][1])
             continue
         g = -2 * deltas[k] if gz[k] is None else gz[k]
         if ga is not None:  # ga is the adjoint of acts[k + 1] = act(z_k)
@@ -128,15 +130,14 @@ def _dot(a, b):
 
 
 def _delta_adjoint(saved, use_gram: bool, a, z, delta, bias: bool):
-    """d/d delta_k of  -2 <z_k, delta_k> + ||G_k||^2 (+ ||G_bk||^2)."""
+    """d/d delta_k of  -2 <z_k, delta_k> + ||G_k||^2 (+ ||G_bk||^2): 2 (A G_k^T - z_k) (+ 2 G_bk), which for an
+    explicit G_k is written 2 A E_k^T + 2 E_bk (E = G - theta: z_k = A W_k^T + b_k), so that it does not
+    cancel near a minimum."""
     if use_gram:
         ga, _ = saved
         return scaled_mm_sub(ga, delta, z, 2.0)
-    g, gb = saved
-    out = scaled_mm_sub(a, g.transpose(-1, -2), z, 2.0)
-    if gb is not None:
-        out += 2 * gb.unsqueeze(-2)
-    return out
+    _, e, eb = saved
+    return scaled_mm_add(a, e.transpose(-1, -2), None if eb is None else eb.unsqueeze(-2), 2.0)
 
 
 def _lambda_adjoint(form, gd, labels, out, lam_shape):

@@ -6,14 +6,33 @@ separate pass over the (m, width) activations, and with reduced products (`produ
 them in bfloat16 at 3-4x their float32 time (converting the operands outweighs the work). Written as a
 broadcast product and a sum, inductor folds them into the element-wise loops around them: 1.5x per
 compiled pass with reduced products, 1.16x at full precision (384-1000-1 head, m = 1000, paired A/B runs,
-docs/scale.md). Outer products stay GEMM calls: written element-wise, inductor recomputes them in every
-loop that reads them (0.92x). Eager runs keep every GEMM call, the faster form there. `mm_t` forms
-Delta^T A as (A^T Delta)^T, which a CPU's GEMM runs without copying the transposed (m, width) operand.
+docs/scale.md). Outer products stay GEMM calls at full precision: written element-wise, inductor recomputes
+them in every loop that reads them (0.92x); under reduced products they are written element-wise, where a
+bfloat16 GEMM with one inner dimension costs a pass of its own. Eager runs keep every GEMM call, the faster
+form there. `mm_t` forms Delta^T A as (A^T Delta)^T, which a CPU's GEMM runs without copying the transposed
+(m, width) operand.
+
+Under reduced products a compiled pass runs its GEMMs on bfloat16 operands with bfloat16 results (`gemm`,
+`LOW`, set by precision.products), the casts fused into the loops that write the operands and read the
+results; one restart goes through oneDNN's 2-d product (faster than its batched one at batch 1), and the
+smaller operand of Delta^T A is laid out contiguously first (2x in bfloat16).
 """
 
 from __future__ import annotations
 
 import torch
+
+LOW: torch.dtype | None = None  # compiled GEMM operands' dtype under reduced products (precision.products sets it)
+
+
+def gemm(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """a @ b as a GEMM call; compiled under reduced products, on LOW operands with a LOW result, the casts
+    fused into the loops that write the operands and read the result."""
+    if LOW is not None and torch.compiler.is_compiling():
+        if a.dim() == 3 and a.shape[0] == 1:  # one restart: oneDNN's 2-d product runs faster than its batched one
+            return (a[0].to(LOW) @ (b[0] if b.dim() == 3 else b).to(LOW)).to(a.dtype).unsqueeze(0)
+        return (a.to(LOW) @ b.to(LOW)).to(a.dtype)
+    return a @ b
 
 
 def mm(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -23,14 +42,19 @@ def mm(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
             return (a * b.transpose(-1, -2)).sum(-1, keepdim=True)
         if a.shape[-2] == 1 and a.shape[-1] > 1:  # vector-matrix
             return (a.transpose(-1, -2) * b).sum(-2, keepdim=True)
-    return a @ b
+        if LOW is not None and a.shape[-1] == 1:  # outer product
+            return a * b
+    return gemm(a, b)
 
 
 def mm_t(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """a^T @ b over the last two dims (a and b share their second-to-last dimension)."""
     if a.shape[-1] == 1 or b.shape[-1] == 1:
         return mm(a.transpose(-1, -2), b)
-    return (b.transpose(-1, -2) @ a).transpose(-1, -2)
+    bt = b.transpose(-1, -2)
+    if LOW is not None and torch.compiler.is_compiling() and b.numel() < a.numel():
+        bt = bt.contiguous()  # the smaller operand laid out for the product: 2x faster in oneDNN's bfloat16 GEMM
+    return gemm(bt, a).transpose(-1, -2)
 
 
 def add_mm_(c: torch.Tensor, a: torch.Tensor, b: torch.Tensor, alpha: float = 1.0) -> torch.Tensor:
@@ -48,9 +72,19 @@ def scaled_mm_sub(a: torch.Tensor, b: torch.Tensor, z: torch.Tensor, alpha: floa
     return torch.baddbmm(z, a, b, beta=-alpha, alpha=alpha)
 
 
+def scaled_mm_add(a: torch.Tensor, b: torch.Tensor, c: torch.Tensor | None, alpha: float) -> torch.Tensor:
+    """alpha (a @ b + c), c broadcast over a's rows (or none), a fresh tensor: eager one baddbmm (or a bmm
+    scaled in place), compiled a product whose scaling fuses into the loops that read it."""
+    if torch.compiler.is_compiling():
+        return alpha * (mm(a, b) if c is None else mm(a, b) + c)
+    if c is None:
+        return (a @ b).mul_(alpha)
+    return torch.baddbmm(c.expand(*a.shape[:-1], b.shape[-1]), a, b, beta=alpha, alpha=alpha)
+
+
 def linear(a: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None) -> torch.Tensor:
     """a @ w^T + b over a's last dimension: one addmm; through `mm` for a one-output layer when compiling."""
-    if b is None or (w.shape[0] == 1 and torch.compiler.is_compiling()):
+    if b is None or torch.compiler.is_compiling():
         z = mm(a, w.T)
         return z if b is None else z + b
     return torch.addmm(b, a.flatten(0, -2), w.T).view(*a.shape[:-1], w.shape[0])
