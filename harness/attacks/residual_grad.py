@@ -8,9 +8,11 @@ torch.compile can fold into its loops):
 
     backward signals     delta_{k-1} = p_{k-1} * s(z_{k-1}),  p_{k-1} = delta_k W_k
     their adjoints       gd_k = -2 z_k + 2 A_{k-1} G_k^T (+ 2 G_bk)  [+ what delta_{k-1} passes up]
+                         (= 2 A_{k-1} E_k^T + 2 E_bk for an explicit G_k, E = G - theta: no cancellation)
                          gd_{k+1} += (gd_k * s_k) W_{k+1}^T;   gz_k = gd_k * p_k * s'(z_k) - 2 delta_k
     forward adjoints     (gz_L = -2 delta_L);  ga_{k-1} = gz_k W_k + 2 delta_k G_k;  gz_{k-1} += ga_{k-1} * s(z_{k-1})
-                         (the output layer's ga_{L-1} = 2 delta_L (G_L - W_L): one product)
+                         (for an explicit G_k: (gz_k + 2 delta_k) W_k + 2 delta_k E_k, the same two products;
+                         the output layer's ga_{L-1} = 2 delta_L E_L: one product)
     lambda               through delta_L = c(lambda) (margins.output_coef: linear in lambda)
 
 where s is the derivative the attack backpropagates through the activation (the modified ReLU's
@@ -75,7 +77,7 @@ def residual_backward(state: tuple, gout: torch.Tensor) -> tuple[torch.Tensor, t
         if k < L - 1:
             gp = gd * slopes[k]
             carry = mm(gp, ws[k + 1].T)
-            gz[k] = _z_adjoint(ht.activation, gd, gp, deltas[k], acts[k + 1], alphas[k])
+            gz[k] = _z_adjoint(ht.activation, gd, gp, deltas[k], acts[k + 1], alphas[k], with_z_term=gram[k])
         else:
             glam = _lambda_adjoint(form, gd, labels, zs[-1], lam_shape)
     ga = None
@@ -89,8 +91,8 @@ def residual_backward(state: tuple, gout: torch.Tensor) -> tuple[torch.Tensor, t
         ga = mm(g, ws[k])
         if gram[k]:  # 2 (Delta Delta^T) A
             ga = add_mm_(ga, grams[k][1], acts[k], alpha=2)
-        else:  # 2 Delta G
-            ga = add_mm_(ga, deltas[k], grams[k][0], alpha=2)
+        else:  # 2 Delta E: g left out its -2 Delta, and -2 Delta W + 2 Delta G = 2 Delta E does not cancel
+            ga = add_mm_(ga, deltas[k], grams[k][1], alpha=2)
     return ga.mul_(gout.view(-1, *[1] * (ga.dim() - 1))), glam.mul_(gout.view(-1, *[1] * (glam.dim() - 1)))
 
 
@@ -115,13 +117,16 @@ def _slope(name: str, z, a, alpha):
     return (z * alpha).sigmoid_() if name == "relu" else 1 - a * a
 
 
-def _z_adjoint(name: str, gd, gp, delta, a, alpha):
+def _z_adjoint(name: str, gd, gp, delta, a, alpha, with_z_term: bool = True):
     """z_k's adjoint from delta_k = p_k s(z_k) and from -2 <z_k, delta_k>: gd p_k s'(z_k) - 2 delta_k, written
     with s' = alpha s (1 - s) (modified ReLU) or -2 tanh(z) s (tanh) so that it reuses delta_k = p_k s and
-    gp = gd s: delta_k (alpha (gd - gp) - 2), or -2 delta_k (tanh(z) gd + 1). Overwrites gd."""
+    gp = gd s: delta_k (alpha (gd - gp) - 2), or -2 delta_k (tanh(z) gd + 1). Overwrites gd. Without
+    `with_z_term` the -2 delta_k is left out: an explicit-G layer adds it as part of 2 Delta (G - W)."""
     if name == "relu":
-        return gd.sub_(gp).mul_(alpha).sub_(2).mul_(delta)
-    return gd.mul_(a).add_(1).mul_(delta).mul_(-2)
+        gd = gd.sub_(gp).mul_(alpha)
+        return (gd.sub_(2) if with_z_term else gd).mul_(delta)
+    gd = gd.mul_(a)
+    return (gd.add_(1) if with_z_term else gd).mul_(delta).mul_(-2)
 
 
 def _dot(a, b):
