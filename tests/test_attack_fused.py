@@ -92,6 +92,24 @@ def test_compiled_pass_with_reduced_products_stays_close_to_the_full_one(R, dims
         assert not torch.equal(g, w)  # the products did round
 
 
+@pytest.mark.skipif(not fused.cxx_compiler(), reason="torch.compile on a CPU needs a C++ compiler")
+@pytest.mark.parametrize("scaled", [False, True])
+def test_compiled_box_prior_matches_eager(scaled):
+    """The box prior in row-space coordinates (its own compiled pass in kkt): the eager penalty and gradient."""
+    from harness.attacks.penalties import box_grad_in_coordinates
+
+    torch.manual_seed(5)
+    basis = torch.linalg.qr(torch.randn(30, 12))[0]
+    mean, scale = torch.randn(30) * 0.1, (torch.rand(30) + 0.5 if scaled else None)
+    args = (torch.randn(3, 5, 12), basis, mean, scale, -1.0, 1.0)
+    compiled = fused.Pass(True, box_grad_in_coordinates)
+    want = box_grad_in_coordinates(*args)
+    assert float(want[0].min()) > 0  # some inputs do leave the box
+    for got, w in zip(compiled(*args), want):
+        torch.testing.assert_close(got, w, rtol=1e-5, atol=1e-6)
+    assert compiled.compiled
+
+
 def test_auto_compiles_long_runs_only():
     """`auto` weighs the planned products (a time budget caps them), never the machine's speed."""
     text = [(1000, 384), (1, 1000)]

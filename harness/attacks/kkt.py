@@ -25,7 +25,7 @@ from harness.attacks.base import Attack, AttackResult, RunRecord, Victim
 from harness.attacks.common import KKTParams, check_victim, default_typical_norm
 from harness.attacks.margins import balanced_labels, head_form
 from harness.attacks.objective import HeadTensors, gram_flags, preact_rms
-from harness.attacks.penalties import lambda_penalty_grad, prior_penalty_grad, project_sphere_
+from harness.attacks.penalties import box_grad_in_coordinates, lambda_penalty_grad, prior_penalty_grad, project_sphere_
 from harness.attacks.residual_grad import residual_forward
 from harness.attacks.priors import init_candidates, row_space
 from harness.attacks.recombine import Pool
@@ -177,6 +177,8 @@ class _Context:
         self.pass_ = fused.Pass(fused.wants_compile(p.compile, p.m, [tuple(w.shape) for w in self.ht.weights],
                                                     float(p.brackets) * p.restarts * p.iterations, p.time_budget_s,
                                                     dev.type))
+        self.box_pass = (fused.Pass(self.pass_.compiled, box_grad_in_coordinates)
+                         if victim.prior == "box" and p.subspace != "off" else None)
         self.chunk_note = "" if self.mem_chunk >= p.restarts else (
             f"kkt: {p.restarts} restarts x m {p.m} do not fit the memory budget at once "
             f"({self.budget / 2**30:.1f} GiB); running them in chunks of {self.chunk}")
@@ -205,13 +207,14 @@ class _Context:
         gl += g_pen / scale
         loss = res + pen
         if self.victim.prior in ("box", "norm"):
-            box = self.victim.prior == "box"
-            pri, g_pri = prior_penalty_grad(self.full(x) if box else x, self.victim.prior, self.frame, self.typ,
-                                            self.victim.box)
             w = self.p.prior_weight / self.typ**2
+            if self.box_pass is not None:  # the box prior in row-space coordinates: its own (compiled) pass
+                pri, g_pri = self.box_pass(x, self.basis, self.frame.mean, self.frame.scale, *self.victim.box)
+            else:
+                pri, g_pri = prior_penalty_grad(x, self.victim.prior, self.frame, self.typ, self.victim.box)
             loss = loss + w * pri
             if g_pri is not None:
-                gx.add_(g_pri @ self.basis if box and self.p.subspace != "off" else g_pri, alpha=w)
+                gx.add_(g_pri, alpha=w)
         return res, loss, gx, gl
 
     def loss_grads(self, x, lam, lam_scale, lmin, alpha):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import torch
 
 from harness.attacks.margins import Form
+from harness.attacks.skinny import gemm
 from harness.victims.frame import Frame
 
 
@@ -44,6 +45,14 @@ def prior_penalty_grad(x: torch.Tensor, prior: str, frame: Frame, typical_norm, 
         off = norm - typical_norm
         return off.pow(2).sum((-1, -2)), x * (2 * off / norm.clamp_min(1e-12))
     return x.new_zeros(x.shape[0]), None
+
+
+def box_grad_in_coordinates(c, basis, mean, scale, lo, hi):
+    """box prior in row-space coordinates: the box penalty of candidates c (R, m, k) whose inputs are c basis^T,
+    and its gradient in c (two products with the (d, k) basis around _box_grad; compiled with the pass, the
+    clamp fuses between them and reduced products run them in bfloat16: skinny.gemm)."""
+    pen, g = _box_grad(gemm(c, basis.T), mean, scale, lo, hi)
+    return pen, gemm(g, basis)
 
 
 def _box_grad(x, mean, scale, lo, hi):
