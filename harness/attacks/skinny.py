@@ -83,7 +83,8 @@ def scaled_mm_add(a: torch.Tensor, b: torch.Tensor, c: torch.Tensor | None, alph
 
 
 def linear(a: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None) -> torch.Tensor:
-    """a @ w^T + b over a's last dimension: one addmm; through `mm` for a one-output layer when compiling."""
+    """a @ w^T + b over a's last dimension: one addmm when eager; through `mm` (and `gemm`) when compiling, the
+    bias added in the loops that read the product."""
     if b is None or torch.compiler.is_compiling():
         z = mm(a, w.T)
         return z if b is None else z + b
