@@ -6,7 +6,7 @@ import logging
 import pytest
 import torch
 
-from harness.attacks import fused, make_attack
+from harness.attacks import fused, make_attack, precision
 from harness.attacks.base import Victim
 from harness.attacks.objective import HeadTensors, gram_flags, layer_alphas
 from harness.heads.mlp import MLPHead
@@ -66,11 +66,12 @@ def test_compiled_pass_with_reduced_products_stays_close_to_the_full_one(R, dims
     one restart through the 2-d product, several through the batched one; outer products element-wise):
     about as close to the full-precision eager pass as the eager reduced pass, and the setting is gone after
     the block."""
-    from harness.attacks import precision, skinny
+    from harness.attacks import skinny
 
     torch._dynamo.reset()  # its recompile limit counts every shape this process compiled the pass for
     torch.manual_seed(4)
-    ht = HeadTensors.of(MLPHead(dims, bias="first").scale_init_(0.5))
+    head = MLPHead(dims, bias="first").scale_init_(0.5)
+    ht = HeadTensors.of(head)
     m = 40  # explicit G_k (m (width + fan_in) > width fan_in)
     labels = torch.arange(m) % (2 if form == "binary" else dims[-1])
     alphas = layer_alphas(ht, torch.full((R, 1, 1), 5.0))
@@ -83,7 +84,10 @@ def test_compiled_pass_with_reduced_products_stays_close_to_the_full_one(R, dims
         assert skinny.LOW == torch.bfloat16
         got = compiled(*args)
         operands_only = fused.eager_pass(*args)  # eager: oneDNN rounds the operands, not the results
+        cast_once = compiled(*args[:3], HeadTensors.of(head).with_low(torch.bfloat16), *args[4:])
     assert skinny.LOW is None and compiled.compiled
+    for a, b in zip(cast_once, got):  # weights cast once per run (kkt does) or at every pass: the same pass
+        torch.testing.assert_close(a, b)
     err = lambda a, b: float((a - b).norm() / b.norm())  # noqa: E731
     for g, o, w in zip(got, operands_only, want):
         assert g.dtype == w.dtype == torch.float32
@@ -107,6 +111,11 @@ def test_compiled_box_prior_matches_eager(scaled):
     assert float(want[0].min()) > 0  # some inputs do leave the box
     for got, w in zip(compiled(*args), want):
         torch.testing.assert_close(got, w, rtol=1e-5, atol=1e-6)
+    with precision.products("reduced", torch.device("cpu")):  # bfloat16 GEMMs, the basis cast per pass or once
+        per_pass, once = compiled(*args), compiled(*args, basis.to(torch.bfloat16))
+    for a, b, w in zip(once, per_pass, want):
+        torch.testing.assert_close(a, b)
+        assert float((a - w).norm() / w.norm()) < 0.02
     assert compiled.compiled
 
 

@@ -179,6 +179,10 @@ class _Context:
                                                     dev.type))
         self.box_pass = (fused.Pass(self.pass_.compiled, box_grad_in_coordinates)
                          if victim.prior == "box" and p.subspace != "off" else None)
+        self.basis_low = None
+        if self.pass_.compiled and p.products == "reduced" and dev.type == "cpu":  # weights cast once, not every pass
+            self.ht.with_low(torch.bfloat16)
+            self.basis_low = None if self.basis is None else self.basis.to(torch.bfloat16)
         self.chunk_note = "" if self.mem_chunk >= p.restarts else (
             f"kkt: {p.restarts} restarts x m {p.m} do not fit the memory budget at once "
             f"({self.budget / 2**30:.1f} GiB); running them in chunks of {self.chunk}")
@@ -209,7 +213,8 @@ class _Context:
         if self.victim.prior in ("box", "norm"):
             w = self.p.prior_weight / self.typ**2
             if self.box_pass is not None:  # the box prior in row-space coordinates: its own (compiled) pass
-                pri, g_pri = self.box_pass(x, self.basis, self.frame.mean, self.frame.scale, *self.victim.box)
+                pri, g_pri = self.box_pass(x, self.basis, self.frame.mean, self.frame.scale, *self.victim.box,
+                                           self.basis_low)
             else:
                 pri, g_pri = prior_penalty_grad(x, self.victim.prior, self.frame, self.typ, self.victim.box)
             loss = loss + w * pri

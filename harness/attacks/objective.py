@@ -34,6 +34,7 @@ class HeadTensors:
     theta_sq: torch.Tensor
     activation: str = "relu"
     layer_sq: torch.Tensor | None = None  # (L,) float64: ||W_k||^2 + ||b_k||^2 of the weights as held here
+    low: list[torch.Tensor] | None = None  # the weights cast once to skinny.LOW, for compiled reduced passes
 
     def __post_init__(self):
         if self.layer_sq is None:
@@ -49,13 +50,21 @@ class HeadTensors:
         )
         return cls(ws, bs, torch.tensor(sq, dtype=torch.float64), head.activation)
 
+    def with_low(self, dtype: torch.dtype) -> "HeadTensors":
+        """These weights, with copies cast to `dtype` for the GEMMs of compiled reduced passes (skinny.gemm)."""
+        self.low = [w.to(dtype) for w in self.weights]
+        return self
+
+    def low_weight(self, k: int) -> torch.Tensor | None:
+        return None if self.low is None else self.low[k]
+
     def forward(self, x: torch.Tensor) -> tuple[list, list, torch.Tensor]:
         """Pre-activations z_k and inputs a_k of every layer, and the output (the modified ReLU's value is
         the ReLU's: its slope only changes what the attack backpropagates, residual_grad.py)."""
         zs, acts = [], [x]
         L = len(self.weights)
         for k, (w, b) in enumerate(zip(self.weights, self.biases)):
-            z = linear(acts[k], w, b)
+            z = linear(acts[k], w, b, self.low_weight(k))
             zs.append(z)
             if k < L - 1:
                 acts.append(z.clamp_min(0) if self.activation == "relu" else torch.tanh(z))

@@ -47,12 +47,12 @@ def prior_penalty_grad(x: torch.Tensor, prior: str, frame: Frame, typical_norm, 
     return x.new_zeros(x.shape[0]), None
 
 
-def box_grad_in_coordinates(c, basis, mean, scale, lo, hi):
+def box_grad_in_coordinates(c, basis, mean, scale, lo, hi, basis_low=None):
     """box prior in row-space coordinates: the box penalty of candidates c (R, m, k) whose inputs are c basis^T,
     and its gradient in c (two products with the (d, k) basis around _box_grad; compiled with the pass, the
-    clamp fuses between them and reduced products run them in bfloat16: skinny.gemm)."""
-    pen, g = _box_grad(gemm(c, basis.T), mean, scale, lo, hi)
-    return pen, gemm(g, basis)
+    clamp fuses between them and reduced products run them in bfloat16, on basis_low if given: skinny.gemm)."""
+    pen, g = _box_grad(gemm(c, basis.T, None if basis_low is None else basis_low.T), mean, scale, lo, hi)
+    return pen, gemm(g, basis, basis_low)
 
 
 def _box_grad(x, mean, scale, lo, hi):

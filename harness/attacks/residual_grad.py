@@ -88,7 +88,7 @@ def residual_backward(state: tuple, gout: torch.Tensor) -> tuple[torch.Tensor, t
         g = -2 * deltas[k] if gz[k] is None else gz[k]
         if ga is not None:  # ga is the adjoint of acts[k + 1] = act(z_k)
             g.addcmul_(ga, slopes[k])
-        ga = mm(g, ws[k])
+        ga = mm(g, ws[k], ht.low_weight(k))
         if gram[k]:  # 2 (Delta Delta^T) A
             ga = add_mm_(ga, grams[k][1], acts[k], alpha=2)
         else:  # 2 Delta E: g left out its -2 Delta, and -2 Delta W + 2 Delta G = 2 Delta E does not cancel

@@ -25,18 +25,20 @@ import torch
 LOW: torch.dtype | None = None  # compiled GEMM operands' dtype under reduced products (precision.products sets it)
 
 
-def gemm(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+def gemm(a: torch.Tensor, b: torch.Tensor, b_low: torch.Tensor | None = None) -> torch.Tensor:
     """a @ b as a GEMM call; compiled under reduced products, on LOW operands with a LOW result, the casts
-    fused into the loops that write the operands and read the result."""
+    fused into the loops that write the operands and read the result (`b_low`: b already at LOW, for a
+    weight cast once per run rather than at every pass)."""
     if LOW is not None and torch.compiler.is_compiling():
+        bl = b_low if b_low is not None else b.to(LOW)
         if a.dim() == 3 and a.shape[0] == 1:  # one restart: oneDNN's 2-d product runs faster than its batched one
-            return (a[0].to(LOW) @ (b[0] if b.dim() == 3 else b).to(LOW)).to(a.dtype).unsqueeze(0)
-        return (a.to(LOW) @ b.to(LOW)).to(a.dtype)
+            return (a[0].to(LOW) @ (bl[0] if bl.dim() == 3 else bl)).to(a.dtype).unsqueeze(0)
+        return (a.to(LOW) @ bl).to(a.dtype)
     return a @ b
 
 
-def mm(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """a @ b; when compiling, a matrix-vector or vector-matrix product is written element-wise."""
+def mm(a: torch.Tensor, b: torch.Tensor, b_low: torch.Tensor | None = None) -> torch.Tensor:
+    """a @ b; when compiling, a matrix-vector or vector-matrix product is written element-wise (b_low: gemm's)."""
     if torch.compiler.is_compiling():
         if b.shape[-1] == 1 and a.shape[-1] > 1:  # matrix-vector
             return (a * b.transpose(-1, -2)).sum(-1, keepdim=True)
@@ -44,7 +46,7 @@ def mm(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
             return (a.transpose(-1, -2) * b).sum(-2, keepdim=True)
         if LOW is not None and a.shape[-1] == 1:  # outer product
             return a * b
-    return gemm(a, b)
+    return gemm(a, b, b_low)
 
 
 def mm_t(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -82,10 +84,10 @@ def scaled_mm_add(a: torch.Tensor, b: torch.Tensor, c: torch.Tensor | None, alph
     return torch.baddbmm(c.expand(*a.shape[:-1], b.shape[-1]), a, b, beta=alpha, alpha=alpha)
 
 
-def linear(a: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None) -> torch.Tensor:
-    """a @ w^T + b over a's last dimension: one addmm when eager; through `mm` (and `gemm`) when compiling, the
-    bias added in the loops that read the product."""
+def linear(a: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None, w_low: torch.Tensor | None = None) -> torch.Tensor:
+    """a @ w^T + b over a's last dimension: one addmm when eager; through `mm` (and `gemm`, with w_low) when
+    compiling, the bias added in the loops that read the product."""
     if b is None or torch.compiler.is_compiling():
-        z = mm(a, w.T)
+        z = mm(a, w.T, None if w_low is None else w_low.T)
         return z if b is None else z + b
     return torch.addmm(b, a.flatten(0, -2), w.T).view(*a.shape[:-1], w.shape[0])
