@@ -61,8 +61,8 @@ class Pass:
     """The loss-and-gradient pass (or another of the iteration's passes: `fn`), eager or compiled; falls back
     to eager (once, said once) when the compile fails."""
 
-    def __init__(self, compiled: bool, fn=eager_pass):
-        self.compiled, self.fn = compiled, fn
+    def __init__(self, compiled: bool, fn=eager_pass, name: str = "pass"):
+        self.compiled, self.fn, self.name = compiled, fn, name
         # dynamic=None: the restart count changes as successive halving prunes; the first such change
         # recompiles once with that dimension symbolic, and later ones reuse it
         self._compiled_fn = torch.compile(fn, dynamic=None) if compiled else None
@@ -74,7 +74,7 @@ class Pass:
             try:
                 return self._compiled_fn(*args)
             except Exception as exc:  # noqa: BLE001: any compiler failure leaves the eager pass, which is exact
-                log.warning("kkt: compile: the compiled %s failed (%s); running eager", _what(self.fn), _first_line(exc))
+                log.warning("kkt: compile: the compiled %s failed (%s); running eager", self.name, _first_line(exc))
                 self.compiled = False
             finally:
                 dynamo_config.fail_on_recompile_limit_hit = quiet
@@ -84,10 +84,6 @@ class Pass:
 def cxx_compiler() -> str | None:
     """The C++ compiler torch.compile's CPU backend would build with ($CXX, else g++), or None."""
     return shutil.which(os.environ.get("CXX", "g++"))
-
-
-def _what(fn) -> str:
-    return "pass" if fn is eager_pass else (fn.__doc__ or fn.__name__).split(":")[0].strip()
 
 
 def _first_line(exc: Exception) -> str:

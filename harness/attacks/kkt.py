@@ -177,7 +177,7 @@ class _Context:
         self.pass_ = fused.Pass(fused.wants_compile(p.compile, p.m, [tuple(w.shape) for w in self.ht.weights],
                                                     float(p.brackets) * p.restarts * p.iterations, p.time_budget_s,
                                                     dev.type))
-        self.box_pass = (fused.Pass(self.pass_.compiled, box_grad_in_coordinates)
+        self.box_pass = (fused.Pass(self.pass_.compiled, box_grad_in_coordinates, "box prior")
                          if victim.prior == "box" and p.subspace != "off" else None)
         self.basis_low = None
         if self.pass_.compiled and p.products == "reduced" and dev.type == "cpu":  # weights cast once, not every pass

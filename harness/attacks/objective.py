@@ -15,7 +15,7 @@ cancel near a minimum as the expanded form does.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
@@ -27,28 +27,29 @@ from harness.heads.mlp import MLPHead
 
 @dataclass
 class HeadTensors:
-    """A head's weights detached into plain tensors (one dtype/device), and ||theta||^2."""
+    """A head's weights detached into plain tensors (one dtype/device), and ||theta||^2 (by default the sum
+    of the layers'; kkt's row-space coordinates keep the full head's)."""
 
     weights: list[torch.Tensor]
     biases: list[torch.Tensor | None]
-    theta_sq: torch.Tensor
+    theta_sq: torch.Tensor | None = None
     activation: str = "relu"
-    layer_sq: torch.Tensor | None = None  # (L,) float64: ||W_k||^2 + ||b_k||^2 of the weights as held here
     low: list[torch.Tensor] | None = None  # the weights cast once to skinny.LOW, for compiled reduced passes
+    # (L,) float64: ||W_k||^2 + ||b_k||^2 of the weights as held here (a tensor: a compiled pass takes it as an
+    # input, where floats would be constants that a new head's values recompile)
+    layer_sq: torch.Tensor = field(init=False)
 
     def __post_init__(self):
-        if self.layer_sq is None:
-            self.layer_sq = torch.tensor([float(w.double().pow(2).sum()) + (0.0 if b is None else float(b.double().pow(2).sum()))
-                                          for w, b in zip(self.weights, self.biases)], dtype=torch.float64)
+        self.layer_sq = torch.tensor([float(w.double().pow(2).sum()) + (0.0 if b is None else float(b.double().pow(2).sum()))
+                                      for w, b in zip(self.weights, self.biases)], dtype=torch.float64)
+        if self.theta_sq is None:
+            self.theta_sq = self.layer_sq.sum()
 
     @classmethod
     def of(cls, head: MLPHead, dtype=torch.float32, device="cpu") -> "HeadTensors":
         ws = [l.weight.detach().to(device, dtype) for l in head.layers]
         bs = [None if l.bias is None else l.bias.detach().to(device, dtype) for l in head.layers]
-        sq = sum(float((w.double() ** 2).sum()) for w in ws) + sum(
-            float((b.double() ** 2).sum()) for b in bs if b is not None
-        )
-        return cls(ws, bs, torch.tensor(sq, dtype=torch.float64), head.activation)
+        return cls(ws, bs, activation=head.activation)
 
     def with_low(self, dtype: torch.dtype) -> "HeadTensors":
         """These weights, with copies cast to `dtype` for the GEMMs of compiled reduced passes (skinny.gemm)."""

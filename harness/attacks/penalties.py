@@ -48,7 +48,7 @@ def prior_penalty_grad(x: torch.Tensor, prior: str, frame: Frame, typical_norm, 
 
 
 def box_grad_in_coordinates(c, basis, mean, scale, lo, hi, basis_low=None):
-    """box prior in row-space coordinates: the box penalty of candidates c (R, m, k) whose inputs are c basis^T,
+    """The box penalty of candidates c (R, m, k) in row-space coordinates, whose inputs are c basis^T,
     and its gradient in c (two products with the (d, k) basis around _box_grad; compiled with the pass, the
     clamp fuses between them and reduced products run them in bfloat16, on basis_low if given: skinny.gemm)."""
     pen, g = _box_grad(gemm(c, basis.T, None if basis_low is None else basis_low.T), mean, scale, lo, hi)

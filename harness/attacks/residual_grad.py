@@ -67,11 +67,11 @@ def residual_forward(x, lam, ht, labels, form, alphas, gram) -> tuple[torch.Tens
 def residual_backward(state: tuple, gout: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """The gradients in (x, lambda) of sum_r gout_r * residual_r, from residual_forward's state."""
     ht, labels, form, alphas, gram, acts, zs, slopes, deltas, ps, grams, lam_shape = state
-    ws, bs, L = ht.weights, ht.biases, len(ht.weights)
+    ws, L = ht.weights, len(ht.weights)
     gz: list[torch.Tensor | None] = [None] * L
     carry = None  # what delta_{k-1} passes up to delta_k
     for k in range(L):
-        gd = _delta_adjoint(grams[k], gram[k], acts[k], zs[k], deltas[k], bs[k] is not None)
+        gd = _delta_adjoint(grams[k], gram[k], acts[k], zs[k], deltas[k])
         if carry is not None:
             gd += carry
         if k < L - 1:
@@ -134,7 +134,7 @@ def _dot(a, b):
     return torch.linalg.vecdot(a.flatten(-2), b.flatten(-2))
 
 
-def _delta_adjoint(saved, use_gram: bool, a, z, delta, bias: bool):
+def _delta_adjoint(saved, use_gram: bool, a, z, delta):
     """d/d delta_k of  -2 <z_k, delta_k> + ||G_k||^2 (+ ||G_bk||^2): 2 (A G_k^T - z_k) (+ 2 G_bk), which for an
     explicit G_k is written 2 A E_k^T + 2 E_bk (E = G - theta: z_k = A W_k^T + b_k), so that it does not
     cancel near a minimum."""
