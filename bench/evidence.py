@@ -108,6 +108,8 @@ def main() -> int:
     ap.add_argument("--cases", default="text,pixels,vit", help="comma-separated subset of text, fortunes, pixels, vit")
     ap.add_argument("--transform", default="standardize", help="the text victims' input transform (none, standardize, l2)")
     ap.add_argument("--n", type=int, default=10, help="text members per class")
+    ap.add_argument("--relax-ab", action="store_true",
+                    help="text: invert the same targets again without the relaxed sentence's words (word_relax_steps 0), side by side")
     args = ap.parse_args()
     cases = set(args.cases.split(","))
     if not cases or cases - {"text", "fortunes", "pixels", "vit"}:
@@ -138,13 +140,13 @@ def main() -> int:
 
     victim = {"transform": args.transform, "trainer": "paper"}
     if "text" in cases:
-        text_case(results, "text", sst2, text_attack, cache, args.quick, victim, args.n)
+        text_case(results, "text", sst2, text_attack, cache, args.quick, victim, args.n, relax_ab=args.relax_ab)
     if "fortunes" in cases:
         path = fortunes_parquet()
         if path is None:
             print("== fortunes: Debian's fortunes package not installed (apt-get install fortunes); skipped")
         else:
-            text_case(results, "fortunes", path, text_attack, cache, args.quick, victim, args.n, ["science", "politics"])
+            text_case(results, "fortunes", path, text_attack, cache, args.quick, victim, args.n, ["science", "politics"], args.relax_ab)
     if "pixels" in cases:
         print("== pixels: CIFAR-10 automobile vs cat, identity ==", flush=True)
         t = task("bench-pixels", "identity", cifar, "img", ["automobile", "cat"], 10, 400, PIXEL_HEAD, pixel_attack)
@@ -162,7 +164,7 @@ def main() -> int:
     return 0
 
 
-def text_case(results, name, source, attack, cache, quick, victim, n, classes=("negative", "positive")):
+def text_case(results, name, source, attack, cache, quick, victim, n, classes=("negative", "positive"), relax_ab=False):
     from harness.invert.recipe import EvidenceRecipe
     from harness.registry import MODELS
 
@@ -175,6 +177,22 @@ def text_case(results, name, source, attack, cache, quick, victim, n, classes=("
     vo = results[name].outcomes
     print(f"  wall {wall:.0f}s; members at cosine > 0.8: real {int((vo['real'].scores.member_best > 0.8).sum())}/{2 * n}, "
           f"null {int((vo['null'].scores.member_best > 0.8).sum())}/{2 * n}")
+    if relax_ab:
+        relax_off(results[name], rec, cache)
+
+
+def relax_off(o, rec, cache) -> None:
+    """The same targets inverted again with the relaxed sentence off: its words' share of the word search."""
+    from harness.backbones.load import load_backbone
+    from harness.pipeline.evidence import VictimEvidence, invert_stage
+
+    ev = o.evidence["real"]
+    off = VictimEvidence(ev.selection, ev.cluster, ev.baseline, ev.threshold, ev.select_s)
+    invert_stage(off, load_backbone(o.resolved), o.split, o.emb, o.outcomes["real"].result, rec.model_copy(update={"word_relax_steps": 0}), cache)
+    print(f"  the same targets, word_relax_steps {rec.word_relax_steps} (the run above) against 0:")
+    for label, inv in (("relaxed words on ", ev.inversions), ("relaxed words off", off.inversions)):
+        print(f"  -- {label}")
+        word_lines([r for r in inv if r["method"] == "word-search"], ev.threshold, examples=False)
 
 
 def summary(results) -> None:
@@ -208,7 +226,7 @@ def text_summary(name, o) -> None:
     word_lines(inv, thr)
 
 
-def word_lines(inv: list[dict], thr: float) -> None:
+def word_lines(inv: list[dict], thr: float, examples: bool = True) -> None:
     """Word search on the members and on the selections that passed the threshold (recovered members)."""
     rows = {"member": [r for r in inv if r["method"] == "word-search" and r["target_kind"] == "member"],
             "selected": [r for r in inv if r["method"] == "word-search" and r["target_kind"] == "selected"
@@ -227,7 +245,7 @@ def word_lines(inv: list[dict], thr: float) -> None:
         d = json.loads(rows["member"][0]["details"])
         print(f"  word search priors: bigram weight {d.get('fluency')}, word prior weight {d.get('prior_weight')} "
               f"({d.get('prior_words')} words, trained in {d.get('prior_train_s')} s)")
-    for r in (rows["member"] + rows["selected"])[:4]:
+    for r in (rows["member"] + rows["selected"])[:4] if examples else []:
         print(f"    {r['reference_text'][:70]!r}\n      -> {r['text'][:70]!r}  (F1 {r['token_f1']:.2f})")
 
 

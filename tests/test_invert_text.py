@@ -177,3 +177,38 @@ def test_word_search_with_a_prior_reports_the_plain_cosine(space):
     text, cos, _ = ws.invert(target)
     plain = float(torch.nn.functional.cosine_similarity(space.embed([text]), target.view(1, -1))[0])
     assert cos == pytest.approx(plain, abs=1e-5)
+
+
+def test_relaxed_sentence_offers_the_words_of_its_target(space):
+    """The relaxed sentence climbs to its target through the backbone and offers words in context: on a
+    sentence of rare vocabulary words, more of them than the single-word shortlist of the same size."""
+    from harness.invert.relaxed import RelaxedWords
+
+    vocab = [w for w in word_vocabulary(space.backbone.processor) if w.isalpha()]
+    sentence = vocab[220:226]
+    target = space.embed([" ".join(sentence)])[0]
+    relax = RelaxedWords(space, steps=150, length=6, top=2)
+    grads = [p.requires_grad for p in space.backbone.model.parameters()]
+    words, cos = relax.words(target)
+    assert [p.requires_grad for p in space.backbone.model.parameters()] == grads  # the backbone is left as it was
+    assert 0 < len(words) <= 12 and set(words) <= set(vocab)
+    assert cos > 0.9  # the soft sentence reaches its target (a random start sits near 0.3 on this model)
+    ws = WordSearch(space, shortlist=len(words), words=vocab)
+    _, vemb = ws.vocabulary()
+    short = {vocab[i] for i in cosine_matrix(target.view(1, -1), vemb)[0].topk(len(words)).indices.tolist()}
+    assert len(set(words) & set(sentence)) > len(short & set(sentence))
+    # offered to the search, its words raise the cosine the search reaches from a shortlist of one
+    plain = WordSearch(space, shortlist=1, beam=1, max_words=8, passes=1, words=vocab).invert(target)
+    helped = WordSearch(space, shortlist=1, beam=1, max_words=8, passes=1, words=vocab).invert(target, words)
+    assert helped[1] > plain[1] + 0.03
+    assert RelaxedWords(space, steps=0).words(target) == ([], None)
+
+
+def test_relaxed_sentence_is_off_for_backbones_it_cannot_drive(space):
+    from dataclasses import replace
+
+    from harness.invert.relaxed import RelaxedWords, relaxable
+
+    assert relaxable(space)
+    other = replace(space, backbone=replace(space.backbone, classifier=object()))
+    assert not relaxable(other) and RelaxedWords(other).words(torch.zeros(space.dim)) == ([], None)

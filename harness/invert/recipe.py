@@ -41,6 +41,12 @@ class EvidenceRecipe(BaseModel):
     word_passes: int = Field(
         10, ge=0, le=100, description="text: rounds of local search (move, delete or replace one word) after the growth; each stops early when nothing improves"
     )
+    word_relax_steps: int = Field(
+        300, ge=0, le=10000,
+        description="text: steps of the relaxed sentence (soft tokens through the backbone) whose likeliest words join the search's candidates (0: off)",
+    )
+    word_relax_top: int = Field(2, ge=1, le=64, description="text: words the relaxed sentence offers per position")
+    word_relax_length: int = Field(20, ge=1, le=256, description="text: positions of the relaxed sentence")
     word_shortlist: int = Field(32, ge=1, le=4096)
     word_beam: int = Field(2, ge=1, le=64)
     dip_steps: int = Field(300, ge=1, description="images: Deep Image Prior steps per batch of targets")

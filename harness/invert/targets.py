@@ -64,6 +64,7 @@ def invert_text(
 ) -> list[dict]:
     from harness.invert.corpus import load_corpus
     from harness.invert.metrics import text_metrics
+    from harness.invert.relaxed import RelaxedWords, relaxable
     from harness.invert.text import BigramLM, WordSearch, corpus_words, retrieve
     from harness.invert.word_prior import WordPrior
 
@@ -100,16 +101,19 @@ def invert_text(
             t0 = time.perf_counter()
             prior = WordPrior.fit(public, corpus_emb[keep], ranked[:PRIOR_WORDS], recipe.word_prior_epochs, progress=progress)
             prior_s = time.perf_counter() - t0
+        relax = RelaxedWords(space, recipe.word_relax_steps, recipe.word_relax_length, recipe.word_relax_top)
         ws = WordSearch(space, shortlist=recipe.word_shortlist, beam=recipe.word_beam, passes=recipe.word_passes, words=words, lm=lm,
                         fluency=recipe.word_fluency, prior=prior, prior_weight=recipe.word_prior)
-        extra = {"fluency": recipe.word_fluency if lm else 0.0, "prior_weight": recipe.word_prior if prior else 0.0,
+        extra = {"relax_steps": recipe.word_relax_steps if relaxable(space) else 0, "fluency": recipe.word_fluency if lm else 0.0, "prior_weight": recipe.word_prior if prior else 0.0,
                  "prior_words": len(prior.words) if prior else 0, "prior_train_s": round(prior_s, 2) if prior else 0.0}
         for j in progress_bar(chosen, desc="word search", unit="target", disable=not progress):
             t = targets[j]
             t0 = time.perf_counter()
-            text, cos, n_eval = ws.invert(t.vector)
+            offered, relax_cos = relax.words(t.vector)
+            text, cos, n_eval = ws.invert(t.vector, offered)
             ref = str(split.member_inputs[int(mem[j])])
-            row = _base_row(t.origin, t.index, t.rank, "word-search", mem[j], mcos[j], cos, time.perf_counter() - t0, {"evaluated": n_eval, **extra})
+            details = {"evaluated": n_eval, "relaxed_words": len(offered), "relaxed_cosine": relax_cos, **extra}
+            row = _base_row(t.origin, t.index, t.rank, "word-search", mem[j], mcos[j], cos, time.perf_counter() - t0, details)
             rows.append({**row, "text": text, "reference_text": ref, **text_metrics(text, ref)})
     return rows
 

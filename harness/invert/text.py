@@ -16,6 +16,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from itertools import pairwise
+from typing import Sequence
 
 import torch
 
@@ -143,15 +144,16 @@ class WordSearch:
             score = score + self.prior_weight * torch.tensor([WordPrior.score(logp, s) for s in seqs], dtype=score.dtype)
         return score
 
-    def invert(self, target: torch.Tensor) -> tuple[str, float, int]:
-        """(text, cosine, sequences evaluated) for one centred target (d,)."""
+    def invert(self, target: torch.Tensor, extra: Sequence[str] = ()) -> tuple[str, float, int]:
+        """(text, cosine, sequences evaluated) for one centred target (d,); `extra` words join its candidates
+        (the relaxed sentence's, relaxed.py)."""
         vocab, vemb = self.vocabulary()
         t = target.view(1, -1).float()
         short = cosine_matrix(t, vemb)[0].topk(min(self.shortlist, len(vocab))).indices.tolist()
         have = set(vocab)
         logp = self.prior.logp(t[0]) if self.prior is not None and self.prior_weight else None
         guessed = self.prior.top(logp, self.prior_top) if logp is not None else []
-        words = list(dict.fromkeys([vocab[i] for i in short] + [w for w in [*FUNCTION_WORDS, *guessed] if w in have]))
+        words = list(dict.fromkeys([vocab[i] for i in short] + [w for w in [*FUNCTION_WORDS, *guessed] if w in have] + list(extra)))
         beams: list[tuple[float, tuple[str, ...]]] = [(-1.0, ())]
         best, evaluated = beams[0], 0
         for _ in range(self.max_words):  # growth

@@ -1,0 +1,101 @@
+"""A word source for the word search: the target's sentence relaxed to soft tokens and optimised through
+the backbone (white-box, as in Song & Raghunathan 2020).
+
+Each of `length` positions holds a softmax over the tokenizer's whole words; the mixed token embeddings
+go through the backbone between its own special tokens, are pooled as the card pools them, then
+normalised and centred as the attack space is, and Adam raises the cosine to the target while the
+softmax's temperature anneals from 1 to `final_temperature`. The `top` words of each position are what
+it offers the search: words chosen in each other's context, where the single-word shortlist judges
+every word alone. No corpus and no member is involved: only the backbone and the target.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+
+from harness.invert.space import EmbedSpace
+
+POOLINGS = ("mean", "cls", "pooler")  # pooled from the model's own outputs; clip and classifier cards are not
+
+
+def relaxable(space: EmbedSpace) -> bool:
+    """Whether the backbone can be driven by soft tokens: a text encoder pooled from its own outputs."""
+    bb = space.backbone
+    return bb.card.modality == "text" and bb.classifier is None and bb.card.pooling in POOLINGS
+
+
+@dataclass
+class RelaxedWords:
+    space: EmbedSpace
+    steps: int = 300
+    length: int = 20
+    top: int = 2
+    lr: float = 0.1
+    final_temperature: float = 0.05
+    seed: int = 0
+    _ids: torch.Tensor | None = field(default=None, init=False)
+    _words: list[str] = field(default_factory=list, init=False)
+
+    def _vocabulary(self) -> tuple[torch.Tensor, list[str]]:
+        if self._ids is None:
+            from harness.invert.text import word_vocabulary
+
+            tok = self.space.backbone.processor
+            words = [w for w in word_vocabulary(tok) if w.isalpha()]
+            self._ids = torch.tensor(tok.convert_tokens_to_ids(words), dtype=torch.long)
+            self._words = words
+        return self._ids, self._words
+
+    def _specials(self) -> tuple[list[int], list[int]]:
+        """Token ids the tokenizer puts before and after a single sequence ([CLS] / [SEP], <s> / </s>)."""
+        tok = self.space.backbone.processor
+        plain = tok("a", add_special_tokens=False)["input_ids"]
+        full = tok("a")["input_ids"]
+        at = next(i for i in range(len(full)) if full[i : i + len(plain)] == plain)
+        return full[:at], full[at + len(plain) :]
+
+    def words(self, target: torch.Tensor) -> tuple[list[str], float | None]:
+        """(words offered, best cosine of the relaxed sentence) for one target (d,) in the attack space;
+        ([], None) when off or when the backbone cannot take soft tokens."""
+        bb = self.space.backbone
+        if self.steps == 0 or not relaxable(self.space):
+            return [], None
+        ids, vocab = self._vocabulary()
+        dev = bb.device
+        table = bb.model.get_input_embeddings().weight.detach()
+        words_emb = table[ids.to(dev)]
+        before, after = (table[torch.tensor(s, dtype=torch.long, device=dev)] for s in self._specials())
+        tgt = torch.nn.functional.normalize(target.float().to(dev), dim=0)
+        mean = self.space.mean.float().to(dev)
+        gen = torch.Generator().manual_seed(self.seed)
+        logits = (0.01 * torch.randn(self.length, len(ids), generator=gen)).to(dev).requires_grad_(True)
+        opt = torch.optim.Adam([logits], lr=self.lr)
+        best = -1.0
+        params = list(bb.model.parameters())
+        frozen = [p.requires_grad for p in params]
+        for p in params:
+            p.requires_grad_(False)
+        try:
+            with torch.enable_grad():
+                for s in range(self.steps):
+                    temp = self.final_temperature ** (s / self.steps)
+                    soft = torch.softmax(logits / temp, dim=1) @ words_emb
+                    x = torch.cat([before, soft, after])[None]
+                    pooled = bb._pool(bb.model(inputs_embeds=x), None)
+                    e = pooled.float()[0]
+                    if self.space.normalize:
+                        e = torch.nn.functional.normalize(e, dim=0)
+                    e = e - mean
+                    cos = torch.dot(torch.nn.functional.normalize(e, dim=0), tgt)
+                    opt.zero_grad(set_to_none=True)
+                    (-cos).backward()
+                    opt.step()
+                    best = max(best, float(cos.detach()))
+        finally:
+            for p, f in zip(params, frozen):
+                p.requires_grad_(f)
+        top = logits.detach().topk(min(self.top, len(ids)), dim=1).indices.cpu()
+        # position by position, each position's likeliest word first
+        return list(dict.fromkeys(vocab[i] for i in top.T.flatten().tolist())), round(best, 4)
