@@ -40,7 +40,8 @@ class Backbone:
     def card(self):
         return self.resolved.card
 
-    def _pool(self, out: Any, mask: torch.Tensor | None) -> torch.Tensor:
+    def pool(self, out: Any, mask: torch.Tensor | None) -> torch.Tensor:
+        """The card's pooling of a model output (mask: which tokens count for `mean`; None: all)."""
         pooling = self.card.pooling
         if pooling == "pooler":
             if getattr(out, "pooler_output", None) is None:
@@ -76,7 +77,7 @@ class Backbone:
             return self.classifier.forward(self.model, enc)[0].cpu()
         if card.pooling == "clip":
             return _features(self.model.get_text_features(**enc)).float().cpu()
-        return self._pool(self.model(**enc), enc.get("attention_mask")).float().cpu()
+        return self.pool(self.model(**enc), enc.get("attention_mask")).float().cpu()
 
     def image_features(self, pixel_values: torch.Tensor) -> torch.Tensor:
         """Raw features of processed pixels, differentiable (image inversion differentiates through them)."""
@@ -84,7 +85,7 @@ class Backbone:
             return self.classifier.forward(self.model, {"pixel_values": pixel_values})[0]
         if self.card.pooling == "clip":
             return _features(self.model.get_image_features(pixel_values=pixel_values))
-        return self._pool(self.model(pixel_values=pixel_values), None)
+        return self.pool(self.model(pixel_values=pixel_values), None)
 
     def embed(self, inputs: Sequence[Any], batch_size: int = 64, progress: bool = True) -> torch.Tensor:
         chunks = []

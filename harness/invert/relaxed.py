@@ -72,7 +72,7 @@ class RelaxedWords:
         gen = torch.Generator().manual_seed(self.seed)
         logits = (0.01 * torch.randn(self.length, len(ids), generator=gen)).to(dev).requires_grad_(True)
         opt = torch.optim.Adam([logits], lr=self.lr)
-        best = -1.0
+        best = torch.tensor(-1.0, device=dev)
         params = list(bb.model.parameters())
         frozen = [p.requires_grad for p in params]
         for p in params:
@@ -81,9 +81,9 @@ class RelaxedWords:
             with torch.enable_grad():
                 for s in range(self.steps):
                     temp = self.final_temperature ** (s / self.steps)
-                    soft = torch.softmax(logits / temp, dim=1) @ words_emb
+                    soft = torch.softmax(logits / temp, dim=1).to(words_emb.dtype) @ words_emb
                     x = torch.cat([before, soft, after])[None]
-                    pooled = bb._pool(bb.model(inputs_embeds=x), None)
+                    pooled = bb.pool(bb.model(inputs_embeds=x), None)
                     e = pooled.float()[0]
                     if self.space.normalize:
                         e = torch.nn.functional.normalize(e, dim=0)
@@ -92,10 +92,10 @@ class RelaxedWords:
                     opt.zero_grad(set_to_none=True)
                     (-cos).backward()
                     opt.step()
-                    best = max(best, float(cos.detach()))
+                    best = torch.maximum(best, cos.detach())
         finally:
             for p, f in zip(params, frozen):
                 p.requires_grad_(f)
         top = logits.detach().topk(min(self.top, len(ids)), dim=1).indices.cpu()
         # position by position, each position's likeliest word first
-        return list(dict.fromkeys(vocab[i] for i in top.T.flatten().tolist())), round(best, 4)
+        return list(dict.fromkeys(vocab[i] for i in top.T.flatten().tolist())), round(float(best), 4)
