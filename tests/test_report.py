@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
@@ -19,7 +20,7 @@ from harness.store import ResultStore
 from tests.conftest import CIFAR, SST2
 
 ATTACK = {"name": "kkt-reference", "params": {"m": 8, "restarts": 2, "iterations": 30, "lr": 1e-4, "init_scale": 0.01, "lambda_min": 0.1, "alpha": 20}}
-SMALL = EvidenceRecipe(invert_top=3, invert_members=3, word_search_top=1, word_shortlist=8, word_beam=1, word_passes=2, dip_steps=5)
+SMALL = EvidenceRecipe(invert_top=3, invert_members=3, word_search_top=1, word_shortlist=8, word_beam=1, word_passes=2, word_relax_steps=50, dip_steps=5)
 
 
 def _run(tmp: Path, card: dict, data: dict, classes, per_class: int, out: Path) -> Path:
@@ -67,6 +68,9 @@ def test_text_run_writes_selection_and_inversion_tables(text_results):
     members = [r for r in inv if r["target_kind"] == "member"]
     ret = [r for r in members if r["method"] == "retrieval"]
     assert len(ret) == 3 and len([r for r in members if r["method"] == "word-search"]) == 1
+    searched = json.loads(next(r for r in members if r["method"] == "word-search")["details"])
+    assert searched["relax_steps"] == 50 and searched["relax_top"] == 2 and 0 < searched["relaxed_words"] <= 40
+    assert -1 <= searched["relaxed_cosine"] <= 1
     # the member pool is not in the default corpus (non-members only): retrieval cannot return it
     assert not any(r["exact"] for r in ret) and all(r["text"] != r["reference_text"] for r in ret)
     assert all(-1 <= r["cosine"] <= 1 and 0 <= r["token_f1"] <= 1 and r["reference_text"] for r in inv)

@@ -5,7 +5,8 @@ the cosine to the target. The word search draws single words from a vocabulary (
 corpus's words by default, or the tokenizer's whole words); no corpus sentence seeds it, so it
 measures what the embedding gives away word by word. Candidate words are
 the target's `shortlist` (vocabulary words whose own embedding is closest to the target) plus
-common function words; see WordSearch for the search itself.
+common function words, and any words the caller offers (the relaxed sentence's, relaxed.py); see
+WordSearch for the search itself.
 """
 
 from __future__ import annotations
