@@ -35,26 +35,24 @@ class RelaxedWords:
     lr: float = 0.1
     final_temperature: float = 0.05
     seed: int = 0
-    _ids: torch.Tensor | None = field(default=None, init=False)
-    _words: list[str] = field(default_factory=list, init=False)
+    _inputs: tuple | None = field(default=None, init=False)  # (word rows, before, after, words), built once
 
-    def _vocabulary(self) -> tuple[torch.Tensor, list[str]]:
-        if self._ids is None:
+    def _prepared(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, list[str]]:
+        """The input-embedding rows of the tokenizer's whole words and of the special tokens it puts before
+        and after a single sequence ([CLS] / [SEP], <s> / </s>), on the backbone's device, and the words."""
+        if self._inputs is None:
             from harness.invert.text import word_vocabulary
 
-            tok = self.space.backbone.processor
+            bb = self.space.backbone
+            tok = bb.processor
             words = [w for w in word_vocabulary(tok) if w.isalpha()]
-            self._ids = torch.tensor(tok.convert_tokens_to_ids(words), dtype=torch.long)
-            self._words = words
-        return self._ids, self._words
-
-    def _specials(self) -> tuple[list[int], list[int]]:
-        """Token ids the tokenizer puts before and after a single sequence ([CLS] / [SEP], <s> / </s>)."""
-        tok = self.space.backbone.processor
-        plain = tok("a", add_special_tokens=False)["input_ids"]
-        full = tok("a")["input_ids"]
-        at = next(i for i in range(len(full)) if full[i : i + len(plain)] == plain)
-        return full[:at], full[at + len(plain) :]
+            plain = tok("a", add_special_tokens=False)["input_ids"]
+            full = tok("a")["input_ids"]
+            at = next(i for i in range(len(full)) if full[i : i + len(plain)] == plain)
+            table = bb.model.get_input_embeddings().weight.detach()
+            rows = lambda ids: table[torch.tensor(ids, dtype=torch.long, device=table.device)]  # noqa: E731
+            self._inputs = (rows(tok.convert_tokens_to_ids(words)), rows(full[:at]), rows(full[at + len(plain) :]), words)
+        return self._inputs
 
     def words(self, target: torch.Tensor) -> tuple[list[str], float | None]:
         """(words offered, best cosine of the relaxed sentence) for one target (d,) in the attack space;
@@ -62,40 +60,24 @@ class RelaxedWords:
         bb = self.space.backbone
         if self.steps == 0 or not relaxable(self.space):
             return [], None
-        ids, vocab = self._vocabulary()
-        dev = bb.device
-        table = bb.model.get_input_embeddings().weight.detach()
-        words_emb = table[ids.to(dev)]
-        before, after = (table[torch.tensor(s, dtype=torch.long, device=dev)] for s in self._specials())
+        words_emb, before, after, vocab = self._prepared()
+        dev = words_emb.device
         tgt = torch.nn.functional.normalize(target.float().to(dev), dim=0)
-        mean = self.space.mean.float().to(dev)
         gen = torch.Generator().manual_seed(self.seed)
-        logits = (0.01 * torch.randn(self.length, len(ids), generator=gen)).to(dev).requires_grad_(True)
+        logits = (0.01 * torch.randn(self.length, len(vocab), generator=gen)).to(dev).requires_grad_(True)
         opt = torch.optim.Adam([logits], lr=self.lr)
         best = torch.tensor(-1.0, device=dev)
-        params = list(bb.model.parameters())
-        frozen = [p.requires_grad for p in params]
-        for p in params:
-            p.requires_grad_(False)
-        try:
-            with torch.enable_grad():
-                for s in range(self.steps):
-                    temp = self.final_temperature ** (s / self.steps)
-                    soft = torch.softmax(logits / temp, dim=1).to(words_emb.dtype) @ words_emb
-                    x = torch.cat([before, soft, after])[None]
-                    pooled = bb.pool(bb.model(inputs_embeds=x), None)
-                    e = pooled.float()[0]
-                    if self.space.normalize:
-                        e = torch.nn.functional.normalize(e, dim=0)
-                    e = e - mean
-                    cos = torch.dot(torch.nn.functional.normalize(e, dim=0), tgt)
-                    opt.zero_grad(set_to_none=True)
-                    (-cos).backward()
-                    opt.step()
-                    best = torch.maximum(best, cos.detach())
-        finally:
-            for p, f in zip(params, frozen):
-                p.requires_grad_(f)
-        top = logits.detach().topk(min(self.top, len(ids)), dim=1).indices.cpu()
+        with torch.enable_grad():
+            for s in range(self.steps):
+                temp = self.final_temperature ** (s / self.steps)
+                soft = torch.softmax(logits / temp, dim=1).to(words_emb.dtype) @ words_emb
+                x = torch.cat([before, soft, after])[None]
+                e = self.space.centre(bb.pool(bb.model(inputs_embeds=x), None))[0]
+                cos = torch.dot(torch.nn.functional.normalize(e, dim=0), tgt)
+                # the gradient in the logits alone: the backbone's weights get none (and keep their flags)
+                (logits.grad,) = torch.autograd.grad(-cos, logits)
+                opt.step()
+                best = torch.maximum(best, cos.detach())
+        top = logits.detach().topk(min(self.top, len(vocab)), dim=1).indices.cpu()
         # position by position, each position's likeliest word first
         return list(dict.fromkeys(vocab[i] for i in top.T.flatten().tolist())), round(float(best), 4)

@@ -28,7 +28,7 @@ class EmbedSpace:
         raw = raw.float()
         if self.normalize:
             raw = torch.nn.functional.normalize(raw, dim=1)
-        return raw - self.mean.float()
+        return raw - self.mean.to(raw.device, torch.float32)
 
     def embed(self, inputs: Sequence[Any], cached: bool = False) -> torch.Tensor:
         """Centred embeddings of raw inputs (texts or images); `cached` goes through the embedding cache."""
