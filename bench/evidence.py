@@ -4,7 +4,7 @@
 
 Cases (from ../shared/data, or $RECON_SHARED_DATA; skipped cleanly when absent):
   text   MiniLM / SST-2, binary, 10 per class, head 384-1000-1, 400 non-members, kkt
-  fortunes  the same on Debian's fortunes (science vs politics; text this repository does not hold)
+  fortunes  the same on Debian's fortunes (science vs politics, or --fortunes A,B; text this repository does not hold)
   pixels CIFAR-10 automobile vs cat, 10 per class, head 3072-1000-1, identity backbone, kkt
   vit    CIFAR-10 automobile vs cat through a tiny ViT built here (no pretrained vision weights
          offline), 10 per class, head 32-1000-1: DIP inversion of true and reconstructed embeddings
@@ -14,6 +14,7 @@ Prints every figure side by side; nothing is hard-coded.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import tempfile
@@ -108,10 +109,34 @@ def main() -> int:
     ap.add_argument("--cases", default="text,pixels,vit", help="comma-separated subset of text, fortunes, pixels, vit")
     ap.add_argument("--transform", default="standardize", help="the text victims' input transform (none, standardize, l2)")
     ap.add_argument("--n", type=int, default=10, help="text members per class")
+    ap.add_argument("--fortunes", default="science,politics", help="the fortunes case's two categories (Debian's fortunes)")
     ap.add_argument("--relax-ab", action="store_true",
                     help="text: invert the same targets again without the relaxed sentence's words (word_relax_steps 0), side by side")
+    ap.add_argument("--relax-b", default=None, metavar="JSON",
+                    help='text: with --relax-ab, the recipe change of the second inversion instead (e.g. \'{"word_relax_length": [12, 24]}\')')
+    ap.add_argument("--relax-a", default=None, metavar="JSON",
+                    help="text: a recipe change of the run's own inversion (the A side), e.g. the relaxed sentence's steps")
     args = ap.parse_args()
+    try:
+        relax_a = json.loads(args.relax_a) if args.relax_a else {}
+        relax_b = json.loads(args.relax_b) if args.relax_b else {"word_relax_steps": 0}
+        from pydantic import ValidationError
+
+        from harness.invert.recipe import EvidenceRecipe
+        from harness.specs.loading import validation_error
+
+        EvidenceRecipe(**relax_a, **relax_b)  # checked before any victim is built
+    except json.JSONDecodeError as exc:
+        print(f"error: --relax-a / --relax-b: not JSON ({exc}); give an object such as '{{\"word_relax_length\": [12, 24]}}'")
+        return 2
+    except ValidationError as exc:
+        print(f"error: {validation_error(EvidenceRecipe, exc, '--relax-a / --relax-b').line()}")
+        return 2
     cases = set(args.cases.split(","))
+    cats = args.fortunes.split(",")
+    if len(cats) != 2 or not all(cats):
+        print(f"error: --fortunes {args.fortunes!r}: name two categories, comma-separated (e.g. computers,people)")
+        return 2
     if not cases or cases - {"text", "fortunes", "pixels", "vit"}:
         print(f"error: --cases {args.cases!r}: name one or more of text, fortunes, pixels, vit, comma-separated")
         return 2
@@ -140,13 +165,14 @@ def main() -> int:
 
     victim = {"transform": args.transform, "trainer": "paper"}
     if "text" in cases:
-        text_case(results, "text", sst2, text_attack, cache, args.quick, victim, args.n, relax_ab=args.relax_ab)
+        text_case(results, "text", sst2, text_attack, cache, args.quick, victim, args.n, relax=(args.relax_ab, relax_a, relax_b))
     if "fortunes" in cases:
-        path = fortunes_parquet()
+        path = fortunes_parquet(tuple(cats))
         if path is None:
             print("== fortunes: Debian's fortunes package not installed (apt-get install fortunes); skipped")
         else:
-            text_case(results, "fortunes", path, text_attack, cache, args.quick, victim, args.n, ["science", "politics"], args.relax_ab)
+            text_case(results, "fortunes", path, text_attack, cache, args.quick, victim, args.n, cats,
+                      (args.relax_ab, relax_a, relax_b))
     if "pixels" in cases:
         print("== pixels: CIFAR-10 automobile vs cat, identity ==", flush=True)
         t = task("bench-pixels", "identity", cifar, "img", ["automobile", "cat"], 10, 400, PIXEL_HEAD, pixel_attack)
@@ -164,7 +190,7 @@ def main() -> int:
     return 0
 
 
-def text_case(results, name, source, attack, cache, quick, victim, n, classes=("negative", "positive"), relax_ab=False):
+def text_case(results, name, source, attack, cache, quick, victim, n, classes=("negative", "positive"), relax=(False, {}, {})):
     from harness.invert.recipe import EvidenceRecipe
     from harness.registry import MODELS
 
@@ -172,25 +198,30 @@ def text_case(results, name, source, attack, cache, quick, victim, n, classes=("
     t = task(f"bench-{name}", "all-minilm-l6-v2", source, "sentence", list(classes), n, 400, TEXT_HEAD, attack, victim)
     # word search over the words of the corpus + non-members; the member sentences are left out of
     # its vocabulary (word_members_out, the default), retrieval keeps them
-    rec = EvidenceRecipe(invert_top=20, invert_members=20, corpus=[str(source)], word_search_top=3 if quick else 10)
+    ab, relax_a, relax_b = relax
+    rec = EvidenceRecipe(invert_top=20, invert_members=20, corpus=[str(source)], word_search_top=3 if quick else 10, **relax_a)
     results[name], wall = run(t, MODELS.get("all-minilm-l6-v2"), rec, cache)
     vo = results[name].outcomes
     print(f"  wall {wall:.0f}s; members at cosine > 0.8: real {int((vo['real'].scores.member_best > 0.8).sum())}/{2 * n}, "
           f"null {int((vo['null'].scores.member_best > 0.8).sum())}/{2 * n}")
-    if relax_ab:
-        relax_off(results[name], rec, cache)
+    if ab:
+        relax_ab(results[name], rec, cache, relax_b)
 
 
-def relax_off(o, rec, cache) -> None:
-    """The same targets inverted again with the relaxed sentence off: its words' share of the word search."""
+def relax_ab(o, rec, cache, update) -> None:
+    """The same targets inverted again with the recipe changed by `update` (default: the relaxed sentence off,
+    its words' share of the word search), side by side."""
     from harness.backbones.load import load_backbone
+    from harness.invert.recipe import EvidenceRecipe
     from harness.pipeline.evidence import VictimEvidence, invert_stage
 
     ev = o.evidence["real"]
-    off = VictimEvidence(ev.selection, ev.cluster, ev.baseline, ev.threshold, ev.select_s)
-    invert_stage(off, load_backbone(o.resolved), o.split, o.emb, o.outcomes["real"].result, rec.model_copy(update={"word_relax_steps": 0}), cache)
-    print(f"  the same targets, word_relax_steps {rec.word_relax_steps} (the run above) against 0:")
-    for label, inv in (("relaxed words on ", ev.inversions), ("relaxed words off", off.inversions)):
+    b = VictimEvidence(ev.selection, ev.cluster, ev.baseline, ev.threshold, ev.select_s)
+    b_rec = EvidenceRecipe.model_validate({**rec.model_dump(), **update})
+    invert_stage(b, load_backbone(o.resolved), o.split, o.emb, o.outcomes["real"].result, b_rec, cache)
+    a_side = {k: getattr(rec, k) for k in update}
+    print(f"  the same targets, {a_side} (the run above) against {update}:")
+    for label, inv in (("A " + json.dumps(a_side), ev.inversions), ("B " + json.dumps(update), b.inversions)):
         print(f"  -- {label}")
         word_lines([r for r in inv if r["method"] == "word-search"], ev.threshold, examples=False)
 

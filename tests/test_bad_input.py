@@ -240,10 +240,15 @@ def test_misleading_messages_name_the_real_field_not_the_whole_spec(tmp_path, ca
         (_image_task(classes=["cat", "cat"]), "classes"),
         (_image_task(classes=["cat", "dog", "bird"]), "head.loss"),
         (_image_task(head={"widths": [0]}), "head.widths"),
+        # a field that takes a number or a list: the error of the member the input was meant for, no type tags
+        (_text_task(evidence={"word_relax_length": [0, 12]}), "evidence.word_relax_length.0"),
+        (_text_task(evidence={"word_relax_length": []}), "evidence.word_relax_length"),
+        (_text_task(evidence={"word_relax_length": 0}), "evidence.word_relax_length"),
     ):
         assert main(["validate", str(_yaml(tmp_path, spec))]) == 2
         line = capfd.readouterr().err.strip()
         assert f"{field} = " in line and "(top level)" not in line and "'data'" not in line, line
+        assert "constrained" not in line and "valid integer" not in line, line
 
 
 def test_internal_error_is_one_line_exit_3_with_a_traceback_log(tmp_path, capfd, monkeypatch):

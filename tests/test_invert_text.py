@@ -202,6 +202,10 @@ def test_relaxed_sentence_offers_the_words_of_its_target(space):
     helped = WordSearch(space, shortlist=1, beam=1, max_words=8, passes=1, words=vocab).invert(target, words)
     assert helped[1] > plain[1] + 0.03
     assert RelaxedWords(space, steps=0).words(target) == ([], None)
+    # several lengths: one sentence each, the shorter one's words first, then the rest of the longer one's
+    short_words, short_cos = RelaxedWords(space, steps=150, length=4, top=2).words(target)
+    both, both_cos = RelaxedWords(space, steps=150, length=(6, 4), top=2).words(target)
+    assert both == list(dict.fromkeys(short_words + words)) and both_cos == max(cos, short_cos)
 
 
 def test_relaxed_sentence_is_off_for_backbones_it_cannot_drive(space):

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+
+RelaxLength = Annotated[int, Field(ge=1, le=256)]
 
 
 class EvidenceRecipe(BaseModel):
@@ -46,7 +48,9 @@ class EvidenceRecipe(BaseModel):
         description="text: steps of the relaxed sentence (soft tokens through the backbone) whose likeliest words join the search's candidates (0: off)",
     )
     word_relax_top: int = Field(2, ge=1, le=64, description="text: words the relaxed sentence offers per position")
-    word_relax_length: int = Field(20, ge=1, le=256, description="text: positions of the relaxed sentence")
+    word_relax_length: RelaxLength | Annotated[list[RelaxLength], Field(min_length=1, max_length=4)] = Field(
+        20, description="text: positions of the relaxed sentence; a list relaxes one sentence per length "
+        "and offers the words of all of them (each length its own optimisation)")
     word_shortlist: int = Field(32, ge=1, le=4096)
     word_beam: int = Field(2, ge=1, le=64)
     dip_steps: int = Field(300, ge=1, description="images: Deep Image Prior steps per batch of targets")

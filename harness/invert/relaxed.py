@@ -1,7 +1,7 @@
 """A word source for the word search: the target's sentence relaxed to soft tokens and optimised through
 the backbone (white-box, as in Song & Raghunathan 2020).
 
-Each of `length` positions holds a softmax over the tokenizer's whole words; the mixed token embeddings
+Each of `length` positions (or one sentence per length, their words joined) holds a softmax over the tokenizer's whole words; the mixed token embeddings
 go through the backbone between its own special tokens, are pooled as the card pools them, then
 normalised and centred as the attack space is, and Adam raises the cosine to the target while the
 softmax's temperature anneals from 1 to `final_temperature`. The `top` words of each position are what
@@ -11,6 +11,7 @@ every word alone. No corpus and no member is involved: only the backbone and the
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import torch
@@ -30,7 +31,7 @@ def relaxable(space: EmbedSpace) -> bool:
 class RelaxedWords:
     space: EmbedSpace
     steps: int = 300
-    length: int = 20
+    length: int | Sequence[int] = 20  # several lengths: one sentence each, their words joined
     top: int = 2
     lr: float = 0.1
     final_temperature: float = 0.05
@@ -55,16 +56,23 @@ class RelaxedWords:
         return self._inputs
 
     def words(self, target: torch.Tensor) -> tuple[list[str], float | None]:
-        """(words offered, best cosine of the relaxed sentence) for one target (d,) in the attack space;
-        ([], None) when off or when the backbone cannot take soft tokens."""
-        bb = self.space.backbone
+        """(words offered, best cosine of the relaxed sentences) for one target (d,) in the attack space;
+        ([], None) when off or when the backbone cannot take soft tokens. With several lengths, the words of
+        every length's sentence, the shorter sentences' first."""
         if self.steps == 0 or not relaxable(self.space):
             return [], None
+        lengths = [self.length] if isinstance(self.length, int) else list(self.length)
+        found = [self._relax(target, n) for n in sorted(lengths)]
+        return list(dict.fromkeys(w for words, _ in found for w in words)), max(cos for _, cos in found)
+
+    def _relax(self, target: torch.Tensor, length: int) -> tuple[list[str], float]:
+        """One sentence of `length` soft tokens: its positions' likeliest words and its best cosine."""
+        bb = self.space.backbone
         words_emb, before, after, vocab = self._prepared()
         dev = words_emb.device
         tgt = torch.nn.functional.normalize(target.float().to(dev), dim=0)
         gen = torch.Generator().manual_seed(self.seed)
-        logits = (0.01 * torch.randn(self.length, len(vocab), generator=gen)).to(dev).requires_grad_(True)
+        logits = (0.01 * torch.randn(length, len(vocab), generator=gen)).to(dev).requires_grad_(True)
         opt = torch.optim.Adam([logits], lr=self.lr)
         best = torch.tensor(-1.0, device=dev)
         with torch.enable_grad():

@@ -65,8 +65,10 @@ def validation_error(model: type[BaseModel], exc: ValidationError, where: str) -
     Unknown fields come first (a typo also makes the intended field "missing"; the typo is the fix),
     and checks across fields name the one field to change, never the whole spec."""
     errors = exc.errors()
-    err = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
-    loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and "[" in p))
+    # of a union's members, the one the input's kind was meant for (a list's errors for a list)
+    fits = [e for e in errors if not isinstance(e.get("input"), list) or any(str(p).startswith("list[") for p in e["loc"])]
+    err = next((e for e in errors if e["type"] == "extra_forbidden"), (fits or errors)[0])
+    loc = tuple(p for p in err["loc"] if not _type_tag(p))
     field = ".".join(str(p) for p in loc) or "(top level)"
     msg = err["msg"]
     if err["type"] == "extra_forbidden":
@@ -85,6 +87,12 @@ def validation_error(model: type[BaseModel], exc: ValidationError, where: str) -
     elif err["type"] in ("int_type", "int_parsing", "bool_type") and isinstance(err.get("input"), (bool, str)):
         msg += "; write true or false" if err["type"] == "bool_type" else "; write a whole number (true/false and text are not numbers)"
     return HarnessError(field, err.get("input"), msg, where)
+
+
+def _type_tag(part) -> bool:
+    """Whether a part of a pydantic error's location names a member of a union ('list[int]', 'constrained-int',
+    'int'), not a field: field names here are identifiers with underscores, never hyphens or brackets."""
+    return isinstance(part, str) and ("[" in part or "-" in part or part in ("int", "float", "str", "bool", "none"))
 
 
 def parse(model: type[M], data: dict[str, Any], where: str) -> M:
