@@ -24,7 +24,7 @@ warnings.filterwarnings("ignore")
 
 from attack_data import cifar_pixels, shared_data, sst2_embeddings  # noqa: E402
 
-from harness.attacks import make_attack  # noqa: E402
+from harness.attacks import make_attack, precision  # noqa: E402
 from harness.diagnostics.identifiability import check as ident_check  # noqa: E402
 from harness.scoring.embedding import match  # noqa: E402
 from harness.scoring.pixels import match_pixels  # noqa: E402
@@ -214,6 +214,9 @@ def case_speed(minutes, null_minutes=None, m=40, rounds=3):
     k16 = {"m": m, "restarts": 16, "iterations": b_its, "rungs": 0, "compile": "off"}
     variants = {"": {"compile": "off"}, " compiled": {"compile": "on"},
                 " compiled, reduced products": {"compile": "on", "products": "reduced"}}
+    if not precision.reduced_is_fast(torch.device("cpu")):  # emulated bfloat16: slower than full, not a speed option here
+        del variants[" compiled, reduced products"]
+        say("  (this CPU has neither AMX nor AVX512-BF16: the reduced-products variant is left out)")
     for tag, how in variants.items():
         if how["compile"] == "on":  # compile outside the timed runs: a run long enough for `auto` pays it once
             t0 = time.perf_counter()

@@ -1,11 +1,11 @@
 """A word source for the word search: the target's sentence relaxed to soft tokens and optimised through
 the backbone (white-box, as in Song & Raghunathan 2020).
 
-Each of `length` positions (or one sentence per length, their words joined) holds a softmax over the tokenizer's whole words; the mixed token embeddings
+Each of `length` positions holds a softmax over the tokenizer's whole words; the mixed token embeddings
 go through the backbone between its own special tokens, are pooled as the card pools them, then
 normalised and centred as the attack space is, and Adam raises the cosine to the target while the
 softmax's temperature anneals from 1 to `final_temperature`. The `top` words of each position are what
-it offers the search: words chosen in each other's context, where the single-word shortlist judges
+it offers the search (with several lengths, one sentence per length, their words joined): words chosen in each other's context, where the single-word shortlist judges
 every word alone. No corpus and no member is involved: only the backbone and the target.
 """
 

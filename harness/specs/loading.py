@@ -65,8 +65,9 @@ def validation_error(model: type[BaseModel], exc: ValidationError, where: str) -
     Unknown fields come first (a typo also makes the intended field "missing"; the typo is the fix),
     and checks across fields name the one field to change, never the whole spec."""
     errors = exc.errors()
-    # of a union's members, the one the input's kind was meant for (a list's errors for a list)
-    fits = [e for e in errors if not isinstance(e.get("input"), list) or any(str(p).startswith("list[") for p in e["loc"])]
+    # of a union's members, the one the input's kind was meant for: a list is not reported as "not an integer"
+    fits = [e for e in errors if not (isinstance(e.get("input"), list) and any(_type_tag(p) and not str(p).startswith("list[")
+                                                                                for p in e["loc"]))]
     err = next((e for e in errors if e["type"] == "extra_forbidden"), (fits or errors)[0])
     loc = tuple(p for p in err["loc"] if not _type_tag(p))
     field = ".".join(str(p) for p in loc) or "(top level)"
