@@ -125,7 +125,10 @@ def main() -> int:
         from harness.invert.recipe import EvidenceRecipe
         from harness.specs.loading import validation_error
 
-        EvidenceRecipe(**relax_a, **relax_b)  # checked before any victim is built
+        if not isinstance(relax_a, dict) or not isinstance(relax_b, dict):
+            raise json.JSONDecodeError("not an object", "", 0)
+        EvidenceRecipe(**relax_a)  # both sides checked before any victim is built
+        EvidenceRecipe(**{**relax_a, **relax_b})
     except json.JSONDecodeError as exc:
         print(f"error: --relax-a / --relax-b: not JSON ({exc}); give an object such as '{{\"word_relax_length\": [12, 24]}}'")
         return 2
