@@ -126,7 +126,9 @@ def main() -> int:
         from harness.specs.loading import validation_error
 
         if not isinstance(relax_a, dict) or not isinstance(relax_b, dict):
-            raise json.JSONDecodeError("not an object", "", 0)
+            print("error: --relax-a / --relax-b: give a JSON object of evidence-recipe fields, such as "
+                  "'{\"word_relax_length\": [12, 24]}'")
+            return 2
         EvidenceRecipe(**relax_a)  # both sides checked before any victim is built
         EvidenceRecipe(**{**relax_a, **relax_b})
     except json.JSONDecodeError as exc:

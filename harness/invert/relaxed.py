@@ -5,8 +5,8 @@ Each of `length` positions holds a softmax over the tokenizer's whole words; the
 go through the backbone between its own special tokens, are pooled as the card pools them, then
 normalised and centred as the attack space is, and Adam raises the cosine to the target while the
 softmax's temperature anneals from 1 to `final_temperature`. The `top` words of each position are what
-it offers the search (with several lengths, one sentence per length, their words joined): words chosen in each other's context, where the single-word shortlist judges
-every word alone. No corpus and no member is involved: only the backbone and the target.
+it offers the search (with several lengths, one sentence per length, their words joined): words chosen
+in each other's context, where the single-word shortlist judges every word alone. No corpus and no member is involved: only the backbone and the target.
 """
 
 from __future__ import annotations

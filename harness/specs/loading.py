@@ -66,8 +66,7 @@ def validation_error(model: type[BaseModel], exc: ValidationError, where: str) -
     and checks across fields name the one field to change, never the whole spec."""
     errors = exc.errors()
     # of a union's members, the one the input's kind was meant for: a list is not reported as "not an integer"
-    fits = [e for e in errors if not (isinstance(e.get("input"), list) and any(_type_tag(p) and not str(p).startswith("list[")
-                                                                                for p in e["loc"]))]
+    fits = [e for e in errors if _meant_for(e)]
     err = next((e for e in errors if e["type"] == "extra_forbidden"), (fits or errors)[0])
     loc = tuple(p for p in err["loc"] if not _type_tag(p))
     field = ".".join(str(p) for p in loc) or "(top level)"
@@ -90,10 +89,22 @@ def validation_error(model: type[BaseModel], exc: ValidationError, where: str) -
     return HarnessError(field, err.get("input"), msg, where)
 
 
+_SCALAR_TAGS = ("int", "float", "str", "bool", "none")
+_TAG_PREFIXES = ("constrained-", "function-", "json-or-python")
+
+
 def _type_tag(part) -> bool:
     """Whether a part of a pydantic error's location names a member of a union ('list[int]', 'constrained-int',
-    'int'), not a field: field names here are identifiers with underscores, never hyphens or brackets."""
-    return isinstance(part, str) and ("[" in part or "-" in part or part in ("int", "float", "str", "bool", "none"))
+    'int'), not a field or a user's dictionary key."""
+    return isinstance(part, str) and ("[" in part or part in _SCALAR_TAGS or part.startswith(_TAG_PREFIXES))
+
+
+def _meant_for(err: dict) -> bool:
+    """Whether an error comes from a union member of the input's kind: a list input's error under a scalar
+    member ('constrained-int') is not."""
+    if not isinstance(err.get("input"), list):
+        return True
+    return not any(_type_tag(p) and not str(p).startswith("list[") for p in err["loc"])
 
 
 def parse(model: type[M], data: dict[str, Any], where: str) -> M:
