@@ -39,6 +39,36 @@ def test_weight_decay_head_reaches_a_stationary_point():
     assert oracle_residual(head, "logistic", x, y) < 1e-4
 
 
+@pytest.mark.parametrize("optimizer", ["adam", "gd"])
+def test_weight_decay_taken_in_the_optimiser_step_trains_the_same_head_as_the_penalty_through_autograd(optimizer):
+    """The trainer leaves the L2 term to the optimiser's coupled weight decay (weight_decay * p added to each
+    gradient): step for step the same head as the objective's penalty differentiated by autograd, and the
+    reported objective and gradient norm still include the term."""
+    from harness.heads.losses import data_loss, targets_for
+
+    x, y = _data()
+    cfg = TrainConfig(loss="logistic", optimizer=optimizer, lr=0.01, weight_decay=0.05, grad_tol=0.0, max_steps=200)
+    torch.manual_seed(0)
+    head = MLPHead([16, 64, 1]).scale_init_(0.1)
+    torch.manual_seed(0)
+    ref = MLPHead([16, 64, 1]).scale_init_(0.1)
+    report = train_head(head, x, y, 2, cfg, progress=False)
+    params = list(ref.parameters())
+    opt = torch.optim.Adam(params, lr=cfg.lr) if optimizer == "adam" else torch.optim.SGD(params, lr=cfg.lr)
+    target = targets_for("logistic", y, 2)
+    for _ in range(cfg.max_steps):
+        opt.zero_grad()
+        obj = data_loss("logistic", ref(x), target) + 0.5 * cfg.weight_decay * sum((p**2).sum() for p in params)
+        obj.backward()
+        opt.step()
+    for a, b in zip(head.parameters(), params):
+        assert torch.allclose(a, b, rtol=1e-4, atol=1e-6)
+    obj = data_loss("logistic", ref(x), target) + 0.5 * cfg.weight_decay * sum((p**2).sum() for p in params)
+    grads = torch.autograd.grad(obj, params)
+    assert report.objective == pytest.approx(float(obj), rel=1e-4) and report.objective > report.final_loss
+    assert report.grad_norm == pytest.approx(float(sum((g**2).sum() for g in grads)) ** 0.5, rel=1e-3)
+
+
 def test_multiclass_and_mse_heads_train():
     x, y = _data(n=12, classes=3)
     for loss in ("ce", "mse"):

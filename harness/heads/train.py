@@ -45,9 +45,11 @@ class TrainReport:
         return asdict(self)
 
 
-def objective(head: MLPHead, x, target, cfg: TrainConfig) -> tuple[torch.Tensor, torch.Tensor]:
+def objective(head: MLPHead, x, target, cfg: TrainConfig, decay: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+    """(data loss, data loss + weight_decay/2 * squared norm of the parameters); `decay=False` leaves the
+    second term out of the graph (an optimiser that adds weight_decay * p to each gradient itself)."""
     loss = data_loss(cfg.loss, head(x), target)
-    if cfg.weight_decay > 0:
+    if cfg.weight_decay > 0 and decay:
         reg = sum((p**2).sum() for p in head.parameters())
         return loss, loss + 0.5 * cfg.weight_decay * reg
     return loss, loss
@@ -69,14 +71,18 @@ def train_head(
     x, labels = x.to(dev), labels.to(dev)
     target = targets_for(cfg.loss, labels, num_classes)
     params = list(head.parameters())
+    # gd and adam take the weight-decay term's gradient (weight_decay * p, the L2 penalty's) inside the optimiser's
+    # step rather than through autograd: the same objective, without a forward and backward pass per parameter
+    # (2-3x the steps per second on a 384-1000-1 head, 2 threads); the checks below add it back
+    wd = cfg.weight_decay if cfg.optimizer != "lbfgs" else 0.0
     if cfg.optimizer == "lbfgs":
         opt = torch.optim.LBFGS(params, lr=cfg.lr, max_iter=20, history_size=50, line_search_fn="strong_wolfe")
     elif cfg.optimizer == "adam":
         # fused: one kernel per tensor, where the default runs a dozen element-wise passes; on a 384-1000-1 head
         # that is most of a full-batch step (Adam 0.9-1.4 ms against 3.3-6.7 ms per step, 2 threads)
-        opt = torch.optim.Adam(params, lr=cfg.lr, fused=True)
+        opt = torch.optim.Adam(params, lr=cfg.lr, fused=True, weight_decay=wd)
     else:
-        opt = torch.optim.SGD(params, lr=cfg.lr)
+        opt = torch.optim.SGD(params, lr=cfg.lr, weight_decay=wd)
 
     def closure():
         opt.zero_grad(set_to_none=True)
@@ -90,11 +96,12 @@ def train_head(
     window = max(1, cfg.plateau_steps // CHECK_EVERY)
     for step in bar:
         opt.zero_grad(set_to_none=True)
-        loss, obj = objective(head, x, target, cfg)
+        loss, obj = objective(head, x, target, cfg, decay=not wd)
         obj.backward()
         if step % CHECK_EVERY == 0 or step == cfg.max_steps - 1:
-            obj_v, loss_v = float(obj.detach()), float(loss.detach())
-            gnorm = math.sqrt(sum(float((p.grad**2).sum()) for p in params))
+            with torch.no_grad():
+                obj_v, loss_v = float(obj) + 0.5 * wd * sum(float((p**2).sum()) for p in params), float(loss)
+                gnorm = math.sqrt(sum(float(((p.grad + wd * p) ** 2).sum()) for p in params))
             bar.set_postfix(loss=f"{loss_v:.2e}", grad=f"{gnorm:.1e}", refresh=False)
             if not math.isfinite(obj_v):
                 stopped_by = "diverged"
