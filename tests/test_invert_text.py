@@ -216,3 +216,35 @@ def test_relaxed_sentence_is_off_for_backbones_it_cannot_drive(space):
     assert relaxable(space)
     other = replace(space, backbone=replace(space.backbone, classifier=object()))
     assert not relaxable(other) and RelaxedWords(other).words(torch.zeros(space.dim)) == ([], None)
+
+
+def test_a_word_search_is_reused_by_a_second_unit_only_under_the_same_settings(space):
+    """Two units of one run (two victim recipes) invert the same member: the second takes the first's word
+    search from the run's memo, row for row, and says so; another setting or another target searches anew."""
+    import json
+
+    import numpy as np
+
+    from harness.data.split import MemberSplit
+    from harness.invert.recipe import EvidenceRecipe
+    from harness.invert.targets import Target, invert_text
+    from harness.pipeline.stages import Embedded
+
+    sents = pq.read_table(SST2, columns=["sentence"]).column("sentence").to_pylist()
+    members, nonmembers = sents[:4], sents[20:80]
+    split = MemberSplit(["a", "b"], members, np.array([0, 1, 0, 1]), np.arange(4), nonmembers, np.zeros(60, int), np.arange(20, 80))
+    emb = Embedded(space.embed(members), space.embed(nonmembers), space.mean, True, False, 0.0)
+    recipe = EvidenceRecipe(word_search_top=1, word_shortlist=2, word_beam=1, word_passes=0, word_prior=0.0, word_relax_steps=0)
+    targets = [Target("selected", 0, 0, emb.members[1]), Target("member", 0, None, emb.members[0])]
+    memo: dict = {}
+    words = lambda rows: [r for r in rows if r["method"] == "word-search"]  # noqa: E731
+    first = words(invert_text(space, split, emb, targets, recipe, memo=memo))
+    assert len(memo) == 2 and [json.loads(r["details"])["reused"] for r in first] == [False, False]
+    again = words(invert_text(space, split, emb, targets, recipe, memo=memo))
+    assert [json.loads(r["details"])["reused"] for r in again] == [True, True]
+    assert [(r["text"], r["cosine"], r["wall_s"], r["target_kind"]) for r in again] == [
+        (r["text"], r["cosine"], r["wall_s"], r["target_kind"]) for r in first]
+    other = words(invert_text(space, split, emb, targets[:1] + [Target("member", 2, None, emb.members[2])], recipe, memo=memo))
+    assert [json.loads(r["details"])["reused"] for r in other] == [True, False]
+    wider = words(invert_text(space, split, emb, targets, recipe.model_copy(update={"word_shortlist": 3}), memo=memo))
+    assert [json.loads(r["details"])["reused"] for r in wider] == [False, False] and len(memo) == 5

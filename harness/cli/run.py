@@ -86,10 +86,11 @@ def main(args) -> int:
     given = load_head(args.head)[::2] if args.head else None  # (head, frame saved with it)
     warn_remote_code(card)
     console = make_console()
+    memo: dict = {}  # word searches the units share (one member inverted once, whatever the recipe)
     for unit, resolved in planned:
         output = run_unit(
             unit, resolved, out, cache_dir=Path(args.cache) if args.cache else None, base_dir=base_dir,
-            progress=not args.quiet, evidence=recipe, given=given,
+            progress=not args.quiet, evidence=recipe, given=given, memo=memo,
         )
         print_summary(output, out, console)
     if recipe.enabled:

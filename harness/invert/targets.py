@@ -3,6 +3,7 @@ images by a deep image prior; each target is scored against its nearest member (
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import time
@@ -58,10 +59,27 @@ def _base_row(origin, index, rank, method, member, mcos, cosine, wall, details) 
     }
 
 
+def search_key(space: EmbedSpace, recipe: EvidenceRecipe, public: list[str], vector: torch.Tensor) -> str:
+    """What a word search's result depends on: the backbone and its revision, the space (normalised?, mean), the
+    evidence recipe, the public sentences it learns from, and the target; equal keys, equal results."""
+    h = hashlib.sha256()
+    bb = space.backbone
+    h.update(json.dumps([bb.card.id, bb.resolved.revision, space.normalize, recipe.model_dump(mode="json")], sort_keys=True).encode())
+    for t in (space.mean, vector):
+        h.update(t.detach().float().cpu().contiguous().numpy().tobytes())
+    for s in public:
+        h.update(s.encode() + b"\0")
+    return h.hexdigest()
+
+
 def invert_text(
     space: EmbedSpace, split: MemberSplit, emb: "Embedded", targets: list, recipe: EvidenceRecipe,
-    base_dir: Path | None = None, progress: bool = False,
+    base_dir: Path | None = None, progress: bool = False, memo: dict | None = None,
 ) -> list[dict]:
+    """Retrieval for every target, word search for the first `word_search_top` selections and members. `memo`
+    (kept by the caller across units of one run) holds finished word searches by `search_key`: a target that
+    another unit already searched under the same settings (the same member, two victim recipes) is not searched
+    again; its row says `reused` and keeps the seconds the search took."""
     from harness.invert.corpus import load_corpus
     from harness.invert.metrics import text_metrics
     from harness.invert.relaxed import RelaxedWords, relaxable
@@ -90,9 +108,15 @@ def invert_text(
             rows.append({**row, "text": got.texts[j], "reference_text": ref, **text_metrics(got.texts[j], ref)})
     k = recipe.word_search_top
     chosen = [j for j, t in enumerate(targets) if t.origin == "selected"][:k] + [j for j, t in enumerate(targets) if t.origin == "member"][:k]
+    words_rows: dict[int, dict] = {}
     if chosen:
         keep = word_corpus(corpus, split, recipe)
         public = [corpus[i] for i in keep]
+        memo = {} if memo is None else memo
+        keys = {j: search_key(space, recipe, public, targets[j].vector) for j in chosen}
+        words_rows = {j: _word_row(targets[j], mem[j], mcos[j], split, *memo[keys[j]], reused=True) for j in chosen if keys[j] in memo}
+    todo = [j for j in chosen if j not in words_rows]
+    if todo:
         ranked = corpus_words(public)  # most frequent first: the vocabulary, and the prior's outputs
         words = ranked if recipe.word_vocab == "corpus" and public else None
         lm = BigramLM.fit(public) if recipe.word_fluency and public else None
@@ -108,16 +132,24 @@ def invert_text(
                  "relax_top": recipe.word_relax_top, "fluency": recipe.word_fluency if lm else 0.0,
                  "prior_weight": recipe.word_prior if prior else 0.0, "prior_words": len(prior.words) if prior else 0,
                  "prior_train_s": round(prior_s, 2) if prior else 0.0}
-        for j in progress_bar(chosen, desc="word search", unit="target", disable=not progress):
+        for j in progress_bar(todo, desc="word search", unit="target", disable=not progress):
             t = targets[j]
             t0 = time.perf_counter()
             offered, relax_cos = relax.words(t.vector)
             text, cos, n_eval = ws.invert(t.vector, offered)
-            ref = str(split.member_inputs[int(mem[j])])
             details = {"evaluated": n_eval, "relaxed_words": len(offered), "relaxed_cosine": relax_cos, **extra}
-            row = _base_row(t.origin, t.index, t.rank, "word-search", mem[j], mcos[j], cos, time.perf_counter() - t0, details)
-            rows.append({**row, "text": text, "reference_text": ref, **text_metrics(text, ref)})
-    return rows
+            memo[keys[j]] = (text, cos, time.perf_counter() - t0, details)
+            words_rows[j] = _word_row(t, mem[j], mcos[j], split, *memo[keys[j]])
+    return rows + [words_rows[j] for j in chosen]
+
+
+def _word_row(t: Target, member, mcos, split: MemberSplit, text: str, cos: float, wall: float, details: dict,
+              reused: bool = False) -> dict:
+    from harness.invert.metrics import text_metrics
+
+    ref = str(split.member_inputs[int(member)])
+    row = _base_row(t.origin, t.index, t.rank, "word-search", member, mcos, cos, wall, {**details, "reused": reused})
+    return {**row, "text": text, "reference_text": ref, **text_metrics(text, ref)}
 
 
 def word_corpus(corpus: list[str], split: MemberSplit, recipe: EvidenceRecipe) -> list[int]:

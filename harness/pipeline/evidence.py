@@ -57,14 +57,16 @@ def select_stage(result: AttackResult, emb: Embedded, scores: MatchScores, recip
 def invert_stage(
     ev: VictimEvidence, backbone: Backbone, split: MemberSplit, emb: Embedded, result: AttackResult,
     recipe: EvidenceRecipe, cache_dir: Path | None = None, base_dir: Path | None = None, progress: bool = False,
+    memo: dict | None = None,
 ) -> VictimEvidence:
-    """Invert the top selections and the first true members (the upper bound) on the backbone."""
+    """Invert the top selections and the first true members (the upper bound) on the backbone; `memo`: word
+    searches already run by other units of the same run (targets.invert_text)."""
     t0 = time.perf_counter()
     space = EmbedSpace(backbone, emb.normalized, emb.mean, cache_dir)
     chosen = ev.selection.rep_index.tolist() if ev.selection is not None else []
     targets = inversion_targets(chosen, result.candidates, emb.members, recipe)
     if backbone.card.modality == "text":
-        ev.inversions = invert_text(space, split, emb, targets, recipe, base_dir, progress)
+        ev.inversions = invert_text(space, split, emb, targets, recipe, base_dir, progress, memo)
     else:
         ev.inversions = invert_image(space, split, emb, targets, recipe)
     ev.invert_s = time.perf_counter() - t0

@@ -209,10 +209,12 @@ def _stage(console: Console, label: str) -> float:
 
 def run_unit(unit: Unit, resolved: ResolvedModel, out: Path | None, cache_dir: Path | None = None,
              base_dir: Path | None = None, progress: bool = True, console: Console | None = None,
-             evidence: EvidenceRecipe | None = None, given: tuple[MLPHead, Frame | None] | None = None) -> UnitOutput:
+             evidence: EvidenceRecipe | None = None, given: tuple[MLPHead, Frame | None] | None = None,
+             memo: dict | None = None) -> UnitOutput:
     """All stages in order, in this process; rows and heads are written only once every stage has succeeded.
     `evidence` overrides the task's selection / inversion settings (the CLI's --no-evidence, --corpus)
-    without changing the unit's id."""
+    without changing the unit's id. `memo`, shared by the units of one run, lets a word search be reused
+    (targets.invert_text)."""
     console = console or Console(stderr=True, quiet=not progress, width=None if sys.stderr.isatty() else 160)
     task, card = unit.task, unit.card
     recipe = evidence or task.evidence
@@ -259,7 +261,7 @@ def run_unit(unit: Unit, resolved: ResolvedModel, out: Path | None, cache_dir: P
     for kind, e in ev.items():
         t0 = _stage(console, f"select + invert ({kind})")
         if kind == "real":
-            invert_stage(e, backbone, prep.split, emb, results[kind], recipe, cache_dir, base_dir, progress)
+            invert_stage(e, backbone, prep.split, emb, results[kind], recipe, cache_dir, base_dir, progress, memo)
         if e.cluster is not None:
             console.print(
                 f"  {len(e.selection)} clusters in {e.select_s:.1f}s; top-20 precision {e.cluster.precision[20]:.2f} "
