@@ -22,7 +22,6 @@ import shutil
 from typing import Literal
 
 import torch
-import torch._dynamo.config as dynamo_config
 
 from harness.attacks.residual_grad import residual_backward, residual_forward
 
@@ -69,6 +68,8 @@ class Pass:
 
     def __call__(self, *args):
         if self.compiled:
+            import torch._dynamo.config as dynamo_config  # only a compiled pass needs the compiler (2 s to import)
+
             quiet = dynamo_config.fail_on_recompile_limit_hit
             dynamo_config.fail_on_recompile_limit_hit = True  # set for the call only (~10 us), not for the process
             try:
