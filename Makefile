@@ -19,7 +19,7 @@ $(VENV)/.installed: pyproject.toml
 install: $(VENV)/.installed
 
 quickstart: install
-	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 $(VENV)/bin/recon-harness run tasks/quickstart.yaml --recipe standardize+paper --recipe none+paper --out results/quickstart
+	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 $(VENV)/bin/recon-harness run tasks/quickstart.yaml --recipe standardize+paper --recipe none+paper --threads auto --out results/quickstart
 
 quickstart-vision: install
 	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 $(VENV)/bin/recon-harness run tasks/quickstart-vision.yaml --out results/quickstart-vision

@@ -113,6 +113,8 @@ def test_bad_inputs_exit_2_with_one_line_and_no_rows(tmp_path, bert_card, capsys
     assert "kt" in line
     line = _bad(tmp_path, capsys, _task(tmp_path, bert_card), "--threads", "0")
     assert "--threads" in line and "0" in line and ">= 1" in line
+    line = _bad(tmp_path, capsys, _task(tmp_path, bert_card), "--threads", "many")
+    assert "--threads" in line and "many" in line and "or auto" in line
     assert "unknown model card" in _bad(tmp_path, capsys, _task(tmp_path, bert_card, model="nobody/not-cached"))
     uncached = tmp_path / "uncached.yaml"
     uncached.write_text(yaml.safe_dump({"id": "nobody/not-cached", "modality": "text"}))
@@ -169,3 +171,30 @@ def test_validate_reports_bad_files(tmp_path, capsys):
 def test_python_dash_m_entry_point():
     r = subprocess.run([sys.executable, "-m", "harness", "--version"], capture_output=True, text=True, cwd=ROOT)
     assert r.returncode == 0 and "recon-harness" in r.stdout
+
+
+def test_threads_auto_takes_the_idle_cores_and_at_least_one(monkeypatch):
+    """`--threads auto`: the usable cores less the busy ones (from two /proc/stat samples), never below 1."""
+    import torch
+
+    from harness import cpu
+    from harness.cli.run import set_threads
+
+    before = "cpu  100 0 100 800 0 0 0 0 0 0\ncpu0 1 2 3\n"
+    after = "cpu  400 0 100 1100 0 0 0 0 0 0\n"  # 300 busy of 600 jiffies: half the machine
+    assert cpu.cpu_times(before) == (200, 1000) and cpu.cpu_times(after) == (500, 1600)
+    samples = iter([before, after])
+    monkeypatch.setattr(cpu, "STAT", type("Stat", (), {"read_text": lambda self: next(samples)})())
+    monkeypatch.setattr(cpu.time, "sleep", lambda s: None)
+    monkeypatch.setattr(cpu.os, "cpu_count", lambda: 4)
+    assert cpu.busy_cores() == 2.0
+    monkeypatch.setattr(cpu, "usable_cores", lambda: 4)
+    monkeypatch.setattr(cpu, "busy_cores", lambda sample_s=0.3: 2.0)
+    n = torch.get_num_threads()
+    try:
+        assert set_threads("auto") == 2 and torch.get_num_threads() == 2
+        monkeypatch.setattr(cpu, "busy_cores", lambda sample_s=0.3: 7.5)  # more busy than usable: still one thread
+        assert set_threads("auto") == 1 and torch.get_num_threads() == 1
+        assert set_threads("3") == 3
+    finally:
+        torch.set_num_threads(n)

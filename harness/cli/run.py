@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from harness.backbones.load import load_backbone
 from harness.cli.console import console as make_console
 from harness.cli.preflight import check_outputs, check_run, warn_remote_code
 from harness.cli.summary import print_summary
@@ -27,25 +28,36 @@ def add_arguments(p) -> None:
                         "into the same results (recon-harness ls transforms / ls trainers)")
     p.add_argument("--no-evidence", action="store_true", help="skip selection, inversion and the report")
     p.add_argument("--quiet", action="store_true", help="no progress output")
-    p.add_argument("--threads", type=int, default=DEFAULT_THREADS,
-                   help=f"torch CPU threads (default: {DEFAULT_THREADS}). On a 2-core box the quickstart took 38 s with 1 "
-                   "thread and 121 s with torch's own default (one per core) while others used it, and 1 thread gives "
-                   "the same rows whatever the core count; more threads help only a large backbone embedding on the CPU")
+    p.add_argument("--threads", default=str(DEFAULT_THREADS), metavar="N|auto",
+                   help=f"torch CPU threads (default: {DEFAULT_THREADS}), or auto: the cores idle at the start. On a 2-core box "
+                   "the quickstart took 38 s with 1 thread and 121 s with torch's own default (one per core) while others "
+                   "used it, and 118 s with 2 threads against 163 s with 1 when idle; a fixed count gives the same rows "
+                   "whatever the core count (rows record it)")
 
 
 # Measured in README, "Threads": one thread is the fastest here whenever the machine does anything else.
 DEFAULT_THREADS = 1
 
 
-def set_threads(threads: int | None) -> None:
-    """Apply --threads (before any work, so a bad value writes nothing)."""
+def set_threads(threads: int | str | None) -> int | None:
+    """Apply --threads, a count or `auto` (before any work, so a bad value writes nothing); the count set."""
     if threads is None:
-        return
+        return None
+    if threads == "auto":
+        from harness.cpu import free_cores
+
+        threads = free_cores()
+    else:
+        try:
+            threads = int(threads)
+        except ValueError:
+            raise HarnessError("--threads", threads, f"give a whole number >= 1 or auto (default: {DEFAULT_THREADS})") from None
     if threads < 1:
         raise HarnessError("--threads", threads, f"must be >= 1 (default: {DEFAULT_THREADS}; at most one per core helps)")
     import torch
 
     torch.set_num_threads(threads)
+    return threads
 
 
 def parse_recipes(values: list[str]) -> list[VictimSpec]:
@@ -62,7 +74,7 @@ def parse_recipes(values: list[str]) -> list[VictimSpec]:
 
 
 def main(args) -> int:
-    set_threads(args.threads)
+    threads = set_threads(args.threads)
     task = TASKS.get(args.task)
     card = MODELS.get(args.model or task.model)
     task_file = Path(args.task) if Path(args.task).is_file() else TASKS.files().get(args.task)
@@ -86,11 +98,16 @@ def main(args) -> int:
     given = load_head(args.head)[::2] if args.head else None  # (head, frame saved with it)
     warn_remote_code(card)
     console = make_console()
+    if args.threads == "auto" and not args.quiet:
+        console.print(f"threads: auto -> {threads} (the cores idle now)")
     memo: dict = {}  # word searches the units share (one member inverted once, whatever the recipe)
+    backbone = None  # loaded once for the units of one model
     for unit, resolved in planned:
+        if backbone is None or backbone.resolved != resolved:
+            backbone = load_backbone(resolved)
         output = run_unit(
             unit, resolved, out, cache_dir=Path(args.cache) if args.cache else None, base_dir=base_dir,
-            progress=not args.quiet, evidence=recipe, given=given, memo=memo,
+            progress=not args.quiet, evidence=recipe, given=given, memo=memo, backbone=backbone,
         )
         print_summary(output, out, console)
     if recipe.enabled:

@@ -210,11 +210,11 @@ def _stage(console: Console, label: str) -> float:
 def run_unit(unit: Unit, resolved: ResolvedModel, out: Path | None, cache_dir: Path | None = None,
              base_dir: Path | None = None, progress: bool = True, console: Console | None = None,
              evidence: EvidenceRecipe | None = None, given: tuple[MLPHead, Frame | None] | None = None,
-             memo: dict | None = None) -> UnitOutput:
+             memo: dict | None = None, backbone: Backbone | None = None) -> UnitOutput:
     """All stages in order, in this process; rows and heads are written only once every stage has succeeded.
     `evidence` overrides the task's selection / inversion settings (the CLI's --no-evidence, --corpus)
     without changing the unit's id. `memo`, shared by the units of one run, lets a word search be reused
-    (targets.invert_text)."""
+    (targets.invert_text); `backbone`, one already loaded from `resolved`."""
     console = console or Console(stderr=True, quiet=not progress, width=None if sys.stderr.isatty() else 160)
     task, card = unit.task, unit.card
     recipe = evidence or task.evidence
@@ -223,7 +223,7 @@ def run_unit(unit: Unit, resolved: ResolvedModel, out: Path | None, cache_dir: P
         ResultStore.check(out)
 
     _stage(console, f"data: {task.data.source} ({task.per_class}/class x {len(task.classes)}, {task.nonmembers} non-members)")
-    backbone = load_backbone(resolved)
+    backbone = backbone if backbone is not None and backbone.resolved == resolved else load_backbone(resolved)
     console.print(f"  embed: {card.id}@{resolved.revision[:12]} ({resolved.source})")
     prep = prepare(backbone, unit, base_dir, cache_dir, progress)
     emb = prep.emb
