@@ -248,3 +248,20 @@ def test_a_word_search_is_reused_by_a_second_unit_only_under_the_same_settings(s
     assert [json.loads(r["details"])["reused"] for r in other] == [True, False]
     wider = words(invert_text(space, split, emb, targets, recipe.model_copy(update={"word_shortlist": 3}), memo=memo))
     assert [json.loads(r["details"])["reused"] for r in wider] == [False, False] and len(memo) == 5
+
+
+@pytest.mark.parametrize("grow_on, words", [("cosine", 3), ("objective", 6)])
+def test_growth_goes_on_while_what_it_is_judged_on_rises(space, monkeypatch, grow_on, words):
+    """Words are chosen by the objective either way; growth stops when the judged quantity stops rising by
+    `tol`: here the objective rises with every word while the cosine stops after three."""
+    vocab = [w for w in word_vocabulary(space.backbone.processor) if w.isalpha()][:50]
+    ws = WordSearch(space, shortlist=4, beam=1, max_words=6, passes=0, words=vocab, grow_on=grow_on)
+
+    def scores(t, seqs, logp=None):
+        n = torch.tensor([float(len(s)) for s in seqs])
+        bonus = torch.tensor([0.01 * (s[-1] == vocab[0]) for s in seqs])  # the objective prefers one word
+        return n + bonus, torch.clamp(n, max=3.0) / 10 + bonus / 100
+
+    monkeypatch.setattr(ws, "_scores", scores)
+    text, _, evaluated = ws.invert(space.embed(["a fine film"])[0])
+    assert text.split() == [vocab[0]] * words

@@ -51,6 +51,9 @@ class EvidenceRecipe(BaseModel):
     word_relax_length: RelaxLength | Annotated[list[RelaxLength], Field(min_length=1, max_length=4)] = Field(
         20, description="text: positions of the relaxed sentence; a list relaxes one sentence per length "
         "and offers the words of all of them (each length its own optimisation)")
+    word_grow_on: Literal["cosine", "objective"] = Field(
+        "cosine", description="text: what must rise for the search's growth to go on: the plain cosine, or the "
+        "objective with its priors' terms (the choice of words is the objective's either way)")
     word_shortlist: int = Field(32, ge=1, le=4096)
     word_beam: int = Field(2, ge=1, le=64)
     dip_steps: int = Field(300, ge=1, description="images: Deep Image Prior steps per batch of targets")
