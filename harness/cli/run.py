@@ -31,7 +31,7 @@ def add_arguments(p) -> None:
     p.add_argument("--threads", default=str(DEFAULT_THREADS), metavar="N|auto",
                    help=f"torch CPU threads (default: {DEFAULT_THREADS}), or auto: the cores idle at the start. On a 2-core box "
                    "the quickstart took 38 s with 1 thread and 121 s with torch's own default (one per core) while others "
-                   "used it, and 118 s with 2 threads against 163 s with 1 when idle; a fixed count gives the same rows "
+                   "used it, and 116 s with 2 threads against 142 s with 1 when idle; a fixed count gives the same rows "
                    "whatever the core count (rows record it)")
 
 
