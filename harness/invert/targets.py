@@ -59,17 +59,26 @@ def _base_row(origin, index, rank, method, member, mcos, cosine, wall, details) 
     }
 
 
-def search_key(space: EmbedSpace, recipe: EvidenceRecipe, public: list[str], vector: torch.Tensor) -> str:
-    """What a word search's result depends on: the backbone and its revision, the space (normalised?, mean), the
-    evidence recipe, the public sentences it learns from, and the target; equal keys, equal results."""
+def search_keys(space: EmbedSpace, recipe: EvidenceRecipe, public: list[str], vectors: list[torch.Tensor]) -> list[str]:
+    """What each target's word search depends on: the backbone and its revision, the space (normalised?, mean), the
+    evidence recipe, the public sentences it learns from (hashed once for all targets), and the target; equal keys,
+    equal results."""
     h = hashlib.sha256()
     bb = space.backbone
     h.update(json.dumps([bb.card.id, bb.resolved.revision, space.normalize, recipe.model_dump(mode="json")], sort_keys=True).encode())
-    for t in (space.mean, vector):
-        h.update(t.detach().float().cpu().contiguous().numpy().tobytes())
+    h.update(_tensor_bytes(space.mean))
     for s in public:
         h.update(s.encode() + b"\0")
-    return h.hexdigest()
+    keys = []
+    for v in vectors:
+        k = h.copy()
+        k.update(_tensor_bytes(v))
+        keys.append(k.hexdigest())
+    return keys
+
+
+def _tensor_bytes(t: torch.Tensor) -> bytes:
+    return t.detach().float().cpu().contiguous().numpy().tobytes()
 
 
 def invert_text(
@@ -77,7 +86,7 @@ def invert_text(
     base_dir: Path | None = None, progress: bool = False, memo: dict | None = None,
 ) -> list[dict]:
     """Retrieval for every target, word search for the first `word_search_top` selections and members. `memo`
-    (kept by the caller across units of one run) holds finished word searches by `search_key`: a target that
+    (kept by the caller across units of one run) holds finished word searches by `search_keys`: a target that
     another unit already searched under the same settings (the same member, two victim recipes) is not searched
     again; its row says `reused` and keeps the seconds the search took."""
     from harness.invert.corpus import load_corpus
@@ -113,7 +122,7 @@ def invert_text(
         keep = word_corpus(corpus, split, recipe)
         public = [corpus[i] for i in keep]
         memo = {} if memo is None else memo
-        keys = {j: search_key(space, recipe, public, targets[j].vector) for j in chosen}
+        keys = dict(zip(chosen, search_keys(space, recipe, public, [targets[j].vector for j in chosen])))
         words_rows = {j: _word_row(targets[j], mem[j], mcos[j], split, *memo[keys[j]], reused=True) for j in chosen if keys[j] in memo}
     todo = [j for j in chosen if j not in words_rows]
     if todo:
