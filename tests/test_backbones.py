@@ -34,6 +34,15 @@ def test_bert_from_local_dir_mean_and_cls_pooling(tiny_bert_dir):
         assert not torch.allclose(emb[0], emb[1])
 
 
+def test_texts_batched_by_length_come_back_in_their_own_order(tiny_bert_dir):
+    bb = load_backbone(resolve_model(_card(id=str(tiny_bert_dir), modality="text", pooling="mean")))
+    texts = ["one", "a much longer sentence than the others here", "two words", "short", "a middling sentence"]
+    assert bb._by_length(texts) != list(range(len(texts)))  # they are reordered for the batches
+    alone = torch.cat([bb.embed([t], progress=False) for t in texts])
+    batched = bb.embed(texts, batch_size=2, progress=False)
+    assert torch.allclose(batched, alone, atol=1e-5)
+
+
 def test_vit_from_hub_cache_offline_records_the_commit(tiny_vit_dir, hub_repo):
     rev = hub_repo(tiny_vit_dir, "tiny-org/vit-tiny")
     for revision in ("main", rev):

@@ -88,16 +88,29 @@ class Backbone:
         return self.pool(self.model(pixel_values=pixel_values), None)
 
     def embed(self, inputs: Sequence[Any], batch_size: int = 64, progress: bool = True) -> torch.Tensor:
+        """Raw embeddings of `inputs`, in their order. Texts are batched by token length (less padding;
+        the rows come back in the given order)."""
+        order = self._by_length(inputs)
         chunks = []
         bar = progress_bar(total=len(inputs), desc=f"embed {self.card.name}", unit="x", disable=not progress)
         for i in range(0, len(inputs), batch_size):
-            batch = inputs[i : i + batch_size]
+            batch = [inputs[j] for j in order[i : i + batch_size]]
             chunks.append(self.embed_batch(batch))
             bar.update(len(batch))
         bar.close()
         if not chunks:
             return torch.empty(0, 0)
-        return torch.cat(chunks)
+        out = torch.cat(chunks)
+        back = torch.empty_like(out)
+        back[torch.as_tensor(order)] = out
+        return back
+
+    def _by_length(self, inputs: Sequence[Any]) -> list[int]:
+        """Indices of `inputs` by token count (stable), for texts; as given otherwise."""
+        if self.card.modality != "text" or self.card.is_identity or len(inputs) < 2:
+            return list(range(len(inputs)))
+        ids = self.processor(list(inputs), truncation=True, max_length=self.card.max_length)["input_ids"]
+        return sorted(range(len(inputs)), key=lambda i: len(ids[i]))
 
     def check_head(self, inputs: Sequence[Any]) -> float:
         """A classifier card: features -> converted head reproduce the checkpoint's logits on `inputs`."""
