@@ -78,7 +78,7 @@ def run(t, card, recipe, cache):
 
     unit, resolved = plan_unit(t, card)
     t0 = time.perf_counter()
-    o = run_unit(unit, resolved, None, cache_dir=cache, progress=False, evidence=recipe)
+    o = run_unit(unit, resolved, None, cache_dir=cache, progress=True, evidence=recipe)
     return o, time.perf_counter() - t0
 
 
@@ -114,6 +114,9 @@ def main() -> int:
                     help="text: invert the same targets again without the relaxed sentence's words (word_relax_steps 0), side by side")
     ap.add_argument("--relax-b", default=None, metavar="JSON",
                     help='text: with --relax-ab, the recipe change of the second inversion instead (e.g. \'{"word_relax_length": [12, 24]}\')')
+    ap.add_argument("--cache", default=None, metavar="DIR",
+                    help="embedding cache kept between runs (default: a fresh temporary one, so every run embeds its corpora "
+                         "again; the text case's corpus is all of SST-2 train)")
     ap.add_argument("--relax-a", default=None, metavar="JSON",
                     help="text: a recipe change of the run's own inversion (the A side), e.g. the relaxed sentence's steps")
     args = ap.parse_args()
@@ -163,7 +166,8 @@ def main() -> int:
     # pixels: rounds of 16 restarts until the budget ends, later rounds reusing good step sizes
     pixel_attack = {"name": "kkt", "params": {"m": 40, "restarts": 16, "iterations": 1500, "brackets": 100,
                                               "time_budget_s": budget}}
-    cache = Path(tempfile.mkdtemp(prefix="rh-bench-evidence-"))
+    cache = Path(args.cache) if args.cache else Path(tempfile.mkdtemp(prefix="rh-bench-evidence-"))
+    print(f"embedding cache: {cache}{'' if args.cache else ' (fresh)'}", flush=True)
     sst2 = data / "sst2" / "train-00000-of-00001.parquet"
     cifar = data / "cifar10" / "test-00000-of-00001.parquet"
     results = {}
