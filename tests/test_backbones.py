@@ -37,7 +37,8 @@ def test_bert_from_local_dir_mean_and_cls_pooling(tiny_bert_dir):
 def test_texts_batched_by_length_come_back_in_their_own_order(tiny_bert_dir):
     bb = load_backbone(resolve_model(_card(id=str(tiny_bert_dir), modality="text", pooling="mean")))
     texts = ["one", "a much longer sentence than the others here", "two words", "short", "a middling sentence"]
-    assert bb._by_length(texts) != list(range(len(texts)))  # they are reordered for the batches
+    assert bb._by_length(texts, 2) != list(range(len(texts)))  # they are reordered for the batches
+    assert bb._by_length(texts, 64) == list(range(len(texts)))  # one batch: as given
     alone = torch.cat([bb.embed([t], progress=False) for t in texts])
     batched = bb.embed(texts, batch_size=2, progress=False)
     assert torch.allclose(batched, alone, atol=1e-5)

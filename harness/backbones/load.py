@@ -90,7 +90,7 @@ class Backbone:
     def embed(self, inputs: Sequence[Any], batch_size: int = 64, progress: bool = True) -> torch.Tensor:
         """Raw embeddings of `inputs`, in their order. Texts are batched by token length (less padding;
         the rows come back in the given order)."""
-        order = self._by_length(inputs)
+        order = self._by_length(inputs, batch_size)
         chunks = []
         bar = progress_bar(total=len(inputs), desc=f"embed {self.card.name}", unit="x", disable=not progress)
         for i in range(0, len(inputs), batch_size):
@@ -105,9 +105,10 @@ class Backbone:
         back[torch.as_tensor(order)] = out
         return back
 
-    def _by_length(self, inputs: Sequence[Any]) -> list[int]:
-        """Indices of `inputs` by token count (stable), for texts; as given otherwise."""
-        if self.card.modality != "text" or self.card.is_identity or len(inputs) < 2:
+    def _by_length(self, inputs: Sequence[Any], batch_size: int) -> list[int]:
+        """Indices of `inputs` by token count (stable), for texts in more than one batch; as given otherwise
+        (one batch pads to its longest text whatever the order, and the extra tokenisation would buy nothing)."""
+        if self.card.modality != "text" or self.card.is_identity or len(inputs) <= batch_size:
             return list(range(len(inputs)))
         ids = self.processor(list(inputs), truncation=True, max_length=self.card.max_length)["input_ids"]
         return sorted(range(len(inputs)), key=lambda i: len(ids[i]))
