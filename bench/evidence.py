@@ -1,6 +1,6 @@
 """Benchmark of issue 4: selection precision vs. the lowest-loss baseline, image and text inversion.
 
-    .venv/bin/python bench/evidence.py [--quick] [--cases text,fortunes,pixels,vit] [--transform standardize]
+    .venv/bin/python bench/evidence.py [--quick] [--cases text,fortunes,pixels,vit] [--transform standardize] [--threads 2]
 
 Cases (from ../shared/data, or $RECON_SHARED_DATA; skipped cleanly when absent):
   text   MiniLM / SST-2, binary, 10 per class, head 384-1000-1, 400 non-members, kkt
@@ -109,6 +109,7 @@ def main() -> int:
     ap.add_argument("--cases", default="text,pixels,vit", help="comma-separated subset of text, fortunes, pixels, vit")
     ap.add_argument("--transform", default="standardize", help="the text victims' input transform (none, standardize, l2)")
     ap.add_argument("--n", type=int, default=10, help="text members per class")
+    ap.add_argument("--threads", type=int, default=2, help="torch threads (1 to run two cases side by side on 2 cores)")
     ap.add_argument("--fortunes", default="science,politics", help="the fortunes case's two categories (Debian's fortunes)")
     ap.add_argument("--relax-ab", action="store_true",
                     help="text: invert the same targets again without the relaxed sentence's words (word_relax_steps 0), side by side")
@@ -159,7 +160,7 @@ def main() -> int:
     from harness.specs.model_card import ModelCard
     from tests.tiny_models import build_tiny_vit
 
-    torch.set_num_threads(2)
+    torch.set_num_threads(args.threads)
     budget = 60 if args.quick else 300
     attack = {"name": "kkt", "params": {"m": 40, "restarts": 16, "iterations": 1500}}
     text_attack = {"name": "kkt", "params": {"m": 4 * args.n, "restarts": 16, "iterations": 1500, "brackets": 2}}

@@ -265,3 +265,21 @@ def test_growth_goes_on_while_what_it_is_judged_on_rises(space, monkeypatch, gro
     monkeypatch.setattr(ws, "_scores", scores)
     text, _, evaluated = ws.invert(space.embed(["a fine film"])[0])
     assert text.split() == [vocab[0]] * words
+
+
+@pytest.mark.parametrize("insert", [False, True])
+def test_local_search_inserts_a_word_the_growth_could_not_append(space, monkeypatch, insert):
+    """The growth appends words only at the end and stops at (a, c); no move, deletion or replacement improves
+    on it, and only inserting b in the middle reaches (a, b, c)."""
+    vocab = [w for w in word_vocabulary(space.backbone.processor) if w.isalpha()][:30]
+    a, b, c = vocab[:3]
+    value = {(a,): 0.3, (a, c): 0.5, (a, b, c): 1.0}
+    ws = WordSearch(space, shortlist=4, beam=1, max_words=6, passes=3, words=vocab, grow_on="objective", insert=insert)
+
+    def scores(t, seqs, logp=None):
+        s = torch.tensor([value.get(tuple(q), 0.0) for q in seqs])
+        return s, s
+
+    monkeypatch.setattr(ws, "_scores", scores)
+    text, _, _ = ws.invert(space.embed(["a fine film"])[0], extra=[a, b, c])
+    assert text.split() == ([a, b, c] if insert else [a, c])

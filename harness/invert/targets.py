@@ -136,8 +136,9 @@ def invert_text(
             prior_s = time.perf_counter() - t0
         relax = RelaxedWords(space, recipe.word_relax_steps, recipe.word_relax_length, recipe.word_relax_top)
         ws = WordSearch(space, shortlist=recipe.word_shortlist, beam=recipe.word_beam, passes=recipe.word_passes, words=words, lm=lm,
-                        fluency=recipe.word_fluency, prior=prior, prior_weight=recipe.word_prior, grow_on=recipe.word_grow_on)
-        extra = {"grow_on": recipe.word_grow_on, "relax_steps": recipe.word_relax_steps if relaxable(space) else 0,
+                        fluency=recipe.word_fluency, prior=prior, prior_weight=recipe.word_prior, grow_on=recipe.word_grow_on,
+                        insert=recipe.word_insert)
+        extra = {"grow_on": recipe.word_grow_on, "insert": recipe.word_insert, "relax_steps": recipe.word_relax_steps if relaxable(space) else 0,
                  "relax_length": recipe.word_relax_length,
                  "relax_top": recipe.word_relax_top, "fluency": recipe.word_fluency if lm else 0.0,
                  "prior_weight": recipe.word_prior if prior else 0.0, "prior_words": len(prior.words) if prior else 0,

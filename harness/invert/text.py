@@ -132,6 +132,7 @@ class WordSearch:
     prior_weight: float = 0.0
     prior_top: int = 24
     grow_on: Literal["cosine", "objective"] = "cosine"  # what must rise by `tol` for the growth to go on
+    insert: bool = False  # local search may also insert a candidate word at any position
     _vocab: list[str] = field(default_factory=list, init=False)
     _vocab_emb: torch.Tensor | None = field(default=None, init=False)
 
@@ -183,27 +184,39 @@ class WordSearch:
             if beams[0][0] < best[0] + self.tol:
                 break
             best = beams[0]
-        for _ in range(self.passes):  # local search: move, delete, replace one word
+        for _ in range(self.passes):  # local search: move, delete, replace one word (then insert one, if asked)
             score, seq = best
-            n = len(seq)
-            cand = set()
-            for i in range(n):
-                rest = seq[:i] + seq[i + 1 :]
-                if rest:
-                    cand.add(rest)
-                cand.update(rest[:j] + (seq[i],) + rest[j:] for j in range(n) if j != i)
-                cand.update(seq[:i] + (w,) + seq[i + 1 :] for w in words if w != seq[i])
-            cand = list(cand)
-            if not cand:
+            found = None
+            for kind in ("edit", "insert") if self.insert else ("edit",):
+                cand = self._neighbours(seq, words, kind)
+                if not cand:
+                    continue
+                scores = self._score(t, cand, logp)
+                evaluated += len(cand)
+                j = int(scores.argmax())
+                if float(scores[j]) >= score + self.tol:
+                    found = (float(scores[j]), cand[j])
+                    break
+            if found is None:
                 break
-            scores = self._score(t, cand, logp)
-            evaluated += len(cand)
-            j = int(scores.argmax())
-            if float(scores[j]) < score + self.tol:
-                break
-            best = (float(scores[j]), cand[j])
+            best = found
         cos = float(self._cosine(t, [best[1]])[0]) if best[1] else -1.0
         return " ".join(best[1]), cos, evaluated
+
+    def _neighbours(self, seq: tuple[str, ...], words: list[str], kind: str) -> list[tuple[str, ...]]:
+        """Sequences one step from `seq`: "edit" moves, deletes or replaces one word; "insert" adds one anywhere."""
+        n, cand = len(seq), set()
+        if kind == "insert":
+            if n < self.max_words:
+                cand.update(seq[:i] + (w,) + seq[i:] for i in range(n + 1) for w in words)
+            return sorted(cand)
+        for i in range(n):
+            rest = seq[:i] + seq[i + 1 :]
+            if rest:
+                cand.add(rest)
+            cand.update(rest[:j] + (seq[i],) + rest[j:] for j in range(n) if j != i)
+            cand.update(seq[:i] + (w,) + seq[i + 1 :] for w in words if w != seq[i])
+        return sorted(cand)
 
     def invert_all(self, targets: torch.Tensor) -> tuple[list[str], torch.Tensor, list[float]]:
         texts, cos, secs = [], [], []

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-
-
 from harness.heads.train import TrainConfig, fit_head
 from harness.specs.task import HeadRecipe
 from harness.victims.trainers.base import Fitted, Trainer
