@@ -103,7 +103,8 @@ FUNCTION_WORDS = (
 @dataclass
 class WordSearch:
     """Greedy growth (append the best shortlisted word, `beam` sequences kept), then local search
-    (move, delete or replace one word) while the objective improves by more than `tol`. The growth
+    (move, delete or replace one word; with `insert`, add one anywhere when none of those improves) while the
+    objective improves by more than `tol`. The growth
     picks words by the objective and, with `grow_on="cosine"` (the default), goes on while some longer
     sequence raises the plain cosine by more than `tol`; with "objective", while the objective rises.
     The priors' terms are means over a sequence's words, so a rare (content) word lowers them: judged
