@@ -274,10 +274,12 @@ def word_lines(inv: list[dict], thr: float, examples: bool = True) -> None:
                          and r["target_member_cosine"] > thr]}
     for kind, rs in rows.items():
         if rs:
-            print(f"  word search on {kind:<8} targets {len(rs)}: token F1 {mean(r['token_f1'] for r in rs):.2f}  "
+            print(f"  word search on {kind:<8} targets {len(rs)}: token F1 {mean(r['token_f1'] for r in rs):.3f}  "
                   f"content F1 {mean(r['content_f1'] for r in rs):.2f}  BLEU {mean(r['bleu'] for r in rs):.1f}  "
                   f"exact {sum(r['exact'] for r in rs)}  cosine {mean(r['cosine'] for r in rs):.3f}  "
                   f"{mean(r['wall_s'] for r in rs):.1f} s/target")
+            per = " ".join(f"{r['token_f1']:.2f}" for r in rs)
+            print(f"    token F1 per target: {per}")
         else:
             print(f"  word search on {kind:<8}: no target passed the threshold")
     if rows["member"]:
