@@ -248,6 +248,9 @@ def test_a_word_search_is_reused_by_a_second_unit_only_under_the_same_settings(s
     assert [json.loads(r["details"])["reused"] for r in other] == [True, False]
     wider = words(invert_text(space, split, emb, targets, recipe.model_copy(update={"word_shortlist": 3}), memo=memo))
     assert [json.loads(r["details"])["reused"] for r in wider] == [False, False] and len(memo) == 5
+    inserting = words(invert_text(space, split, emb, targets, recipe.model_copy(update={"word_insert": True}), memo=memo))
+    assert [(json.loads(r["details"])["reused"], json.loads(r["details"])["insert"]) for r in inserting] == [(False, True)] * 2
+    assert len(memo) == 7
 
 
 @pytest.mark.parametrize("grow_on, words", [("cosine", 3), ("objective", 6)])
