@@ -188,8 +188,8 @@ class WordSearch:
         for _ in range(self.passes):  # local search: move, delete, replace one word (then insert one, if asked)
             score, seq = best
             found = None
-            for kind in ("edit", "insert") if self.insert else ("edit",):
-                cand = self._neighbours(seq, words, kind)
+            for step in (self._edits, self._insertions) if self.insert else (self._edits,):
+                cand = step(seq, words)
                 if not cand:
                     continue
                 scores = self._score(t, cand, logp)
@@ -204,13 +204,9 @@ class WordSearch:
         cos = float(self._cosine(t, [best[1]])[0]) if best[1] else -1.0
         return " ".join(best[1]), cos, evaluated
 
-    def _neighbours(self, seq: tuple[str, ...], words: list[str], kind: str) -> list[tuple[str, ...]]:
-        """Sequences one step from `seq`: "edit" moves, deletes or replaces one word; "insert" adds one anywhere."""
+    def _edits(self, seq: tuple[str, ...], words: list[str]) -> list[tuple[str, ...]]:
+        """Sequences one move, deletion or replacement of a word away from `seq`, in sorted order."""
         n, cand = len(seq), set()
-        if kind == "insert":
-            if n < self.max_words:
-                cand.update(seq[:i] + (w,) + seq[i:] for i in range(n + 1) for w in words)
-            return sorted(cand)
         for i in range(n):
             rest = seq[:i] + seq[i + 1 :]
             if rest:
@@ -218,6 +214,12 @@ class WordSearch:
             cand.update(rest[:j] + (seq[i],) + rest[j:] for j in range(n) if j != i)
             cand.update(seq[:i] + (w,) + seq[i + 1 :] for w in words if w != seq[i])
         return sorted(cand)
+
+    def _insertions(self, seq: tuple[str, ...], words: list[str]) -> list[tuple[str, ...]]:
+        """Sequences with one of `words` inserted anywhere in `seq` (none at `max_words`), in sorted order."""
+        if len(seq) >= self.max_words:
+            return []
+        return sorted({seq[:i] + (w,) + seq[i:] for i in range(len(seq) + 1) for w in words})
 
     def invert_all(self, targets: torch.Tensor) -> tuple[list[str], torch.Tensor, list[float]]:
         texts, cos, secs = [], [], []
