@@ -132,8 +132,10 @@ def attack_scored(v, head: HeadRecipe, d: dict, pixels: bool, params: dict):
     return out, res
 
 
-def one(d: dict, spec: VictimSpec, pixels: bool, seed: int, kind: str, attack: dict | None = None) -> dict:
-    v, head, train_s = victim(d, spec, pixels, seed, kind)
+def one(d: dict, spec: VictimSpec, pixels: bool, seed: int, kind: str, attack: dict | None = None,
+        head: dict | None = None) -> dict:
+    base = PIXEL_HEAD if pixels else TEXT_HEAD
+    v, head, train_s = victim(d, spec, pixels, seed, kind, HeadRecipe(**{**base.model_dump(), **head}) if head else None)
     params = {**attack_params(pixels, len(d["members"]), seed), **(attack or {})}
     out, _ = attack_scored(v, head, d, pixels, params)
     out["train_s"] = train_s
@@ -228,6 +230,8 @@ def main(argv=None) -> int:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--attack", type=json.loads, default={},
                     help='kkt settings over the bench\'s, as JSON (e.g. \'{"restarts": 32, "recombine": 0.5}\')')
+    ap.add_argument("--head", type=json.loads, default={},
+                    help='head recipe settings over the bench\'s, as JSON (e.g. \'{"lr_schedule": "cosine"}\')')
     a = ap.parse_args(argv)
     torch.set_num_threads(a.threads)
     names = split_names(a.data)
@@ -235,7 +239,7 @@ def main(argv=None) -> int:
     if bad:
         ap.error(f"--data {bad[0]}")
     say(f"== recipes x data, {a.n} members per class, seeds {a.seeds}; text attack {TEXT_ATTACK}, pixel attack {PIXEL_ATTACK}"
-        + (f", with {a.attack}" if a.attack else ""))
+        + (f", with {a.attack}" if a.attack else "") + (f"; heads with {a.head}" if a.head else ""))
     say(f"  {'data':<26} {'recipe':<27} {'active':>6} {'oracle':>8} {'search':>8} {'planted':>12} {'TPR':>6} {'members':>10} "
         f"{'disjoint null':>18} {'acc':>5} {'time':>7}")
     for seed in (int(s) for s in a.seeds.split(",")):
@@ -249,8 +253,8 @@ def main(argv=None) -> int:
             for rname in [r for r in recipes.split(",") if r]:
                 spec = RECIPES[rname]
                 try:
-                    r = one(d, spec, pixels, seed, "real", a.attack)
-                    nr = None if r["linear"] else one(d, spec, pixels, seed, "null", a.attack)
+                    r = one(d, spec, pixels, seed, "real", a.attack, a.head)
+                    nr = None if r["linear"] else one(d, spec, pixels, seed, "null", a.attack, a.head)
                 except Exception as exc:  # noqa: BLE001 - a recipe that cannot run here is a row, not a crash
                     say(f"  {name:<26} {rname:<27} failed: {type(exc).__name__}: {exc}")
                     continue

@@ -180,6 +180,10 @@ CASES = {
     "duplicate classes": (lambda d: _run(_yaml(d, _image_task(classes=["cat", "dog", "cat"], head={"loss": "ce"}))), "classes", "distinct"),
     "logistic with 3 classes": (lambda d: _run(_yaml(d, _image_task(classes=["cat", "dog", "bird"]))), "head.loss", "binary"),
     "widths: [0]": (lambda d: _run(_yaml(d, _image_task(head={"widths": [0]}))), "head.widths", ">= 1"),
+    "lr_schedule: cosine with lbfgs": (
+        lambda d: _run(_yaml(d, _image_task(head={"optimizer": "lbfgs", "lr_schedule": "cosine"}))),
+        "head.lr_schedule", "optimizer: adam",
+    ),
     "too many non-members": (lambda d: _run(_yaml(d, _image_task(nonmembers=10_000))), "nonmembers", "lower nonmembers"),
     "validate a sweep file": (lambda d: ["validate", str(ROOT / "tasks" / "sweeps" / "small-cpu.yaml")], "file", "is a sweep file"),
     "non-empty --out without a marker": (

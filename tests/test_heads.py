@@ -138,6 +138,24 @@ def test_plateau_stops_a_kink_limited_run_early():
     assert rep.stopped_by == "plateau" and rep.steps < 20_000 and rep.train_acc == 1.0
 
 
+def test_cosine_schedule_leaves_the_head_nearer_stationarity_than_a_constant_step():
+    """Adam's step falling to 0 over max_steps (lr_schedule: cosine) ends the same budget with the members
+    explaining the weights better (a lower KKT oracle residual) than a constant step (0.08 against 0.11 here)."""
+    from harness.diagnostics.oracle import oracle_residual
+
+    x, y = _data(n=40)
+    res = {}
+    for schedule in ("constant", "cosine"):
+        torch.manual_seed(0)
+        head = MLPHead([16, 64, 1]).scale_init_(0.1)
+        cfg = TrainConfig(loss="logistic", optimizer="adam", lr=0.01, lr_schedule=schedule, weight_decay=1e-2,
+                          grad_tol=0.0, max_steps=1000)
+        rep = train_head(head, x, y, 2, cfg, progress=False)
+        assert rep.stopped_by == "max_steps" and rep.train_acc == 1.0
+        res[schedule] = oracle_residual(head, "logistic", x, y)
+    assert res["cosine"] < 0.9 * res["constant"], res
+
+
 def test_untrained_null_victim_keeps_its_initialisation():
     from harness.data.split import MemberSplit
     from harness.pipeline.stages import Embedded, train_stage

@@ -22,6 +22,7 @@ class TrainConfig:
     loss: LossName = "logistic"
     optimizer: Literal["gd", "adam", "lbfgs"] = "gd"
     lr: float = 0.01
+    lr_schedule: Literal["constant", "cosine"] = "constant"  # cosine: from lr to 0 over max_steps (gd, adam)
     weight_decay: float = 0.0
     max_steps: int = 10_000
     target_loss: float = 1e-4  # stop when the data loss is below this (no weight decay)
@@ -83,6 +84,8 @@ def train_head(
         opt = torch.optim.Adam(params, lr=cfg.lr, fused=True, weight_decay=wd)
     else:
         opt = torch.optim.SGD(params, lr=cfg.lr, weight_decay=wd)
+    sched = (torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.max_steps)
+             if cfg.lr_schedule == "cosine" and cfg.optimizer != "lbfgs" else None)
 
     def closure():
         opt.zero_grad(set_to_none=True)
@@ -122,6 +125,8 @@ def train_head(
             opt.step(closure)  # one outer step = up to 20 inner L-BFGS iterations
         else:
             opt.step()
+            if sched is not None:
+                sched.step()
     bar.close()
     head.zero_grad(set_to_none=True)
     loss, obj = objective(head, x, target, cfg)

@@ -35,6 +35,8 @@ class HeadRecipe(_Strict):
     loss: Literal["logistic", "ce", "mse"] = "logistic"
     optimizer: Literal["gd", "adam", "lbfgs"] = "gd"
     lr: float = Field(0.05, gt=0)
+    lr_schedule: Literal["constant", "cosine"] = Field(
+        "constant", description="gd and adam: constant, or cosine (the step size falls from lr to 0 over max_steps)")
     weight_decay: float = Field(0.0, ge=0)
     max_steps: StrictInt = Field(20_000, ge=1)
     target_loss: float = Field(1e-4, gt=0)
@@ -99,6 +101,11 @@ class TaskSpec(_Strict):
 
     @model_validator(mode="after")
     def _classes(self) -> "TaskSpec":
+        if self.head.lr_schedule != "constant" and self.head.optimizer == "lbfgs":
+            raise SpecFieldError(
+                "head.lr_schedule", self.head.lr_schedule, "a learning-rate schedule needs optimizer gd or adam "
+                "(lbfgs searches its own step): use lr_schedule: constant, or optimizer: adam",
+            )
         if self.head.loss == "logistic" and len(self.classes) != 2:
             raise SpecFieldError(
                 "head.loss", "logistic", f"loss 'logistic' is binary but classes has {len(self.classes)}: "
