@@ -145,6 +145,24 @@ def test_the_setting_names_the_head_as_trained(tmp_path, dims, label):
     assert label in build(tmp_path / "res")[0]["setting"]
 
 
+def test_a_cosine_schedule_is_its_own_setting_and_old_rows_read_as_constant(tmp_path):
+    """head.lr_schedule: cosine names itself in the setting and gets its own row; results written before the field
+    (no lr_schedule in their settings) pool with constant-schedule rows of the same setting."""
+    store = ResultStore(tmp_path / "res")
+    for seed, schedule in ((0, "constant"), (1, None), (2, "cosine")):
+        uid, row = _victim("minilm", seed, "real", 1 + seed)
+        settings = json.loads(row["settings"])
+        if schedule is None:
+            settings["task"]["head"].pop("lr_schedule")
+        else:
+            settings["task"]["head"]["lr_schedule"] = schedule
+        store.write("victims", uid, [row | {"settings": json.dumps(settings)}])
+    rows = build(tmp_path / "res")
+    by = {"cosine" if "lr_schedule=cosine" in r["setting"] else "constant": r for r in rows}
+    assert len(rows) == 2 and by["constant"]["seeds"] == 2 and by["cosine"]["seeds"] == 1
+    assert "lr_schedule" not in by["constant"]["setting"] and by["constant"]["setting_id"] != by["cosine"]["setting_id"]
+
+
 class _Cells(HTMLParser):
     def __init__(self):
         super().__init__()

@@ -68,7 +68,9 @@ def _head_label(settings: dict, head: dict, head_dims) -> str:
     if kind_of(settings) == "classifier":
         return "head=checkpoint"
     widths = list(head_dims)[1:-1] if head_dims else head["widths"]
-    return f"head={'-'.join(map(str, widths)) or 'linear'} wd={head['weight_decay']:g}"
+    schedule = head.get("lr_schedule", "constant")
+    return f"head={'-'.join(map(str, widths)) or 'linear'} wd={head['weight_decay']:g}" + (
+        f" lr_schedule={schedule}" if schedule != "constant" else "")
 
 
 def _setting(settings: dict, head_dims=None) -> tuple[str, str]:
@@ -81,6 +83,8 @@ def _setting(settings: dict, head_dims=None) -> tuple[str, str]:
     params = dict(task["attack"].get("params") or {})
     params.pop("seed", None)
     task["attack"]["params"] = params
+    if task["head"].get("lr_schedule") == "constant":  # rows written before the field had no schedule: the same setting
+        del task["head"]["lr_schedule"]
     victim = task.pop("victim", None) or {}
     trainer_params = victim.get("params") or {}
     if trainer_params:
