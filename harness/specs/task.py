@@ -100,12 +100,16 @@ class TaskSpec(_Strict):
         return v
 
     @model_validator(mode="after")
-    def _classes(self) -> "TaskSpec":
+    def _schedule(self) -> "TaskSpec":
         if self.head.lr_schedule != "constant" and self.head.optimizer == "lbfgs":
             raise SpecFieldError(
                 "head.lr_schedule", self.head.lr_schedule, "a learning-rate schedule needs optimizer gd or adam "
                 "(lbfgs searches its own step): use lr_schedule: constant, or optimizer: adam",
             )
+        return self
+
+    @model_validator(mode="after")
+    def _classes(self) -> "TaskSpec":
         if self.head.loss == "logistic" and len(self.classes) != 2:
             raise SpecFieldError(
                 "head.loss", "logistic", f"loss 'logistic' is binary but classes has {len(self.classes)}: "
