@@ -24,6 +24,7 @@ import warnings
 from pathlib import Path
 
 import torch
+from pydantic import ValidationError
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 warnings.filterwarnings("ignore")
@@ -238,6 +239,11 @@ def main(argv=None) -> int:
     bad = [e for e in map(name_error, names) if e]
     if bad:
         ap.error(f"--data {bad[0]}")
+    try:
+        HeadRecipe(**{**TEXT_HEAD.model_dump(), **a.head})
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        ap.error(f"--head: {'.'.join(map(str, err['loc']))} = {err.get('input')!r}: {err['msg']}")
     say(f"== recipes x data, {a.n} members per class, seeds {a.seeds}; text attack {TEXT_ATTACK}, pixel attack {PIXEL_ATTACK}"
         + (f", with {a.attack}" if a.attack else "") + (f"; heads with {a.head}" if a.head else ""))
     say(f"  {'data':<26} {'recipe':<27} {'active':>6} {'oracle':>8} {'search':>8} {'planted':>12} {'TPR':>6} {'members':>10} "
