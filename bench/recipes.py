@@ -134,9 +134,8 @@ def attack_scored(v, head: HeadRecipe, d: dict, pixels: bool, params: dict):
 
 
 def one(d: dict, spec: VictimSpec, pixels: bool, seed: int, kind: str, attack: dict | None = None,
-        head: dict | None = None) -> dict:
-    base = PIXEL_HEAD if pixels else TEXT_HEAD
-    v, head, train_s = victim(d, spec, pixels, seed, kind, HeadRecipe(**{**base.model_dump(), **head}) if head else None)
+        head: HeadRecipe | None = None) -> dict:
+    v, head, train_s = victim(d, spec, pixels, seed, kind, head)
     params = {**attack_params(pixels, len(d["members"]), seed), **(attack or {})}
     out, _ = attack_scored(v, head, d, pixels, params)
     out["train_s"] = train_s
@@ -239,8 +238,8 @@ def main(argv=None) -> int:
     bad = [e for e in map(name_error, names) if e]
     if bad:
         ap.error(f"--data {bad[0]}")
-    try:
-        HeadRecipe(**{**TEXT_HEAD.model_dump(), **a.head})
+    try:  # the bench's heads with --head over them, built (and checked) once
+        heads = {p: HeadRecipe(**{**(PIXEL_HEAD if p else TEXT_HEAD).model_dump(), **a.head}) for p in (False, True)}
     except ValidationError as exc:
         err = exc.errors()[0]
         ap.error(f"--head: {'.'.join(map(str, err['loc']))} = {err.get('input')!r}: {err['msg']}")
@@ -259,8 +258,8 @@ def main(argv=None) -> int:
             for rname in [r for r in recipes.split(",") if r]:
                 spec = RECIPES[rname]
                 try:
-                    r = one(d, spec, pixels, seed, "real", a.attack, a.head)
-                    nr = None if r["linear"] else one(d, spec, pixels, seed, "null", a.attack, a.head)
+                    r = one(d, spec, pixels, seed, "real", a.attack, heads[pixels])
+                    nr = None if r["linear"] else one(d, spec, pixels, seed, "null", a.attack, heads[pixels])
                 except Exception as exc:  # noqa: BLE001 - a recipe that cannot run here is a row, not a crash
                     say(f"  {name:<26} {rname:<27} failed: {type(exc).__name__}: {exc}")
                     continue

@@ -9,7 +9,8 @@ from harness.victims.trainers.base import Fitted, Trainer
 
 def head_config(head: HeadRecipe, seed: int) -> TrainConfig:
     return TrainConfig(
-        loss=head.loss, optimizer=head.optimizer, lr=head.lr, lr_schedule=head.lr_schedule, weight_decay=head.weight_decay, max_steps=head.max_steps,
+        loss=head.loss, optimizer=head.optimizer, lr=head.lr, lr_schedule=head.lr_schedule, weight_decay=head.weight_decay,
+        max_steps=head.max_steps,
         target_loss=head.target_loss, grad_tol=head.grad_tol, seed=seed, plateau_steps=head.plateau_steps,
         plateau_tol=head.plateau_tol,
     )
