@@ -2,7 +2,8 @@
 
     python bench/scale.py [--part table,cost] [--cases pixels,text] [--ns 20,50,100] [--seconds-per-member 36]
                           [--null-share 1.0] [--cost-ms 40,100,200,500,1000] [--cost-restarts 1] [--devices cpu]
-                          [--pixel-optimizer gd|lbfgs] [--pixel-steps N] [--pixel-classes 1,3] [--text-data sst2]
+                          [--pixel-optimizer gd|lbfgs] [--pixel-steps N] [--pixel-schedule constant|cosine]
+                          [--pixel-classes 1,3] [--text-data sst2]
 
 table: per case and n (members in all, half per class) one victim built by the harness's victim builder
   (bench/recipes.py: pixels = CIFAR-10 automobile vs cat (--pixel-classes), identity backbone, 3072-1000-1,
@@ -53,11 +54,12 @@ TARGET = (100, 0.5, 60)  # issue 15, on a CPU: n = 100 pixels, >= 50% of members
 say = recipes.say
 
 
-def pixel_head(optimizer: str = "gd", steps: int | None = None):
-    """The pixel victims' head recipe: full-batch GD (PIXEL_HEAD) or L-BFGS to the same stationarity test."""
+def pixel_head(optimizer: str = "gd", steps: int | None = None, schedule: str = "constant"):
+    """The pixel victims' head recipe: full-batch GD (PIXEL_HEAD; its step constant or cosine-decayed to 0) or
+    L-BFGS to the same stationarity test."""
     if optimizer == "lbfgs":
         return PIXEL_HEAD.model_copy(update={"optimizer": "lbfgs", "lr": 1.0, "max_steps": steps or LBFGS_STEPS})
-    return PIXEL_HEAD.model_copy(update={"max_steps": steps or PIXEL_HEAD.max_steps})
+    return PIXEL_HEAD.model_copy(update={"max_steps": steps or PIXEL_HEAD.max_steps, "lr_schedule": schedule})
 
 
 def budget(pixels: bool, n: int, seconds_per_member: float, share: float = 1.0) -> dict:
@@ -95,7 +97,7 @@ def row(case: str, n: int, seed: int, spm: float, null_share: float, pixel_head=
                      "device": res.runs[0].settings.get("device", "cpu") if res.runs else "-",
                      "compiled": any(run.settings.get("compiled") for run in res.runs), "recombine": res.params.get("recombine")}
         o = out[kind]
-        rec = f"{data} {recipe}" + (f" attack {attack}" if attack else "") + (f" {head.optimizer} lr {head.lr:g} x {v.report.steps} steps ({v.report.stopped_by}, "
+        rec = f"{data} {recipe}" + (f" attack {attack}" if attack else "") + (f" {head.optimizer} lr {head.lr:g}{' cosine' if head.lr_schedule == 'cosine' else ''} x {v.report.steps} steps ({v.report.stopped_by}, "
                                     f"grad {v.report.grad_norm:.1e})" if v.report else "")
         say(f"  {case} n={n} {kind} [{rec}]: trained in {train_s:.0f}s (oracle residual {o['oracle']:.3g}, active {o['active'] or 0:.2f}, "
             f"test acc {o['test_acc']:.2f}); attack {o['attack_s']:.0f}s of {o['budget_s']:.0f}s on {o['device']}, m {o['m']}, "
@@ -224,6 +226,8 @@ def main(argv=None) -> int:
                          f"{LBFGS_STEPS} L-BFGS steps)")
     ap.add_argument("--pixel-optimizer", default="gd", choices=("gd", "lbfgs"),
                     help="the pixel victims' full-batch optimizer (lbfgs: lr 1, up to 20 inner iterations a step)")
+    ap.add_argument("--pixel-schedule", default="constant", choices=("constant", "cosine"),
+                    help="the GD pixel victims' step: constant, or cosine-decayed from lr to 0 over the steps")
     ap.add_argument("--pixel-classes", default="1,3", help="the two CIFAR-10 classes of the pixel case (1,3: automobile vs cat)")
     ap.add_argument("--text-data", default="sst2",
                     help="the text case's data: sst2 or fortunes:CAT_A,CAT_B (Debian's fortunes, text this repository does not hold)")
@@ -237,6 +241,8 @@ def main(argv=None) -> int:
     ap.add_argument("--cost-point", default=None, help=argparse.SUPPRESS)  # m,restarts,seconds,device: one point, as JSON
     a = ap.parse_args(argv)
     torch.set_num_threads(a.threads)
+    if a.pixel_schedule != "constant" and a.pixel_optimizer == "lbfgs":
+        ap.error("--pixel-schedule cosine needs --pixel-optimizer gd (lbfgs searches its own step)")
     if "time_budget_s" in a.attack:
         ap.error("--attack: time_budget_s is set by --seconds-per-member (the budget is per member); leave it out")
     if a.cost_point:
@@ -264,7 +270,7 @@ def main(argv=None) -> int:
         for n in ns:
             for case in [c for c in a.cases.split(",") if c]:
                 t = time.perf_counter()
-                r = row(case, n, a.seed, a.seconds_per_member, a.null_share, pixel_head(a.pixel_optimizer, a.pixel_steps),
+                r = row(case, n, a.seed, a.seconds_per_member, a.null_share, pixel_head(a.pixel_optimizer, a.pixel_steps, a.pixel_schedule),
                         a.pixel_classes, a.real_share, a.attack, a.planted, a.text_data)
                 if r and "real" not in r:  # the null victim only: its own line above is the result
                     continue

@@ -156,6 +156,11 @@ def test_cosine_schedule_leaves_the_head_nearer_stationarity_than_a_constant_ste
     assert res["cosine"] < 0.9 * res["constant"], res
 
 
+def test_a_schedule_with_lbfgs_is_refused_not_ignored():
+    with pytest.raises(ValueError, match="lr_schedule = 'cosine' with optimizer 'lbfgs'"):
+        TrainConfig(optimizer="lbfgs", lr_schedule="cosine")
+
+
 def test_untrained_null_victim_keeps_its_initialisation():
     from harness.data.split import MemberSplit
     from harness.pipeline.stages import Embedded, train_stage

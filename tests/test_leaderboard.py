@@ -163,6 +163,23 @@ def test_a_cosine_schedule_is_its_own_setting_and_old_rows_read_as_constant(tmp_
     assert "lr_schedule" not in by["constant"]["setting"] and by["constant"]["setting_id"] != by["cosine"]["setting_id"]
 
 
+def test_a_row_without_a_later_field_reads_as_its_default_anywhere_in_the_task(tmp_path):
+    """Any field a row lacks (a spec field added after it was written) is the schema's default: the row pools with
+    rows that state the default, nested specs included, and not with rows that set another value."""
+    store = ResultStore(tmp_path / "res")
+    for seed, drop, value in ((0, None, None), (1, ("evidence", "min_cosine"), None), (2, ("head", "plateau_tol"), None),
+                              (3, ("head", "plateau_tol"), 0.5)):
+        uid, row = _victim("minilm", seed, "real", 1 + seed)
+        settings = json.loads(row["settings"])
+        if drop and value is None:
+            settings["task"][drop[0]].pop(drop[1])
+        elif drop:
+            settings["task"][drop[0]][drop[1]] = value
+        store.write("victims", uid, [row | {"settings": json.dumps(settings)}])
+    rows = build(tmp_path / "res")
+    assert sorted(r["seeds"] for r in rows) == [1, 3], [(r["setting"], r["seeds"]) for r in rows]
+
+
 class _Cells(HTMLParser):
     def __init__(self):
         super().__init__()

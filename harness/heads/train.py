@@ -31,6 +31,11 @@ class TrainConfig:
     plateau_tol: float = 1e-3
     seed: int = 0
 
+    def __post_init__(self):
+        if self.lr_schedule != "constant" and self.optimizer == "lbfgs":
+            raise ValueError(f"TrainConfig: lr_schedule = {self.lr_schedule!r} with optimizer 'lbfgs': lbfgs searches "
+                             "its own step; use lr_schedule 'constant', or optimizer 'gd' or 'adam'")
+
 
 @dataclass
 class TrainReport:
@@ -85,7 +90,7 @@ def train_head(
     else:
         opt = torch.optim.SGD(params, lr=cfg.lr, weight_decay=wd)
     sched = (torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.max_steps)
-             if cfg.lr_schedule == "cosine" and cfg.optimizer != "lbfgs" else None)
+             if cfg.lr_schedule == "cosine" else None)
 
     def closure():
         opt.zero_grad(set_to_none=True)

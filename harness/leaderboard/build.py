@@ -11,6 +11,8 @@ from statistics import mean
 
 import harness.runner.tables  # noqa: F401 - registers the shards table
 from harness.errors import HarnessError, did_you_mean
+from harness.specs.defaults import with_defaults
+from harness.specs.task import TaskSpec
 from harness.store.store import ResultStore
 
 # (name, what it is); the order is the table's
@@ -76,15 +78,13 @@ def _head_label(settings: dict, head: dict, head_dims) -> str:
 def _setting(settings: dict, head_dims=None) -> tuple[str, str]:
     """The setting's label and id: the task without seed, name, description and the recipe's transform and trainer
     (the recipe is a column of its own; the trainer's parameters stay in the setting)."""
-    task = json.loads(json.dumps(settings["task"]))
+    task = with_defaults(json.loads(json.dumps(settings["task"])), TaskSpec)  # rows from before a field: its default
     task.pop("seed", None)
     task.pop("name", None)
     task.pop("description", None)
     params = dict(task["attack"].get("params") or {})
     params.pop("seed", None)
     task["attack"]["params"] = params
-    if task["head"].get("lr_schedule") == "constant":  # rows written before the field had no schedule: the same setting
-        del task["head"]["lr_schedule"]
     victim = task.pop("victim", None) or {}
     trainer_params = victim.get("params") or {}
     if trainer_params:
