@@ -11,6 +11,8 @@ planted check (members + 30% noise: do they stay?), TPR@1%FPR, members at cosine
 for pixels) and the same for the disjoint null victim (same recipe, shuffled labels, a disjoint draw).
 `--scale` adds the x20 case: a head trained on MiniLM embeddings scaled x20, attacked with a unit-sphere
 prior that ignores the scale (before) and with the frame-aware prior (after).
+Text data embed with MiniLM; a name's @ENCODER suffix embeds with another encoder (bench/encoders.py:
+sst2@mpnet, fortunes:science,politics@mpnet).
 """
 
 from __future__ import annotations
@@ -75,9 +77,9 @@ def is_pixels(name: str) -> bool:
 def name_error(name: str) -> str | None:
     """Why `name` is not a data name load() takes (sst2, fortunes:CAT_A,CAT_B, cifar, cifar:A,B; a text name
     with @ENCODER, bench/encoders.py), or None."""
-    name, encoder = encoders.split(name)
+    full, (name, encoder) = name, encoders.split(name)
     if encoder != encoders.DEFAULT and (name.split(":")[0] == "cifar" or encoders.error(encoder)):
-        return f"{name!r}@{encoder}: " + (encoders.error(encoder) or "pixels take no encoder (the identity backbone)")
+        return f"{full!r}: " + (encoders.error(encoder) or "pixels take no encoder (the identity backbone)")
     head, _, tail = name.partition(":")
     parts = tail.split(",")
     ok = (name in ("sst2", "cifar") or (head == "fortunes" and len(parts) == 2 and all(parts))
@@ -226,7 +228,8 @@ def split_names(data: str) -> list[str]:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", default="sst2,fortunes:science,politics,cifar",
-                    help="comma list of: sst2, fortunes:CAT_A,CAT_B (Debian's fortunes), cifar or cifar:A,B (class indices)")
+                    help="comma list of: sst2, fortunes:CAT_A,CAT_B (Debian's fortunes), cifar or cifar:A,B (class indices); "
+                         "a text name may end in @ENCODER (bench/encoders.py: @mpnet)")
     ap.add_argument("--recipes", default=",".join(RECIPES), help=f"comma list of {', '.join(RECIPES)}")
     ap.add_argument("--pixel-recipes", default="none+paper,standardize+paper,standardize+sklearn-mlp")
     ap.add_argument("--n", type=int, default=10, help="members per class")

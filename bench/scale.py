@@ -230,7 +230,8 @@ def main(argv=None) -> int:
                     help="the GD pixel victims' step: constant, or cosine-decayed from lr to 0 over the steps")
     ap.add_argument("--pixel-classes", default="1,3", help="the two CIFAR-10 classes of the pixel case (1,3: automobile vs cat)")
     ap.add_argument("--text-data", default="sst2",
-                    help="the text case's data: sst2 or fortunes:CAT_A,CAT_B (Debian's fortunes, text this repository does not hold)")
+                    help="the text case's data: sst2 or fortunes:CAT_A,CAT_B (Debian's fortunes, text this repository does not "
+                         "hold), either with @ENCODER for another encoder (bench/encoders.py: @mpnet)")
     ap.add_argument("--attack", type=json.loads, default={},
                     help='kkt settings over the bench\'s, as JSON (e.g. \'{"recombine": 0.5}\'); the budget stays per member')
     ap.add_argument("--planted", action="store_true",
@@ -252,7 +253,8 @@ def main(argv=None) -> int:
     if bad_products := set(a.cost_products.split(",")) - set(get_args(precision.Products)):
         ap.error(f"--cost-products {a.cost_products!r}: unknown {sorted(bad_products)}; use full, reduced or full,reduced")
     if recipes.is_pixels(a.text_data) or recipes.name_error(a.text_data):
-        ap.error(f"--text-data {a.text_data!r}: use sst2 or fortunes:CAT_A,CAT_B (two categories of Debian's fortunes)")
+        ap.error(f"--text-data {recipes.name_error(a.text_data)}" if "@" in a.text_data else
+                 f"--text-data {a.text_data!r}: use sst2 or fortunes:CAT_A,CAT_B (two categories of Debian's fortunes)")
     cuda = torch.cuda.is_available()
     parts = {p for p in a.part.split(",") if p}
     bad = parts - {"table", "cost"} or {c for c in a.cases.split(",") if c} - set(CASES)
