@@ -1,9 +1,10 @@
 """Benchmark of issue 4: selection precision vs. the lowest-loss baseline, image and text inversion.
 
     .venv/bin/python bench/evidence.py [--quick] [--cases text,fortunes,pixels,vit] [--transform standardize] [--threads 2]
+                                      [--text-model CARD]
 
 Cases (from ../shared/data, or $RECON_SHARED_DATA; skipped cleanly when absent):
-  text   MiniLM / SST-2, binary, 10 per class, head 384-1000-1, 400 non-members, kkt
+  text   MiniLM (or --text-model CARD) / SST-2, binary, 10 per class, head 384-1000-1, 400 non-members, kkt
   fortunes  the same on Debian's fortunes (science vs politics, or --fortunes A,B; text this repository does not hold)
   pixels CIFAR-10 automobile vs cat, 10 per class, head 3072-1000-1, identity backbone, kkt
   vit    CIFAR-10 automobile vs cat through a tiny ViT built here (no pretrained vision weights
@@ -110,6 +111,9 @@ def main() -> int:
     ap.add_argument("--transform", default="standardize", help="the text victims' input transform (none, standardize, l2)")
     ap.add_argument("--n", type=int, default=10, help="text members per class")
     ap.add_argument("--threads", type=int, default=2, help="torch threads (1 to run two cases side by side on 2 cores)")
+    ap.add_argument("--text-model", default="all-minilm-l6-v2",
+                    help="the text cases' encoder: a model card name or file (e.g. one whose id is the directory "
+                         "bench/encoders.py --prepare mpnet writes)")
     ap.add_argument("--fortunes", default="science,politics", help="the fortunes case's two categories (Debian's fortunes)")
     ap.add_argument("--relax-ab", action="store_true",
                     help="text: invert the same targets again without the relaxed sentence's words (word_relax_steps 0), side by side")
@@ -149,6 +153,17 @@ def main() -> int:
     if not cases or cases - {"text", "fortunes", "pixels", "vit"}:
         print(f"error: --cases {args.cases!r}: name one or more of text, fortunes, pixels, vit, comma-separated")
         return 2
+    from harness.errors import HarnessError
+    from harness.registry import MODELS
+
+    try:
+        text_card = MODELS.get(args.text_model)
+    except HarnessError as exc:
+        print(f"error: --text-model: {exc}")
+        return 2
+    if text_card.modality != "text":
+        print(f"error: --text-model {args.text_model!r}: its modality is {text_card.modality}; name a text card")
+        return 2
     data = shared_data()
     if data is None:
         print("SKIP: ../shared/data (or $RECON_SHARED_DATA) with sst2/ and cifar10/ not found")
@@ -175,13 +190,14 @@ def main() -> int:
 
     victim = {"transform": args.transform, "trainer": "paper"}
     if "text" in cases:
-        text_case(results, "text", sst2, text_attack, cache, args.quick, victim, args.n, relax=(args.relax_ab, relax_a, relax_b))
+        text_case(results, "text", sst2, text_attack, cache, args.quick, victim, args.n, text_card,
+                  relax=(args.relax_ab, relax_a, relax_b))
     if "fortunes" in cases:
         path = fortunes_parquet(tuple(cats))
         if path is None:
             print("== fortunes: Debian's fortunes package not installed (apt-get install fortunes); skipped")
         else:
-            text_case(results, "fortunes", path, text_attack, cache, args.quick, victim, args.n, cats,
+            text_case(results, "fortunes", path, text_attack, cache, args.quick, victim, args.n, text_card, cats,
                       (args.relax_ab, relax_a, relax_b))
     if "pixels" in cases:
         print("== pixels: CIFAR-10 automobile vs cat, identity ==", flush=True)
@@ -200,17 +216,18 @@ def main() -> int:
     return 0
 
 
-def text_case(results, name, source, attack, cache, quick, victim, n, classes=("negative", "positive"), relax=(False, {}, {})):
+def text_case(results, name, source, attack, cache, quick, victim, n, card, classes=("negative", "positive"),
+              relax=(False, {}, {})):
     from harness.invert.recipe import EvidenceRecipe
-    from harness.registry import MODELS
 
-    print(f"== {name}: MiniLM / {Path(source).name}, victim {victim['transform']}+{victim['trainer']}, {n} per class ==", flush=True)
-    t = task(f"bench-{name}", "all-minilm-l6-v2", source, "sentence", list(classes), n, 400, TEXT_HEAD, attack, victim)
+    print(f"== {name}: {card.name} / {Path(source).name}, victim {victim['transform']}+{victim['trainer']}, {n} per class ==",
+          flush=True)
+    t = task(f"bench-{name}", card.name, source, "sentence", list(classes), n, 400, TEXT_HEAD, attack, victim)
     # word search over the words of the corpus + non-members; the member sentences are left out of
     # its vocabulary (word_members_out, the default), retrieval keeps them
     ab, relax_a, relax_b = relax
     rec = EvidenceRecipe(invert_top=20, invert_members=20, corpus=[str(source)], word_search_top=3 if quick else 10, **relax_a)
-    results[name], wall = run(t, MODELS.get("all-minilm-l6-v2"), rec, cache)
+    results[name], wall = run(t, card, rec, cache)
     vo = results[name].outcomes
     print(f"  wall {wall:.0f}s; members at cosine > 0.8: real {int((vo['real'].scores.member_best > 0.8).sum())}/{2 * n}, "
           f"null {int((vo['null'].scores.member_best > 0.8).sum())}/{2 * n}")
