@@ -202,6 +202,45 @@ def test_oracle_residual_on_the_normal_equations_equals_nnls_on_the_jacobian(los
     direct = float(((theta - jac @ lam) ** 2).sum() / (theta ** 2).sum())
     assert oracle_residual(head, loss, x, y) == pytest.approx(direct, rel=1e-6, abs=1e-9)
     assert 0 < direct < 1
+    if loss != "mse":  # each member's part of the fit: |λ_i| times its gradient's norm, from the same λ
+        from harness.diagnostics.oracle import oracle_fit
+
+        _, parts = oracle_fit(head, loss, x, y)
+        want = np.abs(nnls(jac, theta, maxiter=5000)[0]) * np.linalg.norm(jac, axis=0)
+        assert parts == pytest.approx(want, rel=1e-4, abs=1e-8)
+
+
+def test_effective_members_counts_how_many_members_carry_the_fit():
+    import numpy as np
+
+    from harness.diagnostics.oracle import effective_members
+
+    assert effective_members(np.ones(8)) == pytest.approx(8.0)
+    assert effective_members(np.array([3.0, 0, 0, 0])) == pytest.approx(1.0)
+    assert effective_members(np.array([1.0, 1.0, 0.0, 0.0])) == pytest.approx(2.0)
+    assert effective_members(None) is None and effective_members(np.zeros(3)) is None
+
+
+def test_at_a_stationary_point_the_members_nearest_the_margin_carry_the_most():
+    """A logistic head trained to stationarity with weight decay has θ = Σ λ_i ∇Φ_i with λ_i ∝ -ℓ'(margin_i): the
+    members with the smallest margins weigh most in the oracle fit (the members the search recovers first)."""
+    import numpy as np
+    from scipy.stats import spearmanr
+
+    from harness.diagnostics.oracle import effective_members, oracle_fit
+
+    x, y = _data(n=24, d=16)
+    torch.manual_seed(0)
+    head = MLPHead([16, 64, 1]).scale_init_(0.1)
+    cfg = TrainConfig(loss="logistic", optimizer="adam", lr=0.01, lr_schedule="cosine", weight_decay=1e-2,
+                      grad_tol=0.0, max_steps=3000)
+    train_head(head, x, y, 2, cfg, progress=False)
+    residual, parts = oracle_fit(head, "logistic", x, y)
+    with torch.no_grad():
+        margin = ((y.float() * 2 - 1) * head(x).squeeze(-1)).numpy()
+    assert residual < 0.1
+    assert spearmanr(parts, -margin)[0] > 0.5, (parts, margin)
+    assert 1.0 <= effective_members(parts) <= 24.0
 
 
 def test_oracle_residual_of_a_diverged_head_is_nan():

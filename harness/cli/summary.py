@@ -20,7 +20,7 @@ def print_summary(o: UnitOutput, out, console: Console | None = None) -> None:
     u = o.unit
     table = Table(title=f"{u.task.name} x {u.card.name} @ {u.revision[:12]}  (unit {u.unit_id})")
     pixels = any(vo.pixels is not None for vo in o.outcomes.values())
-    cols = ["victim", "n", "train loss", "test acc", "oracle res.", "runs", "cands", f"thr@{u.task.fpr:.0%}FPR", "TPR", "members >thr", ">0.8", "mean best m/nm"]
+    cols = ["victim", "n", "train loss", "test acc", "oracle res.", "carried", "runs", "cands", f"thr@{u.task.fpr:.0%}FPR", "TPR", "members >thr", ">0.8", "mean best m/nm"]
     for col in cols + (["SSIM>0.4"] if pixels else []):
         table.add_column(col, justify="right")
     said = []
@@ -29,7 +29,7 @@ def print_summary(o: UnitOutput, out, console: Console | None = None) -> None:
         passed, good = int(s.passed().sum()), int((s.member_best > GOOD_COSINE).sum())
         table.add_row(
             kind, str(o.split.n), _fmt(rep.final_loss if rep else None, ".1e"), _fmt(vo.trained.test_acc, ".2f"),
-            _fmt(vo.trained.oracle_residual), str(len(vo.result.runs)), str(len(vo.result.candidates)),
+            _fmt(vo.trained.oracle_residual), _fmt(vo.trained.effective_members, ".0f"), str(len(vo.result.runs)), str(len(vo.result.candidates)),
             _fmt(s.threshold), _fmt(s.tpr, ".2f"), f"{passed}/{o.split.n}", str(good),
             f"{s.member_best.mean():.2f}/{s.nonmember_best.mean() if len(s.nonmember_best) else float('nan'):.2f}",
             *([f"{vo.pixels.good}/{o.split.n}" if vo.pixels else "-"] if pixels else []),

@@ -24,10 +24,11 @@ def member_jacobian(head: MLPHead, loss: LossName, x: torch.Tensor, labels: torc
     return torch.stack(cols, 1)
 
 
-def oracle_residual(head: MLPHead, loss: LossName, x: torch.Tensor, labels: torch.Tensor) -> float:
-    """min_λ ‖θ − J λ‖² / ‖θ‖², with λ ≥ 0 for margins (logistic, CE) and real λ for MSE."""
+def oracle_fit(head: MLPHead, loss: LossName, x: torch.Tensor, labels: torch.Tensor) -> tuple[float, np.ndarray | None]:
+    """(min_λ ‖θ − J λ‖² / ‖θ‖², each member's part of the fit |λ_i|·‖∇θ Φ_i‖), with λ ≥ 0 for margins (logistic,
+    CE) and real λ for MSE. The parts are None for MSE (several columns a member) and for a diverged head."""
     if not all(torch.isfinite(p).all() for p in head.parameters()):
-        return float("nan")  # a diverged head: nothing to explain
+        return float("nan"), None  # a diverged head: nothing to explain
     head = copy.deepcopy(head).double()
     theta = head.flat_params()
     if loss == "mse":  # one column per member and output: through the Jacobian
@@ -35,9 +36,26 @@ def oracle_residual(head: MLPHead, loss: LossName, x: torch.Tensor, labels: torc
         gram, c = jac.T @ jac, jac.T @ theta
     else:
         gram, c = margin_gram(head, loss, x.double(), labels)
-    lam = gram_solve(gram.numpy(), c.numpy(), nonnegative=loss != "mse")
+    g = gram.numpy()
+    lam = gram_solve(g, c.numpy(), nonnegative=loss != "mse")
     tt = float(theta @ theta)
-    return max(tt - 2 * float(lam @ c.numpy()) + float(lam @ gram.numpy() @ lam), 0.0) / tt
+    residual = max(tt - 2 * float(lam @ c.numpy()) + float(lam @ g @ lam), 0.0) / tt
+    parts = None if loss == "mse" else np.abs(lam) * np.sqrt(np.clip(np.diag(g), 0.0, None))
+    return residual, parts
+
+
+def oracle_residual(head: MLPHead, loss: LossName, x: torch.Tensor, labels: torch.Tensor) -> float:
+    """min_λ ‖θ − J λ‖² / ‖θ‖², with λ ≥ 0 for margins (logistic, CE) and real λ for MSE."""
+    return oracle_fit(head, loss, x, labels)[0]
+
+
+def effective_members(parts: np.ndarray | None) -> float | None:
+    """How many members θ carries: the participation ratio (Σ p_i)² / Σ p_i² of the members' parts of the oracle fit
+    (n when every member weighs the same, 1 when one member is all of it). The search recovers the members with the
+    largest parts first (docs/attack.md, "Which members come back"), so this bounds what it can be expected to find."""
+    if parts is None or not np.isfinite(parts).all() or float((parts ** 2).sum()) == 0.0:
+        return None
+    return float(parts.sum() ** 2 / (parts ** 2).sum())
 
 
 @torch.no_grad()

@@ -73,6 +73,7 @@ def victim_row(base: dict, unit: Unit, split: MemberSplit, emb: Embedded, o: Vic
         "train_acc": rep.train_acc if rep else None,
         "test_acc": _f(o.trained.test_acc),
         "oracle_residual": _f(o.trained.oracle_residual),
+        "effective_members": _f(o.trained.effective_members) if o.trained.effective_members is not None else None,
         "recipe": o.trained.recipe.label,
         "transform": o.trained.recipe.transform,
         "trainer": o.trained.recipe.trainer,

@@ -16,7 +16,7 @@ from harness.backbones.cache import embed_cached
 from harness.backbones.load import Backbone
 from harness.classifiers.checkpoint import check_classes
 from harness.data.split import MemberSplit
-from harness.diagnostics.oracle import oracle_residual
+from harness.diagnostics.oracle import effective_members, oracle_fit
 from harness.errors import HarnessError
 from harness.heads.losses import output_dim
 from harness.heads.mlp import MLPHead
@@ -114,8 +114,10 @@ def given_head_stage(head: MLPHead, loss: str, emb: Embedded, split: MemberSplit
     data = victim_data(emb, split)
     x = frame.apply(data.members)
     test_acc = accuracy(head, loss, frame.apply(data.public), torch.as_tensor(split.nonmember_labels))
-    return TrainedVictim("real", head, frame, labels, None, test_acc, oracle_residual(head, loss, x, labels),
-                         VictimSpec(transform=frame.transform, trainer="given"), {}, active_share(head, x))
+    residual, parts = oracle_fit(head, loss, x, labels)
+    return TrainedVictim("real", head, frame, labels, None, test_acc, residual,
+                         VictimSpec(transform=frame.transform, trainer="given"), {}, active_share(head, x),
+                         effective_members(parts))
 
 
 def public_norm(frame: Frame, emb: Embedded) -> float | None:

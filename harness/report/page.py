@@ -72,6 +72,9 @@ def _metrics(v: dict, scores: list[dict]) -> str:
          + (f"; active units per member {_f(v['active_share'], '.2f')}" if v.get("active_share") is not None else "")
          + (f"; DP epsilon {_f(v['dp_epsilon'], '.2f')}" if v.get("dp_epsilon") is not None else "")],
         ["train loss / test acc / oracle residual", f"{_f(v['train_loss'], '.1e')} / {_f(v['test_acc'], '.2f')} / {_f(v['oracle_residual'])}"],
+        *([["members the weights carry (participation ratio of the oracle fit; the search finds those with the "
+            "largest parts first)", f"{_f(v['effective_members'], '.1f')} of {v['n_members']}"]]
+          if v.get("effective_members") is not None else []),
         ["attack", f"{_e(v['attack'])}: {v['n_runs']} runs, {v['n_candidates']} candidates, {_f(v['attack_s'], '.1f')} s"],
         [f"threshold at {v['fpr']:.0%} FPR", _f(v["threshold"])],
         ["TPR at that FPR (members passed)", f"{_f(v['tpr_at_fpr'], '.2f')} ({v['members_passed']}/{v['n_members']})"],

@@ -29,6 +29,7 @@ def save_trained(root: Path, unit: Unit, trained: Trained) -> dict[str, str]:
             "recipe": v.recipe.model_dump(mode="json"),
             "info": v.info,
             "active_share": v.active_share,
+            "effective_members": v.effective_members,
             "train_s": trained.train_s.get(kind, 0.0),
         }
         atomic_write_bytes(head_path(root, unit.unit_id, kind).with_suffix(".json"), json.dumps(record, default=float).encode())
@@ -49,7 +50,8 @@ def load_trained(root: Path, unit_id: str, kinds: tuple[str, ...]) -> tuple[Trai
         report = TrainReport(**rec["report"]) if rec["report"] else None
         labels = torch.tensor(rec["labels"], dtype=torch.long)
         out.victims[kind] = TrainedVictim(kind, head, frame, labels, report, rec["test_acc"], rec["oracle_residual"],
-                                          VictimSpec(**rec["recipe"]), rec["info"], rec["active_share"])
+                                          VictimSpec(**rec["recipe"]), rec["info"], rec["active_share"],
+                                          rec.get("effective_members"))  # None in records written before it
         out.train_s[kind] = rec["train_s"]
         paths[kind] = str(path.relative_to(root))
     return out, paths

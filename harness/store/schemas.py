@@ -37,6 +37,8 @@ VICTIMS = [
     pa.field("train_acc", pa.float64()),
     pa.field("test_acc", pa.float64()),
     pa.field("oracle_residual", pa.float64()),
+    # how many members θ carries: (Σ p_i)² / Σ p_i², p_i = |λ_i|·‖∇θ Φ_i‖ from the oracle fit (null for mse heads)
+    pa.field("effective_members", pa.float64()),
     pa.field("recipe", pa.string()),  # the victim recipe: TRANSFORM+TRAINER (e.g. standardize+paper)
     pa.field("transform", pa.string()),  # input transform published with the head: none | standardize | l2
     pa.field("trainer", pa.string()),  # paper | sklearn-mlp | default-torch | linear | dp-sgd | given

@@ -15,7 +15,7 @@ from typing import Any
 import torch
 
 from harness.attacks.base import Victim
-from harness.diagnostics.oracle import oracle_residual
+from harness.diagnostics.oracle import effective_members, oracle_fit
 from harness.errors import HarnessError, did_you_mean
 from harness.heads.mlp import MLPHead
 from harness.heads.train import TrainReport, accuracy
@@ -57,6 +57,7 @@ class TrainedVictim:
     recipe: VictimSpec = field(default_factory=VictimSpec)
     info: dict[str, Any] = field(default_factory=dict)  # the trainer's record (e.g. epsilon reached)
     active_share: float | None = None  # mean share of first-layer units active on a training row
+    effective_members: float | None = None  # how many members θ carries (participation ratio of the oracle fit's parts)
 
     @property
     def linear(self) -> bool:
@@ -114,9 +115,10 @@ def build_victim(spec: VictimSpec, head: HeadRecipe, data: VictimData, seed: int
     else:
         fitted = trainer.fit(x, labels, num_classes, head, seed, progress, (public, data.public_labels))
     model = fitted.head
+    residual, parts = oracle_fit(model, head.loss, x, labels)
     return TrainedVictim(
         kind, model, frame, labels, fitted.report, accuracy(model, head.loss, public, data.public_labels),
-        oracle_residual(model, head.loss, x, labels), spec, fitted.info, active_share(model, x),
+        residual, spec, fitted.info, active_share(model, x), effective_members(parts),
     )
 
 
