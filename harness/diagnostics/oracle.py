@@ -52,7 +52,8 @@ def oracle_residual(head: MLPHead, loss: LossName, x: torch.Tensor, labels: torc
 def effective_members(parts: np.ndarray | None) -> float | None:
     """How many members θ carries: the participation ratio (Σ p_i)² / Σ p_i² of the members' parts of the oracle fit
     (n when every member weighs the same, 1 when one member is all of it). The search recovers the members with the
-    largest parts first (docs/attack.md, "Which members come back"), so this bounds what it can be expected to find."""
+    largest parts first (docs/attack.md, "Which members come back"): a head whose count is well below n gives back
+    its members nearest the margin, not all of them."""
     if parts is None or not np.isfinite(parts).all() or float((parts ** 2).sum()) == 0.0:
         return None
     return float(parts.sum() ** 2 / (parts ** 2).sum())
