@@ -78,8 +78,10 @@ def name_error(name: str) -> str | None:
     """Why `name` is not a data name load() takes (sst2, fortunes:CAT_A,CAT_B, cifar, cifar:A,B; a text name
     with @ENCODER, bench/encoders.py), or None."""
     full, (name, encoder) = name, encoders.split(name)
-    if encoder != encoders.DEFAULT and (name.split(":")[0] == "cifar" or encoders.error(encoder)):
-        return f"{full!r}: " + (encoders.error(encoder) or "pixels take no encoder (the identity backbone)")
+    if encoder != encoders.DEFAULT and name.split(":")[0] == "cifar":
+        return f"{full!r}: pixels take no encoder (the identity backbone); drop @{encoder}"
+    if encoder != encoders.DEFAULT and encoders.error(encoder):
+        return f"{full!r}: {encoders.error(encoder)}"
     head, _, tail = name.partition(":")
     parts = tail.split(",")
     ok = (name in ("sst2", "cifar") or (head == "fortunes" and len(parts) == 2 and all(parts))

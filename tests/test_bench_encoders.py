@@ -25,12 +25,13 @@ def test_a_local_encoder_embeds_unit_rows_and_its_name_parses(tmp_path):
     assert not torch.allclose(rows[0], rows[1])  # the texts' own embeddings, not one row repeated
 
 
-def test_an_encoder_that_cannot_embed_is_named_with_the_fix(tmp_path):
+def test_an_encoder_that_cannot_embed_is_named_with_the_fix(tmp_path, monkeypatch):
+    monkeypatch.setattr(encoders, "DIR", tmp_path)  # mpnet not prepared here, whatever this machine holds
+    assert recipes.name_error("sst2@mpnet") == (
+        "'sst2@mpnet': encoder 'mpnet' is not prepared: run `python bench/encoders.py --prepare mpnet` (once)")
     assert "not a prepared encoder (minilm, mpnet) nor a directory with config.json" in recipes.name_error(
         f"sst2@{tmp_path / 'missing'}")
     assert "pixels take no encoder" in recipes.name_error("cifar:0,7@mpnet")
-    if not (encoders.path_of("mpnet") / "config.json").is_file():
-        assert "python bench/encoders.py --prepare mpnet" in recipes.name_error("sst2@mpnet")
 
 
 def test_a_prepared_encoder_gets_a_model_card_the_harness_reads(tmp_path, monkeypatch):
