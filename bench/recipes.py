@@ -80,8 +80,8 @@ def name_error(name: str) -> str | None:
     full, (name, encoder) = name, encoders.split(name)
     if encoder != encoders.DEFAULT and name.split(":")[0] == "cifar":
         return f"{full!r}: pixels take no encoder (the identity backbone); drop @{encoder}"
-    if encoder != encoders.DEFAULT and encoders.error(encoder):
-        return f"{full!r}: {encoders.error(encoder)}"
+    if encoder != encoders.DEFAULT and (why := encoders.error(encoder)):
+        return f"{full!r}: {why}"
     head, _, tail = name.partition(":")
     parts = tail.split(",")
     ok = (name in ("sst2", "cifar") or (head == "fortunes" and len(parts) == 2 and all(parts))

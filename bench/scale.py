@@ -253,8 +253,8 @@ def main(argv=None) -> int:
         return 0
     if bad_products := set(a.cost_products.split(",")) - set(get_args(precision.Products)):
         ap.error(f"--cost-products {a.cost_products!r}: unknown {sorted(bad_products)}; use full, reduced or full,reduced")
-    if recipes.is_pixels(a.text_data) or recipes.name_error(a.text_data):
-        ap.error(f"--text-data {recipes.name_error(a.text_data)}" if "@" in a.text_data else
+    if (why := recipes.name_error(a.text_data)) or recipes.is_pixels(a.text_data):
+        ap.error(f"--text-data {why}" if "@" in a.text_data else
                  f"--text-data {a.text_data!r}: use sst2 or fortunes:CAT_A,CAT_B (two categories of Debian's fortunes)")
     cuda = torch.cuda.is_available()
     parts = {p for p in a.part.split(",") if p}
