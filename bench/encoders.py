@@ -50,17 +50,22 @@ def error(encoder: str) -> str | None:
             "config.json")
 
 
-@lru_cache(maxsize=2)
-def backbone(encoder: str):
-    """The harness's Backbone for `encoder` (a local-directory card: mean pooling, L2 normalised)."""
-    from harness.backbones.load import load_backbone
-    from harness.backbones.resolve import resolve_model
+def card_of(path: Path, **fields):
+    """The model card of a local sentence-transformers directory: mean pooling, L2 normalised, 128 tokens."""
     from harness.specs.model_card import ModelCard
 
-    p = path_of(encoder).resolve()
-    card = ModelCard(name=p.name.lower().replace("_", "-"), id=str(p), modality="text", pooling="mean", normalize=True,
-                     max_length=128)
-    return load_backbone(resolve_model(card))
+    p = path.resolve()
+    return ModelCard(name=p.name.lower().replace("_", "-"), id=str(p), modality="text", pooling="mean", normalize=True,
+                     max_length=128, **fields)
+
+
+@lru_cache(maxsize=2)
+def backbone(encoder: str):
+    """The harness's Backbone for `encoder`, loaded from its card."""
+    from harness.backbones.load import load_backbone
+    from harness.backbones.resolve import resolve_model
+
+    return load_backbone(resolve_model(card_of(path_of(encoder))))
 
 
 def embed(encoder: str, texts: list[str]):
@@ -71,21 +76,15 @@ def embed(encoder: str, texts: list[str]):
     return torch.nn.functional.normalize(backbone(encoder).embed(texts, batch_size=64, progress=True).float().cpu(), dim=1)
 
 
-CARD = """# {folder} as bench/encoders.py prepared it (a local directory: no Hub revision); for
-# `recon-harness run TASK --model {card}` and `bench/evidence.py --text-model {card}`
-id: {path}
-modality: text
-pooling: mean
-normalize: true
-licence: apache-2.0
-max_length: 128
-"""
-
-
 def write_card(folder: str) -> Path:
-    """A model card file for the prepared directory, beside it."""
+    """The prepared directory's model card (card_of) as a YAML file beside it (its name is the file's)."""
+    import yaml
+
     card = DIR / f"{folder}.yaml"
-    card.write_text(CARD.format(folder=folder, card=card, path=(DIR / folder).resolve()))
+    fields = card_of(DIR / folder, licence="apache-2.0").model_dump(mode="json", exclude_defaults=True, exclude={"name"})
+    card.write_text(f"# {folder} as bench/encoders.py prepared it (a local directory: no Hub revision); for\n"
+                    f"# `recon-harness run TASK --model {card}` and `bench/evidence.py --text-model {card}`\n"
+                    + yaml.safe_dump(fields, sort_keys=False))
     return card
 
 
