@@ -202,12 +202,16 @@ def test_oracle_residual_on_the_normal_equations_equals_nnls_on_the_jacobian(los
     direct = float(((theta - jac @ lam) ** 2).sum() / (theta ** 2).sum())
     assert oracle_residual(head, loss, x, y) == pytest.approx(direct, rel=1e-6, abs=1e-9)
     assert 0 < direct < 1
-    if loss != "mse":  # each member's part of the fit: |λ_i| times its gradient's norm, from the same λ
-        from harness.diagnostics.oracle import oracle_fit
+    from harness.diagnostics.oracle import oracle_fit
 
-        _, parts = oracle_fit(head, loss, x, y)
-        want = np.abs(nnls(jac, theta, maxiter=5000)[0]) * np.linalg.norm(jac, axis=0)
-        assert parts == pytest.approx(want, rel=1e-4, abs=1e-8)
+    _, parts = oracle_fit(head, loss, x, y)
+    if loss == "mse":  # each member's part: the norm of its columns' weighted sum, from the same λ
+        blocks = np.split(jac * lam, len(x), axis=1)
+        want = np.array([np.linalg.norm(b.sum(1)) for b in blocks])
+    else:  # |λ_i| times its gradient's norm
+        want = np.abs(lam) * np.linalg.norm(jac, axis=0)
+    assert parts.shape == (len(x),)
+    assert parts == pytest.approx(want, rel=1e-4, abs=1e-8)
 
 
 def test_effective_members_counts_how_many_members_carry_the_fit():

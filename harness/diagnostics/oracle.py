@@ -25,8 +25,9 @@ def member_jacobian(head: MLPHead, loss: LossName, x: torch.Tensor, labels: torc
 
 
 def oracle_fit(head: MLPHead, loss: LossName, x: torch.Tensor, labels: torch.Tensor) -> tuple[float, np.ndarray | None]:
-    """(min_λ ‖θ − J λ‖² / ‖θ‖², each member's part of the fit |λ_i|·‖∇θ Φ_i‖), with λ ≥ 0 for margins (logistic,
-    CE) and real λ for MSE. The parts are None for MSE (several columns a member) and for a diverged head."""
+    """(min_λ ‖θ − J λ‖² / ‖θ‖², each member's part of the fit), with λ ≥ 0 for margins (logistic, CE) and real λ
+    for MSE. A member's part is the norm of what it adds to the fit: |λ_i|·‖∇θ Φ_i‖ for a margin, ‖Σ_c λ_ic ∇θ h_c(x_i)‖
+    over an MSE head's outputs. None for a diverged head."""
     if not all(torch.isfinite(p).all() for p in head.parameters()):
         return float("nan"), None  # a diverged head: nothing to explain
     head = copy.deepcopy(head).double()
@@ -40,7 +41,12 @@ def oracle_fit(head: MLPHead, loss: LossName, x: torch.Tensor, labels: torch.Ten
     lam = gram_solve(g, c.numpy(), nonnegative=loss != "mse")
     tt = float(theta @ theta)
     residual = max(tt - 2 * float(lam @ c.numpy()) + float(lam @ g @ lam), 0.0) / tt
-    parts = None if loss == "mse" else np.abs(lam) * np.sqrt(np.clip(np.diag(g), 0.0, None))
+    if loss == "mse":  # columns member-major (n, C): member i's block of λ and of the Gram
+        per = len(lam) // len(x)
+        blocks = lam.reshape(len(x), per)
+        parts = np.sqrt(np.clip([b @ g[i * per : (i + 1) * per, i * per : (i + 1) * per] @ b for i, b in enumerate(blocks)], 0.0, None))
+    else:
+        parts = np.abs(lam) * np.sqrt(np.clip(np.diag(g), 0.0, None))
     return residual, parts
 
 

@@ -37,7 +37,7 @@ VICTIMS = [
     pa.field("train_acc", pa.float64()),
     pa.field("test_acc", pa.float64()),
     pa.field("oracle_residual", pa.float64()),
-    # how many members θ carries: (Σ p_i)² / Σ p_i², p_i = |λ_i|·‖∇θ Φ_i‖ from the oracle fit (null for mse heads)
+    # how many members θ carries: (Σ p_i)² / Σ p_i², p_i = each member's part of the oracle fit (|λ_i|·‖∇θ Φ_i‖ for margins)
     pa.field("effective_members", pa.float64()),
     pa.field("recipe", pa.string()),  # the victim recipe: TRANSFORM+TRAINER (e.g. standardize+paper)
     pa.field("transform", pa.string()),  # input transform published with the head: none | standardize | l2
