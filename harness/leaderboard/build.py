@@ -72,7 +72,7 @@ def _head_label(settings: dict, head: dict, head_dims) -> str:
     if kind_of(settings) == "classifier":
         return "head=checkpoint"
     widths = list(head_dims)[1:-1] if head_dims else head["widths"]
-    schedule = head.get("lr_schedule", "constant")
+    schedule = head["lr_schedule"]  # always present: _setting fills missing fields with the defaults
     return f"head={'-'.join(map(str, widths)) or 'linear'} wd={head['weight_decay']:g}" + (
         f" lr_schedule={schedule}" if schedule != "constant" else "")
 
