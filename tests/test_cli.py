@@ -198,3 +198,14 @@ def test_threads_auto_takes_the_idle_cores_and_at_least_one(monkeypatch):
         assert set_threads("3") == 3
     finally:
         torch.set_num_threads(n)
+
+
+def test_every_verb_has_a_whole_sentence_in_the_top_level_help():
+    """The verb list shows each module's first paragraph, not its first line (a sentence may wrap in the source)."""
+    from harness.cli import VERBS, build_parser
+
+    sub = next(a for a in build_parser()._actions if a.dest == "verb")
+    helps = {c.dest: c.help for c in sub._choices_actions}
+    assert set(helps) == set(VERBS)
+    for verb, text in helps.items():
+        assert text.endswith("."), (verb, text)

@@ -38,7 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
     for verb, module in VERBS.items():
         mod = importlib.import_module(module)
-        p = sub.add_parser(verb, help=mod.__doc__.strip().splitlines()[0], description=mod.__doc__)
+        p = sub.add_parser(verb, help=" ".join(mod.__doc__.strip().split("\n\n")[0].split()), description=mod.__doc__)
         mod.add_arguments(p)
         p.set_defaults(_main=mod.main)
     return parser
