@@ -156,6 +156,9 @@ def test_validate_and_ls(capsys):
     assert "ok" in capsys.readouterr().out
     assert main(["ls", "models"]) == 0 and "dinov2-small" in capsys.readouterr().out
     assert main(["ls", "tasks"]) == 0 and "quickstart" in capsys.readouterr().out
+    assert main(["ls"]) == 0
+    listed = capsys.readouterr().out
+    assert all(w in listed for w in ("models", "tasks", "attacks", "transforms", "trainers"))
 
 
 def test_validate_reports_bad_files(tmp_path, capsys):

@@ -166,7 +166,7 @@ LISTINGS: dict[str, Listing] = {
 
 
 def add_arguments(p) -> None:
-    p.add_argument("what", help="which registry to list: " + ", ".join(LISTINGS))
+    p.add_argument("what", nargs="?", help="which registry to list: " + ", ".join(LISTINGS) + " (none: the registries)")
     p.add_argument("name", nargs="?", help="one entry: its parameters (attacks, trainers, ...) or its fields (models, tasks)")
 
 
@@ -177,6 +177,14 @@ def listing(what: str) -> Listing:
 
 
 def main(args) -> int:
+    if args.what is None:  # the registries themselves
+        table = Table(title="registries (`recon-harness ls NAME` lists one; a victim recipe is TRANSFORM+TRAINER)", title_justify="left")
+        for col in ("registry", "what it holds"):
+            table.add_column(col, overflow="fold")
+        for lst in LISTINGS.values():
+            table.add_row(lst.what, escape(lst.about))
+        make_console().print(table)
+        return 0
     lst = listing(args.what)
     entries = lst.entries()
     if args.name is None:
