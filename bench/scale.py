@@ -88,6 +88,9 @@ def row(case: str, n: int, seed: int, spm: float, null_share: float, pixel_head=
             say(f"  {case} n={n} {kind}: victim training diverged ({v.report.stopped_by} after {v.report.steps} steps); no attack")
             return None
         params = recipes.attack_params(pixels, n, seed, {**budget(pixels, n, spm, share), **(attack or {})})
+        carried = "-" if v.effective_members is None else format(v.effective_members, ".0f")
+        say(f"  {case} n={n} {kind}: trained in {train_s:.0f}s, carries {carried} of {n} members; "
+            f"attacking for {params['time_budget_s']:.0f}s")
         with PeakMemory() as pm:
             r, res = recipes.attack_scored(v, head, d, pixels, params)
         work = sum(run.iterations for run in res.runs)
