@@ -155,7 +155,8 @@ def one(d: dict, spec: VictimSpec, pixels: bool, seed: int, kind: str, attack: d
 
 def planted(v, head: HeadRecipe, d: dict, pixels: bool, params: dict, seed: int,
             best_loss: float) -> tuple[str, object, float]:
-    """The planted check on a real victim: the attack started at its members + 30% noise for 500 iterations;
+    """The planted check on a real victim: the attack started at its members + 30% noise, beside as many free
+    candidates as the search had more than n (the same m, so the losses compare), for 500 iterations;
     ('k/n xR', the check's result, R): k members still at cosine > 0.8, R = that run's loss over `best_loss`
     (what the search found).
     Planted members that stay prove identifiability only where their loss beats what search finds: on a
@@ -163,7 +164,7 @@ def planted(v, head: HeadRecipe, d: dict, pixels: bool, params: dict, seed: int,
     members = v.frame.apply(d["members"].float())
     view = attack_view(v, head, 2, "box" if pixels else "norm", _public_norm(v.frame, d))
     pc = planted_check(view, members, d["labels"], {**params, "iterations": 500, "subspace": "off"}, noise=0.3, seed=seed,
-                       scratch_params={"iterations": 10})
+                       scratch_params={"iterations": 10}, free=max(params["m"] - len(members), 0))
     ratio = pc.planted_loss / best_loss if best_loss > 0 else float("nan")
     return f"{pc.end_good}/{len(members)} x{ratio:.1f}", pc, ratio
 
@@ -210,7 +211,7 @@ def scale_case(seed: int) -> None:
         cands = vf.to_raw(res.candidates.double()) - mean.double()  # back to the members' centred embeddings
         s = match(cands.float(), mem - mean, d["public"].float() - mean)
         pc = planted_check(view, members, d["labels"], {**params, "iterations": 500, "subspace": "off"}, seed=seed,
-                           scratch_params={"iterations": 10})
+                           scratch_params={"iterations": 10}, free=max(params["m"] - len(members), 0))
         best = min((r.final_loss for r in res.runs if r.status == "ok"), default=float("nan"))
         say(f"    {label:<44} planted {pc.end_good}/20 (cos {pc.end_cos:.2f}), from scratch {int((s.member_best > 0.8).sum())}/20 "
             f"at cos > 0.8 (>0.9: {int((s.member_best > 0.9).sum())}), TPR {s.tpr:.2f}, best residual {best:.3g}, "
@@ -256,6 +257,8 @@ def main(argv=None) -> int:
         ap.error(f"--head: {'.'.join(map(str, err['loc']))} = {err.get('input')!r}: {err['msg']}")
     say(f"== recipes x data, {a.n} members per class, seeds {a.seeds}; text attack {TEXT_ATTACK}, pixel attack {PIXEL_ATTACK}"
         + (f", with {a.attack}" if a.attack else "") + (f"; heads with {a.head}" if a.head else ""))
+    say("  planted: the attack started at the members + 30% noise beside m - n free candidates (the search's m), "
+        "members kept at cosine > 0.8 and that loss over the search's (below x1: the loss singles the members out)")
     say(f"  {'data':<26} {'recipe':<27} {'active':>6} {'oracle':>8} {'carried':>7} {'search':>8} {'planted':>12} {'TPR':>6} {'members':>10} "
         f"{'disjoint null':>18} {'acc':>5} {'time':>7}")
     for seed in (int(s) for s in a.seeds.split(",")):

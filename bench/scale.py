@@ -111,7 +111,8 @@ def row(case: str, n: int, seed: int, spm: float, null_share: float, pixel_head=
         if planted and kind == "real":
             t = time.perf_counter()
             o["planted"], pc, ratio = recipes.planted(v, head, d, pixels, params, seed, o["best_loss"])
-            say(f"  {case} n={n} planted ({time.perf_counter() - t:.0f}s): started at the members + 30% noise (cos {pc.start_cos:.2f}), "
+            say(f"  {case} n={n} planted ({time.perf_counter() - t:.0f}s): started at the members + 30% noise (cos {pc.start_cos:.2f}) "
+                f"beside {o['m'] - n} free candidates (m {o['m']}), "
                 f"500 iterations: {pc.end_good}/{n} still at cosine > 0.8 (mean cos {pc.end_cos:.2f}), loss {pc.planted_loss:.3g} "
                 f"against the search's best {o['best_loss']:.3g} (x{ratio:.1f}; the loss singles "
                 f"the members out only below x1)")

@@ -235,6 +235,25 @@ def test_identifiability_check_on_the_planted_victim(planted):
     assert r.planted_loss < 0.05 and np.isfinite(r.scratch_loss)
 
 
+def test_identifiability_check_with_free_candidates_beside_the_planted_members(planted, monkeypatch):
+    """free = n: the planted members stay, and both the planted and the scratch runs have m = 2n candidates (the
+    search's count), so their losses compare like for like."""
+    from harness.attacks import kkt
+    from harness.diagnostics.identifiability import check
+
+    victim, _, members, y = planted
+    shapes, run = [], kkt.KKT.reconstruct
+
+    def spy(self, v, progress=True, start=None):
+        shapes.append((self.params.m, None if start is None else tuple(start.shape)))
+        return run(self, v, progress=progress, start=start)
+
+    monkeypatch.setattr(kkt.KKT, "reconstruct", spy)
+    r = check(victim, members, y, {"iterations": 400, "restarts": 2}, noise=0.3, free=len(members))
+    assert shapes == [(8, (2, 8, 8)), (8, None)]
+    assert r.end_cos > 0.95 and r.end_good == 4 and r.planted_loss < 0.05
+
+
 def test_start_points_must_match_the_attack_shape(planted):
     with pytest.raises(ValueError, match="start must be"):
         make_attack("kkt", {"m": 8, "restarts": 2}).reconstruct(planted[0], progress=False, start=torch.zeros(2, 4, 8))

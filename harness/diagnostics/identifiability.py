@@ -54,18 +54,28 @@ def planted_start(members: torch.Tensor, labels: torch.Tensor, num_classes: int,
 
 
 def check(victim: Victim, members: torch.Tensor, labels: torch.Tensor, params: dict, noise: float = 0.3,
-          seed: int = 0, scratch_params: dict | None = None) -> Identifiability:
-    """Run `kkt` with `params` (m is set to the member count) from the planted members, and with
-    `scratch_params` (default: `params`) from the attack's own initialisation."""
-    p = {**params, "m": len(members), "rungs": 0, "brackets": 1, "seed": seed}
+          seed: int = 0, scratch_params: dict | None = None, free: int = 0) -> Identifiability:
+    """Run `kkt` with `params` from the planted members, and with `scratch_params` (default: `params`) from
+    the attack's own initialisation; m = the member count plus `free` candidates.
+
+    The `free` candidates start as Gaussian points at the members' median norm beside the planted ones.
+    A search with m = 2n candidates fits θ with n more of them than the members alone can, so its loss is
+    compared fairly with planted runs that have as many: `free` = the search's m minus n."""
+    n = len(members)
+    p = {**params, "m": n + free, "rungs": 0, "brackets": 1, "seed": seed}
     p.setdefault("restarts", 4)
     start, order = planted_start(members, labels, victim.num_classes, p["restarts"], noise, seed)
+    if free:
+        gen = torch.Generator().manual_seed(seed + 1)
+        extra = torch.randn(p["restarts"], free, start.shape[-1], generator=gen, dtype=start.dtype)
+        extra = extra / extra.norm(dim=-1, keepdim=True) * members.double().norm(dim=1).median()
+        start = torch.cat([start, extra], 1)  # labels 0,1,0,1,..: the planted members keep theirs
     planted = make_attack("kkt", p).reconstruct(victim, progress=False, start=start)
     scratch = make_attack("kkt", {**p, **(scratch_params or {})}).reconstruct(victim, progress=False)
     mem = members[order].double()
-    cos0 = torch.nn.functional.cosine_similarity(start, mem.unsqueeze(0), dim=-1)
+    cos0 = torch.nn.functional.cosine_similarity(start[:, :n], mem.unsqueeze(0), dim=-1)
     runs = sorted(set(planted.run_ids.tolist()))  # a diverged run leaves no candidates
-    ends = torch.stack([planted.candidates[planted.run_ids == r].double() for r in runs]) if runs else mem[None] * float("nan")
+    ends = torch.stack([planted.candidates[planted.run_ids == r][:n].double() for r in runs]) if runs else mem[None] * float("nan")
     cos1 = torch.nn.functional.cosine_similarity(ends, mem.unsqueeze(0), dim=-1).nan_to_num(-1.0)
     best_run = int(cos1.mean(1).argmax())
     sc = cosine_matrix(scratch.candidates, mem)
