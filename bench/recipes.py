@@ -281,7 +281,7 @@ def main(argv=None) -> int:
                     + ("  (linear head: weighted sum only)" if r["linear"] else ""))
     say("  active = mean share of first-layer units firing on a member; oracle = members' best relative KKT residual; carried = how many members θ carries (participation ratio of "
         "the oracle fit's per-member parts; the search finds the largest parts first); "
-        "planted = members still at cosine > 0.8 after the attack started at them + 30% noise, and that run's loss over the "
+        "planted = members still at cosine > 0.8 after the attack started at them + 30% noise beside m - n free candidates, and that run's loss over the "
         "best loss found from scratch (x < 1: the loss prefers the members; x >> 1 with members kept: a flat loss "
         "that leaves any start in place); members = members with a "
         "candidate at cosine > 0.8 (SSIM > 0.4 for pixels); disjoint null = the same for the control; acc = test accuracy")
