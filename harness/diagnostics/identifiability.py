@@ -61,6 +61,8 @@ def check(victim: Victim, members: torch.Tensor, labels: torch.Tensor, params: d
     The `free` candidates start as Gaussian points at the members' median norm beside the planted ones.
     A search with m = 2n candidates fits θ with n more of them than the members alone can, so its loss is
     compared fairly with planted runs that have as many: `free` = the search's m minus n."""
+    if free < 0:
+        raise ValueError(f"free candidates must be >= 0, got {free}")
     n = len(members)
     p = {**params, "m": n + free, "rungs": 0, "brackets": 1, "seed": seed}
     p.setdefault("restarts", 4)
