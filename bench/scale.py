@@ -103,7 +103,7 @@ def row(case: str, n: int, seed: int, spm: float, null_share: float, pixel_head=
         rec = f"{data} {recipe}" + (f" attack {attack}" if attack else "") + (f" {head.optimizer} lr {head.lr:g}{' cosine' if head.lr_schedule == 'cosine' else ''} x {v.report.steps} steps ({v.report.stopped_by}, "
                                     f"grad {v.report.grad_norm:.1e})" if v.report else "")
         say(f"  {case} n={n} {kind} [{rec}]: trained in {train_s:.0f}s (oracle residual {o['oracle']:.3g}, carried "
-            f"{'-' if o.get('carried') is None else format(o['carried'], '.0f')}/{n}, active {o['active'] or 0:.2f}, "
+            f"{carried}/{n}, active {o['active'] or 0:.2f}, "
             f"test acc {o['test_acc']:.2f}); attack {o['attack_s']:.0f}s of {o['budget_s']:.0f}s on {o['device']}, m {o['m']}, "
             f"{o['runs']} restarts, {work} restart-iterations ({'compiled' if o['compiled'] else 'eager'} pass, recombine "
             f"{o['recombine']}), best residual {o['best_loss']:.3g}; "

@@ -178,19 +178,15 @@ def listing(what: str) -> Listing:
 
 def main(args) -> int:
     if args.what is None:  # the registries themselves
-        table = Table(title="registries (`recon-harness ls NAME` lists one; a victim recipe is TRANSFORM+TRAINER)", title_justify="left")
-        for col in ("registry", "what it holds"):
-            table.add_column(col, overflow="fold")
-        for lst in LISTINGS.values():
-            table.add_row(lst.what, escape(lst.about))
-        make_console().print(table)
-        return 0
-    lst = listing(args.what)
-    entries = lst.entries()
-    if args.name is None:
-        cols, rows = lst.rows(entries)
+        cols, rows = ["registry", "what it holds"], [[lst.what, lst.about] for lst in LISTINGS.values()]
+        title = "registries (`recon-harness ls NAME` lists one; a victim recipe is TRANSFORM+TRAINER)"
+    elif args.name is None:
+        lst = listing(args.what)
+        cols, rows = lst.rows(lst.entries())
         title = f"registered {lst.what}: {lst.about}"
     else:
+        lst = listing(args.what)
+        entries = lst.entries()
         if args.name not in entries:
             raise HarnessError(
                 lst.what.rstrip("s"), args.name,
