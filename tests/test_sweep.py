@@ -62,6 +62,23 @@ def test_sweep_unit_id_matches_a_plain_run(tmp_path):
     assert pu.unit_id == unit.unit_id
 
 
+def test_unit_id_ignores_settings_left_at_their_defaults():
+    # a release that adds a setting must not rerun a resumed store's finished units: only stated values count
+    from harness.pipeline.unit import plan_unit
+    from harness.registry import MODELS
+    from harness.specs.task import TaskSpec
+
+    class Later(TaskSpec):  # the same task spec with one more setting, as a later release might add
+        new_setting: int = 3
+
+    card = MODELS.get("identity")
+    today, _ = plan_unit(TaskSpec(**TASK), card)
+    assert plan_unit(Later(**TASK), card)[0].unit_id == today.unit_id
+    assert plan_unit(TaskSpec(**TASK, fpr=0.01), card)[0].unit_id == today.unit_id  # a default stated is the default
+    assert plan_unit(Later(**TASK, new_setting=4), card)[0].unit_id != today.unit_id
+    assert plan_unit(TaskSpec(**TASK, fpr=0.05), card)[0].unit_id != today.unit_id
+
+
 def test_modality_pairs_and_inline_relative_paths(tmp_path):
     task = {**TASK, "data": {**TASK["data"], "source": "data.parquet"}}
     (tmp_path / "data.parquet").write_bytes(CIFAR.read_bytes())
