@@ -76,9 +76,10 @@ def test_run_writes_every_table_with_provenance(tmp_path, bert_card, capsys):
     assert len(victims) == 2 and all(v["embed_cache_hit"] for v in victims)
 
 
-def test_attack_a_given_head_file(tmp_path, bert_card):
-    out = tmp_path / "out"
-    assert _run(_task(tmp_path, bert_card, null_victim=False), "--out", out, "--cache", tmp_path / "c") == 0
+def test_attack_a_given_head_file(tmp_path, bert_card, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # no --out: results/<task name>, as a sweep's default
+    assert _run(_task(tmp_path, bert_card, null_victim=False), "--cache", tmp_path / "c") == 0
+    out = tmp_path / "results" / "tiny"
     head = next((out / "heads").glob("*-real.safetensors"))
     out2 = tmp_path / "out2"
     assert _run(_task(tmp_path, bert_card), "--head", head, "--out", out2, "--cache", tmp_path / "c") == 0

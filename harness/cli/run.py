@@ -18,7 +18,7 @@ from harness.victims.spec import VictimSpec
 def add_arguments(p) -> None:
     p.add_argument("task", help="task file (tasks/*.yaml) or registered task name")
     p.add_argument("--model", help="model card name, file or Hub id (default: the task's)")
-    p.add_argument("--out", default="results", help="results directory (default: results)")
+    p.add_argument("--out", help="results directory (default: results/<task name>, as sweep's)")
     p.add_argument("--head", help="attack this safetensors head instead of training one")
     p.add_argument("--cache", help="embedding cache directory (default: $RECON_HARNESS_CACHE or ~/.cache/recon-harness)")
     p.add_argument("--corpus", action="append", default=[], metavar="SOURCE[:COLUMN]",
@@ -79,6 +79,7 @@ def main(args) -> int:
     card = MODELS.get(args.model or task.model)
     task_file = Path(args.task) if Path(args.task).is_file() else TASKS.files().get(args.task)
     base_dir = task_file.resolve().parent if task_file else None  # relative data paths follow the task file
+    args.out = args.out or str(Path("results") / task.name)
     check_outputs(args)  # --out and --cache before the revision is resolved (which may take the network)
     if card.is_classifier and args.recipe:
         raise HarnessError("--recipe", args.recipe[0], f"{card.name} is a classifier card: its own head is attacked as "
