@@ -16,14 +16,13 @@ from harness.backbones.cache import embed_cached
 from harness.backbones.load import Backbone
 from harness.classifiers.checkpoint import check_classes
 from harness.data.split import MemberSplit
-from harness.diagnostics.oracle import effective_members, oracle_fit
 from harness.errors import HarnessError
 from harness.heads.losses import output_dim
 from harness.heads.mlp import MLPHead
 from harness.heads.train import accuracy
 from harness.scoring.embedding import MatchScores, match
 from harness.specs.task import AttackRecipe, HeadRecipe, TaskSpec
-from harness.victims.build import TrainedVictim, VictimData, active_share, attack_view, build_victim
+from harness.victims.build import TrainedVictim, VictimData, attack_view, build_victim, diagnosed
 from harness.victims.frame import Frame
 from harness.attacks.linear_sum import linear_signal
 from harness.victims.spec import VictimSpec
@@ -114,10 +113,7 @@ def given_head_stage(head: MLPHead, loss: str, emb: Embedded, split: MemberSplit
     data = victim_data(emb, split)
     x = frame.apply(data.members)
     test_acc = accuracy(head, loss, frame.apply(data.public), torch.as_tensor(split.nonmember_labels))
-    residual, parts = oracle_fit(head, loss, x, labels)
-    return TrainedVictim("real", head, frame, labels, None, test_acc, residual,
-                         VictimSpec(transform=frame.transform, trainer="given"), {}, active_share(head, x),
-                         effective_members(parts))
+    return diagnosed("real", head, loss, x, labels, frame, None, test_acc, VictimSpec(transform=frame.transform, trainer="given"), {})
 
 
 def public_norm(frame: Frame, emb: Embedded) -> float | None:

@@ -115,11 +115,17 @@ def build_victim(spec: VictimSpec, head: HeadRecipe, data: VictimData, seed: int
     else:
         fitted = trainer.fit(x, labels, num_classes, head, seed, progress, (public, data.public_labels))
     model = fitted.head
-    residual, parts = oracle_fit(model, head.loss, x, labels)
-    return TrainedVictim(
-        kind, model, frame, labels, fitted.report, accuracy(model, head.loss, public, data.public_labels),
-        residual, spec, fitted.info, active_share(model, x), effective_members(parts),
-    )
+    return diagnosed(kind, model, head.loss, x, labels, frame, fitted.report,
+                     accuracy(model, head.loss, public, data.public_labels), spec, fitted.info)
+
+
+def diagnosed(kind: str, head: MLPHead, loss: str, x: torch.Tensor, labels: torch.Tensor, frame: Frame,
+              report: TrainReport | None, test_acc: float, spec: VictimSpec, info: dict[str, Any]) -> TrainedVictim:
+    """The victim with what its training rows `x` (in its frame) say about it: the oracle residual, the share of
+    units active per row and the members θ carries."""
+    residual, parts = oracle_fit(head, loss, x, labels)
+    return TrainedVictim(kind, head, frame, labels, report, test_acc, residual, spec, info, active_share(head, x),
+                         effective_members(parts))
 
 
 def attack_view(v: TrainedVictim, head: HeadRecipe, num_classes: int, prior: str = "norm",
