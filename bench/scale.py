@@ -40,6 +40,7 @@ from peak_memory import PeakMemory  # noqa: E402
 import harness.attacks.kkt as kkt_module  # noqa: E402
 from harness.attacks import make_attack, memory, precision  # noqa: E402
 from harness.attacks.base import Victim  # noqa: E402
+from harness.errors import HarnessError  # noqa: E402
 from harness.heads.mlp import MLPHead  # noqa: E402
 from harness.victims.frame import Frame  # noqa: E402
 
@@ -83,9 +84,10 @@ def row(case: str, n: int, seed: int, spm: float, null_share: float, pixel_head=
     for kind, share in (("real", real_share), ("null", null_share)):
         if share <= 0:  # no null victim (--null-share 0) or only the null (--real-share 0)
             continue
-        v, head, train_s = recipes.victim(d, recipes.RECIPES[recipe], pixels, seed, kind, pixel_head if pixels else None)
-        if not all(bool(torch.isfinite(p).all()) for p in v.head.parameters()):
-            say(f"  {case} n={n} {kind}: victim training diverged ({v.report.stopped_by} after {v.report.steps} steps); no attack")
+        try:
+            v, head, train_s = recipes.victim(d, recipes.RECIPES[recipe], pixels, seed, kind, pixel_head if pixels else None)
+        except HarnessError as exc:  # a victim whose training diverged: said in one line, no attack
+            say(f"  {case} n={n} {kind}: {exc}; no attack")
             return None
         params = recipes.attack_params(pixels, n, seed, {**budget(pixels, n, spm, share), **(attack or {})})
         carried = "-" if v.effective_members is None else format(v.effective_members, ".0f")

@@ -121,6 +121,9 @@ def test_bad_inputs_exit_2_with_one_line_and_no_rows(tmp_path, bert_card, capsys
     uncached.write_text(yaml.safe_dump({"id": "nobody/not-cached", "modality": "text"}))
     line = _bad(tmp_path, capsys, _task(tmp_path, uncached))
     assert "not in the Hugging Face cache" in line and "hf download nobody/not-cached" in line
+    # a victim whose training diverges (here: a step far past stability) is named by its step size, with nothing written
+    line = _bad(tmp_path, capsys, _task(tmp_path, bert_card, head={"loss": "mse", "optimizer": "gd", "lr": 1e9, "max_steps": 30}))
+    assert "head.lr = 1000000000.0" in line and "diverged" in line and "lower it" in line
 
 
 def test_hub_id_not_in_cache_and_bad_revision(tmp_path, tiny_bert_dir, hub_repo, capsys):
