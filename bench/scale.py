@@ -45,9 +45,7 @@ from harness.heads.mlp import MLPHead  # noqa: E402
 from harness.victims.frame import Frame  # noqa: E402
 
 CASES = {"pixels": "none+paper", "text": "standardize+paper"}  # each case's victim recipe
-# The pixel bench's GD recipe (lr 1.0, 3000 steps) diverges at n = 100 (weights 4e19 by step 61); at half the
-# step and twice the steps (the same gradient-flow time) it trains at every n here: one recipe for every n.
-PIXEL_HEAD = recipes.PIXEL_HEAD.model_copy(update={"lr": 0.5, "max_steps": 6000})
+PIXEL_HEAD = recipes.PIXEL_HEAD  # one GD recipe for every n (lr 0.5 x 6000 steps: see bench/recipes.py)
 LBFGS_STEPS = 300  # a pixel victim trained by L-BFGS (lr 1): 300 outer steps of up to 20 iterations
 HAIM_N500 = ("Haim et al. 2022 trained binary CIFAR-10 MLPs on 500 images (250 per class) and report that a large "
              "portion of them can be reconstructed; docs/algorithms.md gives no count of their SSIM > 0.4 members")
