@@ -55,6 +55,28 @@ def test_rewriting_a_unit_replaces_its_rows(tmp_path):
     assert store.read("attack_runs").num_rows == 1
 
 
+def test_a_unit_retires_the_same_work_stored_under_an_older_id(tmp_path):
+    # ids are content hashes; when a release changes how they are made, a rerun must replace the old rows, not sit beside them
+    store = ResultStore(tmp_path)
+
+    def unit(uid: str, settings: str, parts: tuple[str, ...] = ("",)) -> None:
+        for table in ("attack_runs", "victims"):
+            for part in parts:
+                row = {f.name: _value(f, 0) for f in SCHEMAS[table]} | {"unit_id": uid, "settings": settings}
+                store.write(table, uid, [row], part)
+        (tmp_path / "heads").mkdir(exist_ok=True)
+        (tmp_path / "heads" / f"{uid}-real.safetensors").write_bytes(b"x")
+
+    unit("t-m-old000000000", '{"seed": 0}', ("", "real-0"))
+    unit("t-m-other0000000", '{"seed": 1}')
+    unit("t-m-new000000000", '{"seed": 0}')
+    assert store.retire_superseded("t-m-new000000000") == ["t-m-old000000000"]
+    assert sorted(set(store.read("victims").column("unit_id").to_pylist())) == ["t-m-new000000000", "t-m-other0000000"]
+    assert sorted(store.read("attack_runs").column("unit_id").to_pylist()) == ["t-m-new000000000", "t-m-other0000000"]
+    assert sorted(p.name for p in (tmp_path / "heads").iterdir()) == ["t-m-new000000000-real.safetensors", "t-m-other0000000-real.safetensors"]
+    assert store.retire_superseded("t-m-new000000000") == [] and store.retire_superseded("not-written") == []
+
+
 def test_schema_version_mismatch_is_refused(tmp_path):
     (tmp_path / MARKER).write_text(json.dumps({"schema_version": 999}))
     with pytest.raises(HarnessError) as e:

@@ -198,6 +198,7 @@ def write_unit(out: Path, unit: Unit, rows: dict[str, list[dict]]) -> dict[str, 
     store = ResultStore(out)
     for name in TABLES:
         store.write(name, unit.unit_id, rows[name])
+    store.retire_superseded(unit.unit_id)
     return {k: len(v) for k, v in rows.items()}
 
 

@@ -168,6 +168,7 @@ class SweepDriver:
                 if name in value:
                     write_table(self.store, name, uid, value[name])
             clear_failures(self.store, uid)
+            self.store.retire_superseded(uid)
             ur.finished = True
             self.counts.units_done += 1
             self._emit("unit", unit_id=uid)

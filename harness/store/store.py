@@ -147,6 +147,21 @@ class ResultStore:
         atomic_write_bytes(path, sink.getvalue().to_pybytes())
         return path
 
+    def retire_superseded(self, unit_id: str) -> list[str]:
+        """Remove the units whose rows record exactly the settings of `unit_id`'s (the same work under an id an
+        older release gave it), in every table and the heads; returns their ids. Call once the unit is done."""
+        if not self.has("victims", unit_id):
+            return []
+        rows = self.read("victims", columns=["unit_id", "settings"]).to_pylist()
+        mine = {r["settings"] for r in rows if r["unit_id"] == unit_id}
+        old = sorted({r["unit_id"] for r in rows if r["unit_id"] != unit_id and r["settings"] in mine})
+        for uid in old:
+            for f in self.root.glob(f"*/{safe_name(uid, 'unit_id')}*"):
+                stem = f.name.rsplit(".", 1)[0]
+                if f.is_file() and (stem == uid or stem.startswith(uid + "-")):
+                    f.unlink()
+        return old
+
     def has(self, table: str, unit_id: str, part: str = "") -> bool:
         return self.path(table, unit_id, part).is_file()
 
