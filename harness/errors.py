@@ -15,6 +15,9 @@ class HarnessError(Exception):
         self.field, self.value, self.fix, self.where = field, value, fix, where
         super().__init__(self.line())
 
+    def __reduce__(self):  # pickled whole (Ray sends a worker's errors to the driver): field, value and fix survive
+        return type(self), (self.field, self.value, self.fix, self.where)
+
     def line(self) -> str:
         prefix = f"{self.where}: " if self.where else ""
         value = repr(self.value)

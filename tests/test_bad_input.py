@@ -352,3 +352,14 @@ def test_result_file_names_are_checked(tmp_path):
             safe_name(bad)
     with pytest.raises(HarnessError):
         ResultStore(tmp_path).path("victims", ".hidden")
+
+
+def test_harness_error_survives_pickling():
+    # Ray pickles a worker's exception to the driver: a sweep's failure row must keep the one line, not "unserializable"
+    import pickle
+
+    from harness.errors import HarnessError
+
+    err = pickle.loads(pickle.dumps(HarnessError("head.lr", 1e9, "lower it", where="task.yaml")))
+    assert isinstance(err, HarnessError) and (err.field, err.value, err.fix, err.where) == ("head.lr", 1e9, "lower it", "task.yaml")
+    assert str(err) == "task.yaml: head.lr = 1000000000.0: lower it"
