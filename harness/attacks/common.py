@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 import random
 
-import torch
 from pydantic import Field
 
 from harness.attacks.base import AttackParams, Victim
@@ -58,7 +57,7 @@ def check_victim(victim: Victim) -> None:
         raise HarnessError("victim.head", victim.head.dims, f"a ce head needs {victim.num_classes} outputs")
     if victim.loss == "logistic" and victim.head.out_dim != 1:
         raise HarnessError("victim.head", victim.head.dims, "a logistic head has one output")
-    if not all(torch.isfinite(p).all() for p in victim.head.parameters()):
+    if not victim.head.is_finite():
         raise HarnessError("victim.head", victim.head.dims, "has non-finite weights")
 
 

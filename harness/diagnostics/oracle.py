@@ -28,7 +28,7 @@ def oracle_fit(head: MLPHead, loss: LossName, x: torch.Tensor, labels: torch.Ten
     """(min_λ ‖θ − J λ‖² / ‖θ‖², each member's part of the fit), with λ ≥ 0 for margins (logistic, CE) and real λ
     for MSE. A member's part is the norm of what it adds to the fit: |λ_i|·‖∇θ Φ_i‖ for a margin, ‖Σ_c λ_ic ∇θ h_c(x_i)‖
     over an MSE head's outputs. None for a diverged head."""
-    if not all(torch.isfinite(p).all() for p in head.parameters()):
+    if not head.is_finite():
         return float("nan"), None  # a diverged head: nothing to explain
     head = copy.deepcopy(head).double()
     theta = head.flat_params()

@@ -53,6 +53,10 @@ class MLPHead(nn.Module):
                 x = act(x)
         return x
 
+    def is_finite(self) -> bool:
+        """No NaN or inf in any weight (a head whose training diverged has some)."""
+        return all(bool(torch.isfinite(p).all()) for p in self.parameters())
+
     def flat_params(self) -> torch.Tensor:
         return torch.cat([p.detach().reshape(-1) for p in self.parameters()])
 

@@ -115,7 +115,7 @@ def build_victim(spec: VictimSpec, head: HeadRecipe, data: VictimData, seed: int
     else:
         fitted = trainer.fit(x, labels, num_classes, head, seed, progress, (public, data.public_labels))
     model = fitted.head
-    if not all(bool(torch.isfinite(p).all()) for p in model.parameters()):
+    if not model.is_finite():
         own = getattr(trainer.params, "lr", None)  # a trainer's own step size, else the head recipe's
         field, value = ("victim.params.lr", own) if own is not None else ("head.lr", head.lr)
         raise HarnessError(field, value, f"the {kind} victim's training diverged (non-finite weights after "
