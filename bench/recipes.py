@@ -168,10 +168,16 @@ def planted(v, head: HeadRecipe, d: dict, pixels: bool, params: dict, seed: int,
     flat loss (a DP head) candidates do not move from wherever they start."""
     members = v.frame.apply(d["members"].float())
     view = attack_view(v, head, 2, "box" if pixels else "norm", _public_norm(v.frame, d))
-    pc = planted_check(view, members, d["labels"], {**params, "iterations": 500, "subspace": "off"}, noise=0.3, seed=seed,
-                       scratch_params={"iterations": 10}, free=max(params["m"] - len(members), 0))
+    pc = plant(view, members, d["labels"], params, seed)
     ratio = pc.planted_loss / best_loss if best_loss > 0 else float("nan")
     return f"{pc.end_good}/{len(members)} x{ratio:.1f}", pc, ratio
+
+
+def plant(view, members: torch.Tensor, labels: torch.Tensor, params: dict, seed: int):
+    """The bench's planted check: the members + 30% noise beside the search's m - n free candidates, 500 iterations
+    in the full space (a 10-iteration scratch run beside it)."""
+    return planted_check(view, members, labels, {**params, "iterations": 500, "subspace": "off"}, noise=0.3, seed=seed,
+                         scratch_params={"iterations": 10}, free=max(params["m"] - len(members), 0))
 
 
 def _public_norm(frame: Frame, d: dict) -> float:
@@ -215,8 +221,7 @@ def scale_case(seed: int) -> None:
         res = make_attack("kkt", params).reconstruct(view, progress=False)
         cands = vf.to_raw(res.candidates.double()) - mean.double()  # back to the members' centred embeddings
         s = match(cands.float(), mem - mean, d["public"].float() - mean)
-        pc = planted_check(view, members, d["labels"], {**params, "iterations": 500, "subspace": "off"}, seed=seed,
-                           scratch_params={"iterations": 10}, free=max(params["m"] - len(members), 0))
+        pc = plant(view, members, d["labels"], params, seed)
         best = min((r.final_loss for r in res.runs if r.status == "ok"), default=float("nan"))
         say(f"    {label:<44} planted {pc.end_good}/20 (cos {pc.end_cos:.2f}), from scratch {int((s.member_best > 0.8).sum())}/20 "
             f"at cos > 0.8 (>0.9: {int((s.member_best > 0.9).sum())}), TPR {s.tpr:.2f}, best residual {best:.3g}, "
