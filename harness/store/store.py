@@ -152,7 +152,8 @@ class ResultStore:
         older release gave it), in every table and the heads; returns their ids. Call once the unit is done."""
         if not self.has("victims", unit_id):
             return []
-        rows = self.read("victims", columns=["unit_id", "settings"]).to_pylist()
+        same_names = unit_id.rsplit("-", 1)[0] + "-"  # ids are <task>-<card>-<hash>: the same work has the same names
+        rows = self.read("victims", columns=["unit_id", "settings"], prefix=same_names).to_pylist()
         mine = {r["settings"] for r in rows if r["unit_id"] == unit_id}
         old = sorted({r["unit_id"] for r in rows if r["unit_id"] != unit_id and r["settings"] in mine})
         for uid in old:
@@ -165,12 +166,13 @@ class ResultStore:
     def has(self, table: str, unit_id: str, part: str = "") -> bool:
         return self.path(table, unit_id, part).is_file()
 
-    def files(self, table: str) -> list[Path]:
-        return sorted((self.root / table).glob("*.parquet"))
+    def files(self, table: str, prefix: str = "") -> list[Path]:
+        """The table's files, or those of the units whose ids start with `prefix` (a safe name: no glob characters)."""
+        return sorted((self.root / table).glob(f"{safe_name(prefix, 'prefix') if prefix else ''}*.parquet"))
 
-    def read(self, table: str, columns: Iterable[str] | None = None) -> pa.Table:
+    def read(self, table: str, columns: Iterable[str] | None = None, prefix: str = "") -> pa.Table:
         schema = SCHEMAS[table]
-        files = self.files(table)
+        files = self.files(table, prefix)
         if not files:
             return schema.empty_table() if columns is None else schema.empty_table().select(list(columns))
         parts = []
