@@ -1,5 +1,6 @@
 """The KKT attacks on tiny victims: planted recovery, null control, gradients, all head kinds."""
 
+import dataclasses
 import math
 
 import numpy as np
@@ -14,7 +15,9 @@ from harness.attacks.kkt_reference import _double_copy, reference_kkt_loss
 from harness.attacks.margins import balanced_labels, head_form
 from harness.attacks.objective import HeadTensors, residual_sq
 from harness.attacks.penalties import lambda_penalty, prior_penalty
+from harness.attacks.priors import init_candidates
 from harness.diagnostics.oracle import oracle_residual
+from harness.errors import HarnessError
 from harness.heads.mlp import MLPHead
 from harness.scoring.embedding import match
 from harness.specs.task import HeadRecipe
@@ -252,6 +255,36 @@ def test_identifiability_check_with_free_candidates_beside_the_planted_members(p
     r = check(victim, members, y, {"iterations": 400, "restarts": 2}, noise=0.3, free=len(members))
     assert shapes == [(8, (2, 8, 8)), (8, None)]
     assert r.end_cos > 0.95 and r.end_good == 4 and r.planted_loss < 0.05
+
+
+def test_public_starts_are_distinct_public_inputs_at_the_typical_norm():
+    public = torch.randn(10, 8, generator=torch.Generator().manual_seed(1)) * torch.linspace(1, 3, 10).unsqueeze(1)
+    labels = balanced_labels(4, 2, "cpu")
+    x = init_candidates("public", torch.randn(16, 8), torch.randn(1, 16), labels, "binary", 3, 5.0, None,
+                        torch.Generator().manual_seed(0), public)
+    assert x.shape == (3, 4, 8)
+    cos = torch.nn.functional.normalize(x, dim=-1) @ torch.nn.functional.normalize(public, dim=-1).T  # (3, 4, 10)
+    best, idx = cos.max(-1)
+    assert (best > 0.99).all()
+    assert all(len(set(r.tolist())) == 4 for r in idx)  # m distinct public inputs per restart
+    ratio = x.norm(dim=-1) / public[idx].norm(dim=-1)  # one factor for all: their spread of norms kept
+    assert torch.allclose(ratio, ratio.mean(), rtol=0.1)
+    assert abs(float(ratio.mean()) - 5.0 / float(public.norm(dim=1).median())) < 0.5
+
+
+def test_kkt_starts_at_the_victims_public_inputs(planted):
+    victim, _, members, _ = planted
+    public = torch.randn(40, 8, generator=torch.Generator().manual_seed(5)) * float(members.norm(dim=1).mean()) / 8**0.5
+    params = {"m": 8, "restarts": 2, "iterations": 2, "rungs": 0, "lr": 1e-6, "subspace": "off", "init": "public"}
+    res = make_attack("kkt", params).reconstruct(dataclasses.replace(victim, public=public), progress=False)
+    cos = torch.nn.functional.normalize(res.candidates, dim=1) @ torch.nn.functional.normalize(public, dim=1).T
+    assert (cos.max(1).values > 0.99).all()  # every candidate is still at the public input it started from
+    assert {r.settings["init"] for r in res.runs} == {"public"}
+
+
+def test_public_starts_without_public_inputs_are_one_line_error(planted):
+    with pytest.raises(HarnessError, match=r"attack.params.init = 'public': .*use init: rows"):
+        make_attack("kkt", {"m": 8, "restarts": 2, "init": "public"}).reconstruct(planted[0], progress=False)
 
 
 def test_start_points_must_match_the_attack_shape(planted):

@@ -34,6 +34,20 @@ def _data(n=12, d=10, seed=0) -> VictimData:
     return VictimData(x, y, 2, xp, yp, xn, y.clone())
 
 
+def test_the_attack_starts_at_the_public_rows_through_the_victims_frame():
+    """attack_stage hands the attacker the public non-members in the victim's frame: kkt's public starts,
+    mapped back to the scoring space, sit on the public rows (centred by the member mean)."""
+    data = _data()
+    v = build_victim(VictimSpec(transform="standardize"), HEAD, data, seed=0)
+    mean = data.members.mean(0)
+    emb = Embedded(data.members - mean, data.public - mean, mean, False, True, 0.0, raw=torch.cat([data.members, data.public]))
+    params = {"m": 8, "restarts": 2, "iterations": 2, "rungs": 0, "lr": 1e-6, "subspace": "off", "init": "public",
+              "init_scale": 1.0}
+    res = attack_stage(v, emb, HEAD, AttackRecipe(name="kkt", params=params), 2, False, False)
+    cos = torch.nn.functional.normalize(res.candidates.double(), dim=1) @ torch.nn.functional.normalize(emb.nonmembers.double(), dim=1).T
+    assert (cos.max(1).values > 0.99).all()
+
+
 def test_standardize_is_fitted_on_the_training_rows_only():
     data = _data()
     v = build_victim(VictimSpec(transform="standardize"), HEAD, data, seed=0)

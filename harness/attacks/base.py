@@ -32,6 +32,7 @@ class Victim:
     prior: Prior = "norm"
     typical_norm: float | None = None  # typical norm of a centred input (public data estimate)
     box: tuple[float, float] = (-1.0, 1.0)  # valid range of uncentred inputs for the box prior
+    public: torch.Tensor | None = None  # (k, d) public inputs in the head's frame (kkt's `init: public` starts there)
 
     @property
     def dim(self) -> int:

@@ -30,6 +30,7 @@ from harness.attacks.residual_grad import residual_forward
 from harness.attacks.priors import init_candidates, row_space
 from harness.attacks.recombine import Pool
 from harness.attacks.restart_optim import RestartOptimizer
+from harness.errors import HarnessError
 from harness.victims.frame import Frame
 
 log = logging.getLogger(__name__)
@@ -41,8 +42,9 @@ class KKTFastParams(KKTParams):
     lr: float | None = Field(None, gt=0, description="fixed step size (relative to the input norm)")
     lr_range: tuple[float, float] = Field((3e-3, 3e-2), description="log-uniform range when lr is unset")
     momentum: float = Field(0.9, ge=0, lt=1, description="sgd only")
-    init: Literal["rows", "random", "subspace"] = Field(
-        "rows", description="starting candidates: rows of W1 (oriented by class), Gaussian, or Gaussian in W1's row space")
+    init: Literal["rows", "random", "subspace", "public"] = Field(
+        "rows", description="starting candidates: rows of W1 (oriented by class), Gaussian, Gaussian in W1's row space, "
+        "or public inputs (the task's non-members, in the victim's frame)")
     init_scale: float = Field(1.0, gt=0, description="initial candidate norm / typical input norm")
     lambda_min: float = Field(0.05, gt=0, description="lambda_min relative to the fitted lambda scale")
     alpha_start: float = Field(20.0, gt=0, description="modified-ReLU slope sigmoid(alpha z) at the first iteration")
@@ -88,6 +90,9 @@ class KKT(Attack):
     def reconstruct(self, victim: Victim, progress: bool = True, start: torch.Tensor | None = None) -> AttackResult:
         check_victim(victim)
         p: KKTFastParams = self.params
+        if p.init == "public" and start is None and (victim.public is None or not len(victim.public)):
+            raise HarnessError("attack.params.init", "public", "starting at public inputs needs the task's non-members "
+                               "(none reached the attack); use init: rows")
         t0 = time.perf_counter()
         dt = torch.float32 if p.dtype == "float32" else torch.float64
         dev = memory.resolve_device(p.device)
@@ -266,7 +271,7 @@ class _Context:
             return self.start.clone()
         cpu = lambda t: None if t is None else t.cpu()  # noqa: E731
         x = init_candidates(self.p.init, cpu(self.ht_full.weights[0]), cpu(self.ht.weights[1]), cpu(self.labels),
-                            self.form, R, self.p.init_scale * self.typ, cpu(self.basis), gen)
+                            self.form, R, self.p.init_scale * self.typ, cpu(self.basis), gen, cpu(self.victim.public))
         self.recombined = round(self.p.recombine * R) if len(self.pool) else 0
         for r in range(self.recombined):
             x[r] = self.pool.draw(x[r], cpu(self.labels), gen)

@@ -1,4 +1,5 @@
-"""Data-free starting points and subspaces read off the head's weights (no members involved).
+"""Starting points and subspaces read off the head's weights (no members involved), or drawn from
+public inputs the attacker holds.
 
 With small initialisation or weight decay, theta = sum_i lambda_i grad Phi_i, so the first layer's
 weight W1 = sum_i (backprop signal_i) x_i^T has its rows in the span of the (centred) members:
@@ -38,15 +39,28 @@ def init_candidates(
     scale: float,
     basis: torch.Tensor | None,
     gen: torch.Generator,
+    public: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """(R, m, d) starting candidates with norm about `scale`.
 
     random:   isotropic Gaussian;  subspace: Gaussian inside `basis`;
     rows:     random rows of W1 (drawn in proportion to their norm), oriented for binary heads so
-              that the row points to the candidate's class side (sign of the unit's output weight).
+              that the row points to the candidate's class side (sign of the unit's output weight);
+    public:   public inputs (k, d) in the head's frame, m distinct ones per restart where k >= m, with
+              5% noise, their median norm scaled to `scale` (their own spread of norms kept).
     """
     m, d = labels.shape[0], w1.shape[1]
     dt = w1.dtype
+    if how == "public":
+        if public is None or not len(public):
+            raise ValueError("init 'public' needs public inputs")
+        pub = public.to(dt)
+        k = len(pub)
+        idx = (torch.stack([torch.randperm(k, generator=gen)[:m] for _ in range(R)]) if k >= m
+               else torch.randint(k, (R, m), generator=gen))
+        x = pub[idx]
+        x = x + 0.05 * x.norm(dim=-1, keepdim=True) / d**0.5 * torch.randn(x.shape, generator=gen, dtype=dt)
+        return x * (scale / pub.norm(dim=1).median().clamp_min(1e-12))
     if how == "random" or (how == "subspace" and basis is None):
         x = torch.randn(R, m, d, generator=gen, dtype=dt)
     elif how == "subspace":

@@ -131,12 +131,13 @@ def attack_stage(
     pixels: bool,
     progress: bool,
 ) -> AttackResult:
-    """Run the attack on what an attacker knows: weights, recipe, the victim's published frame, a public
-    norm estimate in that frame. Candidates come back centred by the members' mean, unscaled (the space
-    scoring, selection and inversion work in)."""
+    """Run the attack on what an attacker knows: weights, recipe, the victim's published frame, the public
+    non-members in that frame (their norm the prior's scale; kkt's `init: public` starts there). Candidates
+    come back centred by the members' mean, unscaled (the space scoring, selection and inversion work in)."""
     frame = trained.frame
     typical = public_norm(frame, emb)
-    victim = attack_view(trained, recipe, num_classes, "box" if pixels else "norm", typical)
+    victim = attack_view(trained, recipe, num_classes, "box" if pixels else "norm", typical,
+                         frame.apply(emb.rows()[1]))
     if trained.linear:  # a weighted sum of the members, scored as it is: no search
         result = linear_signal(victim, typical)
     else:

@@ -134,7 +134,8 @@ def diagnosed(kind: str, head: MLPHead, loss: str, x: torch.Tensor, labels: torc
 
 
 def attack_view(v: TrainedVictim, head: HeadRecipe, num_classes: int, prior: str = "norm",
-                typical_norm: float | None = None) -> Victim:
-    """What the attacker of `v` knows: a copy of its weights, its recipe and its published frame."""
+                typical_norm: float | None = None, public: torch.Tensor | None = None) -> Victim:
+    """What the attacker of `v` knows: a copy of its weights, its recipe and its published frame (and any
+    public inputs, already in that frame)."""
     return Victim(head=copy.deepcopy(v.head), loss=head.loss, num_classes=num_classes, frame=v.frame,
-                  weight_decay=head.weight_decay, prior=prior, typical_norm=typical_norm)
+                  weight_decay=head.weight_decay, prior=prior, typical_norm=typical_norm, public=public)
