@@ -272,6 +272,16 @@ def test_public_starts_are_distinct_public_inputs_at_the_typical_norm():
     assert abs(float(ratio.mean()) - 5.0 / float(public.norm(dim=1).median())) < 0.5
 
 
+def test_mixed_starts_alternate_rows_of_w1_and_public_inputs():
+    gen = torch.Generator().manual_seed(2)
+    w1, public = torch.randn(16, 8, generator=gen), torch.randn(30, 8, generator=gen)
+    x = init_candidates("mixed", w1, torch.randn(1, 16, generator=gen), balanced_labels(4, 2, "cpu"), "binary", 4, 1.0,
+                        None, gen, public)
+    near = lambda a, b: (torch.nn.functional.normalize(a, dim=-1) @ torch.nn.functional.normalize(b, dim=-1).T).abs().max(-1).values  # noqa: E731
+    assert (near(x[0::2], w1) > 0.99).all() and (near(x[1::2], public) > 0.99).all()
+    assert (near(x[1::2], w1) < 0.99).all()
+
+
 def test_kkt_starts_at_the_victims_public_inputs(planted):
     victim, _, members, _ = planted
     public = torch.randn(40, 8, generator=torch.Generator().manual_seed(5)) * float(members.norm(dim=1).mean()) / 8**0.5
@@ -280,6 +290,8 @@ def test_kkt_starts_at_the_victims_public_inputs(planted):
     cos = torch.nn.functional.normalize(res.candidates, dim=1) @ torch.nn.functional.normalize(public, dim=1).T
     assert (cos.max(1).values > 0.99).all()  # every candidate is still at the public input it started from
     assert {r.settings["init"] for r in res.runs} == {"public"}
+    mixed = make_attack("kkt", {**params, "init": "mixed"}).reconstruct(dataclasses.replace(victim, public=public), progress=False)
+    assert [r.settings["init"] for r in mixed.runs] == ["rows", "public"]
 
 
 def test_public_starts_without_public_inputs_are_one_line_error(planted):

@@ -42,9 +42,9 @@ class KKTFastParams(KKTParams):
     lr: float | None = Field(None, gt=0, description="fixed step size (relative to the input norm)")
     lr_range: tuple[float, float] = Field((3e-3, 3e-2), description="log-uniform range when lr is unset")
     momentum: float = Field(0.9, ge=0, lt=1, description="sgd only")
-    init: Literal["rows", "random", "subspace", "public"] = Field(
+    init: Literal["rows", "random", "subspace", "public", "mixed"] = Field(
         "rows", description="starting candidates: rows of W1 (oriented by class), Gaussian, Gaussian in W1's row space, "
-        "or public inputs (the task's non-members, in the victim's frame)")
+        "public inputs (the task's non-members, in the victim's frame), or mixed (rows and public, alternate restarts)")
     init_scale: float = Field(1.0, gt=0, description="initial candidate norm / typical input norm")
     lambda_min: float = Field(0.05, gt=0, description="lambda_min relative to the fitted lambda scale")
     alpha_start: float = Field(20.0, gt=0, description="modified-ReLU slope sigmoid(alpha z) at the first iteration")
@@ -90,7 +90,7 @@ class KKT(Attack):
     def reconstruct(self, victim: Victim, progress: bool = True, start: torch.Tensor | None = None) -> AttackResult:
         check_victim(victim)
         p: KKTFastParams = self.params
-        if p.init == "public" and start is None and (victim.public is None or not len(victim.public)):
+        if p.init in ("public", "mixed") and start is None and (victim.public is None or not len(victim.public)):
             raise HarnessError("attack.params.init", "public", "starting at public inputs needs the task's non-members "
                                "(none reached the attack); use init: rows")
         t0 = time.perf_counter()
@@ -149,6 +149,11 @@ class KKT(Attack):
         if best_lr is not None:
             return search.around(best_lr, p.restarts, 0.5, *p.lr_range, gen)
         return search.log_uniform(*p.lr_range, p.restarts, gen)
+
+
+def _init_of(init: str, k: int) -> str:
+    """Where restart k of a bracket started (mixed: rows for even k, public inputs for odd)."""
+    return ("rows", "public")[k % 2] if init == "mixed" else init
 
 
 class _Context:
@@ -295,7 +300,7 @@ class _Context:
         step = lr.to(dev, dt)
         opt = RestartOptimizer(p.optimizer, p.momentum, [x, lam], [step * self.typ, step * lam_scale.abs()])
         settings = {int(i): {"lr": float(lr[k]), "alpha_start": p.alpha_start, "alpha_end": p.alpha_end,
-                             "lambda_min": p.lambda_min, "init": "recombined" if k < self.recombined else p.init,
+                             "lambda_min": p.lambda_min, "init": "recombined" if k < self.recombined else _init_of(p.init, k),
                              "lambda_scale": float(lam_scale[k]),
                              "subspace_rank": None if self.basis is None else int(self.basis.shape[1]),
                              "optimizer": opt.optimizer_of(k), "device": str(dev), "restart_chunk": min(self.chunk, R),

@@ -47,10 +47,15 @@ def init_candidates(
     rows:     random rows of W1 (drawn in proportion to their norm), oriented for binary heads so
               that the row points to the candidate's class side (sign of the unit's output weight);
     public:   public inputs (k, d) in the head's frame, m distinct ones per restart where k >= m, with
-              5% noise, their median norm scaled to `scale` (their own spread of norms kept).
+              5% noise, their median norm scaled to `scale` (their own spread of norms kept);
+    mixed:    even restarts from rows, odd ones from public inputs.
     """
     m, d = labels.shape[0], w1.shape[1]
     dt = w1.dtype
+    if how == "mixed":
+        x = init_candidates("rows", w1, w2, labels, form, R, scale, basis, gen)
+        x[1::2] = init_candidates("public", w1, w2, labels, form, R // 2, scale, basis, gen, public)
+        return x
     if how == "public":
         if public is None or not len(public):
             raise ValueError("init 'public' needs public inputs")
