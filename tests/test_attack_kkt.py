@@ -280,6 +280,8 @@ def test_mixed_starts_alternate_rows_of_w1_and_public_inputs():
     near = lambda a, b: (torch.nn.functional.normalize(a, dim=-1) @ torch.nn.functional.normalize(b, dim=-1).T).abs().max(-1).values  # noqa: E731
     assert (near(x[0::2], w1) > 0.99).all() and (near(x[1::2], public) > 0.99).all()
     assert (near(x[1::2], w1) < 0.99).all()
+    one = init_candidates("mixed", w1, torch.randn(1, 16), balanced_labels(4, 2, "cpu"), "binary", 1, 1.0, None, gen, public)
+    assert (near(one, w1) > 0.99).all()  # a single restart: rows
 
 
 def test_kkt_starts_at_the_victims_public_inputs(planted):

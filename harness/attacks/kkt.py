@@ -91,7 +91,7 @@ class KKT(Attack):
         check_victim(victim)
         p: KKTFastParams = self.params
         if p.init in ("public", "mixed") and start is None and (victim.public is None or not len(victim.public)):
-            raise HarnessError("attack.params.init", "public", "starting at public inputs needs the task's non-members "
+            raise HarnessError("attack.params.init", p.init, "starting at public inputs needs the task's non-members "
                                "(none reached the attack); use init: rows")
         t0 = time.perf_counter()
         dt = torch.float32 if p.dtype == "float32" else torch.float64

@@ -54,7 +54,8 @@ def init_candidates(
     dt = w1.dtype
     if how == "mixed":
         x = init_candidates("rows", w1, w2, labels, form, R, scale, basis, gen)
-        x[1::2] = init_candidates("public", w1, w2, labels, form, R // 2, scale, basis, gen, public)
+        if R > 1:  # a single restart starts from rows
+            x[1::2] = init_candidates("public", w1, w2, labels, form, R // 2, scale, basis, gen, public)
         return x
     if how == "public":
         if public is None or not len(public):
