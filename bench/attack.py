@@ -69,7 +69,7 @@ def victim_for(x, y, classes, rec, prior, nonmembers, null=None):
     data = VictimData(x, y, classes, nonmembers[:0], y[:0], l2=prior == "sphere")
     tv = build_victim(VictimSpec(), rec, data, 0, "null" if null else "real", mode)
     rep, xc, nonc = tv.report, tv.frame.apply(x), tv.frame.apply(nonmembers)
-    v = attack_view(tv, rec, classes, prior, float(nonc.norm(dim=1).mean()))  # public-data norm estimate
+    v = attack_view(tv, rec, classes, prior, float(nonc.norm(dim=1).mean()), nonc)  # public data: norm estimate, starts
     orc, act = tv.oracle_residual, tv.active_share
     tag = {None: "REAL", "shuffled": "NULL shuffled-labels", "untrained": "NULL untrained",
            "disjoint": "NULL disjoint-draw"}[null]

@@ -167,7 +167,7 @@ def planted(v, head: HeadRecipe, d: dict, pixels: bool, params: dict, seed: int,
     Planted members that stay prove identifiability only where their loss beats what search finds: on a
     flat loss (a DP head) candidates do not move from wherever they start."""
     members = v.frame.apply(d["members"].float())
-    view = attack_view(v, head, 2, "box" if pixels else "norm", _public_norm(v.frame, d))
+    view = attack_view(v, head, 2, "box" if pixels else "norm", _public_norm(v.frame, d), v.frame.apply(d["public"].float()))
     pc = plant(view, members, d["labels"], params, seed)
     ratio = pc.planted_loss / best_loss if best_loss > 0 else float("nan")
     return f"{pc.end_good}/{len(members)} x{ratio:.1f}", pc, ratio
