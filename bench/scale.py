@@ -96,6 +96,7 @@ def row(case: str, n: int, seed: int, spm: float, null_share: float, pixel_head=
         work = sum(run.iterations for run in res.runs)
         out[kind] = {**r, "train_s": train_s, "peak_mib": pm.peak_mib, "extra_mib": pm.extra_mib, "mem": pm.kind,
                      "good": r["ssim04"] if pixels else r["cos08"], "tpr_": r["ssim_tpr"] if pixels else r["tpr"],
+                     "beyond": r["beyond_ssim"] if pixels else r["beyond08"], "pub": r["pub_ssim"] if pixels else r["pub08"],
                      "work": work, "m": params["m"], "params": params, "runs": len(res.runs), "budget_s": params["time_budget_s"],
                      "device": res.runs[0].settings.get("device", "cpu") if res.runs else "-",
                      "compiled": any(run.settings.get("compiled") for run in res.runs), "recombine": res.params.get("recombine")}
@@ -107,7 +108,8 @@ def row(case: str, n: int, seed: int, spm: float, null_share: float, pixel_head=
             f"test acc {o['test_acc']:.2f}); attack {o['attack_s']:.0f}s of {o['budget_s']:.0f}s on {o['device']}, m {o['m']}, "
             f"{o['runs']} restarts, {work} restart-iterations ({'compiled' if o['compiled'] else 'eager'} pass, recombine "
             f"{o['recombine']}), best residual {o['best_loss']:.3g}; "
-            f"{o['good']}/{n} reconstructed, TPR {o['tpr_']:.2f}; peak {pm.kind} {pm.peak_mib:.0f} MiB (+{pm.extra_mib:.0f})")
+            f"{o['good']}/{n} reconstructed ({o['beyond']} by a candidate closer than any public input; the public inputs alone "
+            f"match {o['pub']}), TPR {o['tpr_']:.2f}; peak {pm.kind} {pm.peak_mib:.0f} MiB (+{pm.extra_mib:.0f})")
         if planted and kind == "real":
             t = time.perf_counter()
             o["planted"], pc, ratio = recipes.planted(v, head, d, pixels, params, seed, o["best_loss"])
@@ -123,14 +125,17 @@ def table(rows: list[dict], spm: float, null_share: float) -> None:
     null = f"{null_share:g} x that for the disjoint null" if null_share > 0 else "no null victim"
     say(f"== scale table: budget {spm:g} s per member for the real victim ({null}); "
         "reconstructed = members at SSIM > 0.4 (pixels) / cosine > 0.8 (text); TPR@1%FPR on SSIM (pixels) / cosine (text)")
-    say(f"  {'n':>4} {'case':<7} {'m':>5} {'reconstructed':>14} {'TPR':>5} {'disjoint null':>16} {'attack s':>9} "
+    say(f"  {'n':>4} {'case':<7} {'m':>5} {'reconstructed':>14} {'beyond/pub':>10} {'TPR':>5} {'disjoint null':>16} {'attack s':>9} "
         f"{'train s':>8} {'restart-its':>12} {'peak MiB':>9} {'oracle':>7} {'residual':>9}")
     for r in rows:
         a, b = r["real"], r.get("null")
         null = f"{b['good']:>3}/{r['n']:<3} TPR {b['tpr_']:.2f}" if b else f"{'not run':>16}"
-        say(f"  {r['n']:>4} {r['case']:<7} {a['m']:>5} {a['good']:>5}/{r['n']:<3} {a['good'] / r['n']:>4.0%} {a['tpr_']:>5.2f} "
+        say(f"  {r['n']:>4} {r['case']:<7} {a['m']:>5} {a['good']:>5}/{r['n']:<3} {a['good'] / r['n']:>4.0%} "
+            f"{str(a['beyond']) + ' / ' + str(a['pub']):>10} {a['tpr_']:>5.2f} "
             f"{null} {a['attack_s']:>9.0f} {a['train_s']:>8.0f} {a['work']:>12} "
             f"{a['peak_mib']:>9.0f} {a['oracle']:>7.3f} {a['best_loss']:>9.3g}")
+    say("  beyond/pub: members reconstructed by a candidate closer to them than any public input (the attacker holds those), "
+        "and members the public inputs alone match at the same rule")
     say(f"  peak MiB: {rows[0]['real']['mem'] if rows else '-'} during the real victim's attack and scoring "
         "(the process's, so it includes the loaded data)")
     for r in rows:
@@ -141,8 +146,10 @@ def table(rows: list[dict], spm: float, null_share: float) -> None:
         if r["case"] == "pixels" and r["n"] == n_t and r["real"]["device"] == "cpu":
             a = r["real"]
             ok = a["good"] / r["n"] >= share_t and a["attack_s"] <= minutes_t * 60 * 1.02
+            strict = a["beyond"] is not None and a["beyond"] / r["n"] >= share_t and ok
             say(f"  target (CPU, n = {n_t} pixels, >= {share_t:.0%} at SSIM > 0.4 within {minutes_t} min): "
-                f"{a['good']}/{r['n']} in {a['attack_s'] / 60:.1f} min -> {'reached' if ok else 'UNREACHED'}")
+                f"{a['good']}/{r['n']} in {a['attack_s'] / 60:.1f} min -> {'reached' if ok else 'UNREACHED'}; counting only "
+                f"members matched closer than by any public image: {a['beyond']}/{r['n']} -> {'reached' if strict else 'UNREACHED'}")
 
 
 def cost_victim(seed: int = 0) -> Victim:

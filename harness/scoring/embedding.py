@@ -1,8 +1,14 @@
-"""Cosine matching of candidates to members and non-members, and the 1%-FPR threshold."""
+"""Cosine matching of candidates to members and non-members, and the 1%-FPR threshold.
+
+Each member is also matched against the public inputs themselves (the non-members, which the
+attacker holds): a member that some public input already resembles is no evidence of leakage when a
+candidate matches it, since the attacker could have started from, or drifted to, that input. So the
+scores say how many members the public inputs alone match, and how many a candidate matches more
+closely than any public input does (`beyond_public`)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -25,9 +31,28 @@ class MatchScores:
     threshold: float  # the similarity at which `fpr` of non-members pass
     fpr: float
     tpr: float  # fraction of members whose best cosine exceeds the threshold
+    member_public: np.ndarray = field(default_factory=lambda: np.zeros(0))  # (n,) best cosine of each member to a public input
 
     def passed(self, threshold: float | None = None) -> np.ndarray:
         return self.member_best > (self.threshold if threshold is None else threshold)
+
+    def public_good(self, good: float) -> int | None:
+        """Members a public input alone matches above `good`; None without public inputs."""
+        return public_good(self.member_public, good)
+
+    def beyond_public(self, good: float) -> int | None:
+        """Members whose best candidate is above `good` and closer to them than any public input."""
+        return beyond_public(self.member_best, self.member_public, good)
+
+
+def public_good(member_public: np.ndarray, good: float) -> int | None:
+    return int((member_public > good).sum()) if len(member_public) else None
+
+
+def beyond_public(member_best: np.ndarray, member_public: np.ndarray, good: float) -> int | None:
+    if not len(member_public):
+        return None
+    return int(((member_best > good) & (member_best > member_public)).sum())
 
 
 def threshold_at_fpr(nonmember_scores: np.ndarray, fpr: float = 0.01) -> float:
@@ -52,6 +77,7 @@ def match(
     mbest, midx = mc.max(1)
     cbest, cidx = mc.max(0)
     nbest = cosine_matrix(nonmembers, candidates).max(1).values if len(nonmembers) else torch.empty(0)
+    public = cosine_matrix(members, nonmembers).max(1).values if len(nonmembers) else torch.empty(0)
     thr = threshold_at_fpr(nbest.numpy(), fpr)
     tpr = float((mbest.numpy() > thr).mean()) if np.isfinite(thr) else float("nan")
     return MatchScores(
@@ -63,4 +89,5 @@ def match(
         threshold=thr,
         fpr=fpr,
         tpr=tpr,
+        member_public=public.numpy(),
     )

@@ -5,6 +5,8 @@ un-centred (mean added back) and min-max scaled to [0, 1] per image, then compar
 (scikit-image's definition: 7x7 uniform window, sample covariance, mean over channels). A
 reconstruction is good at SSIM > 0.4. All pairs are screened with an exact batched torch copy of
 that SSIM on the `prefilter` best pairs by cosine; the best pairs are confirmed with scikit-image.
+Each member is also scored against the public images (the non-members) alone: a natural image often
+has a public look-alike at SSIM > 0.4 (sky, fields), which no search needs to find.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from skimage.metrics import structural_similarity
 
-from harness.scoring.embedding import cosine_matrix, threshold_at_fpr
+from harness.scoring.embedding import beyond_public, cosine_matrix, public_good, threshold_at_fpr
 
 GOOD_SSIM = 0.4
 
@@ -65,6 +67,17 @@ class PixelScores:
     good: int  # members with SSIM > GOOD_SSIM
     good_fraction: float
     nonmember_good_fraction: float
+    member_public: np.ndarray  # (n,) best SSIM of each member to a public (non-member) image; empty without them
+
+    @property
+    def public_good(self) -> int | None:
+        """Members a public image alone matches at SSIM > 0.4."""
+        return public_good(self.member_public, GOOD_SSIM)
+
+    @property
+    def beyond_public(self) -> int | None:
+        """Members with a candidate at SSIM > 0.4 that is closer to them than any public image."""
+        return beyond_public(self.member_best, self.member_public, GOOD_SSIM)
 
 
 def best_ssim(targets: torch.Tensor, cands: torch.Tensor, prefilter: int, confirm: int = 3):
@@ -91,15 +104,18 @@ def match_pixels(
     prefilter: int = 64,
     shape=(3, 32, 32),
 ) -> PixelScores:
-    """Best-candidate SSIM per member and per non-member (all centred by `mean`), threshold, TPR."""
+    """Best-candidate SSIM per member and per non-member (all centred by `mean`), threshold, TPR, and each
+    member's best SSIM to a non-member (the public images alone)."""
     if len(candidates) == 0:
         raise ValueError("no candidates to score")
-    c = to_images(candidates, mean, shape)
-    mb, mi = best_ssim(to_images(members, mean, shape), c, prefilter)
-    nb = best_ssim(to_images(nonmembers, mean, shape), c, prefilter)[0] if len(nonmembers) else np.zeros(0)
+    c, m = to_images(candidates, mean, shape), to_images(members, mean, shape)
+    mb, mi = best_ssim(m, c, prefilter)
+    public = to_images(nonmembers, mean, shape) if len(nonmembers) else None
+    nb = best_ssim(public, c, prefilter)[0] if public is not None else np.zeros(0)
+    mp = best_ssim(m, public, prefilter)[0] if public is not None else np.zeros(0)
     thr = threshold_at_fpr(nb, fpr)
     tpr = float((mb > thr).mean()) if np.isfinite(thr) else float("nan")
     return PixelScores(
         mb, mi, nb, thr, fpr, tpr, int((mb > GOOD_SSIM).sum()), float((mb > GOOD_SSIM).mean()),
-        float((nb > GOOD_SSIM).mean()) if len(nb) else float("nan"),
+        float((nb > GOOD_SSIM).mean()) if len(nb) else float("nan"), mp,
     )
