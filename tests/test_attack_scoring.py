@@ -1,9 +1,11 @@
-"""Pixel-space SSIM scoring matches scikit-image and behaves at the extremes."""
+"""Pixel-space SSIM scoring matches scikit-image and behaves at the extremes; the public inputs as a floor."""
 
 import numpy as np
 import torch
 
+from harness.scoring.embedding import match
 from harness.scoring.pixels import GOOD_SSIM, match_pixels, ssim_pairs, ssim_skimage, to_images
+from harness.scoring.verdict import verdict
 
 
 def test_batched_ssim_equals_skimage():
@@ -34,3 +36,44 @@ def test_match_pixels_finds_planted_copies_and_not_noise():
     assert (s.member_best[:5] > 0.9).all() and (s.member_best[5:] < GOOD_SSIM).all()
     assert s.good == 5 and s.tpr == 0.5 and s.nonmember_good_fraction == 0.0
     assert np.isfinite(s.threshold) and s.threshold < 0.2
+
+
+def test_public_images_alone_set_a_floor_that_beyond_public_discounts():
+    """A member with a public near-copy counts as matched by the public images alone; a candidate that matches
+    it counts beyond them only when it is closer to the member than that copy."""
+    g = torch.Generator().manual_seed(2)
+    mean = torch.rand(3072, generator=g) - 0.5
+    members = torch.rand(6, 3072, generator=g) * 2 - 1 - mean
+    others = torch.rand(100, 3072, generator=g) * 2 - 1 - mean
+    # members 0 and 1 have a public look-alike; member 0's candidate is closer than it, member 1's is not
+    public = torch.cat([others, members[:2] * 0.8 + 0.15 * torch.randn(2, 3072, generator=g)])
+    cands = torch.cat([members[:1] + 0.01 * torch.randn(1, 3072, generator=g),
+                       members[1:2] * 0.8 + 0.3 * torch.randn(1, 3072, generator=g),
+                       members[2:4] + 0.01 * torch.randn(2, 3072, generator=g), torch.randn(20, 3072, generator=g)])
+    s = match_pixels(cands, members, public, mean)
+    assert s.member_public.shape == (6,)
+    assert (s.member_public[:2] > GOOD_SSIM).all() and (s.member_public[2:] < GOOD_SSIM).all()
+    assert s.public_good == 2
+    assert s.member_best[1] > GOOD_SSIM and s.member_best[1] < s.member_public[1]  # matched, but no closer than public
+    assert s.good == 4 and s.beyond_public == 3  # members 0, 2, 3
+
+
+def test_cosine_scores_count_members_beyond_the_public_inputs():
+    g = torch.Generator().manual_seed(3)
+    members = torch.randn(5, 64, generator=g)
+    public = torch.cat([torch.randn(50, 64, generator=g), members[:1] + 0.2 * torch.randn(1, 64, generator=g)])
+    cands = torch.cat([members[:1] + 0.5 * torch.randn(1, 64, generator=g), members[1:3] + 0.1 * torch.randn(2, 64, generator=g)])
+    s = match(cands, members, public)
+    assert s.public_good(0.8) == 1 and s.member_public[0] > s.member_best[0] > 0.8 - 0.2
+    assert s.beyond_public(0.8) == 2  # members 1 and 2; member 0 has a closer public input
+    assert match(cands, members, public[:0]).beyond_public(0.8) is None  # no public inputs: no floor to state
+
+
+def test_verdict_says_how_much_goes_beyond_the_public_inputs():
+    plain = verdict(100, 40, 0.01, 0, 61)
+    assert plain.startswith("61 of 100 members have a candidate close to them (SSIM > 0.4): reconstructions.")
+    floor = verdict(100, 40, 0.01, 0, 61, public_good=21, beyond_public=45)
+    assert "45 of them closer than any public input" in floor and "alone match 21 of the 100 members" in floor
+    none = verdict(20, 3, 0.01, 0, 4, public_good=4, beyond_public=0)
+    assert "no evidence of reconstruction beyond the public data" in none
+    assert verdict(20, 3, 0.01, 5, public_good=0, beyond_public=5) == verdict(20, 3, 0.01, 5)  # nothing public: as before

@@ -60,6 +60,9 @@ def test_run_writes_every_table_with_provenance(tmp_path, bert_card, capsys):
     assert real["head_dims"] == [32, 32, 1] and real["train_acc"] == 1.0
     assert real["revision"] == "local" and '"torch"' in real["versions"] and real["seed"] == 0
     assert 0 <= real["tpr_at_fpr"] <= 1 and real["n_candidates"] == 8
+    # the public floor: counts of members, the ones beyond it among those matched
+    assert 0 <= real["public_good_at_0_8"] <= 8 and 0 <= real["good_at_0_8_beyond_public"] <= real["good_at_0_8"]
+    assert real["public_good_ssim"] is None and real["good_ssim_beyond_public"] is None  # a text victim
     assert store.read("matches").num_rows == 2 * (8 + 20)
     assert store.read("candidates").num_rows == 16 and store.read("attack_runs").num_rows == 2
     assert (out / real["head_path"]).is_file()
@@ -68,7 +71,8 @@ def test_run_writes_every_table_with_provenance(tmp_path, bert_card, capsys):
     from harness.scoring.verdict import verdict
 
     for v in victims:
-        said = verdict(v["n_members"], v["members_passed"], v["fpr"], v["good_at_0_8"], v["good_ssim"])
+        said = verdict(v["n_members"], v["members_passed"], v["fpr"], v["good_at_0_8"], v["good_ssim"],
+                       public_good=v["public_good_at_0_8"], beyond_public=v["good_at_0_8_beyond_public"])
         assert " ".join(said.split()[:6]) in " ".join(printed.split())
     # a second identical run hits the embedding cache and replaces (not duplicates) the unit's rows
     assert _run(_task(tmp_path, bert_card), "--out", out, "--cache", tmp_path / "cache") == 0

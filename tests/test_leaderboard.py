@@ -34,6 +34,9 @@ def _victim(model, seed, kind, passed, wd=0.0, tpr=None, victim=None):
         "victim": kind, "n_members": 4, "members_passed": passed, "tpr_at_fpr": tpr if tpr is not None else passed / 4,
         "fpr": 0.01, "good_at_0_8": passed, "good_at_0_9": passed // 2, "test_acc": 0.9, "n_runs": 3,
         "good_ssim": passed - 1 if model == "vit" else None,  # only pixel victims have an SSIM score
+        # the public floor, by cosine for every victim and by SSIM for the pixel ones (which the leaderboard then shows)
+        "public_good_at_0_8": 0, "good_at_0_8_beyond_public": passed,
+        "public_good_ssim": 1 if model == "vit" else None, "good_ssim_beyond_public": max(passed - 2, 0) if model == "vit" else None,
     }
 
 
@@ -67,6 +70,8 @@ def test_rows_pool_seeds_and_sort(results):
     assert vit["selection_p20"] == pytest.approx(0.6) and vit["baseline_p20"] == pytest.approx(0.25)
     assert rows[1]["selection_p20"] is None  # that unit recorded no selection
     assert vit["good_ssim"] == 2.0 and rows[2]["good_ssim"] is None
+    assert vit["good_beyond_public"] == 1.0 and vit["public_good"] == 1.0  # by SSIM: (2 + 0) / 2, a pixel victim's rule
+    assert rows[2]["good_beyond_public"] == 1.0 and rows[2]["public_good"] == 0.0  # by cosine for the text one
     assert vit["gpu_hours"] == pytest.approx(0.5) and vit["cpu_hours"] == pytest.approx(1.0)
     assert vit["revision"] == "a" * 40 and vit["created_at"].startswith("2026-01-02") and len(vit["unit_ids"].split(",")) == 2
     assert [r["model"] for r in build(results, sort="members_at_fpr", ascending=True)][0] == "bert"

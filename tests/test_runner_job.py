@@ -67,6 +67,7 @@ def test_ray_job_submit_runs_the_small_sweep(tmp_path, hf_home):
         # the pixel victims carry the SSIM score through the Ray path too; the text ones do not
         assert all((v["good_ssim"] is not None) == (v["model"] == "identity") for v in victims)
         assert all(0 <= v["ssim_tpr_at_fpr"] <= 1 for v in victims if v["model"] == "identity")
+        assert all(v["good_ssim_beyond_public"] <= v["good_ssim"] for v in victims if v["model"] == "identity")
         assert len(store.read("shards").to_pylist()) == 16
     finally:
         stop_head(temp_dir)

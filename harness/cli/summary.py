@@ -21,21 +21,27 @@ def print_summary(o: UnitOutput, out, console: Console | None = None) -> None:
     table = Table(title=f"{u.task.name} x {u.card.name} @ {u.revision[:12]}  (unit {u.unit_id})")
     pixels = any(vo.pixels is not None for vo in o.outcomes.values())
     cols = ["victim", "n", "train loss", "test acc", "oracle res.", "carried", "runs", "cands", f"thr@{u.task.fpr:.0%}FPR", "TPR", "members >thr", ">0.8", "mean best m/nm"]
-    for col in cols + (["SSIM>0.4"] if pixels else []):
+    for col in cols + (["SSIM>0.4"] if pixels else []) + ["beyond/pub"]:
         table.add_column(col, justify="right")
     said = []
     for kind, vo in o.outcomes.items():
         s, rep = vo.scores, vo.trained.report
         passed, good = int(s.passed().sum()), int((s.member_best > GOOD_COSINE).sum())
+        px = vo.pixels
+        # the deciding rule's public floor: SSIM for pixel victims, cosine otherwise
+        pub, beyond = (px.public_good, px.beyond_public) if px else (s.public_good(GOOD_COSINE), s.beyond_public(GOOD_COSINE))
         table.add_row(
             kind, str(o.split.n), _fmt(rep.final_loss if rep else None, ".1e"), _fmt(vo.trained.test_acc, ".2f"),
             _fmt(vo.trained.oracle_residual), _fmt(vo.trained.effective_members, ".0f"), str(len(vo.result.runs)), str(len(vo.result.candidates)),
             _fmt(s.threshold), _fmt(s.tpr, ".2f"), f"{passed}/{o.split.n}", str(good),
             f"{s.member_best.mean():.2f}/{s.nonmember_best.mean() if len(s.nonmember_best) else float('nan'):.2f}",
-            *([f"{vo.pixels.good}/{o.split.n}" if vo.pixels else "-"] if pixels else []),
+            *([f"{px.good}/{o.split.n}" if px else "-"] if pixels else []),
+            "-" if pub is None else f"{beyond}/{pub}",
         )
-        said.append(f"[bold]{kind}:[/] {verdict(o.split.n, passed, s.fpr, good, vo.pixels.good if vo.pixels else None, vo.trained.linear)}")
+        said.append(f"[bold]{kind}:[/] {verdict(o.split.n, passed, s.fpr, good, px.good if px else None, vo.trained.linear, pub, beyond)}")
     console.print(table)
+    console.print("[dim]beyond/pub: members matched (SSIM > 0.4 for pixels, cosine > 0.8 otherwise) by a candidate closer than any "
+                  "public input, and members the public inputs alone match by that rule[/]")
     for line in said:
         console.print(line)
     for kind, ev in o.evidence.items():

@@ -31,6 +31,9 @@ COLUMNS = [
     ("good_at_0_8", "members with a candidate at cosine > 0.8 (images/sentences, mean)"),
     ("good_at_0_9", "the same at 0.9"),
     ("good_ssim", "members with a candidate at SSIM > 0.4, Haim et al.'s rule (pixel `identity` backbone only, mean)"),
+    ("good_beyond_public", "members reconstructed (SSIM > 0.4 for pixels, cosine > 0.8 otherwise) by a candidate closer to "
+     "them than any public input the attacker holds (mean; empty for rows written before it)"),
+    ("public_good", "members the public inputs alone match by that rule: what needs no attack (mean)"),
     ("selection_p20", "top-20 precision of the selection made without the members (mean)"),
     ("baseline_p20", "the same for the lowest-KKT-loss baseline ranking (mean)"),
     ("victim_test_acc", "victim accuracy on non-members (mean)"),
@@ -48,6 +51,11 @@ NUMERIC_DESC = "members_at_fpr"
 P_AT = 20  # the k of the selection precision columns
 OLD_RECIPE = "none+paper"  # what every trained victim was before recipes existed (centred inputs, the paper trainer)
 NO_RECIPE = "-"  # a given head (--head) in results written before recipes: how it was trained is unknown
+
+
+def _by_rule(row: dict, pixel_col: str, cosine_col: str):
+    """The row's value by its deciding rule: SSIM for pixel victims, cosine otherwise (None where not recorded)."""
+    return row.get(pixel_col) if row.get("good_ssim") is not None else row.get(cosine_col)
 
 
 def recipe_of(row: dict, settings: dict) -> str:
@@ -143,6 +151,8 @@ def build(root: str | Path, sort: str = NUMERIC_DESC, ascending: bool = False) -
             "null_tpr_at_fpr": _avg(r["tpr_at_fpr"] for r in null),
             "good_at_0_8": _avg(r["good_at_0_8"] for r in real), "good_at_0_9": _avg(r["good_at_0_9"] for r in real),
             "good_ssim": _avg(r["good_ssim"] for r in real),
+            "good_beyond_public": _avg(_by_rule(r, "good_ssim_beyond_public", "good_at_0_8_beyond_public") for r in real),
+            "public_good": _avg(_by_rule(r, "public_good_ssim", "public_good_at_0_8") for r in real),
             "selection_p20": _avg(p20.get((r["unit_id"], "cluster")) for r in real),
             "baseline_p20": _avg(p20.get((r["unit_id"], "lowest-loss")) for r in real),
             "victim_test_acc": _avg(r["test_acc"] for r in real),

@@ -15,6 +15,7 @@ from harness.pipeline.stages import Embedded, public_norm
 from harness.victims.build import TrainedVictim
 from harness.provenance import device_name, now_utc, versions_json
 from harness.scoring.embedding import MatchScores
+from harness.scoring.verdict import GOOD_COSINE
 
 if TYPE_CHECKING:
     from harness.scoring.pixels import PixelScores
@@ -94,7 +95,11 @@ def victim_row(base: dict, unit: Unit, split: MemberSplit, emb: Embedded, o: Vic
         "mean_nonmember_best": _f(np.mean(s.nonmember_best)) if len(s.nonmember_best) else None,
         "good_at_0_8": int((s.member_best > 0.8).sum()),
         "good_at_0_9": int((s.member_best > 0.9).sum()),
+        "public_good_at_0_8": s.public_good(GOOD_COSINE),
+        "good_at_0_8_beyond_public": s.beyond_public(GOOD_COSINE),
         "good_ssim": o.pixels.good if o.pixels else None,
+        "public_good_ssim": o.pixels.public_good if o.pixels else None,
+        "good_ssim_beyond_public": o.pixels.beyond_public if o.pixels else None,
         "ssim_threshold": _f(o.pixels.threshold) if o.pixels else None,
         "ssim_tpr_at_fpr": _f(o.pixels.tpr) if o.pixels else None,
         "mean_member_best_ssim": _f(np.mean(o.pixels.member_best)) if o.pixels else None,

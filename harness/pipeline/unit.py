@@ -259,6 +259,8 @@ def run_unit(unit: Unit, resolved: ResolvedModel, out: Path | None, cache_dir: P
             f"  {kind}: {len(vo.result.runs)} runs, {len(vo.result.candidates)} candidates in {vo.attack_s:.1f}s; "
             f"TPR@{task.fpr:.0%}FPR {s.tpr:.2f} (threshold {s.threshold:.3f}); {int((s.member_best > 0.8).sum())}/{prep.split.n} "
             f"members at cosine > 0.8" + (f"; {px.good}/{prep.split.n} at SSIM > 0.4" if px else "")
+            + (f" ({px.beyond_public if px else s.beyond_public(0.8)} closer than any public input; the public inputs alone "
+               f"match {px.public_good if px else s.public_good(0.8)})" if len(s.member_public) else "")
         )
     for kind, e in ev.items():
         t0 = _stage(console, f"select + invert ({kind})")

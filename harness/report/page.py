@@ -80,10 +80,14 @@ def _metrics(v: dict, scores: list[dict]) -> str:
         ["TPR at that FPR (members passed)", f"{_f(v['tpr_at_fpr'], '.2f')} ({v['members_passed']}/{v['n_members']})"],
         ["mean best cosine members / non-members", f"{_f(v['mean_member_best'])} / {_f(v['mean_nonmember_best'])}"],
         ["members with a candidate at cosine > 0.8 / > 0.9", f"{v['good_at_0_8']} / {v['good_at_0_9']} of {v['n_members']}"],
+        *([["of those at > 0.8: closer than any public input / members the public inputs alone match at > 0.8",
+            f"{v['good_at_0_8_beyond_public']} / {v['public_good_at_0_8']}"]] if v.get("public_good_at_0_8") is not None else []),
     ]
     if v.get("good_ssim") is not None:
         rows += [
             ["members with a candidate at SSIM > 0.4 (good, Haim et al.)", f"{v['good_ssim']} of {v['n_members']}"],
+            *([["of those: closer than any public image / members the public images alone match at SSIM > 0.4",
+                f"{v['good_ssim_beyond_public']} / {v['public_good_ssim']}"]] if v.get("public_good_ssim") is not None else []),
             [f"SSIM threshold at {v['fpr']:.0%} FPR / TPR / mean best member SSIM",
              f"{_f(v['ssim_threshold'])} / {_f(v['ssim_tpr_at_fpr'], '.2f')} / {_f(v['mean_member_best_ssim'])}"],
         ]
@@ -99,8 +103,11 @@ def _metrics(v: dict, scores: list[dict]) -> str:
 
 
 def _verdict(v: dict) -> str:
+    pixels = v.get("good_ssim") is not None
     text = verdict(v["n_members"], v["members_passed"] or 0, v["fpr"], v["good_at_0_8"] or 0, v.get("good_ssim"),
-                   linear=len(v.get("head_dims") or []) == 2)
+                   linear=len(v.get("head_dims") or []) == 2,
+                   public_good=v.get("public_good_ssim" if pixels else "public_good_at_0_8"),  # None in rows written before them
+                   beyond_public=v.get("good_ssim_beyond_public" if pixels else "good_at_0_8_beyond_public"))
     return f'<p class="verdict"><b>What was recovered:</b> {_e(text)}</p>'
 
 

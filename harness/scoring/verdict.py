@@ -10,15 +10,26 @@ LINEAR = ("Linear head: the KKT condition fixes only a weighted sum of the membe
           "reconstructed from it; ")
 
 
-def verdict(n: int, passed: int, fpr: float, good_cosine: int, good_ssim: int | None = None, linear: bool = False) -> str:
+def verdict(n: int, passed: int, fpr: float, good_cosine: int, good_ssim: int | None = None, linear: bool = False,
+            public_good: int | None = None, beyond_public: int | None = None) -> str:
     """`passed`: members above the FPR threshold; `good_cosine`: members with a candidate at cosine
     > 0.8; `good_ssim`: members with one at SSIM > 0.4, for pixel victims (it then decides). A `linear`
-    head (no hidden layer) is scored on its weighted sum: a membership signal at most."""
+    head (no hidden layer) is scored on its weighted sum: a membership signal at most. `public_good`:
+    members the public inputs alone match by the deciding rule; `beyond_public`: members with a
+    candidate that matches them by that rule and more closely than any public input. When the public
+    inputs alone match some members, the sentence says how many reconstructions go beyond them."""
     if linear:
         signal = f"{passed} of {n} members pass the {fpr:.0%}-FPR threshold against that sum" if passed else \
             f"no member passes the {fpr:.0%}-FPR threshold against that sum"
         return LINEAR + signal + "."
     good, rule = (good_ssim, "SSIM > 0.4") if good_ssim is not None else (good_cosine, f"cosine > {GOOD_COSINE}")
+    if good and public_good and beyond_public is not None:
+        floor = f"the public inputs alone match {public_good} of the {n} members by that rule"
+        if not beyond_public:
+            return (f"{good} of {n} members have a candidate close to them ({rule}), but none closer than a public input "
+                    f"({floor}): no evidence of reconstruction beyond the public data.")
+        return (f"{good} of {n} members have a candidate close to them ({rule}): reconstructions, {beyond_public} of them "
+                f"closer than any public input ({floor}).")
     if good:
         return f"{good} of {n} members have a candidate close to them ({rule}): reconstructions."
     if passed:

@@ -59,12 +59,18 @@ VICTIMS = [
     pa.field("mean_nonmember_best", pa.float64()),
     pa.field("good_at_0_8", pa.int64()),  # members with best cosine > 0.8
     pa.field("good_at_0_9", pa.int64()),
+    # the public inputs (the non-members the attacker holds) as a floor: members one of them alone matches at
+    # cosine > 0.8, and members whose best candidate is above 0.8 and closer to them than any public input
+    pa.field("public_good_at_0_8", pa.int64()),
+    pa.field("good_at_0_8_beyond_public", pa.int64()),
     # identity (pixel) backbone only: members whose best candidate has SSIM > 0.4 (Haim et al.'s rule),
     # the SSIM that 1% of non-members reach, the members above it, and the members' mean best SSIM
     pa.field("good_ssim", pa.int64()),
     pa.field("ssim_threshold", pa.float64()),
     pa.field("ssim_tpr_at_fpr", pa.float64()),
     pa.field("mean_member_best_ssim", pa.float64()),
+    pa.field("public_good_ssim", pa.int64()),  # the same floor by SSIM > 0.4 (identity backbone only)
+    pa.field("good_ssim_beyond_public", pa.int64()),
     pa.field("head_path", pa.string()),
     pa.field("embed_s", pa.float64()),
     pa.field("train_s", pa.float64()),
