@@ -35,6 +35,7 @@ from harness.pipeline.rows import VictimOutcome, candidate_rows, match_rows, pro
 from harness.pipeline.stages import (
     Embedded, attack_stage, checkpoint_stage, embed_stage, given_head_stage, image_shape, pixel_score_stage, score_stage, train_stage,
 )
+from harness.scoring.verdict import GOOD_COSINE
 from harness.specs.model_card import ModelCard
 from harness.specs.task import AttackRecipe, TaskSpec
 from harness.store.store import ResultStore
@@ -257,10 +258,10 @@ def run_unit(unit: Unit, resolved: ResolvedModel, out: Path | None, cache_dir: P
         s, px = vo.scores, vo.pixels
         console.print(
             f"  {kind}: {len(vo.result.runs)} runs, {len(vo.result.candidates)} candidates in {vo.attack_s:.1f}s; "
-            f"TPR@{task.fpr:.0%}FPR {s.tpr:.2f} (threshold {s.threshold:.3f}); {int((s.member_best > 0.8).sum())}/{prep.split.n} "
+            f"TPR@{task.fpr:.0%}FPR {s.tpr:.2f} (threshold {s.threshold:.3f}); {int((s.member_best > GOOD_COSINE).sum())}/{prep.split.n} "
             f"members at cosine > 0.8" + (f"; {px.good}/{prep.split.n} at SSIM > 0.4" if px else "")
-            + (f" ({px.beyond_public if px else s.beyond_public(0.8)} closer than any public input; the public inputs alone "
-               f"match {px.public_good if px else s.public_good(0.8)})" if len(s.member_public) else "")
+            + (f" ({px.beyond_public if px else s.beyond_public(GOOD_COSINE)} closer than any public input; the public inputs alone "
+               f"match {px.public_good if px else s.public_good(GOOD_COSINE)})" if len(s.member_public) else "")
         )
     for kind, e in ev.items():
         t0 = _stage(console, f"select + invert ({kind})")
