@@ -170,7 +170,8 @@ def planted(v, head: HeadRecipe, d: dict, pixels: bool, params: dict, seed: int,
     Planted members that stay prove identifiability only where their loss beats what search finds: on a
     flat loss (a DP head) candidates do not move from wherever they start."""
     members = v.frame.apply(d["members"].float())
-    view = attack_view(v, head, 2, "box" if pixels else "norm", _public_norm(v.frame, d), v.frame.apply(d["public"].float()))
+    public = v.frame.apply(d["public"].float())
+    view = attack_view(v, head, 2, "box" if pixels else "norm", float(public.norm(dim=1).median()), public)
     pc = plant(view, members, d["labels"], params, seed)
     ratio = pc.planted_loss / best_loss if best_loss > 0 else float("nan")
     return f"{pc.end_good}/{len(members)} x{ratio:.1f}", pc, ratio
@@ -181,10 +182,6 @@ def plant(view, members: torch.Tensor, labels: torch.Tensor, params: dict, seed:
     in the full space (a 10-iteration scratch run beside it)."""
     return planted_check(view, members, labels, {**params, "iterations": 500, "subspace": "off"}, noise=0.3, seed=seed,
                          scratch_params={"iterations": 10}, free=max(params["m"] - len(members), 0))
-
-
-def _public_norm(frame: Frame, d: dict) -> float:
-    return float(frame.apply(d["public"].float()).norm(dim=1).median())
 
 
 def fmt_row(data: str, recipe: str, r: dict, nr: dict | None, pixels: bool) -> str:

@@ -116,9 +116,10 @@ def given_head_stage(head: MLPHead, loss: str, emb: Embedded, split: MemberSplit
     return diagnosed("real", head, loss, x, labels, frame, None, test_acc, VictimSpec(transform=frame.transform, trainer="given"), {})
 
 
-def public_norm(frame: Frame, emb: Embedded) -> float | None:
-    """Median norm of the public non-members in a victim's frame: the norm prior's scale."""
-    public = frame.apply(emb.rows()[1])
+def public_norm(frame: Frame, emb: Embedded, public: torch.Tensor | None = None) -> float | None:
+    """Median norm of the public non-members in a victim's frame: the norm prior's scale (`public`: those
+    rows already in the frame, when the caller has them)."""
+    public = frame.apply(emb.rows()[1]) if public is None else public
     return float(public.norm(dim=1).median()) if len(public) else None
 
 
@@ -135,9 +136,9 @@ def attack_stage(
     non-members in that frame (their norm the prior's scale; kkt's `init: public` starts there). Candidates
     come back centred by the members' mean, unscaled (the space scoring, selection and inversion work in)."""
     frame = trained.frame
-    typical = public_norm(frame, emb)
-    victim = attack_view(trained, recipe, num_classes, "box" if pixels else "norm", typical,
-                         frame.apply(emb.rows()[1]))
+    public = frame.apply(emb.rows()[1])
+    typical = public_norm(frame, emb, public)
+    victim = attack_view(trained, recipe, num_classes, "box" if pixels else "norm", typical, public)
     if trained.linear:  # a weighted sum of the members, scored as it is: no search
         result = linear_signal(victim, typical)
     else:
