@@ -23,6 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 warnings.filterwarnings("ignore")
 
 from attack_data import cifar_pixels, shared_data, sst2_embeddings  # noqa: E402
+from recipes import PIXEL_HEAD  # noqa: E402
 
 from harness.attacks import make_attack, precision  # noqa: E402
 from harness.diagnostics.identifiability import check as ident_check  # noqa: E402
@@ -43,9 +44,11 @@ def recipe(hidden=(1000,), wd=1e-3, init=1e-3, steps=3000, loss="logistic", lr=1
 
 # Pixel inputs have norm ~28 (embeddings: 1). Adam at a constant lr 1e-3 hovers (every weight moves
 # ~lr per step) and stopped at an oracle residual of 0.77; plain full-batch GD with a large step
-# settles: the slow direction is the weight decay's (rate ~ lr * wd per step).
-PIXEL_RECIPE = dict(optimizer="gd", lr=1.0, steps=3000)
-MULTICLASS_LR = 0.2
+# settles: the slow direction is the weight decay's (rate ~ lr * wd per step). The benches' one pixel
+# GD recipe (bench/recipes.py: lr 0.5 x 6000 steps; lr 1.0 x 3000 diverged on some draws).
+PIXEL_RECIPE = dict(optimizer=PIXEL_HEAD.optimizer, lr=PIXEL_HEAD.lr, steps=PIXEL_HEAD.max_steps)
+# GD at lr 1.0 diverged (NaN) on the 4-class CE head (softmax curvature is up to twice the logistic one): lr 0.2
+MULTICLASS_RECIPE = dict(optimizer="gd", lr=0.2, steps=3000)
 # kkt settings for pixel victims (data-free choices; see the report for how they were picked)
 PIXEL_KKT: dict = {"brackets": 100}  # rounds of 16 restarts until the time budget ends; later rounds reuse good lrs
 
@@ -186,8 +189,7 @@ def case_multiclass(minutes, null_minutes):
     say("== multiclass: CIFAR-10 4 classes (airplane, automobile, cat, horse) x 5, 3072-1000-4, CE")
     x, y, non, x2, y2 = cifar_pixels([0, 1, 3, 7], 5, 400, disjoint=True)
     budget = {**KKT_DEFAULT, **PIXEL_KKT, "time_budget_s": minutes * 60}
-    # GD at lr 1.0 diverged (NaN) on this CE head: softmax curvature is up to twice the logistic one
-    rec = {**PIXEL_RECIPE, "lr": MULTICLASS_LR}
+    rec = MULTICLASS_RECIPE
     say(f"  victim recipe: {rec}, init 1e-3, weight decay 1e-3")
     try:
         v, xc, nonc = victim_for(x, y, 4, recipe((1000,), loss="ce", **rec), "box", non)

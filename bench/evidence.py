@@ -68,10 +68,15 @@ def fortunes_parquet(cats=("science", "politics")) -> Path | None:
 
 HEAD = {"widths": [1000], "init_scale": 0.1, "loss": "logistic", "optimizer": "adam", "lr": 0.001,
         "weight_decay": 0.001, "max_steps": 2000, "target_loss": 1e-4}
-# the pixel victim of bench/attack.py: full-batch GD with a large step settles at a stationary point
-# (oracle residual 0.03; Adam at lr 1e-3 hovers at 0.77 on inputs of norm ~28)
-PIXEL_HEAD = {"widths": [1000], "init_scale": 0.001, "loss": "logistic", "optimizer": "gd", "lr": 1.0,
-              "weight_decay": 0.001, "max_steps": 3000, "target_loss": 1e-4}
+
+
+def pixel_head() -> dict:
+    """The benches' one pixel victim recipe (bench/recipes.py PIXEL_HEAD: full-batch GD, lr 0.5 x 6000 steps,
+    which settles at a stationary point where Adam at lr 1e-3 hovers on inputs of norm ~28)."""
+    sys.path.insert(0, str(ROOT / "bench"))
+    from recipes import PIXEL_HEAD
+
+    return PIXEL_HEAD.model_dump()
 
 
 def run(t, card, recipe, cache):
@@ -201,7 +206,7 @@ def main() -> int:
                       (args.relax_ab, relax_a, relax_b))
     if "pixels" in cases:
         print("== pixels: CIFAR-10 automobile vs cat, identity ==", flush=True)
-        t = task("bench-pixels", "identity", cifar, "img", ["automobile", "cat"], 10, 400, PIXEL_HEAD, pixel_attack)
+        t = task("bench-pixels", "identity", cifar, "img", ["automobile", "cat"], 10, 400, pixel_head(), pixel_attack)
         results["pixels"], wall = run(t, MODELS.get("identity"), EvidenceRecipe(invert_top=20, invert_members=20), cache)
         print(f"  wall {wall:.0f}s")
     if "vit" in cases:
