@@ -44,9 +44,8 @@ def recipe(hidden=(1000,), wd=1e-3, init=1e-3, steps=3000, loss="logistic", lr=1
 
 # Pixel inputs have norm ~28 (embeddings: 1). Adam at a constant lr 1e-3 hovers (every weight moves
 # ~lr per step) and stopped at an oracle residual of 0.77; plain full-batch GD with a large step
-# settles: the slow direction is the weight decay's (rate ~ lr * wd per step). The benches' one pixel
-# GD recipe (bench/recipes.py: lr 0.5 x 6000 steps; lr 1.0 x 3000 diverged on some draws).
-PIXEL_RECIPE = dict(optimizer=PIXEL_HEAD.optimizer, lr=PIXEL_HEAD.lr, steps=PIXEL_HEAD.max_steps)
+# settles: the slow direction is the weight decay's (rate ~ lr * wd per step). The pixel victims use the
+# benches' one pixel GD recipe, bench/recipes.py PIXEL_HEAD (lr 0.5 x 6000 steps; lr 1.0 x 3000 diverged on some draws).
 # GD at lr 1.0 diverged (NaN) on the 4-class CE head (softmax curvature is up to twice the logistic one): lr 0.2
 MULTICLASS_RECIPE = dict(optimizer="gd", lr=0.2, steps=3000)
 # kkt settings for pixel victims (data-free choices; see the report for how they were picked)
@@ -178,10 +177,11 @@ def case_text(minutes, null_minutes, hidden_list=((1000,), (1000, 1000))):
 
 def case_pixels(minutes, null_minutes, kkt=None):
     say("== pixels: CIFAR-10 automobile vs cat, 10/class, 3072-1000-1, 400 non-members")
-    say(f"  victim recipe: {PIXEL_RECIPE}, init 1e-3, weight decay 1e-3 (inputs in [-1,1] minus the member mean)")
+    say(f"  victim recipe: {PIXEL_HEAD.optimizer} lr {PIXEL_HEAD.lr:g} x {PIXEL_HEAD.max_steps} steps, init {PIXEL_HEAD.init_scale:g}, "
+        f"weight decay {PIXEL_HEAD.weight_decay:g} (inputs in [-1,1] minus the member mean)")
     x, y, non, x2, y2 = cifar_pixels([1, 3], 10, 400, disjoint=True)
     budget = {**KKT_DEFAULT, **(kkt or PIXEL_KKT), "time_budget_s": minutes * 60}
-    return real_and_nulls(x, y, 2, recipe((1000,), **PIXEL_RECIPE), "box", non, "pixels", budget,
+    return real_and_nulls(x, y, 2, PIXEL_HEAD, "box", non, "pixels", budget,
                           {**budget, "time_budget_s": null_minutes * 60}, (x2, y2))
 
 
@@ -189,16 +189,16 @@ def case_multiclass(minutes, null_minutes):
     say("== multiclass: CIFAR-10 4 classes (airplane, automobile, cat, horse) x 5, 3072-1000-4, CE")
     x, y, non, x2, y2 = cifar_pixels([0, 1, 3, 7], 5, 400, disjoint=True)
     budget = {**KKT_DEFAULT, **PIXEL_KKT, "time_budget_s": minutes * 60}
-    rec = MULTICLASS_RECIPE
-    say(f"  victim recipe: {rec}, init 1e-3, weight decay 1e-3")
+    say(f"  victim recipe: {MULTICLASS_RECIPE}, init 1e-3, weight decay 1e-3")
+    head = recipe((1000,), loss="ce", **MULTICLASS_RECIPE)
     try:
-        v, xc, nonc = victim_for(x, y, 4, recipe((1000,), loss="ce", **rec), "box", non)
+        v, xc, nonc = victim_for(x, y, 4, head, "box", non)
     except HarnessError as exc:  # the victim's training diverged (build_victim says so in one line): no attack
         say(f"  {exc}; no attack")
         return
     attack(v, xc, nonc, "pixels", budget, f"kkt on REAL victim {budget}")
     if "disjoint" in ACTIVE_NULLS:
-        nv, _, _ = victim_for(x2, y2, 4, recipe((1000,), loss="ce", **rec), "box", non, null="disjoint")
+        nv, _, _ = victim_for(x2, y2, 4, head, "box", non, null="disjoint")
         attack(nv, xc, nonc, "pixels", {**budget, "time_budget_s": null_minutes * 60},
                f"kkt on NULL disjoint victim ({NULL_MEANING['disjoint']})", frame=v)
     say(f"  ({SCORE_MEANING['pixels']})")
@@ -292,7 +292,7 @@ def case_identify(minutes=None, null_minutes=None):
         v, xc, _ = victim_for(x, y, 2, recipe(hidden), "sphere", non)
         identifiability(v, xc, y, noises=(0.3, 0.6, 1.0))
     x, y, non = cifar_pixels([1, 3], 10, 400)
-    v, xc, _ = victim_for(x, y, 2, recipe((1000,), **PIXEL_RECIPE), "box", non)
+    v, xc, _ = victim_for(x, y, 2, PIXEL_HEAD, "box", non)
     identifiability(v, xc, y)
 
 

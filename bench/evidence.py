@@ -24,6 +24,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))  # attack_data, recipes (imported where used: they load torch)
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -51,7 +52,6 @@ TEXT_HEAD = {"widths": [1000], "init_scale": 0.001, "loss": "logistic", "optimiz
 
 def fortunes_parquet(cats=("science", "politics")) -> Path | None:
     """Debian's fortunes quotes of two categories as a Parquet file with class names (built once)."""
-    sys.path.insert(0, str(ROOT / "bench"))
     from attack_data import CACHE, fortunes_texts
 
     got = fortunes_texts(cats)
@@ -68,15 +68,6 @@ def fortunes_parquet(cats=("science", "politics")) -> Path | None:
 
 HEAD = {"widths": [1000], "init_scale": 0.1, "loss": "logistic", "optimizer": "adam", "lr": 0.001,
         "weight_decay": 0.001, "max_steps": 2000, "target_loss": 1e-4}
-
-
-def pixel_head() -> dict:
-    """The benches' one pixel victim recipe (bench/recipes.py PIXEL_HEAD: full-batch GD, lr 0.5 x 6000 steps,
-    which settles at a stationary point where Adam at lr 1e-3 hovers on inputs of norm ~28)."""
-    sys.path.insert(0, str(ROOT / "bench"))
-    from recipes import PIXEL_HEAD
-
-    return PIXEL_HEAD.model_dump()
 
 
 def run(t, card, recipe, cache):
@@ -206,7 +197,9 @@ def main() -> int:
                       (args.relax_ab, relax_a, relax_b))
     if "pixels" in cases:
         print("== pixels: CIFAR-10 automobile vs cat, identity ==", flush=True)
-        t = task("bench-pixels", "identity", cifar, "img", ["automobile", "cat"], 10, 400, pixel_head(), pixel_attack)
+        from recipes import PIXEL_HEAD  # the benches' one pixel victim recipe (full-batch GD, lr 0.5 x 6000 steps)
+
+        t = task("bench-pixels", "identity", cifar, "img", ["automobile", "cat"], 10, 400, PIXEL_HEAD.model_dump(), pixel_attack)
         results["pixels"], wall = run(t, MODELS.get("identity"), EvidenceRecipe(invert_top=20, invert_members=20), cache)
         print(f"  wall {wall:.0f}s")
     if "vit" in cases:

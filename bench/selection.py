@@ -27,7 +27,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 warnings.filterwarnings("ignore")
 
-from attack import KKT_DEFAULT, PIXEL_RECIPE, recipe, victim_for  # noqa: E402
+from attack import KKT_DEFAULT, victim_for  # noqa: E402
+from recipes import PIXEL_HEAD  # noqa: E402
 from attack_data import cifar_pixels, shared_data  # noqa: E402
 
 from harness.attacks import make_attack  # noqa: E402
@@ -74,7 +75,7 @@ def main(argv=None) -> int:
         return 0
     torch.manual_seed(0)
     x, y, non = cifar_pixels([1, 3], 10, 400)
-    v, xc, nonc = victim_for(x, y, 2, recipe((1000,), **PIXEL_RECIPE), "box", non)
+    v, xc, nonc = victim_for(x, y, 2, PIXEL_HEAD, "box", non)
     table = {}
     for name, extra in POOLS.items():
         t = time.perf_counter()
