@@ -115,6 +115,9 @@ def attack(v, xc, nonc, space, params, label, name="kkt", frame=None, quiet=Fals
     t = time.perf_counter()
     res = make_attack(name, params).reconstruct(v, progress=False)
     wall = time.perf_counter() - t
+    if not len(res.candidates):
+        raise SystemExit(f"error: {label}: no restart finished within the attack's budget ({wall:.0f} s); "
+                         "give it more time (--minutes / --null-minutes)")
     if frame is not None:
         res.candidates = res.candidates + (v.mean - frame.mean)
     sc = score(space, res, xc, nonc, frame or v)
