@@ -77,3 +77,31 @@ def test_verdict_says_how_much_goes_beyond_the_public_inputs():
     none = verdict(20, 3, 0.01, 0, 4, public_good=4, beyond_public=0)
     assert "no evidence of reconstruction beyond the public data" in none
     assert verdict(20, 3, 0.01, 5, public_good=0, beyond_public=5) == verdict(20, 3, 0.01, 5)  # nothing public: as before
+
+
+def test_public_starts_are_scored_against_other_non_members():
+    """kkt `init: public | mixed` starts candidates at public inputs; a candidate resting at its start must not
+    match a scored non-member (it would lift the 1%-FPR threshold over every member), and the public floor
+    still counts every public input."""
+    import dataclasses
+
+    from harness.attacks.base import AttackResult
+    from harness.pipeline.stages import Embedded, score_stage, start_pool
+
+    gen = torch.Generator().manual_seed(0)
+    members, non = torch.randn(6, 16, generator=gen), torch.randn(20, 16, generator=gen)
+    emb = Embedded(members, non, torch.zeros(16), False, True, 0.0)
+    pool, control = start_pool({"init": "mixed"}, len(non))
+    members[0] = non[pool[0]]  # a member with a public twin in the pool: the floor must see it
+    assert set(pool.tolist()).isdisjoint(control.tolist()) and len(pool) + len(control) == len(non)
+    assert len(start_pool({"init": "rows"}, len(non))[1]) == len(start_pool({}, len(non))[1]) == len(non)
+    # the members found (with a little noise), and copies of the pool's non-members left where they started
+    cands = torch.cat([members + 0.01 * torch.randn(6, 16, generator=gen), non[pool]])
+    m = len(cands)
+    result = AttackResult(cands, torch.zeros(m, dtype=torch.long), torch.ones(m), torch.zeros(m, dtype=torch.long), [], {"init": "mixed"})
+    s = score_stage(result, emb, 0.01)
+    assert len(s.nonmember_best) == len(control) and s.tpr == 1.0
+    assert len(s.member_public) == len(members) and s.member_public[0] > 0.999 and s.public_good(0.8) == 1
+    # scored on the pool itself (what `rows` would do with these candidates), the resting copies pass at cosine 1
+    shared = score_stage(dataclasses.replace(result, params={"init": "rows"}), emb, 0.01)
+    assert shared.tpr == 0.0

@@ -44,7 +44,8 @@ class KKTFastParams(KKTParams):
     momentum: float = Field(0.9, ge=0, lt=1, description="sgd only")
     init: Literal["rows", "random", "subspace", "public", "mixed"] = Field(
         "rows", description="starting candidates: rows of W1 (oriented by class), Gaussian, Gaussian in W1's row space, "
-        "public inputs (the task's non-members, in the victim's frame), or mixed (rows and public, alternate restarts)")
+        "public inputs (half of the task's non-members, in the victim's frame; the other half is the scored control), "
+        "or mixed (rows and public, alternate restarts)")
     init_scale: float = Field(1.0, gt=0, description="initial candidate norm / typical input norm")
     lambda_min: float = Field(0.05, gt=0, description="lambda_min relative to the fitted lambda scale")
     alpha_start: float = Field(20.0, gt=0, description="modified-ReLU slope sigmoid(alpha z) at the first iteration")

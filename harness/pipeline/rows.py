@@ -11,7 +11,7 @@ import numpy as np
 from harness.attacks.base import AttackResult
 from harness.data.split import MemberSplit
 from harness.pipeline.plan import Unit
-from harness.pipeline.stages import Embedded, public_norm
+from harness.pipeline.stages import Embedded, public_norm, start_pool
 from harness.victims.build import TrainedVictim
 from harness.provenance import device_name, now_utc, versions_json
 from harness.scoring.embedding import MatchScores
@@ -164,10 +164,11 @@ def match_rows(base: dict, split: MemberSplit, o: VictimOutcome) -> list[dict]:
             "score": _f(s.member_best[i]),
             "passed": bool(s.member_best[i] > s.threshold),
         })
-    for i in range(len(s.nonmember_best)):
+    _, control = start_pool(o.result.params, len(split.nonmember_rows))  # the non-members the scores were judged on
+    for i, j in zip(range(len(s.nonmember_best)), control.tolist()):
         rows.append({
-            **base, "victim": o.trained.kind, "kind": "nonmember", "index": i,
-            "source_row": int(split.nonmember_rows[i]), "label": int(split.nonmember_labels[i]),
+            **base, "victim": o.trained.kind, "kind": "nonmember", "index": j,
+            "source_row": int(split.nonmember_rows[j]), "label": int(split.nonmember_labels[j]),
             "best_candidate": None, "score": _f(s.nonmember_best[i]),
             "passed": bool(s.nonmember_best[i] > s.threshold),
         })

@@ -138,7 +138,8 @@ def attack_stage(
     frame = trained.frame
     public = frame.apply(emb.rows()[1])
     typical = public_norm(frame, emb, public)
-    victim = attack_view(trained, recipe, num_classes, "box" if pixels else "norm", typical, public)
+    pool, _ = start_pool(attack.params, len(public))
+    victim = attack_view(trained, recipe, num_classes, "box" if pixels else "norm", typical, public[pool])
     if trained.linear:  # a weighted sum of the members, scored as it is: no search
         result = linear_signal(victim, typical)
     else:
@@ -150,6 +151,22 @@ def attack_stage(
         else:
             result.candidates = (frame.to_raw(c.double()) - emb.mean.double()).to(c.dtype)
     return result
+
+
+PUBLIC_STARTS = ("public", "mixed")  # kkt's inits that start candidates at public inputs
+
+
+def start_pool(params: dict, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """(pool, control): indices of the k non-members an attack with `params` may start candidates at, and of those
+    its candidates are scored against (the 1%-FPR threshold). An attack that starts at public inputs (kkt `init:
+    public | mixed`) draws from the odd-indexed half and is scored on the even-indexed half: a candidate resting
+    at its start would otherwise match a scored non-member, and the threshold rise over the members (pixels,
+    n = 100: a quarter of the non-members passed SSIM 0.4 with the shared pool, TPR 0.28 against 0.42;
+    docs/scale.md). Any other attack: every non-member is both."""
+    every = np.arange(k)
+    if params.get("init") in PUBLIC_STARTS and k >= 2:
+        return every[1::2], every[0::2]
+    return every, every
 
 
 def finite_candidates(result: AttackResult) -> torch.Tensor:
@@ -173,7 +190,9 @@ def pixel_score_stage(result: AttackResult, emb: Embedded, fpr: float, shape: tu
     ok = finite_candidates(result)
     if not ok.any():
         return None
-    return match_pixels(result.candidates[ok].double(), emb.members.double(), emb.nonmembers.double(), emb.mean.double(), fpr=fpr, shape=shape)
+    _, control = start_pool(result.params, len(emb.nonmembers))
+    return match_pixels(result.candidates[ok].double(), emb.members.double(), emb.nonmembers[control].double(), emb.mean.double(),
+                        fpr=fpr, shape=shape, public=emb.nonmembers.double())
 
 
 def score_stage(result: AttackResult, emb: Embedded, fpr: float) -> MatchScores:
@@ -181,12 +200,14 @@ def score_stage(result: AttackResult, emb: Embedded, fpr: float) -> MatchScores:
     Non-finite candidates (diverged runs) are left out; with none left, nothing is reconstructed."""
     m = len(result.candidates)
     ok = finite_candidates(result)
+    _, control = start_pool(result.params, len(emb.nonmembers))
     if not ok.any():
-        n, k = len(emb.members), len(emb.nonmembers)
+        n, k = len(emb.members), len(control)
         nan = lambda size: np.full(size, np.nan)  # noqa: E731
         return MatchScores(nan(n), np.full(n, -1), nan(k), nan(m), np.full(m, -1), float("nan"), fpr, 0.0)
     keep = np.flatnonzero(ok.numpy())
-    scores = match(result.candidates[ok].double(), emb.members.double(), emb.nonmembers.double(), fpr=fpr)
+    scores = match(result.candidates[ok].double(), emb.members.double(), emb.nonmembers[control].double(), fpr=fpr,
+                   public=emb.nonmembers.double())
     scores.member_best_idx = keep[scores.member_best_idx]  # indices into the full candidate list
     full_best, full_member = np.full(m, np.nan), np.full(m, -1)
     full_best[keep], full_member[keep] = scores.candidate_best, scores.candidate_member

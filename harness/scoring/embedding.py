@@ -69,15 +69,18 @@ def match(
     members: torch.Tensor,
     nonmembers: torch.Tensor,
     fpr: float = 0.01,
+    public: torch.Tensor | None = None,
 ) -> MatchScores:
-    """Best-candidate cosine per member and per non-member (all in the same, e.g. centred, space)."""
+    """Best-candidate cosine per member and per non-member (all in the same, e.g. centred, space), and each
+    member's best cosine to a public input (`public`, default the non-members: the attacker holds them)."""
     if len(candidates) == 0:
         raise ValueError("no candidates to score")
+    public = nonmembers if public is None else public
     mc = cosine_matrix(members, candidates)
     mbest, midx = mc.max(1)
     cbest, cidx = mc.max(0)
     nbest = cosine_matrix(nonmembers, candidates).max(1).values if len(nonmembers) else torch.empty(0)
-    public = cosine_matrix(members, nonmembers).max(1).values if len(nonmembers) else torch.empty(0)
+    public = cosine_matrix(members, public).max(1).values if len(public) else torch.empty(0)
     thr = threshold_at_fpr(nbest.numpy(), fpr)
     tpr = float((mbest.numpy() > thr).mean()) if np.isfinite(thr) else float("nan")
     return MatchScores(

@@ -103,16 +103,18 @@ def match_pixels(
     fpr: float = 0.01,
     prefilter: int = 64,
     shape=(3, 32, 32),
+    public: torch.Tensor | None = None,
 ) -> PixelScores:
     """Best-candidate SSIM per member and per non-member (all centred by `mean`), threshold, TPR, and each
-    member's best SSIM to a non-member (the public images alone)."""
+    member's best SSIM to a public image (`public`, default the non-members: the public images alone)."""
     if len(candidates) == 0:
         raise ValueError("no candidates to score")
     c, m = to_images(candidates, mean, shape), to_images(members, mean, shape)
     mb, mi = best_ssim(m, c, prefilter)
-    public = to_images(nonmembers, mean, shape) if len(nonmembers) else None
-    nb = best_ssim(public, c, prefilter)[0] if public is not None else np.zeros(0)
-    mp = best_ssim(m, public, prefilter)[0] if public is not None else np.zeros(0)
+    public = nonmembers if public is None else public
+    non = to_images(nonmembers, mean, shape) if len(nonmembers) else None
+    nb = best_ssim(non, c, prefilter)[0] if non is not None else np.zeros(0)
+    mp = best_ssim(m, to_images(public, mean, shape), prefilter)[0] if len(public) else np.zeros(0)
     thr = threshold_at_fpr(nb, fpr)
     tpr = float((mb > thr).mean()) if np.isfinite(thr) else float("nan")
     return PixelScores(
