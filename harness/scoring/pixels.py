@@ -111,10 +111,10 @@ def match_pixels(
         raise ValueError("no candidates to score")
     c, m = to_images(candidates, mean, shape), to_images(members, mean, shape)
     mb, mi = best_ssim(m, c, prefilter)
-    public = nonmembers if public is None else public
     non = to_images(nonmembers, mean, shape) if len(nonmembers) else None
+    pub = non if public is None else (to_images(public, mean, shape) if len(public) else None)
     nb = best_ssim(non, c, prefilter)[0] if non is not None else np.zeros(0)
-    mp = best_ssim(m, to_images(public, mean, shape), prefilter)[0] if len(public) else np.zeros(0)
+    mp = best_ssim(m, pub, prefilter)[0] if pub is not None else np.zeros(0)
     thr = threshold_at_fpr(nb, fpr)
     tpr = float((mb > thr).mean()) if np.isfinite(thr) else float("nan")
     return PixelScores(
