@@ -165,7 +165,7 @@ def match_rows(base: dict, split: MemberSplit, o: VictimOutcome) -> list[dict]:
             "passed": bool(s.member_best[i] > s.threshold),
         })
     _, control = start_pool(o.result.params, len(split.nonmember_rows))  # the non-members the scores were judged on
-    for i, j in zip(range(len(s.nonmember_best)), control.tolist()):
+    for i, j in enumerate(control.tolist()):
         rows.append({
             **base, "victim": o.trained.kind, "kind": "nonmember", "index": j,
             "source_row": int(split.nonmember_rows[j]), "label": int(split.nonmember_labels[j]),
