@@ -27,7 +27,7 @@ from harness.attacks.margins import balanced_labels, head_form
 from harness.attacks.objective import HeadTensors, gram_flags, preact_rms
 from harness.attacks.penalties import box_grad_in_coordinates, lambda_penalty_grad, prior_penalty_grad, project_sphere_
 from harness.attacks.residual_grad import residual_forward
-from harness.attacks.priors import init_candidates, row_space
+from harness.attacks.priors import PUBLIC_INITS, init_candidates, row_space
 from harness.attacks.recombine import Pool
 from harness.attacks.restart_optim import RestartOptimizer
 from harness.errors import HarnessError
@@ -91,7 +91,7 @@ class KKT(Attack):
     def reconstruct(self, victim: Victim, progress: bool = True, start: torch.Tensor | None = None) -> AttackResult:
         check_victim(victim)
         p: KKTFastParams = self.params
-        if p.init in ("public", "mixed") and start is None and (victim.public is None or not len(victim.public)):
+        if p.init in PUBLIC_INITS and start is None and (victim.public is None or not len(victim.public)):
             raise HarnessError("attack.params.init", p.init, "starting at public inputs needs the task's non-members "
                                "(none reached the attack); use init: rows")
         t0 = time.perf_counter()

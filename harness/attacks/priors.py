@@ -14,6 +14,9 @@ import torch
 from harness.attacks.margins import Form
 
 
+PUBLIC_INITS = ("public", "mixed")  # the inits that start candidates at public inputs (init_candidates)
+
+
 def row_space(w1: torch.Tensor, rank: int | None = None, tol: float = 1e-4) -> torch.Tensor:
     """(d, r) orthonormal basis of W1's leading right-singular vectors.
 

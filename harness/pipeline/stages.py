@@ -12,6 +12,7 @@ import torch
 
 from harness.attacks import make_attack
 from harness.attacks.base import AttackResult
+from harness.attacks.priors import PUBLIC_INITS
 from harness.backbones.cache import embed_cached
 from harness.backbones.load import Backbone
 from harness.classifiers.checkpoint import check_classes
@@ -153,9 +154,6 @@ def attack_stage(
     return result
 
 
-PUBLIC_STARTS = ("public", "mixed")  # kkt's inits that start candidates at public inputs
-
-
 def start_pool(params: dict, k: int) -> tuple[np.ndarray, np.ndarray]:
     """(pool, control): indices of the k non-members an attack with `params` may start candidates at, and of those
     its candidates are scored against (the 1%-FPR threshold). An attack that starts at public inputs (kkt `init:
@@ -164,7 +162,7 @@ def start_pool(params: dict, k: int) -> tuple[np.ndarray, np.ndarray]:
     n = 100: a quarter of the non-members passed SSIM 0.4 with the shared pool, TPR 0.28 against 0.42;
     docs/scale.md). Any other attack: every non-member is both."""
     every = np.arange(k)
-    if params.get("init") in PUBLIC_STARTS and k >= 2:
+    if params.get("init") in PUBLIC_INITS and k >= 2:
         return every[1::2], every[0::2]
     return every, every
 
