@@ -1,7 +1,7 @@
 """Reconstruction at the papers' training-set sizes, and what the attack costs as n grows.
 
     python bench/scale.py [--part table,cost] [--cases pixels,text] [--ns 20,50,100] [--seconds-per-member 36]
-                          [--null-share 1.0] [--cost-ms 40,100,200,500,1000] [--cost-restarts 1] [--devices cpu]
+                          [--null-share 1.0] [--cost-ms 40,100,200,500,1000] [--cost-restarts 1,16] [--devices cpu]
                           [--pixel-optimizer gd|lbfgs] [--pixel-steps N] [--pixel-schedule constant|cosine]
                           [--pixel-classes 1,3] [--text-data sst2]
 
@@ -12,7 +12,7 @@ table: per case and n (members in all, half per class) one victim built by the h
   seconds per member; it prints members reconstructed (SSIM > 0.4 / cosine > 0.8), TPR@1%FPR, the null,
   seconds and peak memory (RSS, or CUDA max allocated where the attack runs on a GPU).
 cost: the attack's time per iteration and peak memory as m grows, on a 3072-1000-1 head with the box
-  prior (the pixel setting), per device; and how they grow (the exponent a in time ~ m^a).
+  prior (the pixel setting), per device and number of restarts in one batch; and how they grow (the exponent a in time ~ m^a).
 n = 250 and 500 are added to the default --ns where CUDA is present.
 """
 
@@ -178,15 +178,16 @@ def cost_point(m: int, restarts: int, seconds: float, dev: str, seed: int = 0, p
             "chunk": res.runs[0].settings["restart_chunk"]}
 
 
-def cost(ms: list[int], restarts: int, devices: list[str], seconds: float, threads: int, seed: int = 0,
+def cost(ms: list[int], restarts_list: list[int], devices: list[str], seconds: float, threads: int, seed: int = 0,
          products: tuple[str, ...] = ("full",)) -> None:
     """Each point in a fresh process, so that no point's memory is held over into the next one's peak."""
     say(f"== cost: kkt time per iteration and peak memory vs m; head 3072-1000-1, box prior, row-space coordinates, "
-        f"float32, {restarts} restart(s) in one batch, torch threads {threads}, each point in a fresh process; "
+        f"float32, the restarts in one batch, torch threads {threads}, each point in a fresh process; "
         "products: kkt's product precision (reduced: bfloat16 on a CPU, TF32 on CUDA)")
-    say(f"  {'device':<7} {'products':<8} {'m':>5} {'its':>5} {'ms/it':>9} {'restart-it/s':>13} {'peak MiB':>9} {'+MiB':>7} {'est. MiB':>9}  "
-        "memory (+MiB: above what the process held after the row space's SVD; est.: harness/attacks/memory.py's estimate per batch of restarts, what chunking budgets with)")
-    for dev, prod in itertools.product(devices, products):
+    say(f"  {'device':<7} {'products':<8} {'batch':>5} {'m':>5} {'its':>5} {'ms/it':>9} {'restart-it/s':>13} {'peak MiB':>9} {'+MiB':>7} "
+        f"{'est. MiB':>9}  memory (batch: restarts in one batch; +MiB: above what the process held after the row space's SVD; "
+        "est.: harness/attacks/memory.py's estimate per batch of restarts, what chunking budgets with)")
+    for dev, prod, restarts in itertools.product(devices, products, restarts_list):
         pts = []
         for m in ms:
             cmd = [sys.executable, __file__, "--cost-point", f"{m},{restarts},{seconds},{dev},{prod}", "--threads", str(threads),
@@ -194,7 +195,7 @@ def cost(ms: list[int], restarts: int, devices: list[str], seconds: float, threa
             got = subprocess.run(cmd, capture_output=True, text=True)
             line = [x for x in got.stdout.splitlines() if x.startswith("{")]
             if got.returncode or not line:
-                say(f"  {dev:<7} {prod:<8} {m:>5} failed: {(got.stderr.strip().splitlines() or ['?'])[-1]}")
+                say(f"  {dev:<7} {prod:<8} {restarts:>5} {m:>5} failed: {(got.stderr.strip().splitlines() or ['?'])[-1]}")
                 continue
             r = json.loads(line[-1])
             its = r["its"]
@@ -202,9 +203,9 @@ def cost(ms: list[int], restarts: int, devices: list[str], seconds: float, threa
             pts.append((m, ms_it, r["extra_mib"]))
             est = restarts * (memory.pass_bytes(m, [(1000, 1000), (1, 1000)], 3072, 4, True) + memory.state_bytes(m, 1000, 1, 4))
             chunk = "" if r["chunk"] >= restarts else f"  (chunks of {r['chunk']} restarts)"
-            say(f"  {dev:<7} {prod:<8} {m:>5} {its:>5} {ms_it:>9.1f} {restarts * its / r['loop_s']:>13.1f} {r['peak_mib']:>9.0f} "
+            say(f"  {dev:<7} {prod:<8} {restarts:>5} {m:>5} {its:>5} {ms_it:>9.1f} {restarts * its / r['loop_s']:>13.1f} {r['peak_mib']:>9.0f} "
                 f"{r['extra_mib']:>7.0f} {est / 2**20:>9.0f}  {r['kind']}{chunk}")
-        growth(f"{dev} ({prod} products)", pts)
+        growth(f"{dev} ({prod} products, {restarts} restarts)", pts)
 
 
 def growth(dev: str, pts: list[tuple[int, float, float]]) -> None:
@@ -229,7 +230,7 @@ def main(argv=None) -> int:
     ap.add_argument("--null-share", type=float, default=1.0, help="the null victim's budget as a share of the real one's (0: no null)")
     ap.add_argument("--real-share", type=float, default=1.0, help="the real victim's budget as a share (0: the null victim only)")
     ap.add_argument("--cost-ms", default="40,100,200,500,1000")
-    ap.add_argument("--cost-restarts", type=int, default=1)
+    ap.add_argument("--cost-restarts", default="1", help="cost part: comma list of restarts in one batch (e.g. 16,128)")
     ap.add_argument("--cost-products", default="full", help="cost part: comma list of kkt's product precisions (full, reduced)")
     ap.add_argument("--cost-seconds", type=float, default=10.0, help="seconds of iterations per cost point (at least one)")
     ap.add_argument("--devices", default=None, help="cost part: comma list of cpu, cuda (default: cuda if present, else cpu)")
@@ -262,6 +263,8 @@ def main(argv=None) -> int:
         m, r, sec, dev, prod = a.cost_point.split(",")
         print(json.dumps(cost_point(int(m), int(r), float(sec), dev, a.seed, prod)), flush=True)
         return 0
+    if not all(r.isdigit() and int(r) > 0 for r in a.cost_restarts.split(",")):
+        ap.error(f"--cost-restarts {a.cost_restarts!r}: give a comma list of positive whole numbers, e.g. 16,128")
     if bad_products := set(a.cost_products.split(",")) - set(get_args(precision.Products)):
         ap.error(f"--cost-products {a.cost_products!r}: unknown {sorted(bad_products)}; use full, reduced or full,reduced")
     if (why := recipes.name_error(a.text_data)) or recipes.is_pixels(a.text_data):
@@ -276,7 +279,7 @@ def main(argv=None) -> int:
         f"{a.threads} torch thread(s)")
     if "cost" in parts:
         devices = (a.devices or ("cuda" if cuda else "cpu")).split(",")
-        cost([int(m) for m in a.cost_ms.split(",")], a.cost_restarts, devices, a.cost_seconds, a.threads, a.seed,
+        cost([int(m) for m in a.cost_ms.split(",")], [int(r) for r in a.cost_restarts.split(",")], devices, a.cost_seconds, a.threads, a.seed,
              tuple(a.cost_products.split(",")))
     if "table" in parts:
         ns = [int(k) for k in (a.ns or ("20,50,100,250,500" if cuda else "20,50,100")).split(",")]

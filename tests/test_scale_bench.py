@@ -1,5 +1,6 @@
 """bench/scale.py and bench/gpu.sh on the CPU at tiny sizes: every entry the GPU script calls runs here."""
 
+import itertools
 import os
 import re
 import subprocess
@@ -87,17 +88,20 @@ def test_scale_text_data_reaches_the_loader_and_bad_names_stop_early(monkeypatch
 
 def test_scale_cost_part_runs_each_point_in_its_own_process(capsys):
     assert scale.main(["--part", "cost", "--cost-ms", "4,8", "--cost-seconds", "0.1", "--devices", "cpu",
-                       "--cost-products", "full,reduced"]) == 0
+                       "--cost-products", "reduced", "--cost-restarts", "1,3"]) == 0  # full products: the GPU script's test
     out = capsys.readouterr().out
-    for prod in ("full", "reduced"):
-        assert re.search(rf"\n  cpu +{prod} +4 +\d+ ", out) and re.search(rf"\n  cpu +{prod} +8 +\d+ ", out), out
-    assert "cpu (reduced products): time per iteration grows as m^" in out and "failed" not in out
+    for batch, m in itertools.product((1, 3), (4, 8)):
+        assert re.search(rf"\n  cpu +reduced +{batch} +{m} +\d+ ", out), out
+    assert "cpu (reduced products, 3 restarts): time per iteration grows as m^" in out and "failed" not in out
 
 
-def test_scale_cost_products_must_be_known(capsys):
+def test_scale_cost_products_and_restarts_must_be_known(capsys):
     with pytest.raises(SystemExit) as e:
         scale.main(["--part", "cost", "--cost-products", "full,half"])
     assert e.value.code == 2 and "--cost-products 'full,half': unknown ['half']" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as e:
+        scale.main(["--part", "cost", "--cost-restarts", "16,0"])
+    assert e.value.code == 2 and "--cost-restarts '16,0': give a comma list of positive whole numbers" in capsys.readouterr().err
 
 
 @pytest.mark.slow

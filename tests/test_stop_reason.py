@@ -48,6 +48,18 @@ def test_a_time_budget_that_cuts_a_run_is_recorded_on_it(name, params):
     assert cut and all(r.status == "ok" and r.iterations < params["iterations"] for r in cut)
 
 
+@pytest.mark.parametrize("name,params", [
+    ("kkt", {"m": 4, "restarts": 4, "iterations": 50, "rungs": 2}),
+    ("kkt-reference", {"m": 4, "restarts": 3, "iterations": 50, "lr": 1e-4}),
+])
+def test_a_budget_spent_before_the_first_iteration_still_gives_candidates(name, params):
+    """The set-up (row space, lambda fit) can outlast a small budget; the first restarts still run one
+    iteration and say the budget cut them, instead of returning no runs at all."""
+    res = make_attack(name, {**params, "time_budget_s": 1e-9}).reconstruct(_victim(), progress=False)
+    assert res.runs and all(r.stopped_by == "time_budget" and r.iterations == 1 for r in res.runs)
+    assert len(res.candidates) == params["m"] * len(res.runs)
+
+
 def test_attack_runs_schema_has_a_nullable_stopped_by_and_old_files_still_read(tmp_path):
     field = SCHEMAS["attack_runs"].field("stopped_by")
     assert field.nullable and field.type == pa.string()

@@ -117,8 +117,8 @@ class KKT(Attack):
                         "emulated and may be slower than 'full'")
         best_lr = None
         for b in range(p.brackets):
-            if p.time_budget_s and time.perf_counter() - t0 > p.time_budget_s:
-                break
+            if b and p.time_budget_s and time.perf_counter() - t0 > p.time_budget_s:
+                break  # the first bracket always starts: a budget spent in the set-up still gets candidates
             lr = self._lrs(p, gen, best_lr)
             br_runs, br_out = ctx.bracket(len(runs), lr, gen, bar, t0)
             runs += br_runs

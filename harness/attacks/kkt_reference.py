@@ -60,8 +60,8 @@ class KKTReference(Attack):
         labels = balanced_labels(p.m, victim.num_classes)
         runs, cands, lams, ids = [], [], [], []
         for r in range(p.restarts):
-            if p.time_budget_s and time.perf_counter() - t0 > p.time_budget_s:
-                break
+            if r and p.time_budget_s and time.perf_counter() - t0 > p.time_budget_s:
+                break  # the first restart always starts
             s = {k: sample_setting(rng, k, getattr(p, k)) for k in ("lr", "init_scale", "lambda_min", "alpha")}
             x = (torch.randn(p.m, victim.dim, generator=gen, dtype=torch.float64) * s["init_scale"]).requires_grad_()
             lam = torch.full(lambda_shape(form, p.m, head.out_dim), s["lambda_min"], dtype=torch.float64)
