@@ -4,10 +4,10 @@
 #      against the machine's CPU (16 restarts), with full and reduced products (TF32 on CUDA, bfloat16 on
 #      the CPU);
 #   2. the papers' n = 500 pixel case (CIFAR-10 automobile vs cat, 250 per class, 3072-1000-1, the victim
-#      trained to stationarity by L-BFGS) attacked with 64 restarts per bracket and 0.5 s per member, its
+#      trained by L-BFGS for 20 steps, the n = 100 hours' recipe) attacked with 64 restarts per bracket and 0.4 s per member, its
 #      count of SSIM > 0.4 members printed next to Haim et al.'s, and its disjoint null at 0.3 of that budget
-#      (estimated: ~3 minutes for step 1 (eight points of 10 s, each in a fresh process), ~6 minutes for
-#      step 2, of which 325 s of attack; the real victim's row is printed before the null starts, and step 2
+#      (estimated: ~2.5 minutes for step 1 (six points of 10 s, each in a fresh process), ~6 minutes for
+#      step 2, of which 260 s of attack; the real victim's row is printed before the null starts, and step 2
 #      is cut at 570 s from the start if it runs over).
 #   The first run (2026-12-04, docs/scale.md "GPU") took 345 s with 16 restarts and the 6000-step GD victim.
 #
@@ -51,7 +51,7 @@ checks() {
     else
         cost=(--cost-ms 1000 --cost-restarts 16,128 --devices cuda --cost-products full,reduced --cost-seconds 10 --threads 16)
         cost_cpu=(--cost-ms 1000 --cost-restarts 16 --devices cpu --cost-products full,reduced --cost-seconds 10 --threads 16)
-        table=(--cases pixels --ns 500 --seconds-per-member 0.5 --null-share 0.3 --threads 16
+        table=(--cases pixels --ns 500 --seconds-per-member 0.4 --null-share 0.3 --threads 16
                --pixel-optimizer lbfgs --pixel-steps 20 --attack '{"restarts": 64}')
         limit=570  # the device run's 600 s, less a margin for the log to come back
     fi
