@@ -25,7 +25,7 @@ class KKTParams(AttackParams):
     m: int = Field(40, ge=1, le=100_000, description="candidates per restart (about 2n)")
     restarts: int = Field(8, ge=1, le=100_000, description="restarts (runs) in all")
     iterations: int = Field(2000, ge=1, le=10_000_000, description="iterations per restart (at most)")
-    time_budget_s: float | None = Field(None, gt=0, description="stop starting/continuing runs after this")
+    time_budget_s: float | None = Field(None, gt=0, description="stop starting/continuing runs after this many seconds (the first runs always take one iteration)")
     prior_weight: float = Field(1.0, ge=0, description="weight of the domain prior (box, norm) in the loss")
     curve_every: int = Field(50, ge=1, description="record the loss curve every this many iterations")
 
