@@ -80,7 +80,7 @@ def match(
     mbest, midx = mc.max(1)
     cbest, cidx = mc.max(0)
     nbest = cosine_matrix(nonmembers, candidates).max(1).values if len(nonmembers) else torch.empty(0)
-    public = cosine_matrix(members, public).max(1).values if len(public) else torch.empty(0)
+    member_public = cosine_matrix(members, public).max(1).values if len(public) else torch.empty(0)
     thr = threshold_at_fpr(nbest.numpy(), fpr)
     tpr = float((mbest.numpy() > thr).mean()) if np.isfinite(thr) else float("nan")
     return MatchScores(
@@ -92,5 +92,5 @@ def match(
         threshold=thr,
         fpr=fpr,
         tpr=tpr,
-        member_public=public.numpy(),
+        member_public=member_public.numpy(),
     )
