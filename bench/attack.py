@@ -51,7 +51,9 @@ MULTICLASS_RECIPE = dict(optimizer="gd", lr=0.2, steps=3000)
 # kkt settings for pixel victims (data-free choices; see the report for how they were picked)
 PIXEL_KKT: dict = {"brackets": 100}  # rounds of 16 restarts until the time budget ends; later rounds reuse good lrs
 
-KKT_DEFAULT = {"m": 40, "restarts": 16, "iterations": 1500, "rungs": 3, "subspace": "auto"}
+# init rows: these cases hand the attack every non-member as public data and score on the same ones, so
+# public starts (kkt's auto on pixels) would rest on the control (the pipeline splits them: stages.start_pool)
+KKT_DEFAULT = {"m": 40, "restarts": 16, "iterations": 1500, "rungs": 3, "subspace": "auto", "init": "rows"}
 NULLS = ("disjoint", "shuffled", "untrained")
 ACTIVE_NULLS = list(NULLS)  # --nulls
 NULL_MEANING = {"disjoint": "same recipe, shuffled labels, trained on a disjoint draw: never saw the members",

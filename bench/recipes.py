@@ -36,6 +36,7 @@ from attack_data import pixel_set, text_set  # noqa: E402
 
 from harness.attacks import make_attack  # noqa: E402
 from harness.attacks.base import Victim  # noqa: E402
+from harness.attacks.priors import domain_prior  # noqa: E402
 from harness.heads.train import fit_head  # noqa: E402
 from harness.victims.trainers.paper import head_config  # noqa: E402
 from harness.diagnostics.identifiability import check as planted_check  # noqa: E402
@@ -171,7 +172,7 @@ def planted(v, head: HeadRecipe, d: dict, pixels: bool, params: dict, seed: int,
     flat loss (a DP head) candidates do not move from wherever they start."""
     members = v.frame.apply(d["members"].float())
     public = v.frame.apply(d["public"].float())
-    view = attack_view(v, head, 2, "box" if pixels else "norm", float(public.norm(dim=1).median()), public)
+    view = attack_view(v, head, 2, domain_prior(pixels), float(public.norm(dim=1).median()), public)
     pc = plant(view, members, d["labels"], params, seed)
     ratio = pc.planted_loss / best_loss if best_loss > 0 else float("nan")
     return f"{pc.end_good}/{len(members)} x{ratio:.1f}", pc, ratio

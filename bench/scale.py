@@ -99,7 +99,8 @@ def row(case: str, n: int, seed: int, spm: float, null_share: float, pixel_head=
                      "beyond": r["beyond_ssim"] if pixels else r["beyond08"], "pub": r["pub_ssim"] if pixels else r["pub08"],
                      "work": work, "m": params["m"], "params": params, "runs": len(res.runs), "budget_s": params["time_budget_s"],
                      "device": res.runs[0].settings.get("device", "cpu") if res.runs else "-",
-                     "compiled": any(run.settings.get("compiled") for run in res.runs), "recombine": res.params.get("recombine")}
+                     "compiled": any(run.settings.get("compiled") for run in res.runs), "recombine": res.params.get("recombine"),
+                     "init": res.params.get("init")}
         o = out[kind]
         rec = f"{data} {recipe}" + (f" attack {attack}" if attack else "") + (f" {head.optimizer} lr {head.lr:g}{' cosine' if head.lr_schedule == 'cosine' else ''} x {v.report.steps} steps ({v.report.stopped_by}, "
                                     f"grad {v.report.grad_norm:.1e})" if v.report else "")
@@ -107,7 +108,7 @@ def row(case: str, n: int, seed: int, spm: float, null_share: float, pixel_head=
             f"{carried}/{n}, active {o['active'] or 0:.2f}, "
             f"test acc {o['test_acc']:.2f}); attack {o['attack_s']:.0f}s of {o['budget_s']:.0f}s on {o['device']}, m {o['m']}, "
             f"{o['runs']} restarts, {work} restart-iterations ({'compiled' if o['compiled'] else 'eager'} pass, recombine "
-            f"{o['recombine']}), best residual {o['best_loss']:.3g}; "
+            f"{o['recombine']}, init {o['init']}), best residual {o['best_loss']:.3g}; "
             f"{o['good']}/{n} reconstructed ({o['beyond']} by a candidate closer than any public input; the public inputs alone "
             f"match {o['pub']}), TPR {o['tpr_']:.2f}; peak {pm.kind} {pm.peak_mib:.0f} MiB (+{pm.extra_mib:.0f})")
         if planted and kind == "real":

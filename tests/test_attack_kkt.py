@@ -296,6 +296,21 @@ def test_kkt_starts_at_the_victims_public_inputs(planted):
     assert [r.settings["init"] for r in mixed.runs] == ["rows", "public"]
 
 
+def test_auto_init_is_mixed_for_box_prior_heads_with_public_inputs_and_rows_otherwise(planted):
+    from harness.attacks.kkt import KKT
+
+    assert KKT.resolve({"m": 8}, "box", 40) == {"m": 8, "init": "mixed"}
+    assert KKT.resolve({"m": 8}, "norm", 40) == KKT.resolve({"m": 8}, "box", 1) == {"m": 8}  # rows, left implicit
+    assert KKT.resolve({"m": 8, "init": "auto"}, "norm", 40) == {"m": 8}
+    assert KKT.resolve({"init": "rows"}, "box", 40) == {"init": "rows"}  # a stated start is kept
+    victim, _, members, _ = planted
+    public = torch.randn(40, 8, generator=torch.Generator().manual_seed(5))
+    params = {"m": 8, "restarts": 2, "iterations": 2, "rungs": 0, "lr": 1e-6, "subspace": "off"}
+    inits = lambda v: [r.settings["init"] for r in make_attack("kkt", params).reconstruct(v, progress=False).runs]  # noqa: E731
+    assert inits(dataclasses.replace(victim, public=public, prior="box")) == ["rows", "public"]
+    assert inits(dataclasses.replace(victim, public=public)) == inits(dataclasses.replace(victim, prior="box")) == ["rows", "rows"]
+
+
 def test_public_starts_without_public_inputs_are_one_line_error(planted):
     with pytest.raises(HarnessError, match=r"attack.params.init = 'public': .*use init: rows"):
         make_attack("kkt", {"m": 8, "restarts": 2, "init": "public"}).reconstruct(planted[0], progress=False)

@@ -79,6 +79,30 @@ def test_unit_id_ignores_settings_left_at_their_defaults():
     assert plan_unit(TaskSpec(**TASK, fpr=0.05), card)[0].unit_id != today.unit_id
 
 
+def test_kkt_auto_init_is_decided_when_the_unit_is_planned(tmp_path):
+    """`init: auto` becomes mixed in a pixel unit with non-members, stated in the unit (its id, its shards, its merge
+    and a resumed run all see it), and the same as stating it; where auto means rows the task is left as it was,
+    so those units keep their ids."""
+    from harness.pipeline.unit import plan_unit
+    from harness.registry import MODELS, TASKS
+    from harness.specs.task import TaskSpec
+
+    card, kkt = MODELS.get("identity"), {"name": "kkt", "params": {"m": 4, "restarts": 2}}
+    auto, _ = plan_unit(TaskSpec(**{**TASK, "attack": kkt}), card)
+    assert auto.task.attack.params == {"m": 4, "restarts": 2, "init": "mixed"}
+    stated = {**kkt, "params": {**kkt["params"], "init": "mixed"}}
+    assert plan_unit(TaskSpec(**{**TASK, "attack": stated}), card)[0].unit_id == auto.unit_id
+    rows = {**kkt, "params": {**kkt["params"], "init": "rows"}}
+    assert plan_unit(TaskSpec(**{**TASK, "attack": rows}), card)[0].task.attack.params["init"] == "rows"
+    alone, _ = plan_unit(TaskSpec(**{**TASK, "nonmembers": 0, "attack": kkt}), card)  # no public inputs to start at
+    assert alone.task.attack.params == kkt["params"]
+    text = TASKS.get("quickstart")
+    assert plan_unit(text, MODELS.get("all-minilm-l6-v2"))[0].task == text
+    path = write_sweep(tmp_path, tasks=[{**TASK, "attack": kkt}], grid={})
+    (pu,) = plan_sweep(load_sweep(path), path).units()
+    assert pu.unit.task.attack.params["init"] == "mixed" and pu.unit_id == auto.unit_id
+
+
 def test_modality_pairs_and_inline_relative_paths(tmp_path):
     task = {**TASK, "data": {**TASK["data"], "source": "data.parquet"}}
     (tmp_path / "data.parquet").write_bytes(CIFAR.read_bytes())

@@ -11,7 +11,7 @@ import yaml
 from pydantic import ValidationError
 
 from harness.errors import HarnessError
-from harness.pipeline.stages import Embedded, attack_stage, score_stage
+from harness.pipeline.stages import Embedded, attack_stage, score_stage, start_pool
 from harness.scoring.verdict import verdict
 from harness.specs.task import AttackRecipe, HeadRecipe
 from harness.victims.build import VictimData, build_victim, recipe_parts
@@ -46,6 +46,26 @@ def test_the_attack_starts_at_the_public_rows_through_the_victims_frame():
     res = attack_stage(v, emb, HEAD, AttackRecipe(name="kkt", params=params), 2, False, False)
     cos = torch.nn.functional.normalize(res.candidates.double(), dim=1) @ torch.nn.functional.normalize(emb.nonmembers.double(), dim=1).T
     assert (cos.max(1).values > 0.99).all()
+
+
+def test_a_pixel_attack_left_at_auto_starts_mixed_from_the_pool_half_only():
+    """kkt's default `init: auto` on a box-prior (pixel) victim: rows and public starts, the public ones drawn from
+    the pool half of the non-members only (the other half is the scored control), and the result says mixed."""
+    data = _data()
+    v = build_victim(VictimSpec(transform="none"), HEAD, data, seed=0)
+    mean = data.members.mean(0)
+    emb = Embedded(data.members - mean, data.public - mean, mean, False, True, 0.0, raw=torch.cat([data.members, data.public]))
+    params = {"m": 8, "restarts": 2, "iterations": 2, "rungs": 0, "lr": 1e-6, "subspace": "off"}
+    res = attack_stage(v, emb, HEAD, AttackRecipe(name="kkt", params=params), 2, True, False)
+    assert res.params["init"] == "mixed" and [r.settings["init"] for r in res.runs] == ["rows", "public"]
+    pool, control = start_pool(res.params, len(emb.nonmembers))
+    near = lambda c, x: (torch.nn.functional.normalize(c.double(), dim=1)  # noqa: E731
+                         @ torch.nn.functional.normalize(x.double(), dim=1).T).max(1).values
+    public_starts = res.candidates[res.run_ids == 1]
+    assert (near(public_starts, emb.nonmembers[pool]) > 0.99).all()
+    assert (near(public_starts, emb.nonmembers[control]) < 0.99).all()
+    text = attack_stage(v, emb, HEAD, AttackRecipe(name="kkt", params=params), 2, False, False)
+    assert text.params["init"] == "rows"  # embedding heads keep rows
 
 
 def test_standardize_is_fitted_on_the_training_rows_only():

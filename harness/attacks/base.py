@@ -86,6 +86,13 @@ class Attack:
     def __init__(self, params: AttackParams | dict | None = None):
         self.params = params if isinstance(params, AttackParams) else self.Params(**(params or {}))
 
+    @classmethod
+    def resolve(cls, params: dict, prior: str, public: int) -> dict:
+        """`params` with any setting the attack leaves to 'auto' decided for a victim with domain prior `prior` and
+        `public` public inputs: the pipeline decides before the attack (pipeline/plan.py), so every stage, shard
+        and resumed run agrees. Attacks without such settings return `params` as they are."""
+        return params
+
     def reconstruct(self, victim: Victim, progress: bool = True, start: torch.Tensor | None = None) -> AttackResult:
         """`start` (R, m, d) centred starting candidates replace the attack's own initialisation.
         Diagnostics only (diagnostics/identifiability.py starts from the members): attacks never see them."""

@@ -27,7 +27,7 @@ from harness.attacks.margins import balanced_labels, head_form
 from harness.attacks.objective import HeadTensors, gram_flags, preact_rms
 from harness.attacks.penalties import box_grad_in_coordinates, lambda_penalty_grad, prior_penalty_grad, project_sphere_
 from harness.attacks.residual_grad import residual_forward
-from harness.attacks.priors import PUBLIC_INITS, init_candidates, row_space
+from harness.attacks.priors import PUBLIC_INITS, auto_init, init_candidates, row_space
 from harness.attacks.recombine import Pool
 from harness.attacks.restart_optim import RestartOptimizer
 from harness.errors import HarnessError
@@ -42,10 +42,11 @@ class KKTFastParams(KKTParams):
     lr: float | None = Field(None, gt=0, description="fixed step size (relative to the input norm)")
     lr_range: tuple[float, float] = Field((3e-3, 3e-2), description="log-uniform range when lr is unset")
     momentum: float = Field(0.9, ge=0, lt=1, description="sgd only")
-    init: Literal["rows", "random", "subspace", "public", "mixed"] = Field(
-        "rows", description="starting candidates: rows of W1 (oriented by class), Gaussian, Gaussian in W1's row space, "
+    init: Literal["auto", "rows", "random", "subspace", "public", "mixed"] = Field(
+        "auto", description="starting candidates: rows of W1 (oriented by class), Gaussian, Gaussian in W1's row space, "
         "public inputs (half of the task's non-members, in the victim's frame; the other half is the scored control), "
-        "or mixed (rows and public, alternate restarts)")
+        "mixed (rows and public, alternate restarts), or auto (mixed for a box-prior pixel head with public inputs, "
+        "rows otherwise: priors.auto_init)")
     init_scale: float = Field(1.0, gt=0, description="initial candidate norm / typical input norm")
     lambda_min: float = Field(0.05, gt=0, description="lambda_min relative to the fitted lambda scale")
     alpha_start: float = Field(20.0, gt=0, description="modified-ReLU slope sigmoid(alpha z) at the first iteration")
@@ -88,9 +89,21 @@ class KKT(Attack):
     name = "kkt"
     Params = KKTFastParams
 
+    @classmethod
+    def resolve(cls, params: dict, prior: str, public: int) -> dict:
+        """`init: auto` decided for a victim with `prior` and `public` public inputs. A decision of rows stays
+        implicit (auto gives it again), so the params, and the ids of planned units, of the heads whose start
+        did not change stay as they were."""
+        if params.get("init", "auto") != "auto":
+            return params
+        init = auto_init(prior, public)
+        return {k: v for k, v in params.items() if k != "init"} if init == "rows" else {**params, "init": init}
+
     def reconstruct(self, victim: Victim, progress: bool = True, start: torch.Tensor | None = None) -> AttackResult:
         check_victim(victim)
         p: KKTFastParams = self.params
+        if p.init == "auto":
+            p = p.model_copy(update={"init": auto_init(victim.prior, 0 if victim.public is None else len(victim.public))})
         if p.init in PUBLIC_INITS and start is None and (victim.public is None or not len(victim.public)):
             raise HarnessError("attack.params.init", p.init, "starting at public inputs needs the task's non-members "
                                "(none reached the attack); use init: rows")

@@ -6,6 +6,8 @@ import hashlib
 import json
 from dataclasses import dataclass
 
+from harness.attacks import attack_class
+from harness.attacks.priors import domain_prior
 from harness.specs.model_card import ModelCard
 from harness.specs.task import TaskSpec
 from harness.store.schemas import SCHEMA_VERSION
@@ -36,3 +38,13 @@ class Unit:
                   "revision": self.revision, "head_file": self.head_file}
         blob = json.dumps({**stated, "schema": SCHEMA_VERSION}, sort_keys=True, default=str)
         return f"{self.task.name}-{self.card.name}-{hashlib.sha256(blob.encode()).hexdigest()[:12]}".replace("/", "_")
+
+
+def resolve_attack(task: TaskSpec, card: ModelCard) -> TaskSpec:
+    """`task` with its attack's settings left to 'auto' decided for `card` (the `identity` backbone's pixels take the
+    box prior; the task's non-members are the public inputs), once, before any work: the unit's id and settings
+    record the decision, and its local run, Ray shards, merge and a resumed run all take the same one."""
+    params = attack_class(task.attack.name).resolve(task.attack.params, domain_prior(card.is_identity), task.nonmembers)
+    if params == task.attack.params:
+        return task
+    return task.model_copy(update={"attack": task.attack.model_copy(update={"params": params})})

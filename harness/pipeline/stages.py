@@ -10,9 +10,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
-from harness.attacks import make_attack
+from harness.attacks import attack_class, make_attack
 from harness.attacks.base import AttackResult
-from harness.attacks.priors import PUBLIC_INITS
+from harness.attacks.priors import PUBLIC_INITS, domain_prior
 from harness.backbones.cache import embed_cached
 from harness.backbones.load import Backbone
 from harness.classifiers.checkpoint import check_classes
@@ -139,12 +139,14 @@ def attack_stage(
     frame = trained.frame
     public = frame.apply(emb.rows()[1])
     typical = public_norm(frame, emb, public)
-    pool, _ = start_pool(attack.params, len(public))
-    victim = attack_view(trained, recipe, num_classes, "box" if pixels else "norm", typical, public[pool])
+    prior = domain_prior(pixels)
+    params = attack_class(attack.name).resolve(attack.params, prior, len(public))  # planned units: already decided
+    pool, _ = start_pool(params, len(public))
+    victim = attack_view(trained, recipe, num_classes, prior, typical, public[pool])
     if trained.linear:  # a weighted sum of the members, scored as it is: no search
         result = linear_signal(victim, typical)
     else:
-        result = make_attack(attack.name, attack.params).reconstruct(victim, progress=progress)
+        result = make_attack(attack.name, params).reconstruct(victim, progress=progress)
     if len(result.candidates):
         c = result.candidates
         if frame.scale is None:  # a shift only (zero for the real victim, whose mean is the members')

@@ -30,7 +30,7 @@ from harness.heads.io import save_head
 from harness.heads.mlp import MLPHead
 from harness.invert.recipe import EvidenceRecipe
 from harness.pipeline.evidence import VictimEvidence, invert_stage, inversion_rows, select_stage, selection_rows, selection_score_rows
-from harness.pipeline.plan import Unit
+from harness.pipeline.plan import Unit, resolve_attack
 from harness.pipeline.rows import VictimOutcome, candidate_rows, match_rows, provenance, run_rows, victim_row
 from harness.pipeline.stages import (
     Embedded, attack_stage, checkpoint_stage, embed_stage, given_head_stage, image_shape, pixel_score_stage, score_stage, train_stage,
@@ -96,7 +96,7 @@ def plan_unit(task: TaskSpec, card: ModelCard, head_file: str | None = None) -> 
             raise HarnessError("--head", head_file, f"{card.name} is a classifier card: its own head is attacked; drop --head")
         check_classes(read_checkpoint(card.id, resolved.path), task.classes)
         task = checkpoint_task(task)
-    return Unit(task, card, resolved.revision, head_file), resolved
+    return Unit(resolve_attack(task, card), card, resolved.revision, head_file), resolved
 
 
 def victim_kinds(task: TaskSpec, given_head: bool) -> tuple[str, ...]:

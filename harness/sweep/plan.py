@@ -9,7 +9,7 @@ from typing import Iterator
 from harness.attacks import make_attack
 from harness.classifiers.task import checkpoint_task
 from harness.errors import HarnessError
-from harness.pipeline.plan import Unit
+from harness.pipeline.plan import Unit, resolve_attack
 from harness.registry import MODELS, TASKS
 from harness.specs.loading import parse
 from harness.specs.model_card import ModelCard
@@ -54,7 +54,7 @@ class SweepPlan:
             task, base_dir = self.tasks[ti]
             for overrides in G.combos(self.spec.grid):
                 t = G.apply(task, overrides, self.spec.name)
-                t = checkpoint_task(t) if card.is_classifier else t
+                t = resolve_attack(checkpoint_task(t) if card.is_classifier else t, card)
                 params = make_attack(t.attack.name, t.attack.params).params
                 jobs = tuple(shard_jobs(getattr(params, "restarts", 1), self.spec.restarts_per_shard, params.seed))
                 kinds = ("real", "null") if t.null_victim else ("real",)
