@@ -50,7 +50,7 @@ def test_scale_table_row_and_print_on_tiny_pixels(monkeypatch, capsys):
     p = over["real"]["params"]
     assert (p["recombine"], p["restarts"], p["time_budget_s"]) == (0.25, 4, pytest.approx(1.0))  # budget stays per member
     out = capsys.readouterr().out
-    assert "attack {'recombine': 0.25, 'restarts': 4}" in out and "(eager pass, recombine 0.25)" in out
+    assert "attack {'recombine': 0.25, 'restarts': 4}" in out and "(eager pass, recombine 0.25, init mixed)" in out
     planted = scale.row("pixels", 4, 0, spm=0.25, null_share=0, pixel_head=head, attack={"restarts": 4}, planted=True)
     assert re.fullmatch(r"[0-4]/4 x\d+\.\d", planted["real"]["planted"]), planted["real"]["planted"]
     assert "pixels n=4 planted (" in capsys.readouterr().out
