@@ -26,7 +26,7 @@ def domain_prior(pixels: bool) -> str:
 def auto_init(prior: str, public: int) -> str:
     """kkt's `init: auto`: mixed starts (rows and public inputs) for a box-prior (pixel) head where the task has
     public non-members to split between starts and control (at least two), rows otherwise. At n = 100 pixels mixed
-    starts gave 7-9 more members than rows on four CIFAR-10 pairs of four at about rows' TPR, at n = 20 a wash
+    starts gave 6-9 more members than rows on five CIFAR-10 pairs of five at about rows' TPR, at n = 20 a wash
     (170 members against 165 over ten draws); on embedding heads they were not measured against the split
     control, so those keep rows (docs/scale.md, docs/attack.md)."""
     return "mixed" if prior == "box" and public >= 2 else "rows"
