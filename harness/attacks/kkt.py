@@ -46,7 +46,7 @@ class KKTFastParams(KKTParams):
         "auto", description="starting candidates: rows of W1 (oriented by class), Gaussian, Gaussian in W1's row space, "
         "public inputs (half of the task's non-members, in the victim's frame; the other half is the scored control), "
         "mixed (rows and public, alternate restarts), or auto (mixed for a box-prior pixel head with public inputs, "
-        "rows otherwise: priors.auto_init)")
+        "rows otherwise: priors.auto_init). Public starts rest near victim.public: score them on other inputs")
     init_scale: float = Field(1.0, gt=0, description="initial candidate norm / typical input norm")
     lambda_min: float = Field(0.05, gt=0, description="lambda_min relative to the fitted lambda scale")
     alpha_start: float = Field(20.0, gt=0, description="modified-ReLU slope sigmoid(alpha z) at the first iteration")
