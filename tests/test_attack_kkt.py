@@ -296,11 +296,12 @@ def test_kkt_starts_at_the_victims_public_inputs(planted):
     assert [r.settings["init"] for r in mixed.runs] == ["rows", "public"]
 
 
-def test_auto_init_is_mixed_for_box_prior_heads_with_public_inputs_and_rows_otherwise(planted):
+def test_auto_init_is_mixed_for_box_prior_paper_heads_with_public_inputs_and_rows_otherwise(planted):
     from harness.attacks.kkt import KKT
 
-    assert KKT.resolve({"m": 8}, "box", 40) == {"m": 8, "init": "mixed"}
+    assert KKT.resolve({"m": 8}, "box", 40) == KKT.resolve({"m": 8}, "box", 40, "paper") == {"m": 8, "init": "mixed"}
     assert KKT.resolve({"m": 8}, "norm", 40) == KKT.resolve({"m": 8}, "box", 1) == {"m": 8}  # rows, left implicit
+    assert KKT.resolve({"m": 8}, "box", 40, "sklearn-mlp") == KKT.resolve({"m": 8}, "box", 40, "default-torch") == {"m": 8}
     assert KKT.resolve({"m": 8, "init": "auto"}, "norm", 40) == {"m": 8}
     assert KKT.resolve({"init": "rows"}, "box", 40) == {"init": "rows"}  # a stated start is kept
     victim, _, members, _ = planted
@@ -308,6 +309,7 @@ def test_auto_init_is_mixed_for_box_prior_heads_with_public_inputs_and_rows_othe
     params = {"m": 8, "restarts": 2, "iterations": 2, "rungs": 0, "lr": 1e-6, "subspace": "off"}
     inits = lambda v: [r.settings["init"] for r in make_attack("kkt", params).reconstruct(v, progress=False).runs]  # noqa: E731
     assert inits(dataclasses.replace(victim, public=public, prior="box")) == ["rows", "public"]
+    assert inits(dataclasses.replace(victim, public=public, prior="box", trainer="default-torch")) == ["rows", "rows"]
     assert inits(dataclasses.replace(victim, public=public)) == inits(dataclasses.replace(victim, prior="box")) == ["rows", "rows"]
 
 

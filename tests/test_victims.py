@@ -3,6 +3,7 @@ are one line; the linear probe is scored as the weighted sum it is."""
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 
 import pytest
@@ -65,6 +66,8 @@ def test_a_pixel_attack_left_at_auto_starts_mixed_from_the_pool_half_only():
     assert (cosine_matrix(public_starts, emb.nonmembers[control]).max(1).values < 0.99).all()
     text = attack_stage(v, emb, HEAD, AttackRecipe(name="kkt", params=params), 2, False, False)
     assert text.params["init"] == "rows"  # embedding heads keep rows
+    sklearn = dataclasses.replace(v, recipe=VictimSpec(transform="none", trainer="sklearn-mlp"))
+    assert attack_stage(sklearn, emb, HEAD, AttackRecipe(name="kkt", params=params), 2, True, False).params["init"] == "rows"
 
 
 def test_standardize_is_fitted_on_the_training_rows_only():

@@ -45,8 +45,8 @@ class KKTFastParams(KKTParams):
     init: Literal["auto", "rows", "random", "subspace", "public", "mixed"] = Field(
         "auto", description="starting candidates: rows of W1 (oriented by class), Gaussian, Gaussian in W1's row space, "
         "public inputs (half of the task's non-members, in the victim's frame; the other half is the scored control), "
-        "mixed (rows and public, alternate restarts), or auto (mixed for a box-prior pixel head with public inputs, "
-        "rows otherwise: priors.auto_init). Public starts rest near victim.public: score them on other inputs")
+        "mixed (rows and public, alternate restarts), or auto (mixed for a box-prior pixel head of the paper trainer "
+        "with public inputs, rows otherwise: priors.auto_init). Public starts rest near victim.public: score them on other inputs")
     init_scale: float = Field(1.0, gt=0, description="initial candidate norm / typical input norm")
     lambda_min: float = Field(0.05, gt=0, description="lambda_min relative to the fitted lambda scale")
     alpha_start: float = Field(20.0, gt=0, description="modified-ReLU slope sigmoid(alpha z) at the first iteration")
@@ -90,20 +90,21 @@ class KKT(Attack):
     Params = KKTFastParams
 
     @classmethod
-    def resolve(cls, params: dict, prior: str, public: int) -> dict:
-        """`init: auto` decided for a victim with `prior` and `public` public inputs. A decision of rows stays
+    def resolve(cls, params: dict, prior: str, public: int, trainer: str = "paper") -> dict:
+        """`init: auto` decided for a victim with `prior`, `public` public inputs and `trainer`. A decision of rows stays
         implicit (auto gives it again), so the params, and the ids of planned units, of the heads whose start
         did not change stay as they were."""
         if params.get("init", "auto") != "auto":
             return params
-        init = auto_init(prior, public)
+        init = auto_init(prior, public, trainer)
         return {k: v for k, v in params.items() if k != "init"} if init == "rows" else {**params, "init": init}
 
     def reconstruct(self, victim: Victim, progress: bool = True, start: torch.Tensor | None = None) -> AttackResult:
         check_victim(victim)
         p: KKTFastParams = self.params
         if p.init == "auto":
-            p = p.model_copy(update={"init": auto_init(victim.prior, 0 if victim.public is None else len(victim.public))})
+            public = 0 if victim.public is None else len(victim.public)
+            p = p.model_copy(update={"init": auto_init(victim.prior, public, victim.trainer)})
         if p.init in PUBLIC_INITS and start is None and (victim.public is None or not len(victim.public)):
             raise HarnessError("attack.params.init", p.init, "starting at public inputs needs the task's non-members "
                                "(none reached the attack); use init: rows")

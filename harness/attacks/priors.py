@@ -23,13 +23,19 @@ def domain_prior(pixels: bool) -> str:
     return "box" if pixels else "norm"
 
 
-def auto_init(prior: str, public: int) -> str:
-    """kkt's `init: auto`: mixed starts (rows and public inputs) for a box-prior (pixel) head where the task has
-    public non-members to split between starts and control (at least two), rows otherwise. At n = 100 pixels mixed
-    starts gave 6-9 more members than rows on five CIFAR-10 pairs of five at about rows' TPR, at n = 20 a wash
-    (170 members against 165 over ten draws); on embedding heads they were not measured against the split
-    control, so those keep rows (docs/scale.md, docs/attack.md)."""
-    return "mixed" if prior == "box" and public >= 2 else "rows"
+MIXED_TRAINERS = ("paper",)  # the trainers whose pixel heads give up more members from mixed starts (auto_init)
+
+
+def auto_init(prior: str, public: int, trainer: str = "paper") -> str:
+    """kkt's `init: auto`: mixed starts (rows and public inputs) for a box-prior (pixel) head trained to
+    stationarity (the `paper` trainer) where the task has public non-members to split between starts and control
+    (at least two), rows otherwise. On those heads at n = 100 mixed starts gave 6-9 more members than rows on
+    five CIFAR-10 pairs of five at about rows' TPR, at n = 20 a wash (170 members against 165 over ten draws).
+    On heads whose weights do not give up their members (sklearn-mlp, default-torch) public starts cost the
+    membership signal (text and pixels), and on embedding heads that leak they give 4-12 more members of 100 at
+    a lower TPR every time; whether a head leaks is not known when the start is decided, so those keep rows
+    (docs/scale.md, docs/attack.md)."""
+    return "mixed" if prior == "box" and trainer in MIXED_TRAINERS and public >= 2 else "rows"
 
 
 def row_space(w1: torch.Tensor, rank: int | None = None, tol: float = 1e-4) -> torch.Tensor:

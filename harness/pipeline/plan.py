@@ -42,9 +42,11 @@ class Unit:
 
 def resolve_attack(task: TaskSpec, card: ModelCard) -> TaskSpec:
     """`task` with its attack's settings left to 'auto' decided for `card` (the `identity` backbone's pixels take the
-    box prior; the task's non-members are the public inputs), once, before any work: the unit's id and settings
-    record the decision, and its local run, Ray shards, merge and a resumed run all take the same one."""
-    params = attack_class(task.attack.name).resolve(task.attack.params, domain_prior(card.is_identity), task.nonmembers)
+    box prior; the task's non-members are the public inputs; its victim recipe names the trainer), once, before
+    any work: the unit's id and settings record the decision, and its local run, Ray shards, merge and a resumed
+    run all take the same one."""
+    params = attack_class(task.attack.name).resolve(task.attack.params, domain_prior(card.is_identity), task.nonmembers,
+                                                    task.victim.trainer)
     if params == task.attack.params:
         return task
     return task.model_copy(update={"attack": task.attack.model_copy(update={"params": params})})

@@ -140,7 +140,7 @@ def attack_stage(
     public = frame.apply(emb.rows()[1])
     typical = public_norm(frame, emb, public)
     prior = domain_prior(pixels)
-    params = attack_class(attack.name).resolve(attack.params, prior, len(public))  # planned units: already decided
+    params = attack_class(attack.name).resolve(attack.params, prior, len(public), trained.recipe.trainer)  # planned: decided
     pool, _ = start_pool(params, len(public))
     victim = attack_view(trained, recipe, num_classes, prior, typical, public[pool])
     if trained.linear:  # a weighted sum of the members, scored as it is: no search

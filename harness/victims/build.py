@@ -138,4 +138,5 @@ def attack_view(v: TrainedVictim, head: HeadRecipe, num_classes: int, prior: str
     """What the attacker of `v` knows: a copy of its weights, its recipe and its published frame (and any
     public inputs, already in that frame)."""
     return Victim(head=copy.deepcopy(v.head), loss=head.loss, num_classes=num_classes, frame=v.frame,
-                  weight_decay=head.weight_decay, prior=prior, typical_norm=typical_norm, public=public)
+                  weight_decay=head.weight_decay, prior=prior, typical_norm=typical_norm, public=public,
+                  trainer=v.recipe.trainer)
