@@ -1,4 +1,4 @@
-"""What a task means on a classifier card: the checkpoint's own head is attacked as it is."""
+"""What a task means when the harness trains no head: a classifier card's checkpoint, or a head given as a file."""
 
 from __future__ import annotations
 
@@ -12,3 +12,11 @@ def checkpoint_task(task: TaskSpec) -> TaskSpec:
     null victim. The task's other head settings (widths, optimiser, ...) do not apply."""
     head = task.head.model_copy(update={"loss": "ce", "l2_normalize": False})
     return task.model_copy(update={"head": head, "null_victim": None, "victim": VictimSpec(trainer="given")})
+
+
+def given_head_task(task: TaskSpec) -> TaskSpec:
+    """A head given as a file (`--head`): how it was trained is not known, so the task's trainer does not
+    describe it and is not what decides the attack's `auto` settings (kkt's start: rows, as for every head
+    not trained to stationarity by the `paper` recipe). The task's transform still names the inputs' frame
+    where no frame is saved beside the head."""
+    return task.model_copy(update={"victim": VictimSpec(transform=task.victim.transform, trainer="given")})

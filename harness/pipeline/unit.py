@@ -23,7 +23,7 @@ from harness.attacks.base import AttackResult
 from harness.backbones.load import Backbone, load_backbone
 from harness.backbones.resolve import ResolvedModel, resolve_model
 from harness.classifiers.checkpoint import check_classes, read_checkpoint
-from harness.classifiers.task import checkpoint_task
+from harness.classifiers.task import checkpoint_task, given_head_task
 from harness.errors import HarnessError
 from harness.data.split import MemberSplit, load_split
 from harness.heads.io import save_head
@@ -96,6 +96,8 @@ def plan_unit(task: TaskSpec, card: ModelCard, head_file: str | None = None) -> 
             raise HarnessError("--head", head_file, f"{card.name} is a classifier card: its own head is attacked; drop --head")
         check_classes(read_checkpoint(card.id, resolved.path), task.classes)
         task = checkpoint_task(task)
+    elif head_file:
+        task = given_head_task(task)
     return Unit(resolve_attack(task, card), card, resolved.revision, head_file), resolved
 
 
