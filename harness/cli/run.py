@@ -29,9 +29,8 @@ def add_arguments(p) -> None:
     p.add_argument("--no-evidence", action="store_true", help="skip selection, inversion and the report")
     p.add_argument("--quiet", action="store_true", help="no progress output")
     p.add_argument("--threads", default=str(DEFAULT_THREADS), metavar="N|auto",
-                   help=f"torch CPU threads (default: {DEFAULT_THREADS}), or auto: the cores idle at the start. On a 2-core box "
-                   "the quickstart took 38 s with 1 thread and 121 s with torch's own default (one per core) while others "
-                   "used it, and 116 s with 2 threads against 142 s with 1 when idle; a fixed count gives the same rows "
+                   help=f"torch CPU threads (default: {DEFAULT_THREADS}: the fastest whenever the machine does anything "
+                   "else; README, 'Threads'), or auto: the cores idle at the start. A fixed count gives the same rows "
                    "whatever the core count (rows record it)")
 
 
