@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import get_args
 
 import torch
+from pydantic import ValidationError
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 warnings.filterwarnings("ignore")
@@ -68,7 +69,7 @@ def budget(pixels: bool, n: int, seconds_per_member: float, share: float = 1.0) 
     return {**base, "brackets": 10_000, "time_budget_s": n * seconds_per_member * share}
 
 
-def row(case: str, n: int, seed: int, spm: float, null_share: float, pixel_head=PIXEL_HEAD,
+def row(case: str, n: int, seed: int, spm: float, null_share: float, pixel_head=PIXEL_HEAD, text_head=None,
         pixel_classes: str = "1,3", real_share: float = 1.0, attack: dict | None = None, planted: bool = False,
         text_data: str = "sst2") -> dict | None:
     recipe = CASES[case]
@@ -83,7 +84,7 @@ def row(case: str, n: int, seed: int, spm: float, null_share: float, pixel_head=
         if share <= 0:  # no null victim (--null-share 0) or only the null (--real-share 0)
             continue
         try:
-            v, head, train_s = recipes.victim(d, recipes.RECIPES[recipe], pixels, seed, kind, pixel_head if pixels else None)
+            v, head, train_s = recipes.victim(d, recipes.RECIPES[recipe], pixels, seed, kind, pixel_head if pixels else text_head)
         except HarnessError as exc:  # a victim whose training diverged: said in one line, no attack
             say(f"  {case} n={n} {kind}: {exc}; no attack")
             return None
@@ -246,6 +247,9 @@ def main(argv=None) -> int:
     ap.add_argument("--text-data", default="sst2",
                     help="the text case's data: sst2 or fortunes:CAT_A,CAT_B (Debian's fortunes, text this repository does not "
                          "hold), either with @ENCODER for another encoder (bench/encoders.py: @mpnet)")
+    ap.add_argument("--text-head", type=json.loads, default={},
+                    help='the text victims\' head settings over the bench\'s (bench/recipes.py: TEXT_HEAD), as JSON (e.g. '
+                         '\'{"max_steps": 12000, "lr_schedule": "cosine"}\')')
     ap.add_argument("--attack", type=json.loads, default={},
                     help='kkt settings over the bench\'s, as JSON (e.g. \'{"recombine": 0.5}\'); the budget stays per member')
     ap.add_argument("--planted", action="store_true",
@@ -271,6 +275,11 @@ def main(argv=None) -> int:
     if (why := recipes.name_error(a.text_data)) or recipes.is_pixels(a.text_data):
         ap.error(f"--text-data {why}" if "@" in a.text_data else
                  f"--text-data {a.text_data!r}: use sst2 or fortunes:CAT_A,CAT_B (two categories of Debian's fortunes)")
+    try:
+        text_head = recipes.HeadRecipe(**{**recipes.TEXT_HEAD.model_dump(), **a.text_head}) if a.text_head else None
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        ap.error(f"--text-head: {'.'.join(map(str, err['loc']))} = {err.get('input')!r}: {err['msg']}")
     cuda = torch.cuda.is_available()
     parts = {p for p in a.part.split(",") if p}
     bad = parts - {"table", "cost"} or {c for c in a.cases.split(",") if c} - set(CASES)
@@ -289,7 +298,7 @@ def main(argv=None) -> int:
             for case in [c for c in a.cases.split(",") if c]:
                 t = time.perf_counter()
                 r = row(case, n, a.seed, a.seconds_per_member, a.null_share, pixel_head(a.pixel_optimizer, a.pixel_steps, a.pixel_schedule),
-                        a.pixel_classes, a.real_share, a.attack, a.planted, a.text_data)
+                        text_head, a.pixel_classes, a.real_share, a.attack, a.planted, a.text_data)
                 if r and "real" not in r:  # the null victim only: its own line above is the result
                     continue
                 if r:
