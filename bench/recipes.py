@@ -26,7 +26,6 @@ import warnings
 from pathlib import Path
 
 import torch
-from pydantic import ValidationError
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 warnings.filterwarnings("ignore")
@@ -37,7 +36,9 @@ from attack_data import pixel_set, text_set  # noqa: E402
 from harness.attacks import make_attack  # noqa: E402
 from harness.attacks.base import Victim  # noqa: E402
 from harness.attacks.priors import domain_prior  # noqa: E402
+from harness.errors import HarnessError  # noqa: E402
 from harness.heads.train import fit_head  # noqa: E402
+from harness.params import validated_params  # noqa: E402
 from harness.victims.trainers.paper import head_config  # noqa: E402
 from harness.diagnostics.identifiability import check as planted_check  # noqa: E402
 from harness.pipeline.stages import Embedded, attack_stage, pixel_score_stage, score_stage  # noqa: E402
@@ -269,10 +270,10 @@ def main(argv=None) -> int:
     if bad:
         ap.error(f"--data {bad[0]}")
     try:  # the bench's heads with --head over them, built (and checked) once
-        heads = {p: HeadRecipe(**{**(PIXEL_HEAD if p else TEXT_HEAD).model_dump(), **a.head}) for p in (False, True)}
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        ap.error(f"--head: {'.'.join(map(str, err['loc']))} = {err.get('input')!r}: {err['msg']}")
+        heads = {p: validated_params(HeadRecipe, {**(PIXEL_HEAD if p else TEXT_HEAD).model_dump(), **a.head}, "--head")
+                 for p in (False, True)}
+    except HarnessError as exc:
+        ap.error(exc.line())
     say(f"== recipes x data, {a.n} members per class, seeds {a.seeds}; text attack {TEXT_ATTACK}, pixel attack {PIXEL_ATTACK}"
         + (f", with {a.attack}" if a.attack else "") + (f"; heads with {a.head}" if a.head else ""))
     say("  planted: the attack started at the members + 30% noise beside m - n free candidates (the search's m), "

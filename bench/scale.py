@@ -30,7 +30,6 @@ from pathlib import Path
 from typing import get_args
 
 import torch
-from pydantic import ValidationError
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 warnings.filterwarnings("ignore")
@@ -43,6 +42,7 @@ from harness.attacks import make_attack, memory, precision  # noqa: E402
 from harness.attacks.base import Victim  # noqa: E402
 from harness.errors import HarnessError  # noqa: E402
 from harness.heads.mlp import MLPHead  # noqa: E402
+from harness.params import validated_params  # noqa: E402
 from harness.victims.frame import Frame  # noqa: E402
 
 CASES = {"pixels": "none+paper", "text": "standardize+paper"}  # each case's victim recipe
@@ -276,10 +276,10 @@ def main(argv=None) -> int:
         ap.error(f"--text-data {why}" if "@" in a.text_data else
                  f"--text-data {a.text_data!r}: use sst2 or fortunes:CAT_A,CAT_B (two categories of Debian's fortunes)")
     try:
-        text_head = recipes.HeadRecipe(**{**recipes.TEXT_HEAD.model_dump(), **a.text_head}) if a.text_head else None
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        ap.error(f"--text-head: {'.'.join(map(str, err['loc']))} = {err.get('input')!r}: {err['msg']}")
+        text_head = validated_params(recipes.HeadRecipe, {**recipes.TEXT_HEAD.model_dump(), **a.text_head},
+                                     "--text-head") if a.text_head else None
+    except HarnessError as exc:
+        ap.error(exc.line())
     cuda = torch.cuda.is_available()
     parts = {p for p in a.part.split(",") if p}
     bad = parts - {"table", "cost"} or {c for c in a.cases.split(",") if c} - set(CASES)

@@ -78,6 +78,12 @@ def test_scale_text_data_reaches_the_loader_and_bad_names_stop_early(monkeypatch
         err = capsys.readouterr().err.strip().splitlines()[-1]
         assert f"--text-data {bad!r}" in err and "fortunes:CAT_A,CAT_B" in err
     assert asked == ["fortunes:science,politics", "cifar:1,3"]  # nothing loaded for the bad names
+    for bad, said in (('{"max_stepz": 3}', "--text-head.max_stepz = 3: unknown parameter (did you mean 'max_steps'?)"),
+                      ('{"lr": -1}', "--text-head.lr = -1: Input should be greater than 0")):  # the text victims' head
+        with pytest.raises(SystemExit) as e:
+            scale.main(["--part", "table", "--cases", "text", "--text-head", bad])
+        assert e.value.code == 2 and said in capsys.readouterr().err
+    assert asked == ["fortunes:science,politics", "cifar:1,3"]
     with pytest.raises(SystemExit) as e:  # the recipes bench checks its --data names the same way
         recipes.main(["--data", "sst2,imdb"])
     assert e.value.code == 2 and "--data 'imdb'" in capsys.readouterr().err
