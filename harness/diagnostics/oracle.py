@@ -9,6 +9,7 @@ import torch
 from scipy.optimize import nnls
 
 from harness.attacks.margins import head_form, margins, output_coef
+from harness.diagnostics.kinks import KINK_TOL, kink_fit
 from harness.heads.losses import LossName
 from harness.heads.mlp import MLPHead
 
@@ -24,10 +25,12 @@ def member_jacobian(head: MLPHead, loss: LossName, x: torch.Tensor, labels: torc
     return torch.stack(cols, 1)
 
 
-def oracle_fit(head: MLPHead, loss: LossName, x: torch.Tensor, labels: torch.Tensor) -> tuple[float, np.ndarray | None]:
+def oracle_fit(head: MLPHead, loss: LossName, x: torch.Tensor, labels: torch.Tensor,
+               kink_tol: float = KINK_TOL) -> tuple[float, np.ndarray | None]:
     """(min_λ ‖θ − J λ‖² / ‖θ‖², each member's part of the fit), with λ ≥ 0 for margins (logistic, CE) and real λ
     for MSE. A member's part is the norm of what it adds to the fit: |λ_i|·‖∇θ Φ_i‖ for a margin, ‖Σ_c λ_ic ∇θ h_c(x_i)‖
-    over an MSE head's outputs. None for a diverged head."""
+    over an MSE head's outputs. None for a diverged head. On a one-hidden-layer ReLU head, members on a unit's kink
+    (|z| < `kink_tol` x the RMS pre-activation) add any slope in [0, 1] there (kinks.py; 0 keeps the slopes hard)."""
     if not head.is_finite():
         return float("nan"), None  # a diverged head: nothing to explain
     head = copy.deepcopy(head).double()
@@ -47,12 +50,16 @@ def oracle_fit(head: MLPHead, loss: LossName, x: torch.Tensor, labels: torch.Ten
         parts = np.sqrt(np.clip([b @ g[i * per : (i + 1) * per, i * per : (i + 1) * per] @ b for i, b in enumerate(blocks)], 0.0, None))
     else:
         parts = np.abs(lam) * np.sqrt(np.clip(np.diag(g), 0.0, None))
+        kinked = kink_fit(head, loss, x.double(), labels, lam, kink_tol)
+        if kinked is not None and kinked.residual < residual:
+            residual, parts = kinked.residual, kinked.parts
     return residual, parts
 
 
-def oracle_residual(head: MLPHead, loss: LossName, x: torch.Tensor, labels: torch.Tensor) -> float:
-    """min_λ ‖θ − J λ‖² / ‖θ‖², with λ ≥ 0 for margins (logistic, CE) and real λ for MSE."""
-    return oracle_fit(head, loss, x, labels)[0]
+def oracle_residual(head: MLPHead, loss: LossName, x: torch.Tensor, labels: torch.Tensor,
+                    kink_tol: float = KINK_TOL) -> float:
+    """min_λ ‖θ − J λ‖² / ‖θ‖², with λ ≥ 0 for margins (logistic, CE) and real λ for MSE (oracle_fit)."""
+    return oracle_fit(head, loss, x, labels, kink_tol)[0]
 
 
 def effective_members(parts: np.ndarray | None) -> float | None:
