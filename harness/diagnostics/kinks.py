@@ -25,8 +25,10 @@ from scipy.optimize import minimize
 from harness.attacks.margins import head_form, output_coef
 from harness.heads.losses import LossName
 from harness.heads.mlp import MLPHead
+from harness.progress import bar as progress_bar
 
 KINK_TOL = 1e-2  # a (member, unit) pair is on the unit's kink when |z| < this x the RMS pre-activation
+MAX_ITER = 2000  # L-BFGS-B iterations at most (100-300 on the benches' victims)
 
 
 def kink_pairs(z: torch.Tensor, tol: float = KINK_TOL) -> torch.Tensor:
@@ -44,9 +46,10 @@ class KinkFit:
 
 
 def kink_fit(head: MLPHead, loss: LossName, x: torch.Tensor, labels: torch.Tensor, lam0: np.ndarray,
-             tol: float = KINK_TOL) -> KinkFit | None:
+             tol: float = KINK_TOL, progress: bool = False) -> KinkFit | None:
     """The oracle fit with the kinked pairs' slopes free in [0, 1], started from the hard-slope fit's λ `lam0`;
-    None for another head or loss, or when no pair is on a kink. `head` and `x` in float64."""
+    None for another head or loss, or when no pair is on a kink. `head` and `x` in float64. Seconds at n = 100,
+    a minute or more at n = 500 on one thread (`progress` shows a bar)."""
     if loss == "mse" or len(head.layers) != 2 or head.activation != "relu" or tol <= 0:
         return None
     first, last = head.layers
@@ -91,8 +94,9 @@ def kink_fit(head: MLPHead, loss: LossName, x: torch.Tensor, labels: torch.Tenso
     start = (torch.cat([lam0, hard[kink]]) * scale).numpy()
     top = scale[n:].numpy()
     bounds = [(0.0, None)] * n + [(0.0, float(t)) for t in top]
-    fit = minimize(fun, start, jac=True, method="L-BFGS-B", bounds=bounds,
-                   options={"maxiter": 2000, "ftol": 1e-10, "gtol": 1e-12})
+    with progress_bar(total=MAX_ITER, desc="oracle fit (kinks)", unit="it", disable=not progress) as bar:
+        fit = minimize(fun, start, jac=True, method="L-BFGS-B", bounds=bounds, callback=lambda _: bar.update(1),
+                       options={"maxiter": MAX_ITER, "ftol": 1e-10, "gtol": 1e-12})
     with torch.no_grad():
         p = torch.from_numpy(fit.x) / scale
         lam, c = parts_of(p)

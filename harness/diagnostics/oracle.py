@@ -26,7 +26,7 @@ def member_jacobian(head: MLPHead, loss: LossName, x: torch.Tensor, labels: torc
 
 
 def oracle_fit(head: MLPHead, loss: LossName, x: torch.Tensor, labels: torch.Tensor,
-               kink_tol: float = KINK_TOL) -> tuple[float, np.ndarray | None]:
+               kink_tol: float = KINK_TOL, progress: bool = False) -> tuple[float, np.ndarray | None]:
     """(min_λ ‖θ − J λ‖² / ‖θ‖², each member's part of the fit), with λ ≥ 0 for margins (logistic, CE) and real λ
     for MSE. A member's part is the norm of what it adds to the fit: |λ_i|·‖∇θ Φ_i‖ for a margin, ‖Σ_c λ_ic ∇θ h_c(x_i)‖
     over an MSE head's outputs. None for a diverged head. On a one-hidden-layer ReLU head, members on a unit's kink
@@ -50,7 +50,7 @@ def oracle_fit(head: MLPHead, loss: LossName, x: torch.Tensor, labels: torch.Ten
         parts = np.sqrt(np.clip([b @ g[i * per : (i + 1) * per, i * per : (i + 1) * per] @ b for i, b in enumerate(blocks)], 0.0, None))
     else:
         parts = np.abs(lam) * np.sqrt(np.clip(np.diag(g), 0.0, None))
-        kinked = kink_fit(head, loss, x.double(), labels, lam, kink_tol)
+        kinked = kink_fit(head, loss, x.double(), labels, lam, kink_tol, progress)
         if kinked is not None and kinked.residual < residual:
             residual, parts = kinked.residual, kinked.parts
     return residual, parts

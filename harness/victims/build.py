@@ -121,14 +121,15 @@ def build_victim(spec: VictimSpec, head: HeadRecipe, data: VictimData, seed: int
         raise HarnessError(field, value, f"the {kind} victim's training diverged (non-finite weights after "
                            f"{fitted.report.steps} steps); lower it (half is a start) or train with head.optimizer lbfgs")
     return diagnosed(kind, model, head.loss, x, labels, frame, fitted.report,
-                     accuracy(model, head.loss, public, data.public_labels), spec, fitted.info)
+                     accuracy(model, head.loss, public, data.public_labels), spec, fitted.info, progress)
 
 
 def diagnosed(kind: str, head: MLPHead, loss: str, x: torch.Tensor, labels: torch.Tensor, frame: Frame,
-              report: TrainReport | None, test_acc: float, spec: VictimSpec, info: dict[str, Any]) -> TrainedVictim:
+              report: TrainReport | None, test_acc: float, spec: VictimSpec, info: dict[str, Any],
+              progress: bool = False) -> TrainedVictim:
     """The victim with what its training rows `x` (in its frame) say about it: the oracle residual, the share of
     units active per row and the members θ carries."""
-    residual, parts = oracle_fit(head, loss, x, labels)
+    residual, parts = oracle_fit(head, loss, x, labels, progress=progress)
     return TrainedVictim(kind, head, frame, labels, report, test_acc, residual, spec, info, active_share(head, x),
                          effective_members(parts))
 
