@@ -4,7 +4,7 @@ slope in [0, 1] there.
 The KKT conditions of a ReLU head are stated with Clarke subgradients (Lyu & Li 2020, the condition Haim et al.
 reconstruct from): θ = Σ λ_i g_i with g_i in ∂°Φ_i(θ), and ∂°relu(0) = [0, 1]. Training with weight decay pushes
 members onto units' kinks as n grows: on a MiniLM / SST-2 head at n = 250, 20,000 more full-batch GD steps left
-16% of (member, unit) pairs within 1% of the RMS pre-activation from zero and the gradient norm where it was
+16% of (member, unit) pairs within 1% of the median |pre-activation| from zero and the gradient norm where it was
 (1.5e-3). With the hard slopes 1[z > 0] the members explain θ to a residual of 0.10; with those pairs' slopes
 free in [0, 1], to 0.0006: the head is at a KKT point, and the hard residual said it was not (docs/attack.md,
 "Kinks"). Only one-hidden-layer ReLU heads with margins (logistic, CE) are fitted here.
@@ -70,9 +70,9 @@ def kink_fit(head: MLPHead, loss: LossName, x: torch.Tensor, labels: torch.Tenso
         hard = (z > 0).to(x.dtype)
 
     def parts_of(p: torch.Tensor):
-        lam, s = p[:n], p[n:]
-        slope = hard.masked_scatter(kink, s)
-        return lam, lam[:, None] * delta * slope
+        """(λ, slopes, C = λ δ s) of the variables p = [λ, the kinked pairs' slopes]."""
+        lam, slope = p[:n], hard.masked_scatter(kink, p[n:])
+        return lam, slope, lam[:, None] * delta * slope
 
     # the variables scaled by the root of the objective's curvature along each (at the start): λ and the slopes
     # differ by orders of magnitude, and unscaled L-BFGS-B stops at its iteration limit far from the optimum
@@ -86,7 +86,7 @@ def kink_fit(head: MLPHead, loss: LossName, x: torch.Tensor, labels: torch.Tenso
 
     def fun(q_np: np.ndarray):
         q = torch.from_numpy(q_np).requires_grad_(True)
-        lam, c = parts_of(q / scale)
+        lam, _, c = parts_of(q / scale)
         res = (w_sq - 2 * (c * z).sum() + (c * (gram @ c)).sum() + (v - (lam[:, None] * a).T @ r).pow(2).sum()) / theta_sq
         (g,) = torch.autograd.grad(res, q)
         return float(res.detach()), g.numpy()
@@ -98,8 +98,6 @@ def kink_fit(head: MLPHead, loss: LossName, x: torch.Tensor, labels: torch.Tenso
         fit = minimize(fun, start, jac=True, method="L-BFGS-B", bounds=bounds, callback=lambda _: bar.update(1),
                        options={"maxiter": MAX_ITER, "ftol": 1e-10, "gtol": 1e-12})
     with torch.no_grad():
-        p = torch.from_numpy(fit.x) / scale
-        lam, c = parts_of(p)
+        lam, slope, c = parts_of(torch.from_numpy(fit.x) / scale)
         norms = c.pow(2).sum(1) * x_sq + (lam[:, None] * a).pow(2).sum(1) * r.pow(2).sum(1)
-    return KinkFit(max(float(fit.fun), 0.0), norms.sqrt().numpy(), lam.numpy(), hard.masked_scatter(kink, p[n:]).numpy(),
-                   int(kink.sum()))
+    return KinkFit(max(float(fit.fun), 0.0), norms.sqrt().numpy(), lam.numpy(), slope.numpy(), int(kink.sum()))

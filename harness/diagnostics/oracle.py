@@ -33,13 +33,13 @@ def oracle_fit(head: MLPHead, loss: LossName, x: torch.Tensor, labels: torch.Ten
     (|z| < `kink_tol` x the RMS pre-activation) add any slope in [0, 1] there (kinks.py; 0 keeps the slopes hard)."""
     if not head.is_finite():
         return float("nan"), None  # a diverged head: nothing to explain
-    head = copy.deepcopy(head).double()
+    head, x = copy.deepcopy(head).double(), x.double()
     theta = head.flat_params()
     if loss == "mse":  # one column per member and output: through the Jacobian
-        jac = member_jacobian(head, loss, x.double(), labels).detach()
+        jac = member_jacobian(head, loss, x, labels).detach()
         gram, c = jac.T @ jac, jac.T @ theta
     else:
-        gram, c = margin_gram(head, loss, x.double(), labels)
+        gram, c = margin_gram(head, loss, x, labels)
     g = gram.numpy()
     lam = gram_solve(g, c.numpy(), nonnegative=loss != "mse")
     tt = float(theta @ theta)
@@ -50,7 +50,7 @@ def oracle_fit(head: MLPHead, loss: LossName, x: torch.Tensor, labels: torch.Ten
         parts = np.sqrt(np.clip([b @ g[i * per : (i + 1) * per, i * per : (i + 1) * per] @ b for i, b in enumerate(blocks)], 0.0, None))
     else:
         parts = np.abs(lam) * np.sqrt(np.clip(np.diag(g), 0.0, None))
-        kinked = kink_fit(head, loss, x.double(), labels, lam, kink_tol, progress)
+        kinked = kink_fit(head, loss, x, labels, lam, kink_tol, progress)
         if kinked is not None and kinked.residual < residual:
             residual, parts = kinked.residual, kinked.parts
     return residual, parts
