@@ -235,7 +235,7 @@ def test_identifiability_check_on_the_planted_victim(planted):
     victim, _, members, y = planted
     r = check(victim, members, y, {"iterations": 400, "restarts": 2}, noise=0.3)
     assert r.start_cos < 0.99 and r.end_cos > 0.95 and r.end_good == 4  # the loss pulls the noisy starts home
-    assert r.planted_loss < 0.05 and np.isfinite(r.scratch_loss)
+    assert r.planted_loss <= r.kept_loss < 0.05 and np.isfinite(r.scratch_loss)  # kept_loss: the counted run's
 
 
 def test_identifiability_check_with_free_candidates_beside_the_planted_members(planted, monkeypatch):

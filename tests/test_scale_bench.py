@@ -53,7 +53,8 @@ def test_scale_table_row_and_print_on_tiny_pixels(monkeypatch, capsys):
     assert "attack {'recombine': 0.25, 'restarts': 4}" in out and "(eager pass, recombine 0.25, init mixed)" in out
     planted = scale.row("pixels", 4, 0, spm=0.25, null_share=0, pixel_head=head, attack={"restarts": 4}, planted=True)
     assert re.fullmatch(r"[0-4]/4 x\d+\.\d", planted["real"]["planted"]), planted["real"]["planted"]
-    assert "pixels n=4 planted (" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "pixels n=4 planted (" in out and f"{planted['real']['lineage_its']} iterations (the search's deepest lineage)" in out
     with pytest.raises(SystemExit) as e:
         scale.main(["--part", "table", "--attack", '{"time_budget_s": 3}'])
     assert e.value.code == 2
@@ -61,6 +62,25 @@ def test_scale_table_row_and_print_on_tiny_pixels(monkeypatch, capsys):
         scale.main(["--part", "table", "--pixel-optimizer", "lbfgs", "--pixel-schedule", "cosine"])
     assert e.value.code == 2
     assert scale.pixel_head("gd", 10, "cosine").lr_schedule == "cosine" and scale.pixel_head("lbfgs").lr_schedule == "constant"
+
+
+def test_the_planted_check_runs_as_long_as_the_searchs_deepest_lineage():
+    """Recombined brackets continue earlier candidates: their iterations add up (the most any restart of each bracket
+    ran); without recombination a lineage is one bracket long. The planted run gets that many."""
+    from harness.attacks import make_attack
+    from harness.attacks.priors import domain_prior
+
+    d = pixel_data(2)
+    head = HeadRecipe(widths=[16], init_scale=1e-3, optimizer="gd", lr=0.5, weight_decay=1e-3, max_steps=100)
+    v, head, _ = recipes.victim(d, recipes.RECIPES["none+paper"], True, 0, "real", head)
+    view = recipes.attack_view(v, head, 2, domain_prior(True), 1.0)
+    base = {"m": 8, "restarts": 4, "iterations": 12, "rungs": 1, "brackets": 3, "subspace": "off", "init": "rows"}
+    res = make_attack("kkt", {**base, "recombine": 0.5}).reconstruct(view, progress=False)
+    assert any(r.status == "pruned" and r.iterations < 12 for r in res.runs)  # a pruned restart does not set the length
+    assert recipes.lineage_iterations(res) == 36
+    assert recipes.lineage_iterations(make_attack("kkt", {**base, "recombine": 0}).reconstruct(view, progress=False)) == 12
+    _, pc, _ = recipes.planted(v, head, d, True, {**base, "seed": 0}, 0, 1.0, 36)
+    assert pc.planted_loss <= pc.kept_loss
 
 
 def test_scale_text_data_reaches_the_loader_and_bad_names_stop_early(monkeypatch, capsys):

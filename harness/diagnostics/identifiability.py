@@ -26,6 +26,7 @@ class Identifiability:
     end_cos: float  # mean cosine after the attack, each member to its own planted candidate
     end_good: int  # members still at cosine > 0.8 in the best planted run
     planted_loss: float  # best final relative KKT residual of the planted runs
+    kept_loss: float  # the final loss of the planted run that end_good counts (the one that kept its members best)
     scratch_loss: float  # best final relative KKT residual of the same attack from its own init
     scratch_best_cos: float  # mean over members of the best cosine of any scratch candidate
 
@@ -84,6 +85,11 @@ def check(victim: Victim, members: torch.Tensor, labels: torch.Tensor, params: d
     best = lambda res: min((r.final_loss for r in res.runs if r.status == "ok"), default=float("nan"))  # noqa: E731
     return Identifiability(
         noise=noise, start_cos=float(cos0.mean()), end_cos=float(cos1.mean()), end_good=int((cos1[best_run] > 0.8).sum()),
-        planted_loss=best(planted), scratch_loss=best(scratch),
+        planted_loss=best(planted), kept_loss=_final(planted, runs[best_run]) if runs else float("nan"), scratch_loss=best(scratch),
         scratch_best_cos=float(sc.nan_to_num(-1.0).max(0).values.mean()) if len(sc) else float("nan"),
     )
+
+
+def _final(res, run_id: int) -> float:
+    """The final loss of run `run_id` of `res`."""
+    return next(r.final_loss for r in res.runs if r.run_id == run_id)
