@@ -41,10 +41,6 @@ class KKTFastParams(KKTParams):
         "adam", description="mixed: alternate restarts use sgd-momentum and adam (they find different basins)")
     lr: float | None = Field(None, gt=0, description="fixed step size (relative to the input norm)")
     lr_range: tuple[float, float] = Field((3e-3, 3e-2), description="log-uniform range when lr is unset")
-    lr_schedule: Literal["constant", "cosine"] = Field(
-        "constant", description="each restart's step through a bracket: constant, or cosine (from its step down to "
-        "lr_floor x it over the bracket's iterations, so candidates settle in the basin they reached)")
-    lr_floor: float = Field(0.0, ge=0, le=1, description="cosine only: the share of the step left at the last iteration")
     momentum: float = Field(0.9, ge=0, lt=1, description="sgd only")
     init: Literal["auto", "rows", "random", "subspace", "public", "mixed"] = Field(
         "auto", description="starting candidates: rows of W1 (oriented by class), Gaussian, Gaussian in W1's row space, "
@@ -347,7 +343,7 @@ class _Context:
                     i = int(ids[k])
                     status[i], its[i], finals[i] = "diverged", it + 1, float("nan")
                 keep = torch.nonzero(~bad).flatten()
-            opt.step([x, lam], [gx, gl], search.step_scale(p.lr_schedule, it, p.iterations, p.lr_floor))
+            opt.step([x, lam], [gx, gl])
             self.project_(x)
             bar.update(1)
             timeout = p.time_budget_s and time.perf_counter() - t0 > p.time_budget_s

@@ -24,14 +24,12 @@ class RestartOptimizer:
     def optimizer_of(self, k: int) -> str:
         return "sgd" if bool(self.sgd[0].flatten()[k]) else "adam"
 
-    def step(self, tensors, grads, scale: float = 1.0):
-        """One step of every restart, its step sizes times `scale` (a schedule's factor). The gradients are consumed:
-        their non-finite entries are zeroed in place."""
+    def step(self, tensors, grads):
+        """One step of every restart. The gradients are consumed: their non-finite entries are zeroed in place."""
         self.t += 1
         b1, b2 = 0.9, 0.999
         for t, g, m, v, lr, sgd in zip(tensors, grads, self.m, self.v, self.lrs, self.sgd):
             g = torch.nan_to_num_(g, nan=0.0, posinf=0.0, neginf=0.0)
-            lr = lr if scale == 1.0 else lr * scale
             if self.all_sgd:
                 m.mul_(self.mom).add_(g)
                 t.sub_(lr * m)

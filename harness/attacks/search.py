@@ -39,12 +39,3 @@ def alpha_at(step: int, total: int, start: torch.Tensor, end: torch.Tensor) -> t
     """Geometric annealing of the modified ReLU's slope from `start` to `end` per restart."""
     t = min(1.0, step / max(1, total - 1))
     return start * (end / start) ** t
-
-
-def step_scale(schedule: str, step: int, total: int, floor: float = 0.0) -> float:
-    """The step size's factor at iteration `step` of `total`: 1 for a constant step; for cosine, from 1 down to
-    `floor` (a share of the step) along half a cosine."""
-    if schedule == "constant":
-        return 1.0
-    t = min(1.0, step / max(1, total - 1))
-    return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * t))
