@@ -35,6 +35,7 @@ from attack_data import pixel_set, text_set  # noqa: E402
 
 from harness.attacks import make_attack  # noqa: E402
 from harness.attacks.base import Victim  # noqa: E402
+from harness.attacks.kkt import KKTFastParams  # noqa: E402
 from harness.attacks.priors import domain_prior  # noqa: E402
 from harness.errors import HarnessError  # noqa: E402
 from harness.heads.train import fit_head  # noqa: E402
@@ -142,7 +143,7 @@ def attack_scored(v, head: HeadRecipe, d: dict, pixels: bool, params: dict):
     out = {"active": v.active_share, "oracle": v.oracle_residual, "carried": v.effective_members, "tpr": s.tpr, "cos08": int((s.member_best > 0.8).sum()),
            "n": len(emb.members), "attack_s": attack_s, "linear": v.linear, "test_acc": v.test_acc,
            "eps": v.info.get("epsilon"), "best_loss": min((r.final_loss for r in res.runs if r.status == "ok"), default=float("nan")),
-           "pub08": s.public_good(0.8), "beyond08": s.beyond_public(0.8), "lineage_its": lineage_iterations(res)}
+           "pub08": s.public_good(0.8), "beyond08": s.beyond_public(0.8), "planted_its": planted_iterations(res)}
     if pixels:
         px = pixel_score_stage(res, emb, 0.01, (3, 32, 32))
         out["ssim04"] = px.good if px else 0
@@ -150,6 +151,14 @@ def attack_scored(v, head: HeadRecipe, d: dict, pixels: bool, params: dict):
         out["pub_ssim"] = px.public_good if px else None
         out["beyond_ssim"] = px.beyond_public if px else None
     return out, res
+
+
+PLANTED_MAX_ITERATIONS = 6000  # the planted check's cap: the pixel bench's 16 brackets would make it 24,000
+
+
+def planted_iterations(res) -> int:
+    """How long the planted check runs beside search `res`: its deepest lineage, at most PLANTED_MAX_ITERATIONS."""
+    return min(lineage_iterations(res), PLANTED_MAX_ITERATIONS)
 
 
 def lineage_iterations(res) -> int:
@@ -170,7 +179,7 @@ def one(d: dict, spec: VictimSpec, pixels: bool, seed: int, kind: str, attack: d
     out, _ = attack_scored(v, head, d, pixels, params)
     out["train_s"] = train_s
     if kind == "real" and not v.linear:
-        out["planted"], _, _ = planted(v, head, d, pixels, params, seed, out["best_loss"], out["lineage_its"])
+        out["planted"], _, _ = planted(v, head, d, pixels, params, seed, out["best_loss"], out["planted_its"])
     return out
 
 
@@ -178,8 +187,8 @@ def planted(v, head: HeadRecipe, d: dict, pixels: bool, params: dict, seed: int,
             best_loss: float, iterations: int) -> tuple[str, object, float]:
     """The planted check on a real victim: the attack started at its members + 30% noise, beside as many free
     candidates as the search had more than n (the same m, so the losses compare), for `iterations` (the search's
-    `lineage_iterations`: both losses after as many steps); ('k/n xR', the check's result, R): k members still at
-    cosine > 0.8, R = that run's loss over `best_loss` (what the search found).
+    `planted_iterations`: both losses after about as many steps); ('k/n xR', the check's result, R): k members still
+    at cosine > 0.8, R = that run's loss over `best_loss` (what the search found).
     Planted members that stay prove identifiability only where their loss beats what search finds: on a
     flat loss (a DP head) candidates do not move from wherever they start."""
     members = v.frame.apply(d["members"].float())
@@ -191,11 +200,16 @@ def planted(v, head: HeadRecipe, d: dict, pixels: bool, params: dict, seed: int,
 
 
 def plant(view, members: torch.Tensor, labels: torch.Tensor, params: dict, seed: int, iterations: int):
-    """The bench's planted check: the members + 30% noise beside the search's m - n free candidates, 4 restarts (steps
-    drawn as the search's) for `iterations` in the full space (a 10-iteration scratch run beside it). 500 iterations,
-    as this check ran before, can end above a loss the members reach later: on MiniLM / fortunes computers vs people
-    (50 per class) the planted loss went 0.00114 -> 0.00073 from 500 to 2000 iterations, against the search's 0.00100."""
-    return planted_check(view, members, labels, {**params, "iterations": iterations, "restarts": 4, "subspace": "off"},
+    """The bench's planted check: the members + 30% noise beside the search's m - n free candidates, 4 restarts for
+    `iterations` in the full space (a 10-iteration scratch run beside it), at steps drawn from a decade below the
+    search's smallest: the run follows the loss down into the basin it starts in, where the search's steps throw
+    candidates out of it (docs/attack.md, "The planted check, run as long as the search"). 500 iterations, as this
+    check ran before, can end above a loss the members reach later: on MiniLM / fortunes computers vs people (50 per
+    class) the planted loss went 0.00114 -> 0.00073 from 500 to 2000 iterations, against the search's 0.00100."""
+    p = KKTFastParams.model_validate({k: v for k, v in params.items() if k != "seed"})
+    lo = p.lr if p.lr is not None else p.lr_range[0]
+    return planted_check(view, members, labels, {**params, "iterations": iterations, "restarts": 4, "subspace": "off",
+                                                 "lr": None, "lr_range": (lo / 10, lo)},
                          noise=0.3, seed=seed, scratch_params={"iterations": 10}, free=max(params["m"] - len(members), 0))
 
 
@@ -243,7 +257,7 @@ def scale_case(seed: int) -> None:
         res = make_attack("kkt", params).reconstruct(view, progress=False)
         cands = vf.to_raw(res.candidates.double()) - mean.double()  # back to the members' centred embeddings
         s = match(cands.float(), mem - mean, d["public"].float() - mean)
-        pc = plant(view, members, d["labels"], params, seed, lineage_iterations(res))
+        pc = plant(view, members, d["labels"], params, seed, planted_iterations(res))
         best = min((r.final_loss for r in res.runs if r.status == "ok"), default=float("nan"))
         say(f"    {label:<44} planted {pc.end_good}/20 (cos {pc.end_cos:.2f}), from scratch {int((s.member_best > 0.8).sum())}/20 "
             f"at cos > 0.8 (>0.9: {int((s.member_best > 0.9).sum())}), TPR {s.tpr:.2f}, best residual {best:.3g}, "
@@ -290,7 +304,7 @@ def main(argv=None) -> int:
     say(f"== recipes x data, {a.n} members per class, seeds {a.seeds}; text attack {TEXT_ATTACK}, pixel attack {PIXEL_ATTACK}"
         + (f", with {a.attack}" if a.attack else "") + (f"; heads with {a.head}" if a.head else ""))
     say("  planted: the attack started at the members + 30% noise beside m - n free candidates (the search's m), for as many "
-        "iterations as the search's deepest lineage; members kept at cosine > 0.8 and that run's loss over the search's "
+        "iterations as the search's deepest lineage (at most 6000), at steps a decade below the search's; members kept at cosine > 0.8 and that run's loss over the search's "
         "(below x1: the loss singles the members out)")
     say(f"  {'data':<26} {'recipe':<27} {'active':>6} {'oracle':>8} {'carried':>7} {'search':>8} {'planted':>12} {'TPR':>6} {'members':>10} "
         f"{'beyond / pub':>13} {'disjoint null':>18} {'acc':>5} {'time':>7}")
@@ -315,7 +329,7 @@ def main(argv=None) -> int:
     say("  active = mean share of first-layer units firing on a member; oracle = members' best relative KKT residual; carried = how many members θ carries (participation ratio of "
         "the oracle fit's per-member parts; the search finds the largest parts first); "
         "planted = members still at cosine > 0.8 after the attack started at them + 30% noise beside m - n free candidates (as many iterations as "
-        "the search's deepest lineage), and that run's loss over the "
+        "the search's deepest lineage, at most 6000, at steps a decade below the search's), and that run's loss over the "
         "best loss found from scratch (x < 1: the loss prefers the members; x >> 1 with members kept: a flat loss "
         "that leaves any start in place); members = members with a "
         "candidate at cosine > 0.8 (SSIM > 0.4 for pixels); beyond / pub = members with such a candidate closer to them than any public "

@@ -114,10 +114,11 @@ def row(case: str, n: int, seed: int, spm: float, null_share: float, pixel_head=
             f"match {o['pub']}), TPR {o['tpr_']:.2f}; peak {pm.kind} {pm.peak_mib:.0f} MiB (+{pm.extra_mib:.0f})")
         if planted and kind == "real":
             t = time.perf_counter()
-            o["planted"], pc, ratio = recipes.planted(v, head, d, pixels, params, seed, o["best_loss"], o["lineage_its"])
+            o["planted"], pc, ratio = recipes.planted(v, head, d, pixels, params, seed, o["best_loss"], o["planted_its"])
             say(f"  {case} n={n} planted ({time.perf_counter() - t:.0f}s): started at the members + 30% noise (cos {pc.start_cos:.2f}) "
                 f"beside {o['m'] - n} free candidates (m {o['m']}), "
-                f"{o['lineage_its']} iterations (the search's deepest lineage): {pc.end_good}/{n} still at cosine > 0.8 (mean cos {pc.end_cos:.2f}), loss {pc.planted_loss:.3g} "
+                f"{o['planted_its']} iterations (the search's deepest lineage, at most {recipes.PLANTED_MAX_ITERATIONS}; steps a decade below "
+                f"the search's): {pc.end_good}/{n} still at cosine > 0.8 (mean cos {pc.end_cos:.2f}), that run's loss {pc.kept_loss:.3g} "
                 f"against the search's best {o['best_loss']:.3g} (x{ratio:.1f}; the loss singles "
                 f"the members out only below x1)")
     return out
@@ -253,7 +254,7 @@ def main(argv=None) -> int:
     ap.add_argument("--attack", type=json.loads, default={},
                     help='kkt settings over the bench\'s, as JSON (e.g. \'{"recombine": 0.5}\'); the budget stays per member')
     ap.add_argument("--planted", action="store_true",
-                    help="also start the attack at the real victim's members + 30%% noise (4 restarts, as many iterations as the search's deepest lineage): do they stay, "
+                    help="also start the attack at the real victim's members + 30%% noise (4 restarts at steps a decade below the search's, as many iterations as its deepest lineage, at most 6000): do they stay, "
                          "and at what loss against the search's? (data or search: which one limits)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1, help="torch threads (1 on a shared CPU machine)")

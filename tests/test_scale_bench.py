@@ -54,7 +54,7 @@ def test_scale_table_row_and_print_on_tiny_pixels(monkeypatch, capsys):
     planted = scale.row("pixels", 4, 0, spm=0.25, null_share=0, pixel_head=head, attack={"restarts": 4}, planted=True)
     assert re.fullmatch(r"[0-4]/4 x\d+\.\d", planted["real"]["planted"]), planted["real"]["planted"]
     out = capsys.readouterr().out
-    assert "pixels n=4 planted (" in out and f"{planted['real']['lineage_its']} iterations (the search's deepest lineage)" in out
+    assert "pixels n=4 planted (" in out and f"{planted['real']['planted_its']} iterations (the search's deepest lineage" in out
     with pytest.raises(SystemExit) as e:
         scale.main(["--part", "table", "--attack", '{"time_budget_s": 3}'])
     assert e.value.code == 2
@@ -64,11 +64,12 @@ def test_scale_table_row_and_print_on_tiny_pixels(monkeypatch, capsys):
     assert scale.pixel_head("gd", 10, "cosine").lr_schedule == "cosine" and scale.pixel_head("lbfgs").lr_schedule == "constant"
 
 
-def test_the_planted_check_runs_as_long_as_the_searchs_deepest_lineage():
+def test_the_planted_check_runs_as_long_as_the_searchs_deepest_lineage(monkeypatch):
     """Recombined brackets continue earlier candidates: their iterations add up (the most any restart of each bracket
     ran); without recombination a lineage is one bracket long. The planted run gets that many."""
     from harness.attacks import make_attack
     from harness.attacks.priors import domain_prior
+    from harness.diagnostics.identifiability import check
 
     d = pixel_data(2)
     head = HeadRecipe(widths=[16], init_scale=1e-3, optimizer="gd", lr=0.5, weight_decay=1e-3, max_steps=100)
@@ -79,8 +80,13 @@ def test_the_planted_check_runs_as_long_as_the_searchs_deepest_lineage():
     assert any(r.status == "pruned" and r.iterations < 12 for r in res.runs)  # a pruned restart does not set the length
     assert recipes.lineage_iterations(res) == 36
     assert recipes.lineage_iterations(make_attack("kkt", {**base, "recombine": 0}).reconstruct(view, progress=False)) == 12
-    _, pc, _ = recipes.planted(v, head, d, True, {**base, "seed": 0}, 0, 1.0, 36)
+    monkeypatch.setattr(recipes, "PLANTED_MAX_ITERATIONS", 30)
+    assert recipes.planted_iterations(res) == 30
+    seen = []
+    monkeypatch.setattr(recipes, "planted_check", lambda *a, **k: seen.append(a[3]) or check(*a, **k))
+    _, pc, _ = recipes.planted(v, head, d, True, {**base, "seed": 0, "lr_range": (0.01, 0.05)}, 0, 1.0, 36)
     assert pc.planted_loss <= pc.kept_loss
+    assert (seen[0]["iterations"], seen[0]["restarts"], seen[0]["lr_range"]) == (36, 4, pytest.approx((0.001, 0.01)))
 
 
 def test_scale_text_data_reaches_the_loader_and_bad_names_stop_early(monkeypatch, capsys):
