@@ -64,9 +64,10 @@ def test_scale_table_row_and_print_on_tiny_pixels(monkeypatch, capsys):
     assert scale.pixel_head("gd", 10, "cosine").lr_schedule == "cosine" and scale.pixel_head("lbfgs").lr_schedule == "constant"
 
 
-def test_the_planted_check_runs_as_long_as_the_searchs_deepest_lineage(monkeypatch):
+def test_the_planted_check_runs_as_long_as_the_searchs_deepest_lineage_a_decade_below_its_steps(monkeypatch):
     """Recombined brackets continue earlier candidates: their iterations add up (the most any restart of each bracket
-    ran); without recombination a lineage is one bracket long. The planted run gets that many."""
+    ran); without recombination a lineage is one bracket long. The planted run gets that many (capped), at steps a
+    decade below the search's smallest."""
     from harness.attacks import make_attack
     from harness.attacks.priors import domain_prior
     from harness.diagnostics.identifiability import check
