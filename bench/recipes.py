@@ -206,7 +206,7 @@ def plant(view, members: torch.Tensor, labels: torch.Tensor, params: dict, seed:
     candidates out of it (docs/attack.md, "The planted check, run as long as the search"). 500 iterations, as this
     check ran before, can end above a loss the members reach later: on MiniLM / fortunes computers vs people (50 per
     class) the planted loss went 0.00114 -> 0.00073 from 500 to 2000 iterations, against the search's 0.00100."""
-    p = KKTFastParams.model_validate({k: v for k, v in params.items() if k != "seed"})
+    p = KKTFastParams.model_validate(params)
     lo = p.lr if p.lr is not None else p.lr_range[0]
     return planted_check(view, members, labels, {**params, "iterations": iterations, "restarts": 4, "subspace": "off",
                                                  "lr": None, "lr_range": (lo / 10, lo)},
