@@ -154,6 +154,8 @@ def attack_scored(v, head: HeadRecipe, d: dict, pixels: bool, params: dict):
 
 
 PLANTED_MAX_ITERATIONS = 6000  # the planted check's cap: the pixel bench's 16 brackets would make it 24,000
+PLANTED_RUN = (f"as many iterations as the search's deepest lineage (at most {PLANTED_MAX_ITERATIONS}), 4 restarts at steps "
+               "a decade below the search's")  # how the planted check runs, as the benches print it
 
 
 def planted_iterations(res) -> int:
@@ -303,8 +305,8 @@ def main(argv=None) -> int:
         ap.error(exc.line())
     say(f"== recipes x data, {a.n} members per class, seeds {a.seeds}; text attack {TEXT_ATTACK}, pixel attack {PIXEL_ATTACK}"
         + (f", with {a.attack}" if a.attack else "") + (f"; heads with {a.head}" if a.head else ""))
-    say("  planted: the attack started at the members + 30% noise beside m - n free candidates (the search's m), for as many "
-        "iterations as the search's deepest lineage (at most 6000), at steps a decade below the search's; members kept at cosine > 0.8 and that run's loss over the search's "
+    say("  planted: the attack started at the members + 30% noise beside m - n free candidates (the search's m), "
+        f"{PLANTED_RUN}; members kept at cosine > 0.8 and that run's loss over the search's "
         "(below x1: the loss singles the members out)")
     say(f"  {'data':<26} {'recipe':<27} {'active':>6} {'oracle':>8} {'carried':>7} {'search':>8} {'planted':>12} {'TPR':>6} {'members':>10} "
         f"{'beyond / pub':>13} {'disjoint null':>18} {'acc':>5} {'time':>7}")
@@ -328,8 +330,8 @@ def main(argv=None) -> int:
                     + ("  (linear head: weighted sum only)" if r["linear"] else ""))
     say("  active = mean share of first-layer units firing on a member; oracle = members' best relative KKT residual; carried = how many members θ carries (participation ratio of "
         "the oracle fit's per-member parts; the search finds the largest parts first); "
-        "planted = members still at cosine > 0.8 after the attack started at them + 30% noise beside m - n free candidates (as many iterations as "
-        "the search's deepest lineage, at most 6000, at steps a decade below the search's), and that run's loss over the "
+        "planted = members still at cosine > 0.8 after the attack started at them + 30% noise beside m - n free candidates ("
+        f"{PLANTED_RUN}), and that run's loss over the "
         "best loss found from scratch (x < 1: the loss prefers the members; x >> 1 with members kept: a flat loss "
         "that leaves any start in place); members = members with a "
         "candidate at cosine > 0.8 (SSIM > 0.4 for pixels); beyond / pub = members with such a candidate closer to them than any public "

@@ -254,7 +254,7 @@ def main(argv=None) -> int:
     ap.add_argument("--attack", type=json.loads, default={},
                     help='kkt settings over the bench\'s, as JSON (e.g. \'{"recombine": 0.5}\'); the budget stays per member')
     ap.add_argument("--planted", action="store_true",
-                    help="also start the attack at the real victim's members + 30%% noise (4 restarts at steps a decade below the search's, as many iterations as its deepest lineage, at most 6000): do they stay, "
+                    help=f"also start the attack at the real victim's members + 30%% noise ({recipes.PLANTED_RUN}): do they stay, "
                          "and at what loss against the search's? (data or search: which one limits)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1, help="torch threads (1 on a shared CPU machine)")
