@@ -105,6 +105,9 @@ def test_vision_report_shows_images(vision_results, tmp_path):
     for v in victims:
         assert 0 <= v["good_ssim"] <= v["n_members"] and 0 <= v["ssim_tpr_at_fpr"] <= 1
         assert -1 <= v["mean_member_best_ssim"] <= 1 and v["ssim_threshold"] is not None
+        # kkt-reference starts nowhere near the public images: every non-member is in the FPR control (with kkt's
+        # public starts half of them are: test_attack_scoring.py)
+        assert v["n_control"] == v["n_nonmembers"] == 20
     assert "SSIM &gt; 0.4" in page and page.count("What was recovered:") == 2
 
 

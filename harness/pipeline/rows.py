@@ -89,6 +89,7 @@ def victim_row(base: dict, unit: Unit, split: MemberSplit, emb: Embedded, o: Vic
         "score_space": "cosine, centred embeddings",
         "threshold": _f(s.threshold),
         "fpr": s.fpr,
+        "n_control": len(s.nonmember_best),
         "tpr_at_fpr": _f(s.tpr),
         "members_passed": int(s.passed().sum()),
         "mean_member_best": _f(np.mean(s.member_best)),

@@ -76,7 +76,8 @@ def _metrics(v: dict, scores: list[dict]) -> str:
             "largest parts first)", f"{_f(v['effective_members'], '.1f')} of {v['n_members']}"]]
           if v.get("effective_members") is not None else []),
         ["attack", f"{_e(v['attack'])}: {v['n_runs']} runs, {v['n_candidates']} candidates, {_f(v['attack_s'], '.1f')} s"],
-        [f"threshold at {v['fpr']:.0%} FPR", _f(v["threshold"])],
+        [f"threshold at {v['fpr']:.0%} FPR" + (f" (over {v['n_control']} non-members)" if v.get("n_control") is not None else ""),
+         _f(v["threshold"])],
         ["TPR at that FPR (members passed)", f"{_f(v['tpr_at_fpr'], '.2f')} ({v['members_passed']}/{v['n_members']})"],
         ["mean best cosine members / non-members", f"{_f(v['mean_member_best'])} / {_f(v['mean_nonmember_best'])}"],
         ["members with a candidate at cosine > 0.8 / > 0.9", f"{v['good_at_0_8']} / {v['good_at_0_9']} of {v['n_members']}"],

@@ -53,6 +53,9 @@ VICTIMS = [
     pa.field("score_space", pa.string()),
     pa.field("threshold", pa.float64()),
     pa.field("fpr", pa.float64()),
+    # the non-members the threshold was measured on: all of them, or half where the attack started candidates at the
+    # other half (kkt init: public | mixed; pipeline/stages.py: start_pool)
+    pa.field("n_control", pa.int64()),
     pa.field("tpr_at_fpr", pa.float64()),
     pa.field("members_passed", pa.int64()),
     pa.field("mean_member_best", pa.float64()),
