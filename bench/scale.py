@@ -117,8 +117,7 @@ def row(case: str, n: int, seed: int, spm: float, null_share: float, pixel_head=
             o["planted"], pc, ratio = recipes.planted(v, head, d, pixels, params, seed, o["best_loss"], o["planted_its"])
             say(f"  {case} n={n} planted ({time.perf_counter() - t:.0f}s): started at the members + 30% noise (cos {pc.start_cos:.2f}) "
                 f"beside {o['m'] - n} free candidates (m {o['m']}), "
-                f"{o['planted_its']} iterations (the search's deepest lineage, at most {recipes.PLANTED_MAX_ITERATIONS}; steps a decade below "
-                f"the search's): {pc.end_good}/{n} still at cosine > 0.8 (mean cos {pc.end_cos:.2f}), that run's loss {pc.kept_loss:.3g} "
+                f"{o['planted_its']} iterations ({recipes.PLANTED_RUN}): {pc.end_good}/{n} still at cosine > 0.8 (mean cos {pc.end_cos:.2f}), that run's loss {pc.kept_loss:.3g} "
                 f"against the search's best {o['best_loss']:.3g} (x{ratio:.1f}; the loss singles "
                 f"the members out only below x1)")
     return out

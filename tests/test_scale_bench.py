@@ -54,7 +54,7 @@ def test_scale_table_row_and_print_on_tiny_pixels(monkeypatch, capsys):
     planted = scale.row("pixels", 4, 0, spm=0.25, null_share=0, pixel_head=head, attack={"restarts": 4}, planted=True)
     assert re.fullmatch(r"[0-4]/4 x\d+\.\d", planted["real"]["planted"]), planted["real"]["planted"]
     out = capsys.readouterr().out
-    assert "pixels n=4 planted (" in out and f"{planted['real']['planted_its']} iterations (the search's deepest lineage" in out
+    assert "pixels n=4 planted (" in out and f"{planted['real']['planted_its']} iterations ({recipes.PLANTED_RUN}): " in out
     with pytest.raises(SystemExit) as e:
         scale.main(["--part", "table", "--attack", '{"time_budget_s": 3}'])
     assert e.value.code == 2
