@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from harness.heads.losses import LossName
 from harness.heads.mlp import MLPHead
 from harness.victims.frame import Frame
+from harness.victims.spec import DEFAULT_TRAINER
 
 Prior = Literal["none", "box", "norm", "sphere"]
 
@@ -33,7 +34,7 @@ class Victim:
     typical_norm: float | None = None  # typical norm of a centred input (public data estimate)
     box: tuple[float, float] = (-1.0, 1.0)  # valid range of uncentred inputs for the box prior
     public: torch.Tensor | None = None  # (k, d) public inputs in the head's frame (kkt's `init: public` starts there)
-    trainer: str = "paper"  # the recipe's trainer, as published with the head (kkt's `init: auto` reads it)
+    trainer: str = DEFAULT_TRAINER  # the recipe's trainer, as published with the head (kkt's `init: auto` reads it)
 
     @property
     def dim(self) -> int:
@@ -88,7 +89,7 @@ class Attack:
         self.params = params if isinstance(params, AttackParams) else self.Params(**(params or {}))
 
     @classmethod
-    def resolve(cls, params: dict, prior: str, public: int, trainer: str = "paper") -> dict:
+    def resolve(cls, params: dict, prior: str, public: int, trainer: str = DEFAULT_TRAINER) -> dict:
         """`params` with any setting the attack leaves to 'auto' decided for a victim with domain prior `prior`,
         `public` public inputs and a head trained by `trainer`: the pipeline decides before the attack
         (pipeline/plan.py), so every stage, shard and resumed run agrees. Attacks without such settings return

@@ -30,6 +30,7 @@ from harness.attacks.residual_grad import residual_forward
 from harness.attacks.priors import PUBLIC_INITS, auto_init, init_candidates, row_space
 from harness.attacks.recombine import Pool
 from harness.attacks.restart_optim import RestartOptimizer
+from harness.victims.spec import DEFAULT_TRAINER
 from harness.errors import HarnessError
 from harness.victims.frame import Frame
 
@@ -90,7 +91,7 @@ class KKT(Attack):
     Params = KKTFastParams
 
     @classmethod
-    def resolve(cls, params: dict, prior: str, public: int, trainer: str = "paper") -> dict:
+    def resolve(cls, params: dict, prior: str, public: int, trainer: str = DEFAULT_TRAINER) -> dict:
         """`init: auto` decided for a victim with `prior`, `public` public inputs and `trainer`. A decision of rows stays
         implicit (auto gives it again), so the params, and the ids of planned units, of the heads whose start
         did not change stay as they were."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 import torch
 
 from harness.attacks.margins import Form
+from harness.victims.spec import DEFAULT_TRAINER
 
 
 PUBLIC_INITS = ("public", "mixed")  # the inits that start candidates at public inputs (init_candidates)
@@ -26,7 +27,7 @@ def domain_prior(pixels: bool) -> str:
 MIXED_TRAINERS = ("paper",)  # the trainers whose pixel heads give up more members from mixed starts (auto_init)
 
 
-def auto_init(prior: str, public: int, trainer: str = "paper") -> str:
+def auto_init(prior: str, public: int, trainer: str = DEFAULT_TRAINER) -> str:
     """kkt's `init: auto`: mixed starts (rows and public inputs) for a box-prior (pixel) head trained to
     stationarity (the `paper` trainer) where the task has public non-members to split between starts and control
     (at least two), rows otherwise. On those heads at n = 100 mixed starts gave 6-9 more members than rows on

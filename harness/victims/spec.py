@@ -6,12 +6,14 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+DEFAULT_TRAINER = "paper"  # a recipe that names no trainer: small init, weight decay, trained to stationarity
+
 
 class VictimSpec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     transform: str = Field("none", description="input transform published with the head: none | standardize | l2")
-    trainer: str = Field("paper", description="how the head is trained: paper | sklearn-mlp | default-torch | linear | dp-sgd")
+    trainer: str = Field(DEFAULT_TRAINER, description="how the head is trained: paper | sklearn-mlp | default-torch | linear | dp-sgd")
     params: dict[str, Any] = Field(default_factory=dict, description="the trainer's parameters (recon-harness ls trainers NAME)")
 
     @property
