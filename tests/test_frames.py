@@ -65,3 +65,36 @@ def test_frame_maps_back_and_forth_and_guesses_the_typical_norm():
     assert abs(std.typical_norm() - 4.0) < 1e-9
     centred = Frame(u.mean(0), None, True)
     assert abs(centred.typical_norm() ** 2 - float((u - u.mean(0)).pow(2).sum(1).mean())) < 1e-4
+
+
+@pytest.mark.parametrize("scaled", [False, True])
+def test_sphere_projection_in_place_is_the_ray_in_embedding_space_in_either_space(scaled):
+    """SphereProjection against the written-out form (penalties.project_sphere_): in the full input space the
+    same points; in W1's row space the same ray then the cut back into it (x -> B^T x'), and, without a scale,
+    points exactly on the unit sphere of embeddings."""
+    from harness.attacks.penalties import project_sphere_
+    from harness.attacks.sphere import SphereProjection
+
+    g = torch.Generator().manual_seed(3)
+    d, k = 12, 5
+    u, _ = _sphere_members(n=8, d=d)
+    u = u.double()
+    scale = torch.rand(d, generator=g, dtype=torch.float64) * 0.2 + 0.01 if scaled else None
+    frame = Frame(u.mean(0), scale, True, "test")
+    x = frame.apply(u) + 0.3 * torch.randn(2, 8, d, generator=g, dtype=torch.float64) * frame.apply(u).norm(dim=1).mean()
+    want = x.clone()
+    project_sphere_(want, frame)
+    got = x.clone()
+    SphereProjection(frame)(got)
+    assert torch.allclose(got, want, atol=1e-10)
+    basis = torch.linalg.qr(torch.randn(d, k, generator=g, dtype=torch.float64))[0]
+    y = x @ basis
+    got = y.clone()
+    SphereProjection(frame, basis)(got)
+    if scaled:
+        ray = y @ basis.T
+        project_sphere_(ray, frame)
+        assert torch.allclose(got, ray @ basis, atol=1e-10)
+    else:
+        embedding = frame.to_raw(got @ basis.T)  # the candidate in the row space, plus the whole mean
+        assert torch.allclose(embedding.norm(dim=-1), torch.ones(2, 8, dtype=torch.float64), atol=1e-10)

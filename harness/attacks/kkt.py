@@ -25,11 +25,12 @@ from harness.attacks.base import Attack, AttackResult, RunRecord, Victim
 from harness.attacks.common import KKTParams, check_victim, default_typical_norm
 from harness.attacks.margins import balanced_labels, head_form
 from harness.attacks.objective import HeadTensors, gram_flags, preact_rms
-from harness.attacks.penalties import box_grad_in_coordinates, lambda_penalty_grad, prior_penalty_grad, project_sphere_
+from harness.attacks.penalties import box_grad_in_coordinates, lambda_penalty_grad, prior_penalty_grad
 from harness.attacks.residual_grad import residual_forward
 from harness.attacks.priors import PUBLIC_INITS, auto_init, init_candidates, row_space
 from harness.attacks.recombine import Pool
 from harness.attacks.restart_optim import RestartOptimizer
+from harness.attacks.sphere import SphereProjection
 from harness.victims.spec import DEFAULT_TRAINER
 from harness.errors import HarnessError
 from harness.victims.frame import Frame
@@ -180,7 +181,6 @@ class _Context:
         self.typ = default_typical_norm(victim)
         f = victim.frame
         self.frame = Frame(f.mean.to(dev, dt), None if f.scale is None else f.scale.to(dev, dt), f.l2, f.transform)
-        self.mean = self.frame.mean
         self.labels = balanced_labels(p.m, victim.num_classes, dev)
         self.basis = None
         if p.subspace != "off" or p.init == "subspace":
@@ -192,8 +192,8 @@ class _Context:
             # ||W1 - G1||^2 = ||W1 V - G1c||^2 + const, and x_i.x_j = c_i.c_j (V orthonormal).
             ws = [ht.weights[0] @ self.basis, *ht.weights[1:]]
             self.ht = HeadTensors(ws, ht.biases, ht.theta_sq, ht.activation)
-            self.mean_c = self.mean @ self.basis
-            self.sphere_r2 = float(1 - self.mean.pow(2).sum() + self.mean_c.pow(2).sum())
+        self.sphere = (SphereProjection(self.frame, None if p.subspace == "off" else self.basis)
+                       if victim.prior == "sphere" else None)
         self.lam_dim = (victim.head.out_dim,) if form == "regression" else ()
         self.gram = gram_flags(self.ht, p.m)
         self.start: torch.Tensor | None = None
@@ -273,18 +273,8 @@ class _Context:
         return x @ self.basis.T if self.p.subspace != "off" else x
 
     def project_(self, x):
-        if self.victim.prior != "sphere":
-            return
-        with torch.no_grad():
-            if self.p.subspace == "off":
-                project_sphere_(x, self.frame)
-            elif self.frame.scale is not None:  # along the ray in embedding space, then back into the row space
-                xf = self.full(x)
-                project_sphere_(xf, self.frame)
-                x.copy_(xf @ self.basis)
-            else:  # the unit sphere of uncentred inputs, cut by the row space
-                u = x + self.mean_c
-                x.copy_(u / u.norm(dim=-1, keepdim=True).clamp_min(1e-12) * max(self.sphere_r2, 1e-6) ** 0.5 - self.mean_c)
+        if self.sphere is not None:
+            self.sphere(x)
 
     def initial(self, R: int, gen) -> torch.Tensor:
         """Starting candidates (drawn on the CPU from the seeded generator, the same on every device)."""

@@ -35,10 +35,10 @@ class RestartOptimizer:
                 t.sub_(lr * m)
                 continue
             v.mul_(b2).addcmul_(g, g, value=1 - b2)
-            if not self.any_sgd:  # plain Adam: two temporaries, the rest in place
+            if not self.any_sgd:  # plain Adam, in place: the consumed gradient holds the step (no fresh temporaries)
                 m.mul_(b1).add_(g, alpha=1 - b1)
-                denom = v.div(1 - b2**self.t).sqrt_().add_(1e-12)
-                t.sub_(m.div(denom).mul_(lr / (1 - b1**self.t)))
+                step = torch.sqrt(v, out=g).div_((1 - b2**self.t) ** 0.5).add_(1e-12)
+                t.sub_(torch.div(m, step, out=step).mul_(lr / (1 - b1**self.t)))
                 continue
             # mixed: m holds the momentum buffer for SGD restarts and Adam's first moment for the others
             m.copy_(torch.where(sgd, m * self.mom + g, m * b1 + (1 - b1) * g))
