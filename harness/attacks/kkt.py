@@ -31,9 +31,9 @@ from harness.attacks.priors import PUBLIC_INITS, auto_init, init_candidates, row
 from harness.attacks.recombine import Pool
 from harness.attacks.restart_optim import RestartOptimizer
 from harness.attacks.sphere import SphereProjection
-from harness.victims.spec import DEFAULT_TRAINER
 from harness.errors import HarnessError
 from harness.victims.frame import Frame
+from harness.victims.spec import DEFAULT_TRAINER
 
 log = logging.getLogger(__name__)
 
