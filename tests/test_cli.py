@@ -58,6 +58,7 @@ def test_run_writes_every_table_with_provenance(tmp_path, bert_card, capsys):
     real = next(v for v in victims if v["victim"] == "real")
     assert real["n_members"] == 8 and real["n_nonmembers"] == 20 and real["embed_dim"] == 32
     assert real["n_control"] == 20  # rows start: every non-member is in the FPR control
+    assert 0 <= real["in_row_space"] <= 8  # members W1's row space holds (diagnostics/row_space.py)
     assert real["head_dims"] == [32, 32, 1] and real["train_acc"] == 1.0
     assert real["revision"] == "local" and '"torch"' in real["versions"] and real["seed"] == 0
     assert 0 <= real["tpr_at_fpr"] <= 1 and real["n_candidates"] == 8

@@ -225,6 +225,34 @@ def test_effective_members_counts_how_many_members_carry_the_fit():
     assert effective_members(None) is None and effective_members(np.zeros(3)) is None
 
 
+@pytest.mark.parametrize("scaled", [False, True])
+def test_members_in_row_space_counts_the_members_w1_holds_above_the_cut(scaled):
+    """Members +-e_0, +-e_1, +-e_2 (mean zero): a first layer over e_0 alone holds 2 of them; one that adds e_1 at
+    1e-6 of e_0's singular value holds 4 with the cut below it and 2 with kkt's 1e-4 cut; in any frame."""
+    from harness.diagnostics.row_space import members_in_row_space
+    from harness.heads.mlp import MLPHead
+    from harness.victims.frame import Frame
+
+    d = 8
+    e = torch.eye(d)
+    u = torch.stack([e[0], -e[0], e[1], -e[1], e[2], -e[2]])
+    scale = torch.linspace(0.5, 2.0, d) if scaled else None
+    frame = Frame(torch.zeros(d), scale, False, "test")
+    x = frame.apply(u)
+    head = MLPHead([d, 5, 1])
+    with torch.no_grad():
+        w1 = torch.zeros(5, d)
+        w1[:, 0] = torch.arange(1.0, 6.0)
+        head.layers[0].weight.copy_(w1)  # a diagonal scale keeps each member on its axis: the same count in any frame
+        assert members_in_row_space(head, frame, x) == 2
+        w1[0, 1] = 1e-6 * float(torch.linalg.svdvals(w1)[0])
+        head.layers[0].weight.copy_(w1)
+        assert members_in_row_space(head, frame, x) == 2
+        assert members_in_row_space(head, frame, x, tol=1e-7) == 4
+        head.layers[0].weight.copy_(torch.cat([e[:3], torch.zeros(2, d)]))
+        assert members_in_row_space(head, frame, x) == 6
+
+
 def test_at_a_stationary_point_the_members_nearest_the_margin_carry_the_most():
     """A logistic head trained to stationarity with weight decay has θ = Σ λ_i ∇Φ_i with λ_i ∝ -ℓ'(margin_i): the
     members with the smallest margins weigh most in the oracle fit (the members the search recovers first)."""

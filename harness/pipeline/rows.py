@@ -75,6 +75,7 @@ def victim_row(base: dict, unit: Unit, split: MemberSplit, emb: Embedded, o: Vic
         "test_acc": _f(o.trained.test_acc),
         "oracle_residual": _f(o.trained.oracle_residual),
         "effective_members": _f(o.trained.effective_members) if o.trained.effective_members is not None else None,
+        "in_row_space": o.trained.in_row_space,
         "recipe": o.trained.recipe.label,
         "transform": o.trained.recipe.transform,
         "trainer": o.trained.recipe.trainer,

@@ -75,6 +75,9 @@ def _metrics(v: dict, scores: list[dict]) -> str:
         *([["members the weights carry (participation ratio of the oracle fit; the search finds those with the "
             "largest parts first)", f"{_f(v['effective_members'], '.1f')} of {v['n_members']}"]]
           if v.get("effective_members") is not None else []),
+        *([["members W1's row space holds (cut into the directions kkt searches, still at cosine > 0.8: at most "
+            "this many can come back from there)", f"{v['in_row_space']} of {v['n_members']}"]]
+          if v.get("in_row_space") is not None else []),
         ["attack", f"{_e(v['attack'])}: {v['n_runs']} runs, {v['n_candidates']} candidates, {_f(v['attack_s'], '.1f')} s"],
         [f"threshold at {v['fpr']:.0%} FPR" + (f" (over {v['n_control']} non-members)" if v.get("n_control") is not None else ""),
          _f(v["threshold"])],
