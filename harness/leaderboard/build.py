@@ -40,6 +40,8 @@ COLUMNS = [
     ("active_share", "share of the victim's first-layer units firing on a member (mean; near 1: a near-linear head)"),
     ("effective_members", "how many members the victim's weights carry (participation ratio of the oracle fit's "
      "per-member parts, mean; the search recovers the largest parts first)"),
+    ("in_row_space", "members whose cut into the first layer's row space (kkt's subspace: auto) keeps cosine > 0.8: "
+     "at most this many come back from a search there (mean)"),
     ("dp_epsilon", "dp-sgd only: the epsilon the victim's training reached (mean)"),
     ("runs", "attack restarts, all victims"),
     ("gpu_hours", "attack GPU-hours (shard time x GPUs held)"), ("cpu_hours", "attack CPU-hours"),
@@ -158,6 +160,7 @@ def build(root: str | Path, sort: str = NUMERIC_DESC, ascending: bool = False) -
             "victim_test_acc": _avg(r["test_acc"] for r in real),
             "active_share": _avg(r.get("active_share") for r in real),
             "effective_members": _avg(r.get("effective_members") for r in real),
+            "in_row_space": _avg(r.get("in_row_space") for r in real),
             "dp_epsilon": _avg(r.get("dp_epsilon") for r in real),
             "runs": sum(r["n_runs"] or 0 for r in real + null),
             "gpu_hours": sum(hours[u][0] for u in units), "cpu_hours": sum(hours[u][1] for u in units),
