@@ -27,7 +27,7 @@ from harness.attacks.margins import balanced_labels, head_form
 from harness.attacks.objective import HeadTensors, gram_flags, preact_rms
 from harness.attacks.penalties import box_grad_in_coordinates, lambda_penalty_grad, prior_penalty_grad
 from harness.attacks.residual_grad import residual_forward
-from harness.attacks.priors import PUBLIC_INITS, auto_init, init_candidates, row_space
+from harness.attacks.priors import PUBLIC_INITS, ROW_SPACE_TOL, auto_init, init_candidates, row_space
 from harness.attacks.recombine import Pool
 from harness.attacks.restart_optim import RestartOptimizer
 from harness.attacks.sphere import SphereProjection
@@ -55,7 +55,7 @@ class KKTFastParams(KKTParams):
     alpha_end: float = Field(20.0, gt=0, description="the slope at the last iteration (annealed log-linearly)")
     alpha_relative: bool = Field(True, description="alpha per layer / RMS pre-activation of the initial candidates")
     subspace: int | Literal["off", "auto"] = Field("auto", description="keep candidates in W1's row space")
-    subspace_tol: float = Field(1e-4, gt=0, lt=1, description="'auto' keeps singular values >= tol * the largest")
+    subspace_tol: float = Field(ROW_SPACE_TOL, gt=0, lt=1, description="'auto' keeps singular values >= tol * the largest")
     rungs: int = Field(3, ge=0, le=20, description="successive-halving prunes per bracket")
     eta: int = Field(2, ge=2, description="keep 1/eta of the restarts at each rung")
     brackets: int = Field(1, ge=1, description="rounds of restarts; later rounds reuse good settings")

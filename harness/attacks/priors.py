@@ -39,7 +39,10 @@ def auto_init(prior: str, public: int, trainer: str = DEFAULT_TRAINER) -> str:
     return "mixed" if prior == "box" and trainer in MIXED_TRAINERS and public >= 2 else "rows"
 
 
-def row_space(w1: torch.Tensor, rank: int | None = None, tol: float = 1e-4) -> torch.Tensor:
+ROW_SPACE_TOL = 1e-4  # `subspace: auto` keeps W1's singular values >= this x the largest (kkt's default subspace_tol)
+
+
+def row_space(w1: torch.Tensor, rank: int | None = None, tol: float = ROW_SPACE_TOL) -> torch.Tensor:
     """(d, r) orthonormal basis of W1's leading right-singular vectors.
 
     Without a fixed `rank`, r counts the singular values >= tol * the largest. Not an energy share:

@@ -12,12 +12,10 @@ from __future__ import annotations
 
 import torch
 
-from harness.attacks.priors import row_space
+from harness.attacks.priors import ROW_SPACE_TOL, row_space
 from harness.heads.mlp import MLPHead
 from harness.scoring.verdict import GOOD_COSINE
 from harness.victims.frame import Frame
-
-ROW_SPACE_TOL = 1e-4  # kkt's `subspace: auto` default (KKTFastParams.subspace_tol)
 
 
 @torch.no_grad()
