@@ -169,9 +169,9 @@ def test_recompile_limit_falls_back_and_says_so(monkeypatch, caplog):
     the pass eager in silence; the pass makes it a failure it reports, and stops claiming `compiled`."""
     import torch._dynamo.config as dynamo_config
 
-    monkeypatch.setattr(dynamo_config, "recompile_limit", 1)
     torch.manual_seed(2)
     compiled = fused.Pass(True)
+    monkeypatch.setattr(fused, "RECOMPILE_LIMIT", 1)
     with caplog.at_level(logging.WARNING, logger="harness.attacks.fused"):
         for d in (5, 7):  # a second head shape: one compile too many at a limit of 1
             ht = HeadTensors.of(MLPHead([d, 9, 1]))
@@ -181,4 +181,39 @@ def test_recompile_limit_falls_back_and_says_so(monkeypatch, caplog):
                 torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
     notes = [r.message for r in caplog.records if "compiled pass failed" in r.message]
     assert not compiled.compiled and len(notes) == 1 and "RecompileLimit" in notes[0]
-    assert dynamo_config.fail_on_recompile_limit_hit is False  # the process's own setting is back
+    assert dynamo_config.fail_on_recompile_limit_hit is False and dynamo_config.recompile_limit == 8  # the process's own
+
+
+@pytest.mark.skipif(not fused.cxx_compiler(), reason="torch.compile on a CPU needs a C++ compiler")
+@pytest.mark.parametrize("prior,subspace,optimizer", [("sphere", "off", "mixed"), ("box", "auto", "adam")])
+def test_compiled_iteration_runs_the_eager_search(prior, subspace, optimizer, caplog):
+    """The whole iteration compiled (iteration.py: the pass, the penalties, the optimiser's step on copies, the
+    sphere's projection) runs the eager search: the same statuses and, up to rounding, the same residuals and
+    candidates, with all restarts in one chunk (the copies become the state) and one restart per chunk (each
+    chunk's copies written back), as successive halving prunes."""
+    torch._dynamo.reset()  # its recompile limit counts every shape this process compiled for
+    torch.manual_seed(0)
+    scale = torch.rand(12) + 0.5
+    victim = Victim(head=MLPHead([12, 24, 1]).scale_init_(0.5), loss="logistic", num_classes=2,
+                    frame=Frame(torch.randn(12) * 0.2, scale), prior=prior, typical_norm=2.0, box=(-1.0, 1.0))
+    params = {"m": 6, "restarts": 4, "iterations": 30, "rungs": 1, "seed": 3, "dtype": "float64", "optimizer": optimizer,
+              "subspace": subspace, "init": "random"}
+    for budget in (None, 1e-6):  # 1 KB: no restart fits beside the others' state, so chunks of one
+        runs = {c: make_attack("kkt", {**params, "compile": c, "memory_budget_gb": budget}).reconstruct(victim, progress=False)
+                for c in ("off", "on")}
+        off, on = runs["off"], runs["on"]
+        assert [r.status for r in on.runs] == [r.status for r in off.runs] and "pruned" in {r.status for r in off.runs}
+        torch.testing.assert_close(torch.tensor([r.final_loss for r in on.runs]), torch.tensor([r.final_loss for r in off.runs]))
+        torch.testing.assert_close(on.candidates, off.candidates)
+        assert {r.settings["compiled"] for r in on.runs} == {True}
+        assert {r.settings["restart_chunk"] for r in on.runs} == ({4} if budget is None else {1})
+    # another victim of the same shape (other weights, frame, typical norm, prior weight) reuses the graphs: the
+    # iteration's values are inputs, not constants that recompile (a worker would hit the recompile limit)
+    from torch._dynamo.utils import counters
+
+    graphs = counters["stats"]["unique_graphs"]
+    other = Victim(head=MLPHead([12, 24, 1]).scale_init_(0.8), loss="logistic", num_classes=2,
+                   frame=Frame(torch.randn(12) * 0.3, torch.rand(12) + 0.7), prior=prior, typical_norm=3.0, box=(-1.0, 1.0))
+    make_attack("kkt", {**params, "compile": "on", "prior_weight": 0.5}).reconstruct(other, progress=False)
+    assert counters["stats"]["unique_graphs"] == graphs
+    assert not [r for r in caplog.records if "compile" in r.message and "failed" in r.message]

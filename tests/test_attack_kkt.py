@@ -11,6 +11,7 @@ import torch
 from harness.attacks import make_attack
 from harness.attacks.base import Victim
 from harness.attacks.kkt import KKTFastParams, _Context
+from harness.attacks.iteration import loss_grad
 from harness.attacks.kkt_reference import _double_copy, reference_kkt_loss
 from harness.attacks.margins import balanced_labels, head_form
 from harness.attacks.objective import HeadTensors, residual_sq
@@ -154,7 +155,8 @@ def test_the_written_out_loss_gradient_equals_autograd(prior, subspace, scaled):
     lam_scale, lmin = torch.tensor([0.5, 1.0, 2.0], dtype=torch.float64), torch.full((3,), 0.05, dtype=torch.float64)
     alpha = torch.tensor([10.0, 20.0, 30.0], dtype=torch.float64).view(3, 1, 1)
     ctx.zscale = [0.7]
-    res, loss, gx, gl = ctx.loss_grad(x, lam, lam_scale, lmin, alpha)
+    res, loss, gx, gl = loss_grad(x, lam, ctx.theta_sq, lam_scale, lmin, ctx.ht, ctx.labels, ctx.form, ctx.alphas(alpha),
+                                  ctx.gram, ctx.prior)
     xs, ls = x.clone().requires_grad_(), lam.clone().requires_grad_()
     want_res = residual_sq(ctx.ht, xs, ls, ctx.labels, "binary", alpha / 0.7) / ht.theta_sq
     want = want_res + lambda_penalty(ls / lam_scale.view(-1, 1), lmin.view(-1, 1), "binary")

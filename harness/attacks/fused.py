@@ -1,16 +1,18 @@
 """The residual's loss-and-gradient pass compiled by `torch.compile`: its ~15 element-wise passes over the
-(m, width) activations fused into a few loops, the matrix products unchanged.
+(m, width) activations fused into a few loops, the matrix products unchanged. kkt compiles its whole
+iteration this way (iteration.py: the pass with the penalties, the optimiser's step and the projection).
 
 `kkt`'s `compile` setting: `off`, `on`, or `auto` (the default), which compiles only on a CPU and only when
 the run's planned products are worth the one-off compile (COMPILE_WORTH_MAC: about two minutes of them at a
 CPU's float32 rate), so short runs (tests, the quickstart) start at once. The gain is where the element-wise
-work weighs beside the products: 1.1-1.4x per iteration at m = 40 on a 384-1000-1 head, nothing measurable
-at m = 1000 or on the 3072-1000-1 pixel head (docs/scale.md). On CUDA the element-wise passes cost little
+work weighs beside the products: 1.1-1.4x per iteration at m = 40 on a 384-1000-1 head for the pass alone,
+more with the whole iteration (docs/scale.md), nothing measurable at m = 1000 or on the 3072-1000-1 pixel
+head. On CUDA the element-wise passes cost little
 and the compiled kernels have not been measured: `auto` stays eager there, `on` compiles. The decision
 depends on the settings and the head's shape alone, never on timing, so a seed gives the same run on a
 machine of any speed. A compile that fails (no C++ compiler, an unsupported device) says so once and the
-run goes on eager; each run records whether it ran compiled. So does a process that has compiled the pass
-for more shapes than dynamo's recompile limit: dynamo would run the new shape eager without a word, and the
+run goes on eager; each run records whether it ran compiled. So does a process that has compiled a pass
+for more shapes than RECOMPILE_LIMIT: dynamo would run the new shape eager without a word, and the
 pass asks it to fail instead (`fail_on_recompile_limit_hit`), so the fall-back is said and recorded.
 """
 
@@ -31,6 +33,9 @@ Compile = Literal["off", "on", "auto"]
 MAC_PER_S = 5e10  # a CPU core's float32 product rate, roughly (this machine's measured 53-61 G/s)
 COMPILE_WORTH_MAC = 120 * MAC_PER_S  # planned multiply-adds above which `auto` compiles: ~2 min of products
 PRODUCTS_PER_ITERATION = 5  # products of m x fan_in x width per layer in one loss-and-gradient pass
+# graphs one process may compile a pass for (dynamo's own limit is 8 per function): kkt's iteration has one per
+# head shape and form, prior and frame (iteration.py), and one more once successive halving shrinks the batch
+RECOMPILE_LIMIT = 64
 
 
 def planned_mac(m: int, shapes: list[tuple[int, int]], restart_iterations: float, time_budget_s: float | None = None) -> float:
@@ -70,15 +75,16 @@ class Pass:
         if self.compiled:
             import torch._dynamo.config as dynamo_config  # only a compiled pass needs the compiler (2 s to import)
 
-            quiet = dynamo_config.fail_on_recompile_limit_hit
-            dynamo_config.fail_on_recompile_limit_hit = True  # set for the call only (~10 us), not for the process
+            quiet, limit = dynamo_config.fail_on_recompile_limit_hit, dynamo_config.recompile_limit
+            dynamo_config.fail_on_recompile_limit_hit = True  # set for the call only (~10 us each), not for the process
+            dynamo_config.recompile_limit = RECOMPILE_LIMIT
             try:
                 return self._compiled_fn(*args)
             except Exception as exc:  # noqa: BLE001: any compiler failure leaves the eager pass, which is exact
                 log.warning("kkt: compile: the compiled %s failed (%s); running eager", self.name, _first_line(exc))
                 self.compiled = False
             finally:
-                dynamo_config.fail_on_recompile_limit_hit = quiet
+                dynamo_config.fail_on_recompile_limit_hit, dynamo_config.recompile_limit = quiet, limit
         return self.fn(*args)
 
 

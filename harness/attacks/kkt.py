@@ -20,12 +20,11 @@ import torch
 from pydantic import Field, model_validator
 from tqdm.auto import tqdm
 
-from harness.attacks import fused, memory, precision, search
+from harness.attacks import fused, iteration, memory, precision, search
 from harness.attacks.base import Attack, AttackResult, RunRecord, Victim
 from harness.attacks.common import KKTParams, check_victim, default_typical_norm
 from harness.attacks.margins import balanced_labels, head_form
 from harness.attacks.objective import HeadTensors, gram_flags, preact_rms
-from harness.attacks.penalties import box_grad_in_coordinates, lambda_penalty_grad, prior_penalty_grad
 from harness.attacks.residual_grad import residual_forward
 from harness.attacks.priors import PUBLIC_INITS, ROW_SPACE_TOL, auto_init, init_candidates, row_space
 from harness.attacks.recombine import Pool
@@ -192,68 +191,65 @@ class _Context:
             # ||W1 - G1||^2 = ||W1 V - G1c||^2 + const, and x_i.x_j = c_i.c_j (V orthonormal).
             ws = [ht.weights[0] @ self.basis, *ht.weights[1:]]
             self.ht = HeadTensors(ws, ht.biases, ht.theta_sq, ht.activation)
-        self.sphere = (SphereProjection(self.frame, None if p.subspace == "off" else self.basis)
-                       if victim.prior == "sphere" else None)
         self.lam_dim = (victim.head.out_dim,) if form == "regression" else ()
         self.gram = gram_flags(self.ht, p.m)
         self.start: torch.Tensor | None = None
         self.pool = Pool()
         self.recombined = 0  # restarts of the current bracket started from the pool (the first ones)
-        self.chunk = self._chunk()
-        self.pass_ = fused.Pass(fused.wants_compile(p.compile, p.m, [tuple(w.shape) for w in self.ht.weights],
-                                                    float(p.brackets) * p.restarts * p.iterations, p.time_budget_s,
-                                                    dev.type))
-        self.box_pass = (fused.Pass(self.pass_.compiled, box_grad_in_coordinates, "box prior")
-                         if victim.prior == "box" and p.subspace != "off" else None)
-        self.basis_low = None
-        if self.pass_.compiled and p.products == "reduced" and dev.type == "cpu":  # weights cast once, not every pass
+        compiled = fused.wants_compile(p.compile, p.m, [tuple(w.shape) for w in self.ht.weights],
+                                       float(p.brackets) * p.restarts * p.iterations, p.time_budget_s, dev.type)
+        self.chunk = self._chunk(compiled)
+        self.step_ = fused.Pass(compiled, iteration.iterate, "iteration")
+        basis_low = None
+        if self.step_.compiled and p.products == "reduced" and dev.type == "cpu":  # weights cast once, not every pass
             self.ht.with_low(torch.bfloat16)
-            self.basis_low = None if self.basis is None else self.basis.to(torch.bfloat16)
+            basis_low = None if self.basis is None else self.basis.to(torch.bfloat16)
+        in_coords = p.subspace != "off"
+        as_t = lambda v: torch.tensor(v, dtype=dt, device=dev)  # noqa: E731
+        self.prior = iteration.Prior(
+            victim.prior, as_t(p.prior_weight / self.typ**2), self.frame, as_t(self.typ) if self.typ else None, victim.box,
+            self.basis if in_coords and victim.prior == "box" else None, basis_low if in_coords else None,
+            SphereProjection(self.frame, self.basis if in_coords else None) if victim.prior == "sphere" else None)
+        self.theta_sq = self.ht.theta_sq.to(dev, dt)
         self.chunk_note = "" if self.mem_chunk >= p.restarts else (
             f"kkt: {p.restarts} restarts x m {p.m} do not fit the memory budget at once "
             f"({self.budget / 2**30:.1f} GiB); running them in chunks of {self.chunk}")
 
-    def _chunk(self) -> int:
-        """Restarts per loss-and-gradient pass that fit the memory budget (all of them when they fit); on
+    def _chunk(self, compiled: bool) -> int:
+        """Restarts per iteration pass that fit the memory budget (all of them when they fit); on
         a CPU also no more than run fastest per restart (memory.cpu_chunk: a matter of speed, not said)."""
         p, ws = self.p, self.ht.weights
         coords, item = ws[0].shape[1], torch.finfo(self.dt).bits // 8
         full = self.victim.prior == "box" and p.subspace != "off"
         per_pass = memory.pass_bytes(p.m, [tuple(w.shape) for w in ws], self.victim.dim, item, full)
+        per_state = memory.state_bytes(p.m, coords, ws[-1].shape[0], item)
+        copies = per_state * 3 // 4 if compiled else 0  # a compiled step's copies of candidates and moments (iteration.py)
         self.budget = memory.budget_bytes(self.dev, p.memory_budget_gb)
-        self.mem_chunk = memory.restart_chunk(p.restarts, per_pass, memory.state_bytes(p.m, coords, ws[-1].shape[0], item),
-                                              self.budget)
+        self.mem_chunk = memory.restart_chunk(p.restarts, per_pass + copies, per_state, self.budget)
         return self.mem_chunk if self.dev.type != "cpu" else min(self.mem_chunk, memory.cpu_chunk(p.restarts, per_pass))
 
-    def loss_grad(self, x, lam, lam_scale, lmin, alpha):
-        """Relative residual, loss (+ lambda_min and prior penalties) and their gradients in (x, lambda), per
-        restart, all written out (residual_grad.py, penalties.py): no autograd graph per iteration."""
-        theta_sq = self.ht.theta_sq.to(x)
-        total, gx, gl = self.pass_(x, lam, (1 / theta_sq).expand(x.shape[0]), self.ht, self.labels, self.form,
-                                   self.alphas(alpha), self.gram)
-        res = total / theta_sq
-        scale = lam_scale.view(-1, *([1] * (lam.dim() - 1)))
-        pen, g_pen = lambda_penalty_grad(lam / scale, lmin.view(-1, 1), self.form)
-        gl += g_pen / scale
-        loss = res + pen
-        if self.victim.prior in ("box", "norm"):
-            w = self.p.prior_weight / self.typ**2
-            if self.box_pass is not None:  # the box prior in row-space coordinates: its own (compiled) pass
-                pri, g_pri = self.box_pass(x, self.basis, self.frame.mean, self.frame.scale, *self.victim.box,
-                                           self.basis_low)
-            else:
-                pri, g_pri = prior_penalty_grad(x, self.victim.prior, self.frame, self.typ, self.victim.box)
-            loss = loss + w * pri
-            if g_pri is not None:
-                gx.add_(g_pri, alpha=w)
-        return res, loss, gx, gl
-
-    def loss_grads(self, x, lam, lam_scale, lmin, alpha):
-        """loss_grad chunk by chunk of restarts, its products at the run's precision (`products`)."""
+    def iterate(self, x, lam, lam_scale, lmin, alpha, opt: RestartOptimizer):
+        """One search iteration of every restart, chunk by chunk of restarts, its products at the run's precision
+        (`products`): (relative residual, loss, non-finite flag) at (x, lam), and (x, lam) after the step
+        (iteration.py). A compiled step returns copies: with one chunk they become the state, with several each
+        chunk's are written back (the state is held once)."""
+        corr, fresh, one = opt.corrections(), self.step_.compiled, self.chunk >= len(x)
+        out = []
         with precision.products(self.p.products, self.dev):
-            parts = [self.loss_grad(x[sl], lam[sl], lam_scale[sl], lmin[sl], alpha[sl])
-                     for sl in memory.chunks(len(x), self.chunk)]
-        return [torch.cat(t) for t in zip(*parts)] if len(parts) > 1 else list(parts[0])
+            for sl in memory.chunks(len(x), self.chunk):
+                ms, vs, lrs, sgds = opt.state(sl)
+                *scores, nx, nlam, nms, nvs = self.step_(
+                    x[sl], lam[sl], ms, vs, lrs, sgds, corr, opt.mode, opt.mom, fresh, self.theta_sq, lam_scale[sl],
+                    lmin[sl], self.ht, self.labels, self.form, self.alphas(alpha[sl]), self.gram, self.prior)
+                out.append(scores)
+                if fresh and one:
+                    x, lam = nx, nlam
+                    opt.adopt(nms, nvs)
+                elif fresh:
+                    for old, new in zip([x[sl], lam[sl], *ms, *vs], [nx, nlam, *nms, *nvs]):
+                        old.copy_(new)
+        res, loss, bad = (torch.cat(t) if len(out) > 1 else t[0] for t in zip(*out))
+        return res, loss, bad, x, lam
 
     @torch.no_grad()
     def residuals(self, x, lam, lam_scale, lmin, alpha):
@@ -272,10 +268,6 @@ class _Context:
         """Candidates in input space (centred)."""
         return x @ self.basis.T if self.p.subspace != "off" else x
 
-    def project_(self, x):
-        if self.sphere is not None:
-            self.sphere(x)
-
     def initial(self, R: int, gen) -> torch.Tensor:
         """Starting candidates (drawn on the CPU from the seeded generator, the same on every device)."""
         if self.start is not None:
@@ -293,7 +285,7 @@ class _Context:
         x = self.initial(R, gen)
         if p.subspace != "off":
             x = x @ self.basis
-        self.project_(x)
+        self.prior.project_(x)
         self.zscale = preact_rms(self.ht, x, self.chunk) if p.alpha_relative else [1.0] * (len(self.ht.weights) - 1)
         a0 = torch.full((R,), p.alpha_start, dtype=dt, device=dev)
         a1 = torch.full((R,), p.alpha_end, dtype=dt, device=dev)
@@ -319,12 +311,12 @@ class _Context:
         it = 0
         for it in range(p.iterations):
             alpha = search.alpha_at(it, p.iterations, a0, a1).view(-1, 1, 1)
-            res, loss, gx, gl = self.loss_grads(x, lam, lam_scale, lmin, alpha)
-            res_at = p.products  # the precision `res` was computed at, which sets its valid range
-            if p.products == "reduced" and (it + 1) in rungs:  # successive halving prunes on full-precision residuals
-                res, res_at = self.residuals(x, lam, lam_scale, lmin, alpha), "full"
-            # a gradient row with a NaN or an infinity sums to one (one pass; a finite sum past 3e38 counts too)
-            bad = ~torch.isfinite(loss) | ~torch.isfinite(gx.flatten(1).sum(1)) | _broken(res, precision.BROKEN_BELOW[res_at])
+            full = None  # successive halving prunes on full-precision residuals (of the x the step starts from)
+            if p.products == "reduced" and (it + 1) in rungs:
+                full = self.residuals(x, lam, lam_scale, lmin, alpha)
+            res, loss, bad, x, lam = self.iterate(x, lam, lam_scale, lmin, alpha, opt)
+            res, res_at = (res, p.products) if full is None else (full, "full")  # res_at sets the valid range
+            bad |= _broken(res, precision.BROKEN_BELOW[res_at])
             if it % p.curve_every == 0:
                 for k, v in enumerate(loss.tolist()):
                     curves[int(ids[k])].append(v)
@@ -334,8 +326,6 @@ class _Context:
                     i = int(ids[k])
                     status[i], its[i], finals[i] = "diverged", it + 1, float("nan")
                 keep = torch.nonzero(~bad).flatten()
-            opt.step([x, lam], [gx, gl])
-            self.project_(x)
             bar.update(1)
             timeout = p.time_budget_s and time.perf_counter() - t0 > p.time_budget_s
             if (it + 1) in rungs and not timeout:
@@ -367,7 +357,7 @@ class _Context:
                 out.append((self.full(x[k]).cpu(), lam[k].cpu(), i))
         wall = time.perf_counter() - t_start
         for s in settings.values():
-            s["compiled"] = self.pass_.compiled
+            s["compiled"] = self.step_.compiled
         # an ok run ends before its iteration budget only when the opt-in time_budget_s cut it
         stop = {i: status[i] if status[i] != "ok" else "time_budget" if its[i] < p.iterations else "iterations" for i in settings}
         runs = [RunRecord(i, settings[i], status[i], its[i], finals[i], wall, curves[i], stop[i]) for i in sorted(settings)]

@@ -38,8 +38,11 @@ class HeadTensors:
     # (L,) float64: ||W_k||^2 + ||b_k||^2 of the weights as held here (a tensor: a compiled pass takes it as an
     # input, where floats would be constants that a new head's values recompile)
     layer_sq: torch.Tensor = field(init=False)
+    # the weights transposed and laid out contiguously, for the forward products x @ W^T (skinny.linear)
+    transposed: list[torch.Tensor] = field(init=False)
 
     def __post_init__(self):
+        self.transposed = [w.T.contiguous() for w in self.weights]
         self.layer_sq = torch.tensor([float(w.double().pow(2).sum()) + (0.0 if b is None else float(b.double().pow(2).sum()))
                                       for w, b in zip(self.weights, self.biases)], dtype=torch.float64)
         if self.theta_sq is None:
@@ -64,8 +67,9 @@ class HeadTensors:
         the ReLU's: its slope only changes what the attack backpropagates, residual_grad.py)."""
         zs, acts = [], [x]
         L = len(self.weights)
-        for k, (w, b) in enumerate(zip(self.weights, self.biases)):
-            z = linear(acts[k], w, b, self.low_weight(k))
+        for k, b in enumerate(self.biases):
+            low = self.low_weight(k)
+            z = linear(acts[k], self.transposed[k], b, None if low is None else low.T)
             zs.append(z)
             if k < L - 1:
                 acts.append(z.clamp_min(0) if self.activation == "relu" else torch.tanh(z))

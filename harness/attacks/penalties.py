@@ -40,7 +40,7 @@ def prior_penalty_grad(x: torch.Tensor, prior: str, frame: Frame, typical_norm, 
     """prior_penalty and its gradient in x, written out (None where the prior adds no penalty)."""
     if prior == "box":
         return _box_grad(x, frame.mean.to(x), None if frame.scale is None else frame.scale.to(x), *box)
-    if prior == "norm" and typical_norm:
+    if prior == "norm" and typical_norm is not None:
         norm = x.norm(dim=-1, keepdim=True)
         off = norm - typical_norm
         return off.pow(2).sum((-1, -2)), x * (2 * off / norm.clamp_min(1e-12))

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 import torch
+
+B1, B2 = 0.9, 0.999  # Adam's moment decays
+Mode = Literal["adam", "sgd", "mixed"]
 
 
 class RestartOptimizer:
     """Adam or SGD-momentum with one step size per restart (leading dim), on plain tensors;
-    'mixed' runs SGD-momentum on even restarts and Adam on odd ones, in the same batch."""
+    'mixed' runs SGD-momentum on even restarts and Adam on odd ones, in the same batch. Holds the state;
+    `update_` takes the step, so a compiled iteration can take it on copies (iteration.py)."""
 
     def __init__(self, optimizer: str, momentum: float, tensors, lrs):
         self.mom = momentum
@@ -15,39 +21,63 @@ class RestartOptimizer:
         sgd = {"sgd": torch.ones(R, dtype=torch.bool), "adam": torch.zeros(R, dtype=torch.bool),
                "mixed": torch.arange(R) % 2 == 0}[optimizer].to(dev)
         self.sgd = [sgd.view(-1, *[1] * (t.dim() - 1)) for t in tensors]
-        self.any_sgd, self.all_sgd = bool(sgd.any()), bool(sgd.all())
         self.lrs = [lr.view(-1, *[1] * (t.dim() - 1)) for lr, t in zip(lrs, tensors)]
         self.m = [torch.zeros_like(t) for t in tensors]
         self.v = [torch.zeros_like(t) for t in tensors]
         self.t = 0
+        self._mode()
+
+    def _mode(self):
+        sgd = self.sgd[0]
+        self.mode: Mode = "sgd" if bool(sgd.all()) else "mixed" if bool(sgd.any()) else "adam"
 
     def optimizer_of(self, k: int) -> str:
         return "sgd" if bool(self.sgd[0].flatten()[k]) else "adam"
 
-    def step(self, tensors, grads):
-        """One step of every restart. The gradients are consumed: their non-finite entries are zeroed in place."""
+    def corrections(self) -> torch.Tensor:
+        """Count one more step and return Adam's bias corrections for it, (1 - b1^t, 1 - b2^t, (1 - b2^t)^0.5), as
+        a tensor (a compiled step takes them as an input: as floats they would be constants that recompile)."""
         self.t += 1
-        b1, b2 = 0.9, 0.999
-        for t, g, m, v, lr, sgd in zip(tensors, grads, self.m, self.v, self.lrs, self.sgd):
-            g = torch.nan_to_num_(g, nan=0.0, posinf=0.0, neginf=0.0)
-            if self.all_sgd:
-                m.mul_(self.mom).add_(g)
-                t.sub_(lr * m)
-                continue
-            v.mul_(b2).addcmul_(g, g, value=1 - b2)
-            if not self.any_sgd:  # plain Adam, in place: the consumed gradient holds the step (no fresh temporaries)
-                m.mul_(b1).add_(g, alpha=1 - b1)
-                step = torch.sqrt(v, out=g).div_((1 - b2**self.t) ** 0.5).add_(1e-12)
-                t.sub_(torch.div(m, step, out=step).mul_(lr / (1 - b1**self.t)))
-                continue
-            # mixed: m holds the momentum buffer for SGD restarts and Adam's first moment for the others
-            m.copy_(torch.where(sgd, m * self.mom + g, m * b1 + (1 - b1) * g))
-            adam = (m / (1 - b1**self.t)) / ((v / (1 - b2**self.t)).sqrt() + 1e-12)
-            t.sub_(lr * torch.where(sgd, m, adam))
+        c2 = 1 - B2**self.t
+        return torch.tensor([1 - B1**self.t, c2, c2**0.5], dtype=self.m[0].dtype, device=self.m[0].device)
+
+    def state(self, sl: slice) -> tuple[list, list, list, list]:
+        """The moments, step sizes and SGD flags of restarts `sl` (views: an in-place update_ writes through)."""
+        return [m[sl] for m in self.m], [v[sl] for v in self.v], [lr[sl] for lr in self.lrs], [s[sl] for s in self.sgd]
+
+    def adopt(self, m: list, v: list):
+        """Moments computed elsewhere (a compiled step's copies) become the state."""
+        self.m, self.v = m, v
+
+    def step(self, tensors, grads):
+        """One step of every restart, in place. The gradients are consumed."""
+        update_(tensors, grads, self.m, self.v, self.lrs, self.sgd, self.corrections(), self.mode, self.mom)
 
     def select(self, keep):
         self.m = [m[keep] for m in self.m]
         self.v = [v[keep] for v in self.v]
         self.lrs = [lr[keep] for lr in self.lrs]
         self.sgd = [s[keep] for s in self.sgd]
-        self.any_sgd, self.all_sgd = bool(self.sgd[0].any()), bool(self.sgd[0].all())
+        self._mode()
+
+
+def update_(tensors, grads, ms, vs, lrs, sgds, corr: torch.Tensor, mode: Mode, momentum: float):
+    """One step of restarts `tensors` given their gradients, moments ms / vs (all updated in place), step sizes,
+    SGD flags and `corrections()`. The gradients are consumed: their non-finite entries are zeroed in place, and
+    plain Adam writes its step into them (no fresh temporaries)."""
+    for t, g, m, v, lr, sgd in zip(tensors, grads, ms, vs, lrs, sgds):
+        g = torch.nan_to_num_(g, nan=0.0, posinf=0.0, neginf=0.0)
+        if mode == "sgd":
+            m.mul_(momentum).add_(g)
+            t.sub_(lr * m)
+            continue
+        v.mul_(B2).addcmul_(g, g, value=1 - B2)
+        if mode == "adam":
+            m.mul_(B1).add_(g, alpha=1 - B1)
+            step = torch.sqrt(v, out=g).div_(corr[2]).add_(1e-12)
+            t.sub_(torch.div(m, step, out=step).mul_(lr / corr[0]))
+            continue
+        # mixed: m holds the momentum buffer for SGD restarts and Adam's first moment for the others
+        m.copy_(torch.where(sgd, m * momentum + g, m * B1 + (1 - B1) * g))
+        adam = (m / corr[0]) / ((v / corr[1]).sqrt() + 1e-12)
+        t.sub_(lr * torch.where(sgd, m, adam))

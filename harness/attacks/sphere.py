@@ -10,7 +10,8 @@ Q = B^T D^2 B (k x k), q = B^T D^2 r and kappa = |D r|^2: one k x k product per 
 every candidate to the input space and back (two k x d products). Without a scale, in the row space, the
 candidates stay on the sphere's cut by the row space: |y + c| = sqrt(1 - |r|^2), exactly on the unit sphere.
 Each form is a few passes over the candidates, in place (the temporaries of the written-out form were large
-fresh allocations every iteration: on a CPU they cost more than the arithmetic).
+fresh allocations every iteration: on a CPU they cost more than the arithmetic). Its constants are tensors, so
+that a compiled iteration (iteration.py) takes them as inputs rather than recompiling for every victim's values.
 """
 
 from __future__ import annotations
@@ -33,11 +34,11 @@ class SphereProjection:
         self.c = c @ basis
         r = c - basis @ self.c
         if scale is None:  # the sphere cut by the row space: |y + c|^2 = 1 - |r|^2
-            self.radius = max(1.0 - float(r.pow(2).sum()), 1e-6) ** 0.5
+            self.radius = r.new_tensor(max(1.0 - float(r.pow(2).sum()), 1e-6) ** 0.5)
             return
         d2 = scale.pow(2)
         self.radius = None
-        self.quad = (basis.T @ (d2[:, None] * basis), (d2 * r) @ basis, float((scale * r).pow(2).sum()))
+        self.quad = (basis.T @ (d2[:, None] * basis), (d2 * r) @ basis, (scale * r).pow(2).sum())
 
     @torch.no_grad()
     def __call__(self, x: torch.Tensor) -> None:
