@@ -13,7 +13,8 @@ Mode = Literal["adam", "sgd", "mixed"]
 class RestartOptimizer:
     """Adam or SGD-momentum with one step size per restart (leading dim), on plain tensors;
     'mixed' runs SGD-momentum on even restarts and Adam on odd ones, in the same batch. Holds the state;
-    `update_` takes the step, so a compiled iteration can take it on copies (iteration.py)."""
+    `update_` takes the step, on it (eager) or on copies that `adopt` makes the state (a compiled iteration:
+    iteration.py)."""
 
     def __init__(self, optimizer: str, momentum: float, tensors, lrs):
         self.mom = momentum
@@ -48,10 +49,6 @@ class RestartOptimizer:
     def adopt(self, m: list, v: list):
         """Moments computed elsewhere (a compiled step's copies) become the state."""
         self.m, self.v = m, v
-
-    def step(self, tensors, grads):
-        """One step of every restart, in place. The gradients are consumed."""
-        update_(tensors, grads, self.m, self.v, self.lrs, self.sgd, self.corrections(), self.mode, self.mom)
 
     def select(self, keep):
         self.m = [m[keep] for m in self.m]

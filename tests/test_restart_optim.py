@@ -1,0 +1,30 @@
+"""kkt's batched optimiser (restart_optim.py): each restart steps as torch's own Adam or SGD-momentum would with
+its own step size, in one batch ('mixed': SGD on even restarts, Adam on odd)."""
+
+import pytest
+import torch
+
+from harness.attacks.restart_optim import RestartOptimizer, update_
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "sgd", "mixed"])
+def test_each_restart_steps_as_torch_would(optimizer):
+    torch.manual_seed(0)
+    x0, lam0 = torch.randn(4, 3, 5, dtype=torch.float64), torch.rand(4, 3, dtype=torch.float64)
+    lr = torch.tensor([1e-3, 1e-2, 3e-2, 1e-1], dtype=torch.float64)
+    x, lam = x0.clone(), lam0.clone()
+    opt = RestartOptimizer(optimizer, 0.9, [x, lam], [lr, 2 * lr])
+    grads = [(torch.randn_like(x0), torch.randn_like(lam0)) for _ in range(5)]
+    for gx, gl in grads:
+        update_([x, lam], [gx.clone(), gl.clone()], *opt.state(slice(None)), opt.corrections(), opt.mode, opt.mom)
+    for r in range(4):
+        sgd = optimizer == "sgd" or (optimizer == "mixed" and r % 2 == 0)
+        ps = [x0[r].clone().requires_grad_(), lam0[r].clone().requires_grad_()]
+        groups = [{"params": [ps[0]], "lr": float(lr[r])}, {"params": [ps[1]], "lr": float(2 * lr[r])}]
+        ref = torch.optim.SGD(groups, momentum=0.9) if sgd else torch.optim.Adam(groups, eps=1e-12)
+        for gx, gl in grads:
+            ps[0].grad, ps[1].grad = gx[r].clone(), gl[r].clone()
+            ref.step()
+        torch.testing.assert_close(x[r], ps[0].detach())
+        torch.testing.assert_close(lam[r], ps[1].detach())
+    assert opt.mode == optimizer and opt.t == 5
