@@ -122,13 +122,13 @@ def check_chromium() -> str:
 
 
 def check_compiler() -> str:
-    """torch.compile's CPU backend builds C++: kkt compiles its pass for long runs (harness/attacks/fused.py)."""
+    """torch.compile's CPU backend builds C++: kkt compiles its search iteration for long runs (harness/attacks/fused.py)."""
     from harness.attacks.fused import cxx_compiler
 
     path = cxx_compiler()
     if path:
-        return f"{path}: kkt's long runs compile their loss-and-gradient pass"
-    raise Warn(f"{os.environ.get('CXX', 'g++')} not found: kkt's long runs stay eager, up to 1.4x slower at small m "
+        return f"{path}: kkt's long runs compile their search iteration"
+    raise Warn(f"{os.environ.get('CXX', 'g++')} not found: kkt's long runs stay eager, up to 1.5x slower at small m "
                "(apt-get install g++)")
 
 
