@@ -73,14 +73,22 @@ def loss_grad(x, lam, theta_sq, lam_scale, lmin, ht, labels, form, alphas, gram,
 
 
 def iterate(x, lam, ms, vs, lrs, sgds, corr, mode, momentum, fresh: bool,
-            theta_sq, lam_scale, lmin, ht, labels, form, alphas, gram, prior: Prior):
-    """(relative residual, loss, non-finite flag) per restart at (x, lam), and (x, lam, ms, vs) after one step:
-    the same tensors updated in place, or updated copies where `fresh`. A restart whose loss or gradient holds a
-    NaN or an infinity is flagged (a gradient row with one sums to one: one pass); its step skips those entries."""
+            theta_sq, lam_scale, lmin, ht, labels, form, alphas, gram, prior: Prior, below: float):
+    """(relative residual, loss, broken flag) per restart at (x, lam), and (x, lam, ms, vs) after one step: the
+    same tensors updated in place, or updated copies where `fresh`. A restart is flagged when its loss or gradient
+    holds a NaN or an infinity (a gradient row with one sums to one: one pass; its step skips those entries) or its
+    residual left its valid range (`broken`, `below` the products' bound)."""
     res, loss, gx, gl = loss_grad(x, lam, theta_sq, lam_scale, lmin, ht, labels, form, alphas, gram, prior)
-    nonfinite = ~torch.isfinite(loss) | ~torch.isfinite(gx.flatten(1).sum(1))
+    bad = ~torch.isfinite(loss) | ~torch.isfinite(gx.flatten(1).sum(1)) | broken(res, below)
     if fresh:
         x, lam, ms, vs = x.clone(), lam.clone(), [m.clone() for m in ms], [v.clone() for v in vs]
     update_([x, lam], [gx, gl], ms, vs, lrs, sgds, corr, mode, momentum)
     prior.project_(x)
-    return res, loss, nonfinite, x, lam, ms, vs
+    return res, loss, bad, x, lam, ms, vs
+
+
+def broken(res: torch.Tensor, below: float) -> torch.Tensor:
+    """Runs whose relative residual left its valid range: it is a sum of squares (>= 0), computed
+    in closed form as ||theta||^2 - 2<theta, G> + ||G||^2, which cancels catastrophically when a
+    run blows up; an optimiser then chases the rounding error to -inf. Such runs count as diverged."""
+    return ~torch.isfinite(res) | (res < below) | (res > 1e4)

@@ -25,6 +25,7 @@ from harness.attacks.base import Attack, AttackResult, RunRecord, Victim
 from harness.attacks.common import KKTParams, check_victim, default_typical_norm
 from harness.attacks.margins import balanced_labels, head_form
 from harness.attacks.objective import HeadTensors, gram_flags, preact_rms
+from harness.attacks.iteration import broken
 from harness.attacks.residual_grad import residual_forward
 from harness.attacks.priors import PUBLIC_INITS, ROW_SPACE_TOL, auto_init, init_candidates, row_space
 from harness.attacks.recombine import Pool
@@ -230,7 +231,7 @@ class _Context:
 
     def iterate(self, x, lam, lam_scale, lmin, alpha, opt: RestartOptimizer):
         """One search iteration of every restart, chunk by chunk of restarts, its products at the run's precision
-        (`products`): (relative residual, loss, non-finite flag) at (x, lam), and (x, lam) after the step
+        (`products`): (relative residual, loss, broken flag) at (x, lam), and (x, lam) after the step
         (iteration.py). A compiled step returns copies: with one chunk they become the state, with several each
         chunk's are written back (the state is held once)."""
         corr, fresh, one = opt.corrections(), self.step_.compiled, self.chunk >= len(x)
@@ -240,7 +241,8 @@ class _Context:
                 ms, vs, lrs, sgds = opt.state(sl)
                 *scores, nx, nlam, nms, nvs = self.step_(
                     x[sl], lam[sl], ms, vs, lrs, sgds, corr, opt.mode, opt.mom, fresh, self.theta_sq, lam_scale[sl],
-                    lmin[sl], self.ht, self.labels, self.form, self.alphas(alpha[sl]), self.gram, self.prior)
+                    lmin[sl], self.ht, self.labels, self.form, self.alphas(alpha[sl]), self.gram, self.prior,
+                    precision.BROKEN_BELOW[self.p.products])
                 out.append(scores)
                 if fresh and one:
                     x, lam = nx, nlam
@@ -315,8 +317,9 @@ class _Context:
             if p.products == "reduced" and (it + 1) in rungs:
                 full = self.residuals(x, lam, lam_scale, lmin, alpha)
             res, loss, bad, x, lam = self.iterate(x, lam, lam_scale, lmin, alpha, opt)
-            res, res_at = (res, p.products) if full is None else (full, "full")  # res_at sets the valid range
-            bad |= _broken(res, precision.BROKEN_BELOW[res_at])
+            if full is not None:  # judged by the full-precision bound too
+                res = full
+                bad |= broken(full, precision.BROKEN_BELOW["full"])
             if it % p.curve_every == 0:
                 for k, v in enumerate(loss.tolist()):
                     curves[int(ids[k])].append(v)
@@ -348,9 +351,9 @@ class _Context:
         bar.update(p.iterations - 1 - it)
         if len(ids):
             res = self.residuals(x, lam, lam_scale, lmin, a1.view(-1, 1, 1))
-            broken = (_broken(res, precision.BROKEN_BELOW["full"]) | ~torch.isfinite(x).flatten(1).all(1)).tolist()
+            gone = (broken(res, precision.BROKEN_BELOW["full"]) | ~torch.isfinite(x).flatten(1).all(1)).tolist()
             for k, i in enumerate(ids.tolist()):
-                if broken[k]:
+                if gone[k]:
                     status[i], its[i], finals[i] = "diverged", it + 1, float("nan")
                     continue
                 status[i], its[i], finals[i] = "ok", it + 1, float(res[k])
@@ -380,9 +383,3 @@ class _Context:
         s = (aq / bq.clamp_min(1e-30)).abs()
         return torch.where(torch.isfinite(s) & (s > 0), s, torch.ones_like(s))
 
-
-def _broken(res: torch.Tensor, below: float) -> torch.Tensor:
-    """Runs whose relative residual left its valid range: it is a sum of squares (>= 0), computed
-    in closed form as ||theta||^2 - 2<theta, G> + ||G||^2, which cancels catastrophically when a
-    run blows up; an optimiser then chases the rounding error to -inf. Such runs count as diverged."""
-    return ~torch.isfinite(res) | (res < below) | (res > 1e4)
