@@ -255,7 +255,7 @@ class _Context:
 
     @torch.no_grad()
     def residuals(self, x, lam, lam_scale, lmin, alpha):
-        return torch.cat([self.residual(x[sl], lam[sl], alpha[sl]) / self.ht.theta_sq.to(x)
+        return torch.cat([self.residual(x[sl], lam[sl], alpha[sl]) / self.theta_sq
                           for sl in memory.chunks(len(x), self.chunk)])
 
     def residual(self, x, lam, alpha):
@@ -375,7 +375,7 @@ class _Context:
         R = x.shape[0]
         one = torch.ones(R, self.p.m, *self.lam_dim, dtype=x.dtype, device=x.device)
         a = alpha.view(-1, 1, 1)
-        f0 = self.ht.theta_sq.to(x)
+        f0 = self.theta_sq
         f1 = self.residual(x, one, a)
         f2 = self.residual(x, 2 * one, a)
         bq = (f2 - 2 * f1 + f0) / 2
