@@ -130,7 +130,12 @@ def _z_adjoint(name: str, gd, gp, delta, a, alpha, with_z_term: bool = True):
 
 
 def _dot(a, b):
-    """sum over the last two dims of a * b, per leading index."""
+    """sum over the last two dims of a * b, per leading index. Eager: one vecdot pass, no temporary. Compiled:
+    the product summed over both dims, which inductor fuses into the loop that makes b; the flattened vecdot
+    there becomes one loop over m x width that gathers a broadcast bias by a modulo per element (at m = 40 on a
+    1000-wide layer 2x the fused loop's time, 50 us per restart-iteration)."""
+    if torch.compiler.is_compiling():
+        return (a * b).sum((-1, -2))
     return torch.linalg.vecdot(a.flatten(-2), b.flatten(-2))
 
 
