@@ -154,8 +154,8 @@ def test_the_written_out_loss_gradient_equals_autograd(prior, subspace, scaled):
     lam = torch.rand(3, 5, dtype=torch.float64) * 0.2
     lam_scale, lmin = torch.tensor([0.5, 1.0, 2.0], dtype=torch.float64), torch.full((3,), 0.05, dtype=torch.float64)
     alpha = torch.tensor([10.0, 20.0, 30.0], dtype=torch.float64).view(3, 1, 1)
-    ctx.zscale = [0.7]
-    res, loss, gx, gl = loss_grad(x, lam, ctx.theta_sq, lam_scale, lmin, ctx.ht, ctx.labels, ctx.form, ctx.alphas(alpha),
+    alphas = [alpha / 0.7]  # per restart, relative to a layer's RMS pre-activation
+    res, loss, gx, gl = loss_grad(x, lam, ctx.theta_sq, lam_scale, lmin, ctx.ht, ctx.labels, ctx.form, alphas,
                                   ctx.gram, ctx.prior)
     xs, ls = x.clone().requires_grad_(), lam.clone().requires_grad_()
     want_res = residual_sq(ctx.ht, xs, ls, ctx.labels, "binary", alpha / 0.7) / ht.theta_sq

@@ -21,6 +21,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+from contextlib import contextmanager
 from typing import Literal
 
 import torch
@@ -63,28 +64,44 @@ def eager_pass(x, lam, gout, ht, labels, form, alphas, gram):
 
 class Pass:
     """The loss-and-gradient pass (or another of the iteration's passes: `fn`), eager or compiled; falls back
-    to eager (once, said once) when the compile fails."""
+    to eager (once, said once) when the compile fails. A compiled call runs under its compile settings (dynamo's
+    recompile limit, and failing when it is hit): set per call, or once for a loop of calls under `held()`."""
 
     def __init__(self, compiled: bool, fn=eager_pass, name: str = "pass"):
         self.compiled, self.fn, self.name = compiled, fn, name
         # dynamic=None: the restart count changes as successive halving prunes; the first such change
         # recompiles once with that dimension symbolic, and later ones reuse it
         self._compiled_fn = torch.compile(fn, dynamic=None) if compiled else None
+        self._held = False
+
+    @contextmanager
+    def held(self):
+        """The compile settings for every call inside (set and restored once: ~20 us a call otherwise)."""
+        if not self.compiled or self._held:
+            yield
+            return
+        import torch._dynamo.config as dynamo_config  # only a compiled pass needs the compiler (2 s to import)
+
+        quiet, limit = dynamo_config.fail_on_recompile_limit_hit, dynamo_config.recompile_limit
+        dynamo_config.fail_on_recompile_limit_hit = True  # for the calls only, not for the process
+        dynamo_config.recompile_limit = RECOMPILE_LIMIT
+        self._held = True
+        try:
+            yield
+        finally:
+            self._held = False
+            dynamo_config.fail_on_recompile_limit_hit, dynamo_config.recompile_limit = quiet, limit
 
     def __call__(self, *args):
+        if self.compiled and not self._held:
+            with self.held():
+                return self(*args)
         if self.compiled:
-            import torch._dynamo.config as dynamo_config  # only a compiled pass needs the compiler (2 s to import)
-
-            quiet, limit = dynamo_config.fail_on_recompile_limit_hit, dynamo_config.recompile_limit
-            dynamo_config.fail_on_recompile_limit_hit = True  # set for the call only (~10 us each), not for the process
-            dynamo_config.recompile_limit = RECOMPILE_LIMIT
             try:
                 return self._compiled_fn(*args)
             except Exception as exc:  # noqa: BLE001: any compiler failure leaves the eager pass, which is exact
                 log.warning("kkt: compile: the compiled %s failed (%s); running eager", self.name, _first_line(exc))
                 self.compiled = False
-            finally:
-                dynamo_config.fail_on_recompile_limit_hit, dynamo_config.recompile_limit = quiet, limit
         return self.fn(*args)
 
 

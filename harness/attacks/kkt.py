@@ -229,20 +229,22 @@ class _Context:
         self.mem_chunk = memory.restart_chunk(p.restarts, per_pass + copies, per_state, self.budget)
         return self.mem_chunk if self.dev.type != "cpu" else min(self.mem_chunk, memory.cpu_chunk(p.restarts, per_pass))
 
-    def iterate(self, x, lam, lam_scale, lmin, alpha, opt: RestartOptimizer):
+    def iterate(self, x, lam, lam_scale, lmin, alphas, opt: RestartOptimizer):
         """One search iteration of every restart, chunk by chunk of restarts, its products at the run's precision
         (`products`): (relative residual, loss, broken flag) at (x, lam), and (x, lam) after the step
         (iteration.py). A compiled step returns copies: with one chunk they become the state, with several each
-        chunk's are written back (the state is held once)."""
+        chunk's are written back (the state is held once). `alphas`: the slope per hidden layer (alpha_rows)."""
         corr, fresh, one = opt.corrections(), self.step_.compiled, self.chunk >= len(x)
         out = []
         with precision.products(self.p.products, self.dev):
             for sl in memory.chunks(len(x), self.chunk):
-                ms, vs, lrs, sgds = opt.state(sl)
+                if one:  # the whole state: no views to make
+                    ms, vs, lrs, sgds, xs, ls, scale, lm = opt.m, opt.v, opt.lrs, opt.sgd, x, lam, lam_scale, lmin
+                else:
+                    (ms, vs, lrs, sgds), xs, ls, scale, lm = opt.state(sl), x[sl], lam[sl], lam_scale[sl], lmin[sl]
                 *scores, nx, nlam, nms, nvs = self.step_(
-                    x[sl], lam[sl], ms, vs, lrs, sgds, corr, opt.mode, opt.mom, fresh, self.theta_sq, lam_scale[sl],
-                    lmin[sl], self.ht, self.labels, self.form, self.alphas(alpha[sl]), self.gram, self.prior,
-                    precision.BROKEN_BELOW[self.p.products])
+                    xs, ls, ms, vs, lrs, sgds, corr, opt.mode, opt.mom, fresh, self.theta_sq, scale, lm, self.ht,
+                    self.labels, self.form, alphas, self.gram, self.prior, precision.BROKEN_BELOW[self.p.products])
                 out.append(scores)
                 if fresh and one:
                     x, lam = nx, nlam
@@ -254,17 +256,18 @@ class _Context:
         return res, loss, bad, x, lam
 
     @torch.no_grad()
-    def residuals(self, x, lam, lam_scale, lmin, alpha):
-        return torch.cat([self.residual(x[sl], lam[sl], alpha[sl]) / self.theta_sq
-                          for sl in memory.chunks(len(x), self.chunk)])
+    def residuals(self, x, lam, alphas):
+        """Relative residual per restart at full precision, no gradient."""
+        return torch.cat([self.residual(x[sl], lam[sl], alphas) / self.theta_sq for sl in memory.chunks(len(x), self.chunk)])
 
-    def residual(self, x, lam, alpha):
+    def residual(self, x, lam, alphas):
         """||theta - G||^2 per restart (not relative), no gradient."""
-        return residual_forward(x, lam, self.ht, self.labels, self.form, self.alphas(alpha), self.gram)[0]
+        return residual_forward(x, lam, self.ht, self.labels, self.form, alphas, self.gram)[0]
 
-    def alphas(self, alpha):
-        """The modified ReLU's slope per hidden layer: alpha (R, 1, 1) relative to each layer's RMS pre-activation."""
-        return [alpha / s for s in self.zscale]
+    def alpha_rows(self, schedule: torch.Tensor) -> list[torch.Tensor]:
+        """The modified ReLU's slope per hidden layer at every iteration: the schedule (alpha per iteration, every
+        restart alike) relative to each layer's RMS pre-activation (zscale); iteration `it` takes `row[it]` of each."""
+        return [schedule / s for s in self.zscale]
 
     def full(self, x):
         """Candidates in input space (centred)."""
@@ -289,16 +292,15 @@ class _Context:
             x = x @ self.basis
         self.prior.project_(x)
         self.zscale = preact_rms(self.ht, x, self.chunk) if p.alpha_relative else [1.0] * (len(self.ht.weights) - 1)
-        a0 = torch.full((R,), p.alpha_start, dtype=dt, device=dev)
-        a1 = torch.full((R,), p.alpha_end, dtype=dt, device=dev)
+        rows = self.alpha_rows(search.alpha_schedule(p.iterations, p.alpha_start, p.alpha_end, dt, dev))
         lmin = torch.full((R,), p.lambda_min, dtype=dt, device=dev)
-        lam_scale = self._fit_scale(x, a0)
+        lam_scale = self._fit_scale(x, [r[0] for r in rows])
         lam = lam_scale.view(R, 1, *[1] * len(self.lam_dim)).expand(R, p.m, *self.lam_dim).clone()
         if self.form == "regression":
             lam = lam * 0.01 * torch.randn(lam.shape, generator=gen, dtype=dt).to(dev)
         ids = torch.arange(first_id, first_id + R)
         step = lr.to(dev, dt)
-        opt = RestartOptimizer(p.optimizer, p.momentum, [x, lam], [step * self.typ, step * lam_scale.abs()])
+        opt = RestartOptimizer(p.optimizer, p.momentum, [x, lam], [step * self.typ, step * lam_scale.abs()], p.iterations)
         settings = {int(i): {"lr": float(lr[k]), "alpha_start": p.alpha_start, "alpha_end": p.alpha_end,
                              "lambda_min": p.lambda_min, "init": "recombined" if k < self.recombined else _init_of(p.init, k),
                              "lambda_scale": float(lam_scale[k]),
@@ -311,46 +313,47 @@ class _Context:
         rungs = set(search.rung_iterations(p.iterations, p.rungs, p.eta))
         t_start = time.perf_counter()
         it = 0
-        for it in range(p.iterations):
-            alpha = search.alpha_at(it, p.iterations, a0, a1).view(-1, 1, 1)
-            full = None  # successive halving prunes on full-precision residuals (of the x the step starts from)
-            if p.products == "reduced" and (it + 1) in rungs:
-                full = self.residuals(x, lam, lam_scale, lmin, alpha)
-            res, loss, bad, x, lam = self.iterate(x, lam, lam_scale, lmin, alpha, opt)
-            if full is not None:  # judged by the full-precision bound too
-                res = full
-                bad |= broken(full, precision.BROKEN_BELOW["full"])
-            if it % p.curve_every == 0:
-                for k, v in enumerate(loss.tolist()):
-                    curves[int(ids[k])].append(v)
-            keep = None
-            if bad.any():
-                for k in torch.nonzero(bad).flatten().tolist():
-                    i = int(ids[k])
-                    status[i], its[i], finals[i] = "diverged", it + 1, float("nan")
-                keep = torch.nonzero(~bad).flatten()
-            bar.update(1)
-            timeout = p.time_budget_s and time.perf_counter() - t0 > p.time_budget_s
-            if (it + 1) in rungs and not timeout:
-                cand = keep if keep is not None else torch.arange(len(ids), device=dev)
-                best = cand[search.survivors(res[cand], 1 / p.eta)]
-                kept = set(best.tolist())
-                for k in cand.tolist():
-                    if k not in kept:
+        with self.step_.held():  # the compile settings once for the loop, not per iteration
+            for it in range(p.iterations):
+                alphas = [r[it] for r in rows]
+                full = None  # successive halving prunes on full-precision residuals (of the x the step starts from)
+                if p.products == "reduced" and (it + 1) in rungs:
+                    full = self.residuals(x, lam, alphas)
+                res, loss, bad, x, lam = self.iterate(x, lam, lam_scale, lmin, alphas, opt)
+                if full is not None:  # judged by the full-precision bound too
+                    res = full
+                    bad |= broken(full, precision.BROKEN_BELOW["full"])
+                if it % p.curve_every == 0:
+                    for k, v in enumerate(loss.tolist()):
+                        curves[int(ids[k])].append(v)
+                keep = None
+                if bad.any():
+                    for k in torch.nonzero(bad).flatten().tolist():
                         i = int(ids[k])
-                        status[i], its[i], finals[i] = "pruned", it + 1, float(res[k])
-                        if p.keep == "all":
-                            out.append((self.full(x[k]).cpu(), lam[k].cpu(), i))
-                keep = best.sort().values
-            if keep is not None:
-                x, lam, ids = x[keep], lam[keep], ids[keep.cpu()]
-                lam_scale, lmin, a0, a1 = lam_scale[keep], lmin[keep], a0[keep], a1[keep]
-                opt.select(keep)
-            if len(ids) == 0 or timeout:
-                break
+                        status[i], its[i], finals[i] = "diverged", it + 1, float("nan")
+                    keep = torch.nonzero(~bad).flatten()
+                bar.update(1)
+                timeout = p.time_budget_s and time.perf_counter() - t0 > p.time_budget_s
+                if (it + 1) in rungs and not timeout:
+                    cand = keep if keep is not None else torch.arange(len(ids), device=dev)
+                    best = cand[search.survivors(res[cand], 1 / p.eta)]
+                    kept = set(best.tolist())
+                    for k in cand.tolist():
+                        if k not in kept:
+                            i = int(ids[k])
+                            status[i], its[i], finals[i] = "pruned", it + 1, float(res[k])
+                            if p.keep == "all":
+                                out.append((self.full(x[k]).cpu(), lam[k].cpu(), i))
+                    keep = best.sort().values
+                if keep is not None:
+                    x, lam, ids = x[keep], lam[keep], ids[keep.cpu()]
+                    lam_scale, lmin = lam_scale[keep], lmin[keep]
+                    opt.select(keep)
+                if len(ids) == 0 or timeout:
+                    break
         bar.update(p.iterations - 1 - it)
         if len(ids):
-            res = self.residuals(x, lam, lam_scale, lmin, a1.view(-1, 1, 1))
+            res = self.residuals(x, lam, [r[-1] for r in rows])
             gone = (broken(res, precision.BROKEN_BELOW["full"]) | ~torch.isfinite(x).flatten(1).all(1)).tolist()
             for k, i in enumerate(ids.tolist()):
                 if gone[k]:
@@ -367,17 +370,16 @@ class _Context:
         return runs, out
 
     @torch.no_grad()
-    def _fit_scale(self, x, alpha) -> torch.Tensor:
+    def _fit_scale(self, x, alphas) -> torch.Tensor:
         """Per restart, the common lambda s minimising ||theta - s G(lambda=1)||^2 (from f(0), f(1), f(2))."""
-        return torch.cat([self._fit_scale_chunk(x[sl], alpha[sl]) for sl in memory.chunks(len(x), self.chunk)])
+        return torch.cat([self._fit_scale_chunk(x[sl], alphas) for sl in memory.chunks(len(x), self.chunk)])
 
-    def _fit_scale_chunk(self, x, alpha) -> torch.Tensor:
+    def _fit_scale_chunk(self, x, alphas) -> torch.Tensor:
         R = x.shape[0]
         one = torch.ones(R, self.p.m, *self.lam_dim, dtype=x.dtype, device=x.device)
-        a = alpha.view(-1, 1, 1)
         f0 = self.theta_sq
-        f1 = self.residual(x, one, a)
-        f2 = self.residual(x, 2 * one, a)
+        f1 = self.residual(x, one, alphas)
+        f2 = self.residual(x, 2 * one, alphas)
         bq = (f2 - 2 * f1 + f0) / 2
         aq = (f0 - f1 + bq) / 2
         s = (aq / bq.clamp_min(1e-30)).abs()

@@ -16,7 +16,7 @@ class RestartOptimizer:
     `update_` takes the step, on it (eager) or on copies that `adopt` makes the state (a compiled iteration:
     iteration.py)."""
 
-    def __init__(self, optimizer: str, momentum: float, tensors, lrs):
+    def __init__(self, optimizer: str, momentum: float, tensors, lrs, steps: int = 0):
         self.mom = momentum
         R, dev = tensors[0].shape[0], tensors[0].device
         sgd = {"sgd": torch.ones(R, dtype=torch.bool), "adam": torch.zeros(R, dtype=torch.bool),
@@ -26,6 +26,7 @@ class RestartOptimizer:
         self.m = [torch.zeros_like(t) for t in tensors]
         self.v = [torch.zeros_like(t) for t in tensors]
         self.t = 0
+        self._corr = _corrections(steps, self.m[0].dtype, dev)  # row t - 1: step t's (a run's planned steps at once)
         self._mode()
 
     def _mode(self):
@@ -37,10 +38,12 @@ class RestartOptimizer:
 
     def corrections(self) -> torch.Tensor:
         """Count one more step and return Adam's bias corrections for it, (1 - b1^t, 1 - b2^t, (1 - b2^t)^0.5), as
-        a tensor (a compiled step takes them as an input: as floats they would be constants that recompile)."""
+        a tensor (a compiled step takes them as an input: as floats they would be constants that recompile): a row
+        of a table made for the planned steps (one tensor a step would cost a host-to-device copy on a GPU)."""
         self.t += 1
-        c2 = 1 - B2**self.t
-        return torch.tensor([1 - B1**self.t, c2, c2**0.5], dtype=self.m[0].dtype, device=self.m[0].device)
+        if self.t > len(self._corr):
+            self._corr = _corrections(2 * self.t, self._corr.dtype, self._corr.device)
+        return self._corr[self.t - 1]
 
     def state(self, sl: slice) -> tuple[list, list, list, list]:
         """The moments, step sizes and SGD flags of restarts `sl` (views: an in-place update_ writes through)."""
@@ -56,6 +59,12 @@ class RestartOptimizer:
         self.lrs = [lr[keep] for lr in self.lrs]
         self.sgd = [s[keep] for s in self.sgd]
         self._mode()
+
+
+def _corrections(steps: int, dtype, device) -> torch.Tensor:
+    """Adam's bias corrections for steps 1..steps, one row each (see `corrections`)."""
+    rows = [(1 - B1**t, 1 - B2**t, (1 - B2**t) ** 0.5) for t in range(1, steps + 1)]
+    return torch.tensor(rows, dtype=dtype, device=device).view(-1, 3)
 
 
 def update_(tensors, grads, ms, vs, lrs, sgds, corr: torch.Tensor, mode: Mode, momentum: float):

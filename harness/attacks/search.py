@@ -35,7 +35,8 @@ def survivors(score: torch.Tensor, keep_frac: float) -> torch.Tensor:
     return torch.argsort(s)[:k]
 
 
-def alpha_at(step: int, total: int, start: torch.Tensor, end: torch.Tensor) -> torch.Tensor:
-    """Geometric annealing of the modified ReLU's slope from `start` to `end` per restart."""
-    t = min(1.0, step / max(1, total - 1))
-    return start * (end / start) ** t
+def alpha_schedule(total: int, start: float, end: float, dtype=torch.float32, device=None) -> torch.Tensor:
+    """The modified ReLU's slope at each of `total` iterations, annealed geometrically from `start` to `end`
+    (every restart alike); one tensor for the run, so that an iteration reads its value instead of computing it."""
+    t = (torch.arange(total, dtype=torch.float64) / max(1, total - 1)).clamp_max(1.0)
+    return (start * (end / start) ** t).to(device=device, dtype=dtype)
