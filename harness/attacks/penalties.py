@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 
 from harness.attacks.margins import Form
-from harness.attacks.skinny import gemm
+from harness.attacks.skinny import dot, gemm
 from harness.victims.frame import Frame
 
 
@@ -60,7 +60,7 @@ def _box_grad(x, mean, scale, lo, hi):
     2 (u - clamp(u)) * scale."""
     u = x * scale + mean if scale is not None else x + mean
     excess = u.sub_(u.clamp(lo, hi))
-    pen = torch.linalg.vecdot(excess.flatten(-2), excess.flatten(-2))
+    pen = dot(excess, excess)
     return pen, excess.mul_(2) if scale is None else excess.mul_(scale).mul_(2)
 
 

@@ -25,7 +25,7 @@ from __future__ import annotations
 import torch
 
 from harness.attacks.margins import output_coef
-from harness.attacks.skinny import add_mm_, mm, mm_t, scaled_mm_add, scaled_mm_sub
+from harness.attacks.skinny import add_mm_, dot, mm, mm_t, scaled_mm_add, scaled_mm_sub
 
 
 def residual_forward(x, lam, ht, labels, form, alphas, gram) -> tuple[torch.Tensor, tuple]:
@@ -48,12 +48,12 @@ def residual_forward(x, lam, ht, labels, form, alphas, gram) -> tuple[torch.Tens
     grams = []
     for k in range(L):
         if gram[k]:
-            total -= 2 * _dot(zs[k], deltas[k])
+            total -= 2 * dot(zs[k], deltas[k])
             ga = acts[k] @ acts[k].transpose(-1, -2)
             if bs[k] is not None:
                 ga += 1.0
             gd = deltas[k] @ deltas[k].transpose(-1, -2)
-            total += _dot(ga, gd)
+            total += dot(ga, gd)
             grams.append((ga, gd))
         else:  # E_k = G_k - W_k (and G_bk - b_k): the residual's own terms
             g = mm_t(deltas[k], acts[k])
@@ -127,16 +127,6 @@ def _z_adjoint(name: str, gd, gp, delta, a, alpha, with_z_term: bool = True):
         return (gd.sub_(2) if with_z_term else gd).mul_(delta)
     gd = gd.mul_(a)
     return (gd.add_(1) if with_z_term else gd).mul_(delta).mul_(-2)
-
-
-def _dot(a, b):
-    """sum over the last two dims of a * b, per leading index. Eager: one vecdot pass, no temporary. Compiled:
-    the product summed over both dims, which inductor fuses into the loop that makes b; the flattened vecdot
-    there becomes one loop over m x width that gathers a broadcast bias by a modulo per element (at m = 40 on a
-    1000-wide layer 2x the fused loop's time, 50 us per restart-iteration)."""
-    if torch.compiler.is_compiling():
-        return (a * b).sum((-1, -2))
-    return torch.linalg.vecdot(a.flatten(-2), b.flatten(-2))
 
 
 def _delta_adjoint(saved, use_gram: bool, a, z, delta):
