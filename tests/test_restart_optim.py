@@ -7,13 +7,14 @@ import torch
 from harness.attacks.restart_optim import RestartOptimizer, update_
 
 
-@pytest.mark.parametrize("optimizer", ["adam", "sgd", "mixed"])
-def test_each_restart_steps_as_torch_would(optimizer):
+@pytest.mark.parametrize("optimizer,steps", [("adam", 0), ("adam", 2), ("adam", 5), ("sgd", 0), ("mixed", 0)])
+def test_each_restart_steps_as_torch_would(optimizer, steps):
+    """`steps`: the planned steps the bias-correction table is made for (0 and 2: it grows during the run)."""
     torch.manual_seed(0)
     x0, lam0 = torch.randn(4, 3, 5, dtype=torch.float64), torch.rand(4, 3, dtype=torch.float64)
     lr = torch.tensor([1e-3, 1e-2, 3e-2, 1e-1], dtype=torch.float64)
     x, lam = x0.clone(), lam0.clone()
-    opt = RestartOptimizer(optimizer, 0.9, [x, lam], [lr, 2 * lr])
+    opt = RestartOptimizer(optimizer, 0.9, [x, lam], [lr, 2 * lr], steps)
     grads = [(torch.randn_like(x0), torch.randn_like(lam0)) for _ in range(5)]
     for gx, gl in grads:
         update_([x, lam], [gx.clone(), gl.clone()], *opt.state(slice(None)), opt.corrections(), opt.mode, opt.mom)
