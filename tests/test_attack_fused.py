@@ -217,3 +217,6 @@ def test_compiled_iteration_runs_the_eager_search(prior, subspace, optimizer, ca
     make_attack("kkt", {**params, "compile": "on", "prior_weight": 0.5}).reconstruct(other, progress=False)
     assert counters["stats"]["unique_graphs"] == graphs
     assert not [r for r in caplog.records if "compile" in r.message and "failed" in r.message]
+    import torch._dynamo.config as dynamo_config  # held for each bracket's loop (Pass.held), then the process's own again
+
+    assert dynamo_config.fail_on_recompile_limit_hit is False and dynamo_config.recompile_limit == 8

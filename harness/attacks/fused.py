@@ -93,15 +93,16 @@ class Pass:
             dynamo_config.fail_on_recompile_limit_hit, dynamo_config.recompile_limit = quiet, limit
 
     def __call__(self, *args):
-        if self.compiled and not self._held:
+        if not self.compiled:
+            return self.fn(*args)
+        if not self._held:  # a call on its own: the settings for this call
             with self.held():
                 return self(*args)
-        if self.compiled:
-            try:
-                return self._compiled_fn(*args)
-            except Exception as exc:  # noqa: BLE001: any compiler failure leaves the eager pass, which is exact
-                log.warning("kkt: compile: the compiled %s failed (%s); running eager", self.name, _first_line(exc))
-                self.compiled = False
+        try:
+            return self._compiled_fn(*args)
+        except Exception as exc:  # noqa: BLE001: any compiler failure leaves the eager pass, which is exact
+            log.warning("kkt: compile: the compiled %s failed (%s); running eager", self.name, _first_line(exc))
+            self.compiled = False
         return self.fn(*args)
 
 
