@@ -136,7 +136,8 @@ class KKT(Attack):
             if b and p.time_budget_s and time.perf_counter() - t0 > p.time_budget_s:
                 break  # the first bracket always starts: a budget spent in the set-up still gets candidates
             lr = self._lrs(p, gen, best_lr)
-            br_runs, br_out = ctx.bracket(len(runs), lr, gen, bar, t0)
+            with ctx.step_.held():  # the compile settings once for the bracket's loop, not per iteration
+                br_runs, br_out = ctx.bracket(len(runs), lr, gen, bar, t0)
             runs += br_runs
             out += br_out
             ok = [r for r in br_runs if r.status == "ok"]
@@ -313,44 +314,43 @@ class _Context:
         rungs = set(search.rung_iterations(p.iterations, p.rungs, p.eta))
         t_start = time.perf_counter()
         it = 0
-        with self.step_.held():  # the compile settings once for the loop, not per iteration
-            for it in range(p.iterations):
-                alphas = [r[it] for r in rows]
-                full = None  # successive halving prunes on full-precision residuals (of the x the step starts from)
-                if p.products == "reduced" and (it + 1) in rungs:
-                    full = self.residuals(x, lam, alphas)
-                res, loss, bad, x, lam = self.iterate(x, lam, lam_scale, lmin, alphas, opt)
-                if full is not None:  # judged by the full-precision bound too
-                    res = full
-                    bad |= broken(full, precision.BROKEN_BELOW["full"])
-                if it % p.curve_every == 0:
-                    for k, v in enumerate(loss.tolist()):
-                        curves[int(ids[k])].append(v)
-                keep = None
-                if bad.any():
-                    for k in torch.nonzero(bad).flatten().tolist():
+        for it in range(p.iterations):
+            alphas = [r[it] for r in rows]
+            full = None  # successive halving prunes on full-precision residuals (of the x the step starts from)
+            if p.products == "reduced" and (it + 1) in rungs:
+                full = self.residuals(x, lam, alphas)
+            res, loss, bad, x, lam = self.iterate(x, lam, lam_scale, lmin, alphas, opt)
+            if full is not None:  # judged by the full-precision bound too
+                res = full
+                bad |= broken(full, precision.BROKEN_BELOW["full"])
+            if it % p.curve_every == 0:
+                for k, v in enumerate(loss.tolist()):
+                    curves[int(ids[k])].append(v)
+            keep = None
+            if bad.any():
+                for k in torch.nonzero(bad).flatten().tolist():
+                    i = int(ids[k])
+                    status[i], its[i], finals[i] = "diverged", it + 1, float("nan")
+                keep = torch.nonzero(~bad).flatten()
+            bar.update(1)
+            timeout = p.time_budget_s and time.perf_counter() - t0 > p.time_budget_s
+            if (it + 1) in rungs and not timeout:
+                cand = keep if keep is not None else torch.arange(len(ids), device=dev)
+                best = cand[search.survivors(res[cand], 1 / p.eta)]
+                kept = set(best.tolist())
+                for k in cand.tolist():
+                    if k not in kept:
                         i = int(ids[k])
-                        status[i], its[i], finals[i] = "diverged", it + 1, float("nan")
-                    keep = torch.nonzero(~bad).flatten()
-                bar.update(1)
-                timeout = p.time_budget_s and time.perf_counter() - t0 > p.time_budget_s
-                if (it + 1) in rungs and not timeout:
-                    cand = keep if keep is not None else torch.arange(len(ids), device=dev)
-                    best = cand[search.survivors(res[cand], 1 / p.eta)]
-                    kept = set(best.tolist())
-                    for k in cand.tolist():
-                        if k not in kept:
-                            i = int(ids[k])
-                            status[i], its[i], finals[i] = "pruned", it + 1, float(res[k])
-                            if p.keep == "all":
-                                out.append((self.full(x[k]).cpu(), lam[k].cpu(), i))
-                    keep = best.sort().values
-                if keep is not None:
-                    x, lam, ids = x[keep], lam[keep], ids[keep.cpu()]
-                    lam_scale, lmin = lam_scale[keep], lmin[keep]
-                    opt.select(keep)
-                if len(ids) == 0 or timeout:
-                    break
+                        status[i], its[i], finals[i] = "pruned", it + 1, float(res[k])
+                        if p.keep == "all":
+                            out.append((self.full(x[k]).cpu(), lam[k].cpu(), i))
+                keep = best.sort().values
+            if keep is not None:
+                x, lam, ids = x[keep], lam[keep], ids[keep.cpu()]
+                lam_scale, lmin = lam_scale[keep], lmin[keep]
+                opt.select(keep)
+            if len(ids) == 0 or timeout:
+                break
         bar.update(p.iterations - 1 - it)
         if len(ids):
             res = self.residuals(x, lam, [r[-1] for r in rows])
