@@ -25,7 +25,6 @@ from harness.attacks.base import Attack, AttackResult, RunRecord, Victim
 from harness.attacks.common import KKTParams, check_victim, default_typical_norm
 from harness.attacks.margins import balanced_labels, head_form
 from harness.attacks.objective import HeadTensors, gram_flags, preact_rms
-from harness.attacks.iteration import broken
 from harness.attacks.residual_grad import residual_forward
 from harness.attacks.priors import PUBLIC_INITS, ROW_SPACE_TOL, auto_init, init_candidates, row_space
 from harness.attacks.recombine import Pool
@@ -322,7 +321,7 @@ class _Context:
             res, loss, bad, x, lam = self.iterate(x, lam, lam_scale, lmin, alphas, opt)
             if full is not None:  # judged by the full-precision bound too
                 res = full
-                bad |= broken(full, precision.BROKEN_BELOW["full"])
+                bad |= iteration.broken(full, precision.BROKEN_BELOW["full"])
             if it % p.curve_every == 0:
                 for k, v in enumerate(loss.tolist()):
                     curves[int(ids[k])].append(v)
@@ -354,7 +353,7 @@ class _Context:
         bar.update(p.iterations - 1 - it)
         if len(ids):
             res = self.residuals(x, lam, [r[-1] for r in rows])
-            gone = (broken(res, precision.BROKEN_BELOW["full"]) | ~torch.isfinite(x).flatten(1).all(1)).tolist()
+            gone = (iteration.broken(res, precision.BROKEN_BELOW["full"]) | ~torch.isfinite(x).flatten(1).all(1)).tolist()
             for k, i in enumerate(ids.tolist()):
                 if gone[k]:
                     status[i], its[i], finals[i] = "diverged", it + 1, float("nan")

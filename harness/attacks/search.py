@@ -38,5 +38,5 @@ def survivors(score: torch.Tensor, keep_frac: float) -> torch.Tensor:
 def alpha_schedule(total: int, start: float, end: float, dtype=torch.float32, device=None) -> torch.Tensor:
     """The modified ReLU's slope at each of `total` iterations, annealed geometrically from `start` to `end`
     (every restart alike); one tensor for the run, so that an iteration reads its value instead of computing it."""
-    t = (torch.arange(total, dtype=torch.float64) / max(1, total - 1)).clamp_max(1.0)
+    t = torch.arange(total, dtype=torch.float64) / max(1, total - 1)  # 0 to 1
     return (start * (end / start) ** t).to(device=device, dtype=dtype)
