@@ -4,6 +4,7 @@ its own step size, in one batch ('mixed': SGD on even restarts, Adam on odd)."""
 import pytest
 import torch
 
+from harness.attacks import fused
 from harness.attacks.restart_optim import RestartOptimizer, update_
 
 
@@ -29,3 +30,28 @@ def test_each_restart_steps_as_torch_would(optimizer, steps):
         torch.testing.assert_close(x[r], ps[0].detach())
         torch.testing.assert_close(lam[r], ps[1].detach())
     assert opt.mode == optimizer and opt.t == 5
+
+
+@pytest.mark.skipif(not fused.cxx_compiler(), reason="torch.compile on a CPU needs a C++ compiler")
+@pytest.mark.usefixtures("one_torch_thread")
+def test_a_compiled_step_skips_non_finite_gradient_entries_as_the_eager_one_does():
+    """The step zeroes a gradient's NaNs and infinities (eager in place; compiled through a comparison with
+    infinity, restart_optim._finite): the entry keeps its value, every other entry steps, both ways alike."""
+    torch.manual_seed(3)
+    x0, g0 = torch.randn(2, 3, 4), torch.randn(2, 3, 4)
+    g0[0, 0, 0], g0[0, 1, 2], g0[1, 2, 3] = float("nan"), float("inf"), -float("inf")
+    lr, sgd = torch.tensor([1e-2, 3e-2]).view(2, 1, 1), torch.zeros(2, 1, 1, dtype=torch.bool)
+
+    def step(x, g, corr):
+        x, m, v = x.clone(), torch.zeros_like(x), torch.zeros_like(x)
+        update_([x], [g], [m], [v], [lr], [sgd], corr, "adam", 0.9)
+        return x, m, v
+
+    corr = RestartOptimizer("adam", 0.9, [x0], [lr.flatten()], 1).corrections()
+    want = step(x0, g0.clone(), corr)
+    got = torch.compile(step, dynamic=False)(x0, g0.clone(), corr)
+    for a, b in zip(got, want):
+        torch.testing.assert_close(a, b)
+        assert torch.isfinite(a).all()
+    bad = ~torch.isfinite(g0)
+    assert torch.equal(got[0][bad], x0[bad]) and not torch.equal(got[0][~bad], x0[~bad])

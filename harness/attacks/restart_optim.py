@@ -67,12 +67,21 @@ def _corrections(steps: int, dtype, device) -> torch.Tensor:
     return torch.tensor(rows, dtype=dtype, device=device).view(-1, 3)
 
 
+def _finite(g: torch.Tensor) -> torch.Tensor:
+    """g with its NaNs and infinities zeroed: in place when eager; compiled as a comparison with infinity (NaN's
+    compares false), which inductor vectorises, where its nan_to_num tests NaN one element at a time (2.8x the
+    loop's time on 2 x 376,000 entries)."""
+    if torch.compiler.is_compiling():
+        return torch.where(g.abs() < float("inf"), g, 0.0)
+    return torch.nan_to_num_(g, nan=0.0, posinf=0.0, neginf=0.0)
+
+
 def update_(tensors, grads, ms, vs, lrs, sgds, corr: torch.Tensor, mode: Mode, momentum: float):
     """One step of restarts `tensors` given their gradients, moments ms / vs (all updated in place), step sizes,
     SGD flags and `corrections()`. The gradients are consumed: their non-finite entries are zeroed in place, and
     plain Adam writes its step into them (no fresh temporaries)."""
     for t, g, m, v, lr, sgd in zip(tensors, grads, ms, vs, lrs, sgds):
-        g = torch.nan_to_num_(g, nan=0.0, posinf=0.0, neginf=0.0)
+        g = _finite(g)
         if mode == "sgd":
             m.mul_(momentum).add_(g)
             t.sub_(lr * m)
