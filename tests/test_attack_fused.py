@@ -190,7 +190,7 @@ def test_compiled_iteration_runs_the_eager_search(prior, subspace, optimizer, ca
     """The whole iteration compiled (iteration.py: the pass, the penalties, the optimiser's step on copies, the
     sphere's projection) runs the eager search: the same statuses and, up to rounding, the same residuals and
     candidates, with all restarts in one chunk (the copies become the state) and one restart per chunk (each
-    chunk's copies written back), as successive halving prunes."""
+    chunk written into the next state's buffers, the state before them reused), as successive halving prunes."""
     torch._dynamo.reset()  # its recompile limit counts every shape this process compiled for
     torch.manual_seed(0)
     scale = torch.rand(12) + 0.5

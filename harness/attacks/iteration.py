@@ -73,9 +73,11 @@ def loss_grad(x, lam, theta_sq, lam_scale, lmin, ht, labels, form, alphas, gram,
 
 
 def iterate(x, lam, ms, vs, lrs, sgds, corr, mode, momentum, fresh: bool,
-            theta_sq, lam_scale, lmin, ht, labels, form, alphas, gram, prior: Prior, below: float):
+            theta_sq, lam_scale, lmin, ht, labels, form, alphas, gram, prior: Prior, below: float, into=None):
     """(relative residual, loss, broken flag) per restart at (x, lam), and (x, lam, ms, vs) after one step: the
-    same tensors updated in place, or updated copies where `fresh`. A restart is flagged when its loss or gradient
+    same tensors updated in place, or updated copies where `fresh`, written into the tensors `into` (x, lam, ms,
+    vs in a list) when given: compiled, the loops that make them store there directly (a chunk of restarts
+    writes the next state's buffers, with no copy back). A restart is flagged when its loss or gradient
     holds a NaN or an infinity (a gradient row with one sums to one: one pass; its step skips those entries) or its
     residual left its valid range (`broken`, `below` the products' bound)."""
     res, loss, gx, gl = loss_grad(x, lam, theta_sq, lam_scale, lmin, ht, labels, form, alphas, gram, prior)
@@ -84,6 +86,11 @@ def iterate(x, lam, ms, vs, lrs, sgds, corr, mode, momentum, fresh: bool,
         x, lam, ms, vs = x.clone(), lam.clone(), [m.clone() for m in ms], [v.clone() for v in vs]
     update_([x, lam], [gx, gl], ms, vs, lrs, sgds, corr, mode, momentum)
     prior.project_(x)
+    if into is not None:
+        for dst, src in zip(into, [x, lam, *ms, *vs]):
+            dst.copy_(src)
+        k = len(ms)
+        x, lam, ms, vs = into[0], into[1], into[2:2 + k], into[2 + k:]
     return res, loss, bad, x, lam, ms, vs
 
 

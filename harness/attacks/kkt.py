@@ -201,6 +201,7 @@ class _Context:
                                        float(p.brackets) * p.restarts * p.iterations, p.time_budget_s, dev.type)
         self.chunk = self._chunk(compiled)
         self.step_ = fused.Pass(compiled, iteration.iterate, "iteration")
+        self._spare: list[torch.Tensor] | None = None  # a compiled step's next-state buffers (iterate)
         basis_low = None
         if self.step_.compiled and p.products == "reduced" and dev.type == "cpu":  # weights cast once, not every pass
             self.ht.with_low(torch.bfloat16)
@@ -224,17 +225,22 @@ class _Context:
         full = self.victim.prior == "box" and p.subspace != "off"
         per_pass = memory.pass_bytes(p.m, [tuple(w.shape) for w in ws], self.victim.dim, item, full)
         per_state = memory.state_bytes(p.m, coords, ws[-1].shape[0], item)
-        copies = per_state * 3 // 4 if compiled else 0  # a compiled step's copies of candidates and moments (iteration.py)
+        # a compiled step holds a second state for every restart: its copies of candidates and moments, or the
+        # next-state buffers it writes them into (iterate)
+        copies = per_state * 3 // 4 if compiled else 0
         self.budget = memory.budget_bytes(self.dev, p.memory_budget_gb)
-        self.mem_chunk = memory.restart_chunk(p.restarts, per_pass + copies, per_state, self.budget)
+        self.mem_chunk = memory.restart_chunk(p.restarts, per_pass, per_state + copies, self.budget)
         return self.mem_chunk if self.dev.type != "cpu" else min(self.mem_chunk, memory.cpu_chunk(p.restarts, per_pass))
 
     def iterate(self, x, lam, lam_scale, lmin, alphas, opt: RestartOptimizer):
         """One search iteration of every restart, chunk by chunk of restarts, its products at the run's precision
         (`products`): (relative residual, loss, broken flag) at (x, lam), and (x, lam) after the step
-        (iteration.py). A compiled step returns copies: with one chunk they become the state, with several each
-        chunk's are written back (the state is held once). `alphas`: the slope per hidden layer (alpha_rows)."""
+        (iteration.py). A compiled step returns copies: with one chunk they become the state; with several each
+        chunk writes them into a second set of state buffers (`_next`), which then becomes the state, the state
+        before it the next iteration's buffers. `alphas`: the slope per hidden layer (alpha_rows)."""
         corr, fresh, one = opt.corrections(), self.step_.compiled, self.chunk >= len(x)
+        now = [x, lam, *opt.m, *opt.v]
+        into = self._next(now) if fresh and not one else None
         out = []
         with precision.products(self.p.products, self.dev):
             for sl in memory.chunks(len(x), self.chunk):
@@ -244,16 +250,27 @@ class _Context:
                     (ms, vs, lrs, sgds), xs, ls, scale, lm = opt.state(sl), x[sl], lam[sl], lam_scale[sl], lmin[sl]
                 *scores, nx, nlam, nms, nvs = self.step_(
                     xs, ls, ms, vs, lrs, sgds, corr, opt.mode, opt.mom, fresh, self.theta_sq, scale, lm, self.ht,
-                    self.labels, self.form, alphas, self.gram, self.prior, precision.BROKEN_BELOW[self.p.products])
+                    self.labels, self.form, alphas, self.gram, self.prior, precision.BROKEN_BELOW[self.p.products],
+                    None if into is None else [t[sl] for t in into])
                 out.append(scores)
                 if fresh and one:
                     x, lam = nx, nlam
                     opt.adopt(nms, nvs)
-                elif fresh:
-                    for old, new in zip([x[sl], lam[sl], *ms, *vs], [nx, nlam, *nms, *nvs]):
-                        old.copy_(new)
+        if into is not None:
+            k = len(opt.m)
+            x, lam, self._spare = into[0], into[1], now
+            opt.adopt(into[2:2 + k], into[2 + k:])
         res, loss, bad = (torch.cat(t) if len(out) > 1 else t[0] for t in zip(*out))
         return res, loss, bad, x, lam
+
+    def _next(self, now: list[torch.Tensor]) -> list[torch.Tensor]:
+        """Buffers for the state after this iteration, shaped as `now`: the state before it (nothing reads it once
+        the step has read `now`), made afresh only when the shape changes (successive halving, a new bracket)."""
+        spare = self._spare
+        if spare is None or any(a.shape != b.shape or a.dtype != b.dtype for a, b in zip(spare, now)):
+            spare = [torch.empty_like(t) for t in now]
+        self._spare = None
+        return spare
 
     @torch.no_grad()
     def residuals(self, x, lam, alphas):
@@ -287,6 +304,7 @@ class _Context:
 
     def bracket(self, first_id: int, lr: torch.Tensor, gen, bar, t0):
         p, dt, dev, R = self.p, self.dt, self.dev, self.p.restarts
+        self._spare = None  # next-state buffers live within a bracket
         x = self.initial(R, gen)
         if p.subspace != "off":
             x = x @ self.basis
