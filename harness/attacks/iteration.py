@@ -10,7 +10,8 @@ once per iteration and fuses the step's few dozen element-wise operations into t
 Eager (`fresh` false) it steps in place: the restarts' tensors and the optimiser's moments. Compiled it steps
 copies and returns them (`fresh`): a compiled function that writes into its inputs and reduces over what it
 wrote meets an inductor CPU bug (outer-loop fusion promoting a mutated buffer: pytorch/pytorch#196570), and
-the copies fuse into the step's loops.
+the copies fuse into the step's loops. A chunk of a larger batch of restarts also writes them into buffers it
+is given and never reads (`into`, kkt's next-state buffers): no copy back into the whole state.
 """
 
 from __future__ import annotations
