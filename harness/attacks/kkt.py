@@ -269,7 +269,6 @@ class _Context:
         spare = self._spare
         if spare is None or any(a.shape != b.shape or a.dtype != b.dtype for a, b in zip(spare, now)):
             spare = [torch.empty_like(t) for t in now]
-        self._spare = None
         return spare
 
     @torch.no_grad()
