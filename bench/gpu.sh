@@ -2,11 +2,12 @@
 # The GPU checks of issue 15 in one run, sized for under 10 minutes on one H200:
 #   1. kkt's iterations per second and peak memory at m = 1000 on CUDA (16 and 128 restarts in one batch)
 #      against the machine's CPU (16 restarts), with full and reduced products (TF32 on CUDA, bfloat16 on
-#      the CPU);
+#      the CPU); and 16 restarts on CUDA with the iteration compiled (`compile: on`; `auto` keeps CUDA eager);
 #   2. the papers' n = 500 pixel case (CIFAR-10 automobile vs cat, 250 per class, 3072-1000-1, the victim
 #      trained by L-BFGS for 20 steps, the n = 100 hours' recipe) attacked with 64 restarts per bracket and 0.4 s per member, its
 #      count of SSIM > 0.4 members printed next to Haim et al.'s, and its disjoint null at 0.3 of that budget
-#      (estimated: ~2.5 minutes for step 1 (six points of 10 s, each in a fresh process), ~6 minutes for
+#      (estimated: ~3.5 minutes for step 1 (eight points of 10 s, each in a fresh process, two of them compiling
+#      first), ~6 minutes for
 #      step 2, of which 260 s of attack; the real victim's row is printed before the null starts, and step 2
 #      is cut at 570 s from the start if it runs over).
 #   The first run (2026-12-04, docs/scale.md "GPU") took 345 s with 16 restarts and the 6000-step GD victim.
@@ -46,11 +47,13 @@ checks() {
     if [[ -n "${GPU_TINY:-}" ]]; then
         cost=(--cost-ms 8 --cost-restarts 2 --devices cpu --cost-products full,reduced --cost-seconds 0.2 --threads 1)
         cost_cpu=()
+        cost_compiled=(--cost-ms 8 --cost-restarts 2 --devices cpu --cost-products reduced --cost-compile on --cost-seconds 0.2 --threads 1)
         table=(--cases pixels --ns 4 --seconds-per-member 0.5 --null-share 0.5 --threads 1 --pixel-steps 200 --attack '{"restarts": 4}')
         limit=600
     else
         cost=(--cost-ms 1000 --cost-restarts 16,128 --devices cuda --cost-products full,reduced --cost-seconds 10 --threads 16)
         cost_cpu=(--cost-ms 1000 --cost-restarts 16 --devices cpu --cost-products full,reduced --cost-seconds 10 --threads 16)
+        cost_compiled=(--cost-ms 1000 --cost-restarts 16 --devices cuda --cost-products full,reduced --cost-compile on --cost-seconds 10 --threads 16)
         table=(--cases pixels --ns 500 --seconds-per-member 0.4 --null-share 0.3 --threads 16
                --pixel-optimizer lbfgs --pixel-steps 20 --attack '{"restarts": 64}')
         limit=570  # the device run's 600 s, less a margin for the log to come back
@@ -70,6 +73,7 @@ EOF2
     echo "== 1. kkt at m = 1000: CUDA against the CPU ($(( SECONDS - start )) s in)"
     "$PY" bench/scale.py --part cost "${cost[@]}"
     if (( ${#cost_cpu[@]} )); then "$PY" bench/scale.py --part cost "${cost_cpu[@]}"; fi
+    "$PY" bench/scale.py --part cost "${cost_compiled[@]}"
 
     local left=$(( limit - (SECONDS - start) ))
     echo "== 2. n = 500 pixels, real victim and disjoint null ($(( SECONDS - start )) s in; cut at ${left} s from now)"

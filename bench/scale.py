@@ -2,6 +2,7 @@
 
     python bench/scale.py [--part table,cost] [--cases pixels,text] [--ns 20,50,100] [--seconds-per-member 36]
                           [--null-share 1.0] [--cost-ms 40,100,200,500,1000] [--cost-restarts 1,16] [--devices cpu]
+                          [--cost-products full,reduced] [--cost-compile auto,on]
                           [--pixel-optimizer gd|lbfgs] [--pixel-steps N] [--pixel-schedule constant|cosine]
                           [--pixel-classes 1,3] [--text-data sst2]
 
@@ -12,7 +13,7 @@ table: per case and n (members in all, half per class) one victim built by the h
   seconds per member; it prints members reconstructed (SSIM > 0.4 / cosine > 0.8), TPR@1%FPR, the null,
   seconds and peak memory (RSS, or CUDA max allocated where the attack runs on a GPU).
 cost: the attack's time per iteration and peak memory as m grows, on a 3072-1000-1 head with the box
-  prior (the pixel setting), per device and number of restarts in one batch; and how they grow (the exponent a in time ~ m^a).
+  prior (the pixel setting), per device, product precision, compile setting and number of restarts in one batch; and how they grow (the exponent a in time ~ m^a).
 n = 250 and 500 are added to the default --ns where CUDA is present.
 """
 
@@ -38,7 +39,7 @@ import recipes  # noqa: E402
 from peak_memory import PeakMemory  # noqa: E402
 
 import harness.attacks.kkt as kkt_module  # noqa: E402
-from harness.attacks import make_attack, memory, precision  # noqa: E402
+from harness.attacks import fused, make_attack, memory, precision  # noqa: E402
 from harness.attacks.base import Victim  # noqa: E402
 from harness.errors import HarnessError  # noqa: E402
 from harness.heads.mlp import MLPHead  # noqa: E402
@@ -161,14 +162,18 @@ def cost_victim(seed: int = 0) -> Victim:
     return Victim(head=head, loss="logistic", num_classes=2, frame=Frame(torch.zeros(3072)), prior="box")
 
 
-def cost_point(m: int, restarts: int, seconds: float, dev: str, seed: int = 0, products: str = "full") -> dict:
-    """One (device, m) point in this process: a 3-iteration run (CUDA's context and kernels load there)
-    sets the iterations that take about `seconds` (at least 3); then the loop's seconds per iteration
-    and the peak memory of that run. `products`: kkt's product precision (full, reduced)."""
+def cost_point(m: int, restarts: int, seconds: float, dev: str, seed: int = 0, products: str = "full",
+               compile: str = "auto") -> dict:
+    """One (device, m) point in this process: a 3-iteration run (CUDA's context and kernels load there; a
+    compiled pass compiles there, and a second such run times the compiled iterations) sets the iterations
+    that take about `seconds` (at least 3); then the loop's seconds per iteration and the peak memory of that
+    run. `products`: kkt's product precision (full, reduced); `compile`: kkt's compile setting (off, on, auto)."""
     v = cost_victim(seed)
     params = {"m": m, "restarts": restarts, "iterations": 3, "rungs": 0, "init": "random", "device": dev, "seed": seed,
-              "products": products}
+              "products": products, "compile": compile}
     probe = make_attack("kkt", params).reconstruct(v, progress=False).runs[0]
+    if probe.settings.get("compiled"):
+        probe = make_attack("kkt", params).reconstruct(v, progress=False).runs[0]
     params["iterations"] = max(3, int(seconds / max(probe.wall_s / probe.iterations, 1e-6)))
     svd = kkt_module.row_space
     with PeakMemory(cuda=dev.startswith("cuda")) as pm:
@@ -177,27 +182,28 @@ def cost_point(m: int, restarts: int, seconds: float, dev: str, seed: int = 0, p
         res = make_attack("kkt", params).reconstruct(v, progress=False)
     kkt_module.row_space = svd
     return {"loop_s": res.runs[0].wall_s, "its": params["iterations"], "peak_mib": pm.peak_mib, "extra_mib": pm.extra_mib, "kind": pm.kind,
-            "chunk": res.runs[0].settings["restart_chunk"]}
+            "chunk": res.runs[0].settings["restart_chunk"], "compiled": bool(res.runs[0].settings.get("compiled"))}
 
 
 def cost(ms: list[int], restarts_list: list[int], devices: list[str], seconds: float, threads: int, seed: int = 0,
-         products: tuple[str, ...] = ("full",)) -> None:
+         products: tuple[str, ...] = ("full",), compiles: tuple[str, ...] = ("auto",)) -> None:
     """Each point in a fresh process, so that no point's memory is held over into the next one's peak."""
     say(f"== cost: kkt time per iteration and peak memory vs m; head 3072-1000-1, box prior, row-space coordinates, "
         f"float32, the restarts in one batch, torch threads {threads}, each point in a fresh process; "
-        "products: kkt's product precision (reduced: bfloat16 on a CPU, TF32 on CUDA)")
-    say(f"  {'device':<7} {'products':<8} {'batch':>5} {'m':>5} {'its':>5} {'ms/it':>9} {'restart-it/s':>13} {'peak MiB':>9} {'+MiB':>7} "
+        "products: kkt's product precision (reduced: bfloat16 on a CPU, TF32 on CUDA); pass: eager or compiled "
+        "(kkt's compile setting: auto compiles long runs on a CPU only)")
+    say(f"  {'device':<7} {'products':<8} {'pass':<8} {'batch':>5} {'m':>5} {'its':>5} {'ms/it':>9} {'restart-it/s':>13} {'peak MiB':>9} {'+MiB':>7} "
         f"{'est. MiB':>9}  memory (batch: restarts in one batch; +MiB: above what the process held after the row space's SVD; "
         "est.: harness/attacks/memory.py's estimate per batch of restarts, what chunking budgets with)")
-    for dev, prod, restarts in itertools.product(devices, products, restarts_list):
+    for dev, prod, comp, restarts in itertools.product(devices, products, compiles, restarts_list):
         pts = []
         for m in ms:
-            cmd = [sys.executable, __file__, "--cost-point", f"{m},{restarts},{seconds},{dev},{prod}", "--threads", str(threads),
+            cmd = [sys.executable, __file__, "--cost-point", f"{m},{restarts},{seconds},{dev},{prod},{comp}", "--threads", str(threads),
                    "--seed", str(seed)]
             got = subprocess.run(cmd, capture_output=True, text=True)
             line = [x for x in got.stdout.splitlines() if x.startswith("{")]
             if got.returncode or not line:
-                say(f"  {dev:<7} {prod:<8} {restarts:>5} {m:>5} failed: {(got.stderr.strip().splitlines() or ['?'])[-1]}")
+                say(f"  {dev:<7} {prod:<8} {comp:<8} {restarts:>5} {m:>5} failed: {(got.stderr.strip().splitlines() or ['?'])[-1]}")
                 continue
             r = json.loads(line[-1])
             its = r["its"]
@@ -205,9 +211,10 @@ def cost(ms: list[int], restarts_list: list[int], devices: list[str], seconds: f
             pts.append((m, ms_it, r["extra_mib"]))
             est = restarts * (memory.pass_bytes(m, [(1000, 1000), (1, 1000)], 3072, 4, True) + memory.state_bytes(m, 1000, 1, 4))
             chunk = "" if r["chunk"] >= restarts else f"  (chunks of {r['chunk']} restarts)"
-            say(f"  {dev:<7} {prod:<8} {restarts:>5} {m:>5} {its:>5} {ms_it:>9.1f} {restarts * its / r['loop_s']:>13.1f} {r['peak_mib']:>9.0f} "
+            passed = "compiled" if r["compiled"] else "eager"
+            say(f"  {dev:<7} {prod:<8} {passed:<8} {restarts:>5} {m:>5} {its:>5} {ms_it:>9.1f} {restarts * its / r['loop_s']:>13.1f} {r['peak_mib']:>9.0f} "
                 f"{r['extra_mib']:>7.0f} {est / 2**20:>9.0f}  {r['kind']}{chunk}")
-        growth(f"{dev} ({prod} products, {restarts} restarts)", pts)
+        growth(f"{dev} ({prod} products, compile {comp}, {restarts} restarts)", pts)
 
 
 def growth(dev: str, pts: list[tuple[int, float, float]]) -> None:
@@ -234,6 +241,7 @@ def main(argv=None) -> int:
     ap.add_argument("--cost-ms", default="40,100,200,500,1000")
     ap.add_argument("--cost-restarts", default="1", help="cost part: comma list of restarts in one batch (e.g. 16,128)")
     ap.add_argument("--cost-products", default="full", help="cost part: comma list of kkt's product precisions (full, reduced)")
+    ap.add_argument("--cost-compile", default="auto", help="cost part: comma list of kkt's compile settings (off, on, auto)")
     ap.add_argument("--cost-seconds", type=float, default=10.0, help="seconds of iterations per cost point (at least one)")
     ap.add_argument("--devices", default=None, help="cost part: comma list of cpu, cuda (default: cuda if present, else cpu)")
     ap.add_argument("--pixel-steps", type=int, default=None,
@@ -257,7 +265,7 @@ def main(argv=None) -> int:
                          "and at what loss against the search's? (data or search: which one limits)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1, help="torch threads (1 on a shared CPU machine)")
-    ap.add_argument("--cost-point", default=None, help=argparse.SUPPRESS)  # m,restarts,seconds,device: one point, as JSON
+    ap.add_argument("--cost-point", default=None, help=argparse.SUPPRESS)  # m,restarts,seconds,device,products,compile: one point, as JSON
     a = ap.parse_args(argv)
     torch.set_num_threads(a.threads)
     if a.pixel_schedule != "constant" and a.pixel_optimizer == "lbfgs":
@@ -265,13 +273,15 @@ def main(argv=None) -> int:
     if "time_budget_s" in a.attack:
         ap.error("--attack: time_budget_s is set by --seconds-per-member (the budget is per member); leave it out")
     if a.cost_point:
-        m, r, sec, dev, prod = a.cost_point.split(",")
-        print(json.dumps(cost_point(int(m), int(r), float(sec), dev, a.seed, prod)), flush=True)
+        m, r, sec, dev, prod, comp = a.cost_point.split(",")
+        print(json.dumps(cost_point(int(m), int(r), float(sec), dev, a.seed, prod, comp)), flush=True)
         return 0
     if not all(r.isdigit() and int(r) > 0 for r in a.cost_restarts.split(",")):
         ap.error(f"--cost-restarts {a.cost_restarts!r}: give a comma list of positive whole numbers, e.g. 16,128")
     if bad_products := set(a.cost_products.split(",")) - set(get_args(precision.Products)):
         ap.error(f"--cost-products {a.cost_products!r}: unknown {sorted(bad_products)}; use full, reduced or full,reduced")
+    if bad_compile := set(a.cost_compile.split(",")) - set(get_args(fused.Compile)):
+        ap.error(f"--cost-compile {a.cost_compile!r}: unknown {sorted(bad_compile)}; use a comma list of off, on, auto")
     if (why := recipes.name_error(a.text_data)) or recipes.is_pixels(a.text_data):
         ap.error(f"--text-data {why}" if "@" in a.text_data else
                  f"--text-data {a.text_data!r}: use sst2 or fortunes:CAT_A,CAT_B (two categories of Debian's fortunes)")
@@ -290,7 +300,7 @@ def main(argv=None) -> int:
     if "cost" in parts:
         devices = (a.devices or ("cuda" if cuda else "cpu")).split(",")
         cost([int(m) for m in a.cost_ms.split(",")], [int(r) for r in a.cost_restarts.split(",")], devices, a.cost_seconds, a.threads, a.seed,
-             tuple(a.cost_products.split(",")))
+             tuple(a.cost_products.split(",")), tuple(a.cost_compile.split(",")))
     if "table" in parts:
         ns = [int(k) for k in (a.ns or ("20,50,100,250,500" if cuda else "20,50,100")).split(",")]
         rows = []

@@ -124,8 +124,8 @@ def test_scale_cost_part_runs_each_point_in_its_own_process(capsys):
                        "--cost-products", "reduced", "--cost-restarts", "1,3"]) == 0  # full products: the GPU script's test
     out = capsys.readouterr().out
     for batch, m in itertools.product((1, 3), (4, 8)):
-        assert re.search(rf"\n  cpu +reduced +{batch} +{m} +\d+ ", out), out
-    assert "cpu (reduced products, 3 restarts): time per iteration grows as m^" in out and "failed" not in out
+        assert re.search(rf"\n  cpu +reduced +eager +{batch} +{m} +\d+ ", out), out  # auto: short runs stay eager
+    assert "cpu (reduced products, compile auto, 3 restarts): time per iteration grows as m^" in out and "failed" not in out
 
 
 def test_scale_cost_products_and_restarts_must_be_known(capsys):
@@ -135,6 +135,9 @@ def test_scale_cost_products_and_restarts_must_be_known(capsys):
     with pytest.raises(SystemExit) as e:
         scale.main(["--part", "cost", "--cost-restarts", "16,0"])
     assert e.value.code == 2 and "--cost-restarts '16,0': give a comma list of positive whole numbers" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as e:
+        scale.main(["--part", "cost", "--cost-compile", "auto,yes"])
+    assert e.value.code == 2 and "--cost-compile 'auto,yes': unknown ['yes']" in capsys.readouterr().err
 
 
 @pytest.mark.slow
@@ -152,6 +155,7 @@ def test_gpu_script_parses_and_runs_its_entries_at_tiny_sizes(tmp_path):
     assert got.returncode == 0, got.stdout[-3000:] + got.stderr[-3000:]
     log = (tmp_path / "gpu.log").read_text()
     assert "== cost" in log and "== scale table" in log and "members at SSIM > 0.4" in log
+    assert re.search(r"\n  cpu +reduced +compiled +2 +8 +\d+ ", log), log  # the compiled point (compile: on)
 
 
 def test_data_names_classes_and_pixel_victim_recipes(monkeypatch):
