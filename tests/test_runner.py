@@ -139,6 +139,7 @@ def test_failures_table_then_resume_recomputes_only_what_is_missing(tmp_path):
     bad = work.Stages(work.prepare, _train_fails_for_seed_1, work.shard, work.finish)
     c = _drive(plan, out, bad).run()
     assert (c.units_done, c.units_failed) == (1, 1)
+    assert c.shards_total == c.shards_run == 4  # the failed unit's shards left the progress bar's total
     store = ResultStore(out, create=False)
     (f,) = store.read("failures").to_pylist()
     assert f["stage"] == "train" and f["error_type"] == "FloatingPointError" and "diverged" in f["message"]
@@ -149,8 +150,11 @@ def test_failures_table_then_resume_recomputes_only_what_is_missing(tmp_path):
     (out / "shards" / f"{done_uid}-null-s0001.parquet").unlink()
     (tmp_path / "m").mkdir()
     counting = work.Stages(work.prepare, work.train, functools.partial(_shard_counting, str(tmp_path / "m")), work.finish)
-    c = _drive(plan, out, counting).run()
+    driver, totals = _drive(plan, out, counting), []
+    driver.opts.on_event = lambda event, info: totals.append(driver.counts.shards_total)
+    c = driver.run()
     assert (c.units_done, c.units_failed, c.shards_reused) == (2, 0, 3)
+    assert totals and set(totals) == {5} == {c.shards_run}  # the bar's total known from the start, never grown
     ran = sorted(p.name for p in (tmp_path / "m").iterdir())
     assert len(ran) == 5 and f"{done_uid}-null-1" in ran  # 1 missing shard + 4 of the unit that failed
     assert store.read("failures").num_rows == 0  # cleared once the unit succeeded

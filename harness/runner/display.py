@@ -15,7 +15,7 @@ class Counts:
     units_done: int = 0  # computed (finished) in this run
     units_skipped: int = 0  # already finished in the store
     units_failed: int = 0
-    shards_total: int = 0  # shards this run has to compute (known as units are admitted)
+    shards_total: int = 0  # shards this run has to compute (every unfinished unit's, less those found in the store)
     shards_run: int = 0  # computed and written in this run
     shards_reused: int = 0  # found in the store from an earlier run
     shards_failed: int = 0

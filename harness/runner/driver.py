@@ -23,6 +23,7 @@ from harness.runner.tables import failure_table, read_file, write_table
 from harness.runner.work import REAL, Stages
 from harness.pipeline.unit import TABLES
 from harness.store.store import ResultStore
+from harness.sweep.estimate import estimate
 from harness.sweep.plan import PlannedUnit, SweepPlan
 
 
@@ -46,6 +47,8 @@ class UnitRun:
     head_paths: dict = field(default_factory=dict)
     todo: deque = field(default_factory=deque)
     shard_refs: dict = field(default_factory=dict)  # (kind, index) -> ref, or a Path written earlier
+    reused: int = 0  # shards found in the store when the unit was admitted
+    shards_ended: int = 0  # shards this run computed or saw fail
     busy: int = 0  # tasks of this unit in flight
     failed: bool = False
     failed_at: str = ""  # the stage that failed first
@@ -111,6 +114,7 @@ class SweepDriver:
         if pu.error:
             self._fail(pu, "resolve", RuntimeError(pu.error))
             self.counts.units_failed += 1
+            self.counts.shards_total -= len(pu.jobs())
             return
         ur = UnitRun(pu)
         self.active[uid] = ur
@@ -121,7 +125,6 @@ class SweepDriver:
         if loaded is None:
             opts = remote.options(self.req["train"], self.spec.retries)
             self._submit(ur, "train", remote.train_task.options(**opts).remote(self.stages, pu.unit, ur.prep, pu.kinds))
-            self.counts.shards_total += len(jobs)
             return
         trained, ur.head_paths = loaded
         ur.trained, ur.trained_ready = ray.put(trained), True
@@ -131,14 +134,16 @@ class SweepDriver:
                 ur.shard_refs[(kind, job.index)] = self.store.path("shards", uid, f"{kind}-{job.part}")
             else:
                 ur.todo.append((kind, job))
+        ur.reused = len(done)
         self.counts.shards_reused += len(done)
-        self.counts.shards_total += len(jobs) - len(done)
+        self.counts.shards_total -= len(done)
 
     # ---- completions -------------------------------------------------------------------------
     def _on_ready(self, ref) -> None:
         uid, what, payload, t_submit = self.inflight.pop(ref)
         ur = self.active[uid]
         ur.busy -= 1
+        ur.shards_ended += what == "shard"
         try:
             value = ray.get(ref)
         except Exception as exc:  # noqa: BLE001 - any stage error becomes a failures row
@@ -179,6 +184,8 @@ class SweepDriver:
             return
         if ur.failed or ur.finished:
             self.counts.units_failed += ur.failed
+            if ur.failed:  # the shards it will not run leave the total, so that the bar still ends at its total
+                self.counts.shards_total -= len(ur.pu.jobs()) - ur.reused - ur.shards_ended
             del self.active[ur.pu.unit_id]
             return
         if not ur.trained_ready or ur.finishing:
@@ -194,6 +201,9 @@ class SweepDriver:
 
     # ---- the loop ----------------------------------------------------------------------------
     def run(self) -> Counts:
+        # every unfinished unit's shards, known before the first unit is admitted (a total that grew as units came
+        # in made the bar fall back, 92% to 75%); an admitted unit takes off the shards the store already holds
+        self.counts.shards_total = estimate(self.plan, None if self.opts.force else self.store).shards
         display = Display(self.counts, self.opts.progress)
         units = self.plan.units()
         exhausted = False
