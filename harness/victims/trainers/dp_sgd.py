@@ -54,9 +54,9 @@ class DPSGD(Trainer):
         loader = DataLoader(TensorDataset(x, target), batch_size=p.batch_size or len(x),
                             generator=torch.Generator().manual_seed(seed))
         opt = torch.optim.Adam(model.parameters(), lr=p.lr or head.lr, weight_decay=head.weight_decay)
-        engine = PrivacyEngine(accountant="rdp", secure_mode=False)
-        with warnings.catch_warnings():
+        with warnings.catch_warnings():  # opacus warns that secure_mode is off: seeded noise, to reproduce a victim
             warnings.simplefilter("ignore")
+            engine = PrivacyEngine(accountant="rdp", secure_mode=False)
             private, opt, loader = engine.make_private_with_epsilon(
                 module=model, optimizer=opt, data_loader=loader, target_epsilon=p.epsilon, target_delta=p.delta,
                 epochs=p.epochs, max_grad_norm=p.max_grad_norm, noise_generator=torch.Generator().manual_seed(seed + 7),
