@@ -128,6 +128,27 @@ def test_load_head_errors(tmp_path):
         load_head(bad)
 
 
+def test_a_half_precision_head_loads_widened_and_a_non_finite_one_is_refused(tmp_path):
+    from safetensors.torch import save_file
+
+    torch.manual_seed(0)
+    w0, w1 = torch.randn(10, 12), torch.randn(1, 10)
+    for dtype in (torch.float16, torch.bfloat16):
+        path = tmp_path / f"{dtype}.safetensors"
+        save_file({"layers.0.weight": w0.to(dtype), "layers.1.weight": w1.to(dtype)}, str(path))
+        head, _, _ = load_head(path)
+        assert all(p.dtype == torch.float32 for p in head.parameters())
+        assert torch.equal(head.layers[0].weight, w0.to(dtype).float())  # widened exactly
+        assert head(torch.randn(3, 12)).shape == (3, 1)  # runs on float32 inputs
+    for bad in (float("nan"), float("inf")):
+        path = tmp_path / "nonfinite.safetensors"
+        w = w0.clone()
+        w[2, 3] = bad
+        save_file({"layers.0.weight": w, "layers.1.weight": w1}, str(path))
+        with pytest.raises(HarnessError, match=r"tensor layers.0.weight holds 1 non-finite values"):
+            load_head(path)
+
+
 def test_plateau_stops_a_kink_limited_run_early():
     # a ReLU head with weight decay settles where the gradient norm no longer falls (kinks)
     x, y = _data()

@@ -51,6 +51,8 @@ def load_head(path: str | Path) -> tuple[MLPHead, dict, Frame | None]:
     mean = tensors.pop(MEAN_KEY, None)
     scale = tensors.pop(SCALE_KEY, None)
     _check_tensors(path, tensors, mean)
+    # half-precision heads (float16, bfloat16) are widened to float32, exactly: the attack runs in float32 or wider
+    tensors = {k: v.float() if v.is_floating_point() and v.element_size() < 4 else v for k, v in tensors.items()}
     if scale is not None and (mean is None or tuple(scale.shape) != tuple(mean.shape) or not scale.is_floating_point()):
         raise HarnessError("head", str(path), f"{SCALE_KEY} needs a {MEAN_KEY} of the same shape, floating point")
     weights = sorted(
@@ -103,6 +105,9 @@ def _check_tensors(path: Path, tensors: dict[str, torch.Tensor], mean: torch.Ten
     for k, t in [*tensors.items(), *([(MEAN_KEY, mean)] if mean is not None else [])]:
         if not t.is_floating_point():
             raise HarnessError("head", str(path), f"tensor {k} has dtype {t.dtype}; a head's tensors must be floating point (float32)")
+        if bad := int((~torch.isfinite(t)).sum()):
+            raise HarnessError("head", str(path), f"tensor {k} holds {bad} non-finite values (NaN or inf); a head's weights must "
+                               "be finite: check the training run that wrote it")
     idx = sorted(int(_KEY.match(k).group(1)) for k in tensors if k.endswith(".weight"))
     if not idx:
         raise HarnessError("head", str(path), "holds no 'layers.K.weight' tensors; save heads with MLPHead")
