@@ -71,6 +71,13 @@ def test_wrong_type_and_missing_field(tmp_path):
     assert e.value.field == "data" and "missing" in e.value.line()
 
 
+def test_a_task_needs_a_non_member_control(tmp_path):
+    p = _write(tmp_path, "t.yaml", "model: identity\ndata: {source: x, input_column: img}\nclasses: [a, b]\nper_class: 3\nnonmembers: 0\n")
+    with pytest.raises(HarnessError) as e:  # it ran every stage before, then failed scoring against no control
+        TASKS.load_file(p)
+    assert e.value.field == "nonmembers" and e.value.value == 0 and "greater than or equal to 1" in e.value.line()
+
+
 def test_nested_unknown_field(tmp_path):
     p = _write(tmp_path, "t.yaml", "model: identity\ndata: {source: x, input_column: img}\nclasses: [a, b]\nper_class: 3\nhead: {widht: [10]}\n")
     with pytest.raises(HarnessError) as e:

@@ -94,7 +94,7 @@ def test_kkt_auto_init_is_decided_when_the_unit_is_planned(tmp_path):
     assert plan_unit(TaskSpec(**{**TASK, "attack": stated}), card)[0].unit_id == auto.unit_id
     rows = {**kkt, "params": {**kkt["params"], "init": "rows"}}
     assert plan_unit(TaskSpec(**{**TASK, "attack": rows}), card)[0].task.attack.params["init"] == "rows"
-    alone, _ = plan_unit(TaskSpec(**{**TASK, "nonmembers": 0, "attack": kkt}), card)  # no public inputs to start at
+    alone, _ = plan_unit(TaskSpec(**{**TASK, "nonmembers": 1, "attack": kkt}), card)  # too few public inputs to split
     assert alone.task.attack.params == kkt["params"]
     sklearn = TaskSpec(**{**TASK, "attack": kkt, "victim": {"transform": "standardize", "trainer": "sklearn-mlp"}})
     assert plan_unit(sklearn, card)[0].task == sklearn  # a head that does not leak keeps rows (its membership signal)

@@ -65,7 +65,8 @@ class TaskSpec(_Strict):
     data: DataSpec
     classes: list[str | StrictInt] = Field(min_length=2, description="class names (or indices) to use")
     per_class: StrictInt = Field(ge=1, le=100_000, description="members per class")
-    nonmembers: StrictInt = Field(200, ge=0, description="held-out samples of the same classes (the control)")
+    nonmembers: StrictInt = Field(200, ge=1, description="held-out samples of the same classes: the control every score is "
+                                  "measured against (1/fpr of them or more to resolve the reported false-positive rate)")
     seed: StrictInt = Field(0, ge=0, le=2**32 - 1, description="seeds the member draw, the head and the attack")
     head: HeadRecipe = HeadRecipe()
     victim: VictimSpec = Field(default_factory=VictimSpec, description="victim recipe: input transform + trainer")
