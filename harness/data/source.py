@@ -27,6 +27,9 @@ def _check_local_parquet(path: Path, source: str) -> None:
         raise HarnessError("data.source", source, "holds 0 rows; give a data set with rows")
 
 
+SINGLE_FILE_SPLIT = "train"  # the split name of a data set given as one Parquet or CSV file
+
+
 def load_rows(spec: DataSpec, base_dir: Path | None = None, split_field: str = "data.split"):
     """The named split as a datasets.Dataset, with its input and label columns checked: present,
     at least one row, no null labels or inputs. `split_field` names the field that asked for the split."""
@@ -43,11 +46,17 @@ def load_rows(spec: DataSpec, base_dir: Path | None = None, split_field: str = "
             raise HarnessError("data.source", source, "no such file or directory; give a path to the data")
         if spec.format == "parquet" and path.is_file():
             _check_local_parquet(path, spec.source)
-        if split_field != "data.split" and spec.format in ("parquet", "csv") and path.is_file():
-            raise HarnessError(
-                split_field, spec.split, f"{spec.source} is one file, one split; give a directory of split-named files "
-                "(train-*.parquet, test-*.parquet) or a Hub id",
-            )
+        if spec.format in ("parquet", "csv") and path.is_file():
+            if split_field != "data.split":
+                raise HarnessError(
+                    split_field, spec.split, f"{spec.source} is one file, one split; give a directory of split-named files "
+                    "(train-*.parquet, test-*.parquet) or a Hub id",
+                )
+            if spec.split != SINGLE_FILE_SPLIT:  # it was read whatever its name, and the name recorded on the rows
+                raise HarnessError(
+                    split_field, spec.split, f"{spec.source} is one file, read whole as split {SINGLE_FILE_SPLIT!r}; leave "
+                    f"split: {SINGLE_FILE_SPLIT}, or give a directory of split-named files (train-*.parquet, test-*.parquet)",
+                )
         source = str(path)
     try:
         if spec.format == "hub":
