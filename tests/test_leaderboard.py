@@ -79,6 +79,19 @@ def test_rows_pool_seeds_and_sort(results):
         build(results, sort="tpr_at_fp")
 
 
+def test_hours_of_units_run_wrote_come_from_their_attack_time_and_device(tmp_path):
+    """`run` writes no shards: its units' hours are the victims' attack seconds x the threads (or one GPU) they record."""
+    store = ResultStore(tmp_path / "res")
+    for model, wd, device, seconds in (("bert", 0.0, "cpu x2", (360.0, 180.0)), ("vit", 0.0, "NVIDIA H200", (720.0, 0.0))):
+        uid, real = _victim(model, 0, "real", 2, wd)
+        _, null = _victim(model, 0, "null", 0, wd)
+        store.write("victims", uid, [{**real, "attack_s": seconds[0], "device": device},
+                                     {**null, "attack_s": seconds[1], "device": device}])
+    rows = {r["model"]: r for r in build(tmp_path / "res")}
+    assert rows["bert"]["cpu_hours"] == pytest.approx(0.3) and rows["bert"]["gpu_hours"] == 0  # (360 + 180) s x 2 threads
+    assert rows["vit"]["gpu_hours"] == pytest.approx(0.2) and rows["vit"]["cpu_hours"] == 0
+
+
 def test_rows_group_by_recipe(tmp_path):
     """Two recipes of one setting: a row each (same setting id), seeds pooled within a recipe; results written before
     recipes (no recipe columns, no victim in the settings) read as none+paper, a given head of that time as '-'."""

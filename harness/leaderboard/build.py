@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections import defaultdict
 from pathlib import Path
 from statistics import mean
@@ -44,7 +45,8 @@ COLUMNS = [
      "at most this many come back from a search there (mean)"),
     ("dp_epsilon", "dp-sgd only: the epsilon the victim's training reached (mean)"),
     ("runs", "attack restarts, all victims"),
-    ("gpu_hours", "attack GPU-hours (shard time x GPUs held)"), ("cpu_hours", "attack CPU-hours"),
+    ("gpu_hours", "attack GPU-hours (shard time x GPUs held; a unit `run` wrote: its attack time on a GPU)"),
+    ("cpu_hours", "attack CPU-hours (shard time x CPUs held; a unit `run` wrote: its attack time x torch threads)"),
     ("weights_source", "where the weights came from"), ("versions", "package versions (latest unit)"),
     ("created_at", "latest unit's time"), ("unit_ids", "the units pooled"),
 ]
@@ -117,15 +119,28 @@ def _avg(values):
     return mean(vals) if vals else None
 
 
+def _attack_hours(store: ResultStore, victims: list[dict]) -> dict[str, list[float]]:
+    """unit -> [GPU-hours, CPU-hours] of its attacks: a sweep's shards, each x what it held; a unit `run` wrote
+    (no shards) from its victims' attack seconds x the device they record (`cpu xN`: N threads; a GPU name: one)."""
+    hours: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0])
+    for s in store.read("shards", columns=["unit_id", "compute_s", "num_cpus", "num_gpus"]).to_pylist():
+        hours[s["unit_id"]][0] += (s["compute_s"] or 0) * (s["num_gpus"] or 0) / 3600
+        hours[s["unit_id"]][1] += (s["compute_s"] or 0) * (s["num_cpus"] or 0) / 3600
+    sharded = set(hours)
+    for v in victims:
+        if v["unit_id"] in sharded or not v.get("attack_s"):
+            continue
+        cpu = re.fullmatch(r"cpu x(\d+)", v.get("device") or "")
+        hours[v["unit_id"]][0 if cpu is None else 1] += v["attack_s"] * (int(cpu.group(1)) if cpu else 1) / 3600
+    return hours
+
+
 def build(root: str | Path, sort: str = NUMERIC_DESC, ascending: bool = False) -> list[dict]:
     store = ResultStore(root, create=False)
     victims = store.read("victims").to_pylist()
     if not victims:
         raise HarnessError("results", str(root), "holds no finished units yet; run a sweep first")
-    hours: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0])
-    for s in store.read("shards", columns=["unit_id", "compute_s", "num_cpus", "num_gpus"]).to_pylist():
-        hours[s["unit_id"]][0] += (s["compute_s"] or 0) * (s["num_gpus"] or 0) / 3600
-        hours[s["unit_id"]][1] += (s["compute_s"] or 0) * (s["num_cpus"] or 0) / 3600
+    hours = _attack_hours(store, victims)
     p20 = {  # (unit, strategy) -> top-20 precision of the real victim's selection
         (s["unit_id"], s["strategy"]): s["precision"]
         for s in store.read("selection_scores", columns=["unit_id", "victim", "strategy", "k", "precision"]).to_pylist()
