@@ -79,6 +79,20 @@ def test_unit_id_ignores_settings_left_at_their_defaults():
     assert plan_unit(TaskSpec(**TASK, fpr=0.05), card)[0].unit_id != today.unit_id
 
 
+def test_a_units_settings_record_the_attacks_defaults_and_its_id_only_what_is_stated():
+    from harness.pipeline.unit import plan_unit
+    from harness.registry import MODELS, TASKS
+
+    task = TASKS.get("quickstart")
+    unit, _ = plan_unit(task, MODELS.get("all-minilm-l6-v2"))
+    params = unit.settings()["attack_params"]
+    assert set(task.attack.params) < set(params)  # the task states four; the row gets every one
+    assert params["rungs"] == 3 and params["lr_range"] == [0.003, 0.03] and params["init"] == "auto"
+    assert {k: params[k] for k in task.attack.params} == task.attack.params
+    stated = task.model_copy(update={"attack": task.attack.model_copy(update={"params": {**task.attack.params, "rungs": 3}})})
+    assert plan_unit(stated, MODELS.get("all-minilm-l6-v2"))[0].unit_id != unit.unit_id  # stated values are hashed
+
+
 def test_kkt_auto_init_is_decided_when_the_unit_is_planned(tmp_path):
     """`init: auto` becomes mixed in a pixel unit with non-members, stated in the unit (its id, its shards, its merge
     and a resumed run all see it), and the same as stating it; where auto means rows the task is left as it was,

@@ -6,7 +6,7 @@ import hashlib
 import json
 from dataclasses import dataclass
 
-from harness.attacks import attack_class
+from harness.attacks import attack_class, make_attack
 from harness.attacks.priors import domain_prior
 from harness.specs.model_card import ModelCard
 from harness.specs.task import TaskSpec
@@ -21,8 +21,11 @@ class Unit:
     head_file: str | None = None  # attack a given head instead of training one
 
     def settings(self) -> dict:
+        """Everything the unit ran with, defaults included: the task states only the attack parameters it sets, so
+        `attack_params` adds the attack's whole resolved parameter set (rows record it; the id hashes stated values)."""
         return {
             "task": self.task.model_dump(mode="json"),
+            "attack_params": make_attack(self.task.attack.name, self.task.attack.params).params.model_dump(mode="json"),
             "card": self.card.model_dump(mode="json"),
             "revision": self.revision,
             "head_file": self.head_file,
