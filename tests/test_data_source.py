@@ -23,3 +23,29 @@ def test_a_single_file_is_read_as_the_train_split_and_another_split_name_is_refu
     with pytest.raises(HarnessError) as e:  # a second split of one file: named by its own field
         load_rows(spec.model_copy(update={"split": "test"}), split_field="data.nonmember_split")
     assert e.value.field == "data.nonmember_split" and "one file, one split" in e.value.line()
+
+
+@pytest.mark.parametrize("asked", [{"per_class": 5000}, {"per_class": 200}, {"per_class": 100}, {"per_class": 60},
+                                   {"nonmembers": 10_000}, {"per_class": 100, "nonmembers": 1}])
+def test_too_few_rows_names_every_change_that_alone_would_fit_and_each_does(asked):
+    """Each fix the one line offers (per_class, nonmembers, the null draw) is checked by drawing with it."""
+    import re
+
+    from harness.data.split import load_split
+    from harness.registry import TASKS
+
+    task = TASKS.get("quickstart").model_copy(update={"data": DataSpec(source=str(FILE), input_column="sentence",
+                                                                       label_column="label"), **asked})
+    with pytest.raises(HarnessError) as e:
+        load_split(task)
+    line = e.value.line()
+    fixes = [({"per_class": int(n)}) for n in re.findall(r"lower per_class to at most (\d+)", line)]
+    fixes += [({"nonmembers": int(n)}) for n in re.findall(r"lower nonmembers to at most (\d+)", line)]
+    fixes += [{"null_victim": "shuffled"}] if "use null_victim: shuffled" in line else []
+    assert fixes, line
+    for fix in fixes:
+        assert len(load_split(task.model_copy(update=fix)).member_rows) > 0, (line, fix)
+        if "per_class" in fix or "nonmembers" in fix:  # the most that fits: one more does not
+            key = next(iter(fix))
+            with pytest.raises(HarnessError):
+                load_split(task.model_copy(update={key: fix[key] + 1}))

@@ -114,16 +114,21 @@ def load_split(task: TaskSpec, base_dir: Path | None = None, rows=None) -> Membe
 
 
 def _too_few(task: TaskSpec, name: str, have: int, non: int, null: int) -> None:
-    """Name the field that asks for more rows than class `name` has: per_class, nonmembers or null_victim."""
+    """Name the field that asks for more rows than class `name` has (per_class, nonmembers or null_victim) and
+    every change that alone would fit: `non` non-members and `null` rows for the disjoint null from this class."""
     asked = f"class {name!r} has {have} rows, fewer than {task.per_class} members + {non} non-members" + (
         f" + {null} for the disjoint null victim" if null else ""
     )
-    if have < task.per_class:
-        raise HarnessError("per_class", task.per_class, f"{asked}; lower per_class (at most {have})")
-    if have < task.per_class + non:
-        room = (have - task.per_class - null) * len(task.classes)
-        fix = f"lower nonmembers (to at most about {room})" if room > 0 else "lower per_class"
-        raise HarnessError("nonmembers", task.nonmembers, f"{asked}; {fix}" + (" or use null_victim: shuffled" if null else ""))
-    raise HarnessError(
-        "null_victim", task.null_victim, f"{asked}; lower per_class or nonmembers, or use null_victim: shuffled (no third draw)",
-    )
+    fixes = []
+    if (most := (have - non) // (2 if null else 1)) >= 1:  # the disjoint null draws per_class rows of its own
+        fixes.append(f"lower per_class to at most {most}")
+    if non and (room := have - task.per_class - null) >= 1:
+        fixes.append(f"lower nonmembers to at most {room * len(task.classes)}")
+    if null and task.per_class + non <= have:
+        fixes.append("use null_victim: shuffled (no third draw)")
+    fix = ", or ".join(fixes) if fixes else "use data with more rows of this class"
+    if have < task.per_class + null:
+        raise HarnessError("per_class", task.per_class, f"{asked}; {fix}")
+    if have < task.per_class + non + null and not (null and task.per_class + non <= have):
+        raise HarnessError("nonmembers", task.nonmembers, f"{asked}; {fix}")
+    raise HarnessError("null_victim", task.null_victim, f"{asked}; {fix}")
