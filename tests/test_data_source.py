@@ -49,3 +49,19 @@ def test_too_few_rows_names_every_change_that_alone_would_fit_and_each_does(aske
             key = next(iter(fix))
             with pytest.raises(HarnessError):
                 load_split(task.model_copy(update={key: fix[key] + 1}))
+
+
+def test_a_csv_that_is_parquet_or_holds_no_rows_is_named(tmp_path):
+    spec = DataSpec(source=str(FILE), format="csv", input_column="sentence", label_column="label")
+    with pytest.raises(HarnessError) as e:  # datasets said: a UTF-8 decode error
+        load_rows(spec)
+    assert e.value.field == "data.format" and "is a Parquet file; set data.format: parquet" in e.value.line()
+    for text, said in (("sentence,label\n", "holds 0 rows"), ("", "holds no header and 0 rows")):
+        empty = tmp_path / "empty.csv"
+        empty.write_text(text)
+        with pytest.raises(HarnessError) as e:  # datasets said: 'Instruction "train" corresponds to no data!'
+            load_rows(spec.model_copy(update={"source": str(empty)}))
+        assert e.value.field == "data.source" and said in e.value.line()
+    ok = tmp_path / "ok.csv"
+    ok.write_text("sentence,label\na fine film,1\na dull one,0\n")
+    assert load_rows(spec.model_copy(update={"source": str(ok)})).num_rows == 2

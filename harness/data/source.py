@@ -27,6 +27,23 @@ def _check_local_parquet(path: Path, source: str) -> None:
         raise HarnessError("data.source", source, "holds 0 rows; give a data set with rows")
 
 
+def _check_local_csv(path: Path, source: str) -> None:
+    """A local CSV file: a Parquet file given as CSV, or one with no rows under its header, named in one line
+    (`datasets` reports them as a UTF-8 decode error and as 'corresponds to no data')."""
+    with open(path, "rb") as f:
+        head = f.read(4)
+        if head == b"PAR1":
+            raise HarnessError("data.format", "csv", f"{source} is a Parquet file; set data.format: parquet")
+        f.seek(0)
+        lines = 0
+        for line in f:  # a header and one row are enough: stop there (a large file is not read through)
+            lines += bool(line.strip())
+            if lines == 2:
+                break
+    if lines < 2:
+        raise HarnessError("data.source", source, f"holds {'no header and ' if lines == 0 else ''}0 rows; give a data set with rows")
+
+
 SINGLE_FILE_SPLIT = "train"  # the split name of a data set given as one Parquet or CSV file
 
 
@@ -46,6 +63,8 @@ def load_rows(spec: DataSpec, base_dir: Path | None = None, split_field: str = "
             raise HarnessError("data.source", source, "no such file or directory; give a path to the data")
         if spec.format == "parquet" and path.is_file():
             _check_local_parquet(path, spec.source)
+        if spec.format == "csv" and path.is_file():
+            _check_local_csv(path, spec.source)
         if spec.format in ("parquet", "csv") and path.is_file():
             if split_field != "data.split":
                 raise HarnessError(
