@@ -84,6 +84,14 @@ def test_schema_version_mismatch_is_refused(tmp_path):
     assert "schema version 999" in e.value.line() and "new output directory" in e.value.line()
     with pytest.raises(HarnessError):
         ResultStore.check(tmp_path)
+    with pytest.raises(HarnessError) as e:  # read (report, leaderboard): it is their input, not an output
+        ResultStore(tmp_path, create=False)
+    assert e.value.field == "results" and "release that wrote it" in e.value.line()
+    for garbage in ("not json", "[1, 2]"):
+        (tmp_path / MARKER).write_text(garbage)
+        with pytest.raises(HarnessError) as e:
+            ResultStore(tmp_path, create=False)
+        assert f"a {MARKER} marker that is unreadable" in e.value.line()
 
 
 def test_foreign_directory_is_refused(tmp_path):

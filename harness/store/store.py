@@ -110,15 +110,14 @@ class ResultStore:
         if marker.is_file():
             try:
                 found = json.loads(marker.read_text()).get("schema_version")
-            except (json.JSONDecodeError, OSError):
-                found = "unreadable"
+            except (json.JSONDecodeError, OSError, AttributeError):
+                found = None
             if found != SCHEMA_VERSION:
-                raise HarnessError(
-                    "out",
-                    str(self.root),
-                    f"holds results of schema version {found}, this harness writes {SCHEMA_VERSION}; "
-                    "use a new output directory",
-                )
+                held = f"results of schema version {found}" if found is not None else f"a {MARKER} marker that is unreadable"
+                fix = ("use a new output directory" if create else
+                       "read it with the recon-harness release that wrote it, or rerun into a new directory")
+                raise HarnessError("out" if create else "results", str(self.root),
+                                   f"holds {held}, this harness writes {SCHEMA_VERSION}; {fix}")
         elif create:
             if self.root.exists() and any(self.root.iterdir()):
                 _foreign(self.root, "out")
