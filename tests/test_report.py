@@ -109,6 +109,12 @@ def test_vision_report_shows_images(vision_results, tmp_path):
         # public starts half of them are: test_attack_scoring.py)
         assert v["n_control"] == v["n_nonmembers"] == 20
     assert "SSIM &gt; 0.4" in page and page.count("What was recovered:") == 2
+    # 20 non-members cannot resolve 1%: the page says so beside the threshold
+    assert page.count("20 non-members resolve no false-positive rate below 5%, not 1%") == 2
+    from harness.scoring.embedding import control_note
+
+    assert control_note(0.01, 100) is None and control_note(0.05, 20) is None and control_note(0.01, None) is None
+    assert "at least 100 non-members" in control_note(0.01, 99)
 
 
 def test_text_victims_have_no_ssim_and_a_verdict(text_results, tmp_path):

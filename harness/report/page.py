@@ -13,6 +13,7 @@ import numpy as np
 
 from harness.errors import HarnessError
 from harness.report import plots
+from harness.scoring.embedding import control_note
 from harness.scoring.verdict import verdict
 from harness.store.store import ResultStore, atomic_write_bytes
 
@@ -79,8 +80,8 @@ def _metrics(v: dict, scores: list[dict]) -> str:
             "this many can come back from there)", f"{v['in_row_space']} of {v['n_members']}"]]
           if v.get("in_row_space") is not None else []),
         ["attack", f"{_e(v['attack'])}: {v['n_runs']} runs, {v['n_candidates']} candidates, {_f(v['attack_s'], '.1f')} s"],
-        [f"threshold at {v['fpr']:.0%} FPR" + (f" (over {v['n_control']} non-members)" if v.get("n_control") is not None else ""),
-         _f(v["threshold"])],
+        [f"threshold at {v['fpr']:.0%} FPR" + (f" (over {v['n_control']} non-members)" if v.get("n_control") is not None else "")
+         + (f": {_e(note)}" if (note := control_note(v["fpr"], v.get("n_control"))) else ""), _f(v["threshold"])],
         ["TPR at that FPR (members passed)", f"{_f(v['tpr_at_fpr'], '.2f')} ({v['members_passed']}/{v['n_members']})"],
         ["mean best cosine members / non-members", f"{_f(v['mean_member_best'])} / {_f(v['mean_nonmember_best'])}"],
         ["members with a candidate at cosine > 0.8 / > 0.9", f"{v['good_at_0_8']} / {v['good_at_0_9']} of {v['n_members']}"],

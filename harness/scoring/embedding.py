@@ -55,6 +55,15 @@ def beyond_public(member_best: np.ndarray, member_public: np.ndarray, good: floa
     return int(((member_best > good) & (member_best > member_public)).sum())
 
 
+def control_note(fpr: float, n_control: int | None) -> str | None:
+    """A caution where the control is too small for the false-positive rate asked: with n non-members the
+    threshold is one of n scores, and no rate below 1/n can be told from zero (None when n >= 1/fpr)."""
+    if not n_control or n_control * fpr >= 1 - 1e-9:
+        return None
+    return (f"{n_control} non-members resolve no false-positive rate below {1 / n_control:.0%}, not {fpr:.0%}: "
+            f"give the task at least {int(np.ceil(1 / fpr - 1e-9))} non-members in its control")
+
+
 def threshold_at_fpr(nonmember_scores: np.ndarray, fpr: float = 0.01) -> float:
     """The smallest threshold t with at most `fpr` of non-members scoring strictly above t."""
     s = np.sort(np.asarray(nonmember_scores, dtype=np.float64))[::-1]
