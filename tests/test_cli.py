@@ -222,3 +222,43 @@ def test_every_verb_has_a_whole_sentence_in_the_top_level_help():
     assert set(helps) == set(VERBS)
     for verb, text in helps.items():
         assert text.endswith("."), (verb, text)
+
+
+USAGE_ERRORS = {
+    "unknown flag, a typo": (
+        ["run", "tasks/quickstart.yaml", "--no-evidnce"],
+        "recon-harness run: error: unrecognized argument --no-evidnce (did you mean --no-evidence?); see recon-harness run --help",
+    ),
+    "unknown flag": (["run", "tasks/quickstart.yaml", "--foo"], "recon-harness run: error: unrecognized argument --foo; see recon-harness run --help"),
+    "invalid choice": (
+        ["leaderboard", "DIR", "--format", "xlsx"],
+        "recon-harness leaderboard: error: --format = 'xlsx': not one of the choices; give one of md, csv, json, html, parquet",
+    ),
+    "invalid type": (["sweep", "S", "--num-cpus", "abc"], "recon-harness sweep: error: --num-cpus = 'abc': give a whole number >= 1"),
+    "missing required flag": (
+        ["finetune", "TASK"],
+        "recon-harness finetune: error: the following arguments are required: --out; see recon-harness finetune --help",
+    ),
+    "missing value": (["run", "TASK", "--out"], "recon-harness run: error: --out: expected one argument; see recon-harness run --help"),
+    "unknown verb": (
+        ["rn"],
+        "recon-harness: error: VERB = 'rn': not one of the choices (did you mean 'run'?); "
+        "give one of run, validate, ls, sweep, leaderboard, report, check, finetune",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(USAGE_ERRORS), ids=list(USAGE_ERRORS))
+def test_usage_errors_are_one_line_naming_the_verb_and_the_fix(case, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    argv, line = USAGE_ERRORS[case]
+    assert main(argv) == 2
+    printed = capsys.readouterr()
+    assert printed.err.splitlines() == [line] and printed.out == ""
+    assert not list(tmp_path.iterdir())
+
+
+def test_help_is_argparse_own(capsys):
+    assert main(["run", "--help"]) == 0
+    printed = capsys.readouterr().out
+    assert printed.startswith("usage: recon-harness run [-h]") and "--no-evidence" in printed

@@ -12,6 +12,7 @@ import traceback
 from pathlib import Path
 
 from harness import __version__
+from harness.cli.args import Parser
 from harness.errors import EXIT_BAD_INPUT, HarnessError
 
 EXIT_INTERNAL = 3  # an exception that is not a known bad input: one line, the traceback in a log file
@@ -30,7 +31,7 @@ VERBS = {
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="recon-harness",
         description="Measure how much of a head's private training data can be rebuilt from its weights.",
     )
@@ -40,13 +41,16 @@ def build_parser() -> argparse.ArgumentParser:
         mod = importlib.import_module(module)
         p = sub.add_parser(verb, help=" ".join(mod.__doc__.strip().split("\n\n")[0].split()), description=mod.__doc__)
         mod.add_arguments(p)
-        p.set_defaults(_main=mod.main)
+        p.set_defaults(_main=mod.main, _parser=p)  # _parser: the verb's parser names its unrecognized arguments
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exc:  # --help or --version (0), or a usage error with its one line printed (2)
+        return int(exc.code or 0)
     try:
         return int(args._main(args) or 0)
     except HarnessError as exc:
