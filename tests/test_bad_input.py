@@ -186,6 +186,21 @@ CASES = {
     ),
     "too many non-members": (lambda d: _run(_yaml(d, _image_task(nonmembers=10_000))), "nonmembers", "lower nonmembers"),
     "validate a sweep file": (lambda d: ["validate", str(ROOT / "tasks" / "sweeps" / "small-cpu.yaml")], "file", "is a sweep file"),
+    "run --out ''": (lambda d: ["run", str(_yaml(d, _image_task())), "--out", "", "--quiet"], "--out", "give a directory path"),
+    "run --cache ''": (lambda d: _run(_yaml(d, _image_task()), "--cache", ""), "--cache", "give a directory path"),
+    "sweep --out ''": (lambda d: ["sweep", str(ROOT / "tasks" / "sweeps" / "small-cpu.yaml"), "--out", ""], "--out", "give a directory path"),
+    "sweep --cache ''": (lambda d: ["sweep", str(ROOT / "tasks" / "sweeps" / "small-cpu.yaml"), "--cache", ""], "--cache", "give a directory path"),
+    "finetune --out ''": (lambda d: ["finetune", str(_yaml(d, _text_task())), "--out", ""], "--out", "give a directory path"),
+    "report --out ''": (lambda d: ["report", str(_results(d, False)), "--out", ""], "--out", "give a file path"),
+    "leaderboard --out ''": (lambda d: ["leaderboard", str(_results(d, False)), "--out", ""], "--out", "give a file path"),
+    "sweep --num-cpus 0": (
+        lambda d: ["sweep", str(ROOT / "tasks" / "sweeps" / "small-cpu.yaml"), "--out", "{out}", "--num-cpus", "0"],
+        "--num-cpus", "whole number >= 1",
+    ),
+    "sweep --max-in-flight 0": (
+        lambda d: ["sweep", str(ROOT / "tasks" / "sweeps" / "small-cpu.yaml"), "--out", "{out}", "--max-in-flight", "0"],
+        "--max-in-flight", "whole number >= 1",
+    ),
     "non-empty --out without a marker": (
         lambda d: ["run", str(_yaml(d, _image_task())), "--out", str(_foreign(d / "mine")), "--quiet"],
         "--out", "no _recon_harness.json marker",

@@ -5,13 +5,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from harness.cli.args import directory
 from harness.errors import HarnessError
 from harness.registry import MODELS, TASKS
 
 
 def add_arguments(p) -> None:
     p.add_argument("task", help="task whose data, classes, members (per_class, seed) and non-members are used")
-    p.add_argument("--out", required=True, help="directory for the checkpoint (config, safetensors, tokenizer), "
+    p.add_argument("--out", required=True, type=directory, help="directory for the checkpoint (config, safetensors, tokenizer), "
                    "its data splits (data/train-*, data/test-*) and a classifier card (card.yaml)")
     p.add_argument("--model", help="backbone card to start from (default: the task's)")
     p.add_argument("--update-backbone", action="store_true", help="train every parameter (default: the backbone frozen, the head only)")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import sys
 
+from harness.cli.args import file_path
 from harness.errors import HarnessError
 from harness.leaderboard import FORMATS, build, render, write
 from harness.leaderboard.build import NAMES
@@ -16,7 +17,7 @@ HUB_NAME = re.compile(r"^[A-Za-z0-9][\w.\-]{0,95}$")
 def add_arguments(p) -> None:
     p.add_argument("results", help="results directory (a sweep's or a run's --out)")
     p.add_argument("--format", default="md", choices=FORMATS, help="output format (default md)")
-    p.add_argument("--out", help="write to this file (default: stdout; parquet needs --out)")
+    p.add_argument("--out", type=file_path, help="write to this file (default: stdout; parquet needs --out)")
     p.add_argument("--sort", default="members_at_fpr", metavar="COLUMN", help=f"sort by ({', '.join(NAMES[:12])}, ...)")
     p.add_argument("--ascending", action="store_true", help="smallest first (default: largest first)")
     p.add_argument("--push-to-hub", metavar="ORG/NAME", help="also upload every format to this Hub dataset repo")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from harness.cli.args import file_path
 from harness.errors import HarnessError
 from harness.report import build_report
 from harness.store.store import ResultStore, check_writable_file
@@ -11,7 +12,7 @@ from harness.store.store import ResultStore, check_writable_file
 
 def add_arguments(p) -> None:
     p.add_argument("results", help="results directory written by `recon-harness run`")
-    p.add_argument("--out", help="HTML file to write (default: RESULTS/report.html)")
+    p.add_argument("--out", type=file_path, help="HTML file to write (default: RESULTS/report.html)")
 
 
 def main(args) -> int:

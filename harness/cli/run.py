@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from harness.backbones.load import load_backbone
+from harness.cli.args import directory
 from harness.cli.console import console as make_console
 from harness.cli.preflight import check_outputs, check_run, warn_remote_code
 from harness.cli.summary import print_summary
@@ -18,9 +19,9 @@ from harness.victims.spec import VictimSpec
 def add_arguments(p) -> None:
     p.add_argument("task", help="task file (tasks/*.yaml) or registered task name")
     p.add_argument("--model", help="model card name, file or Hub id (default: the task's)")
-    p.add_argument("--out", help="results directory (default: results/<task name>, as sweep's)")
+    p.add_argument("--out", type=directory, help="results directory (default: results/<task name>, as sweep's)")
     p.add_argument("--head", help="attack this safetensors head instead of training one")
-    p.add_argument("--cache", help="embedding cache directory (default: $RECON_HARNESS_CACHE or ~/.cache/recon-harness)")
+    p.add_argument("--cache", type=directory, help="embedding cache directory (default: $RECON_HARNESS_CACHE or ~/.cache/recon-harness)")
     p.add_argument("--corpus", action="append", default=[], metavar="SOURCE[:COLUMN]",
                    help="text: extra retrieval corpus (local file or Hub data set id); repeatable")
     p.add_argument("--recipe", action="append", default=[], metavar="TRANSFORM+TRAINER",

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from rich.table import Table
 
+from harness.cli.args import count, directory, seconds
 from harness.cli.console import console as make_console
 from harness.errors import HarnessError
 from harness.registry import remote_code_warning
@@ -21,18 +22,18 @@ from harness.sweep import load_sweep, plan_sweep
 
 def add_arguments(p) -> None:
     p.add_argument("sweep", help="sweep file (tasks/sweeps/*.yaml)")
-    p.add_argument("--out", help="results directory (default: the sweep's `out`, else results/<name>)")
+    p.add_argument("--out", type=directory, help="results directory (default: the sweep's `out`, else results/<name>)")
     p.add_argument("--dry-run", action="store_true", help="print the plan (units, shards, CPU/GPU needs) and exit")
     p.add_argument("--address", help="Ray cluster (HOST:PORT, auto); default $RAY_ADDRESS, else a local loopback cluster")
-    p.add_argument("--num-cpus", type=int, help="CPUs of the local cluster (default: all)")
+    p.add_argument("--num-cpus", type=count, help="CPUs of the local cluster (default: all)")
     group = p.add_mutually_exclusive_group()
     group.add_argument("--resume", dest="force", action="store_false", default=False,
                        help="skip finished units and reuse trained heads and finished shards (the default)")
     group.add_argument("--force", dest="force", action="store_true", help="recompute every unit, finished or not")
-    p.add_argument("--max-in-flight", type=int, help="Ray tasks in flight at once (default: the sweep's, else 2 x slots)")
-    p.add_argument("--wait-for-resources", type=float, default=0.0, metavar="SECONDS",
+    p.add_argument("--max-in-flight", type=count, help="Ray tasks in flight at once (default: the sweep's, else 2 x slots)")
+    p.add_argument("--wait-for-resources", type=seconds, default=0.0, metavar="SECONDS",
                    help="on an autoscaling cluster, wait this long for nodes that fit the requests")
-    p.add_argument("--cache", help="embedding cache directory on the workers")
+    p.add_argument("--cache", type=directory, help="embedding cache directory on the workers")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
