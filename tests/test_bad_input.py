@@ -190,6 +190,14 @@ CASES = {
     "run --cache ''": (lambda d: _run(_yaml(d, _image_task()), "--cache", ""), "--cache", "give a directory path"),
     "sweep --out ''": (lambda d: ["sweep", str(ROOT / "tasks" / "sweeps" / "small-cpu.yaml"), "--out", ""], "--out", "give a directory path"),
     "sweep --cache ''": (lambda d: ["sweep", str(ROOT / "tasks" / "sweeps" / "small-cpu.yaml"), "--cache", ""], "--cache", "give a directory path"),
+    "finetune --out an existing file": (
+        lambda d: ["finetune", str(_yaml(d, _text_task())), "--out", str(_touch(d / "file")), "--quiet"],
+        "--out", "existing file",
+    ),
+    "finetune --out an unwritable path": (
+        lambda d: ["finetune", str(_yaml(d, _text_task())), "--out", "/proc/recon-harness/ft", "--quiet"],
+        "--out", "cannot write",
+    ),
     "finetune --out ''": (lambda d: ["finetune", str(_yaml(d, _text_task())), "--out", ""], "--out", "give a directory path"),
     "report --out ''": (lambda d: ["report", str(_results(d, False)), "--out", ""], "--out", "give a file path"),
     "leaderboard --out ''": (lambda d: ["leaderboard", str(_results(d, False)), "--out", ""], "--out", "give a file path"),

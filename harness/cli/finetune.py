@@ -8,6 +8,7 @@ from pathlib import Path
 from harness.cli.args import directory
 from harness.errors import HarnessError
 from harness.registry import MODELS, TASKS
+from harness.store.store import check_writable_dir
 
 
 def add_arguments(p) -> None:
@@ -40,7 +41,7 @@ def main(args) -> int:
     card = MODELS.get(args.model or task.model)
     if card.is_classifier or card.is_identity:
         raise HarnessError("--model", card.name, "fine-tuning starts from a backbone card (kind: backbone, not identity)")
-    out = Path(args.out)
+    out = check_writable_dir(args.out, "--out")  # a file or an unwritable path: one line, as run's --out
     if out.exists() and any(out.iterdir()):
         raise HarnessError("--out", str(out), "exists and is not empty; give a new directory")
     task_file = Path(args.task) if Path(args.task).is_file() else TASKS.files().get(args.task)
