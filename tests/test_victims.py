@@ -179,3 +179,20 @@ def test_a_linear_head_is_scored_as_its_weighted_sum():
     s = score_stage(res, emb, 0.01)
     line = verdict(12, int(s.passed().sum()), 0.01, int((s.member_best > 0.8).sum()), linear=True)
     assert line.startswith("Linear head: the KKT condition fixes only a weighted sum")
+
+
+def test_a_head_whose_units_all_died_is_refused_naming_its_step_size():
+    """A head no unit of which fires on any training row has gradient 0 and passed as stationary (a step far too
+    large can do this). Here every member is the same input, so centred it is 0, and without biases no unit fires."""
+    import dataclasses
+
+    data = _data()
+    data = dataclasses.replace(data, members=torch.full_like(data.members, 2.0))  # centred: exactly 0
+    flat = HEAD.model_copy(update={"bias": "none"})
+    with pytest.raises(HarnessError) as e:
+        build_victim(VictimSpec(transform="none"), flat, data, seed=0)
+    assert e.value.field == "head.lr" and e.value.value == HEAD.lr
+    assert "every first-layer unit inactive on every training row (a dead head, train accuracy 0.50)" in e.value.line()
+    untrained = build_victim(VictimSpec(transform="none"), flat, data, seed=0, kind="null", null_mode="untrained")
+    assert untrained.active_share == 0.0  # a control left at its initialisation is not trained: not checked
+    assert build_victim(VictimSpec(transform="none"), HEAD, _data(), seed=0).active_share > 0
