@@ -213,6 +213,25 @@ def test_threads_auto_takes_the_idle_cores_and_at_least_one(monkeypatch):
         torch.set_num_threads(n)
 
 
+def test_threads_above_the_usable_cores_are_refused(tmp_path, bert_card, capsys):
+    """More threads than the cores this process may use is refused before any work; as many is accepted."""
+    import torch
+
+    from harness.cli.run import set_threads
+    from harness.cpu import usable_cores
+
+    cores = usable_cores()
+    line = _bad(tmp_path, capsys, _task(tmp_path, bert_card), "--threads", cores + 1)
+    plural = "s" if cores > 1 else ""
+    assert line == f"recon-harness: error: --threads = {cores + 1}: this machine has {cores} usable core{plural}; give at most {cores}, or auto"
+    assert not (tmp_path / "out-bad").exists()
+    n = torch.get_num_threads()
+    try:
+        assert set_threads(str(cores)) == cores
+    finally:
+        torch.set_num_threads(n)
+
+
 def test_every_verb_has_a_whole_sentence_in_the_top_level_help():
     """The verb list shows each module's first paragraph, not its first line (a sentence may wrap in the source)."""
     from harness.cli import VERBS, build_parser

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from harness import cpu
 from harness.backbones.load import load_backbone
 from harness.cli.args import directory
 from harness.cli.console import console as make_console
@@ -44,9 +45,7 @@ def set_threads(threads: int | str | None) -> int | None:
     if threads is None:
         return None
     if threads == "auto":
-        from harness.cpu import free_cores
-
-        threads = free_cores()
+        threads = cpu.free_cores()
     else:
         try:
             threads = int(threads)
@@ -54,6 +53,10 @@ def set_threads(threads: int | str | None) -> int | None:
             raise HarnessError("--threads", threads, f"give a whole number >= 1 or auto (default: {DEFAULT_THREADS})") from None
     if threads < 1:
         raise HarnessError("--threads", threads, f"must be >= 1 (default: {DEFAULT_THREADS}; at most one per core helps)")
+    cores = cpu.usable_cores()  # more threads than cores only contend (and thousands stall the machine)
+    if threads > cores:
+        raise HarnessError("--threads", threads, f"this machine has {cores} usable core{'s' if cores > 1 else ''}; "
+                           f"give at most {cores}, or auto")
     import torch
 
     torch.set_num_threads(threads)
