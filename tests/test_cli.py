@@ -232,6 +232,28 @@ def test_threads_above_the_usable_cores_are_refused(tmp_path, bert_card, capsys)
         torch.set_num_threads(n)
 
 
+def test_leaderboard_format_follows_the_out_extension(tmp_path, bert_card, capsys):
+    """No --format: the --out file's extension names it (else md); a --format that contradicts it is refused."""
+    from harness.leaderboard import build, render
+
+    res = tmp_path / "res"
+    assert _run(_task(tmp_path, bert_card), "--out", res, "--cache", tmp_path / "cache") == 0
+    rows = build(str(res))
+    for name, fmt in (("lb.csv", "csv"), ("lb.json", "json"), ("lb.txt", "md")):
+        assert main(["leaderboard", str(res), "--out", str(tmp_path / name)]) == 0
+        assert (tmp_path / name).read_bytes() == render(rows, fmt), name
+    capsys.readouterr()
+    assert main(["leaderboard", str(res), "--format", "md", "--out", str(tmp_path / "x.csv")]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        f"recon-harness: error: --format = 'md': contradicts --out {tmp_path / 'x.csv'} (a .csv file); drop --format, or name the file .md"
+    ]
+    assert not (tmp_path / "x.csv").exists()
+    assert main(["leaderboard", str(res), "--format", "parquet"]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        "recon-harness: error: --out = None: --format parquet is binary, not for a terminal; give --out FILE.parquet"
+    ]
+
+
 def test_every_verb_has_a_whole_sentence_in_the_top_level_help():
     """The verb list shows each module's first paragraph, not its first line (a sentence may wrap in the source)."""
     from harness.cli import VERBS, build_parser

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import sys
+from pathlib import Path
 
 from harness.cli.args import file_path
 from harness.errors import HarnessError
@@ -16,7 +17,7 @@ HUB_NAME = re.compile(r"^[A-Za-z0-9][\w.\-]{0,95}$")
 
 def add_arguments(p) -> None:
     p.add_argument("results", help="results directory (a sweep's or a run's --out)")
-    p.add_argument("--format", default="md", choices=FORMATS, help="output format (default md)")
+    p.add_argument("--format", choices=FORMATS, help="output format (default: --out's extension if it is one of these, else md)")
     p.add_argument("--out", type=file_path, help="write to this file (default: stdout; parquet needs --out)")
     p.add_argument("--sort", default="members_at_fpr", metavar="COLUMN", help=f"sort by ({', '.join(NAMES[:12])}, ...)")
     p.add_argument("--ascending", action="store_true", help="smallest first (default: largest first)")
@@ -51,7 +52,16 @@ def check_push(repo_id: str) -> None:
                            "(a token with write access to the dataset repo)")
 
 
+def output_format(fmt: str | None, out: str | None) -> str:
+    """--format, else the --out file's extension where it names a format, else md; a contradiction is refused."""
+    ext = Path(out).suffix.lstrip(".").lower() if out else ""
+    if fmt and ext in FORMATS and ext != fmt:
+        raise HarnessError("--format", fmt, f"contradicts --out {out} (a .{ext} file); drop --format, or name the file .{fmt}")
+    return fmt or (ext if ext in FORMATS else "md")
+
+
 def main(args) -> int:
+    args.format = output_format(args.format, args.out)
     if args.out:
         check_writable_file(args.out, "--out")
     if args.push_to_hub:
@@ -63,7 +73,7 @@ def main(args) -> int:
         write(rows, args.format, args.out)
         print(f"wrote {len(rows)} rows to {args.out}", file=sys.stderr)
     elif args.format == "parquet":
-        raise HarnessError("out", None, "parquet is binary: give --out FILE")
+        raise HarnessError("--out", None, "--format parquet is binary, not for a terminal; give --out FILE.parquet")
     else:
         sys.stdout.write(render(rows, args.format).decode())
     if args.push_to_hub:
