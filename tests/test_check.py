@@ -35,3 +35,16 @@ def test_missing_compiler_only_warns(capsys, monkeypatch):
     rc = main(["check", "compiler"])
     out = capsys.readouterr().out.splitlines()
     assert rc == 0 and out[0].startswith("WARN  compiler") and "apt-get install g++" in out[0]
+
+
+def test_the_ray_check_starts_a_loopback_cluster_without_rays_auth_note():
+    """Ray notes on every new local cluster that it turned token authentication on; the harness drops that line."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    env.pop("RAY_AUTH_MODE", None)
+    got = subprocess.run([sys.executable, "-m", "harness", "check", "ray"], capture_output=True, text=True, env=env, timeout=300)
+    assert got.returncode == 0 and got.stdout.startswith("OK    ray"), got.stdout + got.stderr
+    assert "Token authentication" not in got.stderr, got.stderr

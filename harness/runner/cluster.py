@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import time
@@ -27,6 +28,10 @@ def _probe(address: str, timeout: float = 5.0) -> None:
         ) from None
 
 
+def _no_auth_on_note(record: logging.LogRecord) -> bool:
+    return not record.getMessage().startswith("Token authentication is enabled for this Ray cluster")
+
+
 def loopback_only() -> None:
     """A one-node cluster keeps every port on 127.0.0.1 (else Ray binds to the machine's address).
 
@@ -35,6 +40,9 @@ def loopback_only() -> None:
     """
     os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    # Ray turns token authentication on for a new local cluster and says so on every start; the note goes (a
+    # warning that authentication is off does not)
+    logging.getLogger("ray._private.authentication.authentication_token_setup").addFilter(_no_auth_on_note)
     from ray._private import ray_constants
 
     ray_constants.ENABLE_RAY_CLUSTER = False
