@@ -185,6 +185,7 @@ CASES = {
         "head.lr_schedule", "optimizer: adam",
     ),
     "too many non-members": (lambda d: _run(_yaml(d, _image_task(nonmembers=10_000))), "nonmembers", "lower nonmembers"),
+    "validate an empty folder": (lambda d: ["validate", str(_mkdir(d / "empty"))], "paths", "no YAML files under this folder"),
     "validate a sweep file": (lambda d: ["validate", str(ROOT / "tasks" / "sweeps" / "small-cpu.yaml")], "file", "is a sweep file"),
     "run --out ''": (lambda d: ["run", str(_yaml(d, _image_task())), "--out", "", "--quiet"], "--out", "give a directory path"),
     "run --cache ''": (lambda d: _run(_yaml(d, _image_task()), "--cache", ""), "--cache", "give a directory path"),

@@ -17,7 +17,11 @@ def add_arguments(p) -> None:
 def _files(paths: list[str]) -> list[Path]:
     out = []
     for p in map(Path, paths):
-        out += sorted(p.glob("*.yaml")) if p.is_dir() else [p]
+        found = sorted(p.glob("*.yaml")) if p.is_dir() else [p]
+        if not found:  # an empty folder would otherwise pass, checking nothing
+            raise HarnessError("paths", str(p), "no YAML files under this folder (validate reads its *.yaml); "
+                               "give model card or task files, or a folder holding them", where="validate")
+        out += found
     return out
 
 
