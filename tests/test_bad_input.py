@@ -186,6 +186,9 @@ CASES = {
     ),
     "too many non-members": (lambda d: _run(_yaml(d, _image_task(nonmembers=10_000))), "nonmembers", "lower nonmembers"),
     "validate an empty folder": (lambda d: ["validate", str(_mkdir(d / "empty"))], "paths", "no YAML files under this folder"),
+    "sweep a task file": (lambda d: ["sweep", str(ROOT / "tasks" / "quickstart.yaml"), "--dry-run"], "sweep", "this is a task file"),
+    "sweep an invalid task file": (lambda d: ["sweep", str(_yaml(d, _image_task(seed=-1))), "--dry-run"], "attack", "unknown field"),  # the sweep's own error
+    "run a sweep file": (lambda d: _run(ROOT / "tasks" / "sweeps" / "small-cpu.yaml"), "file", "is a sweep file"),
     "validate a sweep file": (lambda d: ["validate", str(ROOT / "tasks" / "sweeps" / "small-cpu.yaml")], "file", "is a sweep file"),
     "run --out ''": (lambda d: ["run", str(_yaml(d, _image_task())), "--out", "", "--quiet"], "--out", "give a directory path"),
     "run --cache ''": (lambda d: _run(_yaml(d, _image_task()), "--cache", ""), "--cache", "give a directory path"),

@@ -15,7 +15,7 @@ from rich.table import Table
 from harness.cli.args import count, directory, seconds
 from harness.cli.console import console as make_console
 from harness.errors import HarnessError
-from harness.registry import remote_code_warning
+from harness.registry import TASKS, remote_code_warning
 from harness.store.store import ResultStore
 from harness.sweep import load_sweep, plan_sweep
 
@@ -68,7 +68,7 @@ def main(args) -> int:
     from harness.runner.driver import Options, SweepDriver
 
     t0 = time.perf_counter()
-    spec = load_sweep(args.sweep)
+    spec = _load(args.sweep)
     plan = plan_sweep(spec, args.sweep)
     out = Path(args.out or spec.out or f"results/{spec.name}")
     ResultStore.check(out, "--out" if args.out else "out")
@@ -102,6 +102,24 @@ def main(args) -> int:
     if len(driver.failures) > 20:
         con.print(f"  ... and {len(driver.failures) - 20} more: `recon-harness leaderboard {out} --failures`")
     return 0 if c.ok else 1
+
+
+def _load(path: str):
+    """The sweep spec; a task file given instead is named as one (not by the sweep field its keys miss)."""
+    try:
+        return load_sweep(path)
+    except HarnessError:
+        if not _is_task(path):
+            raise
+        raise HarnessError("sweep", path, "this is a task file; run it with recon-harness run, or list it under a sweep's tasks:") from None
+
+
+def _is_task(path: str) -> bool:
+    try:
+        TASKS.load_file(path)
+    except HarnessError:
+        return False
+    return True
 
 
 def _all_done(plan, out: Path) -> bool:
