@@ -24,7 +24,7 @@ FIXES = {
 
 
 def count(value: str) -> int:
-    """A whole number >= 1 (--num-cpus, --max-in-flight, --steps)."""
+    """A whole number >= 1 (sweep --num-cpus, --max-in-flight)."""
     n = int(value)
     if n < 1:
         raise ValueError(value)
@@ -54,6 +54,8 @@ def file_path(value: str) -> str:
 
 
 class Parser(argparse.ArgumentParser):
+    """argparse with one-line errors; unrecognized arguments are named by the verb's own parser."""
+
     def __init__(self, *args, **kwargs):
         kwargs.setdefault("exit_on_error", False)  # errors reach parse_known_args below, with their argument
         super().__init__(*args, **kwargs)

@@ -56,7 +56,8 @@ def output_format(fmt: str | None, out: str | None) -> str:
     """--format, else the --out file's extension where it names a format, else md; a contradiction is refused."""
     ext = Path(out).suffix.lstrip(".").lower() if out else ""
     if fmt and ext in FORMATS and ext != fmt:
-        raise HarnessError("--format", fmt, f"contradicts --out {out} (a .{ext} file); drop --format, or name the file .{fmt}")
+        raise HarnessError("--format", fmt, f"contradicts --out {out} (a .{ext} file); "
+                           f"drop --format, or name the file .{fmt}")
     return fmt or (ext if ext in FORMATS else "md")
 
 
