@@ -70,6 +70,10 @@ def test_run_writes_every_table_with_provenance(tmp_path, bert_card, capsys):
     assert (out / real["head_path"]).is_file()
     printed = capsys.readouterr().out
     assert "unit" in printed  # the summary, with what each victim gave up in words, as the report has it
+    flat = " ".join(printed.split())
+    assert flat.count("20 non-members resolve no false-positive rate below 5%, not 1%") == 1  # one note for both victims
+    assert "selection~member" in flat and "inversion~selection" in flat  # each inversion line's two cosines, named
+    assert f"wrote {out}: rows candidates 16," in flat
     from harness.scoring.verdict import verdict
 
     for v in victims:

@@ -8,6 +8,7 @@ from harness.cli.console import console as make_console
 from rich.table import Table
 
 from harness.pipeline.unit import UnitOutput
+from harness.scoring.embedding import control_note
 from harness.scoring.verdict import GOOD_COSINE, verdict
 
 
@@ -40,6 +41,9 @@ def print_summary(o: UnitOutput, out, console: Console | None = None) -> None:
         )
         said.append(f"[bold]{kind}:[/] {verdict(o.split.n, passed, s.fpr, good, px.good if px else None, vo.trained.linear, pub, beyond)}")
     console.print(table)
+    for note in dict.fromkeys(control_note(vo.scores.fpr, len(vo.scores.nonmember_best)) for vo in o.outcomes.values()):
+        if note:
+            console.print(f"[yellow]note:[/] {note}", markup=True, highlight=False)
     console.print("[dim]beyond/pub: members matched (SSIM > 0.4 for pixels, cosine > 0.8 otherwise) by a candidate closer than any "
                   "public input, and members the public inputs alone match by that rule[/]")
     for line in said:
@@ -60,7 +64,7 @@ def print_summary(o: UnitOutput, out, console: Console | None = None) -> None:
             console.print(f"  {real.scores.member_best[i]:.3f} {mark}  {str(o.split.member_inputs[i])[:90]}")
     if out is not None:
         counts = ", ".join(f"{k} {v}" for k, v in o.row_counts.items())
-        console.print(f"wrote {out}: {counts} rows; total {o.wall_s:.1f}s")
+        console.print(f"wrote {out}: rows {counts}; total {o.wall_s:.1f}s")
 
 
 def _print_inversions(o: UnitOutput, console: Console) -> None:
@@ -69,10 +73,12 @@ def _print_inversions(o: UnitOutput, console: Console) -> None:
         return
     rows = [r for r in ev.inversions if r["target_kind"] == "selected"]
     if o.unit.card.modality == "text":
-        console.print("[bold]top selections, inverted (member sentence -> inversion):[/]")
+        console.print("[bold]top selections, inverted (member sentence -> inversion; cosines of the selection to its "
+                      "nearest member and of the inversion's embedding to the selection):[/]")
         for r in sorted(rows, key=lambda r: (r["rank"], r["method"]))[:8]:
             console.print(
-                f"  #{r['rank']} {r['method']:<11} cos {r['target_member_cosine']:.2f}  F1 {r['token_f1']:.2f}  "
+                f"  #{r['rank']} {r['method']:<11} selection~member {r['target_member_cosine']:.2f}  "
+                f"inversion~selection {r['cosine']:.2f}  F1 {r['token_f1']:.2f}  "
                 f"{r['reference_text'][:60]!r} -> {r['text'][:60]!r}"
             )
     else:
