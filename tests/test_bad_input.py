@@ -213,6 +213,10 @@ CASES = {
         lambda d: ["sweep", str(ROOT / "tasks" / "sweeps" / "small-cpu.yaml"), "--out", "{out}", "--max-in-flight", "0"],
         "--max-in-flight", "whole number >= 1",
     ),
+    "--corpus on an image task": (
+        lambda d: _run(_yaml(d, _image_task()), "--corpus", str(ROOT / "tests" / "fixtures" / "sst2-train-400.parquet")),
+        "--corpus", "a retrieval corpus inverts text",
+    ),
     "non-empty --out without a marker": (
         lambda d: ["run", str(_yaml(d, _image_task())), "--out", str(_foreign(d / "mine")), "--quiet"],
         "--out", "no _recon_harness.json marker",

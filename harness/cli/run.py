@@ -91,6 +91,9 @@ def main(args) -> int:
     planned = [plan_unit(t, card, args.head) for t in tasks]
     for unit, _ in planned:
         check_run(args, unit.task, card, unit, base_dir)  # every input, before the first stage: one line, nothing written
+    if args.corpus and card.modality != "text":
+        raise HarnessError("--corpus", args.corpus[0], f"a retrieval corpus inverts text; {card.name} embeds images (their "
+                           "inversion needs no corpus): drop --corpus")
     recipe = task.evidence
     recipe = recipe.model_copy(update={"enabled": recipe.enabled and not args.no_evidence, "corpus": [*recipe.corpus, *args.corpus]})
     if recipe.enabled and recipe.corpus:  # a corpus that cannot be loaded fails before any work
