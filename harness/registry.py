@@ -112,6 +112,8 @@ class SpecRegistry(Generic[M]):
         names = list(files)
         hint = did_you_mean(ref, names)
         fix = f"unknown {self.kind}{hint}; known: {', '.join(names) or 'none'} (see `recon-harness ls {self.sub}`)"
+        if self.model is ModelCard and "/" in ref and not hint:  # a Hub id no card names: how a model gets one
+            fix += f"; for a Hub model, write a card (id: {ref}, modality, pooling: README 'Model cards') and pass its file"
         raise HarnessError(self.kind, ref, fix)
 
 

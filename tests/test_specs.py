@@ -95,6 +95,12 @@ def test_yaml_syntax_error_and_missing_file(tmp_path):
     assert "no such file" in e.value.line()
 
 
+def test_a_hub_id_no_card_names_says_how_to_write_one():
+    with pytest.raises(HarnessError) as e:
+        MODELS.get("sentence-transformers/all-mpnet-base-v2")
+    assert "write a card (id: sentence-transformers/all-mpnet-base-v2, modality, pooling" in e.value.line()
+
+
 def test_unknown_names_get_did_you_mean():
     with pytest.raises(HarnessError) as e:
         MODELS.get("dinov2-smal")

@@ -19,7 +19,7 @@ from harness.victims.spec import VictimSpec
 
 def add_arguments(p) -> None:
     p.add_argument("task", help="task file (tasks/*.yaml) or registered task name")
-    p.add_argument("--model", help="model card name, file or Hub id (default: the task's)")
+    p.add_argument("--model", help="model card name or file, or the Hub id a card names (default: the task's)")
     p.add_argument("--out", type=directory, help="results directory (default: results/<task name>, as sweep's)")
     p.add_argument("--head", help="attack this safetensors head instead of training one")
     p.add_argument("--cache", type=directory, help="embedding cache directory (default: $RECON_HARNESS_CACHE or ~/.cache/recon-harness)")

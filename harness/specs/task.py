@@ -61,7 +61,7 @@ class AttackRecipe(_Strict):
 class TaskSpec(_Strict):
     name: str = Field(description="short registry name (defaults to the file name)")
     description: str = ""
-    model: str = Field(description="model card name or Hub id (overridable with --model)")
+    model: str = Field(description="model card name or file, or the Hub id a card names (overridable with --model)")
     data: DataSpec
     classes: list[str | StrictInt] = Field(min_length=2, description="class names (or indices) to use")
     per_class: StrictInt = Field(ge=1, le=100_000, description="members per class")
