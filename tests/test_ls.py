@@ -93,3 +93,13 @@ def test_victim_recipe_registries_are_listed(capsys, what, ref):
     assert rc == 0 and all(name in out for name in entries)
     name = next(iter(entries))
     assert _ls(capsys, what, name)[0] == 0
+
+
+def test_one_invalid_task_file_is_named_and_the_others_still_listed(capsys, monkeypatch, tmp_path):
+    (tmp_path / "broken.yaml").write_text("model: identity\nclasses: [a]\n")
+    monkeypatch.setenv("RECON_HARNESS_TASKS", str(tmp_path))
+    assert main(["ls", "tasks"]) == 0
+    got = capsys.readouterr()
+    assert "quickstart" in got.out and "broken" not in got.out
+    (line,) = got.err.strip().splitlines()
+    assert line.startswith(f"recon-harness: warning: left out {tmp_path / 'broken.yaml'}: data = None: required field")

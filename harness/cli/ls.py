@@ -108,12 +108,24 @@ def class_detail(name: str, cls: Any) -> tuple[list[str], list[list[str]]]:
 # ----- registries of YAML spec files (model cards, tasks)
 
 
+def valid_specs(registry, entries: dict[str, Any]):
+    """The specs of the files that load; each one that does not is named on stderr (one line) and left out, so one
+    bad file in a search folder does not hide the others."""
+    import sys
+
+    for path in entries.values():
+        try:
+            yield registry.load_file(path)
+        except HarnessError as exc:
+            said = exc.line().removeprefix(f"{path}: ")
+            print(f"recon-harness: warning: left out {path}: {said} (recon-harness validate {path})", file=sys.stderr)
+
+
 def model_rows(entries: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     from harness.registry import MODELS
 
     rows = []
-    for path in entries.values():
-        c = MODELS.load_file(path)
+    for c in valid_specs(MODELS, entries):
         pooling = "(its head)" if c.is_classifier else c.pooling  # a classifier's head input is set by its architecture
         revision = "local" if c.is_local else c.revision[:12]
         rows.append([c.name, c.kind, c.id, revision, c.modality, pooling, str(c.normalize), c.licence])
@@ -124,8 +136,7 @@ def task_rows(entries: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     from harness.registry import TASKS
 
     rows = []
-    for path in entries.values():
-        t = TASKS.load_file(path)
+    for t in valid_specs(TASKS, entries):
         rows.append([
             t.name, t.model, t.data.source, ",".join(map(str, t.classes)), str(t.per_class),
             "-".join(map(str, t.head.widths)) + f" {t.head.loss}", t.attack.name,
