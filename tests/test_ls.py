@@ -103,3 +103,13 @@ def test_one_invalid_task_file_is_named_and_the_others_still_listed(capsys, monk
     assert "quickstart" in got.out and "broken" not in got.out
     (line,) = got.err.strip().splitlines()
     assert line.startswith(f"recon-harness: warning: left out {tmp_path / 'broken.yaml'}: data = None: required field")
+
+
+def test_type_names_read_as_written():
+    import typing
+
+    from harness.cli.ls import type_name
+
+    assert type_name(tuple[int, ...]) == "tuple[int, ...]"  # sklearn-mlp's hidden_layer_sizes
+    assert type_name(typing.Optional[tuple[float, float]]) == "tuple[float, float] | None"
+    assert type_name(typing.Literal["adam", "sgd"]) == "adam | sgd"

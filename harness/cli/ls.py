@@ -60,6 +60,8 @@ def type_name(annotation: Any) -> str:
     origin, args = typing.get_origin(annotation), typing.get_args(annotation)
     if annotation is type(None):
         return "None"
+    if annotation is Ellipsis:  # tuple[int, ...]
+        return "..."
     if origin is typing.Literal:
         return " | ".join(str(a) for a in args)
     if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
