@@ -18,12 +18,30 @@ def validated_params(model: type[BaseModel], params: dict, prefix: str) -> BaseM
                 f"{prefix}.{key}", params[key],
                 f"unknown parameter{did_you_mean(key, fields)}; allowed: {', '.join(sorted(fields)) or 'none'}",
             )
+    for key, value in params.items():  # pydantic reads true/false as 1/0 for a number (m: true ran with m = 1)
+        if isinstance(value, bool) and not _takes_bool(fields[key].annotation):
+            raise HarnessError(f"{prefix}.{key}", value, f"is true/false where a number is asked ({fields[key].description})")
     try:
         return model(**params)
     except ValidationError as exc:
         err = exc.errors()[0]
         loc = ".".join(str(x) for x in err.get("loc", ()) if x != "__root__")
+        if not loc:  # a check across fields: name the first stated parameter its message names, not the whole dict
+            msg = err.get("msg", "invalid").removeprefix("Value error, ")
+            named = next((k for k in params if k in msg), None)
+            if named is not None:
+                raise HarnessError(f"{prefix}.{named}", params[named], msg) from None
         info = fields.get(loc.split(".")[0]) if loc else None
         described = f" ({loc.split('.')[0]}: {info.description})" if info is not None and info.description else ""
         raise HarnessError(f"{prefix}.{loc}" if loc else prefix, err.get("input") if loc else params,
                            err.get("msg", "invalid") + described) from None
+
+
+def _takes_bool(annotation) -> bool:
+    """Whether a field's type admits a bool (bool itself, or a union or literal holding one)."""
+    import typing
+
+    if annotation is bool:
+        return True
+    args = typing.get_args(annotation)
+    return any(a is bool or isinstance(a, bool) or _takes_bool(a) for a in args)

@@ -28,6 +28,9 @@ def test_registry_knows_both_attacks():
         ("kkt", {"restarts": 0}, "kkt.restarts", "greater than or equal to 1"),
         ("kkt", {"time_budget_s": 0}, "kkt.time_budget_s", "greater than 0"),
         ("kkt", {"init": "rowz"}, "kkt.init", "rows"),
+        ("kkt", {"m": True}, "kkt.m", "true/false where a number is asked"),  # it ran with m = 1
+        ("kkt", {"lr_range": [0.1, 0.001]}, "kkt.lr_range", "0 < lo <= hi"),  # a check across fields names its field
+        ("kkt", {"products": "reduced", "dtype": "float64"}, "kkt.products", "use products 'full'"),
     ],
 )
 def test_bad_params_raise_one_line(name, params, field, hint):
