@@ -279,11 +279,17 @@ def test_misleading_messages_name_the_real_field_not_the_whole_spec(tmp_path, ca
         (_text_task(evidence={"word_relax_length": [0, 12]}), "evidence.word_relax_length.0"),
         (_text_task(evidence={"word_relax_length": []}), "evidence.word_relax_length"),
         (_text_task(evidence={"word_relax_length": 0}), "evidence.word_relax_length"),
+        (_image_task(victim={"trainer": "sklearn-mlp", "params": {"alpha": -1}}), "victim.params.alpha"),  # not `victim = {...}`
     ):
         assert main(["validate", str(_yaml(tmp_path, spec))]) == 2
         line = capfd.readouterr().err.strip()
         assert f"{field} = " in line and "(top level)" not in line and "'data'" not in line, line
-        assert "constrained" not in line and "valid integer" not in line, line
+        assert "constrained" not in line and "valid integer" not in line and "{'trainer'" not in line, line
+    sweep = tmp_path / "sweep.yaml"
+    sweep.write_text("name: s\nmodels: [identity]\ntasks: [quickstart-vision]\ngrid: {seed: []}\n")
+    assert main(["sweep", str(sweep), "--dry-run"]) == 2
+    line = capfd.readouterr().err.strip()
+    assert "grid.seed = []: an empty list" in line and "(top level)" not in line, line
 
 
 def test_internal_error_is_one_line_exit_3_with_a_traceback_log(tmp_path, capfd, monkeypatch):

@@ -79,9 +79,10 @@ def validation_error(model: type[BaseModel], exc: ValidationError, where: str) -
     if err["type"] == "missing":
         return HarnessError(field, None, "required field is missing; add it", where)
     cause = (err.get("ctx") or {}).get("error")
-    if isinstance(cause, SpecFieldError):
-        field = ".".join([*(str(p) for p in loc), cause.field])
-        return HarnessError(field, cause.value, str(cause), where)
+    if isinstance(cause, SpecFieldError):  # its field below `loc`, unless it names its whole path itself
+        at = ".".join(str(p) for p in loc)
+        field = cause.field if not at or cause.field.startswith(at + ".") else f"{at}.{cause.field}"
+        return HarnessError(field, cause.value, cause.msg, where)
     if err["type"] == "value_error":
         msg = msg.removeprefix("Value error, ")
     elif err["type"] in ("int_type", "int_parsing", "bool_type") and isinstance(err.get("input"), (bool, str)):

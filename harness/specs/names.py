@@ -23,5 +23,5 @@ class SpecFieldError(ValueError):
     """A check across fields that names the one field to fix (not the whole spec)."""
 
     def __init__(self, field: str, value: object, msg: str):
-        self.field, self.value = field, value
-        super().__init__(msg)
+        self.field, self.value, self.msg = field, value, msg
+        super().__init__(f"{field} = {value!r}: {msg}")  # what pydantic shows where the spec is built directly

@@ -8,6 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from harness.specs.loading import parse, read_yaml
+from harness.specs.names import SpecFieldError
 
 
 class _Strict(BaseModel):
@@ -83,7 +84,7 @@ class SweepSpec(_Strict):
             raise ValueError("name at least one model card in `models` or a Hub query in `hub`")
         for key, values in self.grid.items():
             if not values:
-                raise ValueError(f"grid.{key} is an empty list: give at least one value, or drop the key")
+                raise SpecFieldError(f"grid.{key}", values, "an empty list: give at least one value, or drop the key")
         return self
 
 

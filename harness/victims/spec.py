@@ -26,10 +26,11 @@ class VictimSpec(BaseModel):
         if self.trainer == "given":  # a head given as a file: no recipe to check
             return self
         from harness.errors import HarnessError
+        from harness.specs.names import SpecFieldError
         from harness.victims.build import recipe_parts
 
         try:
             recipe_parts(self, check_available=False)
-        except HarnessError as exc:
-            raise ValueError(f"{exc.field} = {exc.value!r}: {exc.fix}") from None
+        except HarnessError as exc:  # loading.validation_error names it under the task's `victim`
+            raise SpecFieldError(exc.field, exc.value, exc.fix) from None
         return self
