@@ -202,6 +202,12 @@ CASES = {
         lambda d: ["finetune", str(_yaml(d, _text_task())), "--out", "/proc/recon-harness/ft", "--quiet"],
         "--out", "cannot write",
     ),
+    "finetune a task of the identity card, no --model": (
+        lambda d: ["finetune", str(_yaml(d, _image_task())), "--out", "{out}"], "model", "pass one with --model",
+    ),
+    "finetune --model identity": (
+        lambda d: ["finetune", str(_yaml(d, _text_task())), "--model", "identity", "--out", "{out}"], "--model", "not identity",
+    ),
     "finetune --out ''": (lambda d: ["finetune", str(_yaml(d, _text_task())), "--out", ""], "--out", "give a directory path"),
     "report --out ''": (lambda d: ["report", str(_results(d, False)), "--out", ""], "--out", "give a file path"),
     "leaderboard --out ''": (lambda d: ["leaderboard", str(_results(d, False)), "--out", ""], "--out", "give a file path"),

@@ -39,8 +39,10 @@ def main(args) -> int:
         raise HarnessError("--steps", args.steps, "must be >= 1")
     task = TASKS.get(args.task)
     card = MODELS.get(args.model or task.model)
+    field = "--model" if args.model else "model"  # the flag, or the task's own field when no flag was given
     if card.is_classifier or card.is_identity:
-        raise HarnessError("--model", card.name, "fine-tuning starts from a backbone card (kind: backbone, not identity)")
+        raise HarnessError(field, card.name, "fine-tuning starts from a backbone card (kind: backbone, not identity)"
+                           + ("" if args.model else "; pass one with --model"))
     out = check_writable_dir(args.out, "--out")  # a file or an unwritable path: one line, as run's --out
     if out.exists() and any(out.iterdir()):
         raise HarnessError("--out", str(out), "exists and is not empty; give a new directory")
@@ -58,7 +60,7 @@ def main(args) -> int:
                                  trust_remote_code=card.trust_remote_code, use_safetensors=card.use_safetensors)
     arch = type(model).__name__
     if arch not in LAYOUTS:
-        raise HarnessError("--model", card.name, f"makes a {arch}, whose head the harness cannot split; supported: {supported()}")
+        raise HarnessError(field, card.name, f"makes a {arch}, whose head the harness cannot split; supported: {supported()}")
     model.config.architectures = [arch]
     recipe = FinetuneRecipe(update_backbone=args.update_backbone, steps=args.steps, seed=task.seed)
     device = default_device()  # the first CUDA device where there is one
