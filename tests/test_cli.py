@@ -307,3 +307,15 @@ def test_help_is_argparse_own(capsys):
     assert main(["run", "--help"]) == 0
     printed = capsys.readouterr().out
     assert printed.startswith("usage: recon-harness run [-h]") and "--no-evidence" in printed
+
+
+def test_validate_warns_of_data_not_there_yet_and_refuses_an_empty_path(tmp_path, capsys):
+    task = tmp_path / "t.yaml"
+    task.write_text(yaml.safe_dump({"model": "identity", "data": {"source": "nothere.parquet", "input_column": "img"},
+                                    "classes": ["a", "b"], "per_class": 3}))
+    assert main(["validate", str(task)]) == 0  # valid: the data may be written later (finetune's is)
+    got = capsys.readouterr()
+    assert got.out.startswith(f"ok    {task}")
+    assert f"data.source = 'nothere.parquet': no such file or directory yet (relative to {tmp_path}" in got.err
+    assert main(["validate", ""]) == 2  # Path('') would be the working directory
+    assert "paths = '': give a YAML file or a folder, not an empty path" in capsys.readouterr().err

@@ -16,7 +16,10 @@ def add_arguments(p) -> None:
 
 def _files(paths: list[str]) -> list[Path]:
     out = []
-    for p in map(Path, paths):
+    for given in paths:
+        if not given.strip():  # Path('') is the working directory
+            raise HarnessError("paths", given, "give a YAML file or a folder, not an empty path", where="validate")
+        p = Path(given)
         found = sorted(p.glob("*.yaml")) if p.is_dir() else [p]
         if not found:  # an empty folder would otherwise pass, checking nothing
             raise HarnessError("paths", str(p), "no YAML files under this folder (validate reads its *.yaml); "
@@ -38,6 +41,11 @@ def validate_file(path: Path) -> str:
     from harness.attacks import make_attack
 
     make_attack(task.attack.name, task.attack.params)
+    source = Path(task.data.source)
+    if task.data.format != "hub" and not (source if source.is_absolute() else path.parent / source).exists():
+        # a warning, not an error: the data may come later (quickstart-finetuned's is written by `finetune`)
+        _warn(f"recon-harness: warning: {path}: data.source = {task.data.source!r}: no such file or directory yet "
+              f"(relative to {path.parent}, as run reads it); run will refuse the task until it exists")
     return "task"
 
 
