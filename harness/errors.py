@@ -27,6 +27,10 @@ class HarnessError(Exception):
 
 
 def did_you_mean(name: str, choices: Iterable[str]) -> str:
-    """A ' (did you mean X?)' hint, or '' when nothing is close."""
-    close = difflib.get_close_matches(str(name), list(choices), n=1, cutoff=0.5)
+    """A ' (did you mean X?)' hint, or '' when nothing is close: the shortest choice that holds the name (three
+    letters or more: 'tpr' -> 'tpr_at_fpr', which spelling distance would give as 'fpr'), else the closest spelling."""
+    choices = list(choices)
+    name = str(name)
+    holding = sorted((c for c in choices if len(name) >= 3 and name.lower() in str(c).lower() and c != name), key=len)
+    close = holding[:1] or difflib.get_close_matches(name, choices, n=1, cutoff=0.5)
     return f" (did you mean {close[0]!r}?)" if close else ""

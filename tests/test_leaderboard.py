@@ -77,6 +77,8 @@ def test_rows_pool_seeds_and_sort(results):
     assert [r["model"] for r in build(results, sort="members_at_fpr", ascending=True)][0] == "bert"
     with pytest.raises(HarnessError, match="did you mean 'tpr_at_fpr'"):
         build(results, sort="tpr_at_fp")
+    with pytest.raises(HarnessError, match="did you mean 'tpr_at_fpr'"):  # the column holding it, not 'fpr' one letter off
+        build(results, sort="tpr")
 
 
 def test_hours_of_units_run_wrote_come_from_their_attack_time_and_device(tmp_path):
