@@ -73,7 +73,7 @@ def test_run_writes_every_table_with_provenance(tmp_path, bert_card, capsys):
     flat = " ".join(printed.split())
     assert flat.count("20 non-members resolve no false-positive rate below 5%, not 1%") == 1  # one note for both victims
     assert "selection~member" in flat and "inversion~selection" in flat  # each inversion line's two cosines, named
-    assert f"wrote {out}: rows candidates 16," in flat
+    assert f"wrote {out} (unit " in flat and "none+paper): rows candidates 16," in flat  # which unit, which recipe
     from harness.scoring.verdict import verdict
 
     for v in victims:

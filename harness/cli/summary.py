@@ -64,7 +64,8 @@ def print_summary(o: UnitOutput, out, console: Console | None = None) -> None:
             console.print(f"  {real.scores.member_best[i]:.3f} {mark}  {str(o.split.member_inputs[i])[:90]}")
     if out is not None:
         counts = ", ".join(f"{k} {v}" for k, v in o.row_counts.items())
-        console.print(f"wrote {out}: rows {counts}; total {o.wall_s:.1f}s")
+        recipe = f"{u.task.victim.transform}+{u.task.victim.trainer}"
+        console.print(f"wrote {out} (unit {u.unit_id}, {recipe}): rows {counts}; total {o.wall_s:.1f}s")
 
 
 def _print_inversions(o: UnitOutput, console: Console) -> None:
