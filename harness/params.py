@@ -18,8 +18,9 @@ def validated_params(model: type[BaseModel], params: dict, prefix: str) -> BaseM
                 f"{prefix}.{key}", params[key],
                 f"unknown parameter{did_you_mean(key, fields)}; allowed: {', '.join(sorted(fields)) or 'none'}",
             )
-    for key, value in params.items():  # pydantic reads true/false as 1/0 for a number (m: true ran with m = 1)
-        if isinstance(value, bool) and not _takes_bool(fields[key].annotation):
+    for key, value in params.items():  # pydantic reads true/false as 1/0 (m: true ran with m = 1); text such as
+        # '1e-3' stays accepted: YAML reads 1e-3 without a dot as text
+        if isinstance(value, bool) and not _takes(fields[key].annotation, bool):
             raise HarnessError(f"{prefix}.{key}", value, f"is true/false where a number is asked ({fields[key].description})")
     try:
         return model(**params)
@@ -37,11 +38,10 @@ def validated_params(model: type[BaseModel], params: dict, prefix: str) -> BaseM
                            err.get("msg", "invalid") + described) from None
 
 
-def _takes_bool(annotation) -> bool:
-    """Whether a field's type admits a bool (bool itself, or a union or literal holding one)."""
+def _takes(annotation, kind: type) -> bool:
+    """Whether a field's type admits values of `kind` (bool or str): the type itself, or a union or literal holding one."""
     import typing
 
-    if annotation is bool:
+    if annotation is kind:
         return True
-    args = typing.get_args(annotation)
-    return any(a is bool or isinstance(a, bool) or _takes_bool(a) for a in args)
+    return any(a is kind or isinstance(a, kind) or _takes(a, kind) for a in typing.get_args(annotation))

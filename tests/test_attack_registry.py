@@ -46,3 +46,11 @@ def test_head_backbone_mismatch_fails_before_work(name):
     victim = Victim(head=head, loss="logistic", num_classes=2, frame=Frame(torch.zeros(384)))
     with pytest.raises(HarnessError, match="victim.frame"):
         make_attack(name, {"iterations": 10**6, "restarts": 10**4}).reconstruct(victim, progress=False)
+
+
+def test_yaml_numbers_read_as_text_stay_accepted():
+    """PyYAML reads `lr: 1e-3` (no dot) as the text '1e-3': it must still be the number, not refused."""
+    import yaml
+
+    params = yaml.safe_load("lr: 1e-3\nm: 40\n")
+    assert params["lr"] == "1e-3" and make_attack("kkt", params).params.lr == pytest.approx(1e-3)
