@@ -161,7 +161,7 @@ def match_rows(base: dict, split: MemberSplit, o: VictimOutcome) -> list[dict]:
     for i in range(split.n):
         rows.append({
             **base, "victim": o.trained.kind, "kind": "member", "index": i,
-            "source_row": int(split.member_rows[i]), "label": int(o.trained.labels[i]),
+            "source_row": int(split.member_rows[i]), "label": int(split.member_labels[i]),  # not the null's training labels
             "best_candidate": int(s.member_best_idx[i]) if s.member_best_idx[i] >= 0 else None,
             "score": _f(s.member_best[i]),
             "passed": bool(s.member_best[i] > s.threshold),
