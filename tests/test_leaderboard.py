@@ -61,6 +61,15 @@ def results(tmp_path) -> Path:
     return tmp_path / "res"
 
 
+def test_the_control_size_is_the_fewest_of_the_seeds(tmp_path):
+    store = ResultStore(tmp_path / "res")
+    for seed, n in ((0, 20), (1, 40)):
+        uid, real = _victim("bert", seed, "real", 2)
+        store.write("victims", uid, [{**real, "n_control": n}])
+    (row,) = build(tmp_path / "res")
+    assert row["n_control"] == 20 and row["fpr"] == 0.01  # 20 resolve no rate below 5%: the reader can tell
+
+
 def test_rows_pool_seeds_and_sort(results):
     rows = build(results)
     assert [(r["model"], r["setting"].split()[2]) for r in rows] == [("vit", "wd=0"), ("vit", "wd=0.01"), ("bert", "wd=0")]
@@ -91,6 +100,7 @@ def test_hours_of_units_run_wrote_come_from_their_attack_time_and_device(tmp_pat
                                      {**null, "attack_s": seconds[1], "device": device}])
     rows = {r["model"]: r for r in build(tmp_path / "res")}
     assert rows["bert"]["cpu_hours"] == pytest.approx(0.3) and rows["bert"]["gpu_hours"] == 0  # (360 + 180) s x 2 threads
+    assert rows["bert"]["n_control"] is None  # rows written before the column: unknown, not 0
     assert rows["vit"]["gpu_hours"] == pytest.approx(0.2) and rows["vit"]["cpu_hours"] == 0
 
 

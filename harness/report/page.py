@@ -173,7 +173,7 @@ def _trends(victims: list[dict]) -> str:
             pts[x].append(v["members_passed"])
         if len(pts) > 1:
             xs = sorted(pts)
-            out.append(_plot(plots.trend(xs, {"members passing 1%-FPR threshold": [float(np.mean(pts[x])) for x in xs]}, label, f"reconstructed vs {label}"), f"trend {label}"))
+            out.append(_plot(plots.trend(xs, {"members passing 1%-FPR threshold": [float(np.mean(pts[x])) for x in xs]}, label, f"members passing vs {label}"), f"trend {label}"))
     return f'<h2>Trends</h2><div class="plots">{"".join(out)}</div>' if out else ""
 
 
