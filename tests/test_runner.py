@@ -231,3 +231,41 @@ def test_resumed_unit_equals_the_straight_run_null_victim_included(tmp_path):
 
 def _no_train(unit, prep, kinds):
     raise AssertionError("a resumed unit reuses its trained victims")
+
+
+def test_a_resume_cut_into_other_shards_recomputes_them_and_drops_the_strays(tmp_path):
+    """restarts_per_shard changed between a run and its resume: a stored shard of another size is computed again, not
+    merged as it is (the unit got more restarts than its settings say), and shards no job names leave the store."""
+    out = tmp_path / "out"
+    (tmp_path / "a").mkdir(), (tmp_path / "b").mkdir()
+    ones, _ = _plan(tmp_path / "a", grid={}, restarts_per_shard=1)  # 3 shards of 1 restart per victim
+    _drive(ones, out).run()
+    uid = next(ones.units()).unit_id
+    (out / "victims" / f"{uid}.parquet").unlink()  # as if the driver had died before the merge
+    twos, _ = _plan(tmp_path / "b", grid={}, restarts_per_shard=2)  # shards of 2 + 1 restarts
+    assert next(twos.units()).unit_id == uid
+    c = _drive(twos, out).run()
+    assert (c.shards_run, c.shards_reused) == (2, 2)  # s0000 (1 stored, 2 asked) again; s0001 is the same work: kept
+    store = ResultStore(out, create=False)
+    assert all(v["n_runs"] == 3 for v in store.read("victims").to_pylist())  # the task's 3 restarts, not 1 + 1 + 1 + 2
+    assert sorted(p.name.removeprefix(uid + "-") for p in (out / "shards").iterdir()) == [
+        "null-s0000.parquet", "null-s0001.parquet", "real-s0000.parquet", "real-s0001.parquet"]  # s0002: gone
+
+
+def test_run_into_a_sweeps_store_drops_that_units_shards(tmp_path):
+    """`run` computes a unit without shards: once its rows replace the sweep's, the sweep's shards of that unit (which
+    the leaderboard's hours read) are not left describing other work."""
+    import yaml
+
+    from tests.test_sweep import TASK
+
+    plan, _ = _plan(tmp_path, grid={})
+    out = tmp_path / "out"
+    _drive(plan, out).run()
+    uid = next(plan.units()).unit_id
+    assert list((out / "shards").glob(f"{uid}-*"))
+    task = tmp_path / "tiny-cifar.yaml"
+    task.write_text(yaml.safe_dump(TASK))
+    assert main(["run", str(task), "--out", str(out), "--no-evidence", "--quiet"]) == 0
+    assert not list((out / "shards").glob(f"{uid}-*"))
+    assert len(ResultStore(out, create=False).read("victims").to_pylist()) == 2  # real and null, replaced once

@@ -201,6 +201,7 @@ def write_unit(out: Path, unit: Unit, rows: dict[str, list[dict]]) -> dict[str, 
     store = ResultStore(out)
     for name in TABLES:
         store.write(name, unit.unit_id, rows[name])
+    store.remove_parts("shards", unit.unit_id)  # a sweep's shards of this unit: these rows no longer come from them
     store.retire_superseded(unit.unit_id)
     return {k: len(v) for k, v in rows.items()}
 

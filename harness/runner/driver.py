@@ -173,6 +173,8 @@ class SweepDriver:
                 if name in value:
                     write_table(self.store, name, uid, value[name])
             clear_failures(self.store, uid)
+            # shards no job of this plan names (a run cut into more of them) are not part of these rows
+            self.store.remove_parts("shards", uid, [f"{kind}-{job.part}" for kind, job in ur.pu.jobs()])
             self.store.retire_superseded(uid)
             ur.finished = True
             self.counts.units_done += 1

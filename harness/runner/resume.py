@@ -59,7 +59,18 @@ def load_trained(root: Path, unit_id: str, kinds: tuple[str, ...]) -> tuple[Trai
 
 
 def done_shards(store: ResultStore, unit_id: str, jobs: list) -> set[tuple[str, int]]:
-    return {(kind, job.index) for kind, job in jobs if store.has("shards", unit_id, f"{kind}-{job.part}")}
+    """The jobs whose shard the store holds as the same work (its restarts and seed): a shard cut to another size
+    (the sweep's restarts_per_shard changed between runs) is computed again, not merged as it is."""
+    import pyarrow.parquet as pq
+
+    done = set()
+    for kind, job in jobs:
+        path = store.path("shards", unit_id, f"{kind}-{job.part}")
+        if path.is_file():
+            rows = pq.read_table(path, columns=["restarts", "shard_seed"]).to_pylist()
+            if rows and (rows[0]["restarts"], rows[0]["shard_seed"]) == (job.restarts, job.seed):
+                done.add((kind, job.index))
+    return done
 
 
 def clear_failures(store: ResultStore, unit_id: str) -> None:

@@ -162,6 +162,13 @@ class ResultStore:
                     f.unlink()
         return old
 
+    def remove_parts(self, table: str, unit_id: str, keep: Iterable[str] = ()) -> None:
+        """Remove the unit's part files of `table` (UNIT-PART.parquet) other than the parts in `keep`."""
+        kept = {self.path(table, unit_id, part).name for part in keep}
+        for f in (self.root / table).glob(f"{safe_name(unit_id, 'unit_id')}-*.parquet"):
+            if f.name not in kept:
+                f.unlink(missing_ok=True)
+
     def has(self, table: str, unit_id: str, part: str = "") -> bool:
         return self.path(table, unit_id, part).is_file()
 
