@@ -322,3 +322,15 @@ def test_validate_warns_of_data_not_there_yet_and_refuses_an_empty_path(tmp_path
     assert f"data.source = 'nothere.parquet': no such file or directory yet (relative to {tmp_path}" in got.err
     assert main(["validate", ""]) == 2  # Path('') would be the working directory
     assert "paths = '': give a YAML file or a folder, not an empty path" in capsys.readouterr().err
+
+
+def test_a_run_whose_attack_diverged_writes_its_rows_and_report_and_says_so(tmp_path, bert_card, capsys):
+    """Every run of the attack diverges (a step of 1e6): no candidate, no threshold. The rows say 'not measured'
+    (null TPR, not 0), the report is written, and the run exits 0 (it wrote its results: not a bad input)."""
+    out = tmp_path / "out"
+    attack = {"name": "kkt", "params": {"m": 4, "restarts": 2, "iterations": 50, "lr": 1e6, "optimizer": "sgd"}}
+    assert _run(_task(tmp_path, bert_card, attack=attack), "--out", out, "--cache", tmp_path / "c", evidence=True) == 0
+    victims = ResultStore(out, create=False).read("victims").to_pylist()
+    assert all(v["tpr_at_fpr"] is None and v["threshold"] is None for v in victims)
+    assert "nothing was measured" in " ".join(capsys.readouterr().out.split())
+    assert "nothing was measured" in (out / "report.html").read_text()

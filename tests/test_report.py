@@ -135,6 +135,26 @@ def test_verdict_tells_reconstruction_from_membership_signal():
     assert "(SSIM &gt; 0.4): reconstructions" in _verdict({**row, "good_at_0_8": 0, "good_ssim": 5})
     assert "membership signal" in _verdict({**row, "good_at_0_8": 9, "good_ssim": 0})
     assert "nothing recovered" in _verdict({**row, "members_passed": 0})
+    # no finite candidate (every run diverged): no threshold, so nothing was measured, which is not 'nothing recovered'
+    unmeasured = _verdict({**row, "members_passed": 0, "threshold": None})
+    assert "nothing was measured, which is not the same as nothing recovered" in unmeasured
+    assert "No member passes" not in unmeasured
+
+
+def test_a_victim_whose_attack_diverged_is_reported_unmeasured(tmp_path):
+    """Every run diverged: the row's TPR is null (not 0), the run still writes its report and exits 0."""
+    import numpy as np
+    import torch
+
+    from harness.attacks.base import AttackResult
+    from harness.pipeline.stages import Embedded, score_stage
+
+    emb = Embedded(members=torch.randn(4, 6), nonmembers=torch.randn(10, 6), mean=torch.zeros(6), normalized=False,
+                   cache_hit=False, wall_s=0.0)
+    result = AttackResult(candidates=torch.full((3, 6), float("nan")), lambdas=torch.zeros(3), labels=torch.zeros(3),
+                          run_ids=torch.zeros(3), runs=[], params={})
+    scores = score_stage(result, emb, 0.01)
+    assert np.isnan(scores.tpr) and np.isnan(scores.threshold) and not scores.passed().any()
 
 
 def test_pixel_score_stage_counts_planted_copies_and_skips_diverged_runs():
@@ -162,7 +182,7 @@ def test_report_cli_and_bad_input(text_results, tmp_path, capsys):
     ResultStore(empty)  # a results directory with nothing in it
     assert main(["report", str(empty)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "no candidates" in err[0] and not (empty / "report.html").exists()
+    assert len(err) == 1 and "no victims to report on" in err[0] and not (empty / "report.html").exists()
     assert main(["report", str(tmp_path / "nowhere")]) == 2
     assert "no such directory" in capsys.readouterr().err
 

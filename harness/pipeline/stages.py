@@ -197,14 +197,15 @@ def pixel_score_stage(result: AttackResult, emb: Embedded, fpr: float, shape: tu
 
 def score_stage(result: AttackResult, emb: Embedded, fpr: float) -> MatchScores:
     """Cosine in the centred space the attack works in, members vs. the non-member control.
-    Non-finite candidates (diverged runs) are left out; with none left, nothing is reconstructed."""
+    Non-finite candidates (diverged runs) are left out; with none left there is no threshold: the TPR is NaN (null on
+    the row: not measured, not 0)."""
     m = len(result.candidates)
     ok = finite_candidates(result)
     _, control = start_pool(result.params, len(emb.nonmembers))
     if not ok.any():
         n, k = len(emb.members), len(control)
         nan = lambda size: np.full(size, np.nan)  # noqa: E731
-        return MatchScores(nan(n), np.full(n, -1), nan(k), nan(m), np.full(m, -1), float("nan"), fpr, 0.0)
+        return MatchScores(nan(n), np.full(n, -1), nan(k), nan(m), np.full(m, -1), float("nan"), fpr, float("nan"))  # unmeasured
     keep = np.flatnonzero(ok.numpy())
     scores = match(result.candidates[ok].double(), emb.members.double(), emb.nonmembers[control].double(), fpr=fpr,
                    public=emb.nonmembers.double())

@@ -112,7 +112,8 @@ def _verdict(v: dict) -> str:
     text = verdict(v["n_members"], v["members_passed"] or 0, v["fpr"], v["good_at_0_8"] or 0, v.get("good_ssim"),
                    linear=len(v.get("head_dims") or []) == 2,
                    public_good=v.get("public_good_ssim" if pixels else "public_good_at_0_8"),  # None in rows written before them
-                   beyond_public=v.get("good_ssim_beyond_public" if pixels else "good_at_0_8_beyond_public"))
+                   beyond_public=v.get("good_ssim_beyond_public" if pixels else "good_at_0_8_beyond_public"),
+                   measured=v.get("threshold", 0.0) is not None)  # null: no finite candidate to set it
     return f'<p class="verdict"><b>What was recovered:</b> {_e(text)}</p>'
 
 
@@ -180,9 +181,8 @@ def _trends(victims: list[dict]) -> str:
 def render(root: Path) -> str:
     store = ResultStore(root, create=False)
     victims = store.read("victims").to_pylist()
-    n_cands = sum(v["n_candidates"] or 0 for v in victims)
-    if not victims or n_cands == 0:
-        raise HarnessError("results", str(root), "has no candidates to report on; run `recon-harness run TASK --out DIR` first")
+    if not victims:  # a victim whose attack left no candidate is reported as such (its verdict says so)
+        raise HarnessError("results", str(root), "holds no victims to report on; run `recon-harness run TASK --out DIR` first")
     matches = _group(store.read("matches").to_pylist())
     scores = _group(store.read("selection_scores").to_pylist())
     sels = _group(store.read("selections").to_pylist())

@@ -11,13 +11,17 @@ LINEAR = ("Linear head: the KKT condition fixes only a weighted sum of the membe
 
 
 def verdict(n: int, passed: int, fpr: float, good_cosine: int, good_ssim: int | None = None, linear: bool = False,
-            public_good: int | None = None, beyond_public: int | None = None) -> str:
+            public_good: int | None = None, beyond_public: int | None = None, measured: bool = True) -> str:
     """`passed`: members above the FPR threshold; `good_cosine`: members with a candidate at cosine
     > 0.8; `good_ssim`: members with one at SSIM > 0.4, for pixel victims (it then decides). A `linear`
     head (no hidden layer) is scored on its weighted sum: a membership signal at most. `public_good`:
     members the public inputs alone match by the deciding rule; `beyond_public`: members with a
     candidate that matches them by that rule and more closely than any public input. When the public
-    inputs alone match some members, the sentence says how many reconstructions go beyond them."""
+    inputs alone match some members, the sentence says how many reconstructions go beyond them. Not `measured`: the
+    attack left no finite candidate (every run diverged), so there is no threshold and nothing was measured."""
+    if not measured:
+        return ("The attack left no usable candidate (every run diverged; attack_runs gives each run's status): "
+                "nothing was measured, which is not the same as nothing recovered.")
     if linear:
         signal = f"{passed} of {n} members pass the {fpr:.0%}-FPR threshold against that sum" if passed else \
             f"no member passes the {fpr:.0%}-FPR threshold against that sum"
