@@ -334,3 +334,12 @@ def test_a_run_whose_attack_diverged_writes_its_rows_and_report_and_says_so(tmp_
     assert all(v["tpr_at_fpr"] is None and v["threshold"] is None for v in victims)
     assert "nothing was measured" in " ".join(capsys.readouterr().out.split())
     assert "nothing was measured" in (out / "report.html").read_text()
+
+
+def test_the_head_announced_is_the_head_trained(tmp_path, bert_card, capsys):
+    """sklearn-mlp brings its own 100 hidden units: the progress names them, not the task's widths."""
+    task = _task(tmp_path, bert_card, null_victim=False, victim={"transform": "standardize", "trainer": "sklearn-mlp",
+                                                                  "params": {"max_iter": 5}})
+    assert main(["run", str(task), "--out", str(tmp_path / "out"), "--cache", str(tmp_path / "c"), "--no-evidence"]) == 0
+    said = " ".join(capsys.readouterr().err.split())
+    assert "head [32, 100, 1] (relu)" in said and "[32, 32]" not in said

@@ -240,13 +240,14 @@ def run_unit(unit: Unit, resolved: ResolvedModel, out: Path | None, cache_dir: P
                       f"on {ck['logits_checked_on']} inputs; attacked: {ck['attacked']}")
     trained, results = Trained({}), {}
     for kind in victim_kinds(task, given is not None or prep.given is not None):
-        head_of = (f"the checkpoint's head {prep.given[0].dims} ({prep.given[0].activation})" if prep.given is not None
-                   else f"{task.victim.label}, head {[emb.dim, *task.head.widths]}")
-        _stage(console, f"victim ({kind}): {head_of} loss={task.head.loss}")
+        head_of = f"the checkpoint's head" if prep.given is not None else task.victim.label
+        _stage(console, f"victim ({kind}): {head_of}, loss={task.head.loss}")
         got = train(unit, prep, (kind,), given, progress)
         trained.victims.update(got.victims)
         trained.train_s.update(got.train_s)
         v = got.victims[kind]
+        # the head as trained or given (a trainer may bring its own widths: sklearn-mlp 100, linear none)
+        console.print(f"  head {v.head.dims} ({v.head.activation})" + ("" if v.report else ", given"))
         if v.report:
             console.print(
                 f"  loss {v.report.final_loss:.2e}, grad {v.report.grad_norm:.1e}, {v.report.steps} steps ({v.report.stopped_by}), "
