@@ -123,6 +123,8 @@ def test_text_victims_have_no_ssim_and_a_verdict(text_results, tmp_path):
     assert all(v["good_ssim"] is None and v["ssim_threshold"] is None for v in victims)
     page = build_report(text_results, tmp_path / "t.html").read_text()
     assert page.count("What was recovered:") == 2 and "SSIM &gt; 0.4 (good" not in page
+    # the null victim's diagnostics describe the rows it trained on (a disjoint draw), and say so
+    assert page.count("members the weights carry") == 1 and page.count("its own training rows (not the members) the weights carry") == 1
 
 
 def test_verdict_tells_reconstruction_from_membership_signal():

@@ -65,6 +65,8 @@ def _checkpoint(v: dict) -> str:
 
 
 def _metrics(v: dict, scores: list[dict]) -> str:
+    # a null victim's diagnostics are of the rows it trained on (a disjoint draw, or shuffled labels), not the members
+    rows_of = "members" if v.get("victim") == "real" else "its own training rows (not the members)"
     rows = [
         ["members / non-members", f"{v['n_members']} / {v['n_nonmembers']}"],
         ["head", "-".join(map(str, v["head_dims"] or [])) + f" ({v['head_params']} params)"],
@@ -73,10 +75,10 @@ def _metrics(v: dict, scores: list[dict]) -> str:
          + (f"; active units per member {_f(v['active_share'], '.2f')}" if v.get("active_share") is not None else "")
          + (f"; DP epsilon {_f(v['dp_epsilon'], '.2f')}" if v.get("dp_epsilon") is not None else "")],
         ["train loss / test acc / oracle residual", f"{_f(v['train_loss'], '.1e')} / {_f(v['test_acc'], '.2f')} / {_f(v['oracle_residual'])}"],
-        *([["members the weights carry (participation ratio of the oracle fit; the search finds those with the "
+        *([[f"{rows_of} the weights carry (participation ratio of the oracle fit; the search finds those with the "
             "largest parts first)", f"{_f(v['effective_members'], '.1f')} of {v['n_members']}"]]
           if v.get("effective_members") is not None else []),
-        *([["members W1's row space holds (cut into the directions kkt searches, still at cosine > 0.8: at most "
+        *([[f"{rows_of} W1's row space holds (cut into the directions kkt searches, still at cosine > 0.8: at most "
             "this many can come back from there)", f"{v['in_row_space']} of {v['n_members']}"]]
           if v.get("in_row_space") is not None else []),
         ["attack", f"{_e(v['attack'])}: {v['n_runs']} runs, {v['n_candidates']} candidates, {_f(v['attack_s'], '.1f')} s"],
