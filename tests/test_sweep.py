@@ -114,6 +114,7 @@ def test_kkt_auto_init_is_decided_when_the_unit_is_planned(tmp_path):
     assert plan_unit(sklearn, card)[0].task == sklearn  # a head that does not leak keeps rows (its membership signal)
     given, _ = plan_unit(TaskSpec(**{**TASK, "attack": kkt}), card, head_file="head.safetensors")
     assert given.task.attack.params == kkt["params"] and given.task.victim.trainer == "given"  # trained how: unknown
+    assert given.task.null_victim is None  # none is trained beside a given head, and its settings say so
     text = TASKS.get("quickstart")
     assert plan_unit(text, MODELS.get("all-minilm-l6-v2"))[0].task == text
     path = write_sweep(tmp_path, tasks=[{**TASK, "attack": kkt}], grid={})

@@ -18,5 +18,5 @@ def given_head_task(task: TaskSpec) -> TaskSpec:
     """A head given as a file (`--head`): how it was trained is not known, so the task's trainer does not
     describe it and is not what decides the attack's `auto` settings (kkt's start: rows, as for every head
     not trained to stationarity by the `paper` recipe). The task's transform still names the inputs' frame
-    where no frame is saved beside the head."""
-    return task.model_copy(update={"victim": VictimSpec(transform=task.victim.transform, trainer="given")})
+    where no frame is saved beside the head. No null victim is trained beside a given head, and the task says so."""
+    return task.model_copy(update={"victim": VictimSpec(transform=task.victim.transform, trainer="given"), "null_victim": None})
