@@ -240,7 +240,7 @@ def run_unit(unit: Unit, resolved: ResolvedModel, out: Path | None, cache_dir: P
                       f"on {ck['logits_checked_on']} inputs; attacked: {ck['attacked']}")
     trained, results = Trained({}), {}
     for kind in victim_kinds(task, given is not None or prep.given is not None):
-        head_of = f"the checkpoint's head" if prep.given is not None else task.victim.label
+        head_of = "the checkpoint's head" if prep.given is not None else task.victim.label
         _stage(console, f"victim ({kind}): {head_of}, loss={task.head.loss}")
         got = train(unit, prep, (kind,), given, progress)
         trained.victims.update(got.victims)
