@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import sys
 import typing
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -113,8 +114,6 @@ def class_detail(name: str, cls: Any) -> tuple[list[str], list[list[str]]]:
 def valid_specs(registry, entries: dict[str, Any]):
     """The specs of the files that load; each one that does not is named on stderr (one line) and left out, so one
     bad file in a search folder does not hide the others."""
-    import sys
-
     for path in entries.values():
         try:
             yield registry.load_file(path)

@@ -74,6 +74,5 @@ def done_shards(store: ResultStore, unit_id: str, jobs: list) -> set[tuple[str, 
 
 
 def clear_failures(store: ResultStore, unit_id: str) -> None:
-    folder = store.root / "failures"
-    for f in [*folder.glob(f"{unit_id}.parquet"), *folder.glob(f"{unit_id}-*.parquet")]:
-        f.unlink(missing_ok=True)
+    store.path("failures", unit_id).unlink(missing_ok=True)
+    store.remove_parts("failures", unit_id)
