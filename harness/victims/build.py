@@ -122,13 +122,14 @@ def build_victim(spec: VictimSpec, head: HeadRecipe, data: VictimData, seed: int
     if not model.is_finite():
         raise HarnessError(field, value, f"the {kind} victim's training diverged (non-finite weights after "
                            f"{fitted.report.steps} steps); lower it (half is a start) or train with head.optimizer lbfgs")
-    if not (kind == "null" and null_mode == "untrained") and active_share(model, x) == 0.0:  # gradient 0: "stationary"
+    victim = diagnosed(kind, model, head.loss, x, labels, frame, fitted.report,
+                       accuracy(model, head.loss, public, data.public_labels), spec, fitted.info, progress)
+    if not (kind == "null" and null_mode == "untrained") and victim.active_share == 0.0:  # gradient 0: "stationary"
         acc = f", train accuracy {fitted.report.train_acc:.2f}" if fitted.report is not None else ""
         raise HarnessError(field, value, f"the {kind} victim's training left every first-layer unit inactive on every "
                            f"training row (a dead head{acc}): it learned nothing to attack; check it (a step far too large kills every "
                            "unit) and the training rows")
-    return diagnosed(kind, model, head.loss, x, labels, frame, fitted.report,
-                     accuracy(model, head.loss, public, data.public_labels), spec, fitted.info, progress)
+    return victim
 
 
 def diagnosed(kind: str, head: MLPHead, loss: str, x: torch.Tensor, labels: torch.Tensor, frame: Frame,
