@@ -6,6 +6,7 @@ import functools
 import importlib.metadata
 import json
 import platform
+import re
 from datetime import datetime, timezone
 
 PACKAGES = ["recon-harness", "torch", "transformers", "huggingface-hub", "datasets", "pyarrow", "ray", "numpy", "scikit-learn"]
@@ -26,6 +27,12 @@ def device_name() -> str:
     import torch
 
     return torch.cuda.get_device_name(0) if torch.cuda.is_available() else f"cpu x{torch.get_num_threads()}"
+
+
+def cpu_threads(device: str | None) -> int | None:
+    """The torch threads a `device_name()` of a CPU run records (`cpu xN`); None for a GPU or an unknown device."""
+    got = re.fullmatch(r"cpu x(\d+)", device or "")
+    return int(got.group(1)) if got else None
 
 
 def versions_json() -> str:

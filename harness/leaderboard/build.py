@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from collections import defaultdict
 from pathlib import Path
 from statistics import mean
 
 import harness.runner.tables  # noqa: F401 - registers the shards table
 from harness.errors import HarnessError, did_you_mean
+from harness.provenance import cpu_threads
 from harness.specs.defaults import with_defaults
 from harness.specs.task import TaskSpec
 from harness.store.store import ResultStore
@@ -133,8 +133,8 @@ def _attack_hours(store: ResultStore, victims: list[dict]) -> dict[str, list[flo
     for v in victims:
         if v["unit_id"] in sharded or not v.get("attack_s"):
             continue
-        cpu = re.fullmatch(r"cpu x(\d+)", v.get("device") or "")
-        hours[v["unit_id"]][0 if cpu is None else 1] += v["attack_s"] * (int(cpu.group(1)) if cpu else 1) / 3600
+        threads = cpu_threads(v.get("device"))
+        hours[v["unit_id"]][0 if threads is None else 1] += v["attack_s"] * (threads or 1) / 3600
     return hours
 
 
