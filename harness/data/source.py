@@ -61,11 +61,8 @@ def load_rows(spec: DataSpec, base_dir: Path | None = None, split_field: str = "
             path = base_dir / path
         if not path.exists():
             raise HarnessError("data.source", source, "no such file or directory; give a path to the data")
-        if spec.format == "parquet" and path.is_file():
-            _check_local_parquet(path, spec.source)
-        if spec.format == "csv" and path.is_file():
-            _check_local_csv(path, spec.source)
         if spec.format in ("parquet", "csv") and path.is_file():
+            (_check_local_parquet if spec.format == "parquet" else _check_local_csv)(path, spec.source)
             if split_field != "data.split":
                 raise HarnessError(
                     split_field, spec.split, f"{spec.source} is one file, one split; give a directory of split-named files "

@@ -119,16 +119,17 @@ def _too_few(task: TaskSpec, name: str, have: int, non: int, null: int) -> None:
     asked = f"class {name!r} has {have} rows, fewer than {task.per_class} members + {non} non-members" + (
         f" + {null} for the disjoint null victim" if null else ""
     )
+    null_fits = bool(null) and task.per_class + non <= have  # the members and non-members fit without a third draw
     fixes = []
     if (most := (have - non) // (2 if null else 1)) >= 1:  # the disjoint null draws per_class rows of its own
         fixes.append(f"lower per_class to at most {most}")
     if non and (room := have - task.per_class - null) >= 1:
         fixes.append(f"lower nonmembers to at most {room * len(task.classes)}")
-    if null and task.per_class + non <= have:
+    if null_fits:
         fixes.append("use null_victim: shuffled (no third draw)")
     fix = ", or ".join(fixes) if fixes else "use data with more rows of this class"
     if have < task.per_class + null:
         raise HarnessError("per_class", task.per_class, f"{asked}; {fix}")
-    if have < task.per_class + non + null and not (null and task.per_class + non <= have):
-        raise HarnessError("nonmembers", task.nonmembers, f"{asked}; {fix}")
-    raise HarnessError("null_victim", task.null_victim, f"{asked}; {fix}")
+    if null_fits:
+        raise HarnessError("null_victim", task.null_victim, f"{asked}; {fix}")
+    raise HarnessError("nonmembers", task.nonmembers, f"{asked}; {fix}")
