@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from harness.data.source import local_path
 from harness.errors import HarnessError
 from harness.registry import MODELS, TASKS, remote_code_warning
 from harness.specs.loading import read_yaml
@@ -41,8 +42,7 @@ def validate_file(path: Path) -> str:
     from harness.attacks import make_attack
 
     make_attack(task.attack.name, task.attack.params)
-    source = Path(task.data.source)
-    if task.data.format != "hub" and not (source if source.is_absolute() else path.parent / source).exists():
+    if task.data.format != "hub" and not local_path(task.data, path.parent).exists():
         # a warning, not an error: the data may come later (quickstart-finetuned's is written by `finetune`)
         _warn(f"recon-harness: warning: {path}: data.source = {task.data.source!r}: no such file or directory yet "
               f"(relative to {path.parent}, as run reads it); run will refuse the task until it exists")

@@ -44,6 +44,12 @@ def _check_local_csv(path: Path, source: str) -> None:
         raise HarnessError("data.source", source, f"holds {'no header and ' if lines == 0 else ''}0 rows; give a data set with rows")
 
 
+def local_path(spec: DataSpec, base_dir: Path | None) -> Path:
+    """A local data source's path: relative ones follow the task file's folder (`base_dir`)."""
+    path = Path(spec.source)
+    return base_dir / path if not path.is_absolute() and base_dir is not None else path
+
+
 SINGLE_FILE_SPLIT = "train"  # the split name of a data set given as one Parquet or CSV file
 
 
@@ -56,9 +62,7 @@ def load_rows(spec: DataSpec, base_dir: Path | None = None, split_field: str = "
     disable_progress_bar()
     source = spec.source
     if spec.format != "hub":
-        path = Path(source)
-        if not path.is_absolute() and base_dir is not None:
-            path = base_dir / path
+        path = local_path(spec, base_dir)
         if not path.exists():
             raise HarnessError("data.source", source, "no such file or directory; give a path to the data")
         if spec.format in ("parquet", "csv") and path.is_file():
