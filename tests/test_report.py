@@ -8,6 +8,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
@@ -109,6 +110,19 @@ def test_vision_report_shows_images(vision_results, tmp_path):
         # public starts half of them are: test_attack_scoring.py)
         assert v["n_control"] == v["n_nonmembers"] == 20
     assert "SSIM &gt; 0.4" in page and page.count("What was recovered:") == 2
+    # each member's SSIM is stored beside its cosine, and the victim's SSIM figures are those rows' aggregates
+    store = ResultStore(vision_results, create=False)
+    matches, cands = store.read("matches").to_pylist(), store.read("candidates").to_pylist()
+    for v in victims:
+        mine = [r for r in matches if r["victim"] == v["victim"] and r["kind"] == "member"]
+        ssim = np.array([r["ssim"] for r in mine])
+        assert len(mine) == v["n_members"] and int((ssim > 0.4).sum()) == v["good_ssim"]
+        assert np.isclose(ssim.mean(), v["mean_member_best_ssim"])
+        assert np.isclose(np.mean([r["ssim_passed"] for r in mine]), v["ssim_tpr_at_fpr"])
+        n_cand = sum(c["victim"] == v["victim"] for c in cands)
+        assert all(0 <= r["ssim_candidate"] < n_cand for r in mine)
+        others = [r for r in matches if r["victim"] == v["victim"] and r["kind"] == "nonmember"]
+        assert all(r["ssim"] is not None and r["ssim_candidate"] is None for r in others)
     # 20 non-members cannot resolve 1%: the page says so beside the threshold
     assert page.count("20 non-members resolve no false-positive rate below 5%, not 1%") == 2
     from harness.scoring.embedding import control_note
@@ -121,6 +135,8 @@ def test_vision_report_shows_images(vision_results, tmp_path):
 def test_text_victims_have_no_ssim_and_a_verdict(text_results, tmp_path):
     victims = ResultStore(text_results, create=False).read("victims").to_pylist()
     assert all(v["good_ssim"] is None and v["ssim_threshold"] is None for v in victims)
+    matches = ResultStore(text_results, create=False).read("matches").to_pylist()
+    assert matches and all(r["ssim"] is None and r["ssim_passed"] is None for r in matches)
     page = build_report(text_results, tmp_path / "t.html").read_text()
     assert page.count("What was recovered:") == 2 and "SSIM &gt; 0.4 (good" not in page
     # the null victim's diagnostics describe the rows it trained on (a disjoint draw), and say so

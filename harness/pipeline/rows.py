@@ -155,6 +155,15 @@ def candidate_rows(base: dict, o: VictimOutcome) -> list[dict]:
     ]
 
 
+def _ssim(p, i: int, member: bool) -> dict:
+    """A match row's SSIM columns: pixel victims only (null otherwise, or when no candidate was finite)."""
+    if p is None:
+        return {"ssim": None, "ssim_candidate": None, "ssim_passed": None}
+    best = p.member_best[i] if member else p.nonmember_best[i]
+    return {"ssim": _f(best), "ssim_candidate": int(p.member_best_idx[i]) if member else None,
+            "ssim_passed": bool(best > p.threshold)}
+
+
 def match_rows(base: dict, split: MemberSplit, o: VictimOutcome) -> list[dict]:
     s = o.scores
     rows = []
@@ -165,6 +174,7 @@ def match_rows(base: dict, split: MemberSplit, o: VictimOutcome) -> list[dict]:
             "best_candidate": int(s.member_best_idx[i]) if s.member_best_idx[i] >= 0 else None,
             "score": _f(s.member_best[i]),
             "passed": bool(s.member_best[i] > s.threshold),
+            **_ssim(o.pixels, i, member=True),
         })
     _, control = start_pool(o.result.params, len(split.nonmember_rows))  # the non-members the scores were judged on
     for i, j in enumerate(control.tolist()):
@@ -173,5 +183,6 @@ def match_rows(base: dict, split: MemberSplit, o: VictimOutcome) -> list[dict]:
             "source_row": int(split.nonmember_rows[j]), "label": int(split.nonmember_labels[j]),
             "best_candidate": None, "score": _f(s.nonmember_best[i]),
             "passed": bool(s.nonmember_best[i] > s.threshold),
+            **_ssim(o.pixels, i, member=False),
         })
     return rows

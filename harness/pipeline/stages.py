@@ -191,8 +191,10 @@ def pixel_score_stage(result: AttackResult, emb: Embedded, fpr: float, shape: tu
     if not ok.any():
         return None
     _, control = start_pool(result.params, len(emb.nonmembers))
-    return match_pixels(result.candidates[ok].double(), emb.members.double(), emb.nonmembers[control].double(), emb.mean.double(),
-                        fpr=fpr, shape=shape, public=emb.nonmembers.double())
+    scores = match_pixels(result.candidates[ok].double(), emb.members.double(), emb.nonmembers[control].double(),
+                          emb.mean.double(), fpr=fpr, shape=shape, public=emb.nonmembers.double())
+    scores.member_best_idx = np.flatnonzero(ok.numpy())[scores.member_best_idx]  # indices into the full candidate list
+    return scores
 
 
 def score_stage(result: AttackResult, emb: Embedded, fpr: float) -> MatchScores:

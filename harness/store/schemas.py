@@ -119,6 +119,10 @@ MATCHES = [
     pa.field("best_candidate", pa.int64()),
     pa.field("score", pa.float64()),  # best cosine (or SSIM) to any candidate
     pa.field("passed", pa.bool_()),  # above the fpr threshold
+    # identity (pixel) backbone only: best SSIM to any candidate, that candidate (members), above the SSIM fpr threshold
+    pa.field("ssim", pa.float64()),
+    pa.field("ssim_candidate", pa.int64()),
+    pa.field("ssim_passed", pa.bool_()),
 ]
 
 # Added with selection and inversion (issue 4); new tables only, existing ones unchanged.
