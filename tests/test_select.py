@@ -77,6 +77,34 @@ def test_lowest_loss_order():
     assert order.tolist() == [3, 2, 1, 0]
 
 
+def test_regression_lambdas_rank_by_their_norm_and_are_stored_whole(tmp_path):
+    from types import SimpleNamespace
+
+    from harness.attacks.base import AttackResult
+    from harness.pipeline.rows import candidate_rows
+    from harness.store import ResultStore
+
+    # a 3-output regression head: candidate 0's first lambda is the largest, candidate 1's vector the longest
+    lam = torch.tensor([[0.9, 0.0, 0.0], [0.1, 2.0, -2.0], [0.6, 0.6, 0.6]])
+    assert lowest_loss_order(torch.zeros(3), {0: 1.0}, lam).tolist() == [1, 2, 0]
+    res = AttackResult(torch.randn(3, 4), torch.zeros(3, dtype=torch.long), lam, torch.zeros(3, dtype=torch.long), [], {})
+    scores = SimpleNamespace(candidate_member=np.array([0, -1, 1]), candidate_best=np.array([0.5, float("nan"), 0.2]))
+    o = SimpleNamespace(result=res, scores=scores, trained=SimpleNamespace(kind="real"))
+    from harness.provenance import now_utc
+
+    base = {k: "x" for k in ("unit_id", "task", "model", "model_id", "revision", "settings", "versions")}
+    base.update(seed=0, created_at=now_utc())
+    rows = candidate_rows(base, o)
+    assert [r["lambdas"] for r in rows] == lam.double().tolist()
+    assert np.allclose([r["lambda_"] for r in rows], lam.double().norm(dim=1).numpy())
+    store = ResultStore(tmp_path / "r")
+    store.write("candidates", "u", rows)
+    assert np.allclose(store.read("candidates", ["lambdas"]).to_pylist()[1]["lambdas"], [0.1, 2.0, -2.0])
+    one = candidate_rows(base, SimpleNamespace(
+        result=AttackResult(res.candidates, res.labels, lam[:, 0], res.run_ids, [], {}), scores=scores, trained=o.trained))
+    assert [r["lambda_"] for r in one] == lam[:, 0].double().tolist() and all(r["lambdas"] is None for r in one)
+
+
 def test_bad_input():
     with pytest.raises(HarnessError, match="nothing to select"):
         select_candidates(torch.empty(0, 4), torch.empty(0))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
+import numpy as np
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -59,6 +60,14 @@ class RunRecord:
     # why it ended: "iterations" (its budget ran out), "time_budget" (the opt-in time_budget_s cut it),
     # "pruned" (successive halving), "diverged"; None where not recorded (results of older versions)
     stopped_by: str | None = None
+
+
+def lambda_size(lambdas, m: int) -> np.ndarray:
+    """Each candidate's weight in theta as one number: its lambda, or for a regression head's (m, C) lambdas their
+    norm (the first column alone ranks by one output). Non-finite sizes are -inf (ranked last)."""
+    lam = np.zeros((m, 1)) if lambdas is None else np.asarray(lambdas, dtype=np.float64).reshape(m, -1)
+    size = lam[:, 0] if lam.shape[1] == 1 else np.linalg.norm(lam, axis=1)
+    return np.where(np.isfinite(size), size, -np.inf)
 
 
 @dataclass

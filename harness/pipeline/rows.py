@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from harness.attacks.base import AttackResult
+from harness.attacks.base import AttackResult, lambda_size
 from harness.data.split import MemberSplit
 from harness.pipeline.plan import Unit
 from harness.pipeline.stages import Embedded, public_norm, start_pool
@@ -137,7 +137,8 @@ def candidate_rows(base: dict, o: VictimOutcome) -> list[dict]:
     res, s = o.result, o.scores
     if len(res.candidates) == 0:
         return []
-    lam = res.lambdas.reshape(len(res.candidates), -1)[:, 0].double().numpy()
+    full = res.lambdas.reshape(len(res.candidates), -1).double().numpy()
+    lam = lambda_size(full, len(full))
     vecs = res.candidates.float().numpy()
     return [
         {
@@ -150,6 +151,7 @@ def candidate_rows(base: dict, o: VictimOutcome) -> list[dict]:
             "best_member": int(s.candidate_member[i]) if s.candidate_member[i] >= 0 else None,
             "best_member_score": _f(s.candidate_best[i]),
             "vector": vecs[i].tolist(),
+            "lambdas": [_f(v) for v in full[i]] if full.shape[1] > 1 else None,
         }
         for i in range(len(vecs))
     ]

@@ -32,6 +32,7 @@ from typing import Literal
 import numpy as np
 import torch
 
+from harness.attacks.base import lambda_size
 from harness.errors import HarnessError
 
 Method = Literal["agglomerative", "dbscan"]
@@ -109,8 +110,7 @@ def select_candidates(
     run_losses = run_losses or {}
     loss = np.array([run_losses.get(int(r), np.nan) for r in run_ids], dtype=np.float64)
     loss = np.where(np.isfinite(loss), loss, np.inf)
-    lam = np.zeros(m) if lambdas is None else np.asarray(lambdas, dtype=np.float64).reshape(m, -1)[:, 0]
-    lam = np.where(np.isfinite(lam), lam, -np.inf)
+    lam = lambda_size(lambdas, m)
     ok = torch.isfinite(candidates).all(1).numpy() & (candidates.norm(dim=1) > 0).numpy()
     pool = np.flatnonzero(ok)
     if len(pool) == 0:

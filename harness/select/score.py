@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from harness.attacks.base import lambda_size
 from harness.scoring.embedding import cosine_matrix
 
 KS = (10, 20, 50)
@@ -70,8 +71,7 @@ def lowest_loss_order(
     m = len(run_ids)
     loss = np.array([run_losses.get(int(r), np.nan) for r in run_ids], dtype=np.float64)
     loss = np.where(np.isfinite(loss), loss, np.inf)
-    lam = np.zeros(m) if lambdas is None else np.asarray(lambdas, dtype=np.float64).reshape(m, -1)[:, 0]
-    lam = np.where(np.isfinite(lam), lam, -np.inf)
+    lam = lambda_size(lambdas, m)
     order = np.lexsort((-lam, loss))
     if finite is not None:
         order = order[np.asarray(finite, dtype=bool)[order]]

@@ -104,10 +104,11 @@ CANDIDATES = [
     pa.field("candidate", pa.int64(), nullable=False),
     pa.field("run_id", pa.int64()),
     pa.field("label", pa.int64()),
-    pa.field("lambda_", pa.float64()),
+    pa.field("lambda_", pa.float64()),  # its lambda; for a head of C > 1 regression outputs, the norm of its C lambdas
     pa.field("best_member", pa.int64()),  # nearest member (ground truth; scoring only)
     pa.field("best_member_score", pa.float64()),
     pa.field("vector", pa.list_(pa.float32())),  # centred candidate
+    pa.field("lambdas", pa.list_(pa.float64())),  # the C lambdas of a C > 1 regression head (null for one output)
 ]
 
 MATCHES = [
