@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -98,6 +99,18 @@ def test_attack_a_given_head_file(tmp_path, bert_card, monkeypatch):
     assert _run(_task(tmp_path, bert_card), "--head", head, "--out", out2, "--cache", tmp_path / "c") == 0
     v = ResultStore(out2, create=False).read("victims").to_pylist()
     assert [r["victim"] for r in v] == ["real"] and v[0]["stopped_by"] == "given"
+    assert (v[0]["head_activation"], v[0]["head_bias"]) == ("relu", "first")  # the task's defaults, as trained
+    # a given head's own activation and bias are recorded, not the task's head settings
+    from harness.heads.io import load_head, save_head
+    from harness.heads.mlp import MLPHead
+
+    tanh = MLPHead(load_head(head)[0].dims, bias="all", activation="tanh")
+    save_head(tanh, tmp_path / "tanh.safetensors", {})
+    out3 = tmp_path / "out3"
+    assert _run(_task(tmp_path, bert_card), "--head", tmp_path / "tanh.safetensors", "--out", out3, "--cache", tmp_path / "c") == 0
+    v = ResultStore(out3, create=False).read("victims").to_pylist()
+    assert (v[0]["head_activation"], v[0]["head_bias"]) == ("tanh", "all")
+    assert json.loads(v[0]["settings"])["task"]["head"]["bias"] == "first"  # what the task says, beside it
 
 
 def _bad(tmp_path, capsys, *args) -> str:

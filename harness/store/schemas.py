@@ -28,6 +28,9 @@ VICTIMS = [
     pa.field("num_classes", pa.int64()),
     pa.field("embed_dim", pa.int64()),
     pa.field("head_dims", pa.list_(pa.int64())),
+    # the attacked head's own activation and bias layout (a given head's may differ from the task's head settings)
+    pa.field("head_activation", pa.string()),
+    pa.field("head_bias", pa.string()),
     pa.field("head_params", pa.int64()),
     pa.field("l2_normalized", pa.bool_()),
     pa.field("train_loss", pa.float64()),
