@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import json
 import os
 
 os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"  # loopback only; Ray reads it at import
@@ -248,6 +249,11 @@ def test_a_resume_cut_into_other_shards_recomputes_them_and_drops_the_strays(tmp
     assert (c.shards_run, c.shards_reused) == (2, 2)  # s0000 (1 stored, 2 asked) again; s0001 is the same work: kept
     store = ResultStore(out, create=False)
     assert all(v["n_runs"] == 3 for v in store.read("victims").to_pylist())  # the task's 3 restarts, not 1 + 1 + 1 + 2
+    from harness.sweep.shards import shard_seed
+
+    seed = json.loads(store.read("victims").to_pylist()[0]["settings"])["attack_params"]["seed"]
+    layout = [{"restarts": 2, "seed": shard_seed(seed, 0)}, {"restarts": 1, "seed": shard_seed(seed, 1)}]
+    assert all(v["attack_shards"] == layout for v in store.read("victims").to_pylist())  # the rows say how it was cut
     assert sorted(p.name.removeprefix(uid + "-") for p in (out / "shards").iterdir()) == [
         "null-s0000.parquet", "null-s0001.parquet", "real-s0000.parquet", "real-s0001.parquet"]  # s0002: gone
 
@@ -268,4 +274,7 @@ def test_run_into_a_sweeps_store_drops_that_units_shards(tmp_path):
     task.write_text(yaml.safe_dump(TASK))
     assert main(["run", str(task), "--out", str(out), "--no-evidence", "--quiet"]) == 0
     assert not list((out / "shards").glob(f"{uid}-*"))
-    assert len(ResultStore(out, create=False).read("victims").to_pylist()) == 2  # real and null, replaced once
+    victims = ResultStore(out, create=False).read("victims").to_pylist()
+    assert len(victims) == 2  # real and null, replaced once
+    seed = json.loads(victims[0]["settings"])["attack_params"]["seed"]
+    assert all(v["attack_shards"] == [{"restarts": v["n_runs"], "seed": seed}] for v in victims)  # one attack

@@ -79,6 +79,14 @@ class AttackResult:
     runs: list[RunRecord]
     params: dict[str, Any]  # the attack's validated parameters
     wall_s: float = 0.0
+    # (restarts, seed) of each seeded attack whose restarts these are, in order: one for a run, one per Ray shard
+    shards: list[tuple[int, int]] = field(default_factory=list)
+
+    def layout(self) -> list[tuple[int, int]]:
+        """The shards as recorded, else the one attack `params` describe (none for an attack without restarts)."""
+        if self.shards or "restarts" not in self.params:
+            return list(self.shards)
+        return [(int(self.params["restarts"]), int(self.params.get("seed", 0)))]
 
 
 class AttackParams(BaseModel):

@@ -88,6 +88,7 @@ def victim_row(base: dict, unit: Unit, split: MemberSplit, emb: Embedded, o: Vic
         "typical_norm": _f(public_norm(o.trained.frame, emb)),
         "attack": unit.task.attack.name if not o.trained.linear else "weighted-sum",
         "n_runs": len(o.result.runs),
+        "attack_shards": [{"restarts": r, "seed": sd} for r, sd in o.result.layout()],
         "n_candidates": len(o.result.candidates),
         "score_space": "cosine, centred embeddings",
         "threshold": _f(s.threshold),

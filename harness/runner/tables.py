@@ -54,7 +54,7 @@ def result_of(tbl: pa.Table, dim: int, params: dict) -> AttackResult:
     runs = [RunRecord(**r) for r in json.loads(row["runs"])]
     return AttackResult(
         cands, torch.tensor(row["labels"], dtype=torch.long), lam, torch.tensor(row["run_ids"], dtype=torch.long),
-        runs, params, wall_s=row["compute_s"] or 0.0,
+        runs, params, wall_s=row["compute_s"] or 0.0, shards=[(row["restarts"], row["shard_seed"])],
     )
 
 

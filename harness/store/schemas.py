@@ -55,6 +55,9 @@ VICTIMS = [
     pa.field("typical_norm", pa.float64()),  # median norm of a public input in the victim's frame (the prior's scale)
     pa.field("attack", pa.string()),
     pa.field("n_runs", pa.int64()),
+    # the seeded attacks whose restarts these runs are, in order: one for `run`, one per Ray shard for `sweep`
+    # (the same unit id either way: the candidates differ with the layout, so the row says which it was)
+    pa.field("attack_shards", pa.list_(pa.struct([("restarts", pa.int64()), ("seed", pa.int64())]))),
     pa.field("n_candidates", pa.int64()),
     pa.field("score_space", pa.string()),
     pa.field("threshold", pa.float64()),

@@ -40,8 +40,9 @@ def shard_params(params: dict, job: ShardJob) -> dict:
 
 def merge(results: list[AttackResult], params: dict) -> AttackResult:
     """Concatenate shards in order; run ids are renumbered so they stay unique within the unit."""
-    cands, labels, lams, ids, runs, offset, wall = [], [], [], [], [], 0, 0.0
+    cands, labels, lams, ids, runs, offset, wall, layout = [], [], [], [], [], 0, 0.0, []
     for r in results:
+        layout += r.layout()
         cands.append(r.candidates)
         labels.append(r.labels)
         lams.append(r.lambdas)
@@ -59,4 +60,5 @@ def merge(results: list[AttackResult], params: dict) -> AttackResult:
         runs=runs,
         params=params,
         wall_s=wall,
+        shards=layout,
     )
