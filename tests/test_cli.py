@@ -100,6 +100,10 @@ def test_attack_a_given_head_file(tmp_path, bert_card, monkeypatch):
     v = ResultStore(out2, create=False).read("victims").to_pylist()
     assert [r["victim"] for r in v] == ["real"] and v[0]["stopped_by"] == "given"
     assert (v[0]["head_activation"], v[0]["head_bias"]) == ("relu", "first")  # the task's defaults, as trained
+    # what the harness-saved file states of its training is recorded beside trainer 'given' (not taken as checked)
+    first = ResultStore(out, create=False).read("victims").to_pylist()[0]
+    assert v[0]["trainer"] == "given" and json.loads(v[0]["trainer_info"])["stated"] == {
+        "recipe": first["recipe"], "victim": "real", "unit_id": first["unit_id"], "loss": "logistic"}
     # a given head's own activation and bias are recorded, not the task's head settings
     from harness.heads.io import load_head, save_head
     from harness.heads.mlp import MLPHead
@@ -110,6 +114,7 @@ def test_attack_a_given_head_file(tmp_path, bert_card, monkeypatch):
     assert _run(_task(tmp_path, bert_card), "--head", tmp_path / "tanh.safetensors", "--out", out3, "--cache", tmp_path / "c") == 0
     v = ResultStore(out3, create=False).read("victims").to_pylist()
     assert (v[0]["head_activation"], v[0]["head_bias"]) == ("tanh", "all")
+    assert json.loads(v[0]["trainer_info"]) == {}  # its file states nothing of its training
     assert json.loads(v[0]["settings"])["task"]["head"]["bias"] == "first"  # what the task says, beside it
 
 

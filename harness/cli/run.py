@@ -12,6 +12,7 @@ from harness.cli.preflight import check_outputs, check_run, warn_remote_code
 from harness.cli.summary import print_summary
 from harness.errors import HarnessError
 from harness.heads.io import load_head
+from harness.pipeline.stages import GivenHead
 from harness.pipeline.unit import plan_unit, run_unit
 from harness.registry import MODELS, TASKS
 from harness.victims.build import recipe_parts
@@ -102,7 +103,10 @@ def main(args) -> int:
         for spec in recipe.corpus:
             load_corpus(spec, base_dir)
     out = Path(args.out)
-    given = load_head(args.head)[::2] if args.head else None  # (head, frame saved with it)
+    given = None
+    if args.head:
+        head, meta, frame = load_head(args.head)
+        given = GivenHead(head, frame, meta)  # with the frame saved beside it, and what its metadata states
     warn_remote_code(card)
     console = make_console()
     if args.threads == "auto" and not args.quiet:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 import torch
@@ -100,9 +100,26 @@ def train_stage(
     return build_victim(victim or VictimSpec(), recipe, victim_data(emb, split), seed, kind, null_mode, progress)
 
 
+STATED = ("recipe", "victim", "unit_id", "loss")  # what a head file's recon-harness metadata says of its training
+
+
+class GivenHead(NamedTuple):
+    """A head to attack as it is: from a file (its saved frame, and what its metadata states of its training) or a
+    classifier checkpoint (no statement)."""
+
+    head: MLPHead
+    frame: Frame | None
+    meta: dict = {}
+
+    @property
+    def stated(self) -> dict:
+        return {k: self.meta[k] for k in STATED if k in self.meta}
+
+
 def given_head_stage(head: MLPHead, loss: str, emb: Embedded, split: MemberSplit, path: str,
-                     frame: Frame | None = None) -> TrainedVictim:
-    """A head the user was given, with the frame saved beside it (else: centred by the members' mean)."""
+                     frame: Frame | None = None, stated: dict | None = None) -> TrainedVictim:
+    """A head the user was given, with the frame saved beside it (else: centred by the members' mean). `stated`: what
+    the file's metadata says of its training (a recipe, a null victim's head), recorded as it is, not checked."""
     if head.in_dim != emb.dim:
         raise HarnessError("head", path, f"takes {head.in_dim}-d inputs but the backbone embeds to {emb.dim}-d")
     want = output_dim(loss, len(split.class_names))
@@ -114,7 +131,8 @@ def given_head_stage(head: MLPHead, loss: str, emb: Embedded, split: MemberSplit
     data = victim_data(emb, split)
     x = frame.apply(data.members)
     test_acc = accuracy(head, loss, frame.apply(data.public), torch.as_tensor(split.nonmember_labels))
-    return diagnosed("real", head, loss, x, labels, frame, None, test_acc, VictimSpec(transform=frame.transform, trainer="given"), {})
+    info = {"stated": stated} if stated else {}
+    return diagnosed("real", head, loss, x, labels, frame, None, test_acc, VictimSpec(transform=frame.transform, trainer="given"), info)
 
 
 def public_norm(frame: Frame, emb: Embedded, public: torch.Tensor | None = None) -> float | None:

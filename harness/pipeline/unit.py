@@ -27,13 +27,13 @@ from harness.classifiers.task import checkpoint_task, given_head_task
 from harness.errors import HarnessError
 from harness.data.split import MemberSplit, load_split
 from harness.heads.io import save_head
-from harness.heads.mlp import MLPHead
 from harness.invert.recipe import EvidenceRecipe
 from harness.pipeline.evidence import VictimEvidence, invert_stage, inversion_rows, select_stage, selection_rows, selection_score_rows
 from harness.pipeline.plan import Unit, resolve_attack
 from harness.pipeline.rows import VictimOutcome, candidate_rows, match_rows, provenance, run_rows, victim_row
 from harness.pipeline.stages import (
-    Embedded, attack_stage, checkpoint_stage, embed_stage, given_head_stage, image_shape, pixel_score_stage, score_stage, train_stage,
+    Embedded, GivenHead, attack_stage, checkpoint_stage, embed_stage, given_head_stage, image_shape, pixel_score_stage,
+    score_stage, train_stage,
 )
 from harness.scoring.verdict import GOOD_COSINE
 from harness.specs.model_card import ModelCard
@@ -59,7 +59,7 @@ class Prepared:
     source: str  # where the weights came from
     revision: str
     image_shape: tuple[int, int, int] | None = None  # (C, H, W) of the members, `identity` backbone only
-    given: tuple[MLPHead, Frame] | None = None  # a classifier card: the checkpoint's head, taken as it is
+    given: GivenHead | None = None  # a classifier card: the checkpoint's head, taken as it is
     checkpoint: dict = field(default_factory=dict)  # a classifier card: architecture, labels, what is attacked, logits check
 
     def light(self) -> "Prepared":
@@ -117,12 +117,12 @@ def prepare(backbone: Backbone, unit: Unit, base_dir, cache_dir, progress: bool 
     ckpt = backbone.classifier
     checkpoint = checkpoint_stage(backbone, unit.task, split) if ckpt else {}  # before embedding anything
     emb = embed_stage(backbone, split, normalizes(unit.task, unit.card), cache_dir, progress)
-    given = (ckpt.head, Frame(torch.zeros(emb.dim))) if ckpt else None  # its features as they are: no centring
+    given = GivenHead(ckpt.head, Frame(torch.zeros(emb.dim))) if ckpt else None  # its features as they are: no centring
     shape = image_shape(split) if unit.card.is_identity else None
     return Prepared(split, emb, backbone.resolved.source, backbone.resolved.revision, shape, given, checkpoint)
 
 
-def train(unit: Unit, prep: Prepared, kinds: tuple[str, ...], given: tuple[MLPHead, Frame | None] | None = None,
+def train(unit: Unit, prep: Prepared, kinds: tuple[str, ...], given: GivenHead | None = None,
           progress: bool = False) -> Trained:
     """Train the victims of `kinds`, or take the head given as a file (`given`) or by a classifier checkpoint."""
     given = given or prep.given
@@ -130,7 +130,8 @@ def train(unit: Unit, prep: Prepared, kinds: tuple[str, ...], given: tuple[MLPHe
     for kind in kinds:
         t0 = time.perf_counter()
         if given is not None:
-            v = given_head_stage(given[0], unit.task.head.loss, prep.emb, prep.split, unit.head_file or unit.card.id, given[1])
+            v = given_head_stage(given.head, unit.task.head.loss, prep.emb, prep.split, unit.head_file or unit.card.id,
+                                 given.frame, given.stated)
             out.victims[kind] = replace(v, info=prep.checkpoint) if prep.checkpoint else v
         else:
             out.victims[kind] = train_stage(prep.emb, prep.split, unit.task.head, unit.task.seed, kind, progress,
@@ -214,7 +215,7 @@ def _stage(console: Console, label: str) -> float:
 
 def run_unit(unit: Unit, resolved: ResolvedModel, out: Path | None, cache_dir: Path | None = None,
              base_dir: Path | None = None, progress: bool = True, console: Console | None = None,
-             evidence: EvidenceRecipe | None = None, given: tuple[MLPHead, Frame | None] | None = None,
+             evidence: EvidenceRecipe | None = None, given: GivenHead | None = None,
              memo: dict | None = None, backbone: Backbone | None = None) -> UnitOutput:
     """All stages in order, in this process; rows and heads are written only once every stage has succeeded.
     `evidence` overrides the task's selection / inversion settings (the CLI's --no-evidence, --corpus)
@@ -247,7 +248,9 @@ def run_unit(unit: Unit, resolved: ResolvedModel, out: Path | None, cache_dir: P
         trained.train_s.update(got.train_s)
         v = got.victims[kind]
         # the head as trained or given (a trainer may bring its own widths: sklearn-mlp 100, linear none)
-        console.print(f"  head {v.head.dims} ({v.head.activation})" + ("" if v.report else ", given"))
+        stated = v.info.get("stated") if not v.report else None
+        console.print(f"  head {v.head.dims} ({v.head.activation})" + ("" if v.report else ", given")
+                      + (f"; its file states {', '.join(f'{k} {val}' for k, val in stated.items())}" if stated else ""))
         if v.report:
             console.print(
                 f"  loss {v.report.final_loss:.2e}, grad {v.report.grad_norm:.1e}, {v.report.steps} steps ({v.report.stopped_by}), "
