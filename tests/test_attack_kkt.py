@@ -332,3 +332,13 @@ def test_a_negative_or_exploded_residual_counts_as_diverged():
 
     res = torch.tensor([0.2, 1e-6, -5e21, float("nan"), 3e7, -1e-5])
     assert broken(res, -1e-3).tolist() == [False, False, True, True, True, False]
+
+
+@pytest.mark.parametrize("name", ["kkt", "kkt-reference"])
+def test_the_attacks_progress_bar_is_quiet_in_logs(name, capfd):
+    """Where stderr is not a terminal (cron, ray job logs) the bar refreshes every 10 s, not every 0.1 s: a
+    second-long attack writes its first and last frame, not one per tenth of a second."""
+    v = _victim("logistic", 2, 1, 1e-3)
+    make_attack(name, {"m": 4, "restarts": 1, "iterations": 1500, "lr": 1e-4}).reconstruct(v, progress=True)
+    err = capfd.readouterr().err
+    assert 1 <= err.count("\r") <= 3, err[-500:]

@@ -18,7 +18,6 @@ from typing import Literal
 
 import torch
 from pydantic import Field, model_validator
-from tqdm.auto import tqdm
 
 from harness.attacks import fused, iteration, memory, precision, search
 from harness.attacks.base import Attack, AttackResult, RunRecord, Victim
@@ -31,6 +30,7 @@ from harness.attacks.recombine import Pool
 from harness.attacks.restart_optim import RestartOptimizer
 from harness.attacks.sphere import SphereProjection
 from harness.errors import HarnessError
+from harness.progress import bar as progress_bar
 from harness.victims.frame import Frame
 from harness.victims.spec import DEFAULT_TRAINER
 
@@ -123,7 +123,7 @@ class KKT(Attack):
         runs: list[RunRecord] = []
         out: list[tuple] = []
         total_its = p.brackets * p.iterations
-        bar = tqdm(total=total_its, desc="kkt" + (f" (chunks of {ctx.chunk} restarts)" if ctx.chunk_note else ""),
+        bar = progress_bar(total=total_its, desc="kkt" + (f" (chunks of {ctx.chunk} restarts)" if ctx.chunk_note else ""),
                    disable=not progress, leave=False)
         if ctx.chunk_note:
             log.warning(ctx.chunk_note)

@@ -12,13 +12,13 @@ import time
 
 import torch
 from pydantic import Field
-from tqdm.auto import tqdm
 
 from harness.attacks.base import Attack, AttackResult, RunRecord, Victim
 from harness.attacks.common import KKTParams, check_victim, default_typical_norm, sample_setting
 from harness.attacks.margins import balanced_labels, head_form, lambda_shape, margins
 from harness.attacks.modified_relu import attack_activation
 from harness.attacks.penalties import lambda_penalty, prior_penalty, project_sphere_
+from harness.progress import bar as progress_bar
 
 
 class KKTReferenceParams(KKTParams):
@@ -68,7 +68,7 @@ class KKTReference(Attack):
             lam.requires_grad_()
             opt = torch.optim.SGD([x, lam], lr=s["lr"], momentum=p.momentum)
             curve, status, it, t_run = [], "ok", 0, time.perf_counter()
-            bar = tqdm(range(p.iterations), desc=f"kkt-reference run {r}", disable=not progress, leave=False)
+            bar = progress_bar(range(p.iterations), desc=f"kkt-reference run {r}", disable=not progress, leave=False)
             for it in bar:
                 loss = reference_kkt_loss(head, x, lam, labels, form, s["alpha"])
                 loss = loss + lambda_penalty(lam.unsqueeze(0), s["lambda_min"], form)[0]
@@ -78,7 +78,7 @@ class KKTReference(Attack):
                     break
                 if it % p.curve_every == 0:
                     curve.append(loss.item())
-                    bar.set_postfix(loss=f"{curve[-1]:.3e}")
+                    bar.set_postfix(loss=f"{curve[-1]:.3e}", refresh=False)  # shown at the next refresh
                 opt.zero_grad(set_to_none=True)
                 gx, gl = torch.autograd.grad(loss, [x, lam])
                 x.grad, lam.grad = gx, gl
