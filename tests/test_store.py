@@ -32,6 +32,8 @@ def _sample(t: pa.DataType, name: str, i: int):
         return datetime(2026, 1, 1, tzinfo=timezone.utc)
     if pa.types.is_list(t):
         return [_sample(t.value_type, name, i), _sample(t.value_type, name, i + 1)]
+    if pa.types.is_struct(t):
+        return {f.name: _sample(f.type, f"{name}.{f.name}", i) for f in t}
     raise AssertionError(f"no sample for {t}")
 
 
