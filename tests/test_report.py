@@ -123,6 +123,7 @@ def test_vision_report_shows_images(vision_results, tmp_path):
         assert all(0 <= r["ssim_candidate"] < n_cand for r in mine)
         others = [r for r in matches if r["victim"] == v["victim"] and r["kind"] == "nonmember"]
         assert all(r["ssim"] is not None and r["ssim_candidate"] is None for r in others)
+    assert page.count('alt="SSIM histogram"') == 2 == page.count('alt="similarity histogram"')  # one per victim
     # 20 non-members cannot resolve 1%: the page says so beside the threshold
     assert page.count("20 non-members resolve no false-positive rate below 5%, not 1%") == 2
     from harness.scoring.embedding import control_note
@@ -139,6 +140,7 @@ def test_text_victims_have_no_ssim_and_a_verdict(text_results, tmp_path):
     assert matches and all(r["ssim"] is None and r["ssim_passed"] is None for r in matches)
     page = build_report(text_results, tmp_path / "t.html").read_text()
     assert page.count("What was recovered:") == 2 and "SSIM &gt; 0.4 (good" not in page
+    assert 'alt="SSIM histogram"' not in page and page.count('alt="similarity histogram"') == 2
     # the null victim's diagnostics describe the rows it trained on (a disjoint draw), and say so
     assert page.count("members the weights carry") == 1 and page.count("its own training rows (not the members) the weights carry") == 1
 

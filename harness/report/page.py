@@ -14,6 +14,7 @@ import numpy as np
 from harness.errors import HarnessError
 from harness.report import plots
 from harness.scoring.embedding import control_note
+from harness.scoring.pixels import GOOD_SSIM
 from harness.scoring.verdict import verdict
 from harness.store.store import ResultStore, atomic_write_bytes
 
@@ -203,8 +204,13 @@ def render(root: Path) -> str:
         non = np.array([r["score"] for r in m if r["kind"] == "nonmember" and r["score"] is not None])
         if len(mem):
             title = f"{v['task']} / {v['victim']}"
+            ssim = [np.array([r["ssim"] for r in m if r["kind"] == kind and r.get("ssim") is not None])
+                    for kind in ("member", "nonmember")]  # pixel victims: the published score, per member
             parts.append('<div class="plots">' + _plot(plots.similarity_histogram(mem, non, v["threshold"], title), "similarity histogram")
-                         + _plot(plots.roc_curve(mem, non, title), "TPR/FPR curve") + "</div>")
+                         + _plot(plots.roc_curve(mem, non, title), "TPR/FPR curve")
+                         + (_plot(plots.similarity_histogram(*ssim, v.get("ssim_threshold"), title, "best SSIM to any candidate",
+                                                             good=GOOD_SSIM), "SSIM histogram") if len(ssim[0]) else "")
+                         + "</div>")
         inv = invs.get(key, [])
         sel = {r["rank"]: r for r in sels.get(key, [])}
         if inv and any(r["image_png"] for r in inv):

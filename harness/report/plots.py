@@ -26,7 +26,9 @@ def _fig(w=4.2, h=3.0):
     return plt.subplots(figsize=(w, h))
 
 
-def similarity_histogram(members: np.ndarray, nonmembers: np.ndarray, threshold: float | None, title: str) -> str:
+def similarity_histogram(members: np.ndarray, nonmembers: np.ndarray, threshold: float | None, title: str,
+                         xlabel: str = "best cosine to any candidate", good: float | None = None) -> str:
+    """Members' and non-members' best similarity, the 1%-FPR threshold, and the published 'good' rule (`good`)."""
     fig, ax = _fig()
     vals = np.concatenate([members, nonmembers]) if len(nonmembers) else members
     bins = np.linspace(np.nanmin(vals), np.nanmax(vals), 30) if len(vals) else 10
@@ -34,7 +36,9 @@ def similarity_histogram(members: np.ndarray, nonmembers: np.ndarray, threshold:
     ax.hist(members, bins=bins, alpha=0.7, density=True, label=f"members ({len(members)})", color="#d62728")
     if threshold is not None and np.isfinite(threshold):
         ax.axvline(threshold, color="k", ls="--", lw=1, label="1%-FPR threshold")
-    ax.set_xlabel("best cosine to any candidate")
+    if good is not None:
+        ax.axvline(good, color="#2ca02c", ls=":", lw=1.5, label=f"good (> {good:g})")
+    ax.set_xlabel(xlabel)
     ax.set_ylabel("density")
     ax.set_title(title, fontsize=9)
     ax.legend(fontsize=7)
