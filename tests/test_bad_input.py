@@ -346,6 +346,13 @@ def test_shadowing_cards_and_tasks_are_announced(tmp_path, capfd, monkeypatch):
     assert "model card 'identity'" in err[0] and str(tmp_path / "models" / "identity.yaml") in err[0]
     assert str(ROOT / "models" / "identity.yaml") in err[0] and "shadows" in err[0]
     assert "task 'quickstart'" in err[1] and str(ROOT / "tasks" / "quickstart.yaml") in err[1]
+    # `ls tasks NAME` shows the shadowing file and says, as `run NAME` does, that it shadows the project's own
+    from harness.cli import main
+
+    monkeypatch.setattr("harness.registry._ANNOUNCED", set())
+    assert main(["ls", "tasks", "quickstart"]) == 0
+    err = capfd.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "task 'quickstart'" in err[0] and "shadows" in err[0], err
 
 
 def test_a_shadowing_remote_code_card_is_announced_before_a_run(tmp_path, capfd, monkeypatch):

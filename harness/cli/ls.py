@@ -149,6 +149,7 @@ def spec_detail(registry: str) -> Callable[[str, Any], tuple[list[str], list[lis
     def detail(name: str, path: Any) -> tuple[list[str], list[list[str]]]:
         import harness.registry as reg
 
+        getattr(reg, registry).announce_shadow(name)  # as `run NAME` says it: the file shadows the project's own
         spec = getattr(reg, registry).load_file(path)
         rows = [["file", str(path)]]
         for key, value in spec.model_dump(mode="json").items():
