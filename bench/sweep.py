@@ -34,7 +34,8 @@ import yaml  # noqa: E402
 from harness.runner.local_head import head_pids, procs, stop_head  # noqa: E402
 
 CIFAR = ROOT / "tests" / "fixtures" / "cifar10-test-300.parquet"
-TMP = Path(tempfile.mkdtemp(prefix="rh-bench-sweep-"))
+TMP = Path(tempfile.gettempdir())  # the run's own scratch folder, made once the arguments are read
+BENCHES = ("scaling", "overhead", "resume", "kill", "memory")
 
 
 def sweep_file(name: str, seeds: int, restarts: int, iterations: int, per_shard: int = 1) -> Path:
@@ -254,10 +255,19 @@ def bench_memory() -> None:
 
 
 if __name__ == "__main__":
-    if sys.argv[1:2] == ["--memory-child"]:
-        memory_child(int(sys.argv[2]))
+    import argparse
+
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("which", nargs="*", metavar="BENCH", help=f"any of {', '.join(BENCHES)} (default: all)")
+    ap.add_argument("--memory-child", type=int, help=argparse.SUPPRESS)  # the memory bench's own subprocess
+    args = ap.parse_args()
+    if set(args.which) - set(BENCHES):
+        ap.error(f"unknown bench {', '.join(sorted(set(args.which) - set(BENCHES)))}; choose from {', '.join(BENCHES)}")
+    TMP = Path(tempfile.mkdtemp(prefix="rh-bench-sweep-"))
+    if args.memory_child is not None:
+        memory_child(args.memory_child)
         sys.exit(0)
-    which = sys.argv[1:] or ["scaling", "overhead", "resume", "kill", "memory"]
+    which = args.which or list(BENCHES)
     print(f"bench/sweep.py on {os.cpu_count()} CPUs (load {os.getloadavg()[0]:.1f}); scratch {TMP}")
     if "scaling" in which:
         bench_scaling()
