@@ -105,3 +105,22 @@ def test_public_starts_are_scored_against_other_non_members():
     # scored on the pool itself (what `rows` would do with these candidates), the resting copies pass at cosine 1
     shared = score_stage(dataclasses.replace(result, params={"init": "rows"}), emb, 0.01)
     assert shared.tpr == 0.0
+
+
+def test_the_ssim_candidate_indexes_the_full_candidate_list_when_runs_diverged():
+    """Diverged runs leave non-finite candidates, which scoring skips: each member's SSIM candidate (and cosine one)
+    must still index the attack's whole candidate list, as the candidates table numbers them."""
+    from harness.attacks.base import AttackResult
+    from harness.pipeline.stages import Embedded, pixel_score_stage, score_stage
+
+    g = torch.Generator().manual_seed(2)
+    mean = torch.rand(3072, generator=g) - 0.5
+    members = torch.rand(4, 3072, generator=g) * 2 - 1 - mean
+    nonmembers = torch.rand(20, 3072, generator=g) * 2 - 1 - mean
+    diverged = torch.full((6, 3072), float("nan"))
+    cands = torch.cat([diverged, members * 0.8 + 0.02 * torch.randn(4, 3072, generator=g)])  # member i is candidate 6 + i
+    res = AttackResult(cands, torch.zeros(10, dtype=torch.long), torch.ones(10), torch.zeros(10, dtype=torch.long), [], {})
+    emb = Embedded(members, nonmembers, mean, False, False, 0.0)
+    px = pixel_score_stage(res, emb, 0.01, (3, 32, 32))
+    assert px.member_best_idx.tolist() == [6, 7, 8, 9] and (px.member_best > 0.9).all()
+    assert score_stage(res, emb, 0.01).member_best_idx.tolist() == [6, 7, 8, 9]
