@@ -104,6 +104,10 @@ def test_attack_a_given_head_file(tmp_path, bert_card, monkeypatch):
     first = ResultStore(out, create=False).read("victims").to_pylist()[0]
     assert v[0]["trainer"] == "given" and json.loads(v[0]["trainer_info"])["stated"] == {
         "recipe": first["recipe"], "victim": "real", "unit_id": first["unit_id"], "loss": "logistic"}
+    from harness.report import build_report
+
+    page = build_report(out2, tmp_path / "given.html").read_text()
+    assert "given head: what its file states" in page and f"unit_id {first['unit_id']}" in page and "relu, bias first" in page
     # a given head's own activation and bias are recorded, not the task's head settings
     from harness.heads.io import load_head, save_head
     from harness.heads.mlp import MLPHead

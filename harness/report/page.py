@@ -65,12 +65,20 @@ def _checkpoint(v: dict) -> str:
               f"{info.get('logits_max_abs_diff', float('nan')):.1e} on {info.get('logits_checked_on', 0)} inputs")
 
 
+def _stated(v: dict) -> dict:
+    """What a given head's file states of its training (harness-saved heads: recipe, real or null victim, unit)."""
+    return json.loads(v.get("trainer_info") or "{}").get("stated") or {} if v.get("trainer") == "given" else {}
+
+
 def _metrics(v: dict, scores: list[dict]) -> str:
     # a null victim's diagnostics are of the rows it trained on (a disjoint draw, or shuffled labels), not the members
     rows_of = "members" if v.get("victim") == "real" else "its own training rows (not the members)"
     rows = [
         ["members / non-members", f"{v['n_members']} / {v['n_nonmembers']}"],
-        ["head", "-".join(map(str, v["head_dims"] or [])) + f" ({v['head_params']} params)"],
+        ["head", "-".join(map(str, v["head_dims"] or [])) + f" ({v['head_params']} params"
+         + (f", {_e(v['head_activation'])}, bias {_e(v['head_bias'])}" if v.get("head_activation") else "") + ")"],
+        *([["given head: what its file states of its training (recorded, not checked)",
+            _e(", ".join(f"{k} {val}" for k, val in stated.items()))]] if (stated := _stated(v)) else []),
         *([["checkpoint (its own head attacked)", _checkpoint(v)]] if v.get("model_kind") == "classifier" else []),
         ["victim recipe (transform + trainer)", _e(v.get("recipe") or "none+paper")
          + (f"; active units per member {_f(v['active_share'], '.2f')}" if v.get("active_share") is not None else "")
