@@ -354,8 +354,12 @@ def test_a_run_whose_attack_diverged_writes_its_rows_and_report_and_says_so(tmp_
     assert _run(_task(tmp_path, bert_card, attack=attack), "--out", out, "--cache", tmp_path / "c", evidence=True) == 0
     victims = ResultStore(out, create=False).read("victims").to_pylist()
     assert all(v["tpr_at_fpr"] is None and v["threshold"] is None for v in victims)
+    # nor are members counted: null, not 0 members passing or reconstructed
+    for key in ("members_passed", "good_at_0_8", "good_at_0_9", "good_at_0_8_beyond_public"):
+        assert all(v[key] is None for v in victims), key
     assert "nothing was measured" in " ".join(capsys.readouterr().out.split())
-    assert "nothing was measured" in (out / "report.html").read_text()
+    page = (out / "report.html").read_text()
+    assert "nothing was measured" in page and "<td>- / - of 8</td>" in page
 
 
 def test_the_head_announced_is_the_head_trained(tmp_path, bert_card, capsys):

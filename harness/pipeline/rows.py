@@ -56,6 +56,8 @@ def _f(x) -> float | None:
 
 def victim_row(base: dict, unit: Unit, split: MemberSplit, emb: Embedded, o: VictimOutcome, cache_hit: bool) -> dict:
     s, rep, head = o.scores, o.trained.report, o.trained.head
+    measured = bool(np.isfinite(s.member_best).any())  # False: every run diverged, no candidate to count members by
+    count = lambda x: x if measured else None  # noqa: E731 - not measured is null, not 0 members
     return {
         **base,
         "victim": o.trained.kind,
@@ -95,13 +97,13 @@ def victim_row(base: dict, unit: Unit, split: MemberSplit, emb: Embedded, o: Vic
         "fpr": s.fpr,
         "n_control": len(s.nonmember_best),
         "tpr_at_fpr": _f(s.tpr),
-        "members_passed": int(s.passed().sum()),
+        "members_passed": count(int(s.passed().sum())),
         "mean_member_best": _f(np.mean(s.member_best)),
         "mean_nonmember_best": _f(np.mean(s.nonmember_best)) if len(s.nonmember_best) else None,
-        "good_at_0_8": int((s.member_best > 0.8).sum()),
-        "good_at_0_9": int((s.member_best > 0.9).sum()),
+        "good_at_0_8": count(int((s.member_best > 0.8).sum())),
+        "good_at_0_9": count(int((s.member_best > 0.9).sum())),
         "public_good_at_0_8": s.public_good(GOOD_COSINE),
-        "good_at_0_8_beyond_public": s.beyond_public(GOOD_COSINE),
+        "good_at_0_8_beyond_public": count(s.beyond_public(GOOD_COSINE)),
         "good_ssim": o.pixels.good if o.pixels else None,
         "public_good_ssim": o.pixels.public_good if o.pixels else None,
         "good_ssim_beyond_public": o.pixels.beyond_public if o.pixels else None,

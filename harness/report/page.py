@@ -93,11 +93,11 @@ def _metrics(v: dict, scores: list[dict]) -> str:
         ["attack", f"{_e(v['attack'])}: {v['n_runs']} runs, {v['n_candidates']} candidates, {_f(v['attack_s'], '.1f')} s"],
         [f"threshold at {v['fpr']:.0%} FPR" + (f" (over {v['n_control']} non-members)" if v.get("n_control") is not None else "")
          + (f": {_e(note)}" if (note := control_note(v["fpr"], v.get("n_control"))) else ""), _f(v["threshold"])],
-        ["TPR at that FPR (members passed)", f"{_f(v['tpr_at_fpr'], '.2f')} ({v['members_passed']}/{v['n_members']})"],
+        ["TPR at that FPR (members passed)", f"{_f(v['tpr_at_fpr'], '.2f')} ({_f(v['members_passed'], 'd')}/{v['n_members']})"],
         ["mean best cosine members / non-members", f"{_f(v['mean_member_best'])} / {_f(v['mean_nonmember_best'])}"],
-        ["members with a candidate at cosine > 0.8 / > 0.9", f"{v['good_at_0_8']} / {v['good_at_0_9']} of {v['n_members']}"],
+        ["members with a candidate at cosine > 0.8 / > 0.9", f"{_f(v['good_at_0_8'], 'd')} / {_f(v['good_at_0_9'], 'd')} of {v['n_members']}"],
         *([["of those at > 0.8: closer than any public input / members the public inputs alone match at > 0.8",
-            f"{v['good_at_0_8_beyond_public']} / {v['public_good_at_0_8']}"]] if v.get("public_good_at_0_8") is not None else []),
+            f"{_f(v['good_at_0_8_beyond_public'], 'd')} / {v['public_good_at_0_8']}"]] if v.get("public_good_at_0_8") is not None else []),
     ]
     if v.get("good_ssim") is not None:
         rows += [
@@ -182,7 +182,8 @@ def _trends(victims: list[dict]) -> str:
         pts = defaultdict(list)
         for v in real:
             x = v["n_members"] if key == "n_members" else (v["head_dims"] or [0, 0])[1]
-            pts[x].append(v["members_passed"])
+            if v["members_passed"] is not None:  # null: nothing was measured (every run diverged)
+                pts[x].append(v["members_passed"])
         if len(pts) > 1:
             xs = sorted(pts)
             out.append(_plot(plots.trend(xs, {"members passing 1%-FPR threshold": [float(np.mean(pts[x])) for x in xs]}, label, f"members passing vs {label}"), f"trend {label}"))
