@@ -9,6 +9,7 @@ from datetime import datetime, timezone
 from html.parser import HTMLParser
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import pytest
@@ -305,3 +306,36 @@ def test_bad_leaderboard_input(tmp_path, results, capsys):
     ResultStore(tmp_path / "empty")
     assert main(["leaderboard", str(tmp_path / "empty")]) == 2
     assert "no finished units" in capsys.readouterr().err
+
+
+def test_a_victim_the_attack_measured_nothing_is_left_out_not_counted_as_zero(tmp_path):
+    """Every run diverged: no candidate, a null TPR, and counts that read null (or 0, as older rows wrote them). Such a
+    seed is not 0 members recovered: the attack columns pool the measured seeds only, `measured` says how many, and a
+    setting no seed of which was measured shows its counts empty, not 0."""
+    store = ResultStore(tmp_path / "res")
+    unmeasured = {"n_candidates": 0, "tpr_at_fpr": None}
+    for seed, over in ((0, {"n_candidates": 12}), (1, unmeasured | {"members_passed": 0, "good_at_0_8": 0, "good_at_0_9": 0}),
+                       (2, unmeasured | {"tpr_at_fpr": float("nan"), "members_passed": None, "good_at_0_8": None,
+                                         "good_at_0_9": None, "good_at_0_8_beyond_public": None})):
+        uid, real = _victim("bert", seed, "real", 4)
+        _, null = _victim("bert", seed, "null", 0)
+        store.write("victims", uid, [real | over, null | ({} if seed == 0 else over)])
+    for seed in (0, 1):  # another setting: every seed diverged (rows of an older writer: counts 0, TPR null)
+        uid, real = _victim("bert", seed, "real", 0, wd=0.5)
+        store.write("victims", uid, [real | unmeasured])
+    rows = build(tmp_path / "res")
+    by = {r["setting_id"]: r for r in rows}
+    assert len(by) == 2
+    some, none = sorted(by.values(), key=lambda r: "wd=0.5" in r["setting"])
+    assert some["members_at_fpr"] == 4 and some["tpr_at_fpr"] == 1.0 and some["good_at_0_8"] == 4 and some["good_at_0_9"] == 2
+    assert some["good_beyond_public"] == 4 and some["null_tpr_at_fpr"] == 0.0 and some["victim_test_acc"] == 0.9
+    assert all(none[c] is None for c in ("members_at_fpr", "tpr_at_fpr", "good_at_0_8", "good_at_0_9", "good_beyond_public",
+                                        "public_good", "n_control"))
+    assert none["victim_test_acc"] == 0.9  # the victim was trained and tested: only the attack measured nothing
+    assert some["seeds"] == 3 and some["measured"] == 1 and none["seeds"] == 2 and none["measured"] == 0
+    assert rows[-1] is none  # sorted after every measured row
+    md = render(rows, "md").decode().splitlines()
+    cells = dict(zip([c.strip() for c in md[0].strip("|").split("|")], (c.strip() for c in md[3].strip("|").split("|"))))
+    assert cells["measured"] == "0" and cells["members_at_fpr"] == "-" and cells["good_at_0_8"] == "-"
+    assert pq.read_table(pa.BufferReader(render(rows, "parquet"))).column("measured").to_pylist() == [1, 0]
+

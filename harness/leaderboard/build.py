@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from collections import defaultdict
 from pathlib import Path
 from statistics import mean
@@ -25,12 +26,15 @@ COLUMNS = [
                "results written before recipes: none+paper, the only recipe then, or '-' for a given head)"),
     ("setting", "members, head, weight decay, trainer parameters, attack (seeds pooled)"),
     ("setting_id", "hash of the setting without the recipe's transform and trainer (one setting, several recipes)"),
-    ("seeds", "seeds run"), ("n_members", "members per victim"),
+    ("seeds", "seeds run"),
+    ("measured", "seeds whose attack left candidates to score: the attack columns (members_at_fpr to baseline_p20) are "
+     "means over these; a seed whose every run diverged measured nothing, which is not 0 recovered (0 here: they are empty)"),
+    ("n_members", "members per victim"),
     ("members_at_fpr", "members whose best candidate passes the FPR threshold: a membership signal, not a "
-     "reconstruction (mean over seeds)"),
+     "reconstruction (mean over the measured seeds)"),
     ("tpr_at_fpr", "TPR at the FPR threshold (mean)"),
     ("fpr", "the FPR asked of the threshold (n_control non-members resolve no rate below 1 / n_control)"),
-    ("n_control", "non-members the threshold was set on (the fewest of the seeds)"),
+    ("n_control", "non-members the threshold was set on (the fewest of the measured seeds)"),
     ("null_tpr_at_fpr", "the same for the null victim (the task's null_victim mode, disjoint by default): the control"),
     ("good_at_0_8", "members with a candidate at cosine > 0.8 (images/sentences, mean)"),
     ("good_at_0_9", "the same at 0.9"),
@@ -118,8 +122,15 @@ def _setting(settings: dict, head_dims=None) -> tuple[str, str]:
 
 
 def _avg(values):
-    vals = [v for v in values if v is not None]
+    vals = [v for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))]
     return mean(vals) if vals else None
+
+
+def measured(row: dict) -> bool:
+    """Whether the attack on this victim measured anything: an attack whose every run diverged leaves no candidate,
+    no threshold and a null TPR (its counts null, or 0 in rows written before that): not 0 recovered."""
+    tpr = row.get("tpr_at_fpr")
+    return tpr is not None and not math.isnan(tpr) and row.get("n_candidates") != 0
 
 
 def _attack_hours(store: ResultStore, victims: list[dict]) -> dict[str, list[float]]:
@@ -161,21 +172,24 @@ def build(root: str | Path, sort: str = NUMERIC_DESC, ascending: bool = False) -
     for (model, model_id, revision, task, recipe, sid), g in groups.items():
         real, null, units = g["real"], g["null"], sorted(g["units"])
         latest = max(real + null, key=lambda r: r["created_at"])
+        # the attack's columns pool only the victims it measured: one whose every run diverged has no count to give
+        scored = [r for r in real if measured(r)]
         rows.append({
             "model": model, "model_id": model_id, "kind": kind_of(json.loads(latest["settings"])), "revision": revision,
             "task": task, "recipe": recipe,
             "setting": g["label"], "setting_id": sid, "seeds": len({r["seed"] for r in real}),
+            "measured": len({r["seed"] for r in scored}),
             "n_members": real[0]["n_members"] if real else None,
-            "members_at_fpr": _avg(r["members_passed"] for r in real),
-            "tpr_at_fpr": _avg(r["tpr_at_fpr"] for r in real), "fpr": real[0]["fpr"] if real else None,
-            "n_control": min((r["n_control"] for r in real if r.get("n_control") is not None), default=None),
-            "null_tpr_at_fpr": _avg(r["tpr_at_fpr"] for r in null),
-            "good_at_0_8": _avg(r["good_at_0_8"] for r in real), "good_at_0_9": _avg(r["good_at_0_9"] for r in real),
-            "good_ssim": _avg(r["good_ssim"] for r in real),
-            "good_beyond_public": _avg(_by_rule(r, "good_ssim_beyond_public", "good_at_0_8_beyond_public") for r in real),
-            "public_good": _avg(_by_rule(r, "public_good_ssim", "public_good_at_0_8") for r in real),
-            "selection_p20": _avg(p20.get((r["unit_id"], "cluster")) for r in real),
-            "baseline_p20": _avg(p20.get((r["unit_id"], "lowest-loss")) for r in real),
+            "members_at_fpr": _avg(r["members_passed"] for r in scored),
+            "tpr_at_fpr": _avg(r["tpr_at_fpr"] for r in scored), "fpr": real[0]["fpr"] if real else None,
+            "n_control": min((r["n_control"] for r in scored if r.get("n_control") is not None), default=None),
+            "null_tpr_at_fpr": _avg(r["tpr_at_fpr"] for r in null if measured(r)),
+            "good_at_0_8": _avg(r["good_at_0_8"] for r in scored), "good_at_0_9": _avg(r["good_at_0_9"] for r in scored),
+            "good_ssim": _avg(r["good_ssim"] for r in scored),
+            "good_beyond_public": _avg(_by_rule(r, "good_ssim_beyond_public", "good_at_0_8_beyond_public") for r in scored),
+            "public_good": _avg(_by_rule(r, "public_good_ssim", "public_good_at_0_8") for r in scored),
+            "selection_p20": _avg(p20.get((r["unit_id"], "cluster")) for r in scored),
+            "baseline_p20": _avg(p20.get((r["unit_id"], "lowest-loss")) for r in scored),
             "victim_test_acc": _avg(r["test_acc"] for r in real),
             "active_share": _avg(r.get("active_share") for r in real),
             "effective_members": _avg(r.get("effective_members") for r in real),

@@ -23,7 +23,7 @@ SHORT = [c for c in NAMES if c not in ("versions", "unit_ids", "setting_id")]  #
 def _schema() -> pa.Schema:
     strings = {"model", "model_id", "kind", "revision", "task", "recipe", "setting", "setting_id", "weights_source", "versions",
                "created_at", "unit_ids"}
-    ints = {"seeds", "n_members", "runs"}
+    ints = {"seeds", "measured", "n_members", "runs"}
     return pa.schema([
         pa.field(c, pa.string() if c in strings else pa.int64() if c in ints else pa.float64(), metadata={"doc": d})
         for c, d in COLUMNS
