@@ -339,3 +339,51 @@ def test_a_victim_the_attack_measured_nothing_is_left_out_not_counted_as_zero(tm
     assert cells["measured"] == "0" and cells["members_at_fpr"] == "-" and cells["good_at_0_8"] == "-"
     assert pq.read_table(pa.BufferReader(render(rows, "parquet"))).column("measured").to_pylist() == [1, 0]
 
+
+def _grid_row(model, seed, lr, classes, dims=None, passed=1):
+    uid, row = _victim(model, seed, "real", passed)
+    settings = json.loads(row["settings"])
+    settings["task"]["head"]["lr"] = lr
+    settings["task"]["classes"] = classes
+    uid = f"{uid}-{lr}-{'-'.join(classes)}-{dims}"
+    return uid, row | {"unit_id": uid, "settings": json.dumps(settings), "head_dims": dims}
+
+
+def test_settings_of_one_model_and_task_that_differ_in_unlabelled_fields_say_how(tmp_path):
+    """A grid over head.lr and classes: the members count, head and attack budget are the same, so the label names
+    the fields the settings differ in; a setting alone under its model and task keeps the short label."""
+    store = ResultStore(tmp_path / "res")
+    for lr in (0.01, 0.001):
+        for classes in (["airplane", "automobile"], ["airplane", "cat"]):
+            for seed in (0, 1):
+                uid, row = _grid_row("vit", seed, lr, classes)
+                store.write("victims", uid, [row])
+    uid, row = _grid_row("bert", 0, 0.001, ["airplane", "cat"])  # another model: nothing to tell apart
+    store.write("victims", uid, [row])
+    rows = build(tmp_path / "res")
+    vit = [r for r in rows if r["model"] == "vit"]
+    assert len(vit) == 4 and all(r["seeds"] == 2 for r in vit)
+    labels = {r["setting"] for r in vit}
+    assert len(labels) == 4, labels
+    assert {lab.split(" kkt-reference ")[1] for lab in labels} == {
+        f"m=4 restarts=3 iterations=5 classes=[airplane,{c}] head.lr={lr}" for lr in ("0.01", "0.001") for c in ("automobile", "cat")}
+    (bert,) = [r for r in rows if r["model"] == "bert"]
+    assert bert["setting"] == "n=2x2 head=16 wd=0 kkt-reference m=4 restarts=3 iterations=5"
+    md = render(rows, "md").decode().splitlines()[2:]
+    settings = [line.split("|")[7].strip() for line in md]
+    assert len(set(settings[:4])) == 4 and "head.lr=0.01" in md[0] + md[1] + md[2] + md[3]
+
+
+def test_labels_that_name_the_trained_head_still_differ_when_the_task_widths_do(tmp_path):
+    """A trainer with its own head (sklearn-mlp: 100 hidden units) under two task widths: the label reads head=100 for
+    both, so the task's head.widths is named too."""
+    store = ResultStore(tmp_path / "res")
+    for widths in ([16], [32]):
+        uid, row = _victim("bert", 0, "real", 1)
+        settings = json.loads(row["settings"])
+        settings["task"]["head"]["widths"] = widths
+        uid = f"{uid}-{widths[0]}"
+        store.write("victims", uid, [row | {"unit_id": uid, "settings": json.dumps(settings), "head_dims": [384, 100, 1]}])
+    labels = sorted(r["setting"] for r in build(tmp_path / "res"))
+    assert labels == [f"n=2x2 head=100 wd=0 kkt-reference m=4 restarts=3 iterations=5 head.widths=[{w}]" for w in (16, 32)]
+

@@ -24,7 +24,8 @@ COLUMNS = [
     ("revision", "resolved commit (of the checkpoint, for a classifier)"), ("task", "task"),
     ("recipe", "victim recipe: input transform + trainer (TRANSFORM+TRAINER; 'checkpoint' for a classifier's own head; "
                "results written before recipes: none+paper, the only recipe then, or '-' for a given head)"),
-    ("setting", "members, head, weight decay, trainer parameters, attack (seeds pooled)"),
+    ("setting", "members, head, weight decay, trainer parameters, attack, and any other field in which the settings of "
+                "the same model and task differ (FIELD=VALUE, dotted into nested fields; seeds pooled)"),
     ("setting_id", "hash of the setting without the recipe's transform and trainer (one setting, several recipes)"),
     ("seeds", "seeds run"),
     ("measured", "seeds whose attack left candidates to score: the attack columns (members_at_fpr to baseline_p20) are "
@@ -96,8 +97,8 @@ def _head_label(settings: dict, head: dict, head_dims) -> str:
         f" lr_schedule={schedule}" if schedule != "constant" else "")
 
 
-def _setting(settings: dict, head_dims=None) -> tuple[str, str]:
-    """The setting's label and id: the task without seed, name, description and the recipe's transform and trainer
+def _setting(settings: dict, head_dims=None) -> tuple[str, str, dict]:
+    """The setting's label, id and task: the task without seed, name, description and the recipe's transform and trainer
     (the recipe is a column of its own; the trainer's parameters stay in the setting)."""
     task = with_defaults(json.loads(json.dumps(settings["task"])), TaskSpec)  # rows from before a field: its default
     task.pop("seed", None)
@@ -118,7 +119,66 @@ def _setting(settings: dict, head_dims=None) -> tuple[str, str]:
         + f" {task['attack']['name']}"
         + "".join(f" {k}={params[k]}" for k in ("m", "restarts", "iterations") if k in params)
     )
-    return label, sid
+    return label, sid, task
+
+
+# the fields the label above names by value (trainer parameters: victim_params.*); any other field in which the
+# settings of one model and task differ is appended to their labels (_distinguish)
+LABELLED = {"per_class", "head.widths", "head.weight_decay", "head.lr_schedule", "attack.name", "attack.params.m",
+            "attack.params.restarts", "attack.params.iterations"}
+
+
+def _flat(d: dict, prefix: str = "") -> dict[str, object]:
+    out: dict[str, object] = {}
+    for k, v in d.items():
+        if isinstance(v, dict) and v:
+            out.update(_flat(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def _value(v) -> str:
+    """A field's value in a label: strings bare, floats short, a list of plain values as [a,b], anything else JSON."""
+    if isinstance(v, str):
+        return v
+    if isinstance(v, float):
+        return f"{v:g}"
+    if isinstance(v, list) and all(isinstance(x, (str, int, float)) for x in v):
+        return "[" + ",".join(map(_value, v)) + "]"
+    return json.dumps(v, separators=(",", ":"), default=str)
+
+
+def _labelled(path: str) -> bool:
+    return path in LABELLED or path.startswith("victim_params.")
+
+
+def _distinguish(groups: dict[tuple, dict], tasks: dict[str, dict]) -> None:
+    """Settings of the same model and task whose labels would not say how they differ (a grid over head.lr or
+    classes: the same members count, head and attack budget): each label gets every field those settings differ in
+    that it does not already name, as FIELD=VALUE; where labels still collide (a trainer with its own head widths),
+    the labelled fields they differ in too."""
+    by_board: dict[tuple, set[str]] = defaultdict(set)
+    for key in groups:
+        by_board[key[:4]].add(key[5])
+    for board, sids in by_board.items():
+        if len(sids) < 2:
+            continue
+        flat = {sid: _flat(tasks[sid]) for sid in sids}
+        paths = sorted({p for f in flat.values() for p in f})
+        differ = [p for p in paths if len({json.dumps(f.get(p, "<absent>"), sort_keys=True, default=str)
+                                            for f in flat.values()}) > 1]
+        keys = [k for k in groups if k[:4] == board]
+        for key in keys:
+            f = flat[key[5]]
+            groups[key]["label"] += "".join(f" {p}={_value(f[p])}" for p in differ if not _labelled(p) and p in f)
+        seen: dict[tuple, set[str]] = defaultdict(set)
+        for key in keys:
+            seen[(key[4], groups[key]["label"])].add(key[5])
+        for key in keys:
+            if len(seen[(key[4], groups[key]["label"])]) > 1:
+                f = flat[key[5]]
+                groups[key]["label"] += "".join(f" {p}={_value(f[p])}" for p in differ if _labelled(p) and p in f)
 
 
 def _avg(values):
@@ -161,13 +221,15 @@ def build(root: str | Path, sort: str = NUMERIC_DESC, ascending: bool = False) -
         if s["victim"] == "real" and s["k"] == P_AT
     }
     groups: dict[tuple, dict] = {}
+    tasks: dict[str, dict] = {}  # setting id -> the task it hashes
     for v in victims:
         settings = json.loads(v["settings"])
-        label, sid = _setting(settings, v.get("head_dims"))
+        label, sid, tasks[sid] = _setting(settings, v.get("head_dims"))
         key = (v["model"], v["model_id"], v["revision"], v["task"], recipe_of(v, settings), sid)
         g = groups.setdefault(key, {"label": label, "real": [], "null": [], "units": set()})
         g[v["victim"] if v["victim"] in ("real", "null") else "real"].append(v)
         g["units"].add(v["unit_id"])
+    _distinguish(groups, tasks)
     rows = []
     for (model, model_id, revision, task, recipe, sid), g in groups.items():
         real, null, units = g["real"], g["null"], sorted(g["units"])
