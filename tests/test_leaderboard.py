@@ -387,3 +387,9 @@ def test_labels_that_name_the_trained_head_still_differ_when_the_task_widths_do(
     labels = sorted(r["setting"] for r in build(tmp_path / "res"))
     assert labels == [f"n=2x2 head=100 wd=0 kkt-reference m=4 restarts=3 iterations=5 head.widths=[{w}]" for w in (16, 32)]
 
+
+def test_parquet_to_the_terminal_names_out(results, capsys):
+    for extra in ([], ["--failures"]):
+        assert main(["leaderboard", str(results), "--format", "parquet", *extra]) == 2
+        assert capsys.readouterr().err.splitlines() == [
+            "recon-harness: error: --format = 'parquet': writes a binary file, not text for a terminal; give --out FILE.parquet"]

@@ -53,11 +53,14 @@ def check_push(repo_id: str) -> None:
 
 
 def output_format(fmt: str | None, out: str | None) -> str:
-    """--format, else the --out file's extension where it names a format, else md; a contradiction is refused."""
+    """--format, else the --out file's extension where it names a format, else md; a contradiction and parquet for
+    the terminal are refused."""
     ext = Path(out).suffix.lstrip(".").lower() if out else ""
     if fmt and ext in FORMATS and ext != fmt:
         raise HarnessError("--format", fmt, f"contradicts --out {out} (a .{ext} file); "
                            f"drop --format, or name the file .{fmt}")
+    if fmt == "parquet" and not out:
+        raise HarnessError("--format", fmt, "writes a binary file, not text for a terminal; give --out FILE.parquet")
     return fmt or (ext if ext in FORMATS else "md")
 
 
@@ -73,8 +76,6 @@ def main(args) -> int:
     if args.out:
         write(rows, args.format, args.out)
         print(f"wrote {len(rows)} rows to {args.out}", file=sys.stderr)
-    elif args.format == "parquet":
-        raise HarnessError("--out", None, "--format parquet is binary, not for a terminal; give --out FILE.parquet")
     else:
         sys.stdout.write(render(rows, args.format).decode())
     if args.push_to_hub:
