@@ -388,6 +388,21 @@ def test_labels_that_name_the_trained_head_still_differ_when_the_task_widths_do(
     assert labels == [f"n=2x2 head=100 wd=0 kkt-reference m=4 restarts=3 iterations=5 head.widths=[{w}]" for w in (16, 32)]
 
 
+@pytest.mark.parametrize("name", ["lb.htm", "lb.txt", "lb"])
+def test_an_out_extension_that_names_no_format_is_refused(results, tmp_path, capsys, name):
+    out = tmp_path / name
+    assert main(["leaderboard", str(results), "--out", str(out)]) == 2
+    ext = f".{name.split('.')[1]}" if "." in name else "no extension"
+    assert capsys.readouterr().err.splitlines() == [
+        f"recon-harness: error: --out = {str(out)!r}: {ext} names no format (md, csv, json, html, parquet); "
+        "name the file lb.md (or .csv, .json, .html, .parquet), or give --format"]
+    assert not out.exists()
+    assert main(["leaderboard", str(results), "--failures", "--out", str(out)]) == 2 and not out.exists()
+    capsys.readouterr()
+    assert main(["leaderboard", str(results), "--format", "md", "--out", str(out)]) == 0  # said explicitly: written
+    assert out.read_bytes() == render(build(results), "md")
+
+
 def test_parquet_to_the_terminal_names_out(results, capsys):
     for extra in ([], ["--failures"]):
         assert main(["leaderboard", str(results), "--format", "parquet", *extra]) == 2

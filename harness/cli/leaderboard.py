@@ -17,8 +17,10 @@ HUB_NAME = re.compile(r"^[A-Za-z0-9][\w.\-]{0,95}$")
 
 def add_arguments(p) -> None:
     p.add_argument("results", help="results directory (a sweep's or a run's --out)")
-    p.add_argument("--format", choices=FORMATS, help="output format (default: --out's extension if it is one of these, else md)")
-    p.add_argument("--out", type=file_path, help="write to this file (default: stdout; parquet needs --out)")
+    p.add_argument("--format", choices=FORMATS, help="output format (default: --out's extension, which must name one "
+                   "of these; md without --out)")
+    p.add_argument("--out", type=file_path, help="write to this file, FILE.md|csv|json|html|parquet (default: stdout; "
+                   "parquet needs --out)")
     p.add_argument("--sort", default="members_at_fpr", metavar="COLUMN", help=f"sort by ({', '.join(NAMES[:12])}, ...)")
     p.add_argument("--ascending", action="store_true", help="smallest first (default: largest first)")
     p.add_argument("--push-to-hub", metavar="ORG/NAME", help="also upload every format to this Hub dataset repo")
@@ -53,15 +55,18 @@ def check_push(repo_id: str) -> None:
 
 
 def output_format(fmt: str | None, out: str | None) -> str:
-    """--format, else the --out file's extension where it names a format, else md; a contradiction and parquet for
-    the terminal are refused."""
+    """--format, else the --out file's extension, which must name a format, else md (stdout); a contradiction, an
+    extension that names no format and parquet for the terminal are refused."""
     ext = Path(out).suffix.lstrip(".").lower() if out else ""
     if fmt and ext in FORMATS and ext != fmt:
         raise HarnessError("--format", fmt, f"contradicts --out {out} (a .{ext} file); "
                            f"drop --format, or name the file .{fmt}")
+    if out and not fmt and ext not in FORMATS:
+        raise HarnessError("--out", out, f"{'.' + ext if ext else 'no extension'} names no format ({', '.join(FORMATS)}); "
+                           f"name the file {Path(out).stem}.md (or .csv, .json, .html, .parquet), or give --format")
     if fmt == "parquet" and not out:
         raise HarnessError("--format", fmt, "writes a binary file, not text for a terminal; give --out FILE.parquet")
-    return fmt or (ext if ext in FORMATS else "md")
+    return fmt or ext or "md"
 
 
 def main(args) -> int:
