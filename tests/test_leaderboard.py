@@ -388,6 +388,49 @@ def test_labels_that_name_the_trained_head_still_differ_when_the_task_widths_do(
     assert labels == [f"n=2x2 head=100 wd=0 kkt-reference m=4 restarts=3 iterations=5 head.widths=[{w}]" for w in (16, 32)]
 
 
+def _failure_store(tmp_path) -> Path:
+    store = ResultStore(tmp_path / "res")
+    uid, real = _victim("bert", 0, "real", 1)
+    store.write("victims", uid, [real])
+    base = {k: real[k] for k in ("unit_id", "task", "model", "model_id", "revision", "seed", "settings", "versions", "created_at")}
+    store.write("failures", "u-failed", [{**base, "unit_id": "u-failed", "stage": "shard", "victim": "real", "shard": 3,
+                                          "error_type": "RuntimeError", "message": "CUDA out of memory | retry",
+                                          "traceback": "Traceback ..."}], "real-s0003")
+    return tmp_path / "res"
+
+
+def test_failures_go_to_out_in_its_format(tmp_path, capsys):
+    res = _failure_store(tmp_path)
+    for fmt in FORMATS:
+        out = tmp_path / "f" / f"failures.{fmt}"
+        assert main(["leaderboard", str(res), "--failures", "--out", str(out)]) == 0, capsys.readouterr().err
+        assert "wrote 1 failure(s)" in capsys.readouterr().err
+        data = out.read_bytes()
+        if fmt == "csv":
+            t = pacsv.read_csv(io.BytesIO(data))
+            assert t.column("unit_id").to_pylist() == ["u-failed"] and t.column("traceback").to_pylist() == ["Traceback ..."]
+        elif fmt == "json":
+            (row,) = json.loads(data)
+            assert row["stage"] == "shard" and row["shard"] == 3 and row["message"] == "CUDA out of memory | retry"
+        elif fmt == "parquet":
+            assert pq.read_table(out).column("error_type").to_pylist() == ["RuntimeError"]
+        elif fmt == "md":
+            lines = data.decode().splitlines()
+            assert len(lines) == 3 and "u-failed" in lines[2] and "out of memory \\| retry" in lines[2]
+        else:
+            p = _Cells()
+            p.feed(data.decode())
+            assert p.rows[0][0] == "unit_id" and p.rows[1][0] == "u-failed"
+    assert main(["leaderboard", str(res), "--failures", "--format", "json"]) == 0
+    assert json.loads(capsys.readouterr().out)[0]["unit_id"] == "u-failed"
+    assert main(["leaderboard", str(res), "--failures"]) == 0  # one line each, as before
+    assert capsys.readouterr().out == "u-failed\tshard\treal\t3\tRuntimeError: CUDA out of memory | retry\n"
+    assert main(["leaderboard", str(res), "--failures", "--push-to-hub", "org/x"]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        "recon-harness: error: --push-to-hub = 'org/x': pushes the leaderboard, not the failures table; "
+        "leave out --failures or --push-to-hub"]
+
+
 @pytest.mark.parametrize("name", ["lb.htm", "lb.txt", "lb"])
 def test_an_out_extension_that_names_no_format_is_refused(results, tmp_path, capsys, name):
     out = tmp_path / name

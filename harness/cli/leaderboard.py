@@ -24,17 +24,28 @@ def add_arguments(p) -> None:
     p.add_argument("--sort", default="members_at_fpr", metavar="COLUMN", help=f"sort by ({', '.join(NAMES[:12])}, ...)")
     p.add_argument("--ascending", action="store_true", help="smallest first (default: largest first)")
     p.add_argument("--push-to-hub", metavar="ORG/NAME", help="also upload every format to this Hub dataset repo")
-    p.add_argument("--failures", action="store_true", help="list the failures table instead")
+    p.add_argument("--failures", action="store_true", help="list the failures table instead: one line each, or in the "
+                   "format --format or --out names (csv, json, parquet: every column, the traceback included)")
 
 
-def _failures(results: str) -> int:
+def _failures(results: str, fmt: str | None, out: str | None) -> int:
+    """The failures table: one line each on stdout, or in a leaderboard format (--format, or --out's extension)."""
+    from harness.leaderboard.export import render_failures
     from harness.store.store import ResultStore
 
-    rows = ResultStore(results, create=False).read("failures").to_pylist()
-    for r in rows:
-        print(f"{r['unit_id']}\t{r['stage']}\t{r['victim'] or '-'}\t{r['shard'] if r['shard'] is not None else '-'}\t"
-              f"{r['error_type']}: {r['message']}")
-    print(f"{len(rows)} failure(s)", file=sys.stderr)
+    failures = ResultStore(results, create=False).read("failures")
+    if out:
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
+        Path(out).write_bytes(render_failures(failures, fmt))
+        print(f"wrote {failures.num_rows} failure(s) to {out}", file=sys.stderr)
+        return 0
+    if fmt:
+        sys.stdout.write(render_failures(failures, fmt).decode())
+    else:
+        for r in failures.to_pylist():
+            print(f"{r['unit_id']}\t{r['stage']}\t{r['victim'] or '-'}\t{r['shard'] if r['shard'] is not None else '-'}\t"
+                  f"{r['error_type']}: {r['message']}")
+    print(f"{failures.num_rows} failure(s)", file=sys.stderr)
     return 0
 
 
@@ -54,9 +65,9 @@ def check_push(repo_id: str) -> None:
                            "(a token with write access to the dataset repo)")
 
 
-def output_format(fmt: str | None, out: str | None) -> str:
-    """--format, else the --out file's extension, which must name a format, else md (stdout); a contradiction, an
-    extension that names no format and parquet for the terminal are refused."""
+def output_format(fmt: str | None, out: str | None) -> str | None:
+    """--format, else the --out file's extension, which must name a format; md (None for --failures' lines) without
+    either. A contradiction, an extension that names no format and parquet for the terminal are refused."""
     ext = Path(out).suffix.lstrip(".").lower() if out else ""
     if fmt and ext in FORMATS and ext != fmt:
         raise HarnessError("--format", fmt, f"contradicts --out {out} (a .{ext} file); "
@@ -66,17 +77,21 @@ def output_format(fmt: str | None, out: str | None) -> str:
                            f"name the file {Path(out).stem}.md (or .csv, .json, .html, .parquet), or give --format")
     if fmt == "parquet" and not out:
         raise HarnessError("--format", fmt, "writes a binary file, not text for a terminal; give --out FILE.parquet")
-    return fmt or ext or "md"
+    return fmt or ext or None
 
 
 def main(args) -> int:
-    args.format = output_format(args.format, args.out)
+    fmt = output_format(args.format, args.out)
     if args.out:
         check_writable_file(args.out, "--out")
+    if args.failures:
+        if args.push_to_hub:
+            raise HarnessError("--push-to-hub", args.push_to_hub, "pushes the leaderboard, not the failures table; "
+                               "leave out --failures or --push-to-hub")
+        return _failures(args.results, fmt, args.out)
     if args.push_to_hub:
         check_push(args.push_to_hub)
-    if args.failures:
-        return _failures(args.results)
+    args.format = fmt or "md"
     rows = build(args.results, args.sort, args.ascending)
     if args.out:
         write(rows, args.format, args.out)

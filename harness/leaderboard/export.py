@@ -86,6 +86,37 @@ def render(rows: list[dict], fmt: str) -> bytes:
     raise HarnessError("format", fmt, f"choose one of {', '.join(FORMATS)}")
 
 
+FAILURE_SHORT = ["unit_id", "model", "task", "seed", "stage", "victim", "shard", "error_type", "message"]  # md, html
+
+
+def render_failures(failures: pa.Table, fmt: str) -> bytes:
+    """The failures table (`leaderboard --failures`) in a leaderboard format: csv, json and parquet carry every
+    column (settings, traceback included), md and html the columns that say what failed."""
+    if fmt == "parquet":
+        sink = pa.BufferOutputStream()
+        pq.write_table(failures, sink)
+        return sink.getvalue().to_pybytes()
+    if fmt == "csv":
+        sink = io.BytesIO()
+        pacsv.write_csv(failures, sink)
+        return sink.getvalue()
+    rows = failures.to_pylist()
+    if fmt == "json":
+        return (json.dumps(rows, indent=1, default=str) + "\n").encode()
+    if fmt == "md":
+        lines = ["| " + " | ".join(FAILURE_SHORT) + " |", "|" + "---|" * len(FAILURE_SHORT)]
+        lines += ["| " + " | ".join(_cell(r[c]).replace("|", "\\|").replace("\n", " ") for c in FAILURE_SHORT) + " |"
+                  for r in rows]
+        return ("\n".join(lines) + "\n").encode()
+    if fmt == "html":
+        head = "".join(f"<th>{c}</th>" for c in FAILURE_SHORT)
+        body = "".join("<tr>" + "".join(f"<td>{html.escape(_cell(r[c]))}</td>" for c in FAILURE_SHORT) + "</tr>\n"
+                       for r in rows)
+        return ("<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>recon-harness failures</title></head><body>\n"
+                f"<table><thead><tr>{head}</tr></thead>\n<tbody>\n{body}</tbody></table>\n</body></html>\n").encode()
+    raise HarnessError("format", fmt, f"choose one of {', '.join(FORMATS)}")
+
+
 def write(rows: list[dict], fmt: str, out: str | Path) -> Path:
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
