@@ -435,9 +435,9 @@ def test_failures_go_to_out_in_its_format(tmp_path, capsys):
 def test_an_out_extension_that_names_no_format_is_refused(results, tmp_path, capsys, name):
     out = tmp_path / name
     assert main(["leaderboard", str(results), "--out", str(out)]) == 2
-    ext = f".{name.split('.')[1]}" if "." in name else "no extension"
+    what = f"its extension .{name.split('.')[1]} names no format" if "." in name else "has no extension to name a format"
     assert capsys.readouterr().err.splitlines() == [
-        f"recon-harness: error: --out = {str(out)!r}: {ext} names no format (md, csv, json, html, parquet); "
+        f"recon-harness: error: --out = {str(out)!r}: {what} (md, csv, json, html, parquet); "
         "name the file lb.md (or .csv, .json, .html, .parquet), or give --format"]
     assert not out.exists()
     assert main(["leaderboard", str(results), "--failures", "--out", str(out)]) == 2 and not out.exists()

@@ -73,7 +73,8 @@ def output_format(fmt: str | None, out: str | None) -> str | None:
         raise HarnessError("--format", fmt, f"contradicts --out {out} (a .{ext} file); "
                            f"drop --format, or name the file .{fmt}")
     if out and not fmt and ext not in FORMATS:
-        raise HarnessError("--out", out, f"{'.' + ext if ext else 'no extension'} names no format ({', '.join(FORMATS)}); "
+        what = f"its extension .{ext} names no format" if ext else "has no extension to name a format"
+        raise HarnessError("--out", out, f"{what} ({', '.join(FORMATS)}); "
                            f"name the file {Path(out).stem}.md (or .csv, .json, .html, .parquet), or give --format")
     if fmt == "parquet" and not out:
         raise HarnessError("--format", fmt, "writes a binary file, not text for a terminal; give --out FILE.parquet")
@@ -81,9 +82,9 @@ def output_format(fmt: str | None, out: str | None) -> str | None:
 
 
 def main(args) -> int:
-    fmt = output_format(args.format, args.out)
-    if args.out:
+    if args.out:  # first: a directory is named as one, not as a file without an extension
         check_writable_file(args.out, "--out")
+    fmt = output_format(args.format, args.out)
     if args.failures:
         if args.push_to_hub:
             raise HarnessError("--push-to-hub", args.push_to_hub, "pushes the leaderboard, not the failures table; "
