@@ -69,6 +69,23 @@ def test_ray_job_submit_runs_the_small_sweep(tmp_path, hf_home):
         assert all(0 <= v["ssim_tpr_at_fpr"] <= 1 for v in victims if v["model"] == "identity")
         assert all(v["good_ssim_beyond_public"] <= v["good_ssim"] for v in victims if v["model"] == "identity")
         assert len(store.read("shards").to_pylist()) == 16
+        # the same head joined by its loopback address from a shell that does not pin Ray to loopback: the driver
+        # binds 127.0.0.1 too (it registered the machine's own address, which the head never answers, and hung)
+        from tests.test_sweep import write_sweep
+
+        plain = {k: v for k, v in env.items() if k != "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"}
+        tiny = write_sweep(tmp_path, grid={"seed": [0]})
+        sweep = [sys.executable, "-m", "harness", "sweep", tiny, "--out", str(tmp_path / "direct"), "--quiet"]
+        r = subprocess.run([*sweep, "--address", f"127.0.0.1:{gcs}"], env=plain, capture_output=True, text=True,
+                           timeout=180, cwd=ROOT)
+        assert r.returncode == 0 and "units 1 - 1 done now" in r.stdout + r.stderr, r.stdout[-1000:] + r.stderr[-2000:]
+        sweep[sweep.index("--out") + 1] = str(tmp_path / "via-dashboard")
+        r = subprocess.run([*sweep, "--address", f"http://127.0.0.1:{dash}"], env=plain, capture_output=True, text=True,
+                           timeout=60, cwd=ROOT)  # the dashboard's address is `ray job submit`'s, not the cluster's
+        assert r.returncode == 2 and r.stderr.strip().splitlines() == [
+            f"recon-harness: error: address = 'http://127.0.0.1:{dash}': is a dashboard (jobs API) address; --address "
+            "takes the cluster's HOST:6379 (or ray://HOST:10001 for Ray Client); `ray job submit` is what takes the "
+            "dashboard's"], r.stderr
     finally:
         stop_head(temp_dir)
         shutil.rmtree(temp_dir, ignore_errors=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import os
 import socket
@@ -11,12 +12,28 @@ from urllib.parse import urlparse
 from harness.errors import HarnessError
 
 
+def _host(address: str) -> str:
+    """The host of HOST:PORT or ray://HOST:PORT; refuses a dashboard (http) address and one without a port."""
+    url = urlparse(address if "://" in address else f"ray://{address}")
+    if url.scheme in ("http", "https"):
+        raise HarnessError("address", address, "is a dashboard (jobs API) address; --address takes the cluster's "
+                           "HOST:6379 (or ray://HOST:10001 for Ray Client); `ray job submit` is what takes the dashboard's")
+    if not url.hostname or not url.port:
+        raise HarnessError("address", address, "expected HOST:PORT (e.g. 127.0.0.1:6379), 'auto', or 'local'")
+    return url.hostname
+
+
+def _is_loopback(host: str) -> bool:
+    try:
+        return all(ipaddress.ip_address(info[4][0]).is_loopback for info in socket.getaddrinfo(host, None))
+    except (OSError, ValueError):
+        return False
+
+
 def _probe(address: str, timeout: float = 5.0) -> None:
     """A TCP connect to host:port, so an address that does not answer fails in seconds, not minutes."""
     url = urlparse(address if "://" in address else f"ray://{address}")
-    host, port = url.hostname, url.port
-    if not host or not port:
-        raise HarnessError("address", address, "expected HOST:PORT (e.g. 127.0.0.1:6379), 'auto', or 'local'")
+    host, port = _host(address), url.port
     try:
         with socket.create_connection((host, port), timeout=timeout):
             pass
@@ -65,6 +82,8 @@ def connect(address: str | None = None, num_cpus: int | None = None, temp_dir: s
         return "local (127.0.0.1)"
     if address != "auto":
         _probe(address)
+        if _is_loopback(_host(address)):  # a head on this machine's loopback: the driver must bind there too (else
+            loopback_only()  # it registers the machine's own address, which the head cannot reach, and waits forever)
     try:
         ray.init(address=address, log_to_driver=False, configure_logging=False)
     except (ConnectionError, RuntimeError, ValueError) as exc:
