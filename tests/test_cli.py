@@ -262,13 +262,14 @@ def test_threads_above_the_usable_cores_are_refused(tmp_path, bert_card, capsys)
 
 
 def test_leaderboard_format_follows_the_out_extension(tmp_path, bert_card, capsys):
-    """No --format: the --out file's extension names it (else md); a --format that contradicts it is refused."""
+    """No --format: the --out file's extension names it (one that names no format is refused); a --format that
+    contradicts it is refused."""
     from harness.leaderboard import build, render
 
     res = tmp_path / "res"
     assert _run(_task(tmp_path, bert_card), "--out", res, "--cache", tmp_path / "cache") == 0
     rows = build(str(res))
-    for name, fmt in (("lb.csv", "csv"), ("lb.json", "json"), ("lb.txt", "md")):
+    for name, fmt in (("lb.csv", "csv"), ("lb.json", "json"), ("lb.md", "md")):
         assert main(["leaderboard", str(res), "--out", str(tmp_path / name)]) == 0
         assert (tmp_path / name).read_bytes() == render(rows, fmt), name
     capsys.readouterr()
@@ -279,7 +280,7 @@ def test_leaderboard_format_follows_the_out_extension(tmp_path, bert_card, capsy
     assert not (tmp_path / "x.csv").exists()
     assert main(["leaderboard", str(res), "--format", "parquet"]) == 2
     assert capsys.readouterr().err.splitlines() == [
-        "recon-harness: error: --out = None: --format parquet is binary, not for a terminal; give --out FILE.parquet"
+        "recon-harness: error: --format = 'parquet': writes a binary file, not text for a terminal; give --out FILE.parquet"
     ]
 
 
