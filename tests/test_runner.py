@@ -170,6 +170,32 @@ def test_force_recomputes(tmp_path):
     assert c.units_done == 1 and c.units_skipped == 0 and c.shards_run == 4
 
 
+def test_a_force_cut_short_leaves_the_unit_to_do_not_done(tmp_path):
+    """--force starts a unit over: until its new rows are written it is not done, and its old shards are not reused
+    (a --force interrupted after the new heads were saved left the old rows, and a resume took the unit as done)."""
+    plan, _ = _plan(tmp_path, grid={})
+    out = tmp_path / "out"
+    _drive(plan, out).run()
+    uid = next(plan.units()).unit_id
+    bad = work.Stages(work.prepare, work.train, _shard_fails_for_null, work.finish)
+    c = _drive(plan, out, bad, force=True).run()  # cut short: every null shard fails after the heads are saved
+    assert c.units_failed == 1
+    assert not (out / "victims" / f"{uid}.parquet").exists() and not list((out / "shards").glob(f"{uid}-null-*"))
+    c = _drive(plan, out).run()  # a plain rerun computes it again
+    assert (c.units_done, c.units_skipped) == (1, 0)
+
+
+def _hold_lock(out: Path):
+    """Another process writing to `out` (a sweep elsewhere): it holds the store's lock until killed."""
+    import subprocess
+    import sys
+
+    code = f"import time\nfrom harness.runner.lock import StoreLock\nwith StoreLock({str(out)!r}):\n    print('held', flush=True)\n    time.sleep(300)"
+    p = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, cwd=Path(__file__).parent.parent)
+    assert p.stdout.readline().strip() == "held"
+    return p
+
+
 def test_unsatisfiable_resources_fail_before_running(tmp_path, capsys):
     path = write_sweep(tmp_path, resources={"shard": {"num_cpus": 1, "num_gpus": 1}})
     code = main(["sweep", path, "--out", str(tmp_path / "out"), "--quiet"])
@@ -178,14 +204,51 @@ def test_unsatisfiable_resources_fail_before_running(tmp_path, capsys):
     assert not list((tmp_path / "out").rglob("*.parquet")) if (tmp_path / "out").exists() else True
 
 
-def test_a_second_sweep_on_the_same_store_is_refused(tmp_path):
-    plan, _ = _plan(tmp_path, grid={})
+def test_a_second_writer_on_the_same_store_is_refused(tmp_path, capsys):
+    """While another process writes to a store, a sweep (driver or CLI) and a run there are refused in one line:
+    the sweep before it starts a cluster, the run before it writes anything (a run beside a sweep removed shards the
+    sweep was about to merge, and the sweep crashed)."""
+    import yaml
+
+    from tests.test_sweep import TASK
+
+    plan, path = _plan(tmp_path, grid={})
     out = tmp_path / "out"
     ResultStore(out)
-    with StoreLock(out):
-        with pytest.raises(HarnessError, match="another sweep is writing here"):
+    holder = _hold_lock(out)
+    try:
+        with pytest.raises(HarnessError, match="another recon-harness process is writing here"):
             _drive(plan, out).run()
-    assert _drive(plan, out).run().units_done == 1
+        capsys.readouterr()
+        assert main(["sweep", path, "--out", str(out), "--quiet"]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "another recon-harness process is writing here" in err[0] and '"verb": "sweep"' in err[0], err
+        task = tmp_path / "tiny-cifar.yaml"
+        task.write_text(yaml.safe_dump(TASK))
+        assert main(["run", str(task), "--out", str(out), "--no-evidence", "--quiet"]) == 2
+        assert "another recon-harness process is writing here" in capsys.readouterr().err
+        assert not list(out.rglob("*.parquet"))
+    finally:
+        holder.kill()
+        holder.wait()
+    with StoreLock(out):  # re-entrant in one process: the CLI holds it around its driver
+        assert _drive(plan, out).run().units_done == 1
+
+
+def test_a_run_that_completes_a_failed_unit_clears_its_failure(tmp_path):
+    import yaml
+
+    from tests.test_sweep import TASK
+
+    plan, _ = _plan(tmp_path, grid={})
+    out = tmp_path / "out"
+    bad = work.Stages(work.prepare, work.train, _shard_fails_for_null, work.finish)
+    assert _drive(plan, out, bad).run().units_failed == 1
+    assert ResultStore(out, create=False).read("failures").num_rows >= 1
+    task = tmp_path / "tiny-cifar.yaml"
+    task.write_text(yaml.safe_dump(TASK))
+    assert main(["run", str(task), "--out", str(out), "--no-evidence", "--quiet"]) == 0
+    assert ResultStore(out, create=False).read("failures").num_rows == 0  # the unit is done: no failure stands
 
 
 def _shard_fails_for_null(unit, prep, trained, kind, job):

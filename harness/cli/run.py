@@ -15,6 +15,7 @@ from harness.heads.io import load_head
 from harness.pipeline.stages import GivenHead
 from harness.pipeline.unit import plan_unit, run_unit
 from harness.registry import MODELS, TASKS
+from harness.runner.lock import StoreLock
 from harness.victims.build import recipe_parts
 from harness.victims.spec import VictimSpec
 
@@ -113,16 +114,17 @@ def main(args) -> int:
         console.print(f"threads: auto -> {threads} (the cores idle now)")
     memo: dict = {}  # word searches the units share (one member inverted once, whatever the recipe)
     backbone = None  # loaded once for the units of one model
-    for unit, resolved in planned:
-        if backbone is None or backbone.resolved != resolved:
-            backbone = load_backbone(resolved)
-        output = run_unit(
-            unit, resolved, out, cache_dir=Path(args.cache) if args.cache else None, base_dir=base_dir,
-            progress=not args.quiet, evidence=recipe, given=given, memo=memo, backbone=backbone,
-        )
-        print_summary(output, out, console)
-    if recipe.enabled:
-        from harness.report import build_report
+    with StoreLock(out, "run"):  # a sweep writing here (its shards, its resume) would lose what this run replaces
+        for unit, resolved in planned:
+            if backbone is None or backbone.resolved != resolved:
+                backbone = load_backbone(resolved)
+            output = run_unit(
+                unit, resolved, out, cache_dir=Path(args.cache) if args.cache else None, base_dir=base_dir,
+                progress=not args.quiet, evidence=recipe, given=given, memo=memo, backbone=backbone,
+            )
+            print_summary(output, out, console)
+        if recipe.enabled:
+            from harness.report import build_report
 
-        console.print(f"report: {build_report(out)}")
+            console.print(f"report: {build_report(out)}")
     return 0

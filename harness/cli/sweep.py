@@ -64,8 +64,7 @@ def _dry_run(plan, out: Path) -> int:
 
 
 def main(args) -> int:
-    from harness.runner.cluster import check_requests, connect
-    from harness.runner.driver import Options, SweepDriver
+    from harness.runner.lock import StoreLock
 
     t0 = time.perf_counter()
     spec = _load(args.sweep)
@@ -80,6 +79,14 @@ def main(args) -> int:
             print(line, file=sys.stderr)
     if args.dry_run:
         return _dry_run(plan, out)
+    with StoreLock(out):  # before anything else: another writer here is refused before a cluster starts
+        return _sweep(args, spec, plan, out, t0)
+
+
+def _sweep(args, spec, plan, out: Path, t0: float) -> int:
+    from harness.runner.cluster import check_requests, connect
+    from harness.runner.driver import Options, SweepDriver
+
     if not args.force and _all_done(plan, out):
         print(f"sweep {spec.name}: all {plan.n_units} units already done in {out}; nothing to run (--force recomputes)")
         return 0

@@ -203,6 +203,7 @@ def write_unit(out: Path, unit: Unit, rows: dict[str, list[dict]]) -> dict[str, 
     for name in TABLES:
         store.write(name, unit.unit_id, rows[name])
     store.remove_parts("shards", unit.unit_id)  # a sweep's shards of this unit: these rows no longer come from them
+    store.remove_unit("failures", unit.unit_id)  # nor do a sweep's failures of it stand: the unit is done
     store.retire_superseded(unit.unit_id)
     return {k: len(v) for k, v in rows.items()}
 

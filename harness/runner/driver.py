@@ -18,7 +18,7 @@ import ray
 from harness.runner import remote
 from harness.runner.display import Counts, Display
 from harness.runner.lock import StoreLock
-from harness.runner.resume import clear_failures, done_shards, load_trained, save_trained
+from harness.runner.resume import done_shards, load_trained, save_trained
 from harness.runner.tables import failure_table, read_file, write_table
 from harness.runner.work import REAL, Stages
 from harness.pipeline.unit import TABLES
@@ -116,6 +116,9 @@ class SweepDriver:
             self.counts.units_failed += 1
             self.counts.shards_total -= len(pu.jobs())
             return
+        if force:  # recomputed from scratch: until its rows are written again the unit is not done, nor are its
+            self.store.path("victims", uid).unlink(missing_ok=True)  # shards reusable (an interrupted --force
+            self.store.remove_parts("shards", uid)  # left new heads beside old rows, and a resume took it as done)
         ur = UnitRun(pu)
         self.active[uid] = ur
         ur.prep_ok, ur.prep = self._actor(pu).prepare.remote(pu.unit, pu.base_dir, self.opts.cache_dir)
@@ -172,7 +175,7 @@ class SweepDriver:
             for name in TABLES:  # victims last: the unit's done marker
                 if name in value:
                     write_table(self.store, name, uid, value[name])
-            clear_failures(self.store, uid)
+            self.store.remove_unit("failures", uid)
             # shards no job of this plan names (a run cut into more of them) are not part of these rows
             self.store.remove_parts("shards", uid, [f"{kind}-{job.part}" for kind, job in ur.pu.jobs()])
             self.store.retire_superseded(uid)

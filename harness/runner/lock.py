@@ -1,4 +1,4 @@
-"""One sweep writes to a results directory at a time: an advisory lock with the holder's name in it."""
+"""One process writes to a results directory at a time (a sweep, or a run): an advisory lock with the holder in it."""
 
 from __future__ import annotations
 
@@ -6,19 +6,28 @@ import fcntl
 import json
 import os
 import socket
+import sys
 from pathlib import Path
 
 from harness.errors import HarnessError
-
-LOCK = "_sweep.lock"
+from harness.store.store import LOCK
+_HELD: dict[Path, list] = {}  # lock file this process holds -> [holders (a sweep's CLI and its driver), fd, made its dir]
 
 
 class StoreLock:
-    def __init__(self, root: Path):
-        self.path = Path(root) / LOCK
-        self.fd: int | None = None
+    """`with StoreLock(out, "run"):` refuses in one line while another process writes to `out`. Re-entrant within a
+    process. A directory that holds nothing but the lock when it is released is left as it was found (gone, if the
+    lock made it), so a run refused after taking it leaves nothing behind."""
+
+    def __init__(self, root: Path, verb: str = "sweep"):
+        self.path = Path(root).absolute() / LOCK
+        self.verb = verb
 
     def __enter__(self) -> "StoreLock":
+        if self.path in _HELD:
+            _HELD[self.path][0] += 1
+            return self
+        made_dir = not self.path.parent.exists()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
@@ -27,16 +36,26 @@ class StoreLock:
             holder = os.pread(fd, 4096, 0).decode(errors="replace").strip() or "another process"
             os.close(fd)
             raise HarnessError(
-                "out", str(self.path.parent), f"another sweep is writing here ({holder}); wait for it, or use another --out"
+                "out", str(self.path.parent), f"another recon-harness process is writing here ({holder}); wait for it, "
+                "or use another --out",
             ) from None
         os.ftruncate(fd, 0)
-        os.pwrite(fd, json.dumps({"pid": os.getpid(), "host": socket.gethostname()}).encode(), 0)
-        self.fd = fd
+        os.pwrite(fd, json.dumps({"verb": self.verb, "pid": os.getpid(), "host": socket.gethostname(),
+                                  "argv": " ".join(sys.argv[1:])[:200]}).encode(), 0)
+        _HELD[self.path] = [1, fd, made_dir]
         return self
 
     def __exit__(self, *exc) -> None:
-        if self.fd is not None:
-            os.ftruncate(self.fd, 0)
-            fcntl.flock(self.fd, fcntl.LOCK_UN)
-            os.close(self.fd)
-            self.fd = None
+        held = _HELD[self.path]
+        held[0] -= 1
+        if held[0]:
+            return
+        del _HELD[self.path]
+        _, fd, made_dir = held
+        os.ftruncate(fd, 0)
+        if [p.name for p in self.path.parent.iterdir()] == [LOCK]:  # nothing written: leave no trace
+            self.path.unlink(missing_ok=True)
+            if made_dir:
+                self.path.parent.rmdir()
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)

@@ -72,7 +72,3 @@ def done_shards(store: ResultStore, unit_id: str, jobs: list) -> set[tuple[str, 
                 done.add((kind, job.index))
     return done
 
-
-def clear_failures(store: ResultStore, unit_id: str) -> None:
-    store.path("failures", unit_id).unlink(missing_ok=True)
-    store.remove_parts("failures", unit_id)

@@ -15,6 +15,7 @@ from harness.errors import HarnessError
 from harness.store.schemas import SCHEMA_VERSION, SCHEMAS
 
 MARKER = "_recon_harness.json"
+LOCK = "_sweep.lock"  # the writer's lock (harness.runner.lock): not content, so a folder holding only it is empty
 SAFE = re.compile(r"^[A-Za-z0-9_\-][A-Za-z0-9_.\-]*$")  # no leading '.': result files are never hidden
 
 
@@ -82,8 +83,12 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
+def _holds_anything(root: Path) -> bool:
+    return root.is_dir() and any(p.name != LOCK for p in root.iterdir())
+
+
 def _foreign(root: Path, field: str) -> None:
-    sample = sorted(p.name for p in root.iterdir())[:3]
+    sample = sorted(p.name for p in root.iterdir() if p.name != LOCK)[:3]
     raise HarnessError(
         field, str(root), f"is a non-empty directory ({', '.join(sample)}{', ...' if len(sample) == 3 else ''}) with no "
         f"{MARKER} marker, so it holds no recon-harness results; give a new or empty directory",
@@ -101,7 +106,7 @@ class ResultStore:
         check_writable_dir(root, field)
         if (root / MARKER).is_file():
             ResultStore(root, create=False)
-        elif root.exists() and any(root.iterdir()):
+        elif _holds_anything(root):
             _foreign(root, field)
 
     def __init__(self, root: str | Path, create: bool = True):
@@ -119,7 +124,7 @@ class ResultStore:
                 raise HarnessError("out" if create else "results", str(self.root),
                                    f"holds {held}, this harness writes {SCHEMA_VERSION}; {fix}")
         elif create:
-            if self.root.exists() and any(self.root.iterdir()):
+            if _holds_anything(self.root):
                 _foreign(self.root, "out")
             atomic_write_bytes(marker, json.dumps({"schema_version": SCHEMA_VERSION}).encode())
         elif not self.root.is_dir():
@@ -168,6 +173,11 @@ class ResultStore:
         for f in (self.root / table).glob(f"{safe_name(unit_id, 'unit_id')}-*.parquet"):
             if f.name not in kept:
                 f.unlink(missing_ok=True)
+
+    def remove_unit(self, table: str, unit_id: str) -> None:
+        """Remove the unit's file of `table` and all its part files."""
+        self.path(table, unit_id).unlink(missing_ok=True)
+        self.remove_parts(table, unit_id)
 
     def has(self, table: str, unit_id: str, part: str = "") -> bool:
         return self.path(table, unit_id, part).is_file()
