@@ -132,3 +132,75 @@ def test_bad_checkpoints_and_splits_are_one_line(tmp_path, hub_repo, tiny_distil
                         layouts.HeadLayout(("pre_classifier", "classifier"), "tanh", "a wrong layout"))
     _fails(capsys, run(card), "do not reproduce the checkpoint's logits", "max abs difference")
     assert not out.exists() or not list(out.rglob("*.parquet"))
+
+
+# ---- integer classes: a label value of the data, never an output index ---------------------------
+def _info(labels, arch="BertForSequenceClassification"):
+    from harness.classifiers.checkpoint import CheckpointInfo
+
+    return CheckpointInfo("ck", arch, tuple(labels), layouts.LAYOUTS[arch])
+
+
+def test_integer_classes_are_label_values_of_the_data_not_output_indices():
+    from harness.classifiers.checkpoint import check_classes
+    from harness.errors import HarnessError
+
+    info = _info(["positive", "negative"])  # output 0 is positive; in SST-2 label value 0 is negative
+    with pytest.raises(HarnessError, match="not an output index") as e:  # was accepted as outputs 0, 1: labels swapped
+        check_classes(info, [0, 1])
+    assert e.value.field == "classes" and "['positive', 'negative']" in e.value.line()
+    check_classes(info, ["Positive", "negative"])
+    check_classes(info, [1, 0], data_names=["positive", "negative"])  # the data names value 1 'positive'
+    with pytest.raises(HarnessError, match="label value 0 of the data is 'negative', but output 0 of ck is 'positive'"):
+        check_classes(info, [0, 1], data_names=["negative", "positive"])
+    digits = _info(["1", "0"])  # what finetune writes for integer labels given as [1, 0]
+    check_classes(digits, [1, 0])
+    check_classes(digits, ["1", "0"])
+    with pytest.raises(HarnessError, match="output 0 of ck is '1'"):
+        check_classes(digits, [0, 1])
+    check_classes(_info(["LABEL_0", "LABEL_1"]), [1, 0])  # generic labels: any classes, in the order given
+
+
+@pytest.mark.parametrize("values", [(1, 0), (7, 3)])
+def test_finetune_splits_read_back_with_the_same_integer_classes(tmp_path, values):
+    """CSV labels are integers; the written data/ must give each integer class the same rows (it swapped [1, 0]
+    and refused [7, 3] as out of range)."""
+    import pyarrow.parquet as pq
+
+    from harness.classifiers.splits import write_splits
+    from harness.data.split import load_split
+    from harness.specs.task import TaskSpec
+
+    table = pq.read_table(FIXTURES / "sst2-train-400.parquet").to_pylist()
+    code = {0: values[1], 1: values[0]}  # positive -> values[0]
+    csv = tmp_path / "sst.csv"
+    csv.write_text("sentence,label\n" + "".join(f"\"{r['sentence'].replace(chr(34), '')}\",{code[r['label']]}\n" for r in table))
+    truth = {r["sentence"].replace('"', ""): code[r["label"]] for r in table}
+    task = TaskSpec(name="t", model="m", classes=list(values), per_class=6, nonmembers=12, null_victim=None,
+                    data={"source": str(csv), "format": "csv", "input_column": "sentence", "label_column": "label"})
+    split = load_split(task)
+    assert [truth[s] for s in split.member_inputs] == [values[i] for i in split.member_labels]
+    write_splits(tmp_path / "data", task, split)
+    back = task.model_copy(update={"data": task.data.model_copy(update={
+        "source": str(tmp_path / "data"), "format": "parquet", "split": "train", "nonmember_split": "test"})})
+    again = load_split(back)
+    assert sorted(again.member_inputs) == sorted(split.member_inputs)
+    assert [truth[s] for s in again.member_inputs] == [values[i] for i in again.member_labels]
+    assert [truth[s] for s in again.nonmember_inputs] == [values[i] for i in again.nonmember_labels]
+
+
+def test_named_splits_read_back_by_name_and_by_value(tmp_path):
+    from harness.classifiers.splits import write_splits
+    from harness.data.split import load_split
+    from harness.specs.task import TaskSpec
+
+    data = {"source": str(FIXTURES / "sst2-train-400.parquet"), "input_column": "sentence", "label_column": "label"}
+    task = TaskSpec(name="t", model="m", classes=["positive", "negative"], per_class=6, nonmembers=12, null_victim=None, data=data)
+    split = load_split(task)
+    write_splits(tmp_path / "data", task, split)
+    for classes in (["positive", "negative"], [1, 0]):  # value 1 is 'positive' in the written files too
+        back = task.model_copy(update={"classes": classes, "data": task.data.model_copy(update={
+            "source": str(tmp_path / "data"), "split": "train", "nonmember_split": "test"})})
+        again = load_split(back)
+        assert again.class_names == ["positive", "negative"] and sorted(again.member_inputs) == sorted(split.member_inputs)
+        assert dict(zip(again.member_inputs, again.member_labels.tolist())) == dict(zip(split.member_inputs, split.member_labels.tolist()))

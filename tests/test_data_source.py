@@ -65,3 +65,24 @@ def test_a_csv_that_is_parquet_or_holds_no_rows_is_named(tmp_path):
     ok = tmp_path / "ok.csv"
     ok.write_text("sentence,label\na fine film,1\na dull one,0\n")
     assert load_rows(spec.model_copy(update={"source": str(ok)})).num_rows == 2
+
+
+def test_an_integer_class_that_is_another_values_name_is_refused_as_ambiguous(tmp_path):
+    """ClassLabel names ['1', '0']: the integer 1 is label value 1 (named '0') and also the name of value 0."""
+    import datasets
+
+    from harness.data.split import load_split
+    from harness.specs.task import TaskSpec
+
+    feats = datasets.Features({"sentence": datasets.Value("string"), "label": datasets.ClassLabel(names=["1", "0"])})
+    datasets.Dataset.from_dict({"sentence": [f"s{i}" for i in range(20)], "label": [i % 2 for i in range(20)]},
+                               features=feats).to_parquet(str(tmp_path / "d.parquet"))
+    task = TaskSpec(name="t", model="m", classes=[1, 0], per_class=2, nonmembers=4, null_victim=None,
+                    data={"source": str(tmp_path / "d.parquet"), "input_column": "sentence", "label_column": "label"})
+    with pytest.raises(HarnessError) as e:
+        load_split(task)
+    assert e.value.field == "classes" and e.value.value == 1 and "ambiguous" in e.value.line()
+    split = load_split(task.model_copy(update={"classes": ["1", "0"]}))  # quoted: the names
+    assert split.class_names == ["1", "0"] and split.class_values == [0, 1]
+    with pytest.raises(HarnessError, match="no label value 5 in the data"):
+        load_split(task.model_copy(update={"classes": [5, "0"]}))

@@ -58,9 +58,18 @@ def read_checkpoint(card_id: str, path: Path) -> CheckpointInfo:
     return CheckpointInfo(card_id, arch, labels, LAYOUTS[arch])
 
 
-def check_classes(info: CheckpointInfo, classes: list) -> None:
-    """The task's classes are the checkpoint's labels, in its output order (names compared without case;
-    generic LABEL_k names accept any class names, taken in that order)."""
+def _integer(c) -> bool:
+    return isinstance(c, int) or (isinstance(c, str) and c.isdigit())
+
+
+def check_classes(info: CheckpointInfo, classes: list, data_names: list[str] | None = None) -> None:
+    """The task's classes are the checkpoint's labels, in its output order: the class listed i-th names output i
+    (compared without case). Generic LABEL_k labels accept any classes, taken in the order given.
+
+    An integer class is a label value of the data (harness/data/split.py), never an output index. It names
+    output i when the data's name for it (`data_names`, where the data has been read) is the checkpoint's label,
+    or when the checkpoint's label is that integer as text (what `recon-harness finetune` writes for data whose
+    labels are integers). Any other integer cannot be matched to an output, and is refused rather than guessed."""
     if len(classes) != len(info.labels):
         raise HarnessError(
             "classes", list(classes), f"{info.card_id} has {len(info.labels)} labels {list(info.labels)}; "
@@ -69,11 +78,16 @@ def check_classes(info: CheckpointInfo, classes: list) -> None:
     if all(re.fullmatch(r"LABEL_\d+", lab) for lab in info.labels):
         return
     for i, (c, lab) in enumerate(zip(classes, info.labels)):
-        if str(c).lower() != lab.lower() and c != i:
-            raise HarnessError(
-                "classes", c, f"output {i} of {info.card_id} is {lab!r}; list the checkpoint's labels in its output "
-                f"order: {list(info.labels)}",
-            )
+        name = str(data_names[i]) if data_names is not None else str(c)
+        if name.lower() == lab.lower():
+            continue
+        if data_names is not None and name != str(c):
+            why = f"label value {c} of the data is {name!r}, but output {i} of {info.card_id} is {lab!r}"
+        elif _integer(c):
+            why = f"an integer class is a label value of the data, not an output index; output {i} of {info.card_id} is {lab!r}"
+        else:
+            why = f"output {i} of {info.card_id} is {lab!r}"
+        raise HarnessError("classes", c, f"{why}; list the checkpoint's labels by name in its output order: {list(info.labels)}")
 
 
 def convert_head(model: nn.Module, info: CheckpointInfo) -> MLPHead:

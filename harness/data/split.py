@@ -26,6 +26,8 @@ class MemberSplit:
     null_inputs: list[Any] = field(default_factory=list)  # training set of the 'disjoint' null victim
     null_labels: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     null_rows: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    class_values: list | None = None  # each class's label value in the data (class_names[i] is its name there)
+    label_names: list[str] | None = None  # the data's ClassLabel names (value k is label_names[k]); None: no names
 
     @property
     def n(self) -> int:
@@ -33,7 +35,12 @@ class MemberSplit:
 
 
 def _class_ids(task: TaskSpec, ds) -> tuple[list[int], list[str], np.ndarray]:
-    """Map the task's classes to label values in the data; returns (values, names, label column)."""
+    """Map the task's classes to label values in the data; returns (values, names, label column).
+
+    One rule for integer classes (docs/finetuned.md): an integer (or digits that are not a class name of the
+    data) is a label value of the data, a ClassLabel's stored integer or an integer column's value; never a
+    position in a list or a checkpoint's output index. An integer that is also the name of another ClassLabel
+    value is refused as ambiguous."""
     feature = ds.features[task.data.label_column]
     names = list(getattr(feature, "names", []) or [])
     labels = np.asarray(ds[task.data.label_column])
@@ -43,7 +50,13 @@ def _class_ids(task: TaskSpec, ds) -> tuple[list[int], list[str], np.ndarray]:
             if isinstance(c, int) or (isinstance(c, str) and c.isdigit() and c not in names):
                 idx = int(c)
                 if not 0 <= idx < len(names):
-                    raise HarnessError("classes", c, f"index out of range; the data has {len(names)} classes")
+                    raise HarnessError("classes", c, f"no label value {idx} in the data: an integer class is a label "
+                                       f"value, and its {len(names)} classes are 0..{len(names) - 1} "
+                                       f"({', '.join(names[:20])}); give a value or a class name")
+                if str(c) in names and names.index(str(c)) != idx:
+                    raise HarnessError("classes", c, f"ambiguous: label value {idx} of the data is named {names[idx]!r} "
+                                       f"and the class named {str(c)!r} is label value {names.index(str(c))}; give the "
+                                       f"name as a quoted string ({str(c)!r}) or the value of another name")
             elif c in names:
                 idx = names.index(c)
             else:
@@ -101,6 +114,8 @@ def load_split(task: TaskSpec, base_dir: Path | None = None, rows=None) -> Membe
     col = task.data.input_column
     return MemberSplit(
         class_names=names,
+        class_values=[v.item() if hasattr(v, "item") else v for v in values],
+        label_names=_label_names(task, ds),
         member_inputs=list(ds.select(mem_rows.tolist())[col]),
         member_labels=np.concatenate(mem_lab),
         member_rows=mem_rows,
@@ -111,6 +126,10 @@ def load_split(task: TaskSpec, base_dir: Path | None = None, rows=None) -> Membe
         null_labels=np.concatenate(null_lab),
         null_rows=null_rows,
     )
+
+
+def _label_names(task: TaskSpec, ds) -> list[str] | None:
+    return list(getattr(ds.features[task.data.label_column], "names", []) or []) or None
 
 
 def _too_few(task: TaskSpec, name: str, have: int, non: int, null: int) -> None:
