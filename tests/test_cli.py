@@ -370,3 +370,19 @@ def test_the_head_announced_is_the_head_trained(tmp_path, bert_card, capsys):
     assert main(["run", str(task), "--out", str(tmp_path / "out"), "--cache", str(tmp_path / "c"), "--no-evidence"]) == 0
     said = " ".join(capsys.readouterr().err.split())
     assert "head [32, 100, 1] (relu)" in said and "[32, 32]" not in said
+
+
+def test_an_output_inside_a_ray_jobs_working_copy_is_refused(tmp_path, monkeypatch, capsys):
+    """`ray job submit --working-dir .` runs the job in Ray's unpacked copy of the folder, removed later (a new upload
+    gets a new one): a relative --out (or the default results/NAME) there would be lost and never resumed."""
+    job = tmp_path / "session_1" / "runtime_resources" / "working_dir_files" / "_ray_pkg_0123"
+    job.mkdir(parents=True)
+    monkeypatch.chdir(job)
+    sweep = str(ROOT / "tasks" / "sweeps" / "small-cpu.yaml")
+    assert main(["sweep", sweep, "--dry-run"]) == 2  # the sweep's own out: results/small-cpu
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("recon-harness: error: out = 'results/small-cpu': is relative to Ray's"), err
+    assert main(["run", str(ROOT / "tasks" / "quickstart.yaml"), "--out", "res"]) == 2
+    assert "--out = 'res': is relative to Ray's temporary copy" in capsys.readouterr().err
+    assert main(["sweep", sweep, "--dry-run", "--out", str(tmp_path / "kept")]) == 0  # an absolute path is kept
+    assert not list(job.iterdir())

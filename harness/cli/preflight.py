@@ -43,7 +43,10 @@ def cache_field(cache: str | None) -> tuple[Path, str]:
 
 
 def check_outputs(args) -> None:
-    """--out (a writable results directory of this schema, or a new one) and the embedding cache."""
+    """--out (a writable results directory of this schema, or a new one, not lost with a Ray job) and the cache."""
+    from harness.runner.cluster import check_out_outlives_job
+
+    check_out_outlives_job(args.out)
     ResultStore.check(Path(args.out), "--out")
     cache, field = cache_field(args.cache)
     check_writable_dir(cache, field)

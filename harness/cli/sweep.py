@@ -64,12 +64,14 @@ def _dry_run(plan, out: Path) -> int:
 
 
 def main(args) -> int:
+    from harness.runner.cluster import check_out_outlives_job
     from harness.runner.lock import StoreLock
 
     t0 = time.perf_counter()
     spec = _load(args.sweep)
     plan = plan_sweep(spec, args.sweep)
     out = Path(args.out or spec.out or f"results/{spec.name}")
+    check_out_outlives_job(out, "--out" if args.out else "out")
     ResultStore.check(out, "--out" if args.out else "out")
     if args.cache and Path(args.cache).exists() and not Path(args.cache).is_dir():
         raise HarnessError("--cache", args.cache, "is an existing file, not a directory; give a directory path")

@@ -7,6 +7,7 @@ import logging
 import os
 import socket
 import time
+from pathlib import Path
 from urllib.parse import urlparse
 
 from harness.errors import HarnessError
@@ -43,6 +44,16 @@ def _probe(address: str, timeout: float = 5.0) -> None:
             f"no Ray cluster answers there ({exc.strerror or exc}); start one with `ray start --head` "
             "or leave --address out to start a local one",
         ) from None
+
+
+def check_out_outlives_job(out: str | Path, field: str = "--out") -> None:
+    """Under `ray job submit --working-dir`, the job runs in Ray's unpacked copy of that folder, which Ray deletes
+    later (and a new upload gets a new copy): a relative output there would be lost, and never resumed."""
+    if not Path(out).is_absolute() and "working_dir_files" in Path.cwd().parts:
+        raise HarnessError(
+            field, str(out), f"is relative to Ray's temporary copy of the job's working directory ({Path.cwd()}), which "
+            "Ray removes: give an absolute path on the head node, e.g. --out $HOME/recon-harness/results/nightly",
+        )
 
 
 def _no_auth_on_note(record: logging.LogRecord) -> bool:
