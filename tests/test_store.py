@@ -77,6 +77,10 @@ def test_a_unit_retires_the_same_work_stored_under_an_older_id(tmp_path):
     assert sorted(store.read("attack_runs").column("unit_id").to_pylist()) == ["t-m-new000000000", "t-m-other0000000"]
     assert sorted(p.name for p in (tmp_path / "heads").iterdir()) == ["t-m-new000000000-real.safetensors", "t-m-other0000000-real.safetensors"]
     assert store.retire_superseded("t-m-new000000000") == [] and store.retire_superseded("not-written") == []
+    # settings that differ only in the task's description (text about the work) are the same work
+    unit("t-m-said0000000a", '{"task": {"description": "before", "seed": 2}}')
+    unit("t-m-said0000000b", '{"task": {"description": "after", "seed": 2}}')
+    assert store.retire_superseded("t-m-said0000000b") == ["t-m-said0000000a"]
 
 
 def test_schema_version_mismatch_is_refused(tmp_path):

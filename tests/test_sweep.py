@@ -49,6 +49,10 @@ def test_grid_expands_to_stable_ids_and_shards(tmp_path):
     # one changed value changes exactly the units that use it
     other = write_sweep(tmp_path, name="t", grid={"seed": [0, 1], "head.widths": [[16], [8]], "attack.params.m": [4, 7]})
     assert len(set(ids(other)) & set(ids(path))) == 4
+    # a task's description is text about the work: editing it keeps every id (it recomputed, and pooled, them twice)
+    described = write_sweep(tmp_path, name="d", tasks=[{**TASK, "description": "an edited description"}],
+                            grid={"seed": [0, 1], "head.widths": [[16], [8]], "attack.params.m": [4, 6]})
+    assert ids(described) == ids(path)
 
 
 def test_sweep_unit_id_matches_a_plain_run(tmp_path):

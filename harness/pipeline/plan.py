@@ -35,8 +35,9 @@ class Unit:
     def unit_id(self) -> str:
         """Same inputs, same id; any change to task, card, revision or head file gives a new one. Fields at their
         defaults stay out of the hash, so a release that adds a setting (whose default keeps today's behaviour)
-        leaves existing units' ids, and a resumed store's finished work, as they were."""
-        stated = {"task": self.task.model_dump(mode="json", exclude_defaults=True),
+        leaves existing units' ids, and a resumed store's finished work, as they were. The task's description is text
+        about the work, not the work: editing it keeps the id."""
+        stated = {"task": self.task.model_dump(mode="json", exclude_defaults=True, exclude={"description"}),
                   "card": self.card.model_dump(mode="json", exclude_defaults=True),
                   "revision": self.revision, "head_file": self.head_file}
         blob = json.dumps({**stated, "schema": SCHEMA_VERSION}, sort_keys=True, default=str)

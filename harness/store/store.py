@@ -83,6 +83,16 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
+def _work(settings: str) -> str:
+    """A row's settings as the work they describe: the task's description (text about the work) left out."""
+    try:
+        s = json.loads(settings)
+        s.get("task", {}).pop("description", None)
+        return json.dumps(s, sort_keys=True)
+    except (json.JSONDecodeError, AttributeError, TypeError):
+        return settings
+
+
 def _holds_anything(root: Path) -> bool:
     return root.is_dir() and any(p.name != LOCK for p in root.iterdir())
 
@@ -158,8 +168,8 @@ class ResultStore:
             return []
         same_names = unit_id.rsplit("-", 1)[0] + "-"  # ids are <task>-<card>-<hash>: the same work has the same names
         rows = self.read("victims", columns=["unit_id", "settings"], prefix=same_names).to_pylist()
-        mine = {r["settings"] for r in rows if r["unit_id"] == unit_id}
-        old = sorted({r["unit_id"] for r in rows if r["unit_id"] != unit_id and r["settings"] in mine})
+        mine = {_work(r["settings"]) for r in rows if r["unit_id"] == unit_id}
+        old = sorted({r["unit_id"] for r in rows if r["unit_id"] != unit_id and _work(r["settings"]) in mine})
         for uid in old:
             for f in self.root.glob(f"*/{safe_name(uid, 'unit_id')}*"):
                 stem = f.name.rsplit(".", 1)[0]
