@@ -3,8 +3,10 @@ one forward pass, and the check that features -> head reproduce the checkpoint's
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -149,14 +151,39 @@ class ClassifierHead:
         return diff
 
 
-def load_classifier(auto, path: str, info: CheckpointInfo, kwargs: dict) -> tuple[nn.Module, ClassifierHead]:
-    """The checkpoint through its Auto class in float32, refusing one whose head weights are not in the file."""
+@contextlib.contextmanager
+def quiet_transformers():
+    """No transformers log lines (its multi-line LOAD REPORT of missing keys, deprecation notes) or Python
+    warnings while a checkpoint loads: what matters is refused afterwards in one line of ours."""
+    from transformers.utils import logging as hf_logging
+
+    level = hf_logging.get_verbosity()
     try:
-        model, loading = auto.from_pretrained(path, dtype=torch.float32, output_loading_info=True, **kwargs)
-    except (OSError, ValueError) as exc:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            hf_logging.set_verbosity_error()
+            yield
+    finally:
+        hf_logging.set_verbosity(level)
+
+
+def load_classifier(auto, path: str, info: CheckpointInfo, kwargs: dict) -> tuple[nn.Module, ClassifierHead]:
+    """The checkpoint through its Auto class in float32, refusing one that lacks any weight the architecture needs
+    (the head's or the feature extractor's: from_pretrained would fill them with random values)."""
+    try:
+        with quiet_transformers():
+            model, loading = auto.from_pretrained(path, dtype=torch.float32, output_loading_info=True, **kwargs)
+    except (OSError, ValueError, RuntimeError) as exc:
         raise HarnessError("id", info.card_id, f"weights could not be loaded ({str(exc).splitlines()[0]})") from None
-    missing = [k for k in loading.get("missing_keys", []) if any(k.startswith(layer + ".") for layer in info.layout.layers)]
-    if missing:
-        raise HarnessError("id", info.card_id, f"has no trained head weights ({missing[0]} is missing from the checkpoint)")
+    missing = sorted(loading.get("missing_keys", []))
+    head = [k for k in missing if any(k.startswith(layer + ".") for layer in info.layout.layers)]
+    if head:
+        raise HarnessError("id", info.card_id, f"has no trained head weights ({head[0]} is missing from the checkpoint)")
+    if missing:  # from_pretrained fills them with random values: the features would not be the checkpoint's
+        raise HarnessError(
+            "id", info.card_id, f"lacks {len(missing)} weight{'s' if len(missing) > 1 else ''} its {info.architecture} "
+            f"needs ({missing[0]}{' ...' if len(missing) > 1 else ''}), which would be filled with random values; give "
+            "the whole fine-tuned model as saved by save_pretrained",
+        )
     model.eval()
     return model, ClassifierHead(info, convert_head(model, info))
