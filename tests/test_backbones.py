@@ -109,3 +109,31 @@ def test_embedding_cache_hits_on_second_call(tiny_bert_dir, cache_dir, monkeypat
 def test_no_image_processor_is_a_clear_error(tiny_bert_dir):
     with pytest.raises(HarnessError, match="image processor"):
         load_backbone(resolve_model(_card(id=str(tiny_bert_dir), modality="image", pooling="cls")))
+
+
+def test_a_checkpoint_replaced_in_the_same_directory_gets_a_new_revision_and_cache_key(tmp_path, cache_dir):
+    """Every local directory was revision "local": a replaced checkpoint reused the old one's cached features."""
+    import transformers
+
+    from harness.pipeline.plan import Unit
+    from harness.registry import TASKS
+    from tests.tiny_models import build_tiny_text_classifier
+
+    path = build_tiny_text_classifier(tmp_path / "ck", "bert")
+    card = _card(id=str(path), modality="text", kind="classifier")
+    first = resolve_model(card)
+    assert first.source == "local-dir" and first.revision.startswith("local-") and len(first.revision) == 18
+    assert resolve_model(card).revision == first.revision  # the same files: the same revision
+    emb1, hit1, key1 = embed_cached(load_backbone(first), SENTENCES, cache_dir, progress=False)
+    torch.manual_seed(1)  # another checkpoint of the same shape, saved over the first
+    model = transformers.BertForSequenceClassification.from_pretrained(str(path))
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn_like(p))
+    model.save_pretrained(str(path))
+    second = resolve_model(card)
+    assert second.revision.startswith("local-") and second.revision != first.revision
+    emb2, hit2, key2 = embed_cached(load_backbone(second), SENTENCES, cache_dir, progress=False)
+    assert (hit1, hit2) == (False, False) and key1 != key2 and not torch.allclose(emb1, emb2)
+    task = TASKS.get("quickstart")
+    assert Unit(task, card, first.revision).unit_id != Unit(task, card, second.revision).unit_id

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import fnmatch
+import hashlib
 import importlib
 import importlib.metadata
 import os
@@ -20,7 +22,7 @@ PICKLE_PATTERNS = ["*.bin"]
 class ResolvedModel:
     card: ModelCard
     path: Path | None  # directory with config and weights; None for the identity backbone
-    revision: str  # the 40-hex commit the weights came from, or a label for non-Hub sources
+    revision: str  # the 40-hex commit the weights came from; local-<12 hex> of a local directory's files; else a label
     source: str  # hub-cache | hub | local-dir | package:NAME==VER | builtin
 
 
@@ -62,6 +64,24 @@ def _snapshot(card: ModelCard, local_only: bool) -> Path:
     )
 
 
+def local_revision(path: Path, card: ModelCard) -> str:
+    """A local directory's revision: "local-" + 12 hex of a sha256 over the name, size and modification time
+    (ns) of every file from_pretrained may read there (SAFE_PATTERNS, plus *.bin where the card allows them),
+    and over config.json's bytes. A checkpoint replaced in the same directory (save_pretrained, a copy, a
+    download) rewrites its files, so its revision, and with it the embedding cache key and the unit id, change.
+    Stat data, not the weights' bytes: hashing gigabytes of weights would cost seconds to minutes on every run
+    and every plan; config.json is hashed whole (small) so a copy that keeps sizes and times but not the config
+    still differs."""
+    patterns = SAFE_PATTERNS + ([] if card.use_safetensors else PICKLE_PATTERNS)
+    h = hashlib.sha256()
+    for f in sorted(Path(path).iterdir()):
+        if f.is_file() and any(fnmatch.fnmatch(f.name, pat) for pat in patterns):
+            st = f.stat()
+            h.update(f"{f.name}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    h.update((Path(path) / "config.json").read_bytes())
+    return "local-" + h.hexdigest()[:12]
+
+
 def resolve_model(card: ModelCard) -> ResolvedModel:
     """Hub cache first, then the Hub (unless HF_HUB_OFFLINE=1), then the card's local package."""
     from huggingface_hub.errors import (
@@ -80,7 +100,7 @@ def resolve_model(card: ModelCard) -> ResolvedModel:
                                "written by save_pretrained (or `recon-harness finetune`), or a Hub id")
         if not (path / "config.json").is_file():
             raise HarnessError("id", card.id, "local model directory has no config.json; use save_pretrained()")
-        return ResolvedModel(card, path.resolve(), "local", "local-dir")
+        return ResolvedModel(card, path.resolve(), local_revision(path, card), "local-dir")
     try:
         path = _snapshot(card, local_only=True)
         return ResolvedModel(card, path, path.name, "hub-cache")
