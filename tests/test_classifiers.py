@@ -223,3 +223,44 @@ def test_backbone_weights_missing_from_the_checkpoint_are_refused(tmp_path, caps
     err = _fails(capsys, ["run", str(task), "--model", str(card), "--out", str(out), "--quiet"],
                  f"lacks {len(gone)} weights its BertForSequenceClassification needs (bert.encoder.layer.1.", "save_pretrained")
     assert "LOAD REPORT" not in err and not list(out.rglob("*.parquet"))
+
+
+@pytest.mark.parametrize("config,needle", [
+    ([], "a JSON list, not an object"),
+    ({"architectures": ["BertForSequenceClassification"], "id2label": {"negative": 0, "positive": 1}}, "id2label"),
+    ({"architectures": "BertForSequenceClassification"}, "architectures is 'BertForSequenceClassification'"),
+    ({"architectures": ["BertForSequenceClassification"], "id2label": {"0": "a", "2": "b"}}, "not 0..1"),
+    ({"architectures": ["BertForSequenceClassification"], "num_labels": "2"}, "num_labels is '2'"),
+])
+def test_a_malformed_config_is_one_line(tmp_path, capsys, config, needle):
+    """`[]` and names as id2label's keys crashed read_checkpoint (AttributeError, ValueError: exit 3)."""
+    import json
+
+    path = build_tiny_text_classifier(tmp_path / "bert", "bert")
+    (path / "config.json").write_text(json.dumps(config))
+    capsys.readouterr()
+    card = _yaml(tmp_path / "c.yaml", {"id": str(path), "kind": "classifier", "modality": "text"})
+    task = _yaml(tmp_path / "t.yaml", {
+        "model": "unused", "per_class": 4, "nonmembers": 8, "seed": 0, "classes": ["negative", "positive"],
+        "data": {"source": str(FIXTURES / "sst2-train-400.parquet"), "input_column": "sentence"}, "attack": ATTACK})
+    out = tmp_path / "out"
+    _fails(capsys, ["run", str(task), "--model", str(card), "--out", str(out), "--quiet"],
+           "has a malformed config.json", needle, "save_pretrained")
+    assert not out.exists() or not list(out.rglob("*.parquet"))
+
+
+def test_a_default_two_label_config_without_label_fields_reads_as_transformers_does(tmp_path):
+    """transformers 5 leaves id2label / num_labels out of config.json at their defaults; it was refused as
+    'a one-output checkpoint (0 labels)'."""
+    import json
+
+    from harness.classifiers.checkpoint import read_checkpoint
+
+    path = build_tiny_text_classifier(tmp_path / "bert", "bert")
+    cfg = json.loads((path / "config.json").read_text())
+    for key in ("id2label", "label2id", "num_labels"):
+        cfg.pop(key, None)
+    (path / "config.json").write_text(json.dumps(cfg))
+    assert read_checkpoint("ck", path).labels == ("LABEL_0", "LABEL_1")
+    bb = load_backbone(resolve_model(ModelCard(name="c", id=str(path), modality="text", kind="classifier")))
+    assert bb.classifier.head.dims == [32, 32, 2] and bb.check_head(["a gripping , funny film", "dull"]) <= 1e-4

@@ -34,13 +34,24 @@ class CheckpointInfo:
                 "activation": self.layout.activation, "labels": list(self.labels), "attacked": self.layout.about}
 
 
+def _malformed(card_id: str, what: str):
+    return HarnessError("id", card_id, f"has a malformed config.json ({what}); save the checkpoint with "
+                        "save_pretrained, or fix config.json by hand")
+
+
 def read_checkpoint(card_id: str, path: Path) -> CheckpointInfo:
-    """From config.json alone (no weights): a supported classifier with >= 2 labels, or one line saying why not."""
+    """From config.json alone (no weights): a supported classifier with >= 2 labels, or one line saying why not.
+    Absent label fields take transformers' defaults (PretrainedConfig: num_labels 2, labels LABEL_k): transformers
+    5 leaves them out of config.json when they are the defaults."""
     try:
         cfg = json.loads((Path(path) / "config.json").read_text())
     except (OSError, ValueError) as exc:
         raise HarnessError("id", card_id, f"has no readable config.json ({exc})") from None
+    if not isinstance(cfg, dict):
+        raise _malformed(card_id, f"a JSON {type(cfg).__name__}, not an object")
     archs = cfg.get("architectures") or []
+    if not isinstance(archs, list) or not all(isinstance(a, str) for a in archs):
+        raise _malformed(card_id, f"architectures is {archs!r}, not a list of class names")
     arch = archs[0] if archs else f"{cfg.get('model_type', 'unknown')} (no architectures entry)"
     if not arch.endswith(CLASSIFIER_SUFFIXES):
         raise HarnessError(
@@ -49,8 +60,20 @@ def read_checkpoint(card_id: str, path: Path) -> CheckpointInfo:
         )
     if arch not in LAYOUTS:
         raise HarnessError("id", card_id, f"has a {arch} head the attack cannot use; supported: {supported()}")
-    id2label = {int(k): str(v) for k, v in (cfg.get("id2label") or {}).items()}
-    n = len(id2label) or int(cfg.get("num_labels", 0))
+    raw = cfg.get("id2label") or {}
+    try:
+        if not isinstance(raw, dict):
+            raise ValueError
+        id2label = {int(k): str(v) for k, v in raw.items()}
+    except (TypeError, ValueError):
+        raise _malformed(card_id, f"id2label {str(raw)[:80]} does not map output indices to label names, "
+                         "e.g. {\"0\": \"negative\", \"1\": \"positive\"}") from None
+    num = cfg.get("num_labels")
+    if num is not None and (isinstance(num, bool) or not isinstance(num, int)):
+        raise _malformed(card_id, f"num_labels is {num!r}, not an integer")
+    n = len(id2label) or (2 if num is None else num)
+    if id2label and sorted(id2label) != list(range(n)):
+        raise _malformed(card_id, f"id2label's outputs are {sorted(id2label)}, not 0..{n - 1}")
     if cfg.get("problem_type") in ("regression", "multi_label_classification") or n < 2:
         raise HarnessError(
             "id", card_id, f"is a {cfg.get('problem_type') or 'one-output'} checkpoint ({n} labels); "
