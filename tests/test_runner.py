@@ -341,3 +341,25 @@ def test_run_into_a_sweeps_store_drops_that_units_shards(tmp_path):
     assert len(victims) == 2  # real and null, replaced once
     seed = json.loads(victims[0]["settings"])["attack_params"]["seed"]
     assert all(v["attack_shards"] == [{"restarts": v["n_runs"], "seed": seed}] for v in victims)  # one attack
+
+
+def test_sigterm_stops_a_sweep_as_ctrl_c_does(tmp_path):
+    """cron's and `ray job stop`'s SIGTERM: 'interrupted', exit 130 (resumable), not Ray's core-dump line and exit 1
+    (which reads as 'units failed')."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    path = write_sweep(tmp_path, grid={"seed": [0, 1, 2]}, restarts_per_shard=1)
+    out = tmp_path / "out"
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}  # its own local cluster, not this module's
+    p = subprocess.Popen([sys.executable, "-m", "harness", "sweep", path, "--out", str(out), "--quiet"],
+                         cwd=Path(__file__).parent.parent, env=env, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 180
+    while not list(out.glob("shards/*.parquet")) and time.monotonic() < deadline and p.poll() is None:
+        time.sleep(0.2)
+    assert p.poll() is None, p.communicate()[1][-2000:]  # still sweeping when the first shard is written
+    p.send_signal(signal.SIGTERM)
+    err = p.communicate(timeout=120)[1]
+    assert p.returncode == 130 and err.strip().splitlines()[-1] == "recon-harness: interrupted", err[-2000:]

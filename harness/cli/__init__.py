@@ -5,8 +5,10 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
+import signal
 import sys
 import tempfile
+import threading
 import time
 import traceback
 from pathlib import Path
@@ -51,6 +53,7 @@ def main(argv: list[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
     except SystemExit as exc:  # --help or --version (0), or a usage error with its one line printed (2)
         return int(exc.code or 0)
+    before = term_as_interrupt()
     try:
         return int(args._main(args) or 0)
     except HarnessError as exc:
@@ -62,6 +65,22 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # noqa: BLE001 - anything else is a bug: one line, the traceback in a log
         print(internal_error_line(args.verb, exc, argv), file=sys.stderr)
         return EXIT_INTERNAL
+    finally:
+        if before is not None:
+            signal.signal(signal.SIGTERM, before)  # in-process callers (tests, notebooks) get theirs back
+
+
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
+
+
+def term_as_interrupt():
+    """SIGTERM (cron's and `ray job stop`'s stop) ends a verb as Ctrl-C does: 'interrupted', exit 130, resumable.
+    Ray's driver installs a handler of its own when it connects, so a verb that connects calls this again after.
+    Returns the handler it replaced (None off the main thread, where none can be set)."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    return signal.signal(signal.SIGTERM, _interrupt)
 
 
 # function in the call stack -> the stage it belongs to (the outermost one found names the stage)

@@ -86,6 +86,7 @@ def main(args) -> int:
 
 
 def _sweep(args, spec, plan, out: Path, t0: float) -> int:
+    from harness.cli import term_as_interrupt
     from harness.runner.cluster import check_requests, connect
     from harness.runner.driver import Options, SweepDriver
 
@@ -93,6 +94,7 @@ def _sweep(args, spec, plan, out: Path, t0: float) -> int:
         print(f"sweep {spec.name}: all {plan.n_units} units already done in {out}; nothing to run (--force recomputes)")
         return 0
     where = connect(args.address, args.num_cpus)
+    term_as_interrupt()  # after Ray's driver set its own SIGTERM handler (a core dump line and exit 1)
     requests = {k: getattr(spec.resources, k).ray_options() for k in ("embed", "train", "shard", "finish")}
     check_requests(requests, args.wait_for_resources)
     slots = _slots(requests["shard"])
