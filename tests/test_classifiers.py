@@ -264,3 +264,28 @@ def test_a_default_two_label_config_without_label_fields_reads_as_transformers_d
     assert read_checkpoint("ck", path).labels == ("LABEL_0", "LABEL_1")
     bb = load_backbone(resolve_model(ModelCard(name="c", id=str(path), modality="text", kind="classifier")))
     assert bb.classifier.head.dims == [32, 32, 2] and bb.check_head(["a gripping , funny film", "dull"]) <= 1e-4
+
+
+def test_three_classes_finetune_and_run_without_setting_head_loss(tmp_path, tiny_distilbert_dir, one_thread):
+    """The task's default loss (logistic) refused 3 classes before checkpoint_task or finetune could use ce."""
+    import datasets
+    import pyarrow.parquet as pq
+
+    rows = pq.read_table(FIXTURES / "sst2-train-400.parquet").to_pylist()[:120]
+    data = tmp_path / "three.parquet"
+    datasets.Dataset.from_dict({"sentence": [r["sentence"] for r in rows], "label": [i % 3 for i in range(len(rows))]},
+                               features=datasets.Features({"sentence": datasets.Value("string"),
+                                                           "label": datasets.ClassLabel(names=["a", "b", "c"])})
+                               ).to_parquet(str(data))
+    base = {"model": "unused", "per_class": 4, "nonmembers": 6, "seed": 0, "classes": ["a", "b", "c"],
+            "attack": ATTACK, "evidence": EVIDENCE}
+    task = _yaml(tmp_path / "three.yaml", base | {"null_victim": None, "data": {"source": str(data), "input_column": "sentence"}})
+    card = _yaml(tmp_path / "bb.yaml", {"id": str(tiny_distilbert_dir), "modality": "text", "pooling": "cls"})
+    ckpt = tmp_path / "ckpt"
+    assert main(["finetune", str(task), "--model", str(card), "--out", str(ckpt), "--steps", "3", "--quiet"]) == 0
+    run_task = _yaml(tmp_path / "run.yaml", base | {"data": {"source": str(ckpt / "data"), "split": "train",
+                                                             "nonmember_split": "test", "input_column": "sentence"}})
+    out = tmp_path / "out"
+    assert main(["run", str(run_task), "--model", str(ckpt / "card.yaml"), "--out", str(out), "--quiet", "--no-evidence"]) == 0
+    (v,) = ResultStore(out, create=False).read("victims").to_pylist()
+    assert v["head_dims"] == [32, 32, 3] and yaml.safe_load(v["trainer_info"])["labels"] == ["a", "b", "c"]

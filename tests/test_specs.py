@@ -117,9 +117,28 @@ def test_identity_card_rules():
         ModelCard(name="x", id="org/m", modality="image", pooling="flatten")
 
 
-def test_logistic_needs_two_classes():
+def test_logistic_needs_two_classes_where_the_harness_trains_the_head(tmp_path):
+    """Stated, it is refused as the task is read; left at its default, a 3-class task is read (a classifier card's
+    head and `finetune` use cross-entropy: it was refused before checkpoint_task could say so) and a head the
+    harness would train with it is refused before any draw, naming head.loss."""
+    import datasets
+
+    from harness.classifiers.task import checkpoint_task
+    from harness.data.split import load_split
+
     with pytest.raises(ValueError, match="binary"):
-        TaskSpec(name="t", model="m", data={"source": "x", "input_column": "c"}, classes=["a", "b", "c"], per_class=2)
+        TaskSpec(name="t", model="m", data={"source": "x", "input_column": "c"}, classes=["a", "b", "c"], per_class=2,
+                 head={"loss": "logistic"})
+    data = tmp_path / "three.parquet"
+    datasets.Dataset.from_dict({"c": [f"s{i}" for i in range(30)], "label": ["abc"[i % 3] for i in range(30)]}).to_parquet(str(data))
+    task = TaskSpec(name="t", model="m", data={"source": str(data), "input_column": "c"}, classes=["a", "b", "c"],
+                    per_class=2, nonmembers=3)
+    assert task.head.loss == "logistic"
+    with pytest.raises(HarnessError) as e:
+        load_split(task)
+    assert e.value.field == "head.loss" and "binary" in e.value.line() and "head.loss: ce" in e.value.line()
+    assert load_split(checkpoint_task(task)).class_names == ["a", "b", "c"]
+    assert load_split(task.model_copy(update={"head": task.head.model_copy(update={"loss": "ce"})})).n == 6
 
 
 def test_registry_search_path_env(tmp_path, monkeypatch):

@@ -48,7 +48,9 @@ def main(args) -> int:
         raise HarnessError("--out", str(out), "exists and is not empty; give a new directory")
     task_file = Path(args.task) if Path(args.task).is_file() else TASKS.files().get(args.task)
     base_dir = task_file.resolve().parent if task_file else None
-    split = load_split(task.model_copy(update={"null_victim": None}), base_dir)
+    # the fine-tune trains with cross-entropy over the task's classes, however many: the task's head.loss is not used
+    split = load_split(task.model_copy(update={"null_victim": None, "head": task.head.model_copy(update={"loss": "ce"})}),
+                       base_dir)
     resolved = resolve_model(card)
     names = split.class_names
     auto = transformers.AutoModelForSequenceClassification if card.modality == "text" else transformers.AutoModelForImageClassification

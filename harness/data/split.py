@@ -11,7 +11,7 @@ import numpy as np
 
 from harness.data.source import load_rows
 from harness.errors import HarnessError, did_you_mean
-from harness.specs.task import TaskSpec
+from harness.specs.task import TaskSpec, check_loss_fits_classes
 
 
 @dataclass
@@ -76,6 +76,7 @@ def load_split(task: TaskSpec, base_dir: Path | None = None, rows=None) -> Membe
     """The split of `task`; `rows` is the task's data set when already loaded by `load_rows`. With
     `data.nonmember_split`, non-members come from that split (rows index into it), members and the
     null draw from `data.split`."""
+    check_loss_fits_classes(task, HarnessError)  # a trained head's loss; a checkpoint's task (checkpoint_task) has ce
     ds = rows if rows is not None else load_rows(task.data, base_dir)
     values, names, labels = _class_ids(task, ds)
     other = task.data.nonmember_split

@@ -111,9 +111,20 @@ class TaskSpec(_Strict):
 
     @model_validator(mode="after")
     def _classes(self) -> "TaskSpec":
-        if self.head.loss == "logistic" and len(self.classes) != 2:
-            raise SpecFieldError(
-                "head.loss", "logistic", f"loss 'logistic' is binary but classes has {len(self.classes)}: "
-                "use 2 classes, or head.loss: ce for more",
-            )
+        """A task that states loss: logistic with other than 2 classes is refused as it is read. One that leaves
+        the loss at its default is not: on a classifier card (and for `finetune`) the head is the checkpoint's,
+        trained with cross-entropy, and the default does not apply; where the harness trains the head with it,
+        `check_loss_fits_classes` refuses it (harness/data/split.py calls it before any draw)."""
+        if "loss" in self.head.model_fields_set:
+            check_loss_fits_classes(self)
         return self
+
+
+def check_loss_fits_classes(task: TaskSpec, error: type = SpecFieldError) -> None:
+    """The head the harness trains: the binary logistic loss needs exactly 2 classes (`error`: SpecFieldError
+    while the task is validated, HarnessError once it is built)."""
+    if task.head.loss == "logistic" and len(task.classes) != 2:
+        raise error(
+            "head.loss", "logistic", f"loss 'logistic' is binary but classes has {len(task.classes)}: "
+            "use 2 classes, or head.loss: ce for more",
+        )
