@@ -363,3 +363,12 @@ def test_sigterm_stops_a_sweep_as_ctrl_c_does(tmp_path):
     p.send_signal(signal.SIGTERM)
     err = p.communicate(timeout=120)[1]
     assert p.returncode == 130 and err.strip().splitlines()[-1] == "recon-harness: interrupted", err[-2000:]
+
+
+def test_sweep_rows_record_the_device_their_attack_ran_on(tmp_path):
+    """The rows are written by the finish task (1 CPU here); the attack ran in shards holding 2: the rows say 2
+    (they said the finish task's 'cpu x1')."""
+    plan, _ = _plan(tmp_path, grid={}, resources={"shard": {"num_cpus": 2}, "finish": {"num_cpus": 1}})
+    _drive(plan, tmp_path / "out").run()
+    victims = ResultStore(tmp_path / "out", create=False).read("victims").to_pylist()
+    assert len(victims) == 2 and {v["device"] for v in victims} == {"cpu x2"}

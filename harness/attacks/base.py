@@ -81,6 +81,7 @@ class AttackResult:
     wall_s: float = 0.0
     # (restarts, seed) of each seeded attack whose restarts these are, in order: one for a run, one per Ray shard
     shards: list[tuple[int, int]] = field(default_factory=list)
+    device: str = ""  # where it ran (provenance.device_name(): `cpu xN` or the GPU); "" where not recorded
 
     def layout(self) -> list[tuple[int, int]]:
         """The shards as recorded, else the one attack `params` describe (none for an attack without restarts)."""

@@ -115,7 +115,7 @@ def victim_row(base: dict, unit: Unit, split: MemberSplit, emb: Embedded, o: Vic
         "train_s": o.train_s,
         "attack_s": o.attack_s,
         "score_s": o.score_s,
-        "device": device_name(),
+        "device": o.result.device or device_name(),  # where the attack ran
         "embed_cache_hit": cache_hit,
     }
 

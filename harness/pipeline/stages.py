@@ -21,6 +21,7 @@ from harness.errors import HarnessError
 from harness.heads.losses import output_dim
 from harness.heads.mlp import MLPHead
 from harness.heads.train import accuracy
+from harness.provenance import device_name
 from harness.scoring.embedding import MatchScores, match
 from harness.specs.task import AttackRecipe, HeadRecipe, TaskSpec
 from harness.victims.build import TrainedVictim, VictimData, attack_view, build_victim, diagnosed
@@ -171,6 +172,7 @@ def attack_stage(
             result.candidates = c + (frame.mean - emb.mean).to(c.dtype)
         else:
             result.candidates = (frame.to_raw(c.double()) - emb.mean.double()).to(c.dtype)
+    result.device = device_name()  # the attack's own threads or GPU (a sweep writes its rows in another process)
     return result
 
 

@@ -55,6 +55,7 @@ def result_of(tbl: pa.Table, dim: int, params: dict) -> AttackResult:
     return AttackResult(
         cands, torch.tensor(row["labels"], dtype=torch.long), lam, torch.tensor(row["run_ids"], dtype=torch.long),
         runs, params, wall_s=row["compute_s"] or 0.0, shards=[(row["restarts"], row["shard_seed"])],
+        device=json.loads(row["versions"] or "{}").get("device", ""),  # the shard's process, as its provenance says
     )
 
 

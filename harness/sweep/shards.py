@@ -61,4 +61,5 @@ def merge(results: list[AttackResult], params: dict) -> AttackResult:
         params=params,
         wall_s=wall,
         shards=layout,
+        device=", ".join(sorted({r.device for r in results if r.device})),  # one, unless shards ran on unlike nodes
     )
