@@ -289,3 +289,39 @@ def test_three_classes_finetune_and_run_without_setting_head_loss(tmp_path, tiny
     assert main(["run", str(run_task), "--model", str(ckpt / "card.yaml"), "--out", str(out), "--quiet", "--no-evidence"]) == 0
     (v,) = ResultStore(out, create=False).read("victims").to_pylist()
     assert v["head_dims"] == [32, 32, 3] and yaml.safe_load(v["trainer_info"])["labels"] == ["a", "b", "c"]
+
+
+def _sst_task(tmp: Path, **over) -> Path:
+    return _yaml(tmp / "t.yaml", {
+        "model": "unused", "per_class": 4, "nonmembers": 8, "seed": 0, "classes": ["negative", "positive"],
+        "data": {"source": str(FIXTURES / "sst2-train-400.parquet"), "input_column": "sentence"}, "attack": ATTACK, **over})
+
+
+def test_pickled_only_weights_under_use_safetensors_name_the_setting(tmp_path, capsys):
+    import transformers
+
+    path = build_tiny_text_classifier(tmp_path / "bert", "bert")
+    model = transformers.BertForSequenceClassification.from_pretrained(str(path))
+    (path / "model.safetensors").unlink()
+    torch.save(model.state_dict(), path / "pytorch_model.bin")
+    capsys.readouterr()
+    card = _yaml(tmp_path / "c.yaml", {"id": str(path), "kind": "classifier", "modality": "text"})
+    out = tmp_path / "out"
+    _fails(capsys, ["run", str(_sst_task(tmp_path)), "--model", str(card), "--out", str(out), "--quiet"],
+           "use_safetensors = True:", "pytorch_model.bin", "convert them to safetensors", "use_safetensors: false")
+    assert not out.exists() or not list(out.rglob("*.parquet"))
+
+
+def test_an_image_classifier_under_a_text_card_says_so(tmp_path, capsys, tiny_vit_dir):
+    import transformers
+
+    vit = transformers.ViTForImageClassification.from_pretrained(str(tiny_vit_dir), num_labels=2,
+                                                                  id2label={0: "negative", 1: "positive"})
+    vit.config.architectures = ["ViTForImageClassification"]
+    vit.save_pretrained(tmp_path / "vit")
+    capsys.readouterr()
+    card = _yaml(tmp_path / "c.yaml", {"id": str(tmp_path / "vit"), "kind": "classifier", "modality": "text"})
+    out = tmp_path / "out"
+    _fails(capsys, ["run", str(_sst_task(tmp_path)), "--model", str(card), "--out", str(out), "--quiet"],
+           "modality = 'text':", "is an image classifier (ViTForImageClassification)", "set modality: image")
+    assert not out.exists() or not list(out.rglob("*.parquet"))

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from harness.backbones.resolve import ResolvedModel
-from harness.classifiers.checkpoint import ClassifierHead, load_classifier, read_checkpoint
+from harness.classifiers.checkpoint import ClassifierHead, load_classifier, quiet_transformers, read_checkpoint
 from harness.errors import HarnessError
 from harness.progress import bar as progress_bar
 
@@ -129,6 +129,32 @@ def _features(out: Any) -> torch.Tensor:
     raise TypeError(f"unexpected CLIP feature output {type(out).__name__}")
 
 
+def _check_weight_format(resolved: ResolvedModel) -> None:
+    """Pickled weights only (*.bin, no *.safetensors) under a card that loads safetensors only: say so, not
+    transformers' 'no file named model.safetensors'."""
+    path, card = resolved.path, resolved.card
+    if not card.use_safetensors or path is None or any(path.glob("*.safetensors")):
+        return
+    pickled = sorted(p.name for p in path.glob("*.bin"))
+    if pickled:
+        raise HarnessError(
+            "use_safetensors", True, f"{card.id} holds only pickled weights ({', '.join(pickled[:3])}), which "
+            "can run code when loaded; convert them to safetensors (model.save_pretrained(dir) saves safetensors), "
+            "or set use_safetensors: false in the card if the file is trusted",
+        )
+
+
+def _check_classifier_modality(card, info) -> None:
+    """A classifier card's modality is its checkpoint's: an image classifier does not take text, nor the reverse."""
+    want = "image" if info.architecture.endswith("ForImageClassification") else "text"
+    if card.modality != want:
+        kind = "an image classifier" if want == "image" else "a text classifier"
+        raise HarnessError(
+            "modality", card.modality, f"{card.id} is {kind} ({info.architecture}); set modality: {want} in the card "
+            f"(and give the task {'image' if want == 'image' else 'text'} data)",
+        )
+
+
 def load_backbone(resolved: ResolvedModel, device: torch.device | None = None) -> Backbone:
     card = resolved.card
     device = device or default_device()
@@ -139,23 +165,31 @@ def load_backbone(resolved: ResolvedModel, device: torch.device | None = None) -
     transformers.utils.logging.disable_progress_bar()  # our own progress display covers loading
     kwargs = dict(trust_remote_code=card.trust_remote_code, use_safetensors=card.use_safetensors)
     path = str(resolved.path)
+    _check_weight_format(resolved)
+    info = read_checkpoint(card.id, resolved.path) if card.is_classifier else None
+    if info is not None:
+        _check_classifier_modality(card, info)
     try:
-        if card.modality == "text":
-            processor = transformers.AutoTokenizer.from_pretrained(path, trust_remote_code=card.trust_remote_code)
-        else:
-            processor = transformers.AutoImageProcessor.from_pretrained(path, trust_remote_code=card.trust_remote_code)
+        with quiet_transformers():
+            processor = _processor(transformers, card, path)
     except (OSError, ValueError) as exc:
         part = "tokenizer" if card.modality == "text" else "image processor"
         raise HarnessError("id", card.id, f"has no loadable {part} ({str(exc).splitlines()[0]})") from None
     classifier = None
-    if card.is_classifier:
-        info = read_checkpoint(card.id, resolved.path)
+    if info is not None:
         auto = transformers.AutoModelForSequenceClassification if card.modality == "text" else transformers.AutoModelForImageClassification
         model, classifier = load_classifier(auto, path, info, kwargs)
     else:
         try:
-            model = transformers.AutoModel.from_pretrained(path, **kwargs)
+            with quiet_transformers():
+                model = transformers.AutoModel.from_pretrained(path, **kwargs)
         except (OSError, ValueError) as exc:
             raise HarnessError("id", card.id, f"weights could not be loaded ({str(exc).splitlines()[0]})") from None
     model.eval().to(device)
     return Backbone(resolved, model=model, processor=processor, device=device, classifier=classifier)
+
+
+def _processor(transformers, card, path: str):
+    if card.modality == "text":
+        return transformers.AutoTokenizer.from_pretrained(path, trust_remote_code=card.trust_remote_code)
+    return transformers.AutoImageProcessor.from_pretrained(path, trust_remote_code=card.trust_remote_code)
