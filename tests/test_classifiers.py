@@ -325,3 +325,17 @@ def test_an_image_classifier_under_a_text_card_says_so(tmp_path, capsys, tiny_vi
     _fails(capsys, ["run", str(_sst_task(tmp_path)), "--model", str(card), "--out", str(out), "--quiet"],
            "modality = 'text':", "is an image classifier (ViTForImageClassification)", "set modality: image")
     assert not out.exists() or not list(out.rglob("*.parquet"))
+
+
+def test_the_doc_states_the_logits_probe_the_code_uses():
+    """docs/finetuned.md said 32 task inputs; the probe is up to 16 members plus up to 16 non-members."""
+    import inspect
+    import re
+
+    from harness.pipeline import stages
+
+    src = inspect.getsource(stages.checkpoint_stage)
+    assert "split.member_inputs[:16] + split.nonmember_inputs[:16]" in src
+    doc = re.sub(r"\s+", " ", (Path(__file__).parents[1] / "docs" / "finetuned.md").read_text())
+    assert "the first 16 members and the first 16 non-members drawn" in doc and "28 with 6 members per class" in doc
+    assert "on 32 of the task's inputs" not in doc
