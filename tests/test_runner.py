@@ -372,3 +372,16 @@ def test_sweep_rows_record_the_device_their_attack_ran_on(tmp_path):
     _drive(plan, tmp_path / "out").run()
     victims = ResultStore(tmp_path / "out", create=False).read("victims").to_pylist()
     assert len(victims) == 2 and {v["device"] for v in victims} == {"cpu x2"}
+
+
+def test_dry_run_counts_the_shards_a_resume_reuses(tmp_path, capsys):
+    plan, path = _plan(tmp_path, grid={})
+    out = tmp_path / "out"
+    bad = work.Stages(work.prepare, work.train, _shard_fails_for_null, work.finish)
+    assert _drive(plan, out, bad).run().units_failed == 1  # the real victim's 2 shards stored, the null's failed
+    capsys.readouterr()
+    assert main(["sweep", path, "--out", str(out), "--dry-run"]) == 0
+    said = " ".join(capsys.readouterr().out.split())
+    c = _drive(plan, out).run()
+    assert (c.shards_run, c.shards_reused) == (2, 2)
+    assert f"shards to run {c.shards_run} ({c.shards_reused} stored reused)" in said, said  # it said 4

@@ -38,10 +38,11 @@ def add_arguments(p) -> None:
 
 
 def _dry_run(plan, out: Path) -> int:
+    from harness.runner.resume import reusable_shards
     from harness.sweep.estimate import estimate
 
     store = ResultStore(out, create=False) if (out / "_recon_harness.json").is_file() else None
-    est = estimate(plan, store)
+    est = estimate(plan, store, reusable_shards)
     res = plan.spec.resources
     table = Table(title=f"sweep {plan.spec.name}: plan -> {out}")
     for col in ("card", "task", "units", "done", "shards/unit", "shards to run"):
@@ -52,7 +53,8 @@ def _dry_run(plan, out: Path) -> int:
     con.print(table)
     con.print(
         f"units {est.units} ({est.done} done, {est.units - est.done} to run, {est.unresolved} unresolvable); "
-        f"shards to run {est.shards}, each {res.shard.num_cpus:g} CPU + {res.shard.num_gpus:g} GPU; "
+        f"shards to run {est.shards}" + (f" ({est.reused} stored reused)" if est.reused else "")
+        + f", each {res.shard.num_cpus:g} CPU + {res.shard.num_gpus:g} GPU; "
         f"backbone actors {len(plan.cards)} x ({res.embed.num_cpus:g} CPU + {res.embed.num_gpus:g} GPU)"
     )
     if est.shard_budget_s:

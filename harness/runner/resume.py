@@ -58,6 +58,14 @@ def load_trained(root: Path, unit_id: str, kinds: tuple[str, ...]) -> tuple[Trai
     return out, paths
 
 
+def reusable_shards(store: ResultStore, pu) -> int:
+    """How many of a planned unit's shards a resume will take from the store: its finished shards, once its trained
+    victims are there to go with them (the driver's own rule in `_admit`)."""
+    if any(not head_path(store.root, pu.unit_id, k).with_suffix(".json").is_file() for k in pu.kinds):
+        return 0
+    return len(done_shards(store, pu.unit_id, pu.jobs()))
+
+
 def done_shards(store: ResultStore, unit_id: str, jobs: list) -> set[tuple[str, int]]:
     """The jobs whose shard the store holds as the same work (its restarts and seed): a shard cut to another size
     (the sweep's restarts_per_shard changed between runs) is computed again, not merged as it is."""

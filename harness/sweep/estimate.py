@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Callable
 
 from harness.store.store import ResultStore
 from harness.sweep.plan import SweepPlan
@@ -15,6 +16,7 @@ class Estimate:
     done: int = 0
     unresolved: int = 0
     shards: int = 0
+    reused: int = 0  # stored shards a run will reuse (not in `shards`)
     shard_budget_s: float = 0.0  # sum of time budgets, where the attack declares one
 
     def cpu_hours(self, cpus: float) -> float:
@@ -24,7 +26,9 @@ class Estimate:
         return self.shard_budget_s * gpus / 3600
 
 
-def estimate(plan: SweepPlan, store: ResultStore | None) -> Estimate:
+def estimate(plan: SweepPlan, store: ResultStore | None, reusable: Callable | None = None) -> Estimate:
+    """`reusable(store, planned_unit)`: how many of an unfinished unit's shards the store holds for reuse (dry-run); without
+    it every shard of an unfinished unit counts (the driver takes the reused ones off as it admits each unit)."""
     est = Estimate()
     for pu in plan.units():
         key = (pu.unit.card.name, pu.unit.task.name)
@@ -36,8 +40,10 @@ def estimate(plan: SweepPlan, store: ResultStore | None) -> Estimate:
         est.done += done
         est.unresolved += pu.error is not None
         if not done:
-            row["shards"] += len(pu.jobs())
-            est.shards += len(pu.jobs())
+            reused = reusable(store, pu) if reusable and store is not None else 0
+            row["shards"] += len(pu.jobs()) - reused
+            est.shards += len(pu.jobs()) - reused
+            est.reused += reused
             budget = pu.unit.task.attack.params.get("time_budget_s")
             est.shard_budget_s += float(budget or 0) * len(pu.jobs())
     return est
