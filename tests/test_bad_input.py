@@ -279,7 +279,7 @@ def test_misleading_messages_name_the_real_field_not_the_whole_spec(tmp_path, ca
     """The cross-field checks name one field and do not dump the spec (the old '(top level)' lines)."""
     for spec, field in (
         (_image_task(classes=["cat", "cat"]), "classes"),
-        (_image_task(classes=["cat", "dog", "bird"]), "head.loss"),
+        (_image_task(classes=["cat", "dog", "bird"], head={"loss": "logistic"}), "head.loss"),  # stated: refused here
         (_image_task(head={"widths": [0]}), "head.widths"),
         # a field that takes a number or a list: the error of the member the input was meant for, no type tags
         (_text_task(evidence={"word_relax_length": [0, 12]}), "evidence.word_relax_length.0"),

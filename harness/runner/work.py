@@ -30,7 +30,7 @@ class Stages:
 def prepare(state: dict, unit: Unit, base_dir: str | None, cache_dir: str | None) -> Prepared:
     """Inside the backbone actor: the model is loaded once per actor and kept in `state`."""
     card = unit.card
-    if unit.revision not in ("none", "local") and card.revision != unit.revision:
+    if unit.revision != "none" and not unit.revision.startswith("local") and card.revision != unit.revision:
         card = card.model_copy(update={"revision": unit.revision})
     key = (card.id, unit.revision)
     if key not in state:
