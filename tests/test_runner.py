@@ -385,3 +385,13 @@ def test_dry_run_counts_the_shards_a_resume_reuses(tmp_path, capsys):
     c = _drive(plan, out).run()
     assert (c.shards_run, c.shards_reused) == (2, 2)
     assert f"shards to run {c.shards_run} ({c.shards_reused} stored reused)" in said, said  # it said 4
+
+
+def test_the_sweep_summary_is_one_line_in_a_log(tmp_path, capsys):
+    """Not a terminal (cron, ray job logs): the summary stays one line, however long its path (it wrapped at 160)."""
+    _, path = _plan(tmp_path, grid={})
+    out = tmp_path / ("results-" + "x" * 150)
+    assert main(["sweep", path, "--out", str(out), "--quiet"]) == 0
+    lines = [ln for ln in capsys.readouterr().err.splitlines() if ln.strip()]
+    (summary,) = [ln for ln in lines if ln.startswith("sweep s on ")]
+    assert summary.endswith(f"-> {out}"), lines

@@ -108,10 +108,10 @@ def _sweep(args, spec, plan, out: Path, t0: float) -> int:
     con.print(
         f"sweep {spec.name} on {where}: units {c.units_total} - {c.units_done} done now, {c.units_skipped} already done, "
         f"{c.units_failed} failed; shards {c.shards_run} run, {c.shards_reused} reused, {c.shards_failed} failed; "
-        f"{time.perf_counter() - t0:.1f}s -> {out}"
+        f"{time.perf_counter() - t0:.1f}s -> {out}", soft_wrap=True,  # one line in a log, however long (grep, mail)
     )
     for f in driver.failures[:20]:
-        con.print(f"  failed {f['unit_id']} [{f['stage']}]: {f['error'][:200]}", markup=False, highlight=False)
+        con.print(f"  failed {f['unit_id']} [{f['stage']}]: {f['error'][:200]}", markup=False, highlight=False, soft_wrap=True)
     if len(driver.failures) > 20:
         con.print(f"  ... and {len(driver.failures) - 20} more: `recon-harness leaderboard {out} --failures`")
     return 0 if c.ok else 1
