@@ -77,6 +77,16 @@ def test_distilbert_checkpoint_end_to_end(tmp_path, hub_repo, tiny_distilbert_di
     assert len(store.read("candidates")) >= 16 and (out / "report.html").is_file()
     assert "DistilBertForSequenceClassification @ " in (out / "report.html").read_text()
     assert len(store.read("inversions")) >= 1
+    # integer classes are the data's label values, matched to the checkpoint's outputs by the data's names for them:
+    # SST-2's 0 is 'negative', the checkpoint's output 0 (it was refused before the data was read), [1, 0] swaps
+    by_value = yaml.safe_load(_attack_task(tmp_path, ckpt, "text").read_text()) | {"classes": [0, 1]}
+    task = _yaml(tmp_path / "by-value.yaml", by_value)
+    assert main(["run", str(task), "--model", str(card), "--out", str(tmp_path / "v"), "--quiet", "--no-evidence"]) == 0
+    (w,) = ResultStore(tmp_path / "v", create=False).read("victims").to_pylist()
+    assert (w["test_acc"], w["oracle_residual"]) == (v["test_acc"], v["oracle_residual"])  # the same classes, rows
+    task = _yaml(tmp_path / "swapped.yaml", by_value | {"classes": [1, 0]})
+    assert main(["run", str(task), "--model", str(card), "--out", str(tmp_path / "s"), "--quiet", "--no-evidence"]) == 2
+    assert not (tmp_path / "s").exists()
 
 
 def test_vit_checkpoint_end_to_end_is_linear(tmp_path, hub_repo, tiny_vit_dir, one_thread):

@@ -83,7 +83,8 @@ def read_checkpoint(card_id: str, path: Path) -> CheckpointInfo:
     return CheckpointInfo(card_id, arch, labels, LAYOUTS[arch])
 
 
-def _integer(c) -> bool:
+def is_integer_class(c) -> bool:
+    """A class given as a number (or digits): a label value of the data, matched to outputs once the data is read."""
     return isinstance(c, int) or (isinstance(c, str) and c.isdigit())
 
 
@@ -108,7 +109,7 @@ def check_classes(info: CheckpointInfo, classes: list, data_names: list[str] | N
             continue
         if data_names is not None and name != str(c):
             why = f"label value {c} of the data is {name!r}, but output {i} of {info.card_id} is {lab!r}"
-        elif _integer(c):
+        elif is_integer_class(c):
             why = f"an integer class is a label value of the data, not an output index; output {i} of {info.card_id} is {lab!r}"
         else:
             why = f"output {i} of {info.card_id} is {lab!r}"

@@ -68,10 +68,11 @@ def embed_stage(backbone: Backbone, split: MemberSplit, normalize: bool, cache_d
 
 
 def checkpoint_stage(backbone: Backbone, task: TaskSpec, split: MemberSplit) -> dict:
-    """A classifier card: the task's classes are the checkpoint's labels, and the split reproduces its logits
-    on 32 of the task's inputs; returns what is attacked and the check, for the victims row."""
+    """A classifier card: the task's classes are the checkpoint's labels (integer classes by the data's names for
+    those label values), and the split reproduces its logits on up to 16 members and 16 non-members; returns what
+    is attacked and the check, for the victims row."""
     info = backbone.classifier.info
-    check_classes(info, task.classes)
+    check_classes(info, task.classes, split.class_names)
     probe = split.member_inputs[:16] + split.nonmember_inputs[:16]
     return {**info.describe(), "logits_max_abs_diff": backbone.check_head(probe), "logits_checked_on": len(probe)}
 

@@ -22,7 +22,7 @@ from harness.attacks import make_attack
 from harness.attacks.base import AttackResult
 from harness.backbones.load import Backbone, load_backbone
 from harness.backbones.resolve import ResolvedModel, resolve_model
-from harness.classifiers.checkpoint import check_classes, read_checkpoint
+from harness.classifiers.checkpoint import check_classes, is_integer_class, read_checkpoint
 from harness.classifiers.task import checkpoint_task, given_head_task
 from harness.errors import HarnessError
 from harness.data.split import MemberSplit, load_split
@@ -94,7 +94,8 @@ def plan_unit(task: TaskSpec, card: ModelCard, head_file: str | None = None) -> 
     if card.is_classifier:
         if head_file:
             raise HarnessError("--head", head_file, f"{card.name} is a classifier card: its own head is attacked; drop --head")
-        check_classes(read_checkpoint(card.id, resolved.path), task.classes)
+        if not any(is_integer_class(c) for c in task.classes):  # integers are label values: checked with the data's
+            check_classes(read_checkpoint(card.id, resolved.path), task.classes)  # names (checkpoint_stage)
         task = checkpoint_task(task)
     elif head_file:
         task = given_head_task(task)
