@@ -27,6 +27,7 @@ from pathlib import Path
 
 import torch
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # this checkout's harness, not an installed one
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 warnings.filterwarnings("ignore")
 
@@ -168,7 +169,7 @@ def lineage_iterations(res) -> int:
     summed over the brackets where later brackets restart from earlier candidates (recombine > 0)."""
     per_bracket: dict[int, int] = {}
     for r in res.runs:
-        b = r.run_id // res.params["restarts"]
+        b = r.run_id // res.params.get("restarts", 1)  # the linear recipe's weighted sum is one run, no restarts
         per_bracket[b] = max(per_bracket.get(b, 0), r.iterations)
     its = list(per_bracket.values()) or [0]
     return max(1, sum(its) if res.params.get("recombine", 0) > 0 else max(its))
@@ -294,6 +295,12 @@ def main(argv=None) -> int:
     ap.add_argument("--head", type=json.loads, default={},
                     help='head recipe settings over the bench\'s, as JSON (e.g. \'{"lr_schedule": "cosine"}\')')
     a = ap.parse_args(argv)
+    for flag, given in (("--recipes", a.recipes), ("--pixel-recipes", a.pixel_recipes)):
+        unknown = [r for r in given.split(",") if r and r not in RECIPES]
+        if unknown:
+            ap.error(f"{flag}: unknown recipe {unknown[0]!r}; choose from {', '.join(RECIPES)}")
+    if not all(s.strip().lstrip("-").isdigit() for s in a.seeds.split(",")):
+        ap.error(f"--seeds {a.seeds!r}: give whole numbers, comma-separated (e.g. 0,1)")
     torch.set_num_threads(a.threads)
     names = split_names(a.data)
     bad = [e for e in map(name_error, names) if e]
