@@ -25,6 +25,7 @@ from pathlib import Path
 
 import torch
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # this checkout's harness, not an installed one
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 warnings.filterwarnings("ignore")
 
@@ -85,7 +86,7 @@ def one(name: str, n: int, seed: int, iterations: int) -> None:
     say(f"  {name}: {len(x)} members, test acc {v.test_acc:.2f}, {v.report.steps} epochs ({v.report.stopped_by}), "
         f"|theta - theta0| / |theta0| {float(delta.norm() / (theta - delta).norm()):.3f}")
     for label, t in (("theta (plain KKT)", theta), ("theta - theta0 (known init)", delta)):
-        say(f"    oracle residual vs {label:<28} members {float(residual(t, params, x)):.3f}, "
+        say(f"    residual |t - J'lam|/|t| (least squares, not squared) vs {label:<28} members {float(residual(t, params, x)):.3f}, "
             f"{len(x)} non-members {float(residual(t, params, public[: len(x)])):.3f}")
     dw1 = (v.head.layers[0].weight - init.layers[0].weight).detach().double()
     q, _ = torch.linalg.qr(x.T)
