@@ -51,7 +51,10 @@ def main() -> int:
     ap.add_argument("--tol", type=float, default=0.0)
     args = ap.parse_args()
     same = True
-    tables = sorted({p.name for p in args.a.iterdir() if p.is_dir() and p.name != "heads"})
+    def tables_of(root: Path) -> set[str]:
+        return {p.name for p in root.iterdir() if p.is_dir() and p.name != "heads"} if root.is_dir() else set()
+
+    tables = sorted(tables_of(args.a) | tables_of(args.b))  # a table only one side holds is a difference too
     for t in tables:
         ra, rb = rows(args.a, t), rows(args.b, t)
         if len(ra) != len(rb):
@@ -61,7 +64,10 @@ def main() -> int:
         cols: dict[str, float] = {}
         for x, y in zip(ra, rb):
             for k in x:
-                if k in IGNORE or k.endswith(IGNORE_SUFFIX) or k not in y:
+                if k in IGNORE or k.endswith(IGNORE_SUFFIX):
+                    continue
+                if k not in y:  # a column A has and B lacks is not 'identical'
+                    cols[k] = float("inf")
                     continue
                 d = diff(x[k], y[k], args.tol)
                 if d is not None:

@@ -21,6 +21,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
 
+case "${1:-}" in
+    ""|--prepare) ;;
+    -h|--help) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) echo "bench/gpu.sh: unknown argument '$1'; give --prepare, --help, or nothing (the GPU run)" >&2; exit 2 ;;
+esac
+
 if [[ "${1:-}" == "--prepare" ]]; then
     mkdir -p .gpu/whl .gpu/data/cifar10
     grep -qx '/.gpu/' .git/info/exclude 2>/dev/null || echo '/.gpu/' >> .git/info/exclude

@@ -264,6 +264,10 @@ if __name__ == "__main__":
     if set(args.which) - set(BENCHES):
         ap.error(f"unknown bench {', '.join(sorted(set(args.which) - set(BENCHES)))}; choose from {', '.join(BENCHES)}")
     TMP = Path(tempfile.mkdtemp(prefix="rh-bench-sweep-"))
+    import atexit
+    import shutil
+
+    atexit.register(shutil.rmtree, TMP, ignore_errors=True)  # the stores it wrote (one was 198 MB): nothing left behind
     if args.memory_child is not None:
         memory_child(args.memory_child)
         sys.exit(0)
