@@ -312,7 +312,7 @@ def case_recipes(minutes=None, null_minutes=None):
     """Victim recipes x data (bench/recipes.py with its defaults): which heads leak, measured side by side."""
     import recipes
 
-    recipes.main(["--scale"])
+    recipes.main(["--scale", "--threads", str(torch.get_num_threads())])  # --threads as given; its own budgets
 
 
 CASES = {"recipes": case_recipes, "text": case_text, "pixels": case_pixels, "multiclass": case_multiclass, "speed": case_speed,
@@ -340,7 +340,14 @@ def main(argv=None) -> int:
         return 0
     torch.manual_seed(0)
     np.random.seed(0)
+    # flags a case does not read are said to be unused, not silently dropped
+    unused = {"recipes": "--minutes, --null-minutes and --nulls (bench/recipes.py's own budgets and disjoint nulls)",
+              "identify": "--minutes, --null-minutes and --nulls (the planted check's own iterations)",
+              "speed": "--null-minutes and --nulls" if a.speed_m == 40 else
+                       "--minutes, --null-minutes and --nulls (its time-to-quality part, which --minutes sets, runs at m = 40 only)"}
     for name, fn in CASES.items():
+        if a.case in (name, "all") and name in unused:
+            say(f"   ({name}: does not use {unused[name]})")
         if a.case in (name, "all"):
             t = time.perf_counter()
             nm = a.minutes if a.null_minutes is None else a.null_minutes
