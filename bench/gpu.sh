@@ -49,14 +49,16 @@ checks() {
     fi
     export PYTHONPATH=$PWD:${PYTHONPATH:-} HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 PYTHONUNBUFFERED=1
     if [[ -d .gpu/data ]]; then export RECON_SHARED_DATA=$PWD/.gpu/data; fi
-    local cost table limit
+    local cost table limit m_said n_said
     if [[ -n "${GPU_TINY:-}" ]]; then
         cost=(--cost-ms 8 --cost-restarts 2 --devices cpu --cost-products full,reduced --cost-seconds 0.2 --threads 1)
         cost_cpu=()
         cost_compiled=(--cost-ms 8 --cost-restarts 2 --devices cpu --cost-products reduced --cost-compile on --cost-seconds 0.2 --threads 1)
         table=(--cases pixels --ns 4 --seconds-per-member 0.5 --null-share 0.5 --threads 1 --pixel-steps 200 --attack '{"restarts": 4}')
         limit=600
+        m_said="8 (GPU_TINY; m = 1000 on the device)" n_said="4 (GPU_TINY; n = 500 on the device)"
     else
+        m_said=1000 n_said=500
         cost=(--cost-ms 1000 --cost-restarts 16,128 --devices cuda --cost-products full,reduced --cost-seconds 10 --threads 16)
         cost_cpu=(--cost-ms 1000 --cost-restarts 16 --devices cpu --cost-products full,reduced --cost-seconds 10 --threads 16)
         cost_compiled=(--cost-ms 1000 --cost-restarts 16 --devices cuda --cost-products full,reduced --cost-compile on --cost-seconds 10 --threads 16)
@@ -76,15 +78,15 @@ print(f"python {sys.version.split()[0]}, torch {torch.__version__}, cuda {torch.
 EOF2
     nvidia-smi -L 2>/dev/null || true
 
-    echo "== 1. kkt at m = 1000: CUDA against the CPU ($(( SECONDS - start )) s in)"
+    echo "== 1. kkt at m = ${m_said}: CUDA against the CPU ($(( SECONDS - start )) s in)"
     "$PY" bench/scale.py --part cost "${cost[@]}"
     if (( ${#cost_cpu[@]} )); then "$PY" bench/scale.py --part cost "${cost_cpu[@]}"; fi
     "$PY" bench/scale.py --part cost "${cost_compiled[@]}"
 
     local left=$(( limit - (SECONDS - start) ))
-    echo "== 2. n = 500 pixels, real victim and disjoint null ($(( SECONDS - start )) s in; cut at ${left} s from now)"
+    echo "== 2. n = ${n_said} pixels, real victim and disjoint null ($(( SECONDS - start )) s in; cut at ${left} s from now)"
     if ! timeout "$left" "$PY" bench/scale.py --part table "${table[@]}"; then
-        echo "bench/gpu.sh: the n = 500 case did not finish within ${left} s (the times above say where they went:" \
+        echo "bench/gpu.sh: the n = ${n_said} case did not finish within ${left} s (the times above say where they went:" \
              "the victim's build, with its oracle residual, then the attack)"
     fi
     echo "== bench/gpu.sh done in $(( SECONDS - start )) s"

@@ -156,6 +156,11 @@ def test_gpu_script_parses_and_runs_its_entries_at_tiny_sizes(tmp_path):
     log = (tmp_path / "gpu.log").read_text()
     assert "== cost" in log and "== scale table" in log and "members at SSIM > 0.4" in log
     assert re.search(r"\n  cpu +reduced +compiled +2 +8 +\d+ ", log), log  # the compiled point (compile: on)
+    assert "== 1. kkt at m = 8 (GPU_TINY" in log and "== 2. n = 4 (GPU_TINY" in log  # the sizes it ran, not the device's
+    before = (tmp_path / "gpu.log").stat().st_mtime_ns
+    usage = subprocess.run(["bash", str(script), "--help"], cwd=ROOT, env=env, capture_output=True, text=True)
+    assert usage.returncode == 0 and "--prepare" in usage.stdout  # its use, not a run (it started the GPU run)
+    assert (tmp_path / "gpu.log").stat().st_mtime_ns == before
 
 
 def test_data_names_classes_and_pixel_victim_recipes(monkeypatch):
