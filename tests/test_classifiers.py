@@ -216,6 +216,15 @@ def test_named_splits_read_back_by_name_and_by_value(tmp_path):
         assert dict(zip(again.member_inputs, again.member_labels.tolist())) == dict(zip(split.member_inputs, split.member_labels.tolist()))
 
 
+def _small_checkpoint_run(tmp_path: Path, path: Path) -> tuple[Path, Path, Path]:
+    """A classifier card for the checkpoint at `path`, a small SST-2 task for it, and an output folder."""
+    card = _yaml(tmp_path / "c.yaml", {"id": str(path), "kind": "classifier", "modality": "text"})
+    task = _yaml(tmp_path / "t.yaml", {
+        "model": "unused", "per_class": 4, "nonmembers": 8, "seed": 0, "classes": ["negative", "positive"],
+        "data": {"source": str(FIXTURES / "sst2-train-400.parquet"), "input_column": "sentence"}, "attack": ATTACK})
+    return card, task, tmp_path / "out"
+
+
 def test_backbone_weights_missing_from_the_checkpoint_are_refused(tmp_path, capsys):
     """They were filled with random values and the run went on."""
     from safetensors.torch import load_file, save_file
@@ -225,11 +234,7 @@ def test_backbone_weights_missing_from_the_checkpoint_are_refused(tmp_path, caps
     gone = [k for k in weights if k.startswith("bert.encoder.layer.1.")]
     save_file({k: v for k, v in weights.items() if k not in gone}, str(path / "model.safetensors"), metadata={"format": "pt"})
     capsys.readouterr()
-    card = _yaml(tmp_path / "c.yaml", {"id": str(path), "kind": "classifier", "modality": "text"})
-    task = _yaml(tmp_path / "t.yaml", {
-        "model": "unused", "per_class": 4, "nonmembers": 8, "seed": 0, "classes": ["negative", "positive"],
-        "data": {"source": str(FIXTURES / "sst2-train-400.parquet"), "input_column": "sentence"}, "attack": ATTACK})
-    out = tmp_path / "out"
+    card, task, out = _small_checkpoint_run(tmp_path, path)
     err = _fails(capsys, ["run", str(task), "--model", str(card), "--out", str(out), "--quiet"],
                  f"lacks {len(gone)} weights its BertForSequenceClassification needs (bert.encoder.layer.1.", "save_pretrained")
     assert "LOAD REPORT" not in err and not list(out.rglob("*.parquet"))
@@ -249,11 +254,7 @@ def test_a_malformed_config_is_one_line(tmp_path, capsys, config, needle):
     path = build_tiny_text_classifier(tmp_path / "bert", "bert")
     (path / "config.json").write_text(json.dumps(config))
     capsys.readouterr()
-    card = _yaml(tmp_path / "c.yaml", {"id": str(path), "kind": "classifier", "modality": "text"})
-    task = _yaml(tmp_path / "t.yaml", {
-        "model": "unused", "per_class": 4, "nonmembers": 8, "seed": 0, "classes": ["negative", "positive"],
-        "data": {"source": str(FIXTURES / "sst2-train-400.parquet"), "input_column": "sentence"}, "attack": ATTACK})
-    out = tmp_path / "out"
+    card, task, out = _small_checkpoint_run(tmp_path, path)
     _fails(capsys, ["run", str(task), "--model", str(card), "--out", str(out), "--quiet"],
            "has a malformed config.json", needle, "save_pretrained")
     assert not out.exists() or not list(out.rglob("*.parquet"))
