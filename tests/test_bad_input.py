@@ -280,6 +280,7 @@ def test_misleading_messages_name_the_real_field_not_the_whole_spec(tmp_path, ca
     for spec, field in (
         (_image_task(classes=["cat", "cat"]), "classes"),
         (_image_task(classes=["cat", "dog", "bird"], head={"loss": "logistic"}), "head.loss"),  # stated: refused here
+        (_image_task(classes=["cat", "dog", "bird"]), "head.loss"),  # the default, on a card whose head the harness trains
         (_image_task(head={"widths": [0]}), "head.widths"),
         # a field that takes a number or a list: the error of the member the input was meant for, no type tags
         (_text_task(evidence={"word_relax_length": [0, 12]}), "evidence.word_relax_length.0"),

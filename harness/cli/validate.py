@@ -39,6 +39,11 @@ def validate_file(path: Path) -> str:
     task = TASKS.load_file(path)
     card = MODELS.get(task.model)  # the task's model must be registered
     _warn(remote_code_warning(card, f"the model of {path}"))
+    if not card.is_classifier:  # its own card trains the head: the loss must fit the classes (a checkpoint's is ce)
+        from harness.errors import HarnessError
+        from harness.specs.task import check_loss_fits_classes
+
+        check_loss_fits_classes(task, HarnessError)
     from harness.attacks import make_attack
 
     make_attack(task.attack.name, task.attack.params)
