@@ -1,65 +1,17 @@
-"""The leaderboard: seeds pooled per (model, revision, task, setting), every export format parsed back, Hub push."""
+"""The leaderboard's rows: seeds pooled per (model, revision, task, setting), recipes, labels, unmeasured victims."""
 
 from __future__ import annotations
 
-import io
 import json
-import shutil
-from datetime import datetime, timezone
-from html.parser import HTMLParser
-from pathlib import Path
 
 import pyarrow as pa
-import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import pytest
 
-import harness.runner.tables  # noqa: F401
-from harness.cli import main
 from harness.errors import HarnessError
-from harness.leaderboard import FORMATS, build, render
-from harness.leaderboard.export import push_to_hub
-from harness.specs.task import TaskSpec
+from harness.leaderboard import build, render
 from harness.store import ResultStore
-from tests.test_sweep import TASK
-
-
-def _victim(model, seed, kind, passed, wd=0.0, tpr=None, victim=None):
-    task = TaskSpec(**{**TASK, "seed": seed, "head": {**TASK["head"], "weight_decay": wd}, **({"victim": victim} if victim else {})})
-    uid = f"u-{model}-{seed}-{wd}" + (f"-{task.victim.transform}-{task.victim.trainer}" if victim else "")
-    return uid, {
-        "unit_id": uid, "task": task.name, "model": model, "model_id": f"org/{model}", "revision": "a" * 40,
-        "weights_source": "hub-cache", "seed": seed,
-        "settings": json.dumps({"task": task.model_dump(mode="json"), "card": {}, "revision": "a" * 40}),
-        "versions": '{"torch": "2.13.0"}', "created_at": datetime(2026, 1, 1 + seed, tzinfo=timezone.utc),
-        "victim": kind, "n_members": 4, "members_passed": passed, "tpr_at_fpr": tpr if tpr is not None else passed / 4,
-        "fpr": 0.01, "good_at_0_8": passed, "good_at_0_9": passed // 2, "test_acc": 0.9, "n_runs": 3,
-        "good_ssim": passed - 1 if model == "vit" else None,  # only pixel victims have an SSIM score
-        # the public floor, by cosine for every victim and by SSIM for the pixel ones (which the leaderboard then shows)
-        "public_good_at_0_8": 0, "good_at_0_8_beyond_public": passed,
-        "public_good_ssim": 1 if model == "vit" else None, "good_ssim_beyond_public": max(passed - 2, 0) if model == "vit" else None,
-    }
-
-
-@pytest.fixture
-def results(tmp_path) -> Path:
-    store = ResultStore(tmp_path / "res")
-    for model, passed in (("vit", [4, 2]), ("bert", [1, 1])):
-        for seed in (0, 1):
-            uid, real = _victim(model, seed, "real", passed[seed])
-            _, null = _victim(model, seed, "null", 0)
-            store.write("victims", uid, [real, null])
-            base = {k: real[k] for k in ("unit_id", "task", "model", "model_id", "revision", "seed", "settings", "versions", "created_at")}
-            store.write("shards", uid, [{**base, "victim": "real", "shard": 0, "shard_seed": 0, "restarts": 3,
-                                         "compute_s": 1800.0, "num_cpus": 1.0, "num_gpus": 0.5}], "real-s0000")
-            store.write("selection_scores", uid, [  # top-20 precision 0.5 / 0.7 by seed; the baseline 0.25; k=10 and null ignored
-                {**base, "victim": kind, "strategy": strategy, "k": k, "precision": p}
-                for kind, strategy, k, p in (("real", "cluster", 20, 0.5 + 0.2 * seed), ("real", "lowest-loss", 20, 0.25),
-                                             ("real", "cluster", 10, 0.9), ("null", "cluster", 20, 0.0))
-            ])
-    uid, other = _victim("vit", 0, "real", 3, wd=0.01)  # another setting of the same model: its own row
-    store.write("victims", uid, [other])
-    return tmp_path / "res"
+from tests.leaderboard_rows import _victim, results  # noqa: F401 - `results` is a fixture
 
 
 def test_the_control_size_is_the_fewest_of_the_seeds(tmp_path):
@@ -215,99 +167,6 @@ def test_a_row_without_a_later_field_reads_as_its_default_anywhere_in_the_task(t
     assert sorted(r["seeds"] for r in rows) == [1, 3], [(r["setting"], r["seeds"]) for r in rows]
 
 
-class _Cells(HTMLParser):
-    def __init__(self):
-        super().__init__()
-        self.rows, self._in = [], False
-
-    def handle_starttag(self, tag, attrs):
-        if tag == "tr":
-            self.rows.append([])
-        self._in = tag in ("td", "th")
-
-    def handle_data(self, data):
-        if self._in:
-            self.rows[-1].append(data)
-
-    def handle_endtag(self, tag):
-        self._in = False
-
-
-def test_every_format_parses_back(results, tmp_path):
-    rows = build(results)
-    for fmt in FORMATS:
-        out = tmp_path / f"lb.{fmt}"
-        assert main(["leaderboard", str(results), "--format", fmt, "--out", str(out)]) == 0
-        data = out.read_bytes()
-        assert data == render(rows, fmt)
-        if fmt == "md":
-            lines = data.decode().splitlines()
-            header = [c.strip() for c in lines[0].strip("|").split("|")]
-            first = dict(zip(header, (c.strip() for c in lines[2].strip("|").split("|"))))
-            assert len(lines) == 2 + 3 and first["model"] == "vit" and first["members_at_fpr"] == "3"
-        elif fmt == "csv":
-            t = pacsv.read_csv(io.BytesIO(data))
-            assert t.num_rows == 3 and t.column("members_at_fpr").to_pylist() == [3.0, 3.0, 1.0]
-        elif fmt == "json":
-            assert json.loads(data) == rows
-        elif fmt == "html":
-            p = _Cells()
-            p.feed(data.decode())
-            assert p.rows[0][:4] == ["model", "model_id", "kind", "revision"] and len(p.rows) == 4 and p.rows[1][0] == "vit"
-        else:
-            t = pq.read_table(out)
-            assert t.to_pylist() == rows and t.schema.field("gpu_hours").metadata[b"doc"].startswith(b"attack GPU")
-
-
-class LocalHub:
-    """A stand-in for HfApi that 'uploads' into a local folder (the call boundary, no network)."""
-
-    def __init__(self, root: Path):
-        self.root, self.calls = root, []
-
-    def create_repo(self, repo_id, repo_type=None, exist_ok=False):
-        self.calls.append(("create_repo", repo_id, repo_type, exist_ok))
-
-    def upload_folder(self, repo_id, folder_path, repo_type=None, commit_message=None):
-        self.calls.append(("upload_folder", repo_id, repo_type, commit_message))
-        shutil.copytree(folder_path, self.root / repo_id, dirs_exist_ok=True)
-        return type("Commit", (), {"oid": "c0ffee"})()
-
-
-def test_push_to_hub_uploads_every_format_to_a_dataset_repo(results, tmp_path, monkeypatch, capsys):
-    hub = LocalHub(tmp_path / "hub")
-    assert push_to_hub(build(results), "org/leaderboard", api=hub) == "c0ffee"
-    assert hub.calls[0] == ("create_repo", "org/leaderboard", "dataset", True) and hub.calls[1][2] == "dataset"
-    repo = tmp_path / "hub" / "org" / "leaderboard"
-    assert sorted(p.name for p in repo.iterdir()) == sorted(["README.md"] + [f"leaderboard.{f}" for f in FORMATS])
-    assert pq.read_table(repo / "leaderboard.parquet").num_rows == 3
-    assert "data_files: leaderboard.parquet" in (repo / "README.md").read_text()
-    import harness.leaderboard.export as ex
-
-    monkeypatch.setattr(ex, "hf_api", lambda: hub)
-    monkeypatch.setattr("harness.backbones.resolve.hub_offline", lambda: False)
-    monkeypatch.delenv("HF_TOKEN", raising=False)
-    lb = tmp_path / "lb.md"
-    assert main(["leaderboard", str(results), "--push-to-hub", "org/lb2", "--out", str(lb)]) == 2  # no token: before any work
-    err = capsys.readouterr().err
-    assert "no Hugging Face token" in err and len(err.strip().splitlines()) == 1 and not lb.exists()
-    monkeypatch.setenv("HF_TOKEN", "hf_test_token_not_real")
-    assert main(["leaderboard", str(results), "--push-to-hub", "org/lb2"]) == 0
-    assert "hf_test_token_not_real" not in "".join(capsys.readouterr())
-    assert (tmp_path / "hub" / "org" / "lb2" / "leaderboard.csv").is_file()
-
-
-def test_bad_leaderboard_input(tmp_path, results, capsys):
-    assert main(["leaderboard", str(results), "--push-to-hub", "org/x"]) == 2  # offline in tests
-    assert "HF_HUB_OFFLINE" in capsys.readouterr().err
-    assert main(["leaderboard", str(results), "--format", "parquet"]) == 2
-    assert main(["leaderboard", str(tmp_path / "nothing")]) == 2
-    assert "not a results directory" in capsys.readouterr().err
-    ResultStore(tmp_path / "empty")
-    assert main(["leaderboard", str(tmp_path / "empty")]) == 2
-    assert "no finished units" in capsys.readouterr().err
-
-
 def test_a_victim_the_attack_measured_nothing_is_left_out_not_counted_as_zero(tmp_path):
     """Every run diverged: no candidate, a null TPR, and counts that read null (or 0, as older rows wrote them). Such a
     seed is not 0 members recovered: the attack columns pool the measured seeds only, `measured` says how many, and a
@@ -386,68 +245,3 @@ def test_labels_that_name_the_trained_head_still_differ_when_the_task_widths_do(
         store.write("victims", uid, [row | {"unit_id": uid, "settings": json.dumps(settings), "head_dims": [384, 100, 1]}])
     labels = sorted(r["setting"] for r in build(tmp_path / "res"))
     assert labels == [f"n=2x2 head=100 wd=0 kkt-reference m=4 restarts=3 iterations=5 head.widths=[{w}]" for w in (16, 32)]
-
-
-def _failure_store(tmp_path) -> Path:
-    store = ResultStore(tmp_path / "res")
-    uid, real = _victim("bert", 0, "real", 1)
-    store.write("victims", uid, [real])
-    base = {k: real[k] for k in ("unit_id", "task", "model", "model_id", "revision", "seed", "settings", "versions", "created_at")}
-    store.write("failures", "u-failed", [{**base, "unit_id": "u-failed", "stage": "shard", "victim": "real", "shard": 3,
-                                          "error_type": "RuntimeError", "message": "CUDA out of memory | retry",
-                                          "traceback": "Traceback ..."}], "real-s0003")
-    return tmp_path / "res"
-
-
-def test_failures_go_to_out_in_its_format(tmp_path, capsys):
-    res = _failure_store(tmp_path)
-    for fmt in FORMATS:
-        out = tmp_path / "f" / f"failures.{fmt}"
-        assert main(["leaderboard", str(res), "--failures", "--out", str(out)]) == 0, capsys.readouterr().err
-        assert "wrote 1 failure(s)" in capsys.readouterr().err
-        data = out.read_bytes()
-        if fmt == "csv":
-            t = pacsv.read_csv(io.BytesIO(data))
-            assert t.column("unit_id").to_pylist() == ["u-failed"] and t.column("traceback").to_pylist() == ["Traceback ..."]
-        elif fmt == "json":
-            (row,) = json.loads(data)
-            assert row["stage"] == "shard" and row["shard"] == 3 and row["message"] == "CUDA out of memory | retry"
-        elif fmt == "parquet":
-            assert pq.read_table(out).column("error_type").to_pylist() == ["RuntimeError"]
-        elif fmt == "md":
-            lines = data.decode().splitlines()
-            assert len(lines) == 3 and "u-failed" in lines[2] and "out of memory \\| retry" in lines[2]
-        else:
-            p = _Cells()
-            p.feed(data.decode())
-            assert p.rows[0][0] == "unit_id" and p.rows[1][0] == "u-failed"
-    assert main(["leaderboard", str(res), "--failures", "--format", "json"]) == 0
-    assert json.loads(capsys.readouterr().out)[0]["unit_id"] == "u-failed"
-    assert main(["leaderboard", str(res), "--failures"]) == 0  # one line each, as before
-    assert capsys.readouterr().out == "u-failed\tshard\treal\t3\tRuntimeError: CUDA out of memory | retry\n"
-    assert main(["leaderboard", str(res), "--failures", "--push-to-hub", "org/x"]) == 2
-    assert capsys.readouterr().err.splitlines() == [
-        "recon-harness: error: --push-to-hub = 'org/x': pushes the leaderboard, not the failures table; "
-        "leave out --failures or --push-to-hub"]
-
-
-@pytest.mark.parametrize("name", ["lb.htm", "lb.txt", "lb"])
-def test_an_out_extension_that_names_no_format_is_refused(results, tmp_path, capsys, name):
-    out = tmp_path / name
-    assert main(["leaderboard", str(results), "--out", str(out)]) == 2
-    what = f"its extension .{name.split('.')[1]} names no format" if "." in name else "has no extension to name a format"
-    assert capsys.readouterr().err.splitlines() == [
-        f"recon-harness: error: --out = {str(out)!r}: {what} (md, csv, json, html, parquet); "
-        "name the file lb.md (or .csv, .json, .html, .parquet), or give --format"]
-    assert not out.exists()
-    assert main(["leaderboard", str(results), "--failures", "--out", str(out)]) == 2 and not out.exists()
-    capsys.readouterr()
-    assert main(["leaderboard", str(results), "--format", "md", "--out", str(out)]) == 0  # said explicitly: written
-    assert out.read_bytes() == render(build(results), "md")
-
-
-def test_parquet_to_the_terminal_names_out(results, capsys):
-    for extra in ([], ["--failures"]):
-        assert main(["leaderboard", str(results), "--format", "parquet", *extra]) == 2
-        assert capsys.readouterr().err.splitlines() == [
-            "recon-harness: error: --format = 'parquet': writes a binary file, not text for a terminal; give --out FILE.parquet"]
