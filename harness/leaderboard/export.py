@@ -68,21 +68,30 @@ def to_html(rows: list[dict]) -> str:
     )
 
 
+def _as_table(tbl: pa.Table, fmt: str) -> bytes:
+    """csv or parquet: the whole table, every column."""
+    if fmt == "csv":
+        sink = io.BytesIO()
+        pacsv.write_csv(tbl, sink)
+        return sink.getvalue()
+    sink = pa.BufferOutputStream()
+    pq.write_table(tbl, sink)
+    return sink.getvalue().to_pybytes()
+
+
+def _as_json(rows: list[dict]) -> bytes:
+    return (json.dumps(rows, indent=1, default=str) + "\n").encode()
+
+
 def render(rows: list[dict], fmt: str) -> bytes:
     if fmt == "md":
         return to_md(rows).encode()
     if fmt == "html":
         return to_html(rows).encode()
     if fmt == "json":
-        return (json.dumps(rows, indent=1, default=str) + "\n").encode()
-    if fmt == "csv":
-        sink = io.BytesIO()
-        pacsv.write_csv(table(rows), sink)
-        return sink.getvalue()
-    if fmt == "parquet":
-        sink = pa.BufferOutputStream()
-        pq.write_table(table(rows), sink)
-        return sink.getvalue().to_pybytes()
+        return _as_json(rows)
+    if fmt in ("csv", "parquet"):
+        return _as_table(table(rows), fmt)
     raise HarnessError("format", fmt, f"choose one of {', '.join(FORMATS)}")
 
 
@@ -92,17 +101,11 @@ FAILURE_SHORT = ["unit_id", "model", "task", "seed", "stage", "victim", "shard",
 def render_failures(failures: pa.Table, fmt: str) -> bytes:
     """The failures table (`leaderboard --failures`) in a leaderboard format: csv, json and parquet carry every
     column (settings, traceback included), md and html the columns that say what failed."""
-    if fmt == "parquet":
-        sink = pa.BufferOutputStream()
-        pq.write_table(failures, sink)
-        return sink.getvalue().to_pybytes()
-    if fmt == "csv":
-        sink = io.BytesIO()
-        pacsv.write_csv(failures, sink)
-        return sink.getvalue()
+    if fmt in ("csv", "parquet"):
+        return _as_table(failures, fmt)
     rows = failures.to_pylist()
     if fmt == "json":
-        return (json.dumps(rows, indent=1, default=str) + "\n").encode()
+        return _as_json(rows)
     if fmt == "md":
         lines = ["| " + " | ".join(FAILURE_SHORT) + " |", "|" + "---|" * len(FAILURE_SHORT)]
         lines += ["| " + " | ".join(_cell(r[c]).replace("|", "\\|").replace("\n", " ") for c in FAILURE_SHORT) + " |"
