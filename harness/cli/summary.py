@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import numpy as np
 from rich.console import Console
 
 from harness.cli.console import console as make_console
@@ -41,7 +40,7 @@ def print_summary(o: UnitOutput, out, console: Console | None = None) -> None:
             "-" if pub is None else f"{beyond}/{pub}",
         )
         said.append(f"[bold]{kind}:[/] " + verdict(o.split.n, passed, s.fpr, good, px.good if px else None, vo.trained.linear,
-                                                     pub, beyond, measured=bool(np.isfinite(s.threshold))))
+                                                     pub, beyond, measured=s.measured))
     console.print(table)
     for note in dict.fromkeys(control_note(vo.scores.fpr, len(vo.scores.nonmember_best)) for vo in o.outcomes.values()):
         if note:

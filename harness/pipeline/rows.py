@@ -56,8 +56,7 @@ def _f(x) -> float | None:
 
 def victim_row(base: dict, unit: Unit, split: MemberSplit, emb: Embedded, o: VictimOutcome, cache_hit: bool) -> dict:
     s, rep, head = o.scores, o.trained.report, o.trained.head
-    measured = bool(np.isfinite(s.member_best).any())  # False: every run diverged, no candidate to count members by
-    count = lambda x: x if measured else None  # noqa: E731 - not measured is null, not 0 members
+    count = lambda x: x if s.measured else None  # noqa: E731 - nothing measured (every run diverged) is null, not 0 members
     return {
         **base,
         "victim": o.trained.kind,

@@ -36,6 +36,11 @@ class MatchScores:
     def passed(self, threshold: float | None = None) -> np.ndarray:
         return self.member_best > (self.threshold if threshold is None else threshold)
 
+    @property
+    def measured(self) -> bool:
+        """False where no candidate was finite (every run diverged): no threshold, nothing measured (not 0 found)."""
+        return bool(np.isfinite(self.member_best).any())
+
     def public_good(self, good: float) -> int | None:
         """Members a public input alone matches above `good`; None without public inputs."""
         return public_good(self.member_public, good)
