@@ -117,7 +117,7 @@ class SweepDriver:
             self.counts.shards_total -= len(pu.jobs())
             return
         if force:  # recomputed from scratch: until its rows are written again the unit is not done, nor are its
-            self.store.path("victims", uid).unlink(missing_ok=True)  # shards reusable (an interrupted --force
+            self.store.remove_unit("victims", uid)  # shards reusable (an interrupted --force
             self.store.remove_parts("shards", uid)  # left new heads beside old rows, and a resume took it as done)
         ur = UnitRun(pu)
         self.active[uid] = ur

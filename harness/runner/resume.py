@@ -37,13 +37,19 @@ def save_trained(root: Path, unit: Unit, trained: Trained) -> dict[str, str]:
     return paths
 
 
+def trained_saved(root: Path, unit_id: str, kinds: tuple[str, ...]) -> bool:
+    """Whether every victim of the unit was saved (its head and the record beside it)."""
+    return all(head_path(root, unit_id, k).is_file() and head_path(root, unit_id, k).with_suffix(".json").is_file()
+               for k in kinds)
+
+
 def load_trained(root: Path, unit_id: str, kinds: tuple[str, ...]) -> tuple[Trained, dict[str, str]] | None:
     """The victims a previous run trained, or None if any is missing (then they are trained again)."""
+    if not trained_saved(root, unit_id, kinds):
+        return None
     out, paths = Trained({}), {}
     for kind in kinds:
         path = head_path(root, unit_id, kind)
-        if not (path.is_file() and path.with_suffix(".json").is_file()):
-            return None
         head, _, frame = load_head(path)
         rec = json.loads(path.with_suffix(".json").read_text())
         if frame is None or "recipe" not in rec:
@@ -61,7 +67,7 @@ def load_trained(root: Path, unit_id: str, kinds: tuple[str, ...]) -> tuple[Trai
 def reusable_shards(store: ResultStore, pu) -> int:
     """How many of a planned unit's shards a resume will take from the store: its finished shards, once its trained
     victims are there to go with them (the driver's own rule in `_admit`)."""
-    if any(not head_path(store.root, pu.unit_id, k).with_suffix(".json").is_file() for k in pu.kinds):
+    if not trained_saved(store.root, pu.unit_id, pu.kinds):
         return 0
     return len(done_shards(store, pu.unit_id, pu.jobs()))
 
