@@ -301,6 +301,10 @@ USAGE_ERRORS = {
         "recon-harness run: error: unrecognized argument --no-evidnce (did you mean --no-evidence?); see recon-harness run --help",
     ),
     "unknown flag": (["run", "tasks/quickstart.yaml", "--foo"], "recon-harness run: error: unrecognized argument --foo; see recon-harness run --help"),
+    "an abbreviated flag is not read as the flag": (
+        ["run", "tasks/quickstart.yaml", "--thr", "1"],
+        "recon-harness run: error: unrecognized arguments --thr 1 (did you mean --threads?); see recon-harness run --help",
+    ),
     "invalid choice": (
         ["leaderboard", "DIR", "--format", "xlsx"],
         "recon-harness leaderboard: error: --format = 'xlsx': not one of the choices; give one of md, csv, json, html, parquet",

@@ -58,6 +58,8 @@ class Parser(argparse.ArgumentParser):
 
     def __init__(self, *args, **kwargs):
         kwargs.setdefault("exit_on_error", False)  # errors reach parse_known_args below, with their argument
+        kwargs.setdefault("allow_abbrev", False)  # `--thr` is refused with its full name, not read as --threads:
+        # an abbreviation in a cron line would change meaning (or stop parsing) when a flag is added
         super().__init__(*args, **kwargs)
 
     def parse_known_args(self, args=None, namespace=None):
