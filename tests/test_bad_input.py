@@ -122,15 +122,15 @@ CASES = {
     "seed -1": (lambda d: _run(_yaml(d, _image_task(seed=-1))), "seed", "greater than or equal to 0"),
     "head layers do not chain": (
         lambda d: _run(_yaml(d, _image_task()), "--head", _head(d, {"layers.0.weight": torch.zeros(8, 3072), "layers.1.weight": torch.zeros(1, 5)})),
-        "head", "do not chain",
+        "--head", "do not chain",
     ),
     "head with an extra key": (
         lambda d: _run(_yaml(d, _image_task()), "--head", _head(d, {"layers.0.weight": torch.zeros(8, 3072), "layers.1.weight": torch.zeros(1, 8), "optimizer.step": torch.zeros(1)})),
-        "head", "optimizer.step",
+        "--head", "optimizer.step",
     ),
     "head with an integer dtype": (
         lambda d: _run(_yaml(d, _image_task()), "--head", _head(d, {"layers.0.weight": torch.zeros(8, 3072, dtype=torch.int64), "layers.1.weight": torch.zeros(1, 8, dtype=torch.int64)})),
-        "head", "torch.int64",
+        "--head", "torch.int64",
     ),
     "run --out an existing file": (
         lambda d: ["run", str(_yaml(d, _image_task())), "--out", str(_touch(d / "file")), "--quiet"],

@@ -74,7 +74,7 @@ def check_head(path: str, card: ModelCard, task: TaskSpec) -> None:
     from harness.heads.io import load_head
     from harness.heads.losses import output_dim
 
-    head, _, _ = load_head(path)
+    head, _, _ = load_head(path, "--head")
     if card.dim and head.in_dim != card.dim:
         raise HarnessError("--head", path, f"takes {head.in_dim}-d inputs but model card {card.name!r} embeds to {card.dim}-d")
     want = output_dim(task.head.loss, len(task.classes))

@@ -106,7 +106,7 @@ def main(args) -> int:
     out = Path(args.out)
     given = None
     if args.head:
-        head, meta, frame = load_head(args.head)
+        head, meta, frame = load_head(args.head, "--head")
         given = GivenHead(head, frame, meta)  # with the frame saved beside it, and what its metadata states
     warn_remote_code(card)
     console = make_console()

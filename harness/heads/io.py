@@ -35,11 +35,12 @@ def save_head(head: MLPHead, path: str | Path, meta: dict, mean: torch.Tensor | 
     return path
 
 
-def load_head(path: str | Path) -> tuple[MLPHead, dict, Frame | None]:
-    """Load a head written by `save_head` (with its frame), or a plain safetensors MLP (layers.K.weight/bias)."""
+def load_head(path: str | Path, field: str = "head") -> tuple[MLPHead, dict, Frame | None]:
+    """Load a head written by `save_head` (with its frame), or a plain safetensors MLP (layers.K.weight/bias).
+    `field`: what a refusal names (the CLI's `--head`; a saved victim's file in a results directory is `head`)."""
     path = Path(path)
     if not path.is_file():
-        raise HarnessError("head", str(path), "no such file; pass a .safetensors head file")
+        raise HarnessError(field, str(path), "no such file; pass a .safetensors head file")
     try:
         from safetensors import safe_open
 
@@ -47,14 +48,14 @@ def load_head(path: str | Path) -> tuple[MLPHead, dict, Frame | None]:
             meta = json.loads((f.metadata() or {}).get(META_KEY, "{}"))
         tensors = load_file(str(path))
     except Exception as exc:  # safetensors raises several types for a bad file
-        raise HarnessError("head", str(path), f"not a readable safetensors file ({exc})") from exc
+        raise HarnessError(field, str(path), f"not a readable safetensors file ({exc})") from exc
     mean = tensors.pop(MEAN_KEY, None)
     scale = tensors.pop(SCALE_KEY, None)
-    _check_tensors(path, tensors, mean)
+    _check_tensors(path, tensors, mean, field)
     # half-precision heads (float16, bfloat16) are widened to float32, exactly: the attack runs in float32 or wider
     tensors = {k: v.float() if v.is_floating_point() and v.element_size() < 4 else v for k, v in tensors.items()}
     if scale is not None and (mean is None or tuple(scale.shape) != tuple(mean.shape) or not scale.is_floating_point()):
-        raise HarnessError("head", str(path), f"{SCALE_KEY} needs a {MEAN_KEY} of the same shape, floating point")
+        raise HarnessError(field, str(path), f"{SCALE_KEY} needs a {MEAN_KEY} of the same shape, floating point")
     weights = sorted(
         (k for k in tensors if k.endswith(".weight")),
         key=lambda k: int(k.split(".")[1]),
@@ -69,22 +70,22 @@ def load_head(path: str | Path) -> tuple[MLPHead, dict, Frame | None]:
         bias = "none"
     else:
         raise HarnessError(
-            "head", str(path), f"has biases on layers {[i for i, b in enumerate(biased) if b]} only; "
+            field, str(path), f"has biases on layers {[i for i, b in enumerate(biased) if b]} only; "
             "a head has a bias on every layer, on the first only, or on none",
         )
     if meta.get("dims") and list(meta["dims"]) != dims:
-        raise HarnessError("head", str(path), f"metadata dims {meta['dims']} disagree with tensors {dims}")
+        raise HarnessError(field, str(path), f"metadata dims {meta['dims']} disagree with tensors {dims}")
     if mean is not None and tuple(mean.shape) != (dims[0],):
-        raise HarnessError("head", str(path), f"member_mean has shape {tuple(mean.shape)}, the first layer takes {dims[0]}-d inputs")
+        raise HarnessError(field, str(path), f"member_mean has shape {tuple(mean.shape)}, the first layer takes {dims[0]}-d inputs")
     activation = meta.get("activation", "relu")
     if activation not in ACTIVATIONS:
-        raise HarnessError("head", str(path), f"metadata activation {activation!r} is not one of {', '.join(ACTIVATIONS)}")
+        raise HarnessError(field, str(path), f"metadata activation {activation!r} is not one of {', '.join(ACTIVATIONS)}")
     head = MLPHead(dims, bias=bias, activation=activation).to(tensors[weights[0]].dtype)
     try:
         head.load_state_dict(tensors)
     except (RuntimeError, ValueError) as exc:  # any mismatch the checks above did not name
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise HarnessError("head", str(path), f"does not load as an MLP head ({first}); save heads with MLPHead") from None
+        raise HarnessError(field, str(path), f"does not load as an MLP head ({first}); save heads with MLPHead") from None
     frame = None if mean is None else Frame.from_tensors({MEAN_KEY: mean, **({SCALE_KEY: scale} if scale is not None else {})},
                                                          meta.get("frame"), dims[0])
     return head, meta, frame
@@ -93,39 +94,39 @@ def load_head(path: str | Path) -> tuple[MLPHead, dict, Frame | None]:
 _KEY = re.compile(r"^layers\.(\d+)\.(weight|bias)$")
 
 
-def _check_tensors(path: Path, tensors: dict[str, torch.Tensor], mean: torch.Tensor | None) -> None:
+def _check_tensors(path: Path, tensors: dict[str, torch.Tensor], mean: torch.Tensor | None, field: str) -> None:
     """Every tensor named layers.K.weight/bias, floating point, the layers numbered 0..L-1 and chaining."""
     extra = sorted(k for k in tensors if not _KEY.match(k))
     if extra:
         shown = ", ".join(extra[:4]) + (f" (+{len(extra) - 4} more)" if len(extra) > 4 else "")
         raise HarnessError(
-            "head", str(path), f"holds tensors that are not head layers: {shown}; a head holds only "
+            field, str(path), f"holds tensors that are not head layers: {shown}; a head holds only "
             f"layers.K.weight, layers.K.bias and {MEAN_KEY}",
         )
     for k, t in [*tensors.items(), *([(MEAN_KEY, mean)] if mean is not None else [])]:
         if not t.is_floating_point():
-            raise HarnessError("head", str(path), f"tensor {k} has dtype {t.dtype}; a head's tensors must be floating point (float32)")
+            raise HarnessError(field, str(path), f"tensor {k} has dtype {t.dtype}; a head's tensors must be floating point (float32)")
         if bad := int((~torch.isfinite(t)).sum()):
-            raise HarnessError("head", str(path), f"tensor {k} holds {bad} non-finite values (NaN or inf); a head's weights must "
+            raise HarnessError(field, str(path), f"tensor {k} holds {bad} non-finite values (NaN or inf); a head's weights must "
                                "be finite: check the training run that wrote it")
     idx = sorted(int(_KEY.match(k).group(1)) for k in tensors if k.endswith(".weight"))
     if not idx:
-        raise HarnessError("head", str(path), "holds no 'layers.K.weight' tensors; save heads with MLPHead")
+        raise HarnessError(field, str(path), "holds no 'layers.K.weight' tensors; save heads with MLPHead")
     if idx != list(range(len(idx))):
-        raise HarnessError("head", str(path), f"has weights for layers {idx}; they must be numbered 0..{len(idx) - 1}")
+        raise HarnessError(field, str(path), f"has weights for layers {idx}; they must be numbered 0..{len(idx) - 1}")
     orphan = sorted(k for k in tensors if k.endswith(".bias") and k.replace(".bias", ".weight") not in tensors)
     if orphan:
-        raise HarnessError("head", str(path), f"has a bias without a weight: {orphan[0]}")
+        raise HarnessError(field, str(path), f"has a bias without a weight: {orphan[0]}")
     prev = None
     for i in idx:
         w = tensors[f"layers.{i}.weight"]
         if w.dim() != 2 or min(w.shape) < 1:
-            raise HarnessError("head", str(path), f"layers.{i}.weight has shape {tuple(w.shape)}; layer weights are non-empty 2-d (out, in)")
+            raise HarnessError(field, str(path), f"layers.{i}.weight has shape {tuple(w.shape)}; layer weights are non-empty 2-d (out, in)")
         if prev is not None and w.shape[1] != prev:
             raise HarnessError(
-                "head", str(path), f"layers do not chain: layers.{i - 1} gives {prev} outputs but layers.{i}.weight takes {w.shape[1]} inputs",
+                field, str(path), f"layers do not chain: layers.{i - 1} gives {prev} outputs but layers.{i}.weight takes {w.shape[1]} inputs",
             )
         b = tensors.get(f"layers.{i}.bias")
         if b is not None and tuple(b.shape) != (w.shape[0],):
-            raise HarnessError("head", str(path), f"layers.{i}.bias has shape {tuple(b.shape)}, expected ({w.shape[0]},)")
+            raise HarnessError(field, str(path), f"layers.{i}.bias has shape {tuple(b.shape)}, expected ({w.shape[0]},)")
         prev = w.shape[0]

@@ -119,14 +119,15 @@ class GivenHead(NamedTuple):
 
 
 def given_head_stage(head: MLPHead, loss: str, emb: Embedded, split: MemberSplit, path: str,
-                     frame: Frame | None = None, stated: dict | None = None) -> TrainedVictim:
+                     frame: Frame | None = None, stated: dict | None = None, field: str = "--head") -> TrainedVictim:
     """A head the user was given, with the frame saved beside it (else: centred by the members' mean). `stated`: what
-    the file's metadata says of its training (a recipe, a null victim's head), recorded as it is, not checked."""
+    the file's metadata says of its training (a recipe, a null victim's head), recorded as it is, not checked.
+    `field`: what a refusal names (`--head`, or `model` for a classifier checkpoint's own head)."""
     if head.in_dim != emb.dim:
-        raise HarnessError("head", path, f"takes {head.in_dim}-d inputs but the backbone embeds to {emb.dim}-d")
+        raise HarnessError(field, path, f"takes {head.in_dim}-d inputs but the backbone embeds to {emb.dim}-d")
     want = output_dim(loss, len(split.class_names))
     if head.out_dim != want:
-        raise HarnessError("head", path, f"has {head.out_dim} outputs; loss {loss!r} over {len(split.class_names)} classes needs {want}")
+        raise HarnessError(field, path, f"has {head.out_dim} outputs; loss {loss!r} over {len(split.class_names)} classes needs {want}")
     if frame is None:  # a plain MLP file: taken as centred by the members' mean
         frame = Frame(emb.mean, None, emb.normalized, "none")
     labels = torch.as_tensor(split.member_labels)

@@ -132,7 +132,7 @@ def train(unit: Unit, prep: Prepared, kinds: tuple[str, ...], given: GivenHead |
         t0 = time.perf_counter()
         if given is not None:
             v = given_head_stage(given.head, unit.task.head.loss, prep.emb, prep.split, unit.head_file or unit.card.id,
-                                 given.frame, given.stated)
+                                 given.frame, given.stated, "--head" if unit.head_file else "model")
             out.victims[kind] = replace(v, info=prep.checkpoint) if prep.checkpoint else v
         else:
             out.victims[kind] = train_stage(prep.emb, prep.split, unit.task.head, unit.task.seed, kind, progress,
