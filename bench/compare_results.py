@@ -21,11 +21,18 @@ IGNORE_SUFFIX = ("_s",)
 
 
 def rows(root: Path, table: str) -> list[dict]:
-    files = sorted((root / table).glob("*.parquet"))
+    """The table's rows in an order that does not depend on its files' names (they hold unit ids, which differ
+    between runs) or on the order units finished: sorted by the row's compared text, whole-number and yes/no
+    fields (the ones that say which unit, victim, seed or member a row is about)."""
     out = []
-    for f in files:
+    for f in (root / table).glob("*.parquet"):
         out += pq.read_table(f).to_pylist()
-    return out
+    return sorted(out, key=identity)
+
+
+def identity(row: dict) -> tuple:
+    return tuple((k, repr(v)) for k, v in sorted(row.items())
+                 if k not in IGNORE and not k.endswith(IGNORE_SUFFIX) and (v is None or isinstance(v, (str, int, bool))))
 
 
 def diff(a, b, tol: float) -> float | None:
