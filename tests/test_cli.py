@@ -390,3 +390,16 @@ def test_an_output_inside_a_ray_jobs_working_copy_is_refused(tmp_path, monkeypat
     assert "--out = 'res': is relative to Ray's temporary copy" in capsys.readouterr().err
     assert main(["sweep", sweep, "--dry-run", "--out", str(tmp_path / "kept")]) == 0  # an absolute path is kept
     assert not list(job.iterdir())
+
+
+def test_ls_models_shows_the_revision_a_run_records_for_a_local_directory(tmp_path, bert_card, tiny_bert_dir):
+    from harness.backbones.resolve import local_revision
+    from harness.cli.ls import model_rows
+    from harness.registry import MODELS
+
+    missing = tmp_path / "missing.yaml"
+    missing.write_text(yaml.safe_dump({"id": str(tmp_path / "not-built"), "modality": "text", "pooling": "mean"}))
+    header, rows = model_rows({"tiny-bert": bert_card, "missing": missing})
+    revision = {r[0]: r[header.index("revision")] for r in rows}
+    assert revision["tiny-bert"] == local_revision(tiny_bert_dir, MODELS.load_file(bert_card)) != "local"
+    assert revision["missing"] == "local (not there yet)"

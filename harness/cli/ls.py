@@ -122,13 +122,25 @@ def valid_specs(registry, entries: dict[str, Any]):
             print(f"recon-harness: warning: left out {path}: {said} (recon-harness validate {path})", file=sys.stderr)
 
 
+def _local_revision(card) -> str:
+    """What a run records for a local directory now (local-<hash of its files>), or why there is none yet."""
+    from pathlib import Path
+
+    from harness.backbones.resolve import local_revision
+
+    path = Path(card.id)
+    if not (path / "config.json").is_file():
+        return "local (not there yet)"
+    return local_revision(path, card)
+
+
 def model_rows(entries: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     from harness.registry import MODELS
 
     rows = []
     for c in valid_specs(MODELS, entries):
         pooling = "(its head)" if c.is_classifier else c.pooling  # a classifier's head input is set by its architecture
-        revision = "local" if c.is_local else c.revision[:12]
+        revision = _local_revision(c) if c.is_local else c.revision[:12]
         rows.append([c.name, c.kind, c.id, revision, c.modality, pooling, str(c.normalize), c.licence])
     return ["name", "kind", "id", "revision", "modality", "pooling", "normalize", "licence"], rows
 
