@@ -137,3 +137,32 @@ def test_a_checkpoint_replaced_in_the_same_directory_gets_a_new_revision_and_cac
     assert (hit1, hit2) == (False, False) and key1 != key2 and not torch.allclose(emb1, emb2)
     task = TASKS.get("quickstart")
     assert Unit(task, card, first.revision).unit_id != Unit(task, card, second.revision).unit_id
+
+
+def test_texts_longer_than_the_model_takes_are_cut_at_its_position_table(tiny_bert_dir, tiny_clip_dir, hub_repo):
+    """The card's default max_length (128) is more than these tiny models' 64 positions: long texts were an
+    internal error (a position-table size mismatch) instead of being cut, as texts past max_length are."""
+    from tests.tiny_models import fixture_words
+
+    long = " ".join(fixture_words()[:150])
+    for card in (_card(id=str(tiny_bert_dir), modality="text", pooling="mean"),
+                 _card(id="tiny-org/clip-long", revision=hub_repo(tiny_clip_dir, "tiny-org/clip-long"), modality="text",
+                       pooling="clip")):
+        bb = load_backbone(resolve_model(card))
+        assert card.max_length == 128 and bb.max_length == 64
+        emb = bb.embed([long, "short"], progress=False)
+        assert emb.shape[0] == 2 and torch.isfinite(emb).all()
+
+
+def test_token_limit_reads_the_tokenizer_and_the_position_table():
+    from types import SimpleNamespace as NS
+
+    from harness.backbones.load import token_limit
+
+    bert = NS(config=NS(max_position_embeddings=512, model_type="bert"))
+    roberta = NS(config=NS(max_position_embeddings=514, model_type="roberta", pad_token_id=1))  # ids start at 2
+    clip = NS(config=NS(text_config=NS(max_position_embeddings=77, model_type="clip_text_model")))
+    assert token_limit(bert, NS(model_max_length=int(1e30))) == 512  # transformers' "unset"
+    assert token_limit(bert, NS(model_max_length=256)) == 256
+    assert token_limit(roberta, NS()) == 512 and token_limit(clip, NS()) == 77
+    assert token_limit(NS(), NS()) is None

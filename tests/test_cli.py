@@ -403,3 +403,20 @@ def test_ls_models_shows_the_revision_a_run_records_for_a_local_directory(tmp_pa
     revision = {r[0]: r[header.index("revision")] for r in rows}
     assert revision["tiny-bert"] == local_revision(tiny_bert_dir, MODELS.load_file(bert_card)) != "local"
     assert revision["missing"] == "local (not there yet)"
+
+
+def test_data_text_is_printed_as_it_is_not_read_as_terminal_markup(tmp_path, bert_card, capsys):
+    """Sentences (and paths) holding rich markup such as '[/]' crashed the summary (exit 3) or were altered."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(SST2)
+    marked = [f"[/] [link=https://x.example]{s}[/link] [bold]" for s in table.column("sentence").to_pylist()]
+    data = tmp_path / "[marked].parquet"
+    pq.write_table(table.set_column(table.schema.get_field_index("sentence"), "sentence", pa.array(marked)), data)
+    task = _task(tmp_path, bert_card, data={"source": str(data)})
+    code = main(["run", str(task), "--out", str(tmp_path / "[out]"), "--no-evidence"])
+    printed = capsys.readouterr()
+    assert code == 0, printed.err
+    assert f"data: {data}" in printed.err  # the progress lines (stderr), the summary (stdout)
+    assert "[/] [link=https://x.example]" in printed.out and f"wrote {tmp_path / '[out]'}" in printed.out

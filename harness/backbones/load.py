@@ -40,6 +40,13 @@ class Backbone:
     def card(self):
         return self.resolved.card
 
+    @property
+    def max_length(self) -> int:
+        """Tokens per text: the card's max_length, within what the model takes (its position table; a card's
+        default of 128 on a model of 64 positions, or a CLIP text tower's 77, would otherwise fail on long texts)."""
+        limit = token_limit(self.model, self.processor)
+        return self.card.max_length if limit is None else min(self.card.max_length, limit)
+
     def pool(self, out: Any, mask: torch.Tensor | None) -> torch.Tensor:
         """The card's pooling of a model output (mask: which tokens count for `mean`; None: all)."""
         pooling = self.card.pooling
@@ -59,7 +66,7 @@ class Backbone:
         """The model's keyword inputs for a batch of texts or images, on its device."""
         if self.card.modality == "text":
             return dict(self.processor(
-                list(batch), padding=True, truncation=True, max_length=self.card.max_length, return_tensors="pt"
+                list(batch), padding=True, truncation=True, max_length=self.max_length, return_tensors="pt"
             ).to(self.device))
         return {"pixel_values": self.processor(images=list(batch), return_tensors="pt")["pixel_values"].to(self.device)}
 
@@ -110,12 +117,31 @@ class Backbone:
         (one batch pads to its longest text whatever the order, and the extra tokenisation would buy nothing)."""
         if self.card.modality != "text" or self.card.is_identity or len(inputs) <= batch_size:
             return list(range(len(inputs)))
-        ids = self.processor(list(inputs), truncation=True, max_length=self.card.max_length)["input_ids"]
+        ids = self.processor(list(inputs), truncation=True, max_length=self.max_length)["input_ids"]
         return sorted(range(len(inputs)), key=lambda i: len(ids[i]))
 
     def check_head(self, inputs: Sequence[Any]) -> float:
         """A classifier card: features -> converted head reproduce the checkpoint's logits on `inputs`."""
         return self.classifier.check(self.model, self._encode(inputs), len(inputs))
+
+
+POSITION_OFFSET = {"roberta", "xlm-roberta", "camembert", "data2vec-text"}  # position ids start after the padding id
+
+
+def token_limit(model: Any, processor: Any) -> int | None:
+    """The most tokens `model` takes per text, specials included: its tokenizer's model_max_length (when set) and
+    its position table (less RoBERTa's offset), whichever is smaller; None when neither says."""
+    limits = []
+    said = getattr(processor, "model_max_length", None)
+    if isinstance(said, int) and said < 1_000_000:  # transformers' 'unset' is a huge number
+        limits.append(said)
+    config = getattr(model, "config", None)
+    config = getattr(config, "text_config", None) or config
+    positions = getattr(config, "max_position_embeddings", None)
+    if isinstance(positions, int):
+        offset = (getattr(config, "pad_token_id", 0) or 0) + 1 if getattr(config, "model_type", "") in POSITION_OFFSET else 0
+        limits.append(positions - offset)
+    return min(limits) if limits else None
 
 
 def _features(out: Any) -> torch.Tensor:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from rich.console import Console
+from rich.markup import escape
 
 from harness.cli.console import console as make_console
 from rich.table import Table
@@ -19,7 +20,7 @@ def _fmt(x, spec=".3f") -> str:
 def print_summary(o: UnitOutput, out, console: Console | None = None) -> None:
     console = console or make_console()
     u = o.unit
-    table = Table(title=f"{u.task.name} x {u.card.name} @ {u.revision[:12]}  (unit {u.unit_id})")
+    table = Table(title=escape(f"{u.task.name} x {u.card.name} @ {u.revision[:12]}  (unit {u.unit_id})"))
     pixels = any(vo.pixels is not None for vo in o.outcomes.values())
     cols = ["victim", "n", "train loss", "test acc", "oracle res.", "carried", "runs", "cands", f"thr@{u.task.fpr:.0%}FPR", "TPR", "members >thr", ">0.8", "mean best m/nm"]
     for col in cols + (["SSIM>0.4"] if pixels else []) + ["beyond/pub"]:
@@ -62,11 +63,11 @@ def print_summary(o: UnitOutput, out, console: Console | None = None) -> None:
         console.print("[bold]closest reconstructions (member sentence, best cosine):[/]")
         for i in order:
             mark = "[green]pass[/]" if real.scores.member_best[i] > real.scores.threshold else "[dim]miss[/]"
-            console.print(f"  {real.scores.member_best[i]:.3f} {mark}  {str(o.split.member_inputs[i])[:90]}")
+            console.print(f"  {real.scores.member_best[i]:.3f} {mark}  {escape(str(o.split.member_inputs[i])[:90])}")
     if out is not None:
         counts = ", ".join(f"{k} {v}" for k, v in o.row_counts.items())
         recipe = f"{u.task.victim.transform}+{u.task.victim.trainer}"
-        console.print(f"wrote {out} (unit {u.unit_id}, {recipe}): rows {counts}; total {o.wall_s:.1f}s")
+        console.print(f"wrote {escape(str(out))} (unit {u.unit_id}, {recipe}): rows {counts}; total {o.wall_s:.1f}s")
 
 
 def _print_inversions(o: UnitOutput, console: Console) -> None:
@@ -81,7 +82,7 @@ def _print_inversions(o: UnitOutput, console: Console) -> None:
             console.print(
                 f"  #{r['rank']} {r['method']:<11} selection~member {r['target_member_cosine']:.2f}  "
                 f"inversion~selection {r['cosine']:.2f}  F1 {r['token_f1']:.2f}  "
-                f"{r['reference_text'][:60]!r} -> {r['text'][:60]!r}"
+                + escape(f"{r['reference_text'][:60]!r} -> {r['text'][:60]!r}")
             )
     else:
         for origin in ("selected", "member"):

@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+from rich.markup import escape
 from rich.table import Table
 
 from harness.cli.args import count, directory, seconds
@@ -44,7 +45,7 @@ def _dry_run(plan, out: Path) -> int:
     store = ResultStore(out, create=False) if (out / "_recon_harness.json").is_file() else None
     est = estimate(plan, store, reusable_shards)
     res = plan.spec.resources
-    table = Table(title=f"sweep {plan.spec.name}: plan -> {out}")
+    table = Table(title=escape(f"sweep {plan.spec.name}: plan -> {out}"))
     for col in ("card", "task", "units", "done", "shards/unit", "shards to run"):
         table.add_column(col, justify="right" if col not in ("card", "task") else "left")
     for (card, task), r in est.rows.items():
@@ -108,12 +109,12 @@ def _sweep(args, spec, plan, out: Path, t0: float) -> int:
     con.print(
         f"sweep {spec.name} on {where}: units {c.units_total} - {c.units_done} done now, {c.units_skipped} already done, "
         f"{c.units_failed} failed; shards {c.shards_run} run, {c.shards_reused} reused, {c.shards_failed} failed; "
-        f"{time.perf_counter() - t0:.1f}s -> {out}", soft_wrap=True,  # one line in a log, however long (grep, mail)
+        f"{time.perf_counter() - t0:.1f}s -> {escape(str(out))}", soft_wrap=True,  # one line in a log, however long (grep, mail)
     )
     for f in driver.failures[:20]:
         con.print(f"  failed {f['unit_id']} [{f['stage']}]: {f['error'][:200]}", markup=False, highlight=False, soft_wrap=True)
     if len(driver.failures) > 20:
-        con.print(f"  ... and {len(driver.failures) - 20} more: `recon-harness leaderboard {out} --failures`")
+        con.print(escape(f"  ... and {len(driver.failures) - 20} more: `recon-harness leaderboard {out} --failures`"))
     return 0 if c.ok else 1
 
 

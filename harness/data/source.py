@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import glob
 from pathlib import Path
 
 from harness.errors import HarnessError
@@ -81,10 +82,11 @@ def load_rows(spec: DataSpec, base_dir: Path | None = None, split_field: str = "
     try:
         if spec.format == "hub":
             ds = datasets.load_dataset(source, split=spec.split, revision=spec.revision)
+        # datasets reads a local path as a glob pattern: '[', '*' and '?' in a name are escaped to stand for themselves
         elif spec.format == "imagefolder" or Path(source).is_dir():  # a directory: its files name the splits
-            ds = datasets.load_dataset(spec.format, data_dir=source, split=spec.split)
+            ds = datasets.load_dataset(spec.format, data_dir=glob.escape(source), split=spec.split)
         else:
-            ds = datasets.load_dataset(spec.format, data_files={spec.split: source}, split=spec.split)
+            ds = datasets.load_dataset(spec.format, data_files={spec.split: glob.escape(source)}, split=spec.split)
     except ValueError as exc:
         if str(exc).startswith("Unknown split"):  # datasets: 'Unknown split "x". Should be one of [...]'
             raise HarnessError(split_field, spec.split, f"no such split in {spec.source}: {_first_line(exc)}") from None

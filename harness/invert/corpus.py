@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import glob
 from pathlib import Path
 
 from harness.errors import HarnessError
@@ -39,7 +40,7 @@ def load_corpus(spec: str, base_dir: Path | None = None, split: str = "train") -
             fmt = FORMATS.get(path.suffix.lower())
             if fmt is None:
                 raise HarnessError("corpus", spec, f"unknown file type {path.suffix!r}; use one of {', '.join(FORMATS)}")
-            ds = datasets.load_dataset(fmt, data_files={"train": str(path)}, split="train")
+            ds = datasets.load_dataset(fmt, data_files={"train": glob.escape(str(path))}, split="train")  # a path, not a pattern
         elif source.startswith(("/", ".")) or source.endswith(tuple(FORMATS)):
             raise HarnessError("corpus", spec, "no such file; give an existing path or a Hub data set id")
         else:

@@ -69,6 +69,7 @@ class RelaxedWords:
         """One sentence of `length` soft tokens: its positions' likeliest words and its best cosine."""
         bb = self.space.backbone
         words_emb, before, after, vocab = self._prepared()
+        length = max(1, min(length, bb.max_length - len(before) - len(after)))  # within the model's position table
         dev = words_emb.device
         tgt = torch.nn.functional.normalize(target.float().to(dev), dim=0)
         gen = torch.Generator().manual_seed(self.seed)

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import torch
 from rich.console import Console
+from rich.markup import escape
 
 from harness.attacks import make_attack
 from harness.attacks.base import AttackResult
@@ -230,16 +231,16 @@ def run_unit(unit: Unit, resolved: ResolvedModel, out: Path | None, cache_dir: P
     if out is not None:
         ResultStore.check(out)
 
-    _stage(console, f"data: {task.data.source} ({task.per_class}/class x {len(task.classes)}, {task.nonmembers} non-members)")
+    _stage(console, f"data: {escape(str(task.data.source))} ({task.per_class}/class x {len(task.classes)}, {task.nonmembers} non-members)")
     backbone = backbone if backbone is not None and backbone.resolved == resolved else load_backbone(resolved)
-    console.print(f"  embed: {card.id}@{resolved.revision[:12]} ({resolved.source})")
+    console.print(escape(f"  embed: {card.id}@{resolved.revision[:12]} ({resolved.source})"))
     prep = prepare(backbone, unit, base_dir, cache_dir, progress)
     emb = prep.emb
     console.print(f"  {emb.members.shape[0] + emb.nonmembers.shape[0]} x {emb.dim}-d, cache {'hit' if emb.cache_hit else 'miss'}, {emb.wall_s:.1f}s")
 
     if prep.checkpoint:
         ck = prep.checkpoint
-        console.print(f"  {ck['architecture']}, labels {ck['labels']}: logits reproduced to {ck['logits_max_abs_diff']:.1e} "
+        console.print(f"  {ck['architecture']}, labels {escape(str(ck['labels']))}: logits reproduced to {ck['logits_max_abs_diff']:.1e} "
                       f"on {ck['logits_checked_on']} inputs; attacked: {ck['attacked']}")
     trained, results = Trained({}), {}
     for kind in victim_kinds(task, given is not None or prep.given is not None):
@@ -252,7 +253,7 @@ def run_unit(unit: Unit, resolved: ResolvedModel, out: Path | None, cache_dir: P
         # the head as trained or given (a trainer may bring its own widths: sklearn-mlp 100, linear none)
         stated = v.info.get("stated") if not v.report else None
         console.print(f"  head {v.head.dims} ({v.head.activation})" + ("" if v.report else ", given")
-                      + (f"; its file states {', '.join(f'{k} {val}' for k, val in stated.items())}" if stated else ""))
+                      + (escape(f"; its file states {', '.join(f'{k} {val}' for k, val in stated.items())}") if stated else ""))
         if v.report:
             console.print(
                 f"  loss {v.report.final_loss:.2e}, grad {v.report.grad_norm:.1e}, {v.report.steps} steps ({v.report.stopped_by}), "

@@ -31,7 +31,7 @@ class ModelCard(BaseModel):
     licence: str = "unknown"
     trust_remote_code: StrictBool = False
     use_safetensors: StrictBool = True
-    max_length: StrictInt = Field(128, ge=1, le=8192, description="text: tokens per input")
+    max_length: StrictInt = Field(128, ge=1, le=8192, description="text: tokens per input, at most what the model takes (longer texts are cut)")
     local_package: str | None = Field(
         None,
         description="Python package with get_model_path() carrying these weights, used when the Hub cache lacks them",
