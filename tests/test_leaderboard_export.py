@@ -176,3 +176,21 @@ def test_parquet_to_the_terminal_names_out(results, capsys):
         assert main(["leaderboard", str(results), "--format", "parquet", *extra]) == 2
         assert capsys.readouterr().err.splitlines() == [
             "recon-harness: error: --format = 'parquet': writes a binary file, not text for a terminal; give --out FILE.parquet"]
+
+
+def test_markdown_cells_stay_one_cell_and_carry_no_html(results):
+    """A value holding a newline, '|' or HTML (class names, a card's revision, an error message) forged rows,
+    columns and a heading in the markdown export, which is the Hub README a push writes."""
+    from harness.leaderboard.export import render_failures
+
+    rows = build(results)
+    rows[0] = {**rows[0], "setting": "classes <script>alert(1)</script>, p|ipe\n# H <b>x</b>", "revision": "m|<b>r</b>"}
+    lines = render(rows, "md").decode().splitlines()
+    assert len(lines) == 2 + len(rows) and not any(line.startswith("#") for line in lines)
+    cells = [c for c in lines[2].split(" | ")]
+    assert len(cells) == len(lines[0].split(" | "))
+    assert "<script>" not in lines[2] and "&lt;script&gt;alert(1)&lt;/script&gt;, p\\|ipe # H &lt;b&gt;x&lt;/b&gt;" in lines[2]
+    failure = {"unit_id": "u", "model": "m", "task": "t", "seed": 0, "stage": "shard", "victim": "real", "shard": 1,
+               "error_type": "E", "message": "<img src=x onerror=alert(1)>\nline two"}
+    md = render_failures(pa.Table.from_pylist([failure]), "md").decode().splitlines()
+    assert len(md) == 3 and "&lt;img src=x onerror=alert(1)&gt; line two" in md[2]

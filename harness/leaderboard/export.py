@@ -42,11 +42,15 @@ def _cell(v: Any) -> str:
     return str(v)
 
 
+def md_cell(v: Any) -> str:
+    """A markdown table cell that stays one cell: one line, '|' escaped, HTML escaped (a Hub README renders it)."""
+    return html.escape(" ".join(_cell(v).split()), quote=False).replace("|", "\\|")
+
+
 def to_md(rows: list[dict]) -> str:
     lines = ["| " + " | ".join(SHORT) + " |", "|" + "---|" * len(SHORT)]
     for r in rows:
-        cells = [_cell(r[c])[:12] if c == "revision" else _cell(r[c]).replace("|", "\\|") for c in SHORT]
-        lines.append("| " + " | ".join(cells) + " |")
+        lines.append("| " + " | ".join(md_cell(_cell(r[c])[:12] if c == "revision" else r[c]) for c in SHORT) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -108,8 +112,7 @@ def render_failures(failures: pa.Table, fmt: str) -> bytes:
         return _as_json(rows)
     if fmt == "md":
         lines = ["| " + " | ".join(FAILURE_SHORT) + " |", "|" + "---|" * len(FAILURE_SHORT)]
-        lines += ["| " + " | ".join(_cell(r[c]).replace("|", "\\|").replace("\n", " ") for c in FAILURE_SHORT) + " |"
-                  for r in rows]
+        lines += ["| " + " | ".join(md_cell(r[c]) for c in FAILURE_SHORT) + " |" for r in rows]
         return ("\n".join(lines) + "\n").encode()
     if fmt == "html":
         head = "".join(f"<th>{c}</th>" for c in FAILURE_SHORT)
