@@ -374,6 +374,19 @@ def test_the_head_announced_is_the_head_trained(tmp_path, bert_card, capsys):
     assert main(["run", str(task), "--out", str(tmp_path / "out"), "--cache", str(tmp_path / "c"), "--no-evidence"]) == 0
     said = " ".join(capsys.readouterr().err.split())
     assert "head [32, 100, 1] (relu)" in said and "[32, 32]" not in said
+    # the rows' settings say what ran: --no-evidence (the id stays the task's)
+    victims = ResultStore(tmp_path / "out", create=False).read("victims").to_pylist()
+    assert {json.loads(v["settings"])["task"]["evidence"]["enabled"] for v in victims} == {False}
+
+
+def test_rows_record_the_corpus_a_run_added(tmp_path, bert_card):
+    task = _task(tmp_path, bert_card, null_victim=False, evidence={"invert_top": 1, "invert_members": 0, "word_passes": 0,
+                                                                   "word_relax_steps": 0})
+    corpus = str(ROOT / "tests" / "fixtures" / "sst2-train-400.parquet")
+    assert _run(task, "--out", tmp_path / "out", "--cache", tmp_path / "c", "--corpus", corpus, evidence=True) == 0
+    (victim,) = ResultStore(tmp_path / "out", create=False).read("victims").to_pylist()
+    evidence = json.loads(victim["settings"])["task"]["evidence"]
+    assert evidence["enabled"] is True and evidence["corpus"] == [corpus]
 
 
 def test_an_output_inside_a_ray_jobs_working_copy_is_refused(tmp_path, monkeypatch, capsys):

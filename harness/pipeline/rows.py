@@ -33,7 +33,12 @@ class VictimOutcome:
     pixels: PixelScores | None = None  # SSIM scores, `identity` backbone only
 
 
-def provenance(unit: Unit, source: str) -> dict:
+def provenance(unit: Unit, source: str, evidence=None) -> dict:
+    """The columns every row carries. `evidence`: the selection / inversion settings the unit ran with where the
+    run overrode the task's (`run --no-evidence`, `--corpus`): the settings say what was run (the id stays the task's)."""
+    settings = unit.settings()
+    if evidence is not None:
+        settings["task"]["evidence"] = evidence.model_dump(mode="json")
     return {
         "unit_id": unit.unit_id,
         "task": unit.task.name,
@@ -42,7 +47,7 @@ def provenance(unit: Unit, source: str) -> dict:
         "revision": unit.revision,
         "weights_source": source,
         "seed": unit.task.seed,
-        "settings": json.dumps(unit.settings(), sort_keys=True, default=str),
+        "settings": json.dumps(settings, sort_keys=True, default=str),
         "versions": versions_json(),
         "created_at": now_utc(),
     }

@@ -171,8 +171,8 @@ def finish(unit: Unit, prep: Prepared, trained: Trained, results: dict[str, Atta
 def tables(unit: Unit, prep: Prepared, outcomes: dict[str, VictimOutcome], evidence: dict[str, VictimEvidence],
            head_paths: dict[str, str], recipe: EvidenceRecipe | None = None) -> dict[str, list[dict]]:
     """The unit's rows, table by table (TABLES order)."""
+    base = provenance(unit, prep.source, recipe)
     recipe = recipe or unit.task.evidence
-    base = provenance(unit, prep.source)
     out: dict[str, list[dict]] = {name: [] for name in TABLES}
     for kind, vo in outcomes.items():
         vo.head_path = head_paths.get(kind, "")
