@@ -62,6 +62,13 @@ def test_run_writes_every_table_with_provenance(tmp_path, bert_card, capsys):
     assert 0 <= real["in_row_space"] <= 8  # members W1's row space holds (diagnostics/row_space.py)
     assert real["head_dims"] == [32, 32, 1] and real["train_acc"] == 1.0
     assert real["revision"].startswith("local-") and '"torch"' in real["versions"] and real["seed"] == 0  # + its files' hash
+    versions = json.loads(real["versions"])
+    assert {"tokenizers", "safetensors"} <= set(versions)  # the tokenizer's version changes text embeddings
+    head = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True, text=True)
+    if head.returncode == 0:  # a git checkout: the commit the code came from, and whether it was changed
+        assert versions["recon-harness-source"].removesuffix("+dirty") == head.stdout.strip()[:12]
+    settings = json.loads(real["settings"])
+    assert settings["data_digest"] and settings["head_digest"] is None  # the local data's content; no given head
     assert 0 <= real["tpr_at_fpr"] <= 1 and real["n_candidates"] == 8
     # the public floor: counts of members, the ones beyond it among those matched
     assert 0 <= real["public_good_at_0_8"] <= 8 and 0 <= real["good_at_0_8_beyond_public"] <= real["good_at_0_8"]
@@ -120,6 +127,13 @@ def test_attack_a_given_head_file(tmp_path, bert_card, monkeypatch):
     assert (v[0]["head_activation"], v[0]["head_bias"]) == ("tanh", "all")
     assert json.loads(v[0]["trainer_info"]) == {}  # its file states nothing of its training
     assert json.loads(v[0]["settings"])["task"]["head"]["bias"] == "first"  # what the task says, beside it
+    # another head written over the same file is other work: a new unit id, and its rows supersede the old head's
+    first_id = v[0]["unit_id"]
+    save_head(MLPHead(load_head(head)[0].dims, bias="all", activation="relu"), tmp_path / "tanh.safetensors", {})
+    assert _run(_task(tmp_path, bert_card), "--head", tmp_path / "tanh.safetensors", "--out", out3, "--cache", tmp_path / "c") == 0
+    v = ResultStore(out3, create=False).read("victims").to_pylist()
+    assert [r["head_activation"] for r in v] == ["relu"] and v[0]["unit_id"] != first_id
+    assert json.loads(v[0]["settings"])["head_digest"]
 
 
 def _bad(tmp_path, capsys, *args) -> str:

@@ -395,3 +395,26 @@ def test_the_sweep_summary_is_one_line_in_a_log(tmp_path, capsys):
     lines = [ln for ln in capsys.readouterr().err.splitlines() if ln.strip()]
     (summary,) = [ln for ln in lines if ln.startswith("sweep s on ")]
     assert summary.endswith(f"-> {out}"), lines
+
+
+def test_a_sweep_over_data_changed_in_place_recomputes_and_supersedes_the_old_rows(tmp_path, capsys):
+    import shutil
+
+    import pyarrow.parquet as pq
+
+    from tests.test_sweep import CIFAR, TASK
+
+    data = tmp_path / "data.parquet"
+    shutil.copy(CIFAR, data)
+    path = write_sweep(tmp_path, tasks=[{**TASK, "data": {**TASK["data"], "source": str(data)}}], grid={})
+    out = tmp_path / "out"
+    assert main(["sweep", path, "--out", str(out), "--quiet"]) == 0
+    (old,) = {r["unit_id"] for r in ResultStore(out, create=False).read("victims").to_pylist()}
+    table = pq.read_table(CIFAR)
+    pq.write_table(table.take(list(range(table.num_rows))[::-1]), data)  # other members are drawn now
+    capsys.readouterr()
+    assert main(["sweep", path, "--out", str(out), "--quiet"]) == 0
+    assert "nothing to run" not in capsys.readouterr().out
+    victims = ResultStore(out, create=False).read("victims").to_pylist()
+    assert {r["unit_id"] for r in victims} != {old} and len(victims) == 2  # real and null of the new data alone
+    assert all(json.loads(r["settings"])["data_digest"] for r in victims)

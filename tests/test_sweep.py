@@ -55,6 +55,26 @@ def test_grid_expands_to_stable_ids_and_shards(tmp_path):
     assert ids(described) == ids(path)
 
 
+def test_a_data_file_changed_in_place_gives_its_units_new_ids(tmp_path):
+    """A sweep took the units of an edited data file as done: the id hashes the local data's content (not its
+    file times: a copy or a fresh clone of the same bytes keeps the ids)."""
+    import os
+    import shutil
+
+    import pyarrow.parquet as pq
+
+    data = tmp_path / "data.parquet"
+    shutil.copy(CIFAR, data)
+    path = write_sweep(tmp_path, tasks=[{**TASK, "data": {**TASK["data"], "source": str(data)}}])
+    before = ids(path)
+    os.utime(data, ns=(0, 0))
+    assert ids(path) == before  # touched, same bytes
+    table = pq.read_table(CIFAR)
+    pq.write_table(table.take(list(range(table.num_rows))[::-1]), data)  # the same rows, in another order
+    after = ids(path)
+    assert len(after) == len(before) and not set(after) & set(before)
+
+
 def test_sweep_unit_id_matches_a_plain_run(tmp_path):
     from harness.pipeline.unit import plan_unit
     from harness.registry import MODELS

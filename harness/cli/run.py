@@ -90,7 +90,7 @@ def main(args) -> int:
         raise HarnessError("--recipe", args.recipe[0], f"{card.name} is a classifier card: its own head is attacked as "
                            "trained; drop --recipe")
     tasks = [task.model_copy(update={"victim": spec}) for spec in parse_recipes(args.recipe)] or [task]
-    planned = [plan_unit(t, card, args.head) for t in tasks]
+    planned = [plan_unit(t, card, args.head, base_dir) for t in tasks]
     for unit, _ in planned:
         check_run(args, unit.task, card, unit, base_dir)  # every input, before the first stage: one line, nothing written
     if args.corpus and card.modality != "text":

@@ -51,6 +51,18 @@ def local_path(spec: DataSpec, base_dir: Path | None) -> Path:
     return base_dir / path if not path.is_absolute() and base_dir is not None else path
 
 
+def data_digest(spec: DataSpec, base_dir: Path | None) -> str | None:
+    """A local data set's content digest (its file, or every file of its directory): part of the unit id, so a
+    data file changed in place makes its units new work (a sweep took them as done). None for a Hub data set (its
+    `revision` pins it) or a path not there (refused when the data is read)."""
+    from harness.provenance import content_digest
+
+    if spec.format == "hub":
+        return None
+    path = local_path(spec, base_dir)
+    return content_digest(path) if path.exists() else None
+
+
 SINGLE_FILE_SPLIT = "train"  # the split name of a data set given as one Parquet or CSV file
 
 

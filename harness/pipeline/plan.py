@@ -19,6 +19,8 @@ class Unit:
     card: ModelCard
     revision: str  # resolved commit (or a label for non-Hub sources)
     head_file: str | None = None  # attack a given head instead of training one
+    data_digest: str | None = None  # the local data's content (harness.data.source.data_digest)
+    head_digest: str | None = None  # the given head file's content
 
     def settings(self) -> dict:
         """Everything the unit ran with, defaults included: the task states only the attack parameters it sets, so
@@ -29,6 +31,8 @@ class Unit:
             "card": self.card.model_dump(mode="json"),
             "revision": self.revision,
             "head_file": self.head_file,
+            "data_digest": self.data_digest,
+            "head_digest": self.head_digest,
         }
 
     @property
@@ -36,10 +40,12 @@ class Unit:
         """Same inputs, same id; any change to task, card, revision or head file gives a new one. Fields at their
         defaults stay out of the hash, so a release that adds a setting (whose default keeps today's behaviour)
         leaves existing units' ids, and a resumed store's finished work, as they were. The task's description is text
-        about the work, not the work: editing it keeps the id."""
+        about the work, not the work: editing it keeps the id. The contents of the local data and of a given head are
+        hashed too: a file changed in place is new work."""
         stated = {"task": self.task.model_dump(mode="json", exclude_defaults=True, exclude={"description"}),
                   "card": self.card.model_dump(mode="json", exclude_defaults=True),
                   "revision": self.revision, "head_file": self.head_file}
+        stated |= {k: v for k, v in (("data_digest", self.data_digest), ("head_digest", self.head_digest)) if v}
         blob = json.dumps({**stated, "schema": SCHEMA_VERSION}, sort_keys=True, default=str)
         return f"{self.task.name}-{self.card.name}-{hashlib.sha256(blob.encode()).hexdigest()[:12]}".replace("/", "_")
 

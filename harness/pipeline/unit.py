@@ -26,6 +26,7 @@ from harness.backbones.resolve import ResolvedModel, resolve_model
 from harness.classifiers.checkpoint import check_classes, is_integer_class, read_checkpoint
 from harness.classifiers.task import checkpoint_task, given_head_task
 from harness.errors import HarnessError
+from harness.data.source import data_digest
 from harness.data.split import MemberSplit, load_split
 from harness.heads.io import save_head
 from harness.invert.recipe import EvidenceRecipe
@@ -36,6 +37,7 @@ from harness.pipeline.stages import (
     Embedded, GivenHead, attack_stage, checkpoint_stage, embed_stage, given_head_stage, image_shape, pixel_score_stage,
     score_stage, train_stage,
 )
+from harness.provenance import content_digest
 from harness.scoring.verdict import GOOD_COSINE
 from harness.specs.model_card import ModelCard
 from harness.specs.task import AttackRecipe, TaskSpec
@@ -86,9 +88,11 @@ class UnitOutput:
     wall_s: float = 0.0
 
 
-def plan_unit(task: TaskSpec, card: ModelCard, head_file: str | None = None) -> tuple[Unit, ResolvedModel]:
+def plan_unit(task: TaskSpec, card: ModelCard, head_file: str | None = None,
+              base_dir: Path | None = None) -> tuple[Unit, ResolvedModel]:
     """Check the attack's parameters and the victim recipe, and resolve the card's revision, before any work;
-    a classifier card's config (architecture, labels) is checked against the task too."""
+    a classifier card's config (architecture, labels) is checked against the task too. `base_dir`: where the
+    task's relative data path starts."""
     make_attack(task.attack.name, task.attack.params)
     recipe_parts(task.victim)
     resolved = resolve_model(card)
@@ -100,7 +104,9 @@ def plan_unit(task: TaskSpec, card: ModelCard, head_file: str | None = None) -> 
         task = checkpoint_task(task)
     elif head_file:
         task = given_head_task(task)
-    return Unit(resolve_attack(task, card), card, resolved.revision, head_file), resolved
+    head_digest = content_digest(head_file) if head_file and Path(head_file).is_file() else None
+    return Unit(resolve_attack(task, card), card, resolved.revision, head_file, data_digest(task.data, base_dir),
+                head_digest), resolved
 
 
 def victim_kinds(task: TaskSpec, given_head: bool) -> tuple[str, ...]:

@@ -84,10 +84,14 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
 
 
 def _work(settings: str) -> str:
-    """A row's settings as the work they describe: the task's description (text about the work) left out."""
+    """A row's settings as the work they describe: the task's description (text about the work) left out, and the
+    digests of the local data and a given head: the same work on a file changed in place supersedes the old
+    rows (the store holds what the data is now), as do rows of a release that did not record them."""
     try:
         s = json.loads(settings)
         s.get("task", {}).pop("description", None)
+        s.pop("data_digest", None)
+        s.pop("head_digest", None)
         return json.dumps(s, sort_keys=True)
     except (json.JSONDecodeError, AttributeError, TypeError):
         return settings

@@ -9,6 +9,7 @@ from typing import Iterator
 from harness.attacks import make_attack
 from harness.classifiers.task import checkpoint_task
 from harness.errors import HarnessError
+from harness.data.source import data_digest
 from harness.pipeline.plan import Unit, resolve_attack
 from harness.registry import MODELS, TASKS
 from harness.specs.loading import parse
@@ -58,7 +59,8 @@ class SweepPlan:
                 params = make_attack(t.attack.name, t.attack.params).params
                 jobs = tuple(shard_jobs(getattr(params, "restarts", 1), self.spec.restarts_per_shard, params.seed))
                 kinds = ("real", "null") if t.null_victim else ("real",)
-                yield PlannedUnit(Unit(t, card, revision), base_dir, jobs, kinds, error)
+                yield PlannedUnit(Unit(t, card, revision, data_digest=data_digest(t.data, base_dir)), base_dir, jobs,
+                                  kinds, error)
 
 
 def _lookup(registry, ref: str, sweep_dir: Path):
