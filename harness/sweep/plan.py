@@ -50,6 +50,7 @@ class SweepPlan:
 
     def units(self) -> Iterator[PlannedUnit]:
         """Streamed, never all in memory: card-major, so one backbone's units come together."""
+        digests: dict = {}  # one digest per data set in a plan, not one per unit (a folder of images is many files)
         for ci, ti in self.pairs:
             card, revision, error = self.cards[ci]
             task, base_dir = self.tasks[ti]
@@ -59,8 +60,10 @@ class SweepPlan:
                 params = make_attack(t.attack.name, t.attack.params).params
                 jobs = tuple(shard_jobs(getattr(params, "restarts", 1), self.spec.restarts_per_shard, params.seed))
                 kinds = ("real", "null") if t.null_victim else ("real",)
-                yield PlannedUnit(Unit(t, card, revision, data_digest=data_digest(t.data, base_dir)), base_dir, jobs,
-                                  kinds, error)
+                key = (t.data.format, t.data.source, base_dir)
+                if key not in digests:
+                    digests[key] = data_digest(t.data, base_dir)
+                yield PlannedUnit(Unit(t, card, revision, data_digest=digests[key]), base_dir, jobs, kinds, error)
 
 
 def _lookup(registry, ref: str, sweep_dir: Path):
