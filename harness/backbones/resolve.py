@@ -31,18 +31,27 @@ def hub_offline() -> bool:
 
 
 def _from_package(card: ModelCard) -> ResolvedModel | None:
-    if not card.local_package:
+    """The weights from the card's `local_package`, an installed distribution's module (importing it runs its code: a
+    module the working directory or the standard library holds is refused, not imported) exposing get_model_path().
+    Its revision is the card's, which must be a pinned commit: a package cannot resolve a branch."""
+    name = card.local_package
+    if not name:
         return None
+    dists = importlib.metadata.packages_distributions().get(name.split(".")[0])
+    if not dists:
+        return None  # not installed: the caller's error says how to install it
+    if not card.pinned:
+        raise HarnessError("revision", card.revision, f"the weights come from the package {dists[0]}, which cannot resolve a "
+                           "branch to a commit; pin the 40-hex commit the package carries")
     try:
-        mod = importlib.import_module(card.local_package)
+        mod = importlib.import_module(name)
     except ImportError:
         return None
-    dist = card.local_package.replace("_", "-")
-    try:
-        version = importlib.metadata.version(dist)
-    except importlib.metadata.PackageNotFoundError:
-        version = getattr(mod, "__version__", "unknown")
-    return ResolvedModel(card, Path(mod.get_model_path()), card.revision, f"package:{dist}=={version}")
+    if not callable(getattr(mod, "get_model_path", None)):
+        raise HarnessError("local_package", name, "has no get_model_path(); name a package that carries model weights, "
+                           "or remove local_package")
+    version = importlib.metadata.version(dists[0])
+    return ResolvedModel(card, Path(mod.get_model_path()), card.revision, f"package:{dists[0]}=={version}")
 
 
 def _cached_revisions(repo_id: str) -> list[str]:
