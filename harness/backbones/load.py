@@ -211,6 +211,11 @@ def load_backbone(resolved: ResolvedModel, device: torch.device | None = None) -
                 model = transformers.AutoModel.from_pretrained(path, **kwargs)
         except (OSError, ValueError) as exc:
             raise HarnessError("id", card.id, f"weights could not be loaded ({str(exc).splitlines()[0]})") from None
+    if card.pooling == "clip" and info is None:
+        features = "get_text_features" if card.modality == "text" else "get_image_features"
+        if not callable(getattr(model, features, None)):
+            raise HarnessError("pooling", "clip", f"{card.id} is a {type(model).__name__}, not a CLIP model (it has no "
+                               f"{features} projection); use mean or cls")
     model.eval().to(device)
     return Backbone(resolved, model=model, processor=processor, device=device, classifier=classifier)
 

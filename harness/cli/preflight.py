@@ -20,6 +20,8 @@ from harness.store.store import ResultStore, check_writable_dir, safe_name
 @contextlib.contextmanager
 def quiet_libraries():
     """No Python warnings, `datasets` log lines or progress bars while inputs are checked."""
+    import datasets.utils.logging  # noqa: F401 - its import sets its logger's level: first, so ours holds after it
+
     loggers = [logging.getLogger(n) for n in ("datasets", "huggingface_hub", "fsspec", "filelock")]
     levels = [lg.level for lg in loggers]
     try:

@@ -9,11 +9,11 @@ from harness.backbones.load import load_backbone
 from harness.cli.args import directory
 from harness.cli.console import console as make_console
 from harness.cli.preflight import check_outputs, check_run, warn_remote_code
-from harness.cli.summary import print_summary
+from harness.cli.summary import print_summary, print_written
 from harness.errors import HarnessError
 from harness.heads.io import load_head
 from harness.pipeline.stages import GivenHead
-from harness.pipeline.unit import plan_unit, run_unit
+from harness.pipeline.unit import plan_unit, run_unit, save_unit
 from harness.registry import MODELS, TASKS
 from harness.runner.lock import StoreLock
 from harness.victims.build import recipe_parts
@@ -73,7 +73,12 @@ def parse_recipes(values: list[str]) -> list[VictimSpec]:
         if not plus or not transform or not trainer:
             raise HarnessError("--recipe", value, "write TRANSFORM+TRAINER, e.g. standardize+paper "
                                "(recon-harness ls transforms, recon-harness ls trainers)")
-        recipe_parts(VictimSpec.model_construct(transform=transform, trainer=trainer, params={}))  # one-line errors
+        try:
+            recipe_parts(VictimSpec.model_construct(transform=transform, trainer=trainer, params={}))
+        except HarnessError as exc:  # its fix, under the flag the user wrote
+            raise HarnessError("--recipe", value, f"{exc.field} {exc.value!r}: {exc.fix}") from None
+        if value in values[: len(out)]:
+            raise HarnessError("--recipe", value, "given twice (it would run the same unit twice); give each recipe once")
         out.append(VictimSpec(transform=transform, trainer=trainer))
     return out
 
@@ -89,6 +94,9 @@ def main(args) -> int:
     if card.is_classifier and args.recipe:
         raise HarnessError("--recipe", args.recipe[0], f"{card.name} is a classifier card: its own head is attacked as "
                            "trained; drop --recipe")
+    if args.head and args.recipe:
+        raise HarnessError("--recipe", args.recipe[0], "--head gives a head as trained (its frame is in its file); drop "
+                           "--recipe, or drop --head to train one by that recipe")
     tasks = [task.model_copy(update={"victim": spec}) for spec in parse_recipes(args.recipe)] or [task]
     planned = [plan_unit(t, card, args.head, base_dir) for t in tasks]
     for unit, _ in planned:
@@ -96,6 +104,8 @@ def main(args) -> int:
     if args.corpus and card.modality != "text":
         raise HarnessError("--corpus", args.corpus[0], f"a retrieval corpus inverts text; {card.name} embeds images (their "
                            "inversion needs no corpus): drop --corpus")
+    if args.corpus and args.no_evidence:  # it would be accepted and never read
+        raise HarnessError("--corpus", args.corpus[0], "--no-evidence skips the inversion the corpus is for; drop one of them")
     recipe = task.evidence
     recipe = recipe.model_copy(update={"enabled": recipe.enabled and not args.no_evidence, "corpus": [*recipe.corpus, *args.corpus]})
     if recipe.enabled and recipe.corpus:  # a corpus that cannot be loaded fails before any work
@@ -114,15 +124,20 @@ def main(args) -> int:
         console.print(f"threads: auto -> {threads} (the cores idle now)")
     memo: dict = {}  # word searches the units share (one member inverted once, whatever the recipe)
     backbone = None  # loaded once for the units of one model
+    outputs = []
     with StoreLock(out, "run"):  # a sweep writing here (its shards, its resume) would lose what this run replaces
         for unit, resolved in planned:
             if backbone is None or backbone.resolved != resolved:
                 backbone = load_backbone(resolved)
             output = run_unit(
                 unit, resolved, out, cache_dir=Path(args.cache) if args.cache else None, base_dir=base_dir,
-                progress=not args.quiet, evidence=recipe, given=given, memo=memo, backbone=backbone,
+                progress=not args.quiet, evidence=recipe, given=given, memo=memo, backbone=backbone, write=False,
             )
-            print_summary(output, out, console)
+            print_summary(output, None, console)
+            outputs.append(output)
+        for output in outputs:  # every unit succeeded: a bad input met in a later one (a recipe whose training
+            save_unit(out, output)  # diverges) leaves nothing written, as one met in the first does
+            print_written(output, out, console)
         if recipe.enabled:
             from harness.report import build_report
 

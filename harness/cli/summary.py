@@ -65,9 +65,14 @@ def print_summary(o: UnitOutput, out, console: Console | None = None) -> None:
             mark = "[green]pass[/]" if real.scores.member_best[i] > real.scores.threshold else "[dim]miss[/]"
             console.print(f"  {real.scores.member_best[i]:.3f} {mark}  {escape(str(o.split.member_inputs[i])[:90])}")
     if out is not None:
-        counts = ", ".join(f"{k} {v}" for k, v in o.row_counts.items())
-        recipe = f"{u.task.victim.transform}+{u.task.victim.trainer}"
-        console.print(f"wrote {escape(str(out))} (unit {u.unit_id}, {recipe}): rows {counts}; total {o.wall_s:.1f}s")
+        print_written(o, out, console)
+
+
+def print_written(o: UnitOutput, out, console: Console) -> None:
+    u = o.unit
+    counts = ", ".join(f"{k} {v}" for k, v in o.row_counts.items())
+    recipe = f"{u.task.victim.transform}+{u.task.victim.trainer}"
+    console.print(f"wrote {escape(str(out))} (unit {u.unit_id}, {recipe}): rows {counts}; total {o.wall_s:.1f}s")
 
 
 def _print_inversions(o: UnitOutput, console: Console) -> None:

@@ -49,6 +49,9 @@ def load_head(path: str | Path, field: str = "head") -> tuple[MLPHead, dict, Fra
         tensors = load_file(str(path))
     except Exception as exc:  # safetensors raises several types for a bad file
         raise HarnessError(field, str(path), f"not a readable safetensors file ({exc})") from exc
+    if not isinstance(meta, dict):
+        raise HarnessError(field, str(path), f"its {META_KEY} metadata is a JSON {type(meta).__name__}, not an object; "
+                           "save heads with save_head, or drop that metadata")
     mean = tensors.pop(MEAN_KEY, None)
     scale = tensors.pop(SCALE_KEY, None)
     _check_tensors(path, tensors, mean, field)

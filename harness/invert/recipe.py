@@ -10,7 +10,7 @@ RelaxLength = Annotated[int, Field(ge=1, le=256)]
 
 
 class EvidenceRecipe(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)  # .inf / .nan: refused, not trained on
 
     enabled: bool = Field(True, description="select and invert after the attack")
     select_method: Literal["agglomerative", "dbscan"] = "agglomerative"

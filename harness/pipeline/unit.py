@@ -86,6 +86,7 @@ class UnitOutput:
     recipe: EvidenceRecipe = field(default_factory=EvidenceRecipe)
     row_counts: dict[str, int] = field(default_factory=dict)
     wall_s: float = 0.0
+    pending: tuple | None = None  # (rows, trained) computed for `out` and not yet written (run_unit(write=False))
 
 
 def plan_unit(task: TaskSpec, card: ModelCard, head_file: str | None = None,
@@ -125,6 +126,9 @@ def prepare(backbone: Backbone, unit: Unit, base_dir, cache_dir, progress: bool 
     ckpt = backbone.classifier
     checkpoint = checkpoint_stage(backbone, unit.task, split) if ckpt else {}  # before embedding anything
     emb = embed_stage(backbone, split, normalizes(unit.task, unit.card), cache_dir, progress)
+    if unit.card.dim and not unit.card.is_identity and unit.card.dim != emb.dim:  # as validate and --head took it
+        raise HarnessError("dim", unit.card.dim, f"{unit.card.id} embeds to {emb.dim}-d; set dim: {emb.dim} in the card, "
+                           "or leave dim out")
     given = GivenHead(ckpt.head, Frame(torch.zeros(emb.dim))) if ckpt else None  # its features as they are: no centring
     shape = image_shape(split) if unit.card.is_identity else None
     return Prepared(split, emb, backbone.resolved.source, backbone.resolved.revision, shape, given, checkpoint)
@@ -225,8 +229,10 @@ def _stage(console: Console, label: str) -> float:
 def run_unit(unit: Unit, resolved: ResolvedModel, out: Path | None, cache_dir: Path | None = None,
              base_dir: Path | None = None, progress: bool = True, console: Console | None = None,
              evidence: EvidenceRecipe | None = None, given: GivenHead | None = None,
-             memo: dict | None = None, backbone: Backbone | None = None) -> UnitOutput:
-    """All stages in order, in this process; rows and heads are written only once every stage has succeeded.
+             memo: dict | None = None, backbone: Backbone | None = None, write: bool = True) -> UnitOutput:
+    """All stages in order, in this process; rows and heads are written only once every stage has succeeded
+    (`write=False`: kept in the output for `save_unit`, so that a run of several units writes none of them when
+    one fails).
     `evidence` overrides the task's selection / inversion settings (the CLI's --no-evidence, --corpus)
     without changing the unit's id. `memo`, shared by the units of one run, lets a word search be reused
     (targets.invert_text); `backbone`, one already loaded from `resolved`."""
@@ -292,9 +298,19 @@ def run_unit(unit: Unit, resolved: ResolvedModel, out: Path | None, cache_dir: P
     if out is not None:
         paths = {kind: str(head_path(out, unit.unit_id, kind).relative_to(out)) for kind in trained.victims}
         rows = tables(unit, prep, outcomes, ev, paths, recipe)
-        ResultStore(out)  # the marker first: heads then rows go into a results directory
-        save_heads(out, unit, trained)
-        output.row_counts = write_unit(out, unit, rows)
+        output.row_counts = {k: len(v) for k, v in rows.items()}
+        output.pending = (rows, trained)
+        if write:
+            save_unit(out, output)
     output.wall_s = time.perf_counter() - t_all
     return output
+
+
+def save_unit(out: Path, output: UnitOutput) -> None:
+    """Write what `run_unit` computed for `out`: the heads, then the rows."""
+    rows, trained = output.pending
+    ResultStore(out)  # the marker first: heads then rows go into a results directory
+    save_heads(out, output.unit, trained)
+    output.row_counts = write_unit(out, output.unit, rows)
+    output.pending = None
 

@@ -19,8 +19,13 @@ def _host(address: str) -> str:
     if url.scheme in ("http", "https"):
         raise HarnessError("address", address, "is a dashboard (jobs API) address; --address takes the cluster's "
                            "HOST:6379 (or ray://HOST:10001 for Ray Client); `ray job submit` is what takes the dashboard's")
-    if not url.hostname or not url.port:
-        raise HarnessError("address", address, "expected HOST:PORT (e.g. 127.0.0.1:6379), 'auto', or 'local'")
+    try:
+        port = url.port  # urllib raises on a port that is not a number from 0 to 65535
+    except ValueError:
+        port = None
+    if not url.hostname or not port:
+        raise HarnessError("address", address, "expected HOST:PORT (e.g. 127.0.0.1:6379, a port from 1 to 65535), "
+                           "'auto', or 'local'")
     return url.hostname
 
 
@@ -33,8 +38,8 @@ def _is_loopback(host: str) -> bool:
 
 def _probe(address: str, timeout: float = 5.0) -> None:
     """A TCP connect to host:port, so an address that does not answer fails in seconds, not minutes."""
-    url = urlparse(address if "://" in address else f"ray://{address}")
-    host, port = _host(address), url.port
+    host = _host(address)
+    port = urlparse(address if "://" in address else f"ray://{address}").port
     try:
         with socket.create_connection((host, port), timeout=timeout):
             pass

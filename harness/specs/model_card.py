@@ -13,7 +13,7 @@ HUB_ID = re.compile(r"^[A-Za-z0-9][\w.\-]*(/[\w.\-]+)?$")
 
 
 class ModelCard(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)  # .inf / .nan: refused, not trained on
 
     name: str = Field(description="short registry name, e.g. all-minilm-l6-v2 (defaults to the file name)")
     id: str = Field(description="Hugging Face Hub id, a local directory, or 'identity' for raw pixels")

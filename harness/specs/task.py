@@ -12,11 +12,11 @@ from harness.specs.names import SpecFieldError, check_name
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)  # .inf / .nan: refused, not trained on
 
 
 class DataSpec(_Strict):
-    source: str = Field(description="Hub dataset id, or a local Parquet/CSV file or imagefolder directory")
+    source: str = Field(min_length=1, description="Hub dataset id, or a local Parquet/CSV file or imagefolder directory")
     format: Literal["hub", "parquet", "csv", "imagefolder"] = "parquet"
     revision: str | None = Field(None, description="Hub datasets: a pinned revision")
     split: str = Field("train", description="the split members are drawn from (for a checkpoint: the split it was trained on)")
@@ -26,6 +26,16 @@ class DataSpec(_Strict):
     )
     input_column: str = Field(description="text or image column")
     label_column: str = "label"
+
+    @model_validator(mode="after")
+    def _revision_of_a_hub_set(self):
+        if self.revision is not None and self.format != "hub":  # it was ignored: the file's content pins a local set
+            raise ValueError(f"revision pins a Hub data set; a local {self.format} source is pinned by its content "
+                             "(recorded as data_digest): drop data.revision")
+        return self
+
+
+MAX_WIDTH = 100_000  # a hidden layer's units (a wider one does not fit in memory: an internal error, not a refusal)
 
 
 class HeadRecipe(_Strict):
@@ -48,8 +58,8 @@ class HeadRecipe(_Strict):
     @field_validator("widths")
     @classmethod
     def _widths(cls, v: list[int]) -> list[int]:
-        if any(w < 1 for w in v):
-            raise ValueError(f"every hidden width must be >= 1, got {v}; use e.g. [1000]")
+        if any(w < 1 or w > MAX_WIDTH for w in v):
+            raise ValueError(f"every hidden width must be 1 to {MAX_WIDTH}, got {v}; use e.g. [1000]")
         return v
 
 

@@ -96,6 +96,10 @@ def plan_sweep(spec: SweepSpec, sweep_file: str | Path | None = None, hub_api=No
         else:
             task, base = _lookup(TASKS, t, where)
         tasks.append((task, str(base) if base else None))
+    names = [task.name for task, _ in tasks]
+    twice = next((n for n in names if names.count(n) > 1), None)
+    if twice is not None:  # units are named and paired by task name: two tasks of one name would share them
+        raise HarnessError("tasks", twice, "two tasks of this name; give each task of a sweep its own name")
     modality = {task.name: MODELS.get(task.model).modality for task, _ in tasks} if spec.match_modality else {}
     pinned = [(c, *pin_revision(c)) for c in unique]
     pairs = [

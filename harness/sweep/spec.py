@@ -12,7 +12,7 @@ from harness.specs.names import SpecFieldError
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)  # .inf / .nan: refused, not trained on
 
 
 class CardTemplate(_Strict):
@@ -62,7 +62,7 @@ class Resources(_Strict):
 class SweepSpec(_Strict):
     name: str = Field(description="sweep name (defaults to the file name)")
     description: str = ""
-    out: str | None = Field(None, description="results directory (default: results/<name>); --out overrides")
+    out: str | None = Field(None, min_length=1, description="results directory (default: results/<name>); --out overrides")
     models: list[str] = Field(default_factory=list, description="card names, card files or Hub ids")
     hub: list[HubQuery] = Field(default_factory=list, description="Hub queries picking more models at plan time")
     tasks: list[str | dict[str, Any]] = Field(

@@ -10,7 +10,7 @@ DEFAULT_TRAINER = "paper"  # a recipe that names no trainer: small init, weight 
 
 
 class VictimSpec(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)  # .inf / .nan: refused, not trained on
 
     transform: str = Field("none", description="input transform published with the head: none | standardize | l2")
     trainer: str = Field(DEFAULT_TRAINER, description="how the head is trained: paper | sklearn-mlp | default-torch | linear | dp-sgd")

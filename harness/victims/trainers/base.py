@@ -17,7 +17,7 @@ from harness.specs.task import HeadRecipe
 
 
 class TrainerParams(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)  # .inf / .nan: refused, not trained on
 
 
 @dataclass

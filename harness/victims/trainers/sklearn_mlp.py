@@ -8,6 +8,7 @@ loss has not improved by tol (1e-4) for more than n_iter_no_change (10) epochs.
 from __future__ import annotations
 
 import time
+from typing import Annotated
 
 import torch
 from pydantic import Field
@@ -15,12 +16,13 @@ from pydantic import Field
 from harness.heads.losses import output_dim, targets_for
 from harness.heads.mlp import MLPHead
 from harness.progress import bar as progress_bar
-from harness.specs.task import HeadRecipe
+from harness.specs.task import MAX_WIDTH, HeadRecipe
 from harness.victims.trainers.base import Fitted, Trainer, TrainerParams, glorot_, minibatch_epoch, report_of
 
 
 class SklearnParams(TrainerParams):
-    hidden: tuple[int, ...] = Field((100,), description="hidden_layer_sizes")
+    hidden: tuple[Annotated[int, Field(ge=1, le=MAX_WIDTH)], ...] = Field((100,), min_length=1,
+                                                                           description="hidden_layer_sizes")
     alpha: float = Field(1e-4, ge=0, description="L2 penalty (weights only, scaled by 1 / batch size)")
     lr: float = Field(1e-3, gt=0, description="learning_rate_init (Adam)")
     max_iter: int = Field(200, ge=1, description="epochs at most")
