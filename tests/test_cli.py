@@ -401,6 +401,11 @@ def test_rows_record_the_corpus_a_run_added(tmp_path, bert_card):
     (victim,) = ResultStore(tmp_path / "out", create=False).read("victims").to_pylist()
     evidence = json.loads(victim["settings"])["task"]["evidence"]
     assert evidence["enabled"] is True and evidence["corpus"] == [corpus]
+    # the same unit again without evidence: the report written before is rebuilt (it showed the retired inversions)
+    assert "Sentences: nearest member" in (tmp_path / "out" / "report.html").read_text()
+    assert _run(task, "--out", tmp_path / "out", "--cache", tmp_path / "c") == 0
+    page = (tmp_path / "out" / "report.html").read_text()
+    assert "Sentences: nearest member" not in page and "No inversions stored for this unit" in page
 
 
 def test_an_output_inside_a_ray_jobs_working_copy_is_refused(tmp_path, monkeypatch, capsys):

@@ -161,6 +161,34 @@ def test_verdict_tells_reconstruction_from_membership_signal():
     assert "No member passes" not in unmeasured
 
 
+def test_verdict_does_not_call_chance_a_signal_and_reads_pixels_by_ssim_too():
+    """1 of 8 members above a threshold of 20 non-members (a 5% resolution) is what chance gives a third of the time:
+    it was called a membership signal; a pixel victim whose members pass by SSIM was said to give up nothing."""
+    from harness.report.page import _verdict
+    from harness.scoring.verdict import chance_p
+
+    assert abs(chance_p(8, 1, 0.05) - (1 - 0.95**8)) < 1e-12 and chance_p(20, 20, 0.01) < 1e-30
+    row = {"n_members": 8, "members_passed": 1, "fpr": 0.01, "good_at_0_8": 0, "good_ssim": 0, "n_control": 20}
+    line = _verdict(row)
+    assert "the highest of 20 non-members: it resolves 5% FPR, not 1%" in line and "no membership signal" in line
+    assert "p = 0.34 at 5% FPR" in line
+    by_ssim = _verdict({**row, "ssim_tpr_at_fpr": 0.75})
+    assert "6 of 8 members pass" in by_ssim and "by SSIM" in by_ssim and "a membership signal, not a reconstruction" in by_ssim
+    assert "the 1%-FPR threshold" in _verdict({**row, "n_control": 200, "members_passed": 5})
+
+
+def test_report_opens_with_each_unit_beside_its_null_and_tells_sections_apart(text_results, tmp_path):
+    page = build_report(text_results, tmp_path / "g.html").read_text()
+    glance = page.index("<h2>At a glance</h2>")
+    first = page.index('<h2 id="')
+    assert glance < first and "null: TPR" in page[glance:first] and page.count('<a href="#') >= 1
+    section = page[first:]
+    # the verdict first, then the measures; the heading names the recipe and seed
+    assert section.index("What was recovered:") < section.index("<th>measure</th>")
+    assert ", seed 0: real victim</h2>" in section and "How to read this page" in page
+    assert 'class="hit">hit<' not in page  # a threshold pass is 'passes', a reconstruction 'good'
+
+
 def test_a_victim_whose_attack_diverged_is_reported_unmeasured(tmp_path):
     """Every run diverged: the row's TPR is null (not 0), the run still writes its report and exits 0."""
     import numpy as np
@@ -238,3 +266,15 @@ def test_report_renders_in_a_real_browser(vision_results, text_results, tmp_path
 
         px = np.asarray(Image.open(shot).convert("RGB"), dtype=np.float32)
         assert px.shape[0] >= 1000 and px.std() > 10  # something was drawn, not a blank page
+
+
+def test_the_image_grid_shows_each_members_best_selection_not_its_highest_ranked():
+    from harness.report.page import _image_grid
+
+    def row(kind, rank, target, ssim, cos):
+        return {"target_kind": kind, "rank": rank, "target": target, "matched_member": 0, "ssim": ssim, "psnr": 10.0,
+                "target_member_cosine": cos, "cosine": cos, "image_png": b"", "reference_png": b""}
+
+    inv = [row("member", None, 0, 0.9, 0.99), row("selected", 3, 3, 0.64, 0.62), row("selected", 7, 7, 0.82, 0.96)]
+    grid = _image_grid(inv, {3: {"hit": True}, 7: {"hit": True}})
+    assert "rank 7, cos 0.960, SSIM 0.82" in grid and "rank 3, cos" not in grid

@@ -395,6 +395,7 @@ def test_the_sweep_summary_is_one_line_in_a_log(tmp_path, capsys):
     lines = [ln for ln in capsys.readouterr().err.splitlines() if ln.strip()]
     (summary,) = [ln for ln in lines if ln.startswith("sweep s on ")]
     assert summary.endswith(f"-> {out}"), lines
+    assert lines[-1] == f"the table: recon-harness leaderboard {out}; the page: recon-harness report {out}", lines
 
 
 def test_a_sweep_over_data_changed_in_place_recomputes_and_supersedes_the_old_rows(tmp_path, capsys):

@@ -138,7 +138,7 @@ def main(args) -> int:
         for output in outputs:  # every unit succeeded: a bad input met in a later one (a recipe whose training
             save_unit(out, output)  # diverges) leaves nothing written, as one met in the first does
             print_written(output, out, console)
-        if recipe.enabled:
+        if recipe.enabled or (out / "report.html").is_file():  # a report written before is rebuilt to match the rows
             from harness.report import build_report
 
             console.print(f"report: {build_report(out)}")

@@ -40,8 +40,9 @@ def print_summary(o: UnitOutput, out, console: Console | None = None) -> None:
             *([f"{px.good}/{o.split.n}" if px else "-"] if pixels else []),
             "-" if pub is None else f"{beyond}/{pub}",
         )
-        said.append(f"[bold]{kind}:[/] " + verdict(o.split.n, passed, s.fpr, good, px.good if px else None, vo.trained.linear,
-                                                     pub, beyond, measured=s.measured))
+        said.append(f"[bold]{kind}:[/] " + escape(verdict(
+            o.split.n, passed, s.fpr, good, px.good if px else None, vo.trained.linear, pub, beyond, measured=s.measured,
+            n_control=len(s.nonmember_best), passed_ssim=int(round(px.tpr * o.split.n)) if px else None)))
     console.print(table)
     for note in dict.fromkeys(control_note(vo.scores.fpr, len(vo.scores.nonmember_best)) for vo in o.outcomes.values()):
         if note:
@@ -63,7 +64,7 @@ def print_summary(o: UnitOutput, out, console: Console | None = None) -> None:
         console.print("[bold]closest reconstructions (member sentence, best cosine):[/]")
         for i in order:
             mark = "[green]pass[/]" if real.scores.member_best[i] > real.scores.threshold else "[dim]miss[/]"
-            console.print(f"  {real.scores.member_best[i]:.3f} {mark}  {escape(str(o.split.member_inputs[i])[:90])}")
+            console.print(f"  {real.scores.member_best[i]:.3f} {mark}  {escape(_cut(str(o.split.member_inputs[i]), 90))}")
     if out is not None:
         print_written(o, out, console)
 
@@ -73,6 +74,13 @@ def print_written(o: UnitOutput, out, console: Console) -> None:
     counts = ", ".join(f"{k} {v}" for k, v in o.row_counts.items())
     recipe = f"{u.task.victim.transform}+{u.task.victim.trainer}"
     console.print(f"wrote {escape(str(out))} (unit {u.unit_id}, {recipe}): rows {counts}; total {o.wall_s:.1f}s")
+
+
+def _cut(text: str, width: int) -> str:
+    """`text` in at most `width` characters, cut at a word with an ellipsis when longer."""
+    if len(text) <= width:
+        return text
+    return text[: width - 1].rsplit(" ", 1)[0] + "…"
 
 
 def _print_inversions(o: UnitOutput, console: Console) -> None:
@@ -87,7 +95,7 @@ def _print_inversions(o: UnitOutput, console: Console) -> None:
             console.print(
                 f"  #{r['rank']} {r['method']:<11} selection~member {r['target_member_cosine']:.2f}  "
                 f"inversion~selection {r['cosine']:.2f}  F1 {r['token_f1']:.2f}  "
-                + escape(f"{r['reference_text'][:60]!r} -> {r['text'][:60]!r}")
+                + escape(f"{_cut(r['reference_text'], 60)!r} -> {_cut(r['text'], 60)!r}")
             )
     else:
         for origin in ("selected", "member"):

@@ -115,6 +115,7 @@ def _sweep(args, spec, plan, out: Path, t0: float) -> int:
         con.print(f"  failed {f['unit_id']} [{f['stage']}]: {f['error'][:200]}", markup=False, highlight=False, soft_wrap=True)
     if len(driver.failures) > 20:
         con.print(escape(f"  ... and {len(driver.failures) - 20} more: `recon-harness leaderboard {out} --failures`"))
+    con.print(escape(f"the table: recon-harness leaderboard {out}; the page: recon-harness report {out}"), soft_wrap=True)
     return 0 if c.ok else 1
 
 

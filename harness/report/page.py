@@ -15,7 +15,7 @@ from harness.errors import HarnessError
 from harness.report import plots
 from harness.scoring.embedding import control_note
 from harness.scoring.pixels import GOOD_SSIM
-from harness.scoring.verdict import verdict
+from harness.scoring.verdict import GOOD_COSINE, verdict
 from harness.store.store import ResultStore, atomic_write_bytes
 
 CSS = """
@@ -23,7 +23,8 @@ body{font-family:system-ui,sans-serif;margin:24px;color:#222;max-width:1200px}
 h1{font-size:22px}h2{font-size:18px;margin-top:32px;border-bottom:1px solid #ccc}h3{font-size:15px}
 table{border-collapse:collapse;margin:8px 0;font-size:13px}td,th{border:1px solid #ddd;padding:3px 7px;text-align:left;vertical-align:top}
 th{background:#f3f3f3}img.px{image-rendering:pixelated;width:96px;height:96px}.plots img{margin-right:8px}
-.hit{color:#080;font-weight:bold}.miss{color:#999}.note{color:#555;font-size:13px}td.s{max-width:360px}
+.hit{color:#080;font-weight:bold}.pass{color:#a60}.miss{color:#999}.note{color:#555;font-size:13px}div.s{max-width:360px}
+.verdict{font-size:15px;background:#f7f7f7;padding:6px 10px;border-left:4px solid #888}dt{font-weight:bold;margin-top:6px}
 """
 
 
@@ -111,7 +112,8 @@ def _metrics(v: dict, scores: list[dict]) -> str:
     for k in sorted({s["k"] for s in scores}):
         c, b = by.get(("cluster", k)), by.get(("lowest-loss", k))
         rows.append([
-            f"top-{k} precision / recall: clustering vs lowest KKT loss",
+            f"top-{k} precision / recall (of the k, the share passing the membership threshold / members found): "
+            "clustering vs lowest KKT loss",
             f"{_f(c and c['precision'], '.2f')} / {_f(c and c['recall'], '.2f')} vs "
             f"{_f(b and b['precision'], '.2f')} / {_f(b and b['recall'], '.2f')}",
         ])
@@ -119,21 +121,28 @@ def _metrics(v: dict, scores: list[dict]) -> str:
 
 
 def _verdict(v: dict) -> str:
+    return f'<p class="verdict"><b>What was recovered:</b> {_e(_verdict_text(v))}</p>'
+
+
+def _verdict_text(v: dict) -> str:
     pixels = v.get("good_ssim") is not None
-    text = verdict(v["n_members"], v["members_passed"] or 0, v["fpr"], v["good_at_0_8"] or 0, v.get("good_ssim"),
+    return verdict(v["n_members"], v["members_passed"] or 0, v["fpr"], v["good_at_0_8"] or 0, v.get("good_ssim"),
                    linear=len(v.get("head_dims") or []) == 2,
                    public_good=v.get("public_good_ssim" if pixels else "public_good_at_0_8"),  # None in rows written before them
                    beyond_public=v.get("good_ssim_beyond_public" if pixels else "good_at_0_8_beyond_public"),
-                   measured=v.get("threshold", 0.0) is not None)  # null: no finite candidate to set it
-    return f'<p class="verdict"><b>What was recovered:</b> {_e(text)}</p>'
+                   measured=v.get("threshold", 0.0) is not None,  # null: no finite candidate to set it
+                   n_control=v.get("n_control"),
+                   passed_ssim=round(v["ssim_tpr_at_fpr"] * v["n_members"]) if v.get("ssim_tpr_at_fpr") is not None else None)
 
 
 def _image_grid(inv: list[dict], sel: dict[int, dict]) -> str:
     members = {r["target"]: r for r in inv if r["target_kind"] == "member"}
     chosen = sorted((r for r in inv if r["target_kind"] == "selected"), key=lambda r: r["rank"])
-    best_of: dict[int, dict] = {}
+    best_of: dict[int, dict] = {}  # each member's best selection by SSIM (the published rule), then cosine
     for r in chosen:
-        best_of.setdefault(r["matched_member"], r)
+        b = best_of.get(r["matched_member"])
+        if b is None or (r["ssim"] or 0, r["target_member_cosine"] or 0) > (b["ssim"] or 0, b["target_member_cosine"] or 0):
+            best_of[r["matched_member"]] = r
     rows = []
     for i, m in sorted(members.items()):
         b = best_of.get(i)
@@ -149,14 +158,29 @@ def _image_grid(inv: list[dict], sel: dict[int, dict]) -> str:
     top = []
     for r in chosen:
         s = sel.get(r["rank"], {})
-        mark = '<span class="hit">hit</span>' if s.get("hit") else '<span class="miss">no</span>'
+        mark = _mark(s.get("hit"), (r["ssim"] or 0) > GOOD_SSIM)
         top.append([
             str(r["rank"]), _f(s.get("confidence"), ".2f"), str(s.get("support", "-")), _img(r["image_png"], "selection " + str(r["rank"])),
             _img(r["reference_png"], "nearest member"), f"{_f(r['target_member_cosine'])} {mark}", _f(r["cosine"]),
             _f(r["ssim"], ".2f"), _f(r["psnr"], ".1f"),
         ])
-    ranked = _table(["rank", "confidence", "runs", "inversion", "nearest member", "cos to member", "inversion cos", "SSIM", "PSNR"], top, "ranked")
+    ranked = _table(["rank", "confidence", "runs", "inversion", "nearest member", "cos to member", "inversion cos", "SSIM",
+                     "PSNR (100: identical)"], top, "ranked")
     return "<h3>Members, their best reconstruction, and the upper bound</h3>" + grid + "<h3>Top selections (ranked without the training set)</h3>" + ranked
+
+
+def _mark(passes: bool | None, good: bool) -> str:
+    """A selection's match: 'good' (a reconstruction by the verdict's rule), 'passes' (the membership threshold
+    only, which is not a reconstruction), or 'no'."""
+    if good:
+        return '<span class="hit">good</span>'
+    return '<span class="pass">passes</span>' if passes else '<span class="miss">no</span>'
+
+
+TEXT_NOTE = ("Retrieval returns the nearest sentence of a public corpus (the non-members, and any --corpus): a member "
+             "only where the corpus holds it, so a public sentence here is the closest public text, not the member. The "
+             "word search builds a new sentence from public words; token F1 counts the member's words it holds. Rows of "
+             "members' true embeddings are the upper bound: what inversion gives for a perfect reconstruction.")
 
 
 def _text_pairs(inv: list[dict], sel: dict[int, dict]) -> str:
@@ -164,13 +188,14 @@ def _text_pairs(inv: list[dict], sel: dict[int, dict]) -> str:
     order = sorted(inv, key=lambda r: (r["target_kind"] != "selected", r["rank"] if r["rank"] is not None else r["target"], r["method"]))
     for r in order:
         s = sel.get(r["rank"], {}) if r["target_kind"] == "selected" else {}
-        who = f"selection {r['rank']} (conf {_f(s.get('confidence'), '.2f')})" if r["target_kind"] == "selected" else f"member {r['target']} (true embedding)"
-        mark = '<span class="hit">hit</span>' if s.get("hit") else ""
+        who = (f"selection {r['rank']} (conf {_f(s.get('confidence'), '.2f')}), nearest member {r.get('matched_member')}"
+               if r["target_kind"] == "selected" else f"member {r['target']} (true embedding)")
+        mark = _mark(s.get("hit"), (r["target_member_cosine"] or 0) > GOOD_COSINE) if r["target_kind"] == "selected" else ""
         rows.append([
-            _e(who), f"{_f(r['target_member_cosine'])} {mark}", _e(r["method"]), f"<td class=s>{_e(r['reference_text'])}".removeprefix("<td class=s>"),
+            _e(who), f"{_f(r['target_member_cosine'])} {mark}", _e(r["method"]), f"<div class=s>{_e(r['reference_text'])}</div>",
             _e(r["text"]), _f(r["cosine"]), _f(r["token_f1"], ".2f"), _f(r.get("content_f1"), ".2f"), _f(r["bleu"], ".1f"), "yes" if r["exact"] else "no",
         ])
-    return "<h3>Sentences: nearest member | inversion</h3>" + _table(
+    return f'<h3>Sentences: nearest member | inversion</h3><p class="note">{_e(TEXT_NOTE)}</p>' + _table(
         ["target", "cos to member", "method", "member sentence", "inversion", "inversion cos", "token F1", "content F1", "BLEU", "exact"], rows, "pairs"
     )
 
@@ -183,11 +208,70 @@ def _trends(victims: list[dict]) -> str:
         for v in real:
             x = v["n_members"] if key == "n_members" else (v["head_dims"] or [0, 0])[1]
             if v["members_passed"] is not None:  # null: nothing was measured (every run diverged)
-                pts[x].append(v["members_passed"])
+                pts[x].append(v["members_passed"] / v["n_members"])
         if len(pts) > 1:
             xs = sorted(pts)
-            out.append(_plot(plots.trend(xs, {"members passing 1%-FPR threshold": [float(np.mean(pts[x])) for x in xs]}, label, f"members passing vs {label}"), f"trend {label}"))
+            series = {"members passing the threshold": [float(np.mean(pts[x])) for x in xs]}
+            out.append(_plot(plots.trend(xs, series, label, f"share of members passing vs {label} (mean over the units)",
+                                         "share of members passing"), f"trend {label}"))
     return f'<h2>Trends</h2><div class="plots">{"".join(out)}</div>' if out else ""
+
+
+def _label(v: dict) -> str:
+    """What tells one unit's section from another's: task, model, recipe and seed."""
+    return f"{v['task']} × {v['model']}, {v.get('recipe') or 'none+paper'}, seed {v['seed']}"
+
+
+def _order(v: dict) -> tuple:
+    return (v["task"], v["model"], v.get("recipe") or "", v["seed"], v["unit_id"], v["victim"] != "real")
+
+
+def _anchor(v: dict) -> str:
+    return f"{v['unit_id']}-{v['victim']}"
+
+
+def _glance(victims: list[dict]) -> str:
+    """One row per unit, its real victim beside its null control: what leaked, against which control."""
+    real = [v for v in victims if v["victim"] == "real"]
+    null = {v["unit_id"]: v for v in victims if v["victim"] == "null"}
+    pixels = any(v.get("good_ssim") is not None for v in real)
+
+    def counts(v: dict | None) -> list[str]:
+        if v is None:
+            return ["-"] * (4 + pixels)
+        n = v["n_members"]
+        return [_f(v["tpr_at_fpr"], ".2f"), f"{_f(v['members_passed'], 'd')}/{n}", f"{_f(v['good_at_0_8'], 'd')}/{n}",
+                *([f"{_f(v.get('good_ssim'), 'd')}/{n}"] if pixels else [])]
+
+    rows = [[f'<a href="#{_e(_anchor(v))}">{_e(_label(v))}</a>', *counts(v), *counts(null.get(v["unit_id"])),
+             _e(_verdict_text(v))] for v in sorted(real, key=_order)]
+    cols = ["TPR", "pass", "> 0.8", *(["SSIM > 0.4"] if pixels else [])]
+    head = ["unit (task × model, recipe, seed)", *[f"real: {c}" for c in cols], *[f"null: {c}" for c in cols], "what was recovered"]
+    return ("<h2>At a glance</h2><p class=\"note\">Each unit's victim beside its null control (the same recipe trained "
+            "on a disjoint draw: what it gives is the attack's false-positive rate). TPR and pass: members above the "
+            "membership threshold; &gt; 0.8 / SSIM &gt; 0.4: members with a candidate that close, reconstructions.</p>"
+            + _table(head, rows, "glance"))
+
+
+GLOSSARY = [
+    ("null victim", "the same recipe trained on shuffled labels of a disjoint draw: it never saw the members, so what "
+     "the attack 'recovers' from it is a false positive"),
+    ("threshold, TPR, FPR", "the non-members' best similarities set the threshold that 1% of them pass (FPR); TPR is "
+     "the share of members above it: membership, not reconstruction"),
+    ("reconstruction", "a candidate at cosine > 0.8 to a member (SSIM > 0.4 for images, Haim et al.)"),
+    ("public input", "a non-member the attacker holds; a member a public input alone matches is not counted as leaked "
+     "by the head"),
+    ("KKT attack (kkt)", "candidates and weights fitted so that the head's parameters are a weighted sum of their "
+     "gradients, the stationarity condition of training (Haim et al. 2022)"),
+    ("oracle residual", "how far the members themselves are from meeting that condition (0: exactly): near 1, the "
+     "head is not at the point the attack relies on"),
+    ("effective members", "how many members the head's weights carry (the participation ratio of the oracle fit)"),
+    ("active units", "the share of first-layer units a member switches on: near 1, the head is near linear"),
+    ("selection, confidence, runs", "clusters of candidates found again by independent restarts, ranked without the "
+     "training set; 'runs' counts the restarts a cluster holds"),
+    ("good / passes / no", "a selection's nearest member: close enough to be a reconstruction / above the membership "
+     "threshold only / neither"),
+]
 
 
 def render(root: Path) -> str:
@@ -199,23 +283,27 @@ def render(root: Path) -> str:
     scores = _group(store.read("selection_scores").to_pylist())
     sels = _group(store.read("selections").to_pylist())
     invs = _group(store.read("inversions").to_pylist())
+    units = len({v["unit_id"] for v in victims})
     parts = [f"<h1>Reconstruction report: {_e(root.name)}</h1>",
-             f'<p class="note">{len(victims)} victims from {_e(root)}; generated {time.strftime("%Y-%m-%d %H:%M:%S")}. '
-             "Selections are ranked without the training set; matching to members is the harness's scoring only.</p>"]
-    for v in sorted(victims, key=lambda v: (v["task"], v["model"], v["unit_id"], v["victim"] != "real")):
+             f'<p class="note">{units} unit{"s" if units != 1 else ""} ({len(victims)} victims, null controls included) '
+             f'from {_e(root)}; generated {time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())}. '
+             "Selections are ranked without the training set; matching to members is the harness's scoring only.</p>",
+             _glance(victims)]
+    for v in sorted(victims, key=_order):
         key = (v["unit_id"], v["victim"])
-        parts.append(f"<h2>{_e(v['task'])} &times; {_e(v['model'])}: {_e(v['victim'])} victim</h2>"
+        parts.append(f'<h2 id="{_e(_anchor(v))}">{_e(_label(v))}: {_e(v["victim"])} victim</h2>'
                      f'<p class="note">unit {_e(v["unit_id"])}, {_e(v["model_id"])}@{_e(v["revision"][:12])}</p>')
-        parts.append(_metrics(v, scores.get(key, [])))
         parts.append(_verdict(v))
+        parts.append(_metrics(v, scores.get(key, [])))
         m = matches.get(key, [])
         mem = np.array([r["score"] for r in m if r["kind"] == "member" and r["score"] is not None])
         non = np.array([r["score"] for r in m if r["kind"] == "nonmember" and r["score"] is not None])
         if len(mem):
-            title = f"{v['task']} / {v['victim']}"
+            title = f"{_label(v)} / {v['victim']}"
             ssim = [np.array([r["ssim"] for r in m if r["kind"] == kind and r.get("ssim") is not None])
                     for kind in ("member", "nonmember")]  # pixel victims: the published score, per member
-            parts.append('<div class="plots">' + _plot(plots.similarity_histogram(mem, non, v["threshold"], title), "similarity histogram")
+            parts.append('<div class="plots">'
+                         + _plot(plots.similarity_histogram(mem, non, v["threshold"], title, good=GOOD_COSINE), "similarity histogram")
                          + _plot(plots.roc_curve(mem, non, title), "TPR/FPR curve")
                          + (_plot(plots.similarity_histogram(*ssim, v.get("ssim_threshold"), title, "best SSIM to any candidate",
                                                              good=GOOD_SSIM), "SSIM histogram") if len(ssim[0]) else "")
@@ -226,7 +314,12 @@ def render(root: Path) -> str:
             parts.append(_image_grid(inv, sel))
         elif inv:
             parts.append(_text_pairs(inv, sel))
+        elif v["victim"] == "real":
+            parts.append('<p class="note">No inversions stored for this unit (selection and inversion were not run: '
+                         "`run --no-evidence`, a sweep, or no candidate).</p>")
     parts.append(_trends(victims))
+    parts.append("<h2>How to read this page</h2><dl>" + "".join(f"<dt>{_e(t)}</dt><dd>{_e(d)}</dd>" for t, d in GLOSSARY)
+                 + "</dl>")
     return f"<!doctype html><html><head><meta charset='utf-8'><title>recon-harness report</title><style>{CSS}</style></head><body>{''.join(parts)}</body></html>"
 
 

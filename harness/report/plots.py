@@ -41,7 +41,7 @@ def similarity_histogram(members: np.ndarray, nonmembers: np.ndarray, threshold:
     ax.set_xlabel(xlabel)
     ax.set_ylabel("density")
     ax.set_title(title, fontsize=9)
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=7, loc="best", framealpha=0.85)
     return _png(fig)
 
 
@@ -52,10 +52,15 @@ def roc_curve(members: np.ndarray, nonmembers: np.ndarray, title: str) -> str:
     tpr = np.array([(members > t).mean() for t in thr] + [1.0])
     fpr = np.array([(nonmembers > t).mean() if len(nonmembers) else 0.0 for t in thr] + [1.0])
     floor = 1.0 / max(len(nonmembers), 1) / 2
-    ax.step(np.maximum(fpr, floor), tpr, where="post", color="#1f77b4")
-    ax.plot([floor, 1], [floor, 1], color="#aaa", ls=":", lw=1)
-    ax.axvline(0.01, color="k", ls="--", lw=1)
+    ax.step(np.maximum(fpr, floor), tpr, where="post", color="#1f77b4", label="attack")
+    chance = np.logspace(np.log10(floor), 0, 100)  # TPR = FPR is a curve on a log FPR axis, not a straight segment
+    ax.plot(chance, chance, color="#aaa", ls=":", lw=1, label="chance (TPR = FPR)")
+    ax.axvline(0.01, color="k", ls="--", lw=1, label="1% FPR")
     ax.set_xscale("log")
+    ax.set_xlim(floor / 1.5, 1.05)
+    if floor > 0.01 / 2:  # the control is too small to resolve 1%: say so where the eye looks for it
+        ax.text(floor, 0.97, f"FPR 0 shown at 1/(2x{len(nonmembers)})", fontsize=6, color="#555", va="top")
+    ax.legend(fontsize=7, loc="lower right", framealpha=0.85)
     ax.set_xlabel("FPR (non-members passing)")
     ax.set_ylabel("TPR (members passing)")
     ax.set_ylim(0, 1.02)
@@ -63,12 +68,13 @@ def roc_curve(members: np.ndarray, nonmembers: np.ndarray, title: str) -> str:
     return _png(fig)
 
 
-def trend(xs: list, series: dict[str, list], xlabel: str, title: str) -> str:
+def trend(xs: list, series: dict[str, list], xlabel: str, title: str, ylabel: str) -> str:
     fig, ax = _fig()
     for name, ys in series.items():
         ax.plot(xs, ys, marker="o", label=name)
     ax.set_xlabel(xlabel)
-    ax.set_ylabel("members reconstructed")
+    ax.set_ylabel(ylabel)
+    ax.set_ylim(0, 1.02)
     ax.set_title(title, fontsize=9)
     ax.legend(fontsize=7)
     return _png(fig)

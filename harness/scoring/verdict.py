@@ -3,6 +3,8 @@ signal only, or nothing. Used by the run summary and the report, so both say the
 
 from __future__ import annotations
 
+import math
+
 GOOD_COSINE = 0.8  # a candidate this close to a member (cosine, attack space) counts as its reconstruction
 
 
@@ -10,22 +12,46 @@ LINEAR = ("Linear head: the KKT condition fixes only a weighted sum of the membe
           "reconstructed from it; ")
 
 
+def chance_p(n: int, passed: int, rate: float) -> float:
+    """P(at least `passed` of `n` members pass) if each passed with probability `rate` alone, as a non-member does:
+    how likely the count is without any membership signal (binomial tail)."""
+    rate = min(max(rate, 0.0), 1.0)
+    return float(sum(math.comb(n, k) * rate**k * (1 - rate) ** (n - k) for k in range(passed, n + 1)))
+
+
+def _threshold(fpr: float, n_control: int | None) -> tuple[str, float]:
+    """How the sentence names the threshold, and the false-positive rate it stands for: with fewer than 1/fpr
+    non-members it is their highest score, which resolves 1/n_control, not `fpr`."""
+    if n_control and n_control * fpr < 1:
+        return (f"the threshold (the highest of {n_control} non-members: it resolves {1 / n_control:.0%} FPR, not "
+                f"{fpr:.0%})"), 1 / n_control
+    return f"the {fpr:.0%}-FPR threshold", fpr
+
+
 def verdict(n: int, passed: int, fpr: float, good_cosine: int, good_ssim: int | None = None, linear: bool = False,
-            public_good: int | None = None, beyond_public: int | None = None, measured: bool = True) -> str:
-    """`passed`: members above the FPR threshold; `good_cosine`: members with a candidate at cosine
-    > 0.8; `good_ssim`: members with one at SSIM > 0.4, for pixel victims (it then decides). A `linear`
-    head (no hidden layer) is scored on its weighted sum: a membership signal at most. `public_good`:
-    members the public inputs alone match by the deciding rule; `beyond_public`: members with a
-    candidate that matches them by that rule and more closely than any public input. When the public
-    inputs alone match some members, the sentence says how many reconstructions go beyond them. Not `measured`: the
-    attack left no finite candidate (every run diverged), so there is no threshold and nothing was measured."""
+            public_good: int | None = None, beyond_public: int | None = None, measured: bool = True,
+            n_control: int | None = None, passed_ssim: int | None = None) -> str:
+    """`passed`: members above the FPR threshold by cosine (`passed_ssim`: by SSIM, pixel victims); `good_cosine`:
+    members with a candidate at cosine > 0.8; `good_ssim`: members with one at SSIM > 0.4, for pixel victims (it
+    then decides). A `linear` head (no hidden layer) is scored on its weighted sum: a membership signal at most.
+    `public_good`: members the public inputs alone match by the deciding rule; `beyond_public`: members with a
+    candidate that matches them by that rule and more closely than any public input. When the public inputs alone
+    match some members, the sentence says how many reconstructions go beyond them. Not `measured`: the attack left
+    no finite candidate (every run diverged), so there is no threshold and nothing was measured. `n_control`: the
+    non-members the threshold was set on; a count of passing members that chance alone would give as often as 1
+    in 20 (at the rate the threshold resolves) is not called a signal."""
     if not measured:
         return ("The attack left no usable candidate (every run diverged; attack_runs gives each run's status): "
                 "nothing was measured, which is not the same as nothing recovered.")
+    thr, rate = _threshold(fpr, n_control)
+    by_ssim = passed_ssim is not None and passed_ssim > passed
+    count, by = (passed_ssim, " by SSIM") if by_ssim else (passed, "")
+    p = chance_p(n, count, rate) if count else 1.0
+    chance = f", about as many as chance would (p = {p:.2f} at {rate:.0%} FPR)" if count and p >= 0.05 else ""
     if linear:
-        signal = f"{passed} of {n} members pass the {fpr:.0%}-FPR threshold against that sum" if passed else \
-            f"no member passes the {fpr:.0%}-FPR threshold against that sum"
-        return LINEAR + signal + "."
+        if not count:
+            return LINEAR + f"no member passes {thr} against that sum."
+        return LINEAR + f"{count} of {n} members pass {thr} against that sum{by}{chance}."
     good, rule = (good_ssim, "SSIM > 0.4") if good_ssim is not None else (good_cosine, f"cosine > {GOOD_COSINE}")
     if good and public_good and beyond_public is not None:
         floor = f"the public inputs alone match {public_good} of the {n} members by that rule"
@@ -36,7 +62,10 @@ def verdict(n: int, passed: int, fpr: float, good_cosine: int, good_ssim: int | 
                 f"closer than any public input ({floor}).")
     if good:
         return f"{good} of {n} members have a candidate close to them ({rule}): reconstructions."
-    if passed:
-        return (f"{passed} of {n} members pass the {fpr:.0%}-FPR threshold, but none has a candidate close to it "
+    if count and chance:
+        return (f"{count} of {n} members pass {thr}{by}{chance}: no membership signal, and none has a candidate close "
+                f"to it ({rule}).")
+    if count:
+        return (f"{count} of {n} members pass {thr}{by}, but none has a candidate close to it "
                 f"({rule}): a membership signal, not a reconstruction.")
-    return f"No member passes the {fpr:.0%}-FPR threshold: nothing recovered."
+    return f"No member passes {thr}: nothing recovered."
