@@ -452,3 +452,23 @@ def test_data_text_is_printed_as_it_is_not_read_as_terminal_markup(tmp_path, ber
     assert code == 0, printed.err
     assert f"data: {data}" in printed.err  # the progress lines (stderr), the summary (stdout)
     assert "[/] [link=https://x.example]" in printed.out and f"wrote {tmp_path / '[out]'}" in printed.out
+
+
+def test_a_given_l2_head_is_attacked_on_normalised_inputs_as_it_was_trained(tmp_path, capsys):
+    """The frame saved with an `l2` head says its inputs were L2-normalised: given back with --head, the pixels were
+    only centred (another test accuracy and oracle residual than the victim's own), and the console named none+given."""
+    from tests.conftest import CIFAR
+
+    task = tmp_path / "px.yaml"
+    task.write_text(yaml.safe_dump({
+        "model": "identity", "data": {"source": str(CIFAR), "input_column": "img", "label_column": "label"},
+        "classes": ["airplane", "automobile"], "per_class": 3, "nonmembers": 10, "null_victim": False,
+        "head": {"widths": [16], "optimizer": "adam", "lr": 0.01, "max_steps": 50}, "attack": TINY_ATTACK}))
+    assert main(["run", str(task), "--recipe", "l2+paper", "--out", str(tmp_path / "a"), "--no-evidence", "--quiet"]) == 0
+    (trained,) = ResultStore(tmp_path / "a", create=False).read("victims").to_pylist()
+    head = next((tmp_path / "a" / "heads").glob("*-real.safetensors"))
+    assert main(["run", str(task), "--head", str(head), "--out", str(tmp_path / "b"), "--no-evidence"]) == 0
+    assert "victim (real): l2+given" in " ".join(capsys.readouterr().err.split())
+    (given,) = ResultStore(tmp_path / "b", create=False).read("victims").to_pylist()
+    assert given["recipe"] == "l2+given" and given["l2_normalized"] is True
+    assert given["test_acc"] == trained["test_acc"] and abs(given["oracle_residual"] - trained["oracle_residual"]) < 1e-6

@@ -14,9 +14,11 @@ def checkpoint_task(task: TaskSpec) -> TaskSpec:
     return task.model_copy(update={"head": head, "null_victim": None, "victim": VictimSpec(trainer="given")})
 
 
-def given_head_task(task: TaskSpec) -> TaskSpec:
+def given_head_task(task: TaskSpec, transform: str | None = None) -> TaskSpec:
     """A head given as a file (`--head`): how it was trained is not known, so the task's trainer does not
     describe it and is not what decides the attack's `auto` settings (kkt's start: rows, as for every head
-    not trained to stationarity by the `paper` recipe). The task's transform still names the inputs' frame
-    where no frame is saved beside the head. No null victim is trained beside a given head, and the task says so."""
-    return task.model_copy(update={"victim": VictimSpec(transform=task.victim.transform, trainer="given"), "null_victim": None})
+    not trained to stationarity by the `paper` recipe). The frame saved beside the head names the inputs'
+    `transform`; the task's names it where none is saved. No null victim is trained beside a given head, and the
+    task says so."""
+    spec = VictimSpec(transform=transform or task.victim.transform, trainer="given")
+    return task.model_copy(update={"victim": spec, "null_victim": None})

@@ -120,6 +120,9 @@ def main(args) -> int:
         given = GivenHead(head, frame, meta)  # with the frame saved beside it, and what its metadata states
     warn_remote_code(card)
     console = make_console()
+    if given is not None and task.null_victim and not args.quiet:  # the task asked for one: say why there is none
+        console.print(f"--head: no null victim ({task.null_victim}) is trained beside a given head; the control is the "
+                      "non-members' threshold", soft_wrap=True)
     if args.threads == "auto" and not args.quiet:
         console.print(f"threads: auto -> {threads} (the cores idle now)")
     memo: dict = {}  # word searches the units share (one member inverted once, whatever the recipe)
