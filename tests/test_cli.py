@@ -388,6 +388,11 @@ def test_the_head_announced_is_the_head_trained(tmp_path, bert_card, capsys):
     assert main(["run", str(task), "--out", str(tmp_path / "out"), "--cache", str(tmp_path / "c"), "--no-evidence"]) == 0
     said = " ".join(capsys.readouterr().err.split())
     assert "head [32, 100, 1] (relu)" in said and "[32, 32]" not in said
+    # --recipe of the task's own trainer keeps its parameters (they were dropped for the trainer's defaults)
+    assert main(["run", str(task), "--out", str(tmp_path / "out2"), "--cache", str(tmp_path / "c"), "--no-evidence",
+                 "--quiet", "--recipe", "none+sklearn-mlp"]) == 0
+    (row,) = ResultStore(tmp_path / "out2", create=False).read("victims").to_pylist()
+    assert json.loads(row["trainer_params"]) == {"max_iter": 5} and row["recipe"] == "none+sklearn-mlp"
     # the rows' settings say what ran: --no-evidence (the id stays the task's)
     victims = ResultStore(tmp_path / "out", create=False).read("victims").to_pylist()
     assert {json.loads(v["settings"])["task"]["evidence"]["enabled"] for v in victims} == {False}

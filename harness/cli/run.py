@@ -83,6 +83,12 @@ def parse_recipes(values: list[str]) -> list[VictimSpec]:
     return out
 
 
+def _with_params(spec: VictimSpec, stated: VictimSpec) -> VictimSpec:
+    """A --recipe of the task's own trainer keeps the trainer parameters the task states (a dp-sgd task's epsilon
+    was dropped for the trainer's default); another trainer's take their defaults."""
+    return spec.model_copy(update={"params": stated.params}) if spec.trainer == stated.trainer else spec
+
+
 def main(args) -> int:
     threads = set_threads(args.threads)
     task = TASKS.get(args.task)
@@ -97,7 +103,7 @@ def main(args) -> int:
     if args.head and args.recipe:
         raise HarnessError("--recipe", args.recipe[0], "--head gives a head as trained (its frame is in its file); drop "
                            "--recipe, or drop --head to train one by that recipe")
-    tasks = [task.model_copy(update={"victim": spec}) for spec in parse_recipes(args.recipe)] or [task]
+    tasks = [task.model_copy(update={"victim": _with_params(spec, task.victim)}) for spec in parse_recipes(args.recipe)] or [task]
     planned = [plan_unit(t, card, args.head, base_dir) for t in tasks]
     for unit, _ in planned:
         check_run(args, unit.task, card, unit, base_dir)  # every input, before the first stage: one line, nothing written
