@@ -77,7 +77,7 @@ class TaskSpec(_Strict):
     per_class: StrictInt = Field(ge=1, le=100_000, description="members per class")
     nonmembers: StrictInt = Field(200, ge=1, description="held-out samples of the same classes: the control every score is "
                                   "measured against (1/fpr of them or more to resolve the reported false-positive rate)")
-    seed: StrictInt = Field(0, ge=0, le=2**32 - 1, description="seeds the member draw, the head and the attack")
+    seed: StrictInt = Field(0, ge=0, le=2**32 - 1, description="seeds the member draw and the head; the attack's starts have their own seed (attack.params.seed), so a grid over seed varies data and head, not the search")
     head: HeadRecipe = HeadRecipe()
     victim: VictimSpec = Field(default_factory=VictimSpec, description="victim recipe: input transform + trainer")
     attack: AttackRecipe = AttackRecipe()
