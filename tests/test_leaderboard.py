@@ -93,7 +93,9 @@ def test_rows_group_by_recipe(tmp_path):
     assert [r["recipe"] for r in rows] == ["standardize+paper", "none+paper", "standardize+dp-sgd", "-", "standardize+sklearn-mlp"]
     sp, mlp = by["standardize+paper"], by["standardize+sklearn-mlp"]
     assert sp["seeds"] == mlp["seeds"] == 2 and sp["members_at_fpr"] == 3.5 and mlp["members_at_fpr"] == 0.0
-    assert sp["setting_id"] == mlp["setting_id"] == by["none+paper"]["setting_id"] and sp["setting"] == mlp["setting"]
+    assert sp["setting_id"] == mlp["setting_id"] == by["none+paper"]["setting_id"]
+    # the task's weight decay is named for the trainers that train with it, not sklearn-mlp (its own alpha)
+    assert " wd=0 " in sp["setting"] and " wd=" not in mlp["setting"] and sp["setting"].replace(" wd=0", "") == mlp["setting"]
     assert sp["active_share"] == pytest.approx(0.45) and mlp["active_share"] == pytest.approx(1.05) and sp["dp_epsilon"] is None
     dp_row = by["standardize+dp-sgd"]
     assert dp_row["dp_epsilon"] == 7.9 and "epsilon=8.0" in dp_row["setting"] and dp_row["setting_id"] != sp["setting_id"]
@@ -245,3 +247,15 @@ def test_labels_that_name_the_trained_head_still_differ_when_the_task_widths_do(
         store.write("victims", uid, [row | {"unit_id": uid, "settings": json.dumps(settings), "head_dims": [384, 100, 1]}])
     labels = sorted(r["setting"] for r in build(tmp_path / "res"))
     assert labels == [f"n=2x2 head=100 wd=0 kkt-reference m=4 restarts=3 iterations=5 head.widths=[{w}]" for w in (16, 32)]
+
+
+def test_a_linear_heads_setting_names_the_weighted_sum_that_ran_not_the_tasks_search():
+    from harness.leaderboard.build import _setting
+
+    task = {"name": "t", "model": "m", "data": {"source": "x.parquet", "input_column": "sentence"}, "classes": ["a", "b"],
+            "per_class": 10, "attack": {"name": "kkt", "params": {"m": 20, "restarts": 4}},
+            "victim": {"transform": "standardize", "trainer": "linear"}}
+    label, _, _ = _setting({"task": task}, [384, 1], "weighted-sum")
+    assert label == "n=10x2 head=linear weighted-sum", label
+    label, _, _ = _setting({"task": {**task, "victim": {"transform": "none", "trainer": "paper"}}}, [384, 1000, 1], "kkt")
+    assert label == "n=10x2 head=1000 wd=0 kkt m=20 restarts=4", label

@@ -87,20 +87,27 @@ def kind_of(settings: dict) -> str:
     return (settings.get("card") or {}).get("kind") or "backbone"
 
 
-def _head_label(settings: dict, head: dict, head_dims) -> str:
+HEAD_RECIPE_TRAINERS = {"paper", "dp-sgd"}  # the trainers that train with the task's head settings (weight decay, schedule)
+
+
+def _head_label(settings: dict, head: dict, head_dims, trainer: str) -> str:
     """The head as trained: its hidden widths from the row (a trainer may not use the task's widths:
-    sklearn-mlp has its own, linear none), else the task's; a classifier's head is the checkpoint's."""
+    sklearn-mlp has its own, linear none), else the task's; a classifier's head is the checkpoint's. The task's
+    weight decay and schedule only for the trainers that use them (sklearn-mlp has its alpha, default-torch none)."""
     if kind_of(settings) == "classifier":
         return "head=checkpoint"
     widths = list(head_dims)[1:-1] if head_dims else head["widths"]
+    label = f"head={'-'.join(map(str, widths)) or 'linear'}"
+    if trainer not in HEAD_RECIPE_TRAINERS:
+        return label
     schedule = head["lr_schedule"]  # always present: _setting fills missing fields with the defaults
-    return f"head={'-'.join(map(str, widths)) or 'linear'} wd={head['weight_decay']:g}" + (
-        f" lr_schedule={schedule}" if schedule != "constant" else "")
+    return label + f" wd={head['weight_decay']:g}" + (f" lr_schedule={schedule}" if schedule != "constant" else "")
 
 
-def _setting(settings: dict, head_dims=None) -> tuple[str, str, dict]:
+def _setting(settings: dict, head_dims=None, attack: str | None = None) -> tuple[str, str, dict]:
     """The setting's label, id and task: the task without seed, name, description and the recipe's transform and trainer
-    (the recipe is a column of its own; the trainer's parameters stay in the setting)."""
+    (the recipe is a column of its own; the trainer's parameters stay in the setting). `attack`: the attack the row
+    says ran, where it is not the task's (a linear head is scored by its weighted sum, not searched)."""
     task = with_defaults(json.loads(json.dumps(settings["task"])), TaskSpec)  # rows from before a field: its default
     task.pop("seed", None)
     task.pop("name", None)
@@ -114,11 +121,12 @@ def _setting(settings: dict, head_dims=None) -> tuple[str, str, dict]:
         task["victim_params"] = trainer_params
     sid = hashlib.sha256(json.dumps(task, sort_keys=True).encode()).hexdigest()[:10]
     head = task["head"]
+    ran = attack if attack and attack != task["attack"]["name"] else None
     label = (
-        f"n={task['per_class']}x{len(task['classes'])} " + _head_label(settings, head, head_dims)
+        f"n={task['per_class']}x{len(task['classes'])} " + _head_label(settings, head, head_dims, victim.get("trainer", "paper"))
         + "".join(f" {k}={v}" for k, v in sorted(trainer_params.items()))
-        + f" {task['attack']['name']}"
-        + "".join(f" {k}={params[k]}" for k in ("m", "restarts", "iterations") if k in params)
+        + (f" {ran}" if ran else f" {task['attack']['name']}"
+           + "".join(f" {k}={params[k]}" for k in ("m", "restarts", "iterations") if k in params))
     )
     return label, sid, task
 
@@ -225,7 +233,7 @@ def build(root: str | Path, sort: str = NUMERIC_DESC, ascending: bool = False) -
     tasks: dict[str, dict] = {}  # setting id -> the task it hashes
     for v in victims:
         settings = json.loads(v["settings"])
-        label, sid, tasks[sid] = _setting(settings, v.get("head_dims"))
+        label, sid, tasks[sid] = _setting(settings, v.get("head_dims"), v.get("attack"))
         key = (v["model"], v["model_id"], v["revision"], v["task"], recipe_of(v, settings), sid)
         g = groups.setdefault(key, {"label": label, "real": [], "null": [], "units": set()})
         g[v["victim"] if v["victim"] in ("real", "null") else "real"].append(v)
