@@ -300,6 +300,7 @@ def test_three_classes_finetune_and_run_without_setting_head_loss(tmp_path, tiny
     assert main(["run", str(run_task), "--model", str(ckpt / "card.yaml"), "--out", str(out), "--quiet", "--no-evidence"]) == 0
     (v,) = ResultStore(out, create=False).read("victims").to_pylist()
     assert v["head_dims"] == [32, 32, 3] and yaml.safe_load(v["trainer_info"])["labels"] == ["a", "b", "c"]
+    assert v["model"] == "ckpt"  # the card is named after its checkpoint's folder (every one was named 'card')
 
 
 def _sst_task(tmp: Path, **over) -> Path:

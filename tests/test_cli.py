@@ -89,7 +89,8 @@ def test_run_writes_every_table_with_provenance(tmp_path, bert_card, capsys):
 
     for v in victims:
         said = verdict(v["n_members"], v["members_passed"], v["fpr"], v["good_at_0_8"], v["good_ssim"],
-                       public_good=v["public_good_at_0_8"], beyond_public=v["good_at_0_8_beyond_public"])
+                       public_good=v["public_good_at_0_8"], beyond_public=v["good_at_0_8_beyond_public"],
+                       n_control=v["n_control"])
         assert " ".join(said.split()[:6]) in " ".join(printed.split())
     # a second identical run hits the embedding cache and replaces (not duplicates) the unit's rows
     assert _run(_task(tmp_path, bert_card), "--out", out, "--cache", tmp_path / "cache") == 0

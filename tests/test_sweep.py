@@ -136,7 +136,11 @@ def test_kkt_auto_init_is_decided_when_the_unit_is_planned(tmp_path):
     assert alone.task.attack.params == kkt["params"]
     sklearn = TaskSpec(**{**TASK, "attack": kkt, "victim": {"transform": "standardize", "trainer": "sklearn-mlp"}})
     assert plan_unit(sklearn, card)[0].task == sklearn  # a head that does not leak keeps rows (its membership signal)
-    given, _ = plan_unit(TaskSpec(**{**TASK, "attack": kkt}), card, head_file="head.safetensors")
+    from harness.heads.io import save_head
+    from harness.heads.mlp import MLPHead
+
+    head = save_head(MLPHead([3072, 8, 1]), tmp_path / "head.safetensors", {})
+    given, _ = plan_unit(TaskSpec(**{**TASK, "attack": kkt}), card, head_file=str(head))
     assert given.task.attack.params == kkt["params"] and given.task.victim.trainer == "given"  # trained how: unknown
     assert given.task.null_victim is None  # none is trained beside a given head, and its settings say so
     text = TASKS.get("quickstart")
@@ -255,6 +259,9 @@ def test_bad_sweeps_fail_with_one_line(tmp_path, capsys, monkeypatch):
     assert "tasks = 'tiny-cifar': two tasks of this name" in line
     assert "finite number" in _bad(capsys, write_sweep(tmp_path, resources={"shard": {"memory_gb": float("inf")}}))
     assert "out = ''" in _bad(capsys, write_sweep(tmp_path, out=""))
+    # data that is not there: refused before planning (every unit failed at its first stage, exit 1)
+    line = _bad(capsys, write_sweep(tmp_path, tasks=[{**TASK, "data": {**TASK["data"], "source": "nowhere.parquet"}}]))
+    assert "data.source = 'nowhere.parquet': no such file or directory (task tiny-cifar" in line
 
 
 def test_store_of_another_schema_version_and_a_silent_address(tmp_path, capsys):

@@ -160,7 +160,7 @@ def test_run_recipe_flag_is_checked_before_any_work(tmp_path, capsys):
 
     assert main(["run", "tasks/quickstart.yaml", "--recipe", "standardise+paper", "--out", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "victim.transform = 'standardise'" in err[0] and "did you mean 'standardize'" in err[0]
+    assert len(err) == 1 and "--recipe = 'standardise+paper': transform 'standardise'" in err[0] and "did you mean 'standardize'" in err[0]
     assert main(["run", "tasks/quickstart.yaml", "--recipe", "paper", "--out", str(tmp_path / "o")]) == 2
     assert "TRANSFORM+TRAINER" in capsys.readouterr().err and not (tmp_path / "o").exists()
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 from harness.cli.args import directory
@@ -19,6 +20,13 @@ def add_arguments(p) -> None:
     p.add_argument("--update-backbone", action="store_true", help="train every parameter (default: the backbone frozen, the head only)")
     p.add_argument("--steps", type=int, default=300, help="full-batch AdamW steps (default: 300)")
     p.add_argument("--quiet", action="store_true", help="no progress output")
+
+
+def card_name(out: Path) -> str:
+    """The written card's name, from the checkpoint's folder: every checkpoint's card was named `card` (its file's
+    name), so two of them shared one leaderboard row label and unit-id prefix."""
+    name = re.sub(r"[^A-Za-z0-9_.-]", "-", out.resolve().name).lstrip("._-")[:100]
+    return name or "finetuned"
 
 
 def main(args) -> int:
@@ -81,7 +89,7 @@ def main(args) -> int:
     (out / "card.yaml").write_text(
         f"# {arch} fine-tuned from {card.id} on {split.n} members of {task.name} "
         f"({'backbone updated' if args.update_backbone else 'backbone frozen'})\n"
-        f"id: {out.resolve()}\nkind: classifier\nmodality: {card.modality}\nmax_length: {card.max_length}\n"
+        f"name: {card_name(out)}\nid: {out.resolve()}\nkind: classifier\nmodality: {card.modality}\nmax_length: {card.max_length}\n"
     )
     print(f"fine-tuned {arch} on {split.n} members ({'every parameter' if args.update_backbone else 'head only'}, "
           f"{args.steps} steps, {report['wall_s']} s): train loss {report['final_loss']:.2e}, train acc {report['train_acc']:.2f}")

@@ -76,7 +76,7 @@ def parse_recipes(values: list[str]) -> list[VictimSpec]:
         try:
             recipe_parts(VictimSpec.model_construct(transform=transform, trainer=trainer, params={}))
         except HarnessError as exc:  # its fix, under the flag the user wrote
-            raise HarnessError("--recipe", value, f"{exc.field} {exc.value!r}: {exc.fix}") from None
+            raise HarnessError("--recipe", value, f"{exc.field.removeprefix('victim.')} {exc.value!r}: {exc.fix}") from None
         if value in values[: len(out)]:
             raise HarnessError("--recipe", value, "given twice (it would run the same unit twice); give each recipe once")
         out.append(VictimSpec(transform=transform, trainer=trainer))

@@ -71,7 +71,7 @@ def victim_row(base: dict, unit: Unit, split: MemberSplit, emb: Embedded, o: Vic
         "num_classes": len(split.class_names),
         "embed_dim": emb.dim,
         "head_dims": head.dims,
-        "head_activation": head.activation,
+        "head_activation": head.activation if len(head.dims) > 2 else None,  # a linear head has no hidden layer
         "head_bias": head.bias_mode,
         "head_params": sum(p.numel() for p in head.parameters()),
         "l2_normalized": emb.normalized,

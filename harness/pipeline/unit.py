@@ -277,7 +277,8 @@ def run_unit(unit: Unit, resolved: ResolvedModel, out: Path | None, cache_dir: P
         v = got.victims[kind]
         # the head as trained or given (a trainer may bring its own widths: sklearn-mlp 100, linear none)
         stated = v.info.get("stated") if not v.report else None
-        console.print(f"  head {v.head.dims} ({v.head.activation})" + ("" if v.report else ", given")
+        console.print(f"  head {v.head.dims} ({v.head.activation if len(v.head.dims) > 2 else 'linear'})"
+                      + ("" if v.report else ", given")
                       + (escape(f"; its file states {', '.join(f'{k} {val}' for k, val in stated.items())}") if stated else ""))
         if v.report:
             console.print(

@@ -9,7 +9,7 @@ from typing import Iterator
 from harness.attacks import make_attack
 from harness.classifiers.task import checkpoint_task
 from harness.errors import HarnessError
-from harness.data.source import data_digest
+from harness.data.source import data_digest, local_path
 from harness.pipeline.plan import Unit, resolve_attack
 from harness.registry import MODELS, TASKS
 from harness.specs.loading import parse
@@ -96,6 +96,10 @@ def plan_sweep(spec: SweepSpec, sweep_file: str | Path | None = None, hub_api=No
         else:
             task, base = _lookup(TASKS, t, where)
         tasks.append((task, str(base) if base else None))
+    for task, base in tasks:  # every unit of a task whose data is not there would fail at its first stage (exit 1)
+        if task.data.format != "hub" and not local_path(task.data, Path(base) if base else None).exists():
+            raise HarnessError("data.source", task.data.source, f"no such file or directory (task {task.name}, relative "
+                               f"to {base or Path.cwd()}); give a path to the data", where=f"{spec.name}")
     names = [task.name for task, _ in tasks]
     twice = next((n for n in names if names.count(n) > 1), None)
     if twice is not None:  # units are named and paired by task name: two tasks of one name would share them
