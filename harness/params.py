@@ -7,6 +7,7 @@ import re
 from pydantic import BaseModel, ValidationError
 
 from harness.errors import HarnessError, did_you_mean
+from harness.specs.loading import whole_number_hint
 
 
 def validated_params(model: type[BaseModel], params: dict, prefix: str) -> BaseModel:
@@ -38,8 +39,9 @@ def validated_params(model: type[BaseModel], params: dict, prefix: str) -> BaseM
                 raise HarnessError(f"{prefix}.{named}", params[named], msg) from None
         info = fields.get(loc.split(".")[0]) if loc else None
         described = f" ({loc.split('.')[0]}: {info.description})" if info is not None and info.description else ""
+        hint = whole_number_hint(err.get("input")) if err.get("type") == "int_parsing" else ""
         raise HarnessError(f"{prefix}.{loc}" if loc else prefix, err.get("input") if loc else params,
-                           err.get("msg", "invalid") + described) from None
+                           err.get("msg", "invalid") + hint + described) from None
 
 
 def _takes(annotation, kind: type) -> bool:

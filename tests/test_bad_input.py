@@ -218,6 +218,19 @@ CASES = {
     "--corpus with --no-evidence": (
         lambda d: _run(_yaml(d, _text_task()), "--corpus", str(d / "nowhere.txt")), "--corpus", "--no-evidence skips",
     ),
+    "report --out a directory": (
+        lambda d: ["report", str(_results(d, False)), "--out", str(_mkdir(d / "adir"))], "--out", "adir/report.html",
+    ),
+    "null_victim: none (text in YAML)": (lambda d: _run(_yaml(d, _image_task(null_victim="none"))), "null_victim", "write null_victim: false"),
+    "the label column holds the sentences": (
+        lambda d: _run(_yaml(d, _text_task(data={"label_column": "sentence"}))), "data.label_column", "not class labels",
+    ),
+    "iterations: 1e3 (text in YAML)": (
+        lambda d: _run(_yaml(d, _image_task(attack={"name": "kkt", "params": {"iterations": "1e3"}}))), "kkt.iterations",
+        "'1e3' is 1000, write that",
+    ),
+    "per_class: 1e1 (text in YAML)": (lambda d: _run(_yaml(d, _image_task(per_class="1e1"))), "per_class", "'1e1' is 10, write that"),
+    "--head a directory": (lambda d: _run(_yaml(d, _image_task()), "--head", str(_mkdir(d / "hd"))), "--head", "is a directory"),
     "head metadata that is not an object": (
         lambda d: _run(_yaml(d, _image_task()), "--head", _head(d, {"layers.0.weight": torch.zeros(8, 3072), "layers.1.weight": torch.zeros(1, 8)},
                                                               {"recon_harness_head": "[1, 2]"})),

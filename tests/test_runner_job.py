@@ -83,7 +83,7 @@ def test_ray_job_submit_runs_the_small_sweep(tmp_path, hf_home):
         r = subprocess.run([*sweep, "--address", f"http://127.0.0.1:{dash}"], env=plain, capture_output=True, text=True,
                            timeout=60, cwd=ROOT)  # the dashboard's address is `ray job submit`'s, not the cluster's
         assert r.returncode == 2 and r.stderr.strip().splitlines() == [
-            f"recon-harness: error: address = 'http://127.0.0.1:{dash}': is a dashboard (jobs API) address; --address "
+            f"recon-harness: error: --address = 'http://127.0.0.1:{dash}': is a dashboard (jobs API) address; --address "
             "takes the cluster's HOST:6379 (or ray://HOST:10001 for Ray Client); `ray job submit` is what takes the "
             "dashboard's"], r.stderr
     finally:

@@ -30,8 +30,12 @@ def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():
-        raise HarnessError("device", name, "no CUDA device is visible here; use device: auto or cpu")
-    return torch.device(name)
+        raise HarnessError("attack.params.device", name, "no CUDA device is visible here; use device: auto or cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise HarnessError("attack.params.device", name, f"{torch.cuda.device_count()} CUDA device(s) are visible here; "
+                           "use device: auto, cuda or cuda:0")
+    return device
 
 
 def available_bytes(device: torch.device) -> int:

@@ -66,7 +66,16 @@ def _class_ids(task: TaskSpec, ds) -> tuple[list[int], list[str], np.ndarray]:
         else:
             present = {str(v): v for v in np.unique(labels)}
             if str(c) not in present:
-                raise HarnessError("classes", c, f"no rows with this label; labels present: {', '.join(sorted(present)[:20])}")
+                if len(present) > 50 and len(present) * 2 > len(labels):  # most rows unique: not a label column
+                    raise HarnessError("data.label_column", task.data.label_column,
+                                       f"holds {len(present)} distinct values in {len(labels)} rows, not class labels "
+                                       f"(class {c!r} is none of them); name the column that holds the classes")
+                shown = [v if len(v) <= 30 else v[:29] + "…" for v in sorted(present)[:10]]
+                more = f" and {len(present) - 10} more" if len(present) > 10 else ""
+                floats = [v for v in present.values() if isinstance(v, (float, np.floating))]
+                hint = (f"; the labels are numbers with a fraction: give them as written ({shown[0]})"
+                        if floats and not isinstance(c, float) else "; give one of them")
+                raise HarnessError("classes", c, f"no rows with this label; labels present: {', '.join(shown)}{more}{hint}")
             values.append(present[str(c)])
             out_names.append(str(c))
     return values, out_names, labels

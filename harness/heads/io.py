@@ -40,7 +40,8 @@ def load_head(path: str | Path, field: str = "head") -> tuple[MLPHead, dict, Fra
     `field`: what a refusal names (the CLI's `--head`; a saved victim's file in a results directory is `head`)."""
     path = Path(path)
     if not path.is_file():
-        raise HarnessError(field, str(path), "no such file; pass a .safetensors head file")
+        what = "is a directory" if path.is_dir() else "no such file"
+        raise HarnessError(field, str(path), f"{what}; pass a .safetensors head file")
     try:
         from safetensors import safe_open
 

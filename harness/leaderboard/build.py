@@ -272,7 +272,7 @@ def build(root: str | Path, sort: str = NUMERIC_DESC, ascending: bool = False) -
             "created_at": latest["created_at"].isoformat(), "unit_ids": ",".join(units),
         })
     if sort not in NAMES:
-        raise HarnessError("sort", sort, f"not a leaderboard column{did_you_mean(sort, NAMES)}; columns: {', '.join(NAMES)}")
+        raise HarnessError("--sort", sort, f"not a leaderboard column{did_you_mean(sort, NAMES)}; columns: {', '.join(NAMES)}")
     present = [r for r in rows if r[sort] is not None]
     present.sort(key=lambda r: r[sort], reverse=not ascending)
     return present + [r for r in rows if r[sort] is None]

@@ -17,14 +17,14 @@ def _host(address: str) -> str:
     """The host of HOST:PORT or ray://HOST:PORT; refuses a dashboard (http) address and one without a port."""
     url = urlparse(address if "://" in address else f"ray://{address}")
     if url.scheme in ("http", "https"):
-        raise HarnessError("address", address, "is a dashboard (jobs API) address; --address takes the cluster's "
+        raise HarnessError("--address", address, "is a dashboard (jobs API) address; --address takes the cluster's "
                            "HOST:6379 (or ray://HOST:10001 for Ray Client); `ray job submit` is what takes the dashboard's")
     try:
         port = url.port  # urllib raises on a port that is not a number from 0 to 65535
     except ValueError:
         port = None
     if not url.hostname or not port:
-        raise HarnessError("address", address, "expected HOST:PORT (e.g. 127.0.0.1:6379, a port from 1 to 65535), "
+        raise HarnessError("--address", address, "expected HOST:PORT (e.g. 127.0.0.1:6379, a port from 1 to 65535), "
                            "'auto', or 'local'")
     return url.hostname
 
@@ -45,7 +45,7 @@ def _probe(address: str, timeout: float = 5.0) -> None:
             pass
     except OSError as exc:
         raise HarnessError(
-            "address", address,
+            "--address", address,
             f"no Ray cluster answers there ({exc.strerror or exc}); start one with `ray start --head` "
             "or leave --address out to start a local one",
         ) from None
@@ -103,7 +103,7 @@ def connect(address: str | None = None, num_cpus: int | None = None, temp_dir: s
     try:
         ray.init(address=address, log_to_driver=False, configure_logging=False)
     except (ConnectionError, RuntimeError, ValueError) as exc:
-        raise HarnessError("address", address, f"could not join the Ray cluster there ({str(exc).splitlines()[0]})") from None
+        raise HarnessError("--address", address, f"could not join the Ray cluster there ({str(exc).splitlines()[0]})") from None
     return address
 
 

@@ -101,7 +101,17 @@ def validation_error(model: type[BaseModel], exc: ValidationError, where: str) -
         msg = msg.removeprefix("Value error, ")
     elif err["type"] in ("int_type", "int_parsing", "bool_type") and isinstance(err.get("input"), (bool, str)):
         msg += "; write true or false" if err["type"] == "bool_type" else "; write a whole number (true/false and text are not numbers)"
+        msg += whole_number_hint(err.get("input"))
     return HarnessError(field, err.get("input"), msg, where)
+
+
+def whole_number_hint(value) -> str:
+    """YAML reads 1e3 (no dot) as text: name the number it means."""
+    try:
+        number = float(value) if isinstance(value, str) else None
+    except ValueError:
+        return ""
+    return f": {value!r} is {int(number)}, write that" if number is not None and number.is_integer() else ""
 
 
 _SCALAR_TAGS = ("int", "float", "str", "bool", "none")

@@ -99,6 +99,9 @@ class TaskSpec(_Strict):
     @field_validator("null_victim", mode="before")
     @classmethod
     def _null_bool(cls, v):
+        if isinstance(v, str) and v.lower() in ("none", "off", "no"):  # YAML reads these as text: say what turns it off
+            raise ValueError(f"{v!r} is text here; write null_victim: false (or null) for no control, or one of "
+                             "disjoint, shuffled, untrained")
         return {True: "disjoint", False: None}.get(v, v) if isinstance(v, bool) else v
 
     @field_validator("classes")

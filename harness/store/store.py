@@ -51,11 +51,11 @@ def check_writable_dir(path: str | Path, field: str = "--out") -> Path:
     return path
 
 
-def check_writable_file(path: str | Path, field: str = "--out") -> Path:
+def check_writable_file(path: str | Path, field: str = "--out", example: str = "leaderboard.md") -> Path:
     """Fail early unless `path` names a file that can be written (not a directory, in a writable folder)."""
     path = Path(path)
     if path.is_dir():
-        raise HarnessError(field, str(path), "is a directory; give a file name (e.g. DIR/leaderboard.md)")
+        raise HarnessError(field, str(path), f"is a directory; give a file name (e.g. {path / example})")
     base = _nearest_existing(path.parent if str(path.parent) else Path("."))
     if not base.is_dir():
         raise HarnessError(field, str(path), f"{base} is a file, so no file can be made under it; choose another path")
