@@ -230,6 +230,11 @@ CASES = {
         "'1e3' is 1000, write that",
     ),
     "per_class: 1e1 (text in YAML)": (lambda d: _run(_yaml(d, _image_task(per_class="1e1"))), "per_class", "'1e1' is 10, write that"),
+    "evidence.enabled: 'yes' (text)": (lambda d: _run(_yaml(d, _image_task(evidence={"enabled": "yes"}))), "evidence.enabled", "true or false"),
+    "alpha_relative: 'no' (text)": (
+        lambda d: _run(_yaml(d, _image_task(attack={"name": "kkt", "params": {"alpha_relative": "no"}}))),
+        "kkt.alpha_relative", "valid boolean",
+    ),
     "--head a directory": (lambda d: _run(_yaml(d, _image_task()), "--head", str(_mkdir(d / "hd"))), "--head", "is a directory"),
     "head metadata that is not an object": (
         lambda d: _run(_yaml(d, _image_task()), "--head", _head(d, {"layers.0.weight": torch.zeros(8, 3072), "layers.1.weight": torch.zeros(1, 8)},

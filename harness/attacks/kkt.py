@@ -17,7 +17,7 @@ import time
 from typing import Literal
 
 import torch
-from pydantic import Field, model_validator
+from pydantic import Field, StrictBool, model_validator
 
 from harness.attacks import fused, iteration, memory, precision, search
 from harness.attacks.base import Attack, AttackResult, RunRecord, Victim
@@ -52,7 +52,7 @@ class KKTFastParams(KKTParams):
     lambda_min: float = Field(0.05, gt=0, description="lambda_min relative to the fitted lambda scale")
     alpha_start: float = Field(20.0, gt=0, description="modified-ReLU slope sigmoid(alpha z) at the first iteration")
     alpha_end: float = Field(20.0, gt=0, description="the slope at the last iteration (annealed log-linearly)")
-    alpha_relative: bool = Field(True, description="alpha per layer / RMS pre-activation of the initial candidates")
+    alpha_relative: StrictBool = Field(True, description="alpha per layer / RMS pre-activation of the initial candidates")
     subspace: int | Literal["off", "auto"] = Field("auto", description="keep candidates in W1's row space")
     subspace_tol: float = Field(ROW_SPACE_TOL, gt=0, lt=1, description="'auto' keeps singular values >= tol * the largest")
     rungs: int = Field(3, ge=0, le=20, description="successive-halving prunes per bracket")

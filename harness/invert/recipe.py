@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 RelaxLength = Annotated[int, Field(ge=1, le=256)]
 
@@ -12,7 +12,7 @@ RelaxLength = Annotated[int, Field(ge=1, le=256)]
 class EvidenceRecipe(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)  # .inf / .nan: refused, not trained on
 
-    enabled: bool = Field(True, description="select and invert after the attack")
+    enabled: StrictBool = Field(True, description="select and invert after the attack")
     select_method: Literal["agglomerative", "dbscan"] = "agglomerative"
     min_cosine: float = Field(0.7, gt=0, lt=1, description="cosine at which two candidates share a cluster")
     select_loss_factor: float | None = Field(
@@ -30,7 +30,7 @@ class EvidenceRecipe(BaseModel):
     word_vocab: Literal["corpus", "tokenizer"] = Field(
         "corpus", description="text: word search over the retrieval corpus's words (split words included) or the tokenizer's whole words"
     )
-    word_members_out: bool = Field(
+    word_members_out: StrictBool = Field(
         True, description="text: leave the member sentences out of the word-search corpus, so no word reaches the vocabulary through a member alone"
     )
     word_fluency: float = Field(
@@ -54,7 +54,7 @@ class EvidenceRecipe(BaseModel):
     word_grow_on: Literal["cosine", "objective"] = Field(
         "cosine", description="text: what must rise for the search's growth to go on: the plain cosine, or the "
         "objective with its priors' terms (the choice of words is the objective's either way)")
-    word_insert: bool = Field(
+    word_insert: StrictBool = Field(
         False, description="text: the local search may also insert one candidate word anywhere, tried when no move, deletion "
         "or replacement improves (cosine +0.03-0.05, token F1 within noise, 1.6-1.8x the time: docs/evidence.md)")
     word_shortlist: int = Field(32, ge=1, le=4096)

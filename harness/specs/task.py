@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, field_validator, model_validator
 
 from harness.invert.recipe import EvidenceRecipe
 from harness.victims.spec import VictimSpec
@@ -53,7 +53,7 @@ class HeadRecipe(_Strict):
     grad_tol: float = Field(1e-6, ge=0)
     plateau_steps: StrictInt = Field(0, ge=0, description="stop when the objective falls by < plateau_tol over this many steps (0: off)")
     plateau_tol: float = Field(1e-3, ge=0)
-    l2_normalize: bool | None = Field(None, description="L2-normalise embeddings; default: the model card's")
+    l2_normalize: StrictBool | None = Field(None, description="L2-normalise embeddings; default: the model card's")
 
     @field_validator("widths")
     @classmethod

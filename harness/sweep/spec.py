@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, model_validator
 
 from harness.specs.loading import parse, read_yaml
 from harness.specs.names import SpecFieldError
@@ -20,7 +20,7 @@ class CardTemplate(_Strict):
 
     modality: Literal["image", "text"]
     pooling: Literal["cls", "mean", "pooler", "clip"] = "cls"
-    normalize: bool = False
+    normalize: StrictBool = False
     max_length: int = Field(128, ge=1, le=8192)
 
 
@@ -68,7 +68,7 @@ class SweepSpec(_Strict):
     tasks: list[str | dict[str, Any]] = Field(
         min_length=1, description="task names, task files, or inline tasks (a mapping with the task file's fields)"
     )
-    match_modality: bool = Field(True, description="pair a task only with cards of its own model's modality")
+    match_modality: StrictBool = Field(True, description="pair a task only with cards of its own model's modality")
     grid: dict[str, list[Any]] = Field(
         default_factory=dict,
         description="task field (dotted: seed, per_class, head.widths, head.weight_decay, attack.params.m) -> values",
