@@ -146,7 +146,7 @@ def test_text_victims_have_no_ssim_and_a_verdict(text_results, tmp_path):
 
 
 def test_verdict_tells_reconstruction_from_membership_signal():
-    from harness.report.page import _verdict
+    from harness.report.glance import verdict_html as _verdict
 
     row = {"n_members": 20, "members_passed": 18, "fpr": 0.01, "good_at_0_8": 0, "good_ssim": None}
     assert "membership signal, not a reconstruction" in _verdict(row) and "18 of 20" in _verdict(row)
@@ -164,7 +164,7 @@ def test_verdict_tells_reconstruction_from_membership_signal():
 def test_verdict_does_not_call_chance_a_signal_and_reads_pixels_by_ssim_too():
     """1 of 8 members above a threshold of 20 non-members (a 5% resolution) is what chance gives a third of the time:
     it was called a membership signal; a pixel victim whose members pass by SSIM was said to give up nothing."""
-    from harness.report.page import _verdict
+    from harness.report.glance import verdict_html as _verdict
     from harness.scoring.verdict import chance_p
 
     assert abs(chance_p(8, 1, 0.05) - (1 - 0.95**8)) < 1e-12 and chance_p(20, 20, 0.01) < 1e-30
@@ -269,7 +269,7 @@ def test_report_renders_in_a_real_browser(vision_results, text_results, tmp_path
 
 
 def test_the_image_grid_shows_each_members_best_selection_not_its_highest_ranked():
-    from harness.report.page import _image_grid
+    from harness.report.evidence import image_grid as _image_grid
 
     def row(kind, rank, target, ssim, cos):
         return {"target_kind": kind, "rank": rank, "target": target, "matched_member": 0, "ssim": ssim, "psnr": 10.0,

@@ -1,0 +1,79 @@
+"""The report's summary: each victim's verdict, the units at a glance (real victim beside its null control), how
+sections are named and ordered, and what the page's terms mean."""
+
+from __future__ import annotations
+
+from harness.report.html import esc, fmt, html_table
+from harness.scoring.verdict import verdict
+
+
+def verdict_html(v: dict) -> str:
+    return f'<p class="verdict"><b>What was recovered:</b> {esc(verdict_text(v))}</p>'
+
+
+def verdict_text(v: dict) -> str:
+    pixels = v.get("good_ssim") is not None
+    return verdict(v["n_members"], v["members_passed"] or 0, v["fpr"], v["good_at_0_8"] or 0, v.get("good_ssim"),
+                   linear=len(v.get("head_dims") or []) == 2,
+                   public_good=v.get("public_good_ssim" if pixels else "public_good_at_0_8"),  # None in rows written before them
+                   beyond_public=v.get("good_ssim_beyond_public" if pixels else "good_at_0_8_beyond_public"),
+                   measured=v.get("threshold", 0.0) is not None,  # null: no finite candidate to set it
+                   n_control=v.get("n_control"),
+                   passed_ssim=round(v["ssim_tpr_at_fpr"] * v["n_members"]) if v.get("ssim_tpr_at_fpr") is not None else None)
+
+
+def unit_label(v: dict) -> str:
+    """What tells one unit's section from another's: task, model, recipe and seed."""
+    return f"{v['task']} × {v['model']}, {v.get('recipe') or 'none+paper'}, seed {v['seed']}"
+
+
+def unit_order(v: dict) -> tuple:
+    return (v["task"], v["model"], v.get("recipe") or "", v["seed"], v["unit_id"], v["victim"] != "real")
+
+
+def anchor(v: dict) -> str:
+    return f"{v['unit_id']}-{v['victim']}"
+
+
+def glance(victims: list[dict]) -> str:
+    """One row per unit, its real victim beside its null control: what leaked, against which control."""
+    real = [v for v in victims if v["victim"] == "real"]
+    null = {v["unit_id"]: v for v in victims if v["victim"] == "null"}
+    pixels = any(v.get("good_ssim") is not None for v in real)
+
+    def counts(v: dict | None) -> list[str]:
+        if v is None:
+            return ["-"] * (4 + pixels)
+        n = v["n_members"]
+        return [fmt(v["tpr_at_fpr"], ".2f"), f"{fmt(v['members_passed'], 'd')}/{n}", f"{fmt(v['good_at_0_8'], 'd')}/{n}",
+                *([f"{fmt(v.get('good_ssim'), 'd')}/{n}"] if pixels else [])]
+
+    rows = [[f'<a href="#{esc(anchor(v))}">{esc(unit_label(v))}</a>', *counts(v), *counts(null.get(v["unit_id"])),
+             esc(verdict_text(v))] for v in sorted(real, key=unit_order)]
+    cols = ["TPR", "pass", "> 0.8", *(["SSIM > 0.4"] if pixels else [])]
+    head = ["unit (task × model, recipe, seed)", *[f"real: {c}" for c in cols], *[f"null: {c}" for c in cols], "what was recovered"]
+    return ("<h2>At a glance</h2><p class=\"note\">Each unit's victim beside its null control (the same recipe trained "
+            "on a disjoint draw: what it gives is the attack's false-positive rate). TPR and pass: members above the "
+            "membership threshold; &gt; 0.8 / SSIM &gt; 0.4: members with a candidate that close, reconstructions.</p>"
+            + html_table(head, rows, "glance"))
+
+
+GLOSSARY = [
+    ("null victim", "the same recipe trained on shuffled labels of a disjoint draw: it never saw the members, so what "
+     "the attack 'recovers' from it is a false positive"),
+    ("threshold, TPR, FPR", "the non-members' best similarities set the threshold that 1% of them pass (FPR); TPR is "
+     "the share of members above it: membership, not reconstruction"),
+    ("reconstruction", "a candidate at cosine > 0.8 to a member (SSIM > 0.4 for images, Haim et al.)"),
+    ("public input", "a non-member the attacker holds; a member a public input alone matches is not counted as leaked "
+     "by the head"),
+    ("KKT attack (kkt)", "candidates and weights fitted so that the head's parameters are a weighted sum of their "
+     "gradients, the stationarity condition of training (Haim et al. 2022)"),
+    ("oracle residual", "how far the members themselves are from meeting that condition (0: exactly): near 1, the "
+     "head is not at the point the attack relies on"),
+    ("effective members", "how many members the head's weights carry (the participation ratio of the oracle fit)"),
+    ("active units", "the share of first-layer units a member switches on: near 1, the head is near linear"),
+    ("selection, confidence, runs", "clusters of candidates found again by independent restarts, ranked without the "
+     "training set; 'runs' counts the restarts a cluster holds"),
+    ("good / passes / no", "a selection's nearest member: close enough to be a reconstruction / above the membership "
+     "threshold only / neither"),
+]
