@@ -278,3 +278,19 @@ def test_the_image_grid_shows_each_members_best_selection_not_its_highest_ranked
     inv = [row("member", None, 0, 0.9, 0.99), row("selected", 3, 3, 0.64, 0.62), row("selected", 7, 7, 0.82, 0.96)]
     grid = _image_grid(inv, {3: {"hit": True}, 7: {"hit": True}})
     assert "rank 7, cos 0.960, SSIM 0.82" in grid and "rank 3, cos" not in grid
+
+
+def test_glance_scores_images_by_ssim_and_keeps_its_columns_without_a_control():
+    from harness.report.glance import glance
+
+    base = {"task": "t", "model": "identity", "recipe": "none+paper", "seed": 0, "n_members": 8, "fpr": 0.01, "n_control": 200,
+            "threshold": 0.5, "head_dims": [3072, 32, 1]}
+    px = {**base, "unit_id": "u1", "victim": "real", "tpr_at_fpr": 0.0, "members_passed": 0, "good_at_0_8": 0,
+          "good_ssim": 2, "ssim_tpr_at_fpr": 0.75}
+    text = {**base, "unit_id": "u2", "model": "minilm", "victim": "real", "tpr_at_fpr": 0.5, "members_passed": 4,
+            "good_at_0_8": 1, "good_ssim": None, "ssim_tpr_at_fpr": None}
+    page = glance([px, text])  # neither has a null control beside it
+    rows = [r for r in page.split("<tr>")[2:]]
+    assert all(r.count("<td>") == 8 for r in rows), rows  # unit, 3 real, 3 null, verdict
+    assert "<td>0.75</td><td>6/8</td><td>2/8</td>" in rows[0] and "(SSIM &gt; 0.4): reconstructions" in rows[0]
+    assert "<td>0.50</td><td>4/8</td><td>1/8</td>" in rows[1]

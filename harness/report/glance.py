@@ -35,26 +35,34 @@ def anchor(v: dict) -> str:
     return f"{v['unit_id']}-{v['victim']}"
 
 
+def _scores(v: dict) -> tuple:
+    """(TPR, members passing, members reconstructed) by the victim's own rule: SSIM for images (the published
+    score), cosine otherwise."""
+    n = v["n_members"]
+    if v.get("good_ssim") is not None and v.get("ssim_tpr_at_fpr") is not None:
+        return v["ssim_tpr_at_fpr"], round(v["ssim_tpr_at_fpr"] * n), v["good_ssim"]
+    return v["tpr_at_fpr"], v["members_passed"], v["good_at_0_8"]
+
+
 def glance(victims: list[dict]) -> str:
     """One row per unit, its real victim beside its null control: what leaked, against which control."""
     real = [v for v in victims if v["victim"] == "real"]
     null = {v["unit_id"]: v for v in victims if v["victim"] == "null"}
-    pixels = any(v.get("good_ssim") is not None for v in real)
 
     def counts(v: dict | None) -> list[str]:
-        if v is None:
-            return ["-"] * (4 + pixels)
-        n = v["n_members"]
-        return [fmt(v["tpr_at_fpr"], ".2f"), f"{fmt(v['members_passed'], 'd')}/{n}", f"{fmt(v['good_at_0_8'], 'd')}/{n}",
-                *([f"{fmt(v.get('good_ssim'), 'd')}/{n}"] if pixels else [])]
+        if v is None:  # no control beside it (a given head, null_victim: false)
+            return ["-"] * 3
+        tpr, passed, good = _scores(v)
+        return [fmt(tpr, ".2f"), f"{fmt(passed, 'd')}/{v['n_members']}", f"{fmt(good, 'd')}/{v['n_members']}"]
 
     rows = [[f'<a href="#{esc(anchor(v))}">{esc(unit_label(v))}</a>', *counts(v), *counts(null.get(v["unit_id"])),
              esc(verdict_text(v))] for v in sorted(real, key=unit_order)]
-    cols = ["TPR", "pass", "> 0.8", *(["SSIM > 0.4"] if pixels else [])]
+    cols = ["TPR", "pass", "good"]
     head = ["unit (task × model, recipe, seed)", *[f"real: {c}" for c in cols], *[f"null: {c}" for c in cols], "what was recovered"]
     return ("<h2>At a glance</h2><p class=\"note\">Each unit's victim beside its null control (the same recipe trained "
             "on a disjoint draw: what it gives is the attack's false-positive rate). TPR and pass: members above the "
-            "membership threshold; &gt; 0.8 / SSIM &gt; 0.4: members with a candidate that close, reconstructions.</p>"
+            "membership threshold; good: members with a candidate within cosine 0.8 of them (SSIM 0.4 for images), "
+            "reconstructions. Images are scored by SSIM, the published score; other inputs by cosine.</p>"
             + html_table(head, rows, "glance"))
 
 

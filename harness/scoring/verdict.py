@@ -31,7 +31,7 @@ def _threshold(fpr: float, n_control: int | None) -> tuple[str, float]:
 def verdict(n: int, passed: int, fpr: float, good_cosine: int, good_ssim: int | None = None, linear: bool = False,
             public_good: int | None = None, beyond_public: int | None = None, measured: bool = True,
             n_control: int | None = None, passed_ssim: int | None = None) -> str:
-    """`passed`: members above the FPR threshold by cosine (`passed_ssim`: by SSIM, pixel victims); `good_cosine`:
+    """`passed`: members above the FPR threshold by cosine (`passed_ssim`: by SSIM, which decides for pixel victims); `good_cosine`:
     members with a candidate at cosine > 0.8; `good_ssim`: members with one at SSIM > 0.4, for pixel victims (it
     then decides). A `linear` head (no hidden layer) is scored on its weighted sum: a membership signal at most.
     `public_good`: members the public inputs alone match by the deciding rule; `beyond_public`: members with a
@@ -44,8 +44,7 @@ def verdict(n: int, passed: int, fpr: float, good_cosine: int, good_ssim: int | 
         return ("The attack left no usable candidate (every run diverged; attack_runs gives each run's status): "
                 "nothing was measured, which is not the same as nothing recovered.")
     thr, rate = _threshold(fpr, n_control)
-    by_ssim = passed_ssim is not None and passed_ssim > passed
-    count, by = (passed_ssim, " by SSIM") if by_ssim else (passed, "")
+    count, by = (passed_ssim, " by SSIM") if passed_ssim is not None else (passed, "")  # images: the published score
     p = chance_p(n, count, rate) if count else 1.0
     chance = f", about as many as chance would (p = {p:.2f} at {rate:.0%} FPR)" if count and p >= 0.05 else ""
     if linear:
