@@ -201,7 +201,8 @@ def test_output_dir_of_another_schema_version(tmp_path, bert_card, capsys):
     out.mkdir()
     (out / "_recon_harness.json").write_text('{"schema_version": 0}')
     code = _run(_task(tmp_path, bert_card), "--out", out)
-    assert code == 2 and "schema version 0" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert code == 2 and "--out = " in err and "schema version 0" in err and "use a new output directory" in err, err
     assert not list(out.rglob("*.parquet"))
 
 

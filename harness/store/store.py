@@ -109,6 +109,17 @@ def _foreign(root: Path, field: str) -> None:
     )
 
 
+def _check_marker(root: Path, field: str, fix: str) -> None:
+    """The results directory's marker names this harness's schema version, else `field` is refused with `fix`."""
+    try:
+        found = json.loads((root / MARKER).read_text()).get("schema_version")
+    except (json.JSONDecodeError, OSError, AttributeError):
+        found = None
+    if found != SCHEMA_VERSION:
+        held = f"results of schema version {found}" if found is not None else f"a {MARKER} marker that is unreadable"
+        raise HarnessError(field, str(root), f"holds {held}, this harness writes {SCHEMA_VERSION}; {fix}")
+
+
 class ResultStore:
     """Opening checks the schema version; writes never leave a half-written file behind."""
 
@@ -119,7 +130,7 @@ class ResultStore:
         root = Path(root)
         check_writable_dir(root, field)
         if (root / MARKER).is_file():
-            ResultStore(root, create=False)
+            _check_marker(root, field, "use a new output directory")
         elif _holds_anything(root):
             _foreign(root, field)
 
@@ -127,16 +138,8 @@ class ResultStore:
         self.root = Path(root)
         marker = self.root / MARKER
         if marker.is_file():
-            try:
-                found = json.loads(marker.read_text()).get("schema_version")
-            except (json.JSONDecodeError, OSError, AttributeError):
-                found = None
-            if found != SCHEMA_VERSION:
-                held = f"results of schema version {found}" if found is not None else f"a {MARKER} marker that is unreadable"
-                fix = ("use a new output directory" if create else
-                       "read it with the recon-harness release that wrote it, or rerun into a new directory")
-                raise HarnessError("out" if create else "results", str(self.root),
-                                   f"holds {held}, this harness writes {SCHEMA_VERSION}; {fix}")
+            _check_marker(self.root, "out" if create else "results", "use a new output directory" if create else
+                          "read it with the recon-harness release that wrote it, or rerun into a new directory")
         elif create:
             if _holds_anything(self.root):
                 _foreign(self.root, "out")
