@@ -104,7 +104,7 @@ def plan_unit(task: TaskSpec, card: ModelCard, head_file: str | None = None,
             check_classes(read_checkpoint(card.id, resolved.path), task.classes)  # names (checkpoint_stage)
         task = checkpoint_task(task)
     elif head_file:
-        task = given_head_task(task, given_transform(head_file))
+        task = given_head_task(task, head_file)
     head_digest = content_digest(head_file) if head_file and Path(head_file).is_file() else None
     return Unit(resolve_attack(task, card), card, resolved.revision, head_file, data_digest(task.data, base_dir),
                 head_digest), resolved
@@ -112,19 +112,6 @@ def plan_unit(task: TaskSpec, card: ModelCard, head_file: str | None = None,
 
 def victim_kinds(task: TaskSpec, given_head: bool) -> tuple[str, ...]:
     return ("real",) + (("null",) if task.null_victim and not given_head else ())
-
-
-def given_transform(head_file: str) -> str | None:
-    """The transform a head file's saved frame names (None: no frame saved), checked: it decides the inputs' frame,
-    L2 normalisation included (an `l2` head was attacked on unnormalised embeddings)."""
-    from harness.heads.io import load_head
-    from harness.victims.transforms import TRANSFORMS
-
-    _, _, frame = load_head(head_file, "--head")
-    if frame is not None and frame.transform not in TRANSFORMS:
-        raise HarnessError("--head", head_file, f"its saved frame names transform {frame.transform!r}, not one of "
-                           f"{', '.join(TRANSFORMS)}; save heads with save_head")
-    return None if frame is None else frame.transform
 
 
 def normalizes(task: TaskSpec, card: ModelCard) -> bool:
