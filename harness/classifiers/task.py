@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from harness.errors import HarnessError
 from harness.specs.task import TaskSpec
 from harness.victims.spec import VictimSpec
 
@@ -15,24 +14,11 @@ def checkpoint_task(task: TaskSpec) -> TaskSpec:
     return task.model_copy(update={"head": head, "null_victim": None, "victim": VictimSpec(trainer="given")})
 
 
-def given_head_task(task: TaskSpec, head_file: str) -> TaskSpec:
+def given_head_task(task: TaskSpec, transform: str | None = None) -> TaskSpec:
     """A head given as a file (`--head`): how it was trained is not known, so the task's trainer does not
     describe it and is not what decides the attack's `auto` settings (kkt's start: rows, as for every head
     not trained to stationarity by the `paper` recipe). The frame saved beside the head names the inputs'
-    transform; the task's names it where none is saved. No null victim is trained beside a given head, and the
-    task says so."""
-    spec = VictimSpec(transform=given_transform(head_file) or task.victim.transform, trainer="given")
+    `transform`, L2 normalisation included (an `l2` head was attacked on unnormalised embeddings); the task's names
+    it where none is saved. No null victim is trained beside a given head, and the task says so."""
+    spec = VictimSpec(transform=transform or task.victim.transform, trainer="given")
     return task.model_copy(update={"victim": spec, "null_victim": None})
-
-
-def given_transform(head_file: str) -> str | None:
-    """The transform a head file's saved frame names (None: no frame saved), checked: it decides the inputs' frame,
-    L2 normalisation included (an `l2` head was attacked on unnormalised embeddings)."""
-    from harness.heads.io import load_head
-    from harness.victims.transforms import TRANSFORMS
-
-    _, _, frame = load_head(head_file, "--head")
-    if frame is not None and frame.transform not in TRANSFORMS:
-        raise HarnessError("--head", head_file, f"its saved frame names transform {frame.transform!r}, not one of "
-                           f"{', '.join(TRANSFORMS)}; save heads with save_head")
-    return None if frame is None else frame.transform

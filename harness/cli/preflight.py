@@ -54,13 +54,13 @@ def check_outputs(args) -> None:
     check_writable_dir(cache, field)
 
 
-def check_run(args, task: TaskSpec, card: ModelCard, unit, base_dir: Path | None) -> None:
-    """Result file names, the given head, the data (rows, nulls, columns against the card's
-    modality, classes, counts)."""
+def check_run(args, task: TaskSpec, card: ModelCard, unit, base_dir: Path | None, given=None) -> None:
+    """Result file names, the given head (`given`, loaded from --head), the data (rows, nulls, columns against the
+    card's modality, classes, counts)."""
     for kind in ("real", "null"):  # the head files this unit writes: out/heads/<unit>-<kind>.safetensors
         safe_name(f"{unit.unit_id}-{kind}", "name")
-    if args.head:
-        check_head(args.head, card, task)
+    if given is not None:
+        check_head(args.head, given.head, card, task)
     with quiet_libraries():
         from harness.data.check import check_modality
         from harness.data.source import load_rows
@@ -71,12 +71,10 @@ def check_run(args, task: TaskSpec, card: ModelCard, unit, base_dir: Path | None
         load_split(task, base_dir, rows=rows)
 
 
-def check_head(path: str, card: ModelCard, task: TaskSpec) -> None:
-    """The given head loads, and fits what is known before embedding (the card's dim, the classes)."""
-    from harness.heads.io import load_head
+def check_head(path: str, head, card: ModelCard, task: TaskSpec) -> None:
+    """The given head fits what is known before embedding (the card's dim, the classes)."""
     from harness.heads.losses import output_dim
 
-    head, _, _ = load_head(path, "--head")
     if card.dim and head.in_dim != card.dim:
         raise HarnessError("--head", path, f"takes {head.in_dim}-d inputs but model card {card.name!r} embeds to {card.dim}-d")
     want = output_dim(task.head.loss, len(task.classes))

@@ -104,9 +104,13 @@ def main(args) -> int:
         raise HarnessError("--recipe", args.recipe[0], "--head gives a head as trained (its frame is in its file); drop "
                            "--recipe, or drop --head to train one by that recipe")
     tasks = [task.model_copy(update={"victim": _with_params(spec, task.victim)}) for spec in parse_recipes(args.recipe)] or [task]
-    planned = [plan_unit(t, card, args.head, base_dir) for t in tasks]
+    given = None
+    if args.head:  # loaded once: its frame names the inputs', its shape is checked against the task
+        head, meta, frame = load_head(args.head, "--head")
+        given = GivenHead(head, frame, meta)  # with the frame saved beside it, and what its metadata states
+    planned = [plan_unit(t, card, args.head, base_dir, given) for t in tasks]
     for unit, _ in planned:
-        check_run(args, unit.task, card, unit, base_dir)  # every input, before the first stage: one line, nothing written
+        check_run(args, unit.task, card, unit, base_dir, given)  # every input, before the first stage: one line, nothing written
     if args.corpus and card.modality != "text":
         raise HarnessError("--corpus", args.corpus[0], f"a retrieval corpus inverts text; {card.name} embeds images (their "
                            "inversion needs no corpus): drop --corpus")
@@ -120,10 +124,6 @@ def main(args) -> int:
         for spec in recipe.corpus:
             load_corpus(spec, base_dir)
     out = Path(args.out)
-    given = None
-    if args.head:
-        head, meta, frame = load_head(args.head, "--head")
-        given = GivenHead(head, frame, meta)  # with the frame saved beside it, and what its metadata states
     warn_remote_code(card)
     console = make_console()
     if given is not None and task.null_victim and not args.quiet:  # the task asked for one: say why there is none

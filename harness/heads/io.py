@@ -92,6 +92,12 @@ def load_head(path: str | Path, field: str = "head") -> tuple[MLPHead, dict, Fra
         raise HarnessError(field, str(path), f"does not load as an MLP head ({first}); save heads with MLPHead") from None
     frame = None if mean is None else Frame.from_tensors({MEAN_KEY: mean, **({SCALE_KEY: scale} if scale is not None else {})},
                                                          meta.get("frame"), dims[0])
+    if frame is not None:
+        from harness.victims.transforms import TRANSFORMS
+
+        if frame.transform not in TRANSFORMS:  # it names the inputs' frame: an unknown one would be recorded as a recipe
+            raise HarnessError(field, str(path), f"its saved frame names transform {frame.transform!r}, not one of "
+                               f"{', '.join(TRANSFORMS)}; save heads with save_head")
     return head, meta, frame
 
 

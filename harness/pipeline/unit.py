@@ -89,11 +89,11 @@ class UnitOutput:
     pending: tuple | None = None  # (rows, trained) computed for `out` and not yet written (run_unit(write=False))
 
 
-def plan_unit(task: TaskSpec, card: ModelCard, head_file: str | None = None,
-              base_dir: Path | None = None) -> tuple[Unit, ResolvedModel]:
+def plan_unit(task: TaskSpec, card: ModelCard, head_file: str | None = None, base_dir: Path | None = None,
+              given: GivenHead | None = None) -> tuple[Unit, ResolvedModel]:
     """Check the attack's parameters and the victim recipe, and resolve the card's revision, before any work;
     a classifier card's config (architecture, labels) is checked against the task too. `base_dir`: where the
-    task's relative data path starts."""
+    task's relative data path starts; `given`: the head loaded from `head_file` (its saved frame names the inputs')."""
     make_attack(task.attack.name, task.attack.params)
     recipe_parts(task.victim)
     resolved = resolve_model(card)
@@ -104,7 +104,7 @@ def plan_unit(task: TaskSpec, card: ModelCard, head_file: str | None = None,
             check_classes(read_checkpoint(card.id, resolved.path), task.classes)  # names (checkpoint_stage)
         task = checkpoint_task(task)
     elif head_file:
-        task = given_head_task(task, head_file)
+        task = given_head_task(task, given.frame.transform if given is not None and given.frame is not None else None)
     head_digest = content_digest(head_file) if head_file and Path(head_file).is_file() else None
     return Unit(resolve_attack(task, card), card, resolved.revision, head_file, data_digest(task.data, base_dir),
                 head_digest), resolved
