@@ -246,6 +246,12 @@ CASES = {
         "classes", "numbers with a fraction: give them as written (0.0)",
     ),
     "--head a directory": (lambda d: _run(_yaml(d, _image_task()), "--head", str(_mkdir(d / "hd"))), "--head", "is a directory"),
+    "head frame naming an unknown transform": (
+        lambda d: _run(_yaml(d, _image_task()), "--head", _head(
+            d, {"layers.0.weight": torch.zeros(8, 3072), "layers.1.weight": torch.zeros(1, 8), "member_mean": torch.zeros(3072)},
+            {"recon_harness_head": '{"frame": {"transform": "zscore", "l2": false}}'})),
+        "--head", "transform 'zscore', not one of",
+    ),
     "head metadata that is not an object": (
         lambda d: _run(_yaml(d, _image_task()), "--head", _head(d, {"layers.0.weight": torch.zeros(8, 3072), "layers.1.weight": torch.zeros(1, 8)},
                                                               {"recon_harness_head": "[1, 2]"})),
