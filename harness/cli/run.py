@@ -30,7 +30,7 @@ def add_arguments(p) -> None:
     p.add_argument("--recipe", action="append", default=[], metavar="TRANSFORM+TRAINER",
                    help="victim recipe, e.g. standardize+paper (default: the task's); repeat to run one unit per recipe "
                         "into the same results (recon-harness ls transforms / ls trainers)")
-    p.add_argument("--no-evidence", action="store_true", help="skip selection, inversion and the report")
+    p.add_argument("--no-evidence", action="store_true", help="skip selection and inversion (a report.html already in --out is rebuilt)")
     p.add_argument("--quiet", action="store_true", help="no progress output")
     p.add_argument("--threads", default=str(DEFAULT_THREADS), metavar="N|auto",
                    help=f"torch CPU threads (default: {DEFAULT_THREADS}: the fastest whenever the machine does anything "
