@@ -3,7 +3,8 @@
 
     python bench/compare_results.py DIR_A DIR_B [--tol 0]
 
-Prints, per table, the rows and the columns that differ (max absolute difference for numbers).
+Prints, per table, the rows and the columns that differ (max absolute difference for floats; "differs" for
+whole numbers, text and lists of another length).
 Exit 0 when every compared value matches within --tol."""
 
 from __future__ import annotations
@@ -80,7 +81,8 @@ def main() -> int:
                 if d is not None:
                     cols[k] = max(cols.get(k, 0.0), d)
         extra = sorted(set(rb[0]) - set(ra[0])) if ra else []
-        status = "identical" if not cols else "differs: " + ", ".join(f"{k} (max {v:.3g})" for k, v in sorted(cols.items()))
+        status = "identical" if not cols else "differs: " + ", ".join(
+            f"{k} (max {v:.3g})" if v != float("inf") else k for k, v in sorted(cols.items()))
         print(f"{t}: {len(ra)} rows {status}" + (f"; new columns in B: {', '.join(extra)}" if extra else ""))
         same &= not cols
     return 0 if same else 1

@@ -114,7 +114,7 @@ def prepare(encoder: str) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--prepare", choices=sorted(PREPARED), required=True)
     prepare(ap.parse_args(argv).prepare)
     return 0

@@ -111,7 +111,7 @@ def mean(xs):
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser()
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="a 60 s pixel attack (300 s without), shorter DIP "
                     "inversions, and the word search on the top 3 selections (10 without); the text attack is the same")
     ap.add_argument("--cases", default="text,pixels,vit", help="comma-separated subset of text, fortunes, pixels, vit")

@@ -9,7 +9,7 @@
 table: per case and n (members in all, half per class) one victim built by the harness's victim builder
   (bench/recipes.py: pixels = CIFAR-10 automobile vs cat (--pixel-classes), identity backbone, 3072-1000-1,
   none+paper with full-batch GD, lr 0.5 for 6000 steps, or --pixel-optimizer lbfgs; text = MiniLM / SST-2 (--text-data), 384-1000-1, standardize+paper) and its disjoint null,
-  each attacked by the harness's attack stage with m = 2n candidates and a budget of a fixed number of
+  each attacked by the harness's attack stage with m = max(2n, the case's m) candidates and a budget of a fixed number of
   seconds per member; it prints members reconstructed (SSIM > 0.4 / cosine > 0.8), TPR@1%FPR, the null,
   seconds and peak memory (RSS, or CUDA max allocated where the attack runs on a GPU).
 cost: the attack's time per iteration and peak memory as m grows, on a 3072-1000-1 head with the box

@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import resource
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
@@ -202,6 +203,7 @@ def bench_faults(which: list[str]) -> None:
                   f"8 planned), run rows {r} ({ru} unique)")
     finally:
         stop_head(temp)
+        shutil.rmtree(temp, ignore_errors=True)  # its session logs: outside the scratch folder (a short path for Ray's sockets)
 
 
 # ---- driver memory with fake stages -------------------------------------------------------------

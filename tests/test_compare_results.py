@@ -33,3 +33,9 @@ def test_rows_are_paired_by_what_they_describe_not_by_file_name(tmp_path):
     c = write(tmp_path / "c", {"u1.parquet": [one], "u2.parquet": [{**two, "tpr": 0.8}]})
     code, out = compare(a, c)
     assert code == 1 and out.startswith("victims: 2 rows differs: tpr (max 0.1")
+
+
+def test_a_whole_number_that_differs_is_named_without_a_made_up_size(tmp_path):
+    a = write(tmp_path / "a", {"u.parquet": [{"recipe": "a", "n_runs": 4, "tpr": 0.5}]})
+    b = write(tmp_path / "b", {"u.parquet": [{"recipe": "a", "n_runs": 6, "tpr": 0.5}]})
+    assert compare(a, b) == (1, "victims: 1 rows differs: n_runs\n")
