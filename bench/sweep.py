@@ -12,6 +12,7 @@ memory    driver peak RSS for 100 vs 10,000 planned units (fake stages: this ben
 
 from __future__ import annotations
 
+import atexit
 import os
 import resource
 import secrets
@@ -65,13 +66,21 @@ def drive(path: Path, out: Path, max_in_flight: int, on_event=None):
     return c, time.perf_counter() - t0
 
 
+def ray_dir() -> str:
+    """Ray's session folder: a short path under /tmp (its socket paths must fit 107 bytes, which a long TMPDIR
+    overflows), removed at exit."""
+    path = f"/tmp/rh-bs-{os.getpid()}"
+    atexit.register(shutil.rmtree, path, ignore_errors=True)
+    return path
+
+
 def local_cluster(cpus: int):
     import ray
 
     from harness.runner.cluster import loopback_only
 
     loopback_only()
-    ray.init(num_cpus=cpus, include_dashboard=False, _temp_dir=str(TMP / "ray"), log_to_driver=False)
+    ray.init(num_cpus=cpus, include_dashboard=False, _temp_dir=ray_dir(), log_to_driver=False)
     return ray
 
 
@@ -130,7 +139,7 @@ def free_ports(n):
 
 
 def start_head() -> tuple[str, dict, str]:
-    temp = f"/tmp/rh-bh-{os.getpid()}"
+    temp = f"/tmp/rh-bh-{os.getpid()}"  # short: Ray's socket paths must fit 107 bytes
     gcs, dash, client, agent, agrpc, metrics = free_ports(6)
     token = TMP / "token"
     token.write_text(secrets.token_hex(32))
@@ -266,9 +275,6 @@ if __name__ == "__main__":
     if set(args.which) - set(BENCHES):
         ap.error(f"unknown bench {', '.join(sorted(set(args.which) - set(BENCHES)))}; choose from {', '.join(BENCHES)}")
     TMP = Path(tempfile.mkdtemp(prefix="rh-bench-sweep-"))
-    import atexit
-    import shutil
-
     atexit.register(shutil.rmtree, TMP, ignore_errors=True)  # the stores it wrote (one was 198 MB): nothing left behind
     if args.memory_child is not None:
         memory_child(args.memory_child)
