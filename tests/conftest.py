@@ -63,6 +63,16 @@ def tiny_bert_dir(tmp_path_factory) -> Path:
     return build_tiny_bert(tmp_path_factory.mktemp("tiny-bert"))
 
 
+@pytest.fixture
+def bert_card(tmp_path, tiny_bert_dir) -> Path:
+    """A model card of the tiny BERT (mean pooling, normalised), as a user's local card."""
+    import yaml
+
+    p = tmp_path / "tiny-bert.yaml"
+    p.write_text(yaml.safe_dump({"id": str(tiny_bert_dir), "modality": "text", "pooling": "mean", "normalize": True}))
+    return p
+
+
 @pytest.fixture(scope="session")
 def tiny_distilbert_dir(tmp_path_factory) -> Path:
     return build_tiny_distilbert(tmp_path_factory.mktemp("tiny-distilbert"))
