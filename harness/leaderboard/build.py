@@ -16,6 +16,7 @@ from harness.provenance import cpu_threads
 from harness.specs.defaults import with_defaults
 from harness.specs.task import TaskSpec
 from harness.store.store import ResultStore
+from harness.victims.trainers import TRAINERS
 
 # (name, what it is); the order is the table's
 COLUMNS = [
@@ -87,9 +88,6 @@ def kind_of(settings: dict) -> str:
     return (settings.get("card") or {}).get("kind") or "backbone"
 
 
-HEAD_RECIPE_TRAINERS = {"paper", "dp-sgd"}  # the trainers that train with the task's head settings (weight decay, schedule)
-
-
 def _head_label(settings: dict, head: dict, head_dims, trainer: str) -> str:
     """The head as trained: its hidden widths from the row (a trainer may not use the task's widths:
     sklearn-mlp has its own, linear none), else the task's; a classifier's head is the checkpoint's. The task's
@@ -98,7 +96,7 @@ def _head_label(settings: dict, head: dict, head_dims, trainer: str) -> str:
         return "head=checkpoint"
     widths = list(head_dims)[1:-1] if head_dims else head["widths"]
     label = f"head={'-'.join(map(str, widths)) or 'linear'}"
-    if trainer not in HEAD_RECIPE_TRAINERS:
+    if not getattr(TRAINERS.get(trainer), "uses_head_recipe", False):  # 'given', or a trainer with its own settings
         return label
     schedule = head["lr_schedule"]  # always present: _setting fills missing fields with the defaults
     return label + f" wd={head['weight_decay']:g}" + (f" lr_schedule={schedule}" if schedule != "constant" else "")

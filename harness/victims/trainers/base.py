@@ -31,6 +31,7 @@ class Trainer:
     name: ClassVar[str]
     Params: ClassVar[type[TrainerParams]] = TrainerParams
     linear: ClassVar[bool] = False  # no hidden layer: the KKT condition fixes only a weighted sum of the members
+    uses_head_recipe: ClassVar[bool] = False  # trains with the task's `head:` weight decay and step schedule
 
     def __init__(self, params: TrainerParams | dict | None = None):
         self.params = params if isinstance(params, TrainerParams) else self.Params(**(params or {}))

@@ -34,6 +34,7 @@ class DPSGD(Trainer):
 
     name = "dp-sgd"
     Params = DPParams
+    uses_head_recipe = True
 
     def check(self) -> None:
         try:

@@ -20,6 +20,7 @@ class Paper(Trainer):
     """Small init, weight decay, full batch to stationarity: the task's `head:` settings (Haim, Buzaglo, Oz)."""
 
     name = "paper"
+    uses_head_recipe = True
 
     def fit(self, x, labels, num_classes, head: HeadRecipe, seed, progress, val) -> Fitted:
         model, report = fit_head(x, labels, num_classes, head.widths, head.bias, head.init_scale, head_config(head, seed),
