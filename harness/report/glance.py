@@ -19,7 +19,12 @@ def verdict_text(v: dict) -> str:
                    beyond_public=v.get("good_ssim_beyond_public" if pixels else "good_at_0_8_beyond_public"),
                    measured=v.get("threshold", 0.0) is not None,  # null: no finite candidate to set it
                    n_control=v.get("n_control"),
-                   passed_ssim=round(v["ssim_tpr_at_fpr"] * v["n_members"]) if v.get("ssim_tpr_at_fpr") is not None else None)
+                   passed_ssim=_ssim_passed(v))
+
+
+def _ssim_passed(v: dict) -> int | None:
+    """Members above the SSIM threshold (pixel victims; None otherwise), from the row's SSIM TPR."""
+    return round(v["ssim_tpr_at_fpr"] * v["n_members"]) if v.get("ssim_tpr_at_fpr") is not None else None
 
 
 def unit_label(v: dict) -> str:
@@ -38,9 +43,9 @@ def anchor(v: dict) -> str:
 def _scores(v: dict) -> tuple:
     """(TPR, members passing, members reconstructed) by the victim's own rule: SSIM for images (the published
     score), cosine otherwise."""
-    n = v["n_members"]
-    if v.get("good_ssim") is not None and v.get("ssim_tpr_at_fpr") is not None:
-        return v["ssim_tpr_at_fpr"], round(v["ssim_tpr_at_fpr"] * n), v["good_ssim"]
+    passed_ssim = _ssim_passed(v)
+    if v.get("good_ssim") is not None and passed_ssim is not None:
+        return v["ssim_tpr_at_fpr"], passed_ssim, v["good_ssim"]
     return v["tpr_at_fpr"], v["members_passed"], v["good_at_0_8"]
 
 
