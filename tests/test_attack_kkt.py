@@ -10,7 +10,8 @@ import torch
 
 from harness.attacks import make_attack
 from harness.attacks.base import Victim
-from harness.attacks.kkt import KKTFastParams, _Context
+from harness.attacks.kkt import KKTFastParams
+from harness.attacks.kkt_context import Context
 from harness.attacks.iteration import loss_grad
 from harness.attacks.kkt_reference import _double_copy, reference_kkt_loss
 from harness.attacks.margins import balanced_labels, head_form
@@ -148,7 +149,7 @@ def test_the_written_out_loss_gradient_equals_autograd(prior, subspace, scaled):
     v = Victim(head=head, loss="logistic", num_classes=2, frame=frame, prior=prior, typical_norm=1.5, box=(-1.0, 1.0))
     p = KKTFastParams(m=5, restarts=3, iterations=1, subspace=subspace, dtype="float64", device="cpu")
     ht = HeadTensors.of(head, torch.float64)
-    ctx = _Context(p, v, ht, head_form("logistic", 1), torch.float64, torch.device("cpu"))
+    ctx = Context(p, v, ht, head_form("logistic", 1), torch.float64, torch.device("cpu"))
     k = ctx.ht.weights[0].shape[1]
     x = torch.randn(3, 5, k, dtype=torch.float64) * 1.3
     lam = torch.rand(3, 5, dtype=torch.float64) * 0.2

@@ -67,17 +67,17 @@ def test_a_reduced_search_finds_the_planted_members_and_reports_full_precision_r
 def test_a_rung_judges_its_full_precision_residuals_by_the_full_bound(planted, monkeypatch):  # noqa: F811
     """At a rung a reduced search recomputes residuals at full precision; one at -0.01 is a blow-up there
     (full bound -1e-3), although a reduced pass's residual may read that low."""
-    from harness.attacks import kkt
+    from harness.attacks import kkt_context
 
     victim = planted[0]
-    real = kkt._Context.residuals
+    real = kkt_context.Context.residuals
 
     def low_first(self, x, *args):
         res = real(self, x, *args)
         res[0] = -0.01  # the rung's residual of the first restart
         return res
 
-    monkeypatch.setattr(kkt._Context, "residuals", low_first)
+    monkeypatch.setattr(kkt_context.Context, "residuals", low_first)
     params = {"m": 8, "restarts": 4, "iterations": 20, "rungs": 1, "seed": 0, "products": "reduced"}
     runs = make_attack("kkt", params).reconstruct(victim, progress=False).runs
     assert runs[0].status == "diverged" and runs[0].iterations < 20, runs[0]
