@@ -28,7 +28,6 @@ from harness.attacks.objective import HeadTensors
 from harness.attacks.priors import PUBLIC_INITS, ROW_SPACE_TOL, auto_init
 from harness.errors import HarnessError
 from harness.progress import bar as progress_bar
-from harness.victims.frame import Frame
 from harness.victims.spec import DEFAULT_TRAINER
 
 log = logging.getLogger(__name__)

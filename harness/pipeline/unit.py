@@ -28,7 +28,6 @@ from harness.classifiers.task import checkpoint_task, given_head_task
 from harness.errors import HarnessError
 from harness.data.source import data_digest
 from harness.data.split import MemberSplit, load_split
-from harness.heads.io import save_head
 from harness.invert.recipe import EvidenceRecipe
 from harness.pipeline.evidence import VictimEvidence, invert_stage, inversion_rows, select_stage, selection_rows, selection_score_rows
 from harness.pipeline.plan import Unit, resolve_attack
@@ -37,6 +36,7 @@ from harness.pipeline.stages import (
     Embedded, GivenHead, attack_stage, checkpoint_stage, embed_stage, given_head_stage, image_shape, pixel_score_stage,
     score_stage, train_stage,
 )
+from harness.pipeline.write import TABLES, head_path, save_heads, write_unit
 from harness.provenance import content_digest
 from harness.scoring.verdict import GOOD_COSINE
 from harness.specs.model_card import ModelCard
@@ -45,15 +45,6 @@ from harness.store.store import ResultStore
 from harness.victims.build import TrainedVictim, recipe_parts
 from harness.victims.frame import Frame
 from harness.victims.transforms import TRANSFORMS
-
-# Every result table a unit writes, in writing order: the victims table last (it marks the unit done).
-TABLES = ("candidates", "attack_runs", "matches", "selections", "selection_scores", "inversions", "victims")
-
-
-def head_path(root: Path, unit_id: str, kind: str) -> Path:
-    """Where a unit's victim head is saved (the one place that names it)."""
-    return Path(root) / "heads" / f"{unit_id}-{kind}.safetensors"
-
 
 @dataclass
 class Prepared:
@@ -198,28 +189,6 @@ def tables(unit: Unit, prep: Prepared, outcomes: dict[str, VictimOutcome], evide
     return out
 
 
-def save_heads(root: Path, unit: Unit, trained: Trained) -> dict[str, str]:
-    """Each victim's head with its frame (safetensors); returns paths relative to root."""
-    paths = {}
-    for kind, v in trained.victims.items():
-        path = head_path(root, unit.unit_id, kind)
-        meta = {"unit_id": unit.unit_id, "victim": kind, "loss": unit.task.head.loss, "recipe": v.recipe.label}
-        save_head(v.head, path, meta, frame=v.frame)
-        paths[kind] = str(path.relative_to(root))
-    return paths
-
-
-def write_unit(out: Path, unit: Unit, rows: dict[str, list[dict]]) -> dict[str, int]:
-    """The tables in order; the victims table last marks the unit done."""
-    store = ResultStore(out)
-    for name in TABLES:
-        store.write(name, unit.unit_id, rows[name])
-    store.remove_parts("shards", unit.unit_id)  # a sweep's shards of this unit: these rows no longer come from them
-    store.remove_unit("failures", unit.unit_id)  # nor do a sweep's failures of it stand: the unit is done
-    store.retire_superseded(unit.unit_id)
-    return {k: len(v) for k, v in rows.items()}
-
-
 # ---- in process: `recon-harness run` --------------------------------------------------------------
 def _stage(console: Console, label: str) -> float:
     console.print(f"[bold cyan]>[/] {label}")
@@ -312,6 +281,6 @@ def save_unit(out: Path, output: UnitOutput) -> None:
     rows, trained = output.pending
     ResultStore(out)  # the marker first: heads then rows go into a results directory
     save_heads(out, output.unit, trained)
-    output.row_counts = write_unit(out, output.unit, rows)
+    output.row_counts = write_unit(ResultStore(out), output.unit.unit_id, rows)
     output.pending = None
 

@@ -19,9 +19,9 @@ from harness.runner import remote
 from harness.runner.display import Counts, Display
 from harness.runner.lock import StoreLock
 from harness.runner.resume import done_shards, load_trained, save_trained
-from harness.runner.tables import failure_table, read_file, write_table
+from harness.runner.tables import failure_table, read_file
 from harness.runner.work import REAL, Stages
-from harness.pipeline.unit import TABLES
+from harness.pipeline.write import write_unit
 from harness.store.store import ResultStore
 from harness.sweep.estimate import estimate
 from harness.sweep.plan import PlannedUnit, SweepPlan
@@ -85,7 +85,7 @@ class SweepDriver:
         base = provenance(pu.unit, "unknown")
         part = stage if kind is None else f"{stage}-{kind}-s{shard:04d}"
         tbl = failure_table(base, stage, exc, kind, shard)
-        write_table(self.store, "failures", pu.unit_id, tbl, part)
+        self.store.write("failures", pu.unit_id, tbl, part)
         row = tbl.to_pylist()[0]
         self.failures.append({"unit_id": pu.unit_id, "stage": part, "error": f"{row['error_type']}: {row['message']}"})
         self._emit("failure", unit_id=pu.unit_id, stage=stage, kind=kind, shard=shard)
@@ -165,20 +165,15 @@ class SweepDriver:
             ur.todo.extend(ur.pu.jobs())
         elif what == "shard":
             kind, job = payload
-            write_table(self.store, "shards", uid, value, f"{kind}-{job.part}")
+            self.store.write("shards", uid, value, f"{kind}-{job.part}")
             ur.shard_refs[(kind, job.index)] = ref
             self.counts.shards_run += 1
             compute = value.column("compute_s")[0].as_py()
             self._emit("shard", unit_id=uid, kind=kind, shard=job.index, submitted=t_submit,
                        written=time.perf_counter(), compute_s=compute)
         elif what == "finish":
-            for name in TABLES:  # victims last: the unit's done marker
-                if name in value:
-                    write_table(self.store, name, uid, value[name])
-            self.store.remove_unit("failures", uid)
-            # shards no job of this plan names (a run cut into more of them) are not part of these rows
-            self.store.remove_parts("shards", uid, [f"{kind}-{job.part}" for kind, job in ur.pu.jobs()])
-            self.store.retire_superseded(uid)
+            # the shards of this plan's jobs are these rows' source; others (a run cut into more of them) are not
+            write_unit(self.store, uid, value, [f"{kind}-{job.part}" for kind, job in ur.pu.jobs()])
             ur.finished = True
             self.counts.units_done += 1
             self._emit("unit", unit_id=uid)

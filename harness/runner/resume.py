@@ -11,7 +11,8 @@ import torch
 from harness.heads.io import load_head
 from harness.heads.train import TrainReport
 from harness.pipeline.plan import Unit
-from harness.pipeline.unit import Trained, head_path, save_heads
+from harness.pipeline.unit import Trained
+from harness.pipeline.write import head_path, save_heads
 from harness.store.store import ResultStore, atomic_write_bytes
 from harness.victims.build import TrainedVictim
 from harness.victims.spec import VictimSpec

@@ -12,15 +12,6 @@ import torch
 
 from harness.attacks.base import AttackResult, RunRecord
 from harness.store.schemas import SCHEMAS
-from harness.store.store import ResultStore, atomic_write_bytes
-
-def write_table(store: ResultStore, table: str, unit_id: str, tbl: pa.Table, part: str = "") -> Path:
-    """Like ResultStore.write, for a table built elsewhere (a Ray task): one file, atomically, idempotent."""
-    path = store.path(table, unit_id, part)
-    sink = pa.BufferOutputStream()
-    pq.write_table(tbl.cast(SCHEMAS[table]), sink, compression="zstd")
-    atomic_write_bytes(path, sink.getvalue().to_pybytes())
-    return path
 
 
 def read_file(path: Path, table: str) -> pa.Table:

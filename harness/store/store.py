@@ -158,10 +158,11 @@ class ResultStore:
         name = safe_name(unit_id + (f"-{part}" if part else ""), "unit_id")
         return self.root / table / f"{name}.parquet"
 
-    def write(self, table: str, unit_id: str, rows: list[dict], part: str = "") -> Path:
-        """Rows -> one Parquet file; rewriting the same (unit, part) replaces it (idempotent)."""
+    def write(self, table: str, unit_id: str, rows: list[dict] | pa.Table, part: str = "") -> Path:
+        """Rows (or a table built elsewhere, a Ray task's) -> one Parquet file, atomically; rewriting the same
+        (unit, part) replaces it (idempotent)."""
         schema = SCHEMAS[table]
-        tbl = pa.Table.from_pylist(rows, schema=schema)
+        tbl = rows.cast(schema) if isinstance(rows, pa.Table) else pa.Table.from_pylist(rows, schema=schema)
         path = self.path(table, unit_id, part)
         sink = pa.BufferOutputStream()
         pq.write_table(tbl, sink, compression="zstd")

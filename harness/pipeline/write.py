@@ -1,0 +1,50 @@
+"""Where a unit's results go: its victims' heads, and its tables in the one order that marks it done. `run`
+(unit.py: save_unit) and the Ray driver (runner/driver.py) both write through here."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pyarrow as pa
+
+from harness.heads.io import save_head
+from harness.store.store import ResultStore
+
+if TYPE_CHECKING:
+    from harness.pipeline.plan import Unit
+    from harness.pipeline.unit import Trained
+
+# Every result table a unit writes, in writing order: the victims table last (it marks the unit done).
+TABLES = ("candidates", "attack_runs", "matches", "selections", "selection_scores", "inversions", "victims")
+
+
+def head_path(root: Path, unit_id: str, kind: str) -> Path:
+    """Where a unit's victim head is saved (the one place that names it)."""
+    return Path(root) / "heads" / f"{unit_id}-{kind}.safetensors"
+
+
+def save_heads(root: Path, unit: Unit, trained: Trained) -> dict[str, str]:
+    """Each victim's head with its frame (safetensors); returns paths relative to root."""
+    paths = {}
+    for kind, v in trained.victims.items():
+        path = head_path(root, unit.unit_id, kind)
+        meta = {"unit_id": unit.unit_id, "victim": kind, "loss": unit.task.head.loss, "recipe": v.recipe.label}
+        save_head(v.head, path, meta, frame=v.frame)
+        paths[kind] = str(path.relative_to(root))
+    return paths
+
+
+def write_unit(store: ResultStore, unit_id: str, tables: dict[str, list[dict] | pa.Table],
+               keep_shards: Iterable[str] = ()) -> dict[str, int]:
+    """The unit's tables in order (the victims table last marks it done), then what no longer stands beside
+    them: its shard files other than `keep_shards` (a sweep's, whose rows these are; `run` keeps none), its
+    failures, and the units it supersedes. Returns the row count per table."""
+    for name in TABLES:
+        if name in tables:
+            store.write(name, unit_id, tables[name])
+    store.remove_parts("shards", unit_id, keep_shards)
+    store.remove_unit("failures", unit_id)
+    store.retire_superseded(unit_id)
+    return {name: len(t) for name, t in tables.items()}
