@@ -81,6 +81,12 @@ def test_a_unit_retires_the_same_work_stored_under_an_older_id(tmp_path):
     unit("t-m-said0000000a", '{"task": {"description": "before", "seed": 2}}')
     unit("t-m-said0000000b", '{"task": {"description": "after", "seed": 2}}')
     assert store.retire_superseded("t-m-said0000000b") == ["t-m-said0000000a"]
+    # a unit that failed on the data as it was (failures rows only) is retired when the same work is done on it now
+    failed = {f.name: _value(f, 0) for f in SCHEMAS["failures"]} | {"unit_id": "t-m-fail0000000a", "settings": '{"seed": 3, "data_digest": "a"}'}
+    store.write("failures", "t-m-fail0000000a", [failed], "train")
+    unit("t-m-fail0000000b", '{"seed": 3, "data_digest": "b"}')
+    assert store.retire_superseded("t-m-fail0000000b") == ["t-m-fail0000000a"]
+    assert store.read("failures").num_rows == 0
 
 
 def test_schema_version_mismatch_is_refused(tmp_path):

@@ -171,12 +171,16 @@ class ResultStore:
 
     def retire_superseded(self, unit_id: str) -> list[str]:
         """Remove the units whose rows record exactly the settings of `unit_id`'s (the same work under an id an
-        older release gave it), in every table and the heads; returns their ids. Call once the unit is done."""
+        older release gave it, or on data since changed), done or failed, in every table and the heads; returns
+        their ids. Call once the unit is done."""
         if not self.has("victims", unit_id):
             return []
         same_names = unit_id.rsplit("-", 1)[0] + "-"  # ids are <task>-<card>-<hash>: the same work has the same names
-        rows = self.read("victims", columns=["unit_id", "settings"], prefix=same_names).to_pylist()
+        cols = ["unit_id", "settings"]
+        rows = self.read("victims", columns=cols, prefix=same_names).to_pylist()
         mine = {_work(r["settings"]) for r in rows if r["unit_id"] == unit_id}
+        # a failed unit has failures rows only: its failure does not stand beside the same work done
+        rows += self.read("failures", columns=cols, prefix=same_names).to_pylist()
         old = sorted({r["unit_id"] for r in rows if r["unit_id"] != unit_id and _work(r["settings"]) in mine})
         for uid in old:
             for f in self.root.glob(f"*/{safe_name(uid, 'unit_id')}*"):
