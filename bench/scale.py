@@ -39,7 +39,7 @@ warnings.filterwarnings("ignore")
 import recipes  # noqa: E402
 from peak_memory import PeakMemory  # noqa: E402
 
-import harness.attacks.kkt as kkt_module  # noqa: E402
+import harness.attacks.kkt_context as kkt_context  # noqa: E402
 from harness.attacks import fused, make_attack, memory, precision  # noqa: E402
 from harness.attacks.base import Victim  # noqa: E402
 from harness.errors import HarnessError  # noqa: E402
@@ -176,12 +176,12 @@ def cost_point(m: int, restarts: int, seconds: float, dev: str, seed: int = 0, p
     if probe.settings.get("compiled"):
         probe = make_attack("kkt", params).reconstruct(v, progress=False).runs[0]
     params["iterations"] = max(3, int(seconds / max(probe.wall_s / probe.iterations, 1e-6)))
-    svd = kkt_module.row_space
+    svd = kkt_context.row_space
     with PeakMemory(cuda=dev.startswith("cuda")) as pm:
         # memory counted from the end of the row space's SVD (a fixed ~120 MiB that would hide the loop's at small m)
-        kkt_module.row_space = lambda *a, **k: (svd(*a, **k), pm.reset())[0]
+        kkt_context.row_space = lambda *a, **k: (svd(*a, **k), pm.reset())[0]
         res = make_attack("kkt", params).reconstruct(v, progress=False)
-    kkt_module.row_space = svd
+    kkt_context.row_space = svd
     return {"loop_s": res.runs[0].wall_s, "its": params["iterations"], "peak_mib": pm.peak_mib, "extra_mib": pm.extra_mib, "kind": pm.kind,
             "chunk": res.runs[0].settings["restart_chunk"], "compiled": bool(res.runs[0].settings.get("compiled"))}
 
