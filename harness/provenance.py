@@ -75,10 +75,13 @@ def _digest(root: str, *stamp: tuple) -> str:
     return h.hexdigest()[:16]
 
 
-def device_name() -> str:
+def device_name(device: str | None = None) -> str:
+    """The GPU's name or `cpu xN` (the torch threads): of `device` ('cpu', 'cuda', 'cuda:1') where given, else of the
+    device work goes to by default (the first GPU when one is visible)."""
     import torch
 
-    return torch.cuda.get_device_name(0) if torch.cuda.is_available() else f"cpu x{torch.get_num_threads()}"
+    dev = torch.device(device) if device else torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.cuda.get_device_name(dev) if dev.type == "cuda" else f"cpu x{torch.get_num_threads()}"
 
 
 def cpu_threads(device: str | None) -> int | None:

@@ -196,3 +196,24 @@ def test_a_head_whose_units_all_died_is_refused_naming_its_step_size():
     untrained = build_victim(VictimSpec(transform="none"), flat, data, seed=0, kind="null", null_mode="untrained")
     assert untrained.active_share == 0.0  # a control left at its initialisation is not trained: not checked
     assert build_victim(VictimSpec(transform="none"), HEAD, _data(), seed=0).active_share > 0
+
+
+def test_rows_name_the_device_the_attack_ran_on_not_the_first_gpu(monkeypatch):
+    """On a machine with a GPU, an attack that ran on the CPU (kkt `device: cpu`, kkt-reference) is recorded as a
+    CPU run (`cpu xN`, its threads counted as CPU-hours), not as the GPU it did not use."""
+    import torch
+
+    from harness.provenance import device_name
+
+    data = _data()
+    v = build_victim(VictimSpec(transform="none"), HEAD, data, seed=0)  # trained before the machine "has" a GPU
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda d=None: "Some GPU")
+    assert device_name() == "Some GPU" and device_name("cuda:0") == "Some GPU"
+    assert device_name("cpu") == f"cpu x{torch.get_num_threads()}"
+    mean = data.members.mean(0)
+    emb = Embedded(data.members - mean, data.public - mean, mean, False, True, 0.0, raw=torch.cat([data.members, data.public]))
+    fast = {"m": 8, "restarts": 2, "iterations": 2, "rungs": 0, "lr": 1e-6, "subspace": "off", "device": "cpu"}
+    for name, params in (("kkt", fast), ("kkt-reference", {"m": 8, "restarts": 1, "iterations": 2})):
+        res = attack_stage(v, emb, HEAD, AttackRecipe(name=name, params=params), 2, False, False)
+        assert res.device == f"cpu x{torch.get_num_threads()}", (name, res.device)

@@ -174,7 +174,9 @@ def attack_stage(
             result.candidates = c + (frame.mean - emb.mean).to(c.dtype)
         else:
             result.candidates = (frame.to_raw(c.double()) - emb.mean.double()).to(c.dtype)
-    result.device = device_name()  # the attack's own threads or GPU (a sweep writes its rows in another process)
+    # where the attack ran (a sweep writes its rows in another process): kkt records its device; the other attacks
+    # (kkt-reference, a linear head's weighted sum) run on the CPU whatever the machine has
+    result.device = device_name(result.runs[0].settings.get("device", "cpu") if result.runs else "cpu")
     return result
 
 
