@@ -49,12 +49,16 @@ def row_space(w1: torch.Tensor, rank: int | None = None, tol: float = ROW_SPACE_
     a head whose units mostly fire together is near rank 2 (one direction per class), and the
     members are told apart only by singular values 1e-2..1e-4 of the largest (measured on
     MiniLM/SST-2 heads), which any energy cut-off such as 99.9% drops.
+
+    The SVD runs on the CPU (LAPACK) whatever device `w1` is on, and the basis goes back to that device: a GPU's
+    solver may give other signs of the singular vectors (and with them other `init: subspace` starts) and runs
+    float64 slowly on most cards.
     """
-    _, s, vh = torch.linalg.svd(w1.double(), full_matrices=False)
+    _, s, vh = torch.linalg.svd(w1.detach().cpu().double(), full_matrices=False)
     if rank is None:
         rank = int((s >= tol * s[0]).sum())
     rank = max(1, min(rank, vh.shape[0]))
-    return vh[:rank].T.to(w1.dtype).contiguous()
+    return vh[:rank].T.to(w1.device, w1.dtype).contiguous()
 
 
 def init_candidates(
