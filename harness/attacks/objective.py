@@ -44,7 +44,8 @@ class HeadTensors:
     def __post_init__(self):
         self.transposed = [w.T.contiguous() for w in self.weights]
         self.layer_sq = torch.tensor([float(w.double().pow(2).sum()) + (0.0 if b is None else float(b.double().pow(2).sum()))
-                                      for w, b in zip(self.weights, self.biases)], dtype=torch.float64)
+                                      for w, b in zip(self.weights, self.biases)], dtype=torch.float64,
+                                     device=self.weights[0].device)  # beside the weights: no copy per pass on a GPU
         if self.theta_sq is None:
             self.theta_sq = self.layer_sq.sum()
 
