@@ -290,3 +290,17 @@ def test_example_sweeps_validate():
         spec = load_sweep(f).model_copy(update={"hub": []})  # Hub queries need the network
         plan = plan_sweep(spec, f)
         assert plan.n_units >= 2 and all(rev for _, rev, _ in plan.cards)
+
+
+def test_a_gpu_cluster_whose_shards_ask_no_gpu_is_told_once():
+    """Ray hides the GPUs from a task that asks none: with the default (CPU-only) requests a GPU cluster's sweep runs
+    on CPUs. The sweep says so in one line; not on a CPU cluster, nor when the shards ask for GPUs."""
+    from harness.runner.cluster import unused_gpus_notice
+    from harness.sweep.spec import Resources
+
+    default = {k: getattr(Resources(), k).ray_options() for k in ("embed", "train", "shard", "finish")}
+    line = unused_gpus_notice(default, {"CPU": 16.0, "GPU": 2.0})
+    assert line and "2 GPU(s)" in line and "resources.shard.num_gpus is 0" in line and "\n" not in line
+    assert unused_gpus_notice(default, {"CPU": 16.0}) is None
+    asks = {**default, "shard": {"num_cpus": 1, "num_gpus": 0.25}}
+    assert unused_gpus_notice(asks, {"CPU": 16.0, "GPU": 2.0}) is None

@@ -90,7 +90,7 @@ def main(args) -> int:
 
 def _sweep(args, spec, plan, out: Path, t0: float) -> int:
     from harness.cli import term_as_interrupt
-    from harness.runner.cluster import check_requests, connect
+    from harness.runner.cluster import check_requests, connect, unused_gpus_notice
     from harness.runner.driver import Options, SweepDriver
 
     if not args.force and _all_done(plan, out):
@@ -99,7 +99,9 @@ def _sweep(args, spec, plan, out: Path, t0: float) -> int:
     where = connect(args.address, args.num_cpus)
     term_as_interrupt()  # after Ray's driver set its own SIGTERM handler (a core dump line and exit 1)
     requests = {k: getattr(spec.resources, k).ray_options() for k in ("embed", "train", "shard", "finish")}
-    check_requests(requests, args.wait_for_resources)
+    notice = unused_gpus_notice(requests, check_requests(requests, args.wait_for_resources))
+    if notice:
+        print(notice, file=sys.stderr)
     slots = _slots(requests["shard"])
     limit = args.max_in_flight or spec.max_in_flight or max(4, 2 * slots)
     opts = Options(out=out, cache_dir=args.cache, force=args.force, max_in_flight=limit, progress=not args.quiet)

@@ -148,3 +148,15 @@ def check_requests(requests: dict[str, dict], wait_s: float = 0.0) -> dict[str, 
             "nodes, or pass --wait-for-resources SECONDS on an autoscaling cluster",
         )
     return cap
+
+
+def unused_gpus_notice(requests: dict[str, dict], cap: dict[str, float]) -> str | None:
+    """One line when the cluster has GPUs and the attack's shards ask for none: Ray then hides the GPUs from their
+    workers, and the whole sweep runs on CPUs (the default requests are CPU-only)."""
+    gpus = cap.get("GPU", 0.0)
+    if gpus <= 0 or requests.get("shard", {}).get("num_gpus", 0):
+        return None
+    idle = [k for k in ("embed", "train", "finish") if not requests.get(k, {}).get("num_gpus", 0)]
+    return (f"notice: the cluster has {gpus:g} GPU(s) but resources.shard.num_gpus is 0 (and {', '.join(idle) or 'no other stage'} "
+            "ask none): Ray hides GPUs from tasks that ask none, so the attack runs on CPUs; to use them give e.g. "
+            "resources: {shard: {num_gpus: 0.25}, train: {num_gpus: 0.25}, embed: {num_gpus: 0.5}} (docs/sweeps.md)")
