@@ -104,3 +104,33 @@ def test_cuda_asked_for_where_there_is_none_is_a_one_line_error():
     with pytest.raises(HarnessError, match="device"):
         make_attack("kkt", {"device": "gpu"})
     assert memory.resolve_device("auto").type == "cpu"
+
+
+def test_a_gpu_shared_by_ray_tasks_is_budgeted_by_each_tasks_fraction(monkeypatch):
+    """Four shards at num_gpus 0.25 start together, each seeing the whole device free: each budgets 80% of its
+    quarter of the device, not 80% of what is free (which would put four times the memory on it)."""
+    gib = 2**30
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (70 * gib, 80 * gib))
+    cuda = torch.device("cuda")
+    assert memory.gpu_fraction() == 1.0  # no Ray here
+    assert memory.budget_bytes(cuda, None) == int(0.8 * 70 * gib)
+    monkeypatch.setattr(memory, "gpu_fraction", lambda: 0.25)
+    assert memory.budget_bytes(cuda, None) == int(0.8 * 20 * gib)
+    assert memory.budget_bytes(cuda, 3.0) == 3 * gib  # memory_budget_gb, as given
+
+
+def test_a_ray_task_knows_its_fraction_of_a_gpu(tmp_path_factory):
+    """What budget_bytes reads in a shard: the fraction Ray assigned (a logical GPU of a loopback cluster here)."""
+    ray = pytest.importorskip("ray")
+    from harness.runner.cluster import loopback_only
+
+    loopback_only()
+    ray.init(num_cpus=1, num_gpus=1, include_dashboard=False, _temp_dir=str(tmp_path_factory.mktemp("ray")),  # short: Ray's socket paths
+             _node_ip_address="127.0.0.1", log_to_driver=False)
+    try:
+        share = ray.remote(num_gpus=0.25, num_cpus=0)(memory.gpu_fraction)
+        whole = ray.remote(num_gpus=1, num_cpus=0)(memory.gpu_fraction)
+        assert ray.get([share.remote(), whole.remote()]) == [0.25, 1.0]
+        assert memory.gpu_fraction() == 1.0  # the driver holds no GPU
+    finally:
+        ray.shutdown()

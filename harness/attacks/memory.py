@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import os
+import sys
 
 import torch
 
@@ -38,10 +39,8 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
-def available_bytes(device: torch.device) -> int:
-    """Free memory where the attack's tensors live: CUDA free memory, or the OS's MemAvailable."""
-    if device.type == "cuda":
-        return int(torch.cuda.mem_get_info(device)[0])
+def available_bytes() -> int:
+    """The OS's MemAvailable (the memory a CPU attack may take)."""
     try:
         with open("/proc/meminfo") as f:
             for line in f:
@@ -53,11 +52,27 @@ def available_bytes(device: torch.device) -> int:
 
 
 def budget_bytes(device: torch.device, budget_gb: float | None) -> int:
-    """The memory one batch may use: the `memory_budget_gb` parameter, else a share of what is free."""
+    """The memory one batch may use: the `memory_budget_gb` parameter, else a share of what is free; on a GPU that a
+    Ray task holds a fraction of (a sweep's `num_gpus: 0.25` packs four shards on one), no more than that fraction
+    of the device's memory: the shards start together, each seeing the whole device free."""
     if budget_gb is not None:
         return int(budget_gb * 2**30)
-    share = CUDA_SHARE if device.type == "cuda" else CPU_SHARE
-    return int(share * available_bytes(device))
+    if device.type != "cuda":
+        return int(CPU_SHARE * available_bytes())
+    free, total = torch.cuda.mem_get_info(device)
+    return int(CUDA_SHARE * min(free, gpu_fraction() * total))
+
+
+def gpu_fraction() -> float:
+    """The fraction of its GPU this process holds: a Ray task's fractional `num_gpus`, else 1."""
+    ray = sys.modules.get("ray")  # only where Ray is running already: a plain `run` never imports it
+    if ray is None or not ray.is_initialized():
+        return 1.0
+    try:
+        got = float(ray.get_runtime_context().get_assigned_resources().get("GPU", 0.0))
+    except Exception:  # noqa: BLE001 - the driver, or a Ray without the call: no fraction known
+        return 1.0
+    return got if 0 < got < 1 else 1.0
 
 
 def state_bytes(m: int, coords: int, out_dim: int, itemsize: int) -> int:
