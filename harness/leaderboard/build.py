@@ -13,6 +13,7 @@ from statistics import mean
 import harness.runner.tables  # noqa: F401 - registers the shards table
 from harness.errors import HarnessError, did_you_mean
 from harness.provenance import cpu_threads
+from harness.scoring.verdict import scores_by_rule
 from harness.specs.defaults import with_defaults
 from harness.specs.task import TaskSpec
 from harness.store.store import ResultStore
@@ -28,16 +29,17 @@ COLUMNS = [
     ("setting", "members, head, weight decay, trainer parameters, attack, and any other field in which the settings of "
                 "the same model and task differ (FIELD=VALUE, dotted into nested fields; seeds pooled)"),
     ("setting_id", "hash of the setting without the recipe's transform and trainer (one setting, several recipes)"),
-    ("seeds", "seeds run"),
-    ("measured", "seeds whose attack left candidates to score: the attack columns (members_at_fpr to baseline_p20) are "
+    ("seeds", "replicates pooled: each (task seed, attack seed) pair run counts once"),
+    ("measured", "replicates whose attack left candidates to score: the attack columns (members_at_fpr to baseline_p20) are "
      "means over these; a seed whose every run diverged measured nothing, which is not 0 recovered (0 here: they are empty)"),
     ("n_members", "members per victim"),
     ("members_at_fpr", "members whose best candidate passes the FPR threshold: a membership signal, not a "
-     "reconstruction (mean over the measured seeds)"),
-    ("tpr_at_fpr", "TPR at the FPR threshold (mean)"),
+     "reconstruction (by SSIM for pixel victims, as the report and the verdict; by cosine otherwise; mean over the "
+     "measured replicates)"),
+    ("tpr_at_fpr", "TPR at the FPR threshold (the same rule; mean)"),
     ("fpr", "the FPR asked of the threshold (n_control non-members resolve no rate below 1 / n_control)"),
     ("n_control", "non-members the threshold was set on (the fewest of the measured seeds)"),
-    ("null_tpr_at_fpr", "the same for the null victim (the task's null_victim mode, disjoint by default): the control"),
+    ("null_tpr_at_fpr", "the same (TPR, the same rule) for the null victim (the task's null_victim mode, disjoint by default): the control"),
     ("good_at_0_8", "members with a candidate at cosine > 0.8 (images/sentences, mean)"),
     ("good_at_0_9", "the same at 0.9"),
     ("good_ssim", "members with a candidate at SSIM > 0.4, Haim et al.'s rule (pixel `identity` backbone only, mean)"),
@@ -59,6 +61,7 @@ COLUMNS = [
     ("cpu_hours", "attack CPU-hours (shard time x CPUs held; a unit `run` wrote: its attack time x torch threads)"),
     ("weights_source", "where the weights came from"), ("versions", "package versions (latest unit)"),
     ("created_at", "latest unit's time"), ("unit_ids", "the units pooled"),
+    ("failed", "units of this setting that failed and left no rows (`recon-harness leaderboard DIR --failures` says why)"),
 ]
 NAMES = [c for c, _ in COLUMNS]
 NUMERIC_DESC = "members_at_fpr"
@@ -110,6 +113,10 @@ def _setting(settings: dict, head_dims=None, attack: str | None = None) -> tuple
     task.pop("seed", None)
     task.pop("name", None)
     task.pop("description", None)
+    if settings.get("data_digest"):  # local data: what it holds, not how a task file's path reached it
+        task["data"]["source"] = f"sha256:{settings['data_digest']}"
+    # the evidence settings that no column reads (inversion, --no-evidence) do not split a setting; selection's do
+    task["evidence"] = {k: v for k, v in (task.get("evidence") or {}).items() if k.startswith("select") or k == "min_cosine"}
     params = dict(task["attack"].get("params") or {})
     params.pop("seed", None)
     task["attack"]["params"] = params
@@ -188,6 +195,13 @@ def _distinguish(groups: dict[tuple, dict], tasks: dict[str, dict]) -> None:
                 groups[key]["label"] += "".join(f" {p}={_value(f[p])}" for p in differ if _labelled(p) and p in f)
 
 
+def _replicate(row: dict, settings: dict) -> tuple:
+    """What makes a unit one more replicate of its setting: its task seed and its attack's seed (the setting leaves
+    both out, so two attack seeds of one task seed are two replicates, not one seed counted twice)."""
+    params = ((settings.get("task") or {}).get("attack") or {}).get("params") or {}
+    return row["seed"], json.dumps(params.get("seed"))
+
+
 def _avg(values):
     vals = [v for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))]
     return mean(vals) if vals else None
@@ -233,9 +247,17 @@ def build(root: str | Path, sort: str = NUMERIC_DESC, ascending: bool = False) -
         settings = json.loads(v["settings"])
         label, sid, tasks[sid] = _setting(settings, v.get("head_dims"), v.get("attack"))
         key = (v["model"], v["model_id"], v["revision"], v["task"], recipe_of(v, settings), sid)
-        g = groups.setdefault(key, {"label": label, "real": [], "null": [], "units": set()})
-        g[v["victim"] if v["victim"] in ("real", "null") else "real"].append(v)
+        g = groups.setdefault(key, {"label": label, "real": [], "null": [], "units": set(), "failed": set()})
+        g[v["victim"] if v["victim"] in ("real", "null") else "real"].append({**v, "replicate": _replicate(v, settings)})
         g["units"].add(v["unit_id"])
+    done = {v["unit_id"] for v in victims}
+    for f in store.read("failures", columns=["unit_id", "model", "model_id", "revision", "task", "settings"]).to_pylist():
+        if f["unit_id"] in done:
+            continue
+        settings = json.loads(f["settings"])
+        key = (f["model"], f["model_id"], f["revision"], f["task"], recipe_of({}, settings), _setting(settings)[1])
+        if key in groups:  # a setting with no finished unit has no row to count it on: --failures lists it
+            groups[key]["failed"].add(f["unit_id"])
     _distinguish(groups, tasks)
     rows = []
     for (model, model_id, revision, task, recipe, sid), g in groups.items():
@@ -246,13 +268,13 @@ def build(root: str | Path, sort: str = NUMERIC_DESC, ascending: bool = False) -
         rows.append({
             "model": model, "model_id": model_id, "kind": kind_of(json.loads(latest["settings"])), "revision": revision,
             "task": task, "recipe": recipe,
-            "setting": g["label"], "setting_id": sid, "seeds": len({r["seed"] for r in real}),
-            "measured": len({r["seed"] for r in scored}),
+            "setting": g["label"], "setting_id": sid, "seeds": len({r["replicate"] for r in real}),
+            "measured": len({r["replicate"] for r in scored}),
             "n_members": real[0]["n_members"] if real else None,
-            "members_at_fpr": _avg(r["members_passed"] for r in scored),
-            "tpr_at_fpr": _avg(r["tpr_at_fpr"] for r in scored), "fpr": real[0]["fpr"] if real else None,
+            "members_at_fpr": _avg(scores_by_rule(r)[1] for r in scored),
+            "tpr_at_fpr": _avg(scores_by_rule(r)[0] for r in scored), "fpr": real[0]["fpr"] if real else None,
             "n_control": min((r["n_control"] for r in scored if r.get("n_control") is not None), default=None),
-            "null_tpr_at_fpr": _avg(r["tpr_at_fpr"] for r in null if measured(r)),
+            "null_tpr_at_fpr": _avg(scores_by_rule(r)[0] for r in null if measured(r)),
             "good_at_0_8": _avg(r["good_at_0_8"] for r in scored), "good_at_0_9": _avg(r["good_at_0_9"] for r in scored),
             "good_ssim": _avg(r["good_ssim"] for r in scored),
             "good_beyond_public": _avg(_by_rule(r, "good_ssim_beyond_public", "good_at_0_8_beyond_public") for r in scored),
@@ -267,7 +289,7 @@ def build(root: str | Path, sort: str = NUMERIC_DESC, ascending: bool = False) -
             "runs": sum(r["n_runs"] or 0 for r in real + null),
             "gpu_hours": sum(hours[u][0] for u in units), "cpu_hours": sum(hours[u][1] for u in units),
             "weights_source": latest["weights_source"], "versions": latest["versions"],
-            "created_at": latest["created_at"].isoformat(), "unit_ids": ",".join(units),
+            "created_at": latest["created_at"].isoformat(), "unit_ids": ",".join(units), "failed": len(g["failed"]),
         })
     if sort not in NAMES:
         raise HarnessError("--sort", sort, f"not a leaderboard column{did_you_mean(sort, NAMES)}; columns: {', '.join(NAMES)}")

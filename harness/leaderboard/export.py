@@ -23,7 +23,7 @@ SHORT = [c for c in NAMES if c not in ("versions", "unit_ids", "setting_id")]  #
 def _schema() -> pa.Schema:
     strings = {"model", "model_id", "kind", "revision", "task", "recipe", "setting", "setting_id", "weights_source", "versions",
                "created_at", "unit_ids"}
-    ints = {"seeds", "measured", "n_members", "runs"}
+    ints = {"seeds", "measured", "n_members", "runs", "failed"}
     return pa.schema([
         pa.field(c, pa.string() if c in strings else pa.int64() if c in ints else pa.float64(), metadata={"doc": d})
         for c, d in COLUMNS
@@ -62,7 +62,7 @@ def to_html(rows: list[dict]) -> str:
     script = (
         "function sortBy(i){const t=document.getElementById('lb'),b=t.tBodies[0],rs=[...b.rows];"
         "const d=t.dataset.col==i&&t.dataset.dir=='desc'?'asc':'desc';t.dataset.col=i;t.dataset.dir=d;"
-        "const v=r=>{const x=r.cells[i].textContent,n=parseFloat(x);return isNaN(n)?x:n};"
+        "const v=r=>{const x=r.cells[i].textContent,n=Number(x);return x==='-'||isNaN(n)?x:n};"
         "rs.sort((a,b)=>(v(a)>v(b)?1:v(a)<v(b)?-1:0)*(d=='asc'?1:-1));rs.forEach(r=>b.appendChild(r));}"
     )
     return (

@@ -4,7 +4,7 @@ sections are named and ordered, and what the page's terms mean."""
 from __future__ import annotations
 
 from harness.report.html import esc, fmt, html_table
-from harness.scoring.verdict import verdict
+from harness.scoring.verdict import scores_by_rule, ssim_passed, verdict
 
 
 def verdict_html(v: dict) -> str:
@@ -19,12 +19,7 @@ def verdict_text(v: dict) -> str:
                    beyond_public=v.get("good_ssim_beyond_public" if pixels else "good_at_0_8_beyond_public"),
                    measured=v.get("threshold", 0.0) is not None,  # null: no finite candidate to set it
                    n_control=v.get("n_control"),
-                   passed_ssim=_ssim_passed(v))
-
-
-def _ssim_passed(v: dict) -> int | None:
-    """Members above the SSIM threshold (pixel victims; None otherwise), from the row's SSIM TPR."""
-    return round(v["ssim_tpr_at_fpr"] * v["n_members"]) if v.get("ssim_tpr_at_fpr") is not None else None
+                   passed_ssim=ssim_passed(v))
 
 
 def unit_label(v: dict) -> str:
@@ -40,15 +35,6 @@ def anchor(v: dict) -> str:
     return f"{v['unit_id']}-{v['victim']}"
 
 
-def _scores(v: dict) -> tuple:
-    """(TPR, members passing, members reconstructed) by the victim's own rule: SSIM for images (the published
-    score), cosine otherwise."""
-    passed_ssim = _ssim_passed(v)
-    if v.get("good_ssim") is not None and passed_ssim is not None:
-        return v["ssim_tpr_at_fpr"], passed_ssim, v["good_ssim"]
-    return v["tpr_at_fpr"], v["members_passed"], v["good_at_0_8"]
-
-
 def glance(victims: list[dict]) -> str:
     """One row per unit, its real victim beside its null control: what leaked, against which control."""
     real = [v for v in victims if v["victim"] == "real"]
@@ -57,7 +43,7 @@ def glance(victims: list[dict]) -> str:
     def counts(v: dict | None) -> list[str]:
         if v is None:  # no control beside it (a given head, null_victim: false)
             return ["-"] * 3
-        tpr, passed, good = _scores(v)
+        tpr, passed, good = scores_by_rule(v)
         return [fmt(tpr, ".2f"), f"{fmt(passed, 'd')}/{v['n_members']}", f"{fmt(good, 'd')}/{v['n_members']}"]
 
     rows = [[f'<a href="#{esc(anchor(v))}">{esc(unit_label(v))}</a>', *counts(v), *counts(null.get(v["unit_id"])),

@@ -68,3 +68,17 @@ def verdict(n: int, passed: int, fpr: float, good_cosine: int, good_ssim: int | 
         return (f"{count} of {n} members pass {thr}{by}, but none has a candidate close to it "
                 f"({rule}): a membership signal, not a reconstruction.")
     return f"No member passes {thr}: nothing recovered."
+
+
+def ssim_passed(row: dict) -> int | None:
+    """A victims row's members above its SSIM threshold (pixel victims; None otherwise), from its SSIM TPR."""
+    return round(row["ssim_tpr_at_fpr"] * row["n_members"]) if row.get("ssim_tpr_at_fpr") is not None else None
+
+
+def scores_by_rule(row: dict) -> tuple:
+    """A victims row's (TPR, members passing, members reconstructed) by its own rule: SSIM for images (the published
+    score), cosine otherwise. The report and the leaderboard both read them here, so they agree."""
+    passed = ssim_passed(row)
+    if row.get("good_ssim") is not None and passed is not None:
+        return row["ssim_tpr_at_fpr"], passed, row["good_ssim"]
+    return row["tpr_at_fpr"], row["members_passed"], row["good_at_0_8"]
