@@ -294,3 +294,19 @@ def test_glance_scores_images_by_ssim_and_keeps_its_columns_without_a_control():
     assert all(r.count("<td>") == 8 for r in rows), rows  # unit, 3 real, 3 null, verdict
     assert "<td>0.75</td><td>6/8</td><td>2/8</td>" in rows[0] and "(SSIM &gt; 0.4): reconstructions" in rows[0]
     assert "<td>0.50</td><td>4/8</td><td>1/8</td>" in rows[1]
+
+
+def test_units_of_the_same_task_model_recipe_and_seed_are_told_apart_by_what_differs():
+    """A grid over head.lr (or two attack seeds) gave sections with identical headings."""
+    from harness.report.glance import unit_labels
+
+    def victim(uid, lr, attack_seed=None):
+        task = {"name": "t", "seed": 0, "head": {"lr": lr}, "attack": {"params": {"seed": attack_seed}}, "description": uid}
+        return {"unit_id": uid, "task": "t", "model": "m", "recipe": "standardize+paper", "seed": 0,
+                "settings": json.dumps({"task": task})}
+
+    labels = unit_labels([victim("a", 0.1), victim("b", 0.01), victim("c", 0.1, 5), victim("d", 0.1, 5), victim("e", 1.0)])
+    assert labels["a"] == "t × m, standardize+paper, seed 0, attack.params.seed=null, head.lr=0.1"
+    assert labels["b"].endswith("attack.params.seed=null, head.lr=0.01") and "attack.params.seed=5" in labels["c"]
+    assert labels["c"].endswith("(unit c)") and labels["d"].endswith("(unit d)")  # the same settings: the unit's id
+    assert len(set(labels.values())) == 5

@@ -142,24 +142,25 @@ LABELLED = {"per_class", "head.widths", "head.weight_decay", "head.lr_schedule",
             "attack.params.restarts", "attack.params.iterations"}
 
 
-def _flat(d: dict, prefix: str = "") -> dict[str, object]:
+def flat_fields(d: dict, prefix: str = "") -> dict[str, object]:
+    """Nested settings as dotted FIELD -> value."""
     out: dict[str, object] = {}
     for k, v in d.items():
         if isinstance(v, dict) and v:
-            out.update(_flat(v, f"{prefix}{k}."))
+            out.update(flat_fields(v, f"{prefix}{k}."))
         else:
             out[f"{prefix}{k}"] = v
     return out
 
 
-def _value(v) -> str:
+def field_value(v) -> str:
     """A field's value in a label: strings bare, floats short, a list of plain values as [a,b], anything else JSON."""
     if isinstance(v, str):
         return v
     if isinstance(v, float):
         return f"{v:g}"
     if isinstance(v, list) and all(isinstance(x, (str, int, float)) for x in v):
-        return "[" + ",".join(map(_value, v)) + "]"
+        return "[" + ",".join(map(field_value, v)) + "]"
     return json.dumps(v, separators=(",", ":"), default=str)
 
 
@@ -178,21 +179,21 @@ def _distinguish(groups: dict[tuple, dict], tasks: dict[str, dict]) -> None:
     for board, sids in by_board.items():
         if len(sids) < 2:
             continue
-        flat = {sid: _flat(tasks[sid]) for sid in sids}
+        flat = {sid: flat_fields(tasks[sid]) for sid in sids}
         paths = sorted({p for f in flat.values() for p in f})
         differ = [p for p in paths if len({json.dumps(f.get(p, "<absent>"), sort_keys=True, default=str)
                                             for f in flat.values()}) > 1]
         keys = [k for k in groups if k[:4] == board]
         for key in keys:
             f = flat[key[5]]
-            groups[key]["label"] += "".join(f" {p}={_value(f[p])}" for p in differ if not _labelled(p) and p in f)
+            groups[key]["label"] += "".join(f" {p}={field_value(f[p])}" for p in differ if not _labelled(p) and p in f)
         seen: dict[tuple, set[str]] = defaultdict(set)
         for key in keys:
             seen[(key[4], groups[key]["label"])].add(key[5])
         for key in keys:
             if len(seen[(key[4], groups[key]["label"])]) > 1:
                 f = flat[key[5]]
-                groups[key]["label"] += "".join(f" {p}={_value(f[p])}" for p in differ if _labelled(p) and p in f)
+                groups[key]["label"] += "".join(f" {p}={field_value(f[p])}" for p in differ if _labelled(p) and p in f)
 
 
 def _replicate(row: dict, settings: dict) -> tuple:

@@ -23,8 +23,34 @@ def verdict_text(v: dict) -> str:
 
 
 def unit_label(v: dict) -> str:
-    """What tells one unit's section from another's: task, model, recipe and seed."""
+    """What tells one unit's section from another's: task, model, recipe and seed (unit_labels adds what else
+    differs where these are the same)."""
     return f"{v['task']} × {v['model']}, {v.get('recipe') or 'none+paper'}, seed {v['seed']}"
+
+
+def unit_labels(victims: list[dict]) -> dict[str, str]:
+    """unit id -> its label; units whose labels would be the same (a grid over head.lr, two attack seeds) also name
+    every task field they differ in (FIELD=VALUE), and the unit's id where even those are the same."""
+    import json
+
+    from harness.leaderboard.build import field_value, flat_fields
+
+    base = {v["unit_id"]: unit_label(v) for v in victims}
+    tasks = {v["unit_id"]: flat_fields(json.loads(v.get("settings") or "{}").get("task", {})) for v in victims}
+    out = dict(base)
+    for label in set(base.values()):
+        uids = sorted(u for u, b in base.items() if b == label)
+        if len(uids) < 2:
+            continue
+        fields = sorted({f for u in uids for f in tasks[u]} - {"description"})
+        differ = [f for f in fields if len({json.dumps(tasks[u].get(f), sort_keys=True, default=str) for u in uids}) > 1]
+        for u in uids:
+            extra = ", ".join(f"{f}={field_value(tasks[u][f])}" for f in differ if f in tasks[u])
+            out[u] = f"{label}, {extra or 'unit ' + u}"
+        same = [u for u in uids if sum(out[w] == out[u] for w in uids) > 1]
+        for u in same:
+            out[u] += f" (unit {u})"
+    return out
 
 
 def unit_order(v: dict) -> tuple:
@@ -46,7 +72,8 @@ def glance(victims: list[dict]) -> str:
         tpr, passed, good = scores_by_rule(v)
         return [fmt(tpr, ".2f"), f"{fmt(passed, 'd')}/{v['n_members']}", f"{fmt(good, 'd')}/{v['n_members']}"]
 
-    rows = [[f'<a href="#{esc(anchor(v))}">{esc(unit_label(v))}</a>', *counts(v), *counts(null.get(v["unit_id"])),
+    labels = unit_labels(victims)
+    rows = [[f'<a href="#{esc(anchor(v))}">{esc(labels[v["unit_id"]])}</a>', *counts(v), *counts(null.get(v["unit_id"])),
              esc(verdict_text(v))] for v in sorted(real, key=unit_order)]
     cols = ["TPR", "pass", "good"]
     head = ["unit (task × model, recipe, seed)", *[f"real: {c}" for c in cols], *[f"null: {c}" for c in cols], "what was recovered"]

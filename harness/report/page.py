@@ -12,7 +12,7 @@ import numpy as np
 from harness.errors import HarnessError
 from harness.report import plots
 from harness.report.evidence import image_grid, text_pairs
-from harness.report.glance import GLOSSARY, anchor, glance, unit_label, unit_order, verdict_html
+from harness.report.glance import GLOSSARY, anchor, glance, unit_labels, unit_order, verdict_html
 from harness.report.html import CSS, esc, fmt, html_table, plot_img
 from harness.scoring.embedding import control_note
 from harness.scoring.pixels import GOOD_SSIM
@@ -120,9 +120,10 @@ def render(root: Path) -> str:
              f'from {esc(root)}; generated {time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())}. '
              "Selections are ranked without the training set; matching to members is the harness's scoring only.</p>",
              glance(victims)]
+    labels = unit_labels(victims)
     for v in sorted(victims, key=unit_order):
         key = (v["unit_id"], v["victim"])
-        parts.append(f'<h2 id="{esc(anchor(v))}">{esc(unit_label(v))}: {esc(v["victim"])} victim</h2>'
+        parts.append(f'<h2 id="{esc(anchor(v))}">{esc(labels[v["unit_id"]])}: {esc(v["victim"])} victim</h2>'
                      f'<p class="note">unit {esc(v["unit_id"])}, {esc(v["model_id"])}@{esc(v["revision"][:12])}</p>')
         parts.append(verdict_html(v))
         parts.append(_metrics(v, scores.get(key, [])))
@@ -130,7 +131,7 @@ def render(root: Path) -> str:
         mem = np.array([r["score"] for r in m if r["kind"] == "member" and r["score"] is not None])
         non = np.array([r["score"] for r in m if r["kind"] == "nonmember" and r["score"] is not None])
         if len(mem):
-            title = f"{unit_label(v)} / {v['victim']}"
+            title = f"{labels[v['unit_id']]} / {v['victim']}"
             ssim = [np.array([r["ssim"] for r in m if r["kind"] == kind and r.get("ssim") is not None])
                     for kind in ("member", "nonmember")]  # pixel victims: the published score, per member
             parts.append('<div class="plots">'
