@@ -129,3 +129,35 @@ def test_harness_error_survives_pickling():
     err = pickle.loads(pickle.dumps(HarnessError("head.lr", 1e9, "lower it", where="task.yaml")))
     assert isinstance(err, HarnessError) and (err.field, err.value, err.fix, err.where) == ("head.lr", 1e9, "lower it", "task.yaml")
     assert str(err) == "task.yaml: head.lr = 1000000000.0: lower it"
+
+
+@pytest.mark.parametrize("raised, code, line", [
+    (OSError(28, "No space left on device", "/out/matches/u.parquet"), 2,
+     "recon-harness: error: /out/matches/u.parquet: No space left on device; free space or fix the permissions there, "
+     "then rerun (finished units are kept; a unit cut short is done again)"),
+    (OSError(30, "Read-only file system", "/out/heads/u-real.safetensors"), 2, None),
+    (SystemExit(15), 130, "recon-harness: interrupted"),  # Ray's SIGTERM handler while the cluster starts
+])
+def test_what_the_machine_refused_is_one_line_not_an_internal_error(raised, code, line, monkeypatch, capsys):
+    import harness.cli.ls as ls
+
+    def refuse(args):
+        raise raised
+
+    monkeypatch.setattr(ls, "main", refuse)
+    assert main(["ls", "models"]) == code
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and "internal error" not in err[0], err
+    assert line is None or err[0] == line, err
+
+
+def test_ctrl_c_while_the_verbs_import_is_an_interrupt(monkeypatch, capsys):
+    """build_parser imports every verb's module (torch, scipy: seconds): a Ctrl-C there printed a 30-line traceback."""
+    import harness.cli as cli
+
+    def slow_imports():
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "build_parser", slow_imports)
+    assert cli.main(["ls", "models"]) == 130
+    assert capsys.readouterr().err.splitlines() == ["recon-harness: interrupted"]

@@ -117,3 +117,30 @@ def test_bad_row_is_rejected_before_writing(tmp_path):
     with pytest.raises((pa.ArrowInvalid, pa.ArrowTypeError, KeyError, TypeError)):
         store.write("victims", "u1", [{"unit_id": "u1", "seed": "not-an-int"}])
     assert not store.files("victims")
+
+
+def test_a_rewrite_cut_short_leaves_the_unit_to_do_and_no_temp_file(tmp_path, monkeypatch):
+    """`run` into a results directory that has the unit: it stops counting as done before any table is rewritten,
+    so a full disk or an interrupt midway leaves a unit to do, not one marked done over two runs' tables."""
+    import errno
+
+    from harness.pipeline.write import write_unit
+    from harness.store import store as store_module
+
+    store = ResultStore(tmp_path)
+    row = {f.name: _value(f, 0) for f in SCHEMAS["victims"]} | {"unit_id": "u"}
+    store.write("victims", "u", [row])
+    real = store_module.Path.write_bytes
+
+    def full(self, data):
+        if self.parent.name == "matches":
+            real(self, data[: len(data) // 2])  # part of it reached the disk
+            raise OSError(errno.ENOSPC, "No space left on device", str(self))
+        return real(self, data)
+
+    monkeypatch.setattr(store_module.Path, "write_bytes", full)
+    tables = {name: [] for name in ("candidates", "attack_runs", "matches", "victims")}
+    with pytest.raises(OSError):
+        write_unit(store, "u", tables)
+    assert not store.has("victims", "u")  # not done: a rerun computes it again
+    assert not [p for p in tmp_path.rglob(".*.tmp*")]  # the half-written temp file is gone

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import os
 import signal
@@ -47,14 +48,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# what the machine, not the input or the harness, refused: a full disk or quota, a read-only or forbidden path
+ENVIRONMENT_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM}
+
+
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    before = term_as_interrupt()  # first: a Ctrl-C or SIGTERM while the verbs' modules import is an interrupt too
+    args = None
     try:
-        args = build_parser().parse_args(argv)
-    except SystemExit as exc:  # --help or --version (0), or a usage error with its one line printed (2)
-        return int(exc.code or 0)
-    before = term_as_interrupt()
-    try:
+        try:
+            args = build_parser().parse_args(argv)
+        except SystemExit as exc:  # --help or --version (0), or a usage error with its one line printed (2)
+            return int(exc.code or 0)
         return int(args._main(args) or 0)
     except HarnessError as exc:
         print(f"recon-harness: error: {exc.line()}", file=sys.stderr)
@@ -62,8 +68,22 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("recon-harness: interrupted", file=sys.stderr)
         return 130
+    except SystemExit as exc:
+        if exc.code != signal.SIGTERM:
+            raise
+        # Ray's driver handler while it starts (before ours is set again): sys.exit(15) on SIGTERM
+        print("recon-harness: interrupted", file=sys.stderr)
+        return 130
+    except OSError as exc:
+        if exc.errno not in ENVIRONMENT_ERRNOS:
+            print(internal_error_line(getattr(args, "verb", "cli"), exc, argv), file=sys.stderr)
+            return EXIT_INTERNAL
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"recon-harness: error: {where}{exc.strerror or exc}; free space or fix the permissions there, then "
+              "rerun (finished units are kept; a unit cut short is done again)", file=sys.stderr)
+        return EXIT_BAD_INPUT
     except Exception as exc:  # noqa: BLE001 - anything else is a bug: one line, the traceback in a log
-        print(internal_error_line(args.verb, exc, argv), file=sys.stderr)
+        print(internal_error_line(getattr(args, "verb", "cli"), exc, argv), file=sys.stderr)
         return EXIT_INTERNAL
     finally:
         if before is not None:

@@ -36,7 +36,7 @@ from harness.pipeline.stages import (
     Embedded, GivenHead, attack_stage, checkpoint_stage, embed_stage, given_head_stage, image_shape, pixel_score_stage,
     score_stage, train_stage,
 )
-from harness.pipeline.write import TABLES, head_path, save_heads, write_unit
+from harness.pipeline.write import TABLES, head_path, save_heads, unmark_done, write_unit
 from harness.provenance import content_digest
 from harness.scoring.verdict import GOOD_COSINE
 from harness.specs.model_card import ModelCard
@@ -279,8 +279,9 @@ def run_unit(unit: Unit, resolved: ResolvedModel, out: Path | None, cache_dir: P
 def save_unit(out: Path, output: UnitOutput) -> None:
     """Write what `run_unit` computed for `out`: the heads, then the rows."""
     rows, trained = output.pending
-    ResultStore(out)  # the marker first: heads then rows go into a results directory
+    store = ResultStore(out)  # the marker first: heads then rows go into a results directory
+    unmark_done(store, output.unit.unit_id)  # a finished unit rewritten: not done until its new rows are all in
     save_heads(out, output.unit, trained)
-    output.row_counts = write_unit(ResultStore(out), output.unit.unit_id, rows)
+    output.row_counts = write_unit(store, output.unit.unit_id, rows)
     output.pending = None
 

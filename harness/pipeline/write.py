@@ -38,13 +38,20 @@ def save_heads(root: Path, unit: Unit, trained: Trained) -> dict[str, str]:
 
 def write_unit(store: ResultStore, unit_id: str, tables: dict[str, list[dict] | pa.Table],
                keep_shards: Iterable[str] = ()) -> dict[str, int]:
-    """The unit's tables in order (the victims table last marks it done), then what no longer stands beside
-    them: its shard files other than `keep_shards` (a sweep's, whose rows these are; `run` keeps none), its
-    failures, and the units it supersedes. Returns the row count per table."""
+    """The unit's tables in order (the victims table last marks it done; its old one goes first, and its failures),
+    then what no longer stands beside them: its shard files other than `keep_shards` (a sweep's, whose rows these
+    are; `run` keeps none) and the units it supersedes. Returns the row count per table."""
+    unmark_done(store, unit_id)
+    store.remove_unit("failures", unit_id)  # before the unit is marked done: no failure outlives it
     for name in TABLES:
         if name in tables:
             store.write(name, unit_id, tables[name])
     store.remove_parts("shards", unit_id, keep_shards)
-    store.remove_unit("failures", unit_id)
     store.retire_superseded(unit_id)
     return {name: len(t) for name, t in tables.items()}
+
+
+def unmark_done(store: ResultStore, unit_id: str) -> None:
+    """A unit about to be rewritten (`run` into a results directory that has it) stops counting as done first, so
+    that a rewrite cut short (an interrupt, a full disk) leaves a unit to do, not one done with two runs' tables."""
+    store.path("victims", unit_id).unlink(missing_ok=True)

@@ -79,8 +79,12 @@ def _probe(base: Path, field: str, shown: str) -> None:
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+    try:
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    except BaseException:  # a full disk, an interrupt: no half-written temp file left behind
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def _work(settings: str) -> str:
