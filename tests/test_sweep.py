@@ -304,3 +304,15 @@ def test_a_gpu_cluster_whose_shards_ask_no_gpu_is_told_once():
     assert unused_gpus_notice(default, {"CPU": 16.0}) is None
     asks = {**default, "shard": {"num_cpus": 1, "num_gpus": 0.25}}
     assert unused_gpus_notice(asks, {"CPU": 16.0, "GPU": 2.0}) is None
+
+
+def test_a_dry_run_does_not_ask_to_write_where_it_writes_nothing(tmp_path, capsys, monkeypatch):
+    """A read-only results directory (someone else's, a mounted archive) can be planned against."""
+    from harness.store.store import ResultStore
+
+    def read_only(*a, **k):
+        raise HarnessError("--out", str(tmp_path / "o"), "cannot write under it")
+
+    monkeypatch.setattr(ResultStore, "check", staticmethod(read_only))
+    assert main(["sweep", write_sweep(tmp_path), "--dry-run", "--out", str(tmp_path / "o")]) == 0
+    assert main(["sweep", write_sweep(tmp_path), "--out", str(tmp_path / "o")]) == 2

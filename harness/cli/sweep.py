@@ -75,7 +75,8 @@ def main(args) -> int:
     plan = plan_sweep(spec, args.sweep)
     out = Path(args.out or spec.out or f"results/{spec.name}")
     check_out_outlives_job(out, "--out" if args.out else "out")
-    ResultStore.check(out, "--out" if args.out else "out")
+    if not args.dry_run:  # a dry run writes nothing: a read-only results directory is fine to plan against
+        ResultStore.check(out, "--out" if args.out else "out")
     if args.cache and Path(args.cache).exists() and not Path(args.cache).is_dir():
         raise HarnessError("--cache", args.cache, "is an existing file, not a directory; give a directory path")
     for card, _, _ in plan.cards:
@@ -97,28 +98,34 @@ def _sweep(args, spec, plan, out: Path, t0: float) -> int:
         print(f"sweep {spec.name}: all {plan.n_units} units already done in {out}; nothing to run (--force recomputes)")
         return 0
     where = connect(args.address, args.num_cpus)
-    term_as_interrupt()  # after Ray's driver set its own SIGTERM handler (a core dump line and exit 1)
-    requests = {k: getattr(spec.resources, k).ray_options() for k in ("embed", "train", "shard", "finish")}
-    notice = unused_gpus_notice(requests, check_requests(requests, args.wait_for_resources))
-    if notice:
-        print(notice, file=sys.stderr)
-    slots = _slots(requests["shard"])
-    limit = args.max_in_flight or spec.max_in_flight or max(4, 2 * slots)
-    opts = Options(out=out, cache_dir=args.cache, force=args.force, max_in_flight=limit, progress=not args.quiet)
-    driver = SweepDriver(plan, opts)
-    c = driver.run()
-    con = make_console(stderr=True)
-    con.print(
-        f"sweep {spec.name} on {where}: units {c.units_total} - {c.units_done} done now, {c.units_skipped} already done, "
-        f"{c.units_failed} failed; shards {c.shards_run} run, {c.shards_reused} reused, {c.shards_failed} failed; "
-        f"{time.perf_counter() - t0:.1f}s -> {escape(str(out))}", soft_wrap=True,  # one line in a log, however long (grep, mail)
-    )
-    for f in driver.failures[:20]:
-        con.print(f"  failed {f['unit_id']} [{f['stage']}]: {f['error'][:200]}", markup=False, highlight=False, soft_wrap=True)
-    if len(driver.failures) > 20:
-        con.print(escape(f"  ... and {len(driver.failures) - 20} more: `recon-harness leaderboard {out} --failures`"))
-    con.print(escape(f"the table: recon-harness leaderboard {out}; the page: recon-harness report {out}"), soft_wrap=True)
-    return 0 if c.ok else 1
+    try:
+        term_as_interrupt()  # after Ray's driver set its own SIGTERM handler (a core dump line and exit 1)
+        requests = {k: getattr(spec.resources, k).ray_options() for k in ("embed", "train", "shard", "finish")}
+        notice = unused_gpus_notice(requests, check_requests(requests, args.wait_for_resources))
+        if notice:
+            print(notice, file=sys.stderr)
+        slots = _slots(requests["shard"])
+        limit = args.max_in_flight or spec.max_in_flight or max(4, 2 * slots)
+        opts = Options(out=out, cache_dir=args.cache, force=args.force, max_in_flight=limit, progress=not args.quiet)
+        driver = SweepDriver(plan, opts)
+        c = driver.run()
+        con = make_console(stderr=True)
+        con.print(
+            f"sweep {spec.name} on {where}: units {c.units_total} - {c.units_done} done now, {c.units_skipped} already done, "
+            f"{c.units_failed} failed; shards {c.shards_run} run, {c.shards_reused} reused, {c.shards_failed} failed; "
+            f"{time.perf_counter() - t0:.1f}s -> {escape(str(out))}", soft_wrap=True,  # one line in a log, however long (grep, mail)
+        )
+        for f in driver.failures[:20]:
+            con.print(f"  failed {f['unit_id']} [{f['stage']}]: {f['error'][:200]}", markup=False, highlight=False, soft_wrap=True)
+        if len(driver.failures) > 20:
+            con.print(escape(f"  ... and {len(driver.failures) - 20} more: `recon-harness leaderboard {out} --failures`"))
+        con.print(escape(f"the table: recon-harness leaderboard {out}; the page: recon-harness report {out}"), soft_wrap=True)
+        return 0 if c.ok else 1
+    finally:
+        if where != "already connected":  # ours to end: under our SIGTERM handler, not at interpreter exit
+            import ray
+
+            ray.shutdown()
 
 
 def _load(path: str):
