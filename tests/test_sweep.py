@@ -316,3 +316,12 @@ def test_a_dry_run_does_not_ask_to_write_where_it_writes_nothing(tmp_path, capsy
     monkeypatch.setattr(ResultStore, "check", staticmethod(read_only))
     assert main(["sweep", write_sweep(tmp_path), "--dry-run", "--out", str(tmp_path / "o")]) == 0
     assert main(["sweep", write_sweep(tmp_path), "--out", str(tmp_path / "o")]) == 2
+
+
+def test_a_sweep_cache_that_is_a_file_or_cannot_be_made_is_refused_before_any_unit(tmp_path, capsys):
+    (tmp_path / "f").write_text("x")
+    for cache, said in ((tmp_path / "f", "existing file"), (tmp_path / "f" / "sub", "is a file")):
+        assert main(["sweep", write_sweep(tmp_path), "--out", str(tmp_path / "o"), "--cache", str(cache)]) == 2
+        (line,) = capsys.readouterr().err.strip().splitlines()
+        assert line.startswith("recon-harness: error: --cache") and said in line, line
+    assert not (tmp_path / "o").exists()

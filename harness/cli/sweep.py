@@ -17,7 +17,7 @@ from harness.cli.args import count, directory, seconds
 from harness.cli.console import console as make_console
 from harness.errors import HarnessError
 from harness.registry import TASKS, remote_code_warning
-from harness.store.store import ResultStore
+from harness.store.store import ResultStore, check_writable_dir
 from harness.sweep import load_sweep, plan_sweep
 
 
@@ -77,8 +77,8 @@ def main(args) -> int:
     check_out_outlives_job(out, "--out" if args.out else "out")
     if not args.dry_run:  # a dry run writes nothing: a read-only results directory is fine to plan against
         ResultStore.check(out, "--out" if args.out else "out")
-    if args.cache and Path(args.cache).exists() and not Path(args.cache).is_dir():
-        raise HarnessError("--cache", args.cache, "is an existing file, not a directory; give a directory path")
+    if args.cache and not args.dry_run:  # every unit embeds into it: unwritable, each would fail at its first stage
+        check_writable_dir(args.cache, "--cache")
     for card, _, _ in plan.cards:
         line = remote_code_warning(card)
         if line:
