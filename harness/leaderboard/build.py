@@ -31,14 +31,14 @@ COLUMNS = [
     ("setting_id", "hash of the setting without the recipe's transform and trainer (one setting, several recipes)"),
     ("seeds", "replicates pooled: each (task seed, attack seed) pair run counts once"),
     ("measured", "replicates whose attack left candidates to score: the attack columns (members_at_fpr to baseline_p20) are "
-     "means over these; a seed whose every run diverged measured nothing, which is not 0 recovered (0 here: they are empty)"),
+     "means over these; a replicate whose every run diverged measured nothing, which is not 0 recovered (0 here: they are empty)"),
     ("n_members", "members per victim"),
     ("members_at_fpr", "members whose best candidate passes the FPR threshold: a membership signal, not a "
      "reconstruction (by SSIM for pixel victims, as the report and the verdict; by cosine otherwise; mean over the "
      "measured replicates)"),
     ("tpr_at_fpr", "TPR at the FPR threshold (the same rule; mean)"),
     ("fpr", "the FPR asked of the threshold (n_control non-members resolve no rate below 1 / n_control)"),
-    ("n_control", "non-members the threshold was set on (the fewest of the measured seeds)"),
+    ("n_control", "non-members the threshold was set on (the fewest of the measured replicates)"),
     ("null_tpr_at_fpr", "the same (TPR, the same rule) for the null victim (the task's null_victim mode, disjoint by default): the control"),
     ("good_at_0_8", "members with a candidate at cosine > 0.8 (images/sentences, mean)"),
     ("good_at_0_9", "the same at 0.9"),

@@ -3,6 +3,9 @@ sections are named and ordered, and what the page's terms mean."""
 
 from __future__ import annotations
 
+import json
+
+from harness.leaderboard.build import field_value, flat_fields
 from harness.report.html import esc, fmt, html_table
 from harness.scoring.verdict import scores_by_rule, ssim_passed, verdict
 
@@ -31,10 +34,6 @@ def unit_label(v: dict) -> str:
 def unit_labels(victims: list[dict]) -> dict[str, str]:
     """unit id -> its label; units whose labels would be the same (a grid over head.lr, two attack seeds) also name
     every task field they differ in (FIELD=VALUE), and the unit's id where even those are the same."""
-    import json
-
-    from harness.leaderboard.build import field_value, flat_fields
-
     base = {v["unit_id"]: unit_label(v) for v in victims}
     tasks = {v["unit_id"]: flat_fields(json.loads(v.get("settings") or "{}").get("task", {})) for v in victims}
     out = dict(base)
