@@ -9,6 +9,7 @@ import pytest
 import yaml
 
 from harness.cli import EXIT_INTERNAL, main
+from harness.errors import HarnessError
 from harness.store.store import ResultStore
 from tests.conftest import ROOT
 from tests.test_bad_input import _image_task, _yaml
@@ -161,3 +162,19 @@ def test_ctrl_c_while_the_verbs_import_is_an_interrupt(monkeypatch, capsys):
     monkeypatch.setattr(cli, "build_parser", slow_imports)
     assert cli.main(["ls", "models"]) == 130
     assert capsys.readouterr().err.splitlines() == ["recon-harness: interrupted"]
+
+
+def test_a_report_that_cannot_go_beside_its_results_names_the_flag_that_moves_it(tmp_path, monkeypatch, capsys):
+    """Results on a read-only mount: the page's default place cannot be written; the line names --out."""
+    from harness.store import store as store_module
+
+    ResultStore(tmp_path / "res")
+    (tmp_path / "res" / "victims").mkdir()
+
+    def read_only(base, field, shown):
+        raise HarnessError(field, shown, f"cannot write under {base} (Read-only file system); choose a writable path")
+
+    monkeypatch.setattr(store_module, "_probe", read_only)
+    assert main(["report", str(tmp_path / "res")]) == 2
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith("recon-harness: error: --out (default: RESULTS/report.html) = "), line

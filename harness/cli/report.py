@@ -21,7 +21,8 @@ def main(args) -> int:
         what = "is a file" if root.exists() else "no such directory"
         raise HarnessError("results", str(root), f"{what}; give a directory written by `recon-harness run`")
     ResultStore(root, create=False)  # a results directory of this schema version
-    check_writable_file(args.out or root / "report.html", "--out" if args.out else "results", "report.html")
+    # without --out the page goes beside the results: where that folder is read-only, --out names the way out
+    check_writable_file(args.out or root / "report.html", "--out" if args.out else "--out (default: RESULTS/report.html)", "report.html")
     path = build_report(args.results, args.out)
     print(f"report: {path}")
     return 0
