@@ -134,7 +134,8 @@ def test_a_second_writer_on_the_same_store_is_refused(tmp_path, capsys):
         capsys.readouterr()
         assert main(["sweep", path, "--out", str(out), "--quiet"]) == 2
         err = capsys.readouterr().err.strip().splitlines()
-        assert len(err) == 1 and "another recon-harness process is writing here" in err[0] and '"verb": "sweep"' in err[0], err
+        assert len(err) == 1 and "another recon-harness process is writing here (sweep (pid " in err[0], err
+        assert err[0].startswith(f"recon-harness: error: --out = '{out}'"), err  # the flag the user typed, no raw JSON
         task = tmp_path / "tiny-cifar.yaml"
         task.write_text(yaml.safe_dump(TASK))
         assert main(["run", str(task), "--out", str(out), "--no-evidence", "--quiet"]) == 2

@@ -33,11 +33,11 @@ class StoreLock:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            holder = os.pread(fd, 4096, 0).decode(errors="replace").strip() or "another process"
+            held = os.pread(fd, 4096, 0).decode(errors="replace").strip()
             os.close(fd)
             raise HarnessError(
-                "out", str(self.path.parent), f"another recon-harness process is writing here ({holder}); wait for it, "
-                "or use another --out",
+                "--out", str(self.path.parent), f"another recon-harness process is writing here ({_holder(held)}); wait "
+                "for it, or use another --out",
             ) from None
         os.ftruncate(fd, 0)
         os.pwrite(fd, json.dumps({"verb": self.verb, "pid": os.getpid(), "host": socket.gethostname(),
@@ -59,3 +59,13 @@ class StoreLock:
                 self.path.parent.rmdir()
         fcntl.flock(fd, fcntl.LOCK_UN)
         os.close(fd)
+
+
+def _holder(held: str) -> str:
+    """Who holds the lock, in words: `sweep (pid 123 on host): recon-harness sweep s.yaml --out o` (the lock file's
+    JSON), or the file's text as it is when it is not that."""
+    try:
+        h = json.loads(held)
+        return f"{h['verb']} (pid {h['pid']} on {h['host']})" + (f": recon-harness {h['argv']}" if h.get("argv") else "")
+    except (ValueError, KeyError, TypeError):
+        return held or "another process"
