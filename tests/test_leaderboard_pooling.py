@@ -86,3 +86,17 @@ def test_units_of_a_setting_that_failed_are_counted_on_its_row(tmp_path):
     store.write("failures", "u-failed", [{**row, "unit_id": "u-failed", "stage": "train", "error_type": "E", "message": "m"}], "train")
     (board,) = build(tmp_path)
     assert board["failed"] == 1 and board["seeds"] == 1
+
+
+def test_one_replicate_stored_under_two_unit_ids_counts_once_by_its_latest_unit(tmp_path):
+    """The same data reached by two paths gives two unit ids for one replicate: its latest unit is the one counted
+    (it was averaged in twice under one seed); the runs both spent still count."""
+    from datetime import datetime, timezone
+
+    store = ResultStore(tmp_path)
+    _, old = _victim("bert", 0, "real", 4)
+    _, new = _victim("bert", 0, "real", 2)
+    store.write("victims", "u-old", [{**old, "unit_id": "u-old"}])
+    store.write("victims", "u-new", [{**new, "unit_id": "u-new", "created_at": datetime(2026, 2, 1, tzinfo=timezone.utc)}])
+    (row,) = build(tmp_path)
+    assert (row["seeds"], row["members_at_fpr"], row["runs"]) == (1, 2, 6)

@@ -203,6 +203,14 @@ def _replicate(row: dict, settings: dict) -> tuple:
     return row["seed"], json.dumps(params.get("seed"))
 
 
+def _latest_per_replicate(rows: list[dict]) -> list[dict]:
+    latest: dict[tuple, dict] = {}
+    for r in rows:
+        if r["replicate"] not in latest or r["created_at"] > latest[r["replicate"]]["created_at"]:
+            latest[r["replicate"]] = r
+    return list(latest.values())
+
+
 def _avg(values):
     vals = [v for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))]
     return mean(vals) if vals else None
@@ -262,7 +270,11 @@ def build(root: str | Path, sort: str = NUMERIC_DESC, ascending: bool = False) -
     _distinguish(groups, tasks)
     rows = []
     for (model, model_id, revision, task, recipe, sid), g in groups.items():
-        real, null, units = g["real"], g["null"], sorted(g["units"])
+        units = sorted(g["units"])
+        # a replicate stored under two unit ids (one data file reached by two paths) counts once, by its latest unit;
+        # costs (runs, hours) count every unit that ran
+        spent = g["real"] + g["null"]
+        real, null = _latest_per_replicate(g["real"]), _latest_per_replicate(g["null"])
         latest = max(real + null, key=lambda r: r["created_at"])
         # the attack's columns pool only the victims it measured: one whose every run diverged has no count to give
         scored = [r for r in real if measured(r)]
@@ -287,7 +299,7 @@ def build(root: str | Path, sort: str = NUMERIC_DESC, ascending: bool = False) -
             "effective_members": _avg(r.get("effective_members") for r in real),
             "in_row_space": _avg(r.get("in_row_space") for r in real),
             "dp_epsilon": _avg(r.get("dp_epsilon") for r in real),
-            "runs": sum(r["n_runs"] or 0 for r in real + null),
+            "runs": sum(r["n_runs"] or 0 for r in spent),
             "gpu_hours": sum(hours[u][0] for u in units), "cpu_hours": sum(hours[u][1] for u in units),
             "weights_source": latest["weights_source"], "versions": latest["versions"],
             "created_at": latest["created_at"].isoformat(), "unit_ids": ",".join(units), "failed": len(g["failed"]),
