@@ -74,15 +74,12 @@ def main(argv: list[str] | None = None) -> int:
         # Ray's driver handler while it starts (before ours is set again): sys.exit(15) on SIGTERM
         print("recon-harness: interrupted", file=sys.stderr)
         return 130
-    except OSError as exc:
-        if exc.errno not in ENVIRONMENT_ERRNOS:
-            print(internal_error_line(getattr(args, "verb", "cli"), exc, argv), file=sys.stderr)
-            return EXIT_INTERNAL
-        where = f"{exc.filename}: " if exc.filename else ""
-        print(f"recon-harness: error: {where}{exc.strerror or exc}; free space or fix the permissions there, then "
-              "rerun (finished units are kept; a unit cut short is done again)", file=sys.stderr)
-        return EXIT_BAD_INPUT
     except Exception as exc:  # noqa: BLE001 - anything else is a bug: one line, the traceback in a log
+        if isinstance(exc, OSError) and exc.errno in ENVIRONMENT_ERRNOS:  # the machine refused, not a bug
+            where = f"{exc.filename}: " if exc.filename else ""
+            print(f"recon-harness: error: {where}{exc.strerror or exc}; free space or fix the permissions there, then "
+                  "rerun (finished units are kept; a unit cut short is done again)", file=sys.stderr)
+            return EXIT_BAD_INPUT
         print(internal_error_line(getattr(args, "verb", "cli"), exc, argv), file=sys.stderr)
         return EXIT_INTERNAL
     finally:

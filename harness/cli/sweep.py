@@ -77,8 +77,8 @@ def main(args) -> int:
     check_out_outlives_job(out, "--out" if args.out else "out")
     if not args.dry_run:  # a dry run writes nothing: a read-only results directory is fine to plan against
         ResultStore.check(out, "--out" if args.out else "out")
-    if args.cache and not args.dry_run:  # every unit embeds into it: unwritable, each would fail at its first stage
-        check_writable_dir(args.cache, "--cache")
+        if args.cache:  # every unit embeds into it: unwritable, each would fail at its first stage
+            check_writable_dir(args.cache, "--cache")
     for card, _, _ in plan.cards:
         line = remote_code_warning(card)
         if line:

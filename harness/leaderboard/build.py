@@ -153,6 +153,12 @@ def flat_fields(d: dict, prefix: str = "") -> dict[str, object]:
     return out
 
 
+def differing_fields(flats: list[dict[str, object]]) -> list[str]:
+    """The dotted fields (sorted) whose values are not the same in all of `flats` (absent counts as a value)."""
+    paths = sorted({p for f in flats for p in f})
+    return [p for p in paths if len({json.dumps(f.get(p, "<absent>"), sort_keys=True, default=str) for f in flats}) > 1]
+
+
 def field_value(v) -> str:
     """A field's value in a label: strings bare, floats short, a list of plain values as [a,b], anything else JSON."""
     if isinstance(v, str):
@@ -180,9 +186,7 @@ def _distinguish(groups: dict[tuple, dict], tasks: dict[str, dict]) -> None:
         if len(sids) < 2:
             continue
         flat = {sid: flat_fields(tasks[sid]) for sid in sids}
-        paths = sorted({p for f in flat.values() for p in f})
-        differ = [p for p in paths if len({json.dumps(f.get(p, "<absent>"), sort_keys=True, default=str)
-                                            for f in flat.values()}) > 1]
+        differ = differing_fields(list(flat.values()))
         keys = [k for k in groups if k[:4] == board]
         for key in keys:
             f = flat[key[5]]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from harness.leaderboard.build import field_value, flat_fields
+from harness.leaderboard.build import differing_fields, field_value, flat_fields
 from harness.report.html import esc, fmt, html_table
 from harness.scoring.verdict import scores_by_rule, ssim_passed, verdict
 
@@ -41,8 +41,7 @@ def unit_labels(victims: list[dict]) -> dict[str, str]:
         uids = sorted(u for u, b in base.items() if b == label)
         if len(uids) < 2:
             continue
-        fields = sorted({f for u in uids for f in tasks[u]} - {"description"})
-        differ = [f for f in fields if len({json.dumps(tasks[u].get(f), sort_keys=True, default=str) for u in uids}) > 1]
+        differ = [f for f in differing_fields([tasks[u] for u in uids]) if f != "description"]
         for u in uids:
             extra = ", ".join(f"{f}={field_value(tasks[u][f])}" for f in differ if f in tasks[u])
             out[u] = f"{label}, {extra or 'unit ' + u}"
