@@ -110,7 +110,6 @@ def test_remote_code_card_is_named_by_validate_and_run(tmp_path, capfd, monkeypa
 
 def test_result_file_names_are_checked(tmp_path):
     """Head and table file names of a unit go through one check: no hidden, no unsafe names."""
-    from harness.errors import HarnessError
     from harness.store.store import safe_name
 
     assert safe_name("quickstart-identity-0123abcd-real") == "quickstart-identity-0123abcd-real"
@@ -125,7 +124,6 @@ def test_harness_error_survives_pickling():
     # Ray pickles a worker's exception to the driver: a sweep's failure row must keep the one line, not "unserializable"
     import pickle
 
-    from harness.errors import HarnessError
 
     err = pickle.loads(pickle.dumps(HarnessError("head.lr", 1e9, "lower it", where="task.yaml")))
     assert isinstance(err, HarnessError) and (err.field, err.value, err.fix, err.where) == ("head.lr", 1e9, "lower it", "task.yaml")
