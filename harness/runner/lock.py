@@ -28,22 +28,34 @@ class StoreLock:
             _HELD[self.path][0] += 1
             return self
         made_dir = not self.path.parent.exists()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            held = os.pread(fd, 4096, 0).decode(errors="replace").strip()
-            os.close(fd)
-            raise HarnessError(
-                "--out", str(self.path.parent), f"another recon-harness process is writing here ({_holder(held)}); wait "
-                "for it, or use another --out",
-            ) from None
+        fd = self._lock()
         os.ftruncate(fd, 0)
         os.pwrite(fd, json.dumps({"verb": self.verb, "pid": os.getpid(), "host": socket.gethostname(),
                                   "argv": " ".join(sys.argv[1:])[:200]}).encode(), 0)
         _HELD[self.path] = [1, fd, made_dir]
         return self
+
+    def _lock(self) -> int:
+        """The lock file's descriptor, locked. A holder that wrote nothing removes the file as it lets go, so a lock
+        taken on a file no longer at the path (opened just before that removal) is let go and taken again."""
+        while True:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                held = os.pread(fd, 4096, 0).decode(errors="replace").strip()
+                os.close(fd)
+                raise HarnessError(
+                    "--out", str(self.path.parent), f"another recon-harness process is writing here ({_holder(held)}); "
+                    "wait for it, or use another --out",
+                ) from None
+            try:
+                if os.stat(self.path).st_ino == os.fstat(fd).st_ino:
+                    return fd
+            except FileNotFoundError:
+                pass
+            os.close(fd)
 
     def __exit__(self, *exc) -> None:
         held = _HELD[self.path]
@@ -56,7 +68,10 @@ class StoreLock:
         if [p.name for p in self.path.parent.iterdir()] == [LOCK]:  # nothing written: leave no trace
             self.path.unlink(missing_ok=True)
             if made_dir:
-                self.path.parent.rmdir()
+                try:
+                    self.path.parent.rmdir()
+                except OSError:  # another process's lock file appeared there since
+                    pass
         fcntl.flock(fd, fcntl.LOCK_UN)
         os.close(fd)
 
