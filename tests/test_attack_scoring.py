@@ -124,3 +124,25 @@ def test_the_ssim_candidate_indexes_the_full_candidate_list_when_runs_diverged()
     px = pixel_score_stage(res, emb, 0.01, (3, 32, 32))
     assert px.member_best_idx.tolist() == [6, 7, 8, 9] and (px.member_best > 0.9).all()
     assert score_stage(res, emb, 0.01).member_best_idx.tolist() == [6, 7, 8, 9]
+
+
+def test_best_ssim_is_over_every_candidate_not_a_cosine_shortlist():
+    """The candidate closest by SSIM can sit far down by cosine: here the target's structure on a bright blob
+    (low cosine, SSIM 0.55) beside 300 noisy copies (higher cosine, SSIM at most 0.44). The best SSIM is the
+    brute-force best over all candidates (it was taken over the 64 best by cosine: a too-low SSIM, threshold and
+    count)."""
+    from harness.scoring.embedding import cosine_matrix
+    from harness.scoring.pixels import best_ssim
+
+    g = torch.Generator().manual_seed(0)
+    t = torch.rand(1, 3, 32, 32, generator=g, dtype=torch.float64)
+    noisy = (t + 0.6 * torch.randn(300, 3, 32, 32, generator=g, dtype=torch.float64)).clamp(0, 1)
+    yy, xx = torch.meshgrid(*(torch.linspace(-1, 1, 32, dtype=torch.float64),) * 2, indexing="ij")
+    look = t + 2.0 * torch.exp(-(xx**2 + yy**2) * 2)
+    look = (look - look.min()) / (look.max() - look.min())
+    cands = torch.cat([noisy, look])
+    cos = cosine_matrix(t.flatten(1) - 0.5, cands.flatten(1) - 0.5)[0]
+    assert int((cos > cos[-1]).sum()) > 64  # the look-alike is outside a 64-candidate shortlist by cosine
+    brute = [ssim_skimage(t[0], c) for c in cands]
+    best, idx = best_ssim(t, cands)
+    assert idx[0] == int(np.argmax(brute)) == 300 and abs(best[0] - max(brute)) < 1e-12

@@ -215,8 +215,9 @@ def pixel_score_stage(result: AttackResult, emb: Embedded, fpr: float, shape: tu
     if not ok.any():
         return None
     _, control = start_pool(result.params, len(emb.nonmembers))
+    device = "cuda" if torch.cuda.is_available() else "cpu"  # the all-pairs SSIM screen
     scores = match_pixels(result.candidates[ok].double(), emb.members.double(), emb.nonmembers[control].double(),
-                          emb.mean.double(), fpr=fpr, shape=shape, public=emb.nonmembers.double())
+                          emb.mean.double(), fpr=fpr, shape=shape, public=emb.nonmembers.double(), device=device)
     scores.member_best_idx = np.flatnonzero(ok.numpy())[scores.member_best_idx]  # indices into the full candidate list
     return scores
 

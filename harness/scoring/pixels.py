@@ -3,8 +3,9 @@
 Candidates and members are flattened 3x32x32 images in [-1, 1] minus the member mean. Each is
 un-centred (mean added back) and min-max scaled to [0, 1] per image, then compared by SSIM
 (scikit-image's definition: 7x7 uniform window, sample covariance, mean over channels). A
-reconstruction is good at SSIM > 0.4. All pairs are screened with an exact batched torch copy of
-that SSIM on the `prefilter` best pairs by cosine; the best pairs are confirmed with scikit-image.
+reconstruction is good at SSIM > 0.4. Every pair is screened with an exact batched torch copy of
+that SSIM (no cosine shortlist: the image closest by SSIM is often far down by cosine); each
+target's best few are confirmed with scikit-image. The screen runs on the GPU where one is present.
 Each member is also scored against the public images (the non-members) alone: a natural image often
 has a public look-alike at SSIM > 0.4 (sky, fields), which no search needs to find.
 """
@@ -18,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from skimage.metrics import structural_similarity
 
-from harness.scoring.embedding import beyond_public, cosine_matrix, public_good, threshold_at_fpr
+from harness.scoring.embedding import beyond_public, public_good, threshold_at_fpr
 
 GOOD_SSIM = 0.4
 
@@ -31,21 +32,40 @@ def to_images(v: torch.Tensor, mean: torch.Tensor, shape=(3, 32, 32)) -> torch.T
     return (u - lo) / (hi - lo).clamp_min(1e-12)
 
 
-def _stats(img: torch.Tensor, win: int = 7):
-    pool = lambda t: F.avg_pool2d(t, win, stride=1)  # noqa: E731 - the valid region = skimage's crop
-    return pool(img), pool(img * img)
+def _box(t: torch.Tensor, win: int = 7) -> torch.Tensor:
+    """The mean over each win x win window inside the image (skimage's uniform filter, cropped to the valid
+    region), by running sums: a few passes per image whatever the window."""
+    c = F.pad(t, (0, 0, 1, 0)).cumsum(2)
+    rows = c[:, :, win:] - c[:, :, :-win]
+    c = F.pad(rows, (1, 0)).cumsum(3)
+    return (c[..., win:] - c[..., :-win]) / (win * win)
+
+
+@dataclass
+class _Windows:
+    """An image batch's window means and sample variances (what SSIM needs of each image alone)."""
+
+    img: torch.Tensor
+    mean: torch.Tensor
+    var: torch.Tensor
+
+    @classmethod
+    def of(cls, img: torch.Tensor, win: int = 7) -> "_Windows":
+        mean = _box(img, win)
+        return cls(img, mean, win * win / (win * win - 1) * (_box(img * img, win) - mean * mean))
+
+
+def _ssim(a: _Windows, b: _Windows, win: int = 7) -> torch.Tensor:
+    """SSIM of a[i] and b[i] (or of one a against every b), as skimage computes it."""
+    c1, c2 = 0.01**2, 0.03**2
+    cov = win * win / (win * win - 1) * (_box(a.img * b.img, win) - a.mean * b.mean)
+    s = ((2 * a.mean * b.mean + c1) * (2 * cov + c2)) / ((a.mean**2 + b.mean**2 + c1) * (a.var + b.var + c2))
+    return s.flatten(1).mean(1)
 
 
 def ssim_pairs(a: torch.Tensor, b: torch.Tensor, win: int = 7) -> torch.Tensor:
     """SSIM of matching pairs a[i], b[i] (N, C, H, W) in [0, 1], as skimage computes it."""
-    c1, c2 = 0.01**2, 0.03**2
-    cov = win * win / (win * win - 1)
-    ua, uaa = _stats(a, win)
-    ub, ubb = _stats(b, win)
-    uab = F.avg_pool2d(a * b, win, stride=1)
-    va, vb, vab = cov * (uaa - ua * ua), cov * (ubb - ub * ub), cov * (uab - ua * ub)
-    s = ((2 * ua * ub + c1) * (2 * vab + c2)) / ((ua * ua + ub * ub + c1) * (va + vb + c2))
-    return s.flatten(1).mean(1)
+    return _ssim(_Windows.of(a, win), _Windows.of(b, win), win)
 
 
 def ssim_skimage(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -80,18 +100,21 @@ class PixelScores:
         return beyond_public(self.member_best, self.member_public, GOOD_SSIM)
 
 
-def best_ssim(targets: torch.Tensor, cands: torch.Tensor, prefilter: int, confirm: int = 3):
-    """Best SSIM (and index) of each target image over candidate images."""
-    k = min(prefilter, len(cands))
-    top = cosine_matrix(targets.flatten(1) - 0.5, cands.flatten(1) - 0.5).topk(k, dim=1).indices
+def best_ssim(targets: torch.Tensor, cands: torch.Tensor, confirm: int = 3, chunk: int = 128,
+              device: str = "cpu") -> tuple[np.ndarray, np.ndarray]:
+    """Best SSIM (and index) of each target image over every candidate image: the SSIM of every pair in float32 on
+    `device` (candidates in chunks that stay in cache), each target's `confirm` best confirmed by scikit-image."""
     best = np.zeros(len(targets))
     idx = np.zeros(len(targets), dtype=np.int64)
+    chunk = chunk if device == "cpu" else 32 * chunk  # a GPU wants large batches
+    parts = [_Windows.of(c) for c in cands.to(device, torch.float32).split(chunk)]  # each candidate's windows, once
     for i in range(len(targets)):
-        s = ssim_pairs(targets[i].expand(k, *targets.shape[1:]), cands[top[i]])
-        order = torch.argsort(s, descending=True)[: min(confirm, k)]
-        sk = [ssim_skimage(targets[i], cands[top[i, j]]) for j in order.tolist()]
+        a = _Windows.of(targets[i : i + 1].to(device, torch.float32))
+        s = torch.cat([_ssim(a, b) for b in parts])
+        order = torch.argsort(s, descending=True)[: min(confirm, len(s))].tolist()
+        sk = [ssim_skimage(targets[i], cands[j]) for j in order]
         j = int(np.argmax(sk))
-        best[i], idx[i] = sk[j], int(top[i, order[j]])
+        best[i], idx[i] = sk[j], order[j]
     return best, idx
 
 
@@ -101,20 +124,21 @@ def match_pixels(
     nonmembers: torch.Tensor,
     mean: torch.Tensor,
     fpr: float = 0.01,
-    prefilter: int = 64,
     shape=(3, 32, 32),
     public: torch.Tensor | None = None,
+    device: str = "cpu",
 ) -> PixelScores:
     """Best-candidate SSIM per member and per non-member (all centred by `mean`), threshold, TPR, and each
-    member's best SSIM to a public image (`public`, default the non-members: the public images alone)."""
+    member's best SSIM to a public image (`public`, default the non-members: the public images alone). The pairs
+    are screened on `device`."""
     if len(candidates) == 0:
         raise ValueError("no candidates to score")
     c, m = to_images(candidates, mean, shape), to_images(members, mean, shape)
-    mb, mi = best_ssim(m, c, prefilter)
+    mb, mi = best_ssim(m, c, device=device)
     non = to_images(nonmembers, mean, shape) if len(nonmembers) else None
     pub = non if public is None else (to_images(public, mean, shape) if len(public) else None)
-    nb = best_ssim(non, c, prefilter)[0] if non is not None else np.zeros(0)
-    mp = best_ssim(m, pub, prefilter)[0] if pub is not None else np.zeros(0)
+    nb = best_ssim(non, c, device=device)[0] if non is not None else np.zeros(0)
+    mp = best_ssim(m, pub, device=device)[0] if pub is not None else np.zeros(0)
     thr = threshold_at_fpr(nb, fpr)
     tpr = float((mb > thr).mean()) if np.isfinite(thr) else float("nan")
     return PixelScores(
