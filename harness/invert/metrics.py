@@ -58,9 +58,17 @@ def text_metrics(pred: str, ref: str) -> dict:
 
 
 def image_metrics(pred: np.ndarray, ref: np.ndarray) -> dict:
-    """pred, ref: (H, W, C) float in [0, 1]. SSIM (scikit-image, 7x7) and PSNR (dB)."""
+    """pred, ref: (H, W, C) float in [0, 1]. SSIM (scikit-image, 7x7) and PSNR (dB), both images min-max scaled
+    per image first: the published normalisation the pixel scoring applies (harness/scoring/pixels.py), so an
+    inversion and a candidate of the same image score alike (a member's own pixels score SSIM 1)."""
     from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
+    pred, ref = _min_max(pred), _min_max(ref)
     ssim = structural_similarity(ref, pred, channel_axis=-1, data_range=1.0)
     psnr = peak_signal_noise_ratio(ref, pred, data_range=1.0)
     return {"ssim": float(ssim), "psnr": float(min(psnr, 100.0))}
+
+
+def _min_max(img: np.ndarray) -> np.ndarray:
+    lo, hi = float(img.min()), float(img.max())
+    return ((img - lo) / max(hi - lo, 1e-12)).astype(np.float64)
