@@ -32,6 +32,23 @@ def test_split_draws_a_third_disjoint_set_only_for_the_disjoint_null():
         load_split(_spec(per_class=150, nonmembers=100))  # 400 rows cannot hold 3 x 150 + 100
 
 
+def test_a_repeated_input_is_drawn_once_in_one_role(tmp_path):
+    """Scraped data repeats itself: every row of the data set twice. Each input is drawn once, as a member, a
+    non-member or into the null victim's draw (a repeated member among the non-members set the threshold on
+    itself, and the null victim trained on members and "reconstructed" them); the repeats are counted. A data
+    set without repeats draws the same rows as before."""
+    import pandas as pd
+
+    rows = pd.read_parquet(SST2).head(60)
+    twice = tmp_path / "twice.parquet"
+    pd.concat([rows, rows]).to_parquet(twice)
+    split = load_split(_spec(data={**DATA, "source": str(twice)}, classes=["0", "1"], per_class=8, nonmembers=20))
+    drawn = split.member_inputs + split.nonmember_inputs + split.null_inputs
+    assert len(drawn) == len(set(drawn)) == 16 + 20 + 16 and split.repeats == 60
+    plain = load_split(_spec())
+    assert plain.repeats == 0 and plain.member_rows.tolist() == load_split(_spec()).member_rows.tolist()
+
+
 def test_disjoint_null_trains_on_its_draw_and_attacks_in_the_members_frame():
     split = load_split(_spec())
     gen = torch.Generator().manual_seed(0)

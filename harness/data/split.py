@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import hashlib
+
 import numpy as np
 
 from harness.data.source import load_rows
@@ -28,6 +30,7 @@ class MemberSplit:
     null_rows: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     class_values: list | None = None  # each class's label value in the data (class_names[i] is its name there)
     label_names: list[str] | None = None  # the data's ClassLabel names (value k is label_names[k]); None: no names
+    repeats: int = 0  # rows left out of the draw: their input repeats an earlier row's (or, from nonmember_split, a row of data.split)
 
     @property
     def n(self) -> int:
@@ -88,12 +91,18 @@ def load_split(task: TaskSpec, base_dir: Path | None = None, rows=None) -> Membe
     check_loss_fits_classes(task, HarnessError)  # a trained head's loss; a checkpoint's task (checkpoint_task) has ce
     ds = rows if rows is not None else load_rows(task.data, base_dir)
     values, names, labels = _class_ids(task, ds)
+    col = task.data.input_column
+    seen: set = set()
+    first = _first_of_each(ds, col, seen)  # one person, one row: a repeated input is drawn once, in one role
+    repeats = int((~first).sum())
     other = task.data.nonmember_split
     if other:
         ds_non = load_rows(task.data.model_copy(update={"split": other}), base_dir, "data.nonmember_split")
         non_values, _, non_labels = _class_ids(task, ds_non)
+        non_first = _first_of_each(ds_non, col, seen)  # an input of data.split is no non-member either
+        repeats += int((~non_first).sum())
     else:
-        ds_non, non_values, non_labels = ds, values, labels
+        ds_non, non_values, non_labels, non_first = ds, values, labels, first
     rng = np.random.default_rng(task.seed)
     k = len(values)
     non_per_class = [task.nonmembers // k + (1 if i < task.nonmembers % k else 0) for i in range(k)]
@@ -101,8 +110,10 @@ def load_split(task: TaskSpec, base_dir: Path | None = None, rows=None) -> Membe
     mem_rows, mem_lab, non_rows, non_lab, null_rows, null_lab = [], [], [], [], [], []
     for ci, (value, name) in enumerate(zip(values, names)):
         rows = rng.permutation(np.flatnonzero(labels == value))
+        rows = rows[first[rows]]  # after the permutation: a data set without repeats draws as it always did
         if other:
             pool = rng.permutation(np.flatnonzero(non_labels == non_values[ci]))
+            pool = pool[non_first[pool]]
             if len(pool) < non_per_class[ci]:
                 raise HarnessError("nonmembers", task.nonmembers, f"split {other!r} has {len(pool)} rows of class {name!r}, "
                                    f"fewer than {non_per_class[ci]}; lower nonmembers")
@@ -121,7 +132,6 @@ def load_split(task: TaskSpec, base_dir: Path | None = None, rows=None) -> Membe
         non_lab.append(np.full(non_per_class[ci], ci))
         null_lab.append(np.full(per_null, ci))
     mem_rows, non_rows, null_rows = np.concatenate(mem_rows), np.concatenate(non_rows), np.concatenate(null_rows)
-    col = task.data.input_column
     return MemberSplit(
         class_names=names,
         class_values=[v.item() if hasattr(v, "item") else v for v in values],
@@ -135,7 +145,22 @@ def load_split(task: TaskSpec, base_dir: Path | None = None, rows=None) -> Membe
         null_inputs=list(ds.select(null_rows.tolist())[col]) if len(null_rows) else [],
         null_labels=np.concatenate(null_lab),
         null_rows=null_rows,
+        repeats=repeats,
     )
+
+
+def _first_of_each(ds, col: str, seen: set) -> np.ndarray:
+    """Which rows hold an input not seen before (in `seen`, which the call extends): scraped data repeats itself,
+    and a repeated input drawn as a member and as a non-member (or into the null victim's training draw) would
+    set the threshold on the member itself and let the control "reconstruct" it. Texts compare as written;
+    images by their encoded bytes, read without decoding them."""
+    first = np.ones(len(ds), dtype=bool)
+    for i, v in enumerate(ds.with_format("arrow")[col].to_pylist()):
+        key = v if isinstance(v, str) else hashlib.sha256(
+            v["bytes"] if isinstance(v, dict) and v.get("bytes") is not None else repr(v).encode()).digest()
+        first[i] = key not in seen
+        seen.add(key)
+    return first
 
 
 def _label_names(task: TaskSpec, ds) -> list[str] | None:

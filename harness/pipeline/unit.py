@@ -216,6 +216,9 @@ def run_unit(unit: Unit, resolved: ResolvedModel, out: Path | None, cache_dir: P
     backbone = backbone if backbone is not None and backbone.resolved == resolved else load_backbone(resolved)
     console.print(escape(f"  embed: {card.id}@{resolved.revision[:12]} ({resolved.source})"))
     prep = prepare(backbone, unit, base_dir, cache_dir, progress)
+    if prep.split.repeats:
+        console.print(f"  data: {prep.split.repeats} rows repeat an earlier row's input: left out of the draw (each input "
+                      "is a member, a non-member or in the null draw once)")
     emb = prep.emb
     console.print(f"  {emb.members.shape[0] + emb.nonmembers.shape[0]} x {emb.dim}-d, cache {'hit' if emb.cache_hit else 'miss'}, {emb.wall_s:.1f}s")
 
