@@ -78,11 +78,14 @@ def test_unsatisfiable_resources_fail_before_running(tmp_path, capsys):
 
 def test_sweep_rows_record_the_device_their_attack_ran_on(tmp_path):
     """The rows are written by the finish task (1 CPU here); the attack ran in shards holding 2: the rows say 2
-    (they said the finish task's 'cpu x1')."""
-    plan, _ = make_plan(tmp_path, grid={}, resources={"shard": {"num_cpus": 2}, "finish": {"num_cpus": 1}})
+    (they said the finish task's 'cpu x1'), and the heads trained in a train task holding 1 (its thread count
+    changes the head's rounding: it was nowhere on the row)."""
+    plan, _ = make_plan(tmp_path, grid={}, resources={"shard": {"num_cpus": 2}, "finish": {"num_cpus": 1},
+                                                       "train": {"num_cpus": 1}})
     drive(plan, tmp_path / "out").run()
     victims = ResultStore(tmp_path / "out", create=False).read("victims").to_pylist()
     assert len(victims) == 2 and {v["device"] for v in victims} == {"cpu x2"}
+    assert {v["train_device"] for v in victims} == {"cpu x1"}
 
 
 def test_the_sweep_summary_is_one_line_in_a_log(tmp_path, capsys):

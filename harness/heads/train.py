@@ -12,6 +12,7 @@ import torch
 from harness.heads.losses import LossName, data_loss, output_dim, predictions, targets_for
 from harness.heads.mlp import BiasMode, MLPHead
 from harness.progress import bar as progress_bar
+from harness.provenance import device_name
 
 
 CHECK_EVERY = 10  # stopping rule checked every this many steps (each check syncs)
@@ -46,6 +47,7 @@ class TrainReport:
     train_acc: float
     stopped_by: str
     wall_s: float
+    device: str = ""  # where it trained (provenance.device_name(): `cpu xN` or the GPU); "" in records before it
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -148,6 +150,7 @@ def train_head(
         train_acc=acc,
         stopped_by=stopped_by,
         wall_s=time.perf_counter() - t0,
+        device=device_name(str(dev)),
     )
 
 

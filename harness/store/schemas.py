@@ -89,6 +89,7 @@ VICTIMS = [
     pa.field("attack_s", pa.float64()),
     pa.field("score_s", pa.float64()),
     pa.field("device", pa.string()),
+    pa.field("train_device", pa.string()),
     pa.field("embed_cache_hit", pa.bool_()),
 ]
 

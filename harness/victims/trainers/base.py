@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict
 from harness.heads.losses import data_loss, predictions, targets_for
 from harness.heads.mlp import MLPHead
 from harness.heads.train import TrainReport
+from harness.provenance import device_name
 from harness.specs.task import HeadRecipe
 
 
@@ -55,7 +56,8 @@ def report_of(head: MLPHead, loss: str, x: torch.Tensor, labels: torch.Tensor, n
     with torch.no_grad():
         acc = float((predictions(loss, head(x)) == labels).float().mean())
     gnorm = math.sqrt(sum(float((g**2).sum()) for g in grads))
-    return TrainReport(float(data.detach()), float(obj.detach()), gnorm, steps, acc, stopped_by, time.perf_counter() - t0)
+    return TrainReport(float(data.detach()), float(obj.detach()), gnorm, steps, acc, stopped_by, time.perf_counter() - t0,
+                       device_name("cpu"))  # the minibatch trainers run on the CPU
 
 
 def minibatch_epoch(model: MLPHead, opt: torch.optim.Optimizer, x: torch.Tensor, target: torch.Tensor, loss: str,
