@@ -15,7 +15,9 @@ def tokens(s: str) -> list[str]:
 
 
 def token_f1(pred: str, ref: str) -> float:
-    """SQuAD-style bag-of-tokens F1 (lower-cased words and punctuation)."""
+    """Bag-of-tokens F1 over lower-cased words and punctuation marks. Not SQuAD's normalised F1: punctuation and
+    articles count as tokens here (SQuAD drops them, which gives lower figures: 0.34 against 0.43 on one
+    quickstart inversion); `content_tokens` gives the F1 of content words alone."""
     return _f1(tokens(pred), tokens(ref))
 
 
