@@ -134,11 +134,13 @@ def render(root: Path) -> str:
             title = f"{labels[v['unit_id']]} / {v['victim']}"
             ssim = [np.array([r["ssim"] for r in m if r["kind"] == kind and r.get("ssim") is not None])
                     for kind in ("member", "nonmember")]  # pixel victims: the published score, per member
+            fpr = v["fpr"]
             parts.append('<div class="plots">'
-                         + plot_img(plots.similarity_histogram(mem, non, v["threshold"], title, good=GOOD_COSINE), "similarity histogram")
-                         + plot_img(plots.roc_curve(mem, non, title), "TPR/FPR curve")
+                         + plot_img(plots.similarity_histogram(mem, non, v["threshold"], title, good=GOOD_COSINE, fpr=fpr),
+                                    "similarity histogram")
+                         + plot_img(plots.roc_curve(mem, non, title, fpr), "TPR/FPR curve")
                          + (plot_img(plots.similarity_histogram(*ssim, v.get("ssim_threshold"), title, "best SSIM to any candidate",
-                                                             good=GOOD_SSIM), "SSIM histogram") if len(ssim[0]) else "")
+                                                             good=GOOD_SSIM, fpr=fpr), "SSIM histogram") if len(ssim[0]) else "")
                          + "</div>")
         inv = invs.get(key, [])
         sel = {r["rank"]: r for r in sels.get(key, [])}
