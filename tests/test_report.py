@@ -280,6 +280,20 @@ def test_the_image_grid_shows_each_members_best_selection_not_its_highest_ranked
     assert "rank 7, cos 0.960, SSIM 0.82" in grid and "rank 3, cos" not in grid
 
 
+def test_a_very_long_sentence_is_cut_on_the_page_and_wraps():
+    """A 20,000-character member ran over the inversion's column: the page shows its start and its length, and
+    both sentence cells wrap."""
+    from harness.report.evidence import text_pairs
+
+    long = "x" * 20000
+    row = {"target_kind": "member", "rank": None, "target": 0, "matched_member": 0, "target_member_cosine": 1.0,
+           "method": "retrieval", "reference_text": long, "text": "short <b>", "cosine": 0.5, "token_f1": 0.1,
+           "content_f1": 0.1, "bleu": 1.0, "exact": False}
+    page = text_pairs([row], {})
+    assert long not in page and "x" * 600 + "… (20,000 characters)" in page and "short &lt;b&gt;" in page
+    assert page.count("<div class=s>") == 2
+
+
 def test_glance_scores_images_by_ssim_and_keeps_its_columns_without_a_control():
     from harness.report.glance import glance
 

@@ -55,6 +55,12 @@ TEXT_NOTE = ("Retrieval returns the nearest sentence of a public corpus (the non
              "members' true embeddings are the upper bound: what inversion gives for a perfect reconstruction.")
 
 
+def _cut(text: str | None, most: int = 600) -> str | None:
+    """A sentence as the page shows it: whole up to `most` characters, else its start and its length (a 20,000-
+    character member ran over the next column; the rows keep every character)."""
+    return text if text is None or len(text) <= most else f"{text[:most]}… ({len(text):,} characters)"
+
+
 def text_pairs(inv: list[dict], sel: dict[int, dict]) -> str:
     rows = []
     order = sorted(inv, key=lambda r: (r["target_kind"] != "selected", r["rank"] if r["rank"] is not None else r["target"], r["method"]))
@@ -64,8 +70,8 @@ def text_pairs(inv: list[dict], sel: dict[int, dict]) -> str:
                if r["target_kind"] == "selected" else f"member {r['target']} (true embedding)")
         mark = _mark(s.get("hit"), (r["target_member_cosine"] or 0) > GOOD_COSINE) if r["target_kind"] == "selected" else ""
         rows.append([
-            esc(who), f"{fmt(r['target_member_cosine'])} {mark}", esc(r["method"]), f"<div class=s>{esc(r['reference_text'])}</div>",
-            esc(r["text"]), fmt(r["cosine"]), fmt(r["token_f1"], ".2f"), fmt(r.get("content_f1"), ".2f"), fmt(r["bleu"], ".1f"), "yes" if r["exact"] else "no",
+            esc(who), f"{fmt(r['target_member_cosine'])} {mark}", esc(r["method"]), f"<div class=s>{esc(_cut(r['reference_text']))}</div>",
+            f"<div class=s>{esc(_cut(r['text']))}</div>", fmt(r["cosine"]), fmt(r["token_f1"], ".2f"), fmt(r.get("content_f1"), ".2f"), fmt(r["bleu"], ".1f"), "yes" if r["exact"] else "no",
         ])
     return f'<h3>Sentences: nearest member | inversion</h3><p class="note">{esc(TEXT_NOTE)}</p>' + html_table(
         ["target", "cos to member", "method", "member sentence", "inversion", "inversion cos", "token F1", "content F1", "BLEU", "exact"], rows, "pairs"

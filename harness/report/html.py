@@ -13,7 +13,7 @@ body{font-family:system-ui,sans-serif;margin:24px;color:#222;max-width:1200px}
 h1{font-size:22px}h2{font-size:18px;margin-top:32px;border-bottom:1px solid #ccc}h3{font-size:15px}
 table{border-collapse:collapse;margin:8px 0;font-size:13px}td,th{border:1px solid #ddd;padding:3px 7px;text-align:left;vertical-align:top}
 th{background:#f3f3f3}img.px{image-rendering:pixelated;width:96px;height:96px}.plots img{margin-right:8px}
-.hit{color:#080;font-weight:bold}.pass{color:#a60}.miss{color:#999}.note{color:#555;font-size:13px}div.s{max-width:360px}
+.hit{color:#080;font-weight:bold}.pass{color:#a60}.miss{color:#999}.note{color:#555;font-size:13px}div.s{max-width:360px;overflow-wrap:anywhere}
 .verdict{font-size:15px;background:#f7f7f7;padding:6px 10px;border-left:4px solid #888}dt{font-weight:bold;margin-top:6px}
 """
 
