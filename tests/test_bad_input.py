@@ -68,9 +68,9 @@ def _with_nulls(column: str) -> pa.Table:
     return t.set_column(t.schema.get_field_index(column), column, pa.array(values, t.schema.field(column).type))
 
 
-def _float_labels() -> pa.Table:
+def _float_labels(offset: float = 0.0) -> pa.Table:
     t = pq.read_table(SST2)
-    labels = [float(v) for v in t.column("label").to_pylist()]
+    labels = [float(v) + offset for v in t.column("label").to_pylist()]
     return t.set_column(t.schema.get_field_index("label"), "label", pa.array(labels, pa.float64()))
 
 
@@ -241,9 +241,9 @@ CASES = {
         lambda d: _run(_yaml(d, _image_task(attack={"name": "kkt", "params": {"alpha_relative": "no"}}))),
         "kkt.alpha_relative", "valid boolean",
     ),
-    "float labels named as whole numbers": (
-        lambda d: _run(_yaml(d, _text_task(classes=[0, 1], data={"source": _parquet(d, "fl.parquet", _float_labels())}))),
-        "classes", "numbers with a fraction: give them as written (0.0)",
+    "fractional labels named as whole numbers": (
+        lambda d: _run(_yaml(d, _text_task(classes=[0, 1], data={"source": _parquet(d, "fl.parquet", _float_labels(0.5))}))),
+        "classes", "numbers with a fraction: give each as a quoted string as written (classes: ['0.5', '1.5'])",
     ),
     "--head a directory": (lambda d: _run(_yaml(d, _image_task()), "--head", str(_mkdir(d / "hd"))), "--head", "is a directory"),
     "head frame naming an unknown transform": (

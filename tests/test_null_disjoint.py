@@ -49,6 +49,17 @@ def test_a_repeated_input_is_drawn_once_in_one_role(tmp_path):
     assert plain.repeats == 0 and plain.member_rows.tolist() == load_split(_spec()).member_rows.tolist()
 
 
+def test_whole_float_labels_are_named_by_their_integers(tmp_path):
+    """Labels 0.0 / 1.0 (what pandas writes once a label column held a NaN) are classes 0 and 1: the advice was to
+    write 0.0, which the spec then refused as not a string."""
+    import pandas as pd
+
+    rows = pd.read_parquet(SST2).head(60)
+    floats = tmp_path / "floats.parquet"
+    rows.assign(label=rows.label.astype(float)).to_parquet(floats)
+    assert load_split(_spec(data={**DATA, "source": str(floats)}, classes=[0, 1], per_class=8, nonmembers=20)).n == 16
+
+
 def test_disjoint_null_trains_on_its_draw_and_attacks_in_the_members_frame():
     split = load_split(_spec())
     gen = torch.Generator().manual_seed(0)

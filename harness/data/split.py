@@ -68,6 +68,10 @@ def _class_ids(task: TaskSpec, ds) -> tuple[list[int], list[str], np.ndarray]:
             out_names.append(names[idx])
         else:
             present = {str(v): v for v in np.unique(labels)}
+            whole = {str(int(v)): v for v in present.values()  # 0.0 / 1.0: what pandas writes once a column held NaN
+                     if isinstance(v, (float, np.floating)) and float(v).is_integer()}
+            if str(c) not in present and str(c) in whole:
+                present[str(c)] = whole[str(c)]  # the integer class is that label value
             if str(c) not in present:
                 if len(present) > 50 and len(present) * 2 > len(labels):  # most rows unique: not a label column
                     raise HarnessError("data.label_column", task.data.label_column,
@@ -76,8 +80,8 @@ def _class_ids(task: TaskSpec, ds) -> tuple[list[int], list[str], np.ndarray]:
                 shown = [v if len(v) <= 30 else v[:29] + "…" for v in sorted(present)[:10]]
                 more = f" and {len(present) - 10} more" if len(present) > 10 else ""
                 floats = [v for v in present.values() if isinstance(v, (float, np.floating))]
-                hint = (f"; the labels are numbers with a fraction: give them as written ({shown[0]})"
-                        if floats and not isinstance(c, float) else "; give one of them")
+                hint = (f"; the labels are numbers with a fraction: give each as a quoted string as written "
+                        f"(classes: [{', '.join(repr(v) for v in shown[:2])}])" if floats else "; give one of them")
                 raise HarnessError("classes", c, f"no rows with this label; labels present: {', '.join(shown)}{more}{hint}")
             values.append(present[str(c)])
             out_names.append(str(c))
