@@ -74,6 +74,19 @@ def _float_labels(offset: float = 0.0) -> pa.Table:
     return t.set_column(t.schema.get_field_index("label"), "label", pa.array(labels, pa.float64()))
 
 
+def _text(d: Path, name: str, content: str) -> str:
+    p = d / name
+    p.write_text(content)
+    return str(p)
+
+
+def _bare_png_bytes() -> pa.Table:
+    """The CIFAR fixture's PNG bytes in a plain binary column, labels as integers: written by pyarrow alone."""
+    t = pq.read_table(CIFAR)
+    return pa.table({"img": pa.array([r["bytes"] for r in t.column("img").to_pylist()], pa.binary()),
+                     "label": t.column("label").cast(pa.int64())})
+
+
 def _head(d: Path, tensors: dict, metadata: dict | None = None) -> str:
     p = d / "head.safetensors"
     save_file(tensors, str(p), metadata=metadata)
@@ -244,6 +257,15 @@ CASES = {
     "fractional labels named as whole numbers": (
         lambda d: _run(_yaml(d, _text_task(classes=[0, 1], data={"source": _parquet(d, "fl.parquet", _float_labels(0.5))}))),
         "classes", "numbers with a fraction: give each as a quoted string as written (classes: ['0.5', '1.5'])",
+    ),
+    "a CSV separated by semicolons": (
+        lambda d: _run(_yaml(d, _text_task(data={"source": _text(d, "semi.csv", "sentence;label\na, b;1\nc;0\n"),
+                                                 "format": "csv"}))),
+        "data.source", "is separated by ';', and format csv reads comma-separated files",
+    ),
+    "PNG bytes in a column not declared as images": (
+        lambda d: _run(_yaml(d, _image_task(classes=[0, 1], data={"source": _parquet(d, "png.parquet", _bare_png_bytes())}))),
+        "data.input_column", "save the column with the Image type (datasets: Dataset.cast_column('img', datasets.Image())",
     ),
     "--head a directory": (lambda d: _run(_yaml(d, _image_task()), "--head", str(_mkdir(d / "hd"))), "--head", "is a directory"),
     "head frame naming an unknown transform": (

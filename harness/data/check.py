@@ -28,6 +28,12 @@ def check_modality(ds, input_column: str, card: ModelCard, card_given: bool) -> 
     fitting = [c for c, f in ds.features.items() if column_kind(f) == card.modality]
     holds = {"image": "images", "text": "text", "class labels": "class labels (integers)"}.get(kind, f"{kind} values")
     want = "an image" if card.modality == "image" else "a text"
+    if card.modality == "image" and kind in ("binary", "large_binary", "dict") and not fitting:  # PNG bytes, say
+        raise HarnessError(
+            "data.input_column", input_column, f"holds {holds}, which the data does not declare as images; if they are "
+            f"encoded images, save the column with the Image type (datasets: Dataset.cast_column({input_column!r}, "
+            "datasets.Image()), then to_parquet) or give a folder of image files with format: imagefolder",
+        )
     if card_given:
         fix = f"give {'an image' if kind == 'image' else 'a text'} model card" if kind in ("image", "text") \
             else f"use a task with {want} column"

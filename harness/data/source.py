@@ -36,11 +36,16 @@ def _check_local_csv(path: Path, source: str) -> None:
         if head == b"PAR1":
             raise HarnessError("data.format", "csv", f"{source} is a Parquet file; set data.format: parquet")
         f.seek(0)
-        lines = 0
+        lines, header = 0, b""
         for line in f:  # a header and one row are enough: stop there (a large file is not read through)
+            header = header or line.strip()
             lines += bool(line.strip())
             if lines == 2:
                 break
+    sep = next((name for mark, name in ((b";", "';'"), (b"\t", "tabs")) if mark in header), None)
+    if sep and b"," not in header:  # as spreadsheet programs write it in many locales: read as one column
+        raise HarnessError("data.source", source, f"is separated by {sep}, and format csv reads comma-separated "
+                           "files; write it with commas (pandas: to_csv(path, index=False)) or as Parquet")
     if lines < 2:
         raise HarnessError("data.source", source, f"holds {'no header and ' if lines == 0 else ''}0 rows; give a data set with rows")
 
