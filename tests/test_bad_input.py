@@ -74,6 +74,12 @@ def _float_labels(offset: float = 0.0) -> pa.Table:
     return t.set_column(t.schema.get_field_index("label"), "label", pa.array(labels, pa.float64()))
 
 
+def _copied(path: Path = SST2, column: str = "sentence") -> pa.Table:
+    """A fixture with a second column `copy`, a copy of `column`."""
+    t = pq.read_table(path)
+    return t.append_column("copy", t.column(column))
+
+
 def _text(d: Path, name: str, content: str) -> str:
     p = d / name
     p.write_text(content)
@@ -129,7 +135,8 @@ CASES = {
         "data.source", "0 rows",
     ),
     "identity card on an integer column": (
-        lambda d: _run(_yaml(d, _image_task(data={"input_column": "label"}))),
+        lambda d: _run(_yaml(d, _image_task(data={"input_column": "label", "label_column": "copy",
+                                                  "source": _parquet(d, "lab.parquet", _copied(CIFAR, "label"))}))),
         "data.input_column", "holds class labels",
     ),
     "identity card on a text column": (
@@ -242,7 +249,8 @@ CASES = {
     ),
     "null_victim: none (text in YAML)": (lambda d: _run(_yaml(d, _image_task(null_victim="none"))), "null_victim", "write null_victim: false"),
     "the label column holds the sentences": (
-        lambda d: _run(_yaml(d, _text_task(data={"label_column": "sentence"}))), "data.label_column", "not class labels",
+        lambda d: _run(_yaml(d, _text_task(data={"label_column": "copy", "source": _parquet(d, "copy.parquet", _copied())}))),
+        "data.label_column", "not class labels",
     ),
     "iterations: 1e3 (text in YAML)": (
         lambda d: _run(_yaml(d, _image_task(attack={"name": "kkt", "params": {"iterations": "1e3"}}))), "kkt.iterations",
@@ -257,6 +265,10 @@ CASES = {
     "fractional labels named as whole numbers": (
         lambda d: _run(_yaml(d, _text_task(classes=[0, 1], data={"source": _parquet(d, "fl.parquet", _float_labels(0.5))}))),
         "classes", "numbers with a fraction: give each as a quoted string as written (classes: ['0.5', '1.5'])",
+    ),
+    "the label column is the input column": (
+        lambda d: _run(_yaml(d, _text_task(data={"label_column": "sentence"}))), "data.label_column",
+        "is the input column too; name the column that holds the classes",
     ),
     "a CSV separated by semicolons": (
         lambda d: _run(_yaml(d, _text_task(data={"source": _text(d, "semi.csv", "sentence;label\na, b;1\nc;0\n"),

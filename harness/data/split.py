@@ -156,11 +156,11 @@ def load_split(task: TaskSpec, base_dir: Path | None = None, rows=None) -> Membe
 def _first_of_each(ds, col: str, seen: set) -> np.ndarray:
     """Which rows hold an input not seen before (in `seen`, which the call extends): scraped data repeats itself,
     and a repeated input drawn as a member and as a non-member (or into the null victim's training draw) would
-    set the threshold on the member itself and let the control "reconstruct" it. Texts compare as written;
-    images by their encoded bytes, read without decoding them."""
+    set the threshold on the member itself and let the control "reconstruct" it. Texts compare by their words
+    (spacing aside: "" and "  " are one input); images by their encoded bytes, read without decoding them."""
     first = np.ones(len(ds), dtype=bool)
     for i, v in enumerate(ds.with_format("arrow")[col].to_pylist()):
-        key = v if isinstance(v, str) else hashlib.sha256(
+        key = " ".join(v.split()) if isinstance(v, str) else hashlib.sha256(
             v["bytes"] if isinstance(v, dict) and v.get("bytes") is not None else repr(v).encode()).digest()
         first[i] = key not in seen
         seen.add(key)

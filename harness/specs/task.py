@@ -114,6 +114,13 @@ class TaskSpec(_Strict):
         return v
 
     @model_validator(mode="after")
+    def _two_columns(self) -> "TaskSpec":
+        if self.data.label_column == self.data.input_column:  # every member then "reconstructed" by its label's text
+            raise SpecFieldError("data.label_column", self.data.label_column, "is the input column too; name the "
+                                 "column that holds the classes")
+        return self
+
+    @model_validator(mode="after")
     def _schedule(self) -> "TaskSpec":
         if self.head.lr_schedule != "constant" and self.head.optimizer == "lbfgs":
             raise SpecFieldError(
