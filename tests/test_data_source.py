@@ -86,3 +86,30 @@ def test_an_integer_class_that_is_another_values_name_is_refused_as_ambiguous(tm
     assert split.class_names == ["1", "0"] and split.class_values == [0, 1]
     with pytest.raises(HarnessError, match="no label value 5 in the data"):
         load_split(task.model_copy(update={"classes": [5, "0"]}))
+
+
+def test_a_hub_data_set_is_pinned_to_the_commit_its_revision_names_now(monkeypatch):
+    """A Hub data set without a commit was loaded at whatever the Hub served, its unit id and rows said revision
+    null, and a sweep took a data set changed upstream as done: where the Hub answers, the spec names the commit."""
+    from types import SimpleNamespace
+
+    from harness.data.source import pin_hub_data
+    from harness.specs.task import DataSpec
+
+    class Hub:
+        calls = []
+
+        def dataset_info(self, repo_id, revision=None):
+            self.calls.append((repo_id, revision))
+            return SimpleNamespace(sha="c" * 40)
+
+    hub, spec = Hub(), DataSpec(source="org/data", format="hub", input_column="text")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    assert pin_hub_data(spec, hub).revision == "c" * 40 and hub.calls == [("org/data", None)]
+    assert pin_hub_data(spec.model_copy(update={"revision": "v2"}), hub).revision == "c" * 40  # a tag: its commit
+    pinned = spec.model_copy(update={"revision": "a" * 40})
+    assert pin_hub_data(pinned, hub) is pinned and len(hub.calls) == 2  # a commit already: no call
+    local = DataSpec(source="x.parquet", input_column="text")
+    assert pin_hub_data(local, hub) is local
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert pin_hub_data(spec, hub) is spec and len(hub.calls) == 2  # offline: as it is

@@ -50,6 +50,28 @@ def _check_local_csv(path: Path, source: str) -> None:
         raise HarnessError("data.source", source, f"holds {'no header and ' if lines == 0 else ''}0 rows; give a data set with rows")
 
 
+def pin_hub_data(spec: DataSpec, api=None) -> DataSpec:
+    """A Hub data set pinned to the commit its `revision` (a branch or tag; none: the default branch) names now,
+    where the Hub answers: the unit id, the load and the rows then name one commit, and a data set changed upstream
+    is new work (a sweep took it as done and the rows said revision null). A commit already given, a local source or
+    no network (HF_HUB_OFFLINE, unreachable): the spec as it is. `api`: the Hub client (tests give a fake)."""
+    import re
+
+    from harness.backbones.resolve import hub_offline
+
+    if spec.format != "hub" or (spec.revision and re.fullmatch(r"[0-9a-f]{40}", spec.revision)) or hub_offline():
+        return spec
+    if api is None:
+        from huggingface_hub import HfApi
+
+        api = HfApi()
+    try:
+        sha = getattr(api.dataset_info(spec.source, revision=spec.revision), "sha", None)
+    except (OSError, ValueError):  # unreachable, unknown or gated: the load says why, with the data's own error
+        return spec
+    return spec.model_copy(update={"revision": sha}) if sha else spec
+
+
 def local_path(spec: DataSpec, base_dir: Path | None) -> Path:
     """A local data source's path: relative ones follow the task file's folder (`base_dir`)."""
     path = Path(spec.source)

@@ -26,7 +26,7 @@ from harness.backbones.resolve import ResolvedModel, resolve_model
 from harness.classifiers.checkpoint import check_classes, is_integer_class, read_checkpoint
 from harness.classifiers.task import checkpoint_task, given_head_task
 from harness.errors import HarnessError
-from harness.data.source import data_digest
+from harness.data.source import data_digest, pin_hub_data
 from harness.data.split import MemberSplit, load_split
 from harness.invert.recipe import EvidenceRecipe
 from harness.pipeline.evidence import VictimEvidence, invert_stage, inversion_rows, select_stage, selection_rows, selection_score_rows
@@ -87,6 +87,7 @@ def plan_unit(task: TaskSpec, card: ModelCard, head_file: str | None = None, bas
     task's relative data path starts; `given`: the head loaded from `head_file` (its saved frame names the inputs')."""
     make_attack(task.attack.name, task.attack.params)
     recipe_parts(task.victim)
+    task = task.model_copy(update={"data": pin_hub_data(task.data)})
     resolved = resolve_model(card)
     if card.is_classifier:
         if head_file:

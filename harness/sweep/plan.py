@@ -9,7 +9,7 @@ from typing import Iterator
 from harness.attacks import make_attack
 from harness.classifiers.task import checkpoint_task
 from harness.errors import HarnessError
-from harness.data.source import data_digest, local_path
+from harness.data.source import data_digest, local_path, pin_hub_data
 from harness.pipeline.plan import Unit, resolve_attack
 from harness.registry import MODELS, TASKS
 from harness.specs.loading import parse
@@ -95,7 +95,7 @@ def plan_sweep(spec: SweepSpec, sweep_file: str | Path | None = None, hub_api=No
             task, base = parse(TaskSpec, {"name": f"{spec.name}-task{i}", **t}, f"{spec.name}: tasks[{i}]"), where
         else:
             task, base = _lookup(TASKS, t, where)
-        tasks.append((task, str(base) if base else None))
+        tasks.append((task.model_copy(update={"data": pin_hub_data(task.data, hub_api)}), str(base) if base else None))
     for task, base in tasks:  # every unit of a task whose data is not there would fail at its first stage (exit 1)
         if task.data.format != "hub" and not local_path(task.data, Path(base) if base else None).exists():
             raise HarnessError("data.source", task.data.source, f"no such file or directory (task {task.name}, relative "
