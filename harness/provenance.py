@@ -32,17 +32,18 @@ def versions() -> dict[str, str]:
 
 
 @functools.lru_cache(maxsize=1)
-def source_revision() -> str | None:
-    """The git commit the harness's code was imported from, '+dirty' when its files differ from it (an editable
-    install with local changes writes rows the release's version number alone would not tell apart); None outside
-    a git checkout (an installed wheel) or without git."""
-    here = Path(__file__).resolve().parent
+def source_revision(here: Path | None = None) -> str | None:
+    """The git commit the harness's code (`here`: its package folder) was imported from, '+dirty' when its files
+    differ from it, a new module git does not ignore included (an editable install with local changes writes rows
+    the release's version number alone would not tell apart); None outside a git checkout (an installed wheel) or
+    without git."""
+    here = here or Path(__file__).resolve().parent
     try:
         git = lambda *a: subprocess.run(["git", "-C", str(here), *a], capture_output=True, text=True, timeout=10)  # noqa: E731
         head = git("rev-parse", "HEAD")
         if head.returncode != 0:
             return None
-        dirty = git("status", "--porcelain", "--untracked-files=no", "--", str(here)).stdout.strip()
+        dirty = git("status", "--porcelain", "--untracked-files=normal", "--", str(here)).stdout.strip()
         return head.stdout.strip()[:12] + ("+dirty" if dirty else "")
     except (OSError, subprocess.SubprocessError):
         return None

@@ -144,3 +144,24 @@ def test_a_rewrite_cut_short_leaves_the_unit_to_do_and_no_temp_file(tmp_path, mo
         write_unit(store, "u", tables)
     assert not store.has("victims", "u")  # not done: a rerun computes it again
     assert not [p for p in tmp_path.rglob(".*.tmp*")]  # the half-written temp file is gone
+
+
+def test_the_source_revision_counts_a_new_module_as_a_change(tmp_path):
+    """A module added to the package and not committed changes what runs: the rows say +dirty (git status skipped
+    untracked files, so they did not)."""
+    import subprocess
+
+    from harness.provenance import source_revision
+
+    source_revision = source_revision.__wrapped__  # uncached: the same folder is asked twice
+    pkg = tmp_path / "pkg"
+    pkg.mkdir()
+    (pkg / "a.py").write_text("x = 1\n")
+    git = lambda *a: subprocess.run(["git", "-C", str(tmp_path), *a], check=True, capture_output=True)  # noqa: E731
+    git("init", "-q")
+    git("add", "-A")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "one")
+    clean = source_revision(pkg)
+    assert clean is not None and not clean.endswith("+dirty")
+    (pkg / "b.py").write_text("y = 2\n")
+    assert source_revision(pkg) == clean + "+dirty"
