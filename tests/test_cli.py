@@ -76,6 +76,7 @@ def test_run_writes_every_table_with_provenance(tmp_path, bert_card, capsys):
     flat = " ".join(printed.split())
     assert flat.count("20 non-members resolve no false-positive rate below 5%, not 1%") == 1  # one note for both victims
     assert "selection~member" in flat and "inversion~selection" in flat  # each inversion line's two cosines, named
+    assert "top-20" in flat and "(of at most 0.40: 8 members)" in flat  # 8 members cannot fill a top 20
     assert f"wrote {out} (unit " in flat and "none+paper): rows candidates 16," in flat  # which unit, which recipe
     from harness.scoring.verdict import verdict
 

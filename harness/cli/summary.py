@@ -23,7 +23,7 @@ def print_summary(o: UnitOutput, out, console: Console | None = None) -> None:
     table = Table(title=escape(f"{u.task.name} x {u.card.name} @ {u.revision[:12]}  (unit {u.unit_id})"))
     pixels = any(vo.pixels is not None for vo in o.outcomes.values())
     cols = ["victim", "n", "train loss", "test acc", "oracle res.", "carried", "runs", "cands", f"thr@{u.task.fpr:.0%}FPR", "TPR", "members >thr", ">0.8", "mean best m/nm"]
-    for col in cols + (["SSIM>0.4"] if pixels else []) + ["beyond/pub"]:
+    for col in cols + (["SSIM>0.4", "SSIM TPR"] if pixels else []) + ["beyond/pub"]:
         table.add_column(col, justify="right")
     said = []
     for kind, vo in o.outcomes.items():
@@ -37,7 +37,7 @@ def print_summary(o: UnitOutput, out, console: Console | None = None) -> None:
             _fmt(vo.trained.oracle_residual), _fmt(vo.trained.effective_members, ".0f"), str(len(vo.result.runs)), str(len(vo.result.candidates)),
             _fmt(s.threshold), _fmt(s.tpr, ".2f"), f"{passed}/{o.split.n}", str(good),
             f"{s.member_best.mean():.2f}/{s.nonmember_best.mean() if len(s.nonmember_best) else float('nan'):.2f}",
-            *([f"{px.good}/{o.split.n}" if px else "-"] if pixels else []),
+            *([f"{px.good}/{o.split.n}" if px else "-", _fmt(px.tpr if px else None, ".2f")] if pixels else []),
             "-" if pub is None else f"{beyond}/{pub}",
         )
         said.append(f"[bold]{kind}:[/] " + escape(verdict(
@@ -47,6 +47,9 @@ def print_summary(o: UnitOutput, out, console: Console | None = None) -> None:
     for note in dict.fromkeys(control_note(vo.scores.fpr, len(vo.scores.nonmember_best)) for vo in o.outcomes.values()):
         if note:
             console.print(f"[yellow]note:[/] {note}", markup=True, highlight=False)
+    if pixels:
+        console.print("[dim]thr, TPR and members >thr: by cosine; SSIM>0.4 and SSIM TPR (at the same FPR): by SSIM, the "
+                      "published score the verdict reads[/]")
     console.print("[dim]beyond/pub: members matched (SSIM > 0.4 for pixels, cosine > 0.8 otherwise) by a candidate closer than any "
                   "public input, and members the public inputs alone match by that rule[/]")
     for line in said:
@@ -54,7 +57,9 @@ def print_summary(o: UnitOutput, out, console: Console | None = None) -> None:
     for kind, ev in o.evidence.items():
         if ev.cluster is not None:
             prec = "  ".join(
-                f"top-{k} {ev.cluster.precision[k]:.2f} vs {ev.baseline.precision[k]:.2f}" for k in ev.cluster.ks
+                f"top-{k} {ev.cluster.precision[k]:.2f} vs {ev.baseline.precision[k]:.2f}"
+                + (f" (of at most {o.split.n / k:.2f}: {o.split.n} members)" if o.split.n < k else "")  # hits: members
+                for k in ev.cluster.ks
             )
             console.print(f"selection ({kind}): {len(ev.selection)} clusters; precision clustering vs lowest-loss: {prec}")
     _print_inversions(o, console)

@@ -83,7 +83,8 @@ def _metrics(v: dict, scores: list[dict]) -> str:
             f"top-{k} precision / recall (of the k, the share passing the membership threshold / members found): "
             "clustering vs lowest KKT loss",
             f"{fmt(c and c['precision'], '.2f')} / {fmt(c and c['recall'], '.2f')} vs "
-            f"{fmt(b and b['precision'], '.2f')} / {fmt(b and b['recall'], '.2f')}",
+            f"{fmt(b and b['precision'], '.2f')} / {fmt(b and b['recall'], '.2f')}"
+            + (f" (precision at most {v['n_members'] / k:.2f}: {v['n_members']} members)" if v["n_members"] < k else ""),
         ])
     return html_table(["measure", "value"], rows, "metrics")
 
