@@ -154,7 +154,7 @@ def attack(unit: Unit, prep: Prepared, trained: Trained, kind: str, params: dict
 
 
 def finish(unit: Unit, prep: Prepared, trained: Trained, results: dict[str, AttackResult],
-           recipe: EvidenceRecipe | None = None) -> tuple[dict[str, VictimOutcome], dict[str, VictimEvidence]]:
+           recipe: EvidenceRecipe | None = None, progress: bool = False) -> tuple[dict[str, VictimOutcome], dict[str, VictimEvidence]]:
     """Score each victim's candidates (members vs non-members, SSIM for pixels) and select without ground
     truth (by `recipe`, default the task's evidence settings)."""
     outcomes, evidence = {}, {}
@@ -162,7 +162,7 @@ def finish(unit: Unit, prep: Prepared, trained: Trained, results: dict[str, Atta
     for kind, result in results.items():
         t0 = time.perf_counter()
         scores = score_stage(result, prep.emb, unit.task.fpr)
-        pixels = pixel_score_stage(result, prep.emb, unit.task.fpr, prep.image_shape) if prep.image_shape else None
+        pixels = pixel_score_stage(result, prep.emb, unit.task.fpr, prep.image_shape, progress) if prep.image_shape else None
         outcomes[kind] = VictimOutcome(trained.victims[kind], result, scores, trained.train_s.get(kind, 0.0), result.wall_s,
                                        time.perf_counter() - t0, pixels=pixels)
         if recipe.enabled and len(result.candidates):
@@ -249,7 +249,7 @@ def run_unit(unit: Unit, resolved: ResolvedModel, out: Path | None, cache_dir: P
             )
         _stage(console, f"attack ({kind}): {'weighted-sum (linear head)' if v.linear else task.attack.name}")
         results[kind] = attack(unit, prep, trained, kind, progress=progress)
-    outcomes, ev = finish(unit, prep, trained, results, recipe)
+    outcomes, ev = finish(unit, prep, trained, results, recipe, progress)
     for kind, vo in outcomes.items():
         s, px = vo.scores, vo.pixels
         console.print(

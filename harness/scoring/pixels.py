@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from skimage.metrics import structural_similarity
 
+from harness.progress import bar as progress_bar
 from harness.scoring.embedding import beyond_public, public_good, threshold_at_fpr
 
 GOOD_SSIM = 0.4
@@ -101,14 +102,15 @@ class PixelScores:
 
 
 def best_ssim(targets: torch.Tensor, cands: torch.Tensor, confirm: int = 3, chunk: int = 128,
-              device: str = "cpu") -> tuple[np.ndarray, np.ndarray]:
+              device: str = "cpu", progress: bool = False, what: str = "") -> tuple[np.ndarray, np.ndarray]:
     """Best SSIM (and index) of each target image over every candidate image: the SSIM of every pair in float32 on
     `device` (candidates in chunks that stay in cache), each target's `confirm` best confirmed by scikit-image."""
     best = np.zeros(len(targets))
     idx = np.zeros(len(targets), dtype=np.int64)
     chunk = chunk if device == "cpu" else 32 * chunk  # a GPU wants large batches
     parts = [_Windows.of(c) for c in cands.to(device, torch.float32).split(chunk)]  # each candidate's windows, once
-    for i in range(len(targets)):
+    shown = progress and len(targets) * len(cands) > 1_000_000  # a bar where it takes more than a few seconds
+    for i in progress_bar(range(len(targets)), desc=f"SSIM {what}".strip(), unit="target", disable=not shown):
         a = _Windows.of(targets[i : i + 1].to(device, torch.float32))
         s = torch.cat([_ssim(a, b) for b in parts])
         order = torch.argsort(s, descending=True)[: min(confirm, len(s))].tolist()
@@ -127,6 +129,7 @@ def match_pixels(
     shape=(3, 32, 32),
     public: torch.Tensor | None = None,
     device: str = "cpu",
+    progress: bool = False,
 ) -> PixelScores:
     """Best-candidate SSIM per member and per non-member (all centred by `mean`), threshold, TPR, and each
     member's best SSIM to a public image (`public`, default the non-members: the public images alone). The pairs
@@ -134,11 +137,11 @@ def match_pixels(
     if len(candidates) == 0:
         raise ValueError("no candidates to score")
     c, m = to_images(candidates, mean, shape), to_images(members, mean, shape)
-    mb, mi = best_ssim(m, c, device=device)
+    mb, mi = best_ssim(m, c, device=device, progress=progress, what="members")
     non = to_images(nonmembers, mean, shape) if len(nonmembers) else None
     pub = non if public is None else (to_images(public, mean, shape) if len(public) else None)
-    nb = best_ssim(non, c, device=device)[0] if non is not None else np.zeros(0)
-    mp = best_ssim(m, pub, device=device)[0] if pub is not None else np.zeros(0)
+    nb = best_ssim(non, c, device=device, progress=progress, what="non-members")[0] if non is not None else np.zeros(0)
+    mp = best_ssim(m, pub, device=device, progress=progress, what="public floor")[0] if pub is not None else np.zeros(0)
     thr = threshold_at_fpr(nb, fpr)
     tpr = float((mb > thr).mean()) if np.isfinite(thr) else float("nan")
     return PixelScores(
