@@ -12,9 +12,10 @@
 #      is cut at 570 s from the start if it runs over).
 #   The first run (2026-12-04, docs/scale.md "GPU") took 345 s with 16 restarts and the 6000-step GD victim.
 #
-#   bash bench/gpu.sh --prepare     here, once: wheels the GPU image lacks (pydantic and its needs, for its
-#                                   Python 3.12) into .gpu/whl and the CIFAR-10 test split into .gpu/data
-#   bash bench/gpu.sh               there: device run(command="bash bench/gpu.sh", carry=[".gpu"], timeout_s=600)
+#   bash bench/gpu.sh --prepare     on a machine with the package index, once: wheels a GPU image may lack
+#                                   (pydantic and its needs, for Python 3.12) into .gpu/whl and the CIFAR-10
+#                                   test split into .gpu/data
+#   bash bench/gpu.sh               on the GPU machine, in a copy of the repository that includes .gpu/
 #   GPU_TINY=1 bash bench/gpu.sh    here: the same commands at tiny sizes on the CPU (tests/test_scale_bench.py)
 # Output goes to stdout and to $OUT/gpu.log ($GPU_OUT overrides $OUT).
 set -euo pipefail

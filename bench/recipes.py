@@ -323,7 +323,7 @@ def main(argv=None) -> int:
             pixels = is_pixels(name)
             d = load(name, a.n, seed)
             if d is None:
-                say(f"  {name}: data not available here; skipped")
+                say(f"  {name}: data not available here; skipped (RECON_SHARED_DATA, or fortunes: README)")
                 continue
             recipes = a.pixel_recipes if pixels else a.recipes
             for rname in [r for r in recipes.split(",") if r]:

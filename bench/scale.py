@@ -79,7 +79,7 @@ def row(case: str, n: int, seed: int, spm: float, null_share: float, pixel_head=
     data = f"cifar:{pixel_classes}" if pixels else text_data
     d = recipes.load(data, n // 2, seed)
     if d is None:
-        say(f"  {case} n={n}: data not available here; skipped")
+        say(f"  {case} n={n}: data not available here; skipped (RECON_SHARED_DATA, or fortunes: README)")
         return None
     out = {"case": case, "n": n}
     for kind, share in (("real", real_share), ("null", null_share)):
