@@ -30,12 +30,12 @@ class EmbedSpace:
             raw = torch.nn.functional.normalize(raw, dim=1)
         return raw - self.mean.to(raw.device, torch.float32)
 
-    def embed(self, inputs: Sequence[Any], cached: bool = False) -> torch.Tensor:
+    def embed(self, inputs: Sequence[Any], cached: bool = False, progress: bool = False) -> torch.Tensor:
         """Centred embeddings of raw inputs (texts or images); `cached` goes through the embedding cache."""
         if len(inputs) == 0:
             return torch.empty(0, self.dim)
         if cached:
-            raw = embed_cached(self.backbone, list(inputs), self.cache_dir, progress=False)[0]
+            raw = embed_cached(self.backbone, list(inputs), self.cache_dir, progress=progress)[0]
         else:
             raw = self.backbone.embed(list(inputs), progress=False)
         return self.centre(raw)

@@ -138,6 +138,7 @@ def invert_text(
         ws = WordSearch(space, shortlist=recipe.word_shortlist, beam=recipe.word_beam, passes=recipe.word_passes, words=words, lm=lm,
                         fluency=recipe.word_fluency, prior=prior, prior_weight=recipe.word_prior, grow_on=recipe.word_grow_on,
                         insert=recipe.word_insert)
+        ws.vocabulary(progress)  # embedded here, with a bar, not silently inside the first target's search
         extra = {"grow_on": recipe.word_grow_on, "insert": recipe.word_insert, "relax_steps": recipe.word_relax_steps if relaxable(space) else 0,
                  "relax_length": recipe.word_relax_length,
                  "relax_top": recipe.word_relax_top, "fluency": recipe.word_fluency if lm else 0.0,

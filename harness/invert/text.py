@@ -137,10 +137,11 @@ class WordSearch:
     _vocab: list[str] = field(default_factory=list, init=False)
     _vocab_emb: torch.Tensor | None = field(default=None, init=False)
 
-    def vocabulary(self) -> tuple[list[str], torch.Tensor]:
+    def vocabulary(self, progress: bool = False) -> tuple[list[str], torch.Tensor]:
+        """The candidate words and their embeddings (embedded once: thousands of words, seconds on a CPU)."""
         if self._vocab_emb is None:
             self._vocab = self.words or word_vocabulary(self.space.backbone.processor, self.vocab_limit)
-            self._vocab_emb = self.space.embed(self._vocab, cached=True)
+            self._vocab_emb = self.space.embed(self._vocab, cached=True, progress=progress)
         return self._vocab, self._vocab_emb
 
     def _cosine(self, t: torch.Tensor, seqs: list[tuple[str, ...]]) -> torch.Tensor:
