@@ -207,7 +207,7 @@ def image_shape(split: MemberSplit) -> tuple[int, int, int]:
 
 
 def pixel_score_stage(result: AttackResult, emb: Embedded, fpr: float, shape: tuple[int, int, int],
-                      progress: bool = False) -> PixelScores | None:
+                      progress: bool = False, floor: np.ndarray | None = None) -> PixelScores | None:
     """The published pixel-space score of the `identity` backbone: best SSIM of each member (and
     non-member) to any finite candidate; good at SSIM > 0.4 (Haim et al. 2022). None without candidates."""
     from harness.scoring.pixels import match_pixels
@@ -219,7 +219,7 @@ def pixel_score_stage(result: AttackResult, emb: Embedded, fpr: float, shape: tu
     device = "cuda" if torch.cuda.is_available() else "cpu"  # the all-pairs SSIM screen
     scores = match_pixels(result.candidates[ok].double(), emb.members.double(), emb.nonmembers[control].double(),
                           emb.mean.double(), fpr=fpr, shape=shape, public=emb.nonmembers.double(), device=device,
-                          progress=progress)
+                          progress=progress, member_public=floor)
     scores.member_best_idx = np.flatnonzero(ok.numpy())[scores.member_best_idx]  # indices into the full candidate list
     return scores
 

@@ -157,12 +157,13 @@ def finish(unit: Unit, prep: Prepared, trained: Trained, results: dict[str, Atta
            recipe: EvidenceRecipe | None = None, progress: bool = False) -> tuple[dict[str, VictimOutcome], dict[str, VictimEvidence]]:
     """Score each victim's candidates (members vs non-members, SSIM for pixels) and select without ground
     truth (by `recipe`, default the task's evidence settings)."""
-    outcomes, evidence = {}, {}
+    outcomes, evidence, floor = {}, {}, None
     recipe = recipe or unit.task.evidence
     for kind, result in results.items():
         t0 = time.perf_counter()
         scores = score_stage(result, prep.emb, unit.task.fpr)
-        pixels = pixel_score_stage(result, prep.emb, unit.task.fpr, prep.image_shape, progress) if prep.image_shape else None
+        pixels = pixel_score_stage(result, prep.emb, unit.task.fpr, prep.image_shape, progress, floor) if prep.image_shape else None
+        floor = pixels.member_public if pixels is not None else floor  # members x public images: one per unit
         outcomes[kind] = VictimOutcome(trained.victims[kind], result, scores, trained.train_s.get(kind, 0.0), result.wall_s,
                                        time.perf_counter() - t0, pixels=pixels)
         if recipe.enabled and len(result.candidates):

@@ -130,10 +130,12 @@ def match_pixels(
     public: torch.Tensor | None = None,
     device: str = "cpu",
     progress: bool = False,
+    member_public: np.ndarray | None = None,
 ) -> PixelScores:
     """Best-candidate SSIM per member and per non-member (all centred by `mean`), threshold, TPR, and each
-    member's best SSIM to a public image (`public`, default the non-members: the public images alone). The pairs
-    are screened on `device`."""
+    member's best SSIM to a public image (`public`, default the non-members: the public images alone; or
+    `member_public`, that floor already measured: it is the same for every victim of a unit). The pairs are
+    screened on `device`."""
     if len(candidates) == 0:
         raise ValueError("no candidates to score")
     c, m = to_images(candidates, mean, shape), to_images(members, mean, shape)
@@ -141,7 +143,10 @@ def match_pixels(
     non = to_images(nonmembers, mean, shape) if len(nonmembers) else None
     pub = non if public is None else (to_images(public, mean, shape) if len(public) else None)
     nb = best_ssim(non, c, device=device, progress=progress, what="non-members")[0] if non is not None else np.zeros(0)
-    mp = best_ssim(m, pub, device=device, progress=progress, what="public floor")[0] if pub is not None else np.zeros(0)
+    if member_public is not None:
+        mp = member_public
+    else:
+        mp = best_ssim(m, pub, device=device, progress=progress, what="public floor")[0] if pub is not None else np.zeros(0)
     thr = threshold_at_fpr(nb, fpr)
     tpr = float((mb > thr).mean()) if np.isfinite(thr) else float("nan")
     return PixelScores(
