@@ -73,6 +73,11 @@ def test_a_data_file_changed_in_place_gives_its_units_new_ids(tmp_path):
     pq.write_table(table.take(list(range(table.num_rows))[::-1]), data)  # the same rows, in another order
     after = ids(path)
     assert len(after) == len(before) and not set(after) & set(before)
+    elsewhere = tmp_path / "sub"
+    elsewhere.mkdir()
+    shutil.copy(data, elsewhere / "copy.parquet")  # the same bytes under another name, reached by a relative path
+    again = write_sweep(elsewhere, tasks=[{**TASK, "data": {**TASK["data"], "source": "copy.parquet"}}])
+    assert ids(again) == after  # one content, one unit (two paths made two units of the same work)
 
 
 def test_sweep_unit_id_matches_a_plain_run(tmp_path):

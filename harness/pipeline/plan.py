@@ -41,10 +41,13 @@ class Unit:
         defaults stay out of the hash, so a release that adds a setting (whose default keeps today's behaviour)
         leaves existing units' ids, and a resumed store's finished work, as they were. The task's description is text
         about the work, not the work: editing it keeps the id. The contents of the local data and of a given head are
-        hashed too: a file changed in place is new work."""
-        stated = {"task": self.task.model_dump(mode="json", exclude_defaults=True, exclude={"description"}),
-                  "card": self.card.model_dump(mode="json", exclude_defaults=True),
-                  "revision": self.revision, "head_file": self.head_file}
+        hashed too: a file changed in place is new work, and one file reached by two paths (relative from two folders,
+        or absolute) is one unit, named by its content."""
+        task = self.task.model_dump(mode="json", exclude_defaults=True, exclude={"description"})
+        if self.data_digest:  # local data: its content names it, not the path it was reached by
+            task["data"].pop("source", None)
+        stated = {"task": task, "card": self.card.model_dump(mode="json", exclude_defaults=True),
+                  "revision": self.revision, "head_file": None if self.head_digest else self.head_file}
         stated |= {k: v for k, v in (("data_digest", self.data_digest), ("head_digest", self.head_digest)) if v}
         blob = json.dumps({**stated, "schema": SCHEMA_VERSION}, sort_keys=True, default=str)
         return f"{self.task.name}-{self.card.name}-{hashlib.sha256(blob.encode()).hexdigest()[:12]}".replace("/", "_")
