@@ -3,11 +3,10 @@ the 'disjoint' null victim, a third disjoint draw of the members' size (the cont
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-
-import hashlib
 
 import numpy as np
 

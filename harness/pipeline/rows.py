@@ -120,7 +120,7 @@ def victim_row(base: dict, unit: Unit, split: MemberSplit, emb: Embedded, o: Vic
         "attack_s": o.attack_s,
         "score_s": o.score_s,
         "device": o.result.device or device_name(),  # where the attack ran
-        "train_device": o.trained.report.device or None if o.trained.report else None,  # and the head trained
+        "train_device": (o.trained.report.device or None) if o.trained.report else None,  # and the head trained
         "embed_cache_hit": cache_hit,
     }
 
