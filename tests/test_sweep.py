@@ -108,6 +108,20 @@ def test_unit_id_ignores_settings_left_at_their_defaults():
     assert plan_unit(TaskSpec(**TASK, fpr=0.05), card)[0].unit_id != today.unit_id
 
 
+def test_inversion_settings_leave_the_unit_id_and_selection_settings_change_it():
+    """A sweep never inverts and no leaderboard column reads an inversion: changing word_beam recomputed every
+    unit of a sweep. Selection settings, and evidence turned off, are other work."""
+    from harness.pipeline.unit import plan_unit
+    from harness.registry import MODELS
+    from harness.specs.task import TaskSpec
+
+    card = MODELS.get("identity")
+    uid = lambda **ev: plan_unit(TaskSpec(**TASK, evidence=ev), card)[0].unit_id  # noqa: E731
+    today = plan_unit(TaskSpec(**TASK), card)[0].unit_id
+    assert uid(word_beam=4, invert_top=3, dip_steps=10, corpus=["x.parquet"]) == today
+    assert uid(min_cosine=0.8) != today and uid(select_method="dbscan") != today and uid(enabled=False) != today
+
+
 def test_a_units_settings_record_the_attacks_defaults_and_its_id_only_what_is_stated():
     from harness.pipeline.unit import plan_unit
     from harness.registry import MODELS, TASKS

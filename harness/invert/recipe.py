@@ -63,3 +63,9 @@ class EvidenceRecipe(BaseModel):
     dip_lr: float = Field(1e-2, gt=0)
     dip_refine_steps: int = Field(100, ge=0, description="images: pixel-space polish after the generator")
     dip_width: int = Field(16, ge=2, le=256)
+
+
+def selection_settings(evidence: dict) -> dict:
+    """Of a task's evidence settings (as dumped), those that change the selection: the select_* fields and
+    min_cosine. The rest steer inversion, which a sweep never runs and no leaderboard column reads."""
+    return {k: v for k, v in evidence.items() if k.startswith("select") or k == "min_cosine"}

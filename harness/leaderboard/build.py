@@ -12,6 +12,7 @@ from statistics import mean
 
 import harness.runner.tables  # noqa: F401 - registers the shards table
 from harness.errors import HarnessError, did_you_mean
+from harness.invert.recipe import selection_settings
 from harness.provenance import cpu_threads
 from harness.scoring.verdict import scores_by_rule
 from harness.specs.defaults import with_defaults
@@ -116,7 +117,7 @@ def _setting(settings: dict, head_dims=None, attack: str | None = None) -> tuple
     if settings.get("data_digest"):  # local data: what it holds, not how a task file's path reached it
         task["data"]["source"] = f"sha256:{settings['data_digest']}"
     # the evidence settings that no column reads (inversion, --no-evidence) do not split a setting; selection's do
-    task["evidence"] = {k: v for k, v in (task.get("evidence") or {}).items() if k.startswith("select") or k == "min_cosine"}
+    task["evidence"] = selection_settings(task.get("evidence") or {})
     params = dict(task["attack"].get("params") or {})
     params.pop("seed", None)
     task["attack"]["params"] = params
