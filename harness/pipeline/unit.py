@@ -250,6 +250,7 @@ def run_unit(unit: Unit, resolved: ResolvedModel, out: Path | None, cache_dir: P
             )
         _stage(console, f"attack ({kind}): {'weighted-sum (linear head)' if v.linear else task.attack.name}")
         results[kind] = attack(unit, prep, trained, kind, progress=progress)
+    _stage(console, "score" + (" + select" if recipe.enabled else "") + f" ({', '.join(results)})")  # before, not after
     outcomes, ev = finish(unit, prep, trained, results, recipe, progress)
     for kind, vo in outcomes.items():
         s, px = vo.scores, vo.pixels
@@ -261,7 +262,7 @@ def run_unit(unit: Unit, resolved: ResolvedModel, out: Path | None, cache_dir: P
                f"match {px.public_good if px else s.public_good(GOOD_COSINE)})" if len(s.member_public) else "")
         )
     for kind, e in ev.items():
-        t0 = _stage(console, f"select + invert ({kind})")
+        t0 = _stage(console, f"invert ({kind})")
         if kind == "real":
             invert_stage(e, backbone, prep.split, emb, results[kind], recipe, cache_dir, base_dir, progress, memo)
         if e.cluster is not None:
