@@ -113,3 +113,34 @@ def test_a_hub_data_set_is_pinned_to_the_commit_its_revision_names_now(monkeypat
     assert pin_hub_data(local, hub) is local
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     assert pin_hub_data(spec, hub) is spec and len(hub.calls) == 2  # offline: as it is
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+
+    class Unreachable:  # the client's own transport errors are no OSError (httpx's ConnectError: a traceback)
+        def dataset_info(self, repo_id, revision=None):
+            raise type("ConnectError", (Exception,), {})("Name or service not known")
+
+    assert pin_hub_data(spec, Unreachable()) is spec
+
+
+def test_a_sweep_pins_each_units_hub_data_after_its_grid(tmp_path, monkeypatch):
+    """The grid may set data.source or data.revision: each unit's data is pinned after it (the task was pinned
+    first, and a grid over data.revision left a branch name, over data.source another repository's commit)."""
+    from types import SimpleNamespace
+
+    import yaml
+
+    from harness.sweep.plan import plan_sweep
+    from harness.sweep.spec import load_sweep
+
+    class Hub:
+        def dataset_info(self, repo_id, revision=None):
+            return SimpleNamespace(sha=(repo_id[-1] + (revision or "m")[0]) * 20)
+
+    task = {"name": "t", "model": "identity", "classes": [0, 1], "per_class": 2, "nonmembers": 4,
+            "data": {"source": "org/a", "format": "hub", "input_column": "img"}}
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump({"models": ["identity"], "tasks": [task],
+                                    "grid": {"data.source": ["org/a", "org/b"], "data.revision": ["main", "v2"]}}))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    got = sorted((u.unit.task.data.source, u.unit.task.data.revision) for u in plan_sweep(load_sweep(path), path, Hub()).units())
+    assert got == [("org/a", "am" * 20), ("org/a", "av" * 20), ("org/b", "bm" * 20), ("org/b", "bv" * 20)]

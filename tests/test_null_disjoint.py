@@ -49,6 +49,22 @@ def test_a_repeated_input_is_drawn_once_in_one_role(tmp_path):
     assert plain.repeats == 0 and plain.member_rows.tolist() == load_split(_spec()).member_rows.tolist()
 
 
+def test_a_repeated_image_file_in_an_image_folder_is_drawn_once(tmp_path):
+    """An image folder's rows hold paths, not bytes: the same picture saved under two names is one input."""
+    from PIL import Image
+
+    g = np.random.default_rng(0)
+    for cls in ("cat", "dog"):
+        (tmp_path / "train" / cls).mkdir(parents=True)
+        for i in range(12):
+            img = Image.fromarray(g.integers(0, 255, (8, 8, 3), dtype=np.uint8))
+            img.save(tmp_path / "train" / cls / f"{i}.png")
+            img.save(tmp_path / "train" / cls / f"{i}_copy.png")
+    data = {"source": str(tmp_path), "format": "imagefolder", "input_column": "image", "label_column": "label"}
+    split = load_split(_spec(data=data, classes=["cat", "dog"], per_class=4, nonmembers=8))
+    assert split.repeats == 24
+
+
 def test_whole_float_labels_are_named_by_their_integers(tmp_path):
     """Labels 0.0 / 1.0 (what pandas writes once a label column held a NaN) are classes 0 and 1: the advice was to
     write 0.0, which the spec then refused as not a string."""

@@ -67,8 +67,8 @@ def pin_hub_data(spec: DataSpec, api=None) -> DataSpec:
         api = HfApi()
     try:
         sha = getattr(api.dataset_info(spec.source, revision=spec.revision), "sha", None)
-    except (OSError, ValueError):  # unreachable, unknown or gated: the load says why, with the data's own error
-        return spec
+    except Exception:  # noqa: BLE001 - unreachable (the client's transport errors are its own), unknown or gated:
+        return spec  # the load says why, with the data's own error
     return spec.model_copy(update={"revision": sha}) if sha else spec
 
 

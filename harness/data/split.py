@@ -156,14 +156,24 @@ def _first_of_each(ds, col: str, seen: set) -> np.ndarray:
     """Which rows hold an input not seen before (in `seen`, which the call extends): scraped data repeats itself,
     and a repeated input drawn as a member and as a non-member (or into the null victim's training draw) would
     set the threshold on the member itself and let the control "reconstruct" it. Texts compare by their words
-    (spacing aside: "" and "  " are one input); images by their encoded bytes, read without decoding them."""
+    (spacing aside: "" and "  " are one input); images by their encoded bytes (an image folder's: its file's),
+    read without decoding them."""
     first = np.ones(len(ds), dtype=bool)
     for i, v in enumerate(ds.with_format("arrow")[col].to_pylist()):
-        key = " ".join(v.split()) if isinstance(v, str) else hashlib.sha256(
-            v["bytes"] if isinstance(v, dict) and v.get("bytes") is not None else repr(v).encode()).digest()
+        key = " ".join(v.split()) if isinstance(v, str) else hashlib.sha256(_image_bytes(v)).digest()
         first[i] = key not in seen
         seen.add(key)
     return first
+
+
+def _image_bytes(v) -> bytes:
+    """An image cell's encoded bytes: stored in the data, or in the file its path names (an image folder)."""
+    if isinstance(v, dict):
+        if v.get("bytes") is not None:
+            return v["bytes"]
+        if v.get("path") and Path(v["path"]).is_file():
+            return Path(v["path"]).read_bytes()
+    return repr(v).encode()
 
 
 def _label_names(task: TaskSpec, ds) -> list[str] | None:

@@ -43,6 +43,7 @@ class SweepPlan:
     cards: list[tuple[ModelCard, str, str | None]]  # card, pinned revision, resolve error
     tasks: list[tuple[TaskSpec, str | None]]  # task, base dir
     pairs: list[tuple[int, int]] = field(default_factory=list)  # (card index, task index) that match
+    hub_api: object = None  # the Hub client that pins Hub data sets (tests give a fake)
 
     @property
     def n_units(self) -> int:
@@ -51,11 +52,17 @@ class SweepPlan:
     def units(self) -> Iterator[PlannedUnit]:
         """Streamed, never all in memory: card-major, so one backbone's units come together."""
         digests: dict = {}  # one digest per data set in a plan, not one per unit (a folder of images is many files)
+        pins: dict = {}  # one Hub commit per (data set, revision) in a plan
         for ci, ti in self.pairs:
             card, revision, error = self.cards[ci]
             task, base_dir = self.tasks[ti]
             for overrides in G.combos(self.spec.grid):
                 t = G.apply(task, overrides, self.spec.name)
+                if t.data.format == "hub":  # after the grid, which may set data.source or data.revision
+                    at = (t.data.source, t.data.revision)
+                    if at not in pins:
+                        pins[at] = pin_hub_data(t.data, self.hub_api).revision
+                    t = t.model_copy(update={"data": t.data.model_copy(update={"revision": pins[at]})})
                 t = resolve_attack(checkpoint_task(t) if card.is_classifier else t, card)
                 params = make_attack(t.attack.name, t.attack.params).params
                 jobs = tuple(shard_jobs(getattr(params, "restarts", 1), self.spec.restarts_per_shard, params.seed))
@@ -95,7 +102,7 @@ def plan_sweep(spec: SweepSpec, sweep_file: str | Path | None = None, hub_api=No
             task, base = parse(TaskSpec, {"name": f"{spec.name}-task{i}", **t}, f"{spec.name}: tasks[{i}]"), where
         else:
             task, base = _lookup(TASKS, t, where)
-        tasks.append((task.model_copy(update={"data": pin_hub_data(task.data, hub_api)}), str(base) if base else None))
+        tasks.append((task, str(base) if base else None))
     for task, base in tasks:  # every unit of a task whose data is not there would fail at its first stage (exit 1)
         if task.data.format != "hub" and not local_path(task.data, Path(base) if base else None).exists():
             raise HarnessError("data.source", task.data.source, f"no such file or directory (task {task.name}, relative "
@@ -110,7 +117,7 @@ def plan_sweep(spec: SweepSpec, sweep_file: str | Path | None = None, hub_api=No
         (ci, ti) for ci, (c, _, _) in enumerate(pinned) for ti, (t, _) in enumerate(tasks)
         if not spec.match_modality or modality[t.name] == c.modality
     ]
-    plan = SweepPlan(spec, pinned, tasks, pairs)
+    plan = SweepPlan(spec, pinned, tasks, pairs, hub_api)
     if not pairs:
         mods = ", ".join(f"{t}: {m}" for t, m in modality.items())
         raise HarnessError(
