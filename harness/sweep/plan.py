@@ -44,6 +44,7 @@ class SweepPlan:
     tasks: list[tuple[TaskSpec, str | None]]  # task, base dir
     pairs: list[tuple[int, int]] = field(default_factory=list)  # (card index, task index) that match
     hub_api: object = None  # the Hub client that pins Hub data sets (tests give a fake)
+    pins: dict = field(default_factory=dict)  # (Hub data set, revision) -> commit: once per plan, however often units() runs
 
     @property
     def n_units(self) -> int:
@@ -52,7 +53,6 @@ class SweepPlan:
     def units(self) -> Iterator[PlannedUnit]:
         """Streamed, never all in memory: card-major, so one backbone's units come together."""
         digests: dict = {}  # one digest per data set in a plan, not one per unit (a folder of images is many files)
-        pins: dict = {}  # one Hub commit per (data set, revision) in a plan
         for ci, ti in self.pairs:
             card, revision, error = self.cards[ci]
             task, base_dir = self.tasks[ti]
@@ -60,9 +60,9 @@ class SweepPlan:
                 t = G.apply(task, overrides, self.spec.name)
                 if t.data.format == "hub":  # after the grid, which may set data.source or data.revision
                     at = (t.data.source, t.data.revision)
-                    if at not in pins:
-                        pins[at] = pin_hub_data(t.data, self.hub_api).revision
-                    t = t.model_copy(update={"data": t.data.model_copy(update={"revision": pins[at]})})
+                    if at not in self.pins:
+                        self.pins[at] = pin_hub_data(t.data, self.hub_api).revision
+                    t = t.model_copy(update={"data": t.data.model_copy(update={"revision": self.pins[at]})})
                 t = resolve_attack(checkpoint_task(t) if card.is_classifier else t, card)
                 params = make_attack(t.attack.name, t.attack.params).params
                 jobs = tuple(shard_jobs(getattr(params, "restarts", 1), self.spec.restarts_per_shard, params.seed))
