@@ -35,6 +35,7 @@ def test_match_pixels_finds_planted_copies_and_not_noise():
     s = match_pixels(cands, members, nonmembers, mean)
     assert (s.member_best[:5] > 0.9).all() and (s.member_best[5:] < GOOD_SSIM).all()
     assert s.good == 5 and s.tpr == 0.5 and s.nonmember_good_fraction == 0.0
+    assert int(s.passed().sum()) == 5  # the count the TPR is of (the summary's passed_ssim)
     assert np.isfinite(s.threshold) and s.threshold < 0.2
 
 

@@ -131,6 +131,7 @@ def test_vision_report_shows_images(vision_results, tmp_path):
     assert control_note(0.01, 100) is None and control_note(0.05, 20) is None and control_note(0.01, None) is None
     assert "at least 100 non-members" in control_note(0.01, 99)
     assert "below 2.5%, not 1%" in control_note(0.01, 40) and "below 3.33%" in control_note(0.01, 30)  # not rounded down
+    assert "below 0.2%, not 0.1%" in control_note(0.001, 500)  # fpr 0.001 read '0%' where a whole percent was shown
 
 
 def test_text_victims_have_no_ssim_and_a_verdict(text_results, tmp_path):

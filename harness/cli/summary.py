@@ -10,7 +10,7 @@ from rich.table import Table
 
 from harness.pipeline.unit import UnitOutput
 from harness.scoring.embedding import control_note
-from harness.scoring.verdict import GOOD_COSINE, verdict
+from harness.scoring.verdict import GOOD_COSINE, percent, verdict
 
 
 def _fmt(x, spec=".3f") -> str:
@@ -22,7 +22,7 @@ def print_summary(o: UnitOutput, out, console: Console | None = None) -> None:
     u = o.unit
     table = Table(title=escape(f"{u.task.name} x {u.card.name} @ {u.revision[:12]}  (unit {u.unit_id})"))
     pixels = any(vo.pixels is not None for vo in o.outcomes.values())
-    cols = ["victim", "n", "train loss", "test acc", "oracle res.", "carried", "runs", "cands", f"thr@{u.task.fpr:.0%}FPR", "TPR", "members >thr", ">0.8", "mean best m/nm"]
+    cols = ["victim", "n", "train loss", "test acc", "oracle res.", "carried", "runs", "cands", f"thr@{percent(u.task.fpr)}FPR", "TPR", "members >thr", ">0.8", "mean best m/nm"]
     for col in cols + (["SSIM>0.4", "SSIM TPR"] if pixels else []) + ["beyond/pub"]:
         table.add_column(col, justify="right")
     said = []
@@ -42,7 +42,7 @@ def print_summary(o: UnitOutput, out, console: Console | None = None) -> None:
         )
         said.append(f"[bold]{kind}:[/] " + escape(verdict(
             o.split.n, passed, s.fpr, good, px.good if px else None, vo.trained.linear, pub, beyond, measured=s.measured,
-            n_control=len(s.nonmember_best), passed_ssim=int(round(px.tpr * o.split.n)) if px else None)))
+            n_control=len(s.nonmember_best), passed_ssim=int(px.passed().sum()) if px else None)))
     console.print(table)
     for note in dict.fromkeys(control_note(vo.scores.fpr, len(vo.scores.nonmember_best)) for vo in o.outcomes.values()):
         if note:

@@ -38,7 +38,7 @@ from harness.pipeline.stages import (
 )
 from harness.pipeline.write import TABLES, head_path, save_heads, unmark_done, write_unit
 from harness.provenance import content_digest
-from harness.scoring.verdict import GOOD_COSINE
+from harness.scoring.verdict import GOOD_COSINE, percent
 from harness.specs.model_card import ModelCard
 from harness.specs.task import AttackRecipe, TaskSpec
 from harness.store.store import ResultStore
@@ -256,7 +256,7 @@ def run_unit(unit: Unit, resolved: ResolvedModel, out: Path | None, cache_dir: P
         s, px = vo.scores, vo.pixels
         console.print(
             f"  {kind}: {len(vo.result.runs)} runs, {len(vo.result.candidates)} candidates in {vo.attack_s:.1f}s; "
-            f"TPR@{task.fpr:.0%}FPR {s.tpr:.2f} (threshold {s.threshold:.3f}); {int((s.member_best > GOOD_COSINE).sum())}/{prep.split.n} "
+            f"TPR@{percent(task.fpr)}FPR {s.tpr:.2f} (threshold {s.threshold:.3f}); {int((s.member_best > GOOD_COSINE).sum())}/{prep.split.n} "
             f"members at cosine > 0.8" + (f"; {px.good}/{prep.split.n} at SSIM > 0.4" if px else "")
             + (f" ({px.beyond_public if px else s.beyond_public(GOOD_COSINE)} closer than any public input; the public inputs alone "
                f"match {px.public_good if px else s.public_good(GOOD_COSINE)})" if len(s.member_public) else "")

@@ -16,7 +16,7 @@ from harness.report.glance import GLOSSARY, anchor, glance, unit_labels, unit_or
 from harness.report.html import CSS, esc, fmt, html_table, plot_img
 from harness.scoring.embedding import control_note
 from harness.scoring.pixels import GOOD_SSIM
-from harness.scoring.verdict import GOOD_COSINE
+from harness.scoring.verdict import GOOD_COSINE, percent
 from harness.store.store import ResultStore, atomic_write_bytes
 
 
@@ -60,7 +60,7 @@ def _metrics(v: dict, scores: list[dict]) -> str:
             "this many can come back from there)", f"{v['in_row_space']} of {v['n_members']}"]]
           if v.get("in_row_space") is not None else []),
         ["attack", f"{esc(v['attack'])}: {v['n_runs']} runs, {v['n_candidates']} candidates, {fmt(v['attack_s'], '.1f')} s"],
-        [f"threshold at {v['fpr']:.0%} FPR" + (f" (over {v['n_control']} non-members)" if v.get("n_control") is not None else "")
+        [f"threshold at {percent(v['fpr'])} FPR" + (f" (over {v['n_control']} non-members)" if v.get("n_control") is not None else "")
          + (f": {esc(note)}" if (note := control_note(v["fpr"], v.get("n_control"))) else ""), fmt(v["threshold"])],
         ["TPR at that FPR (members passed)", f"{fmt(v['tpr_at_fpr'], '.2f')} ({fmt(v['members_passed'], 'd')}/{v['n_members']})"],
         ["mean best cosine members / non-members", f"{fmt(v['mean_member_best'])} / {fmt(v['mean_nonmember_best'])}"],
@@ -73,7 +73,7 @@ def _metrics(v: dict, scores: list[dict]) -> str:
             ["members with a candidate at SSIM > 0.4 (good, Haim et al.)", f"{v['good_ssim']} of {v['n_members']}"],
             *([["of those: closer than any public image / members the public images alone match at SSIM > 0.4",
                 f"{v['good_ssim_beyond_public']} / {v['public_good_ssim']}"]] if v.get("public_good_ssim") is not None else []),
-            [f"SSIM threshold at {v['fpr']:.0%} FPR / TPR / mean best member SSIM",
+            [f"SSIM threshold at {percent(v['fpr'])} FPR / TPR / mean best member SSIM",
              f"{fmt(v['ssim_threshold'])} / {fmt(v['ssim_tpr_at_fpr'], '.2f')} / {fmt(v['mean_member_best_ssim'])}"],
         ]
     by = {(s["strategy"], s["k"]): s for s in scores}

@@ -7,6 +7,8 @@ import io
 
 import numpy as np
 
+from harness.scoring.verdict import percent
+
 
 def _png(fig) -> str:
     import matplotlib.pyplot as plt
@@ -36,7 +38,7 @@ def similarity_histogram(members: np.ndarray, nonmembers: np.ndarray, threshold:
     ax.hist(nonmembers, bins=bins, alpha=0.6, density=True, label=f"non-members ({len(nonmembers)})", color="#888")
     ax.hist(members, bins=bins, alpha=0.7, density=True, label=f"members ({len(members)})", color="#d62728")
     if threshold is not None and np.isfinite(threshold):
-        ax.axvline(threshold, color="k", ls="--", lw=1, label=f"{fpr:.0%}-FPR threshold" if fpr >= 0.01 else f"{fpr:g} FPR threshold")
+        ax.axvline(threshold, color="k", ls="--", lw=1, label=f"{percent(fpr)}-FPR threshold")
     if good is not None:
         ax.axvline(good, color="#2ca02c", ls=":", lw=1.5, label=f"good (> {good:g})")
     ax.set_xlabel(xlabel)
@@ -56,7 +58,7 @@ def roc_curve(members: np.ndarray, nonmembers: np.ndarray, title: str, fpr_mark:
     ax.step(np.maximum(fpr, floor), tpr, where="post", color="#1f77b4", label="attack")
     chance = np.logspace(np.log10(floor), 0, 100)  # TPR = FPR is a curve on a log FPR axis, not a straight segment
     ax.plot(chance, chance, color="#aaa", ls=":", lw=1, label="chance (TPR = FPR)")
-    ax.axvline(fpr_mark, color="k", ls="--", lw=1, label=f"{fpr_mark:.0%} FPR" if fpr_mark >= 0.01 else f"FPR {fpr_mark:g}")
+    ax.axvline(fpr_mark, color="k", ls="--", lw=1, label=f"{percent(fpr_mark)} FPR")
     ax.set_xscale("log")
     ax.set_xlim(floor / 1.5, 1.05)
     if floor > fpr_mark / 2:  # the control is too small to resolve the task's FPR: say so where the eye looks for it

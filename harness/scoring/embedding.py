@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from harness.scoring.verdict import percent
+
 
 def cosine_matrix(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """(n, d) x (m, d) -> (n, m) cosine similarities, computed in float64."""
@@ -65,7 +67,7 @@ def control_note(fpr: float, n_control: int | None) -> str | None:
     threshold is one of n scores, and no rate below 1/n can be told from zero (None when n >= 1/fpr)."""
     if not n_control or n_control * fpr >= 1 - 1e-9:
         return None
-    return (f"{n_control} non-members resolve no false-positive rate below {100 / n_control:.3g}%, not {fpr:.0%}: "
+    return (f"{n_control} non-members resolve no false-positive rate below {percent(1 / n_control)}, not {percent(fpr)}: "
             f"give the task at least {int(np.ceil(1 / fpr - 1e-9))} non-members in its control")
 
 

@@ -90,6 +90,10 @@ class PixelScores:
     nonmember_good_fraction: float
     member_public: np.ndarray  # (n,) best SSIM of each member to a public (non-member) image; empty without them
 
+    def passed(self) -> np.ndarray:
+        """Members above the SSIM threshold (the count the TPR is of)."""
+        return self.member_best > self.threshold
+
     @property
     def public_good(self) -> int | None:
         """Members a public image alone matches at SSIM > 0.4."""

@@ -8,6 +8,12 @@ import math
 GOOD_COSINE = 0.8  # a candidate this close to a member (cosine, attack space) counts as its reconstruction
 
 
+def percent(rate: float) -> str:
+    """A false-positive rate as every line and plot names it: 0.01 -> '1%', 0.05 -> '5%', 0.001 -> '0.1%'
+    (a whole-percent format read 0.001 as '0%')."""
+    return f"{100 * rate:.3g}%"
+
+
 LINEAR = ("Linear head: the KKT condition fixes only a weighted sum of the members, so no member can be "
           "reconstructed from it; ")
 
@@ -23,9 +29,9 @@ def _threshold(fpr: float, n_control: int | None) -> tuple[str, float]:
     """How the sentence names the threshold, and the false-positive rate it stands for: with fewer than 1/fpr
     non-members it is their highest score, which resolves 1/n_control, not `fpr`."""
     if n_control and n_control * fpr < 1:
-        return (f"the threshold (the highest of {n_control} non-members: it resolves {1 / n_control:.0%} FPR, not "
-                f"{fpr:.0%})"), 1 / n_control
-    return f"the {fpr:.0%}-FPR threshold", fpr
+        return (f"the threshold (the highest of {n_control} non-members: it resolves {percent(1 / n_control)} FPR, not "
+                f"{percent(fpr)})"), 1 / n_control
+    return f"the {percent(fpr)}-FPR threshold", fpr
 
 
 def verdict(n: int, passed: int, fpr: float, good_cosine: int, good_ssim: int | None = None, linear: bool = False,
@@ -46,7 +52,7 @@ def verdict(n: int, passed: int, fpr: float, good_cosine: int, good_ssim: int | 
     thr, rate = _threshold(fpr, n_control)
     count, by = (passed_ssim, " by SSIM") if passed_ssim is not None else (passed, "")  # images: the published score
     p = chance_p(n, count, rate) if count else 1.0
-    chance = f", about as many as chance would (p = {p:.2f} at {rate:.0%} FPR)" if count and p >= 0.05 else ""
+    chance = f", about as many as chance would (p = {p:.2f} at {percent(rate)} FPR)" if count and p >= 0.05 else ""
     if linear:
         if not count:
             return LINEAR + f"no member passes {thr} against that sum."
