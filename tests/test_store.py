@@ -81,6 +81,12 @@ def test_a_unit_retires_the_same_work_stored_under_an_older_id(tmp_path):
     unit("t-m-said0000000a", '{"task": {"description": "before", "seed": 2}}')
     unit("t-m-said0000000b", '{"task": {"description": "after", "seed": 2}}')
     assert store.retire_superseded("t-m-said0000000b") == ["t-m-said0000000a"]
+    # the unit id's rule for the evidence settings: inversion's are the same work, selection's are not
+    unit("t-m-beam0000000a", '{"task": {"seed": 4, "evidence": {"word_beam": 8, "min_cosine": 0.7}}}')
+    unit("t-m-beam0000000b", '{"task": {"seed": 4, "evidence": {"word_beam": 4, "min_cosine": 0.7}}}')
+    assert store.retire_superseded("t-m-beam0000000b") == ["t-m-beam0000000a"]
+    unit("t-m-beam0000000c", '{"task": {"seed": 4, "evidence": {"word_beam": 4, "min_cosine": 0.8}}}')
+    assert store.retire_superseded("t-m-beam0000000c") == []
     # a unit that failed on the data as it was (failures rows only) is retired when the same work is done on it now
     failed = {f.name: _value(f, 0) for f in SCHEMAS["failures"]} | {"unit_id": "t-m-fail0000000a", "settings": '{"seed": 3, "data_digest": "a"}'}
     store.write("failures", "t-m-fail0000000a", [failed], "train")

@@ -12,11 +12,11 @@ from statistics import mean
 
 import harness.runner.tables  # noqa: F401 - registers the shards table
 from harness.errors import HarnessError, did_you_mean
-from harness.invert.recipe import selection_settings
 from harness.provenance import cpu_threads
 from harness.scoring.verdict import scores_by_rule
 from harness.specs.defaults import with_defaults
 from harness.specs.task import TaskSpec
+from harness.specs.work import task_work
 from harness.store.store import ResultStore
 from harness.victims.trainers import TRAINERS
 
@@ -110,14 +110,14 @@ def _setting(settings: dict, head_dims=None, attack: str | None = None) -> tuple
     """The setting's label, id and task: the task without seed, name, description and the recipe's transform and trainer
     (the recipe is a column of its own; the trainer's parameters stay in the setting). `attack`: the attack the row
     says ran, where it is not the task's (a linear head is scored by its weighted sum, not searched)."""
-    task = with_defaults(json.loads(json.dumps(settings["task"])), TaskSpec)  # rows from before a field: its default
+    # the unit's work (task_work), rows from before a field given its default; seeds and the name pooled
+    task = task_work(with_defaults(json.loads(json.dumps(settings["task"])), TaskSpec))
     task.pop("seed", None)
     task.pop("name", None)
-    task.pop("description", None)
     if settings.get("data_digest"):  # local data: what it holds, not how a task file's path reached it
         task["data"]["source"] = f"sha256:{settings['data_digest']}"
-    # the evidence settings that no column reads (inversion, --no-evidence) do not split a setting; selection's do
-    task["evidence"] = selection_settings(task.get("evidence") or {})
+    # selection's settings split a setting; whether evidence ran does not (a --no-evidence run's victims are the same)
+    task["evidence"] = {k: v for k, v in (task.get("evidence") or {}).items() if k != "enabled"}
     params = dict(task["attack"].get("params") or {})
     params.pop("seed", None)
     task["attack"]["params"] = params

@@ -8,9 +8,9 @@ from dataclasses import dataclass
 
 from harness.attacks import attack_class, make_attack
 from harness.attacks.priors import domain_prior
-from harness.invert.recipe import selection_settings
 from harness.specs.model_card import ModelCard
 from harness.specs.task import TaskSpec
+from harness.specs.work import task_work
 from harness.store.schemas import SCHEMA_VERSION
 
 
@@ -43,16 +43,12 @@ class Unit:
         leaves existing units' ids, and a resumed store's finished work, as they were. The task's description is text
         about the work, not the work: editing it keeps the id. The contents of the local data and of a given head are
         hashed too: a file changed in place is new work, and one file reached by two paths (relative from two folders,
-        or absolute) is one unit, named by its content. Of the evidence settings only selection's count: inversion's
-        (invert_*, word_*, dip_*, corpus) change no victim, candidate or selection row, and a sweep never inverts
-        (changing one recomputed every unit of a sweep); a run with other inversion settings replaces the unit's rows."""
-        task = self.task.model_dump(mode="json", exclude_defaults=True, exclude={"description"})
+        or absolute) is one unit, named by its content. Of the evidence settings only selection's count (`task_work`, the
+        rule the store's retiring and the leaderboard's settings share): a run with other inversion settings replaces the
+        unit's rows."""
+        task = task_work(self.task.model_dump(mode="json", exclude_defaults=True))
         if self.data_digest:  # local data: its content names it, not the path it was reached by
             task["data"].pop("source", None)
-        if "evidence" in task:  # inversion settings steer a view of the unit's candidates, not the unit's work
-            ev = task.pop("evidence")
-            kept = selection_settings(ev) | ({"enabled": ev["enabled"]} if "enabled" in ev else {})
-            task |= {"evidence": kept} if kept else {}
         stated = {"task": task, "card": self.card.model_dump(mode="json", exclude_defaults=True),
                   "revision": self.revision, "head_file": None if self.head_digest else self.head_file}
         stated |= {k: v for k, v in (("data_digest", self.data_digest), ("head_digest", self.head_digest)) if v}

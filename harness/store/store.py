@@ -12,6 +12,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from harness.errors import HarnessError
+from harness.specs.work import task_work
 from harness.store.schemas import SCHEMA_VERSION, SCHEMAS
 
 MARKER = "_recon_harness.json"
@@ -88,12 +89,13 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
 
 
 def _work(settings: str) -> str:
-    """A row's settings as the work they describe: the task's description (text about the work) left out, and the
+    """A row's settings as the work they describe (`task_work`: what the unit id counts of the task), without the
     digests of the local data and a given head: the same work on a file changed in place supersedes the old
     rows (the store holds what the data is now), as do rows of a release that did not record them."""
     try:
         s = json.loads(settings)
-        s.get("task", {}).pop("description", None)
+        if isinstance(s.get("task"), dict):
+            s["task"] = task_work(s["task"])
         s.pop("data_digest", None)
         s.pop("head_digest", None)
         return json.dumps(s, sort_keys=True)
