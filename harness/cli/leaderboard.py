@@ -9,7 +9,7 @@ from pathlib import Path
 from harness.cli.args import file_path
 from harness.errors import HarnessError
 from harness.leaderboard import FORMATS, build, render, write
-from harness.leaderboard.build import NAMES
+from harness.leaderboard.columns import NAMES
 from harness.store.store import check_writable_file
 
 HUB_NAME = re.compile(r"^[A-Za-z0-9][\w.\-]{0,95}$")

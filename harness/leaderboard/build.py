@@ -12,59 +12,16 @@ from statistics import mean
 
 import harness.runner.tables  # noqa: F401 - registers the shards table
 from harness.errors import HarnessError, did_you_mean
+from harness.leaderboard.columns import NAMES
 from harness.provenance import cpu_threads
 from harness.scoring.verdict import scores_by_rule
 from harness.specs.defaults import with_defaults
+from harness.specs.fields import differing_fields, field_value, flat_fields
 from harness.specs.task import TaskSpec
 from harness.specs.work import task_work
 from harness.store.store import ResultStore
 from harness.victims.trainers import TRAINERS
 
-# (name, what it is); the order is the table's
-COLUMNS = [
-    ("model", "model card"), ("model_id", "Hub id"),
-    ("kind", "backbone (the harness trained a victim head on its embeddings) or classifier (a fine-tuned checkpoint's own head)"),
-    ("revision", "resolved commit (of the checkpoint, for a classifier)"), ("task", "task"),
-    ("recipe", "victim recipe: input transform + trainer (TRANSFORM+TRAINER; 'checkpoint' for a classifier's own head; "
-               "results written before recipes: none+paper, the only recipe then, or '-' for a given head)"),
-    ("setting", "members, head, weight decay, trainer parameters, attack, and any other field in which the settings of "
-                "the same model and task differ (FIELD=VALUE, dotted into nested fields; seeds pooled)"),
-    ("setting_id", "hash of the setting without the recipe's transform and trainer (one setting, several recipes)"),
-    ("seeds", "replicates pooled: each (task seed, attack seed) pair run counts once"),
-    ("measured", "replicates whose attack left candidates to score: the attack columns (members_at_fpr to baseline_p20) are "
-     "means over these; a replicate whose every run diverged measured nothing, which is not 0 recovered (0 here: they are empty)"),
-    ("n_members", "members per victim"),
-    ("members_at_fpr", "members whose best candidate passes the FPR threshold: a membership signal, not a "
-     "reconstruction (by SSIM for pixel victims, as the report and the verdict; by cosine otherwise; mean over the "
-     "measured replicates)"),
-    ("tpr_at_fpr", "TPR at the FPR threshold (the same rule; mean)"),
-    ("fpr", "the FPR asked of the threshold (n_control non-members resolve no rate below 1 / n_control)"),
-    ("n_control", "non-members the threshold was set on (the fewest of the measured replicates)"),
-    ("null_tpr_at_fpr", "the same (TPR, the same rule) for the null victim (the task's null_victim mode, disjoint by default): the control"),
-    ("good_at_0_8", "members with a candidate at cosine > 0.8 (images/sentences, mean)"),
-    ("good_at_0_9", "the same at 0.9"),
-    ("good_ssim", "members with a candidate at SSIM > 0.4, Haim et al.'s rule (pixel `identity` backbone only, mean)"),
-    ("good_beyond_public", "members reconstructed (SSIM > 0.4 for pixels, cosine > 0.8 otherwise) by a candidate closer to "
-     "them than any public input the attacker holds (mean; empty for rows written before it)"),
-    ("public_good", "members the public inputs alone match by that rule: what needs no attack (mean)"),
-    ("selection_p20", "top-20 precision of the selection made without the members (mean over the seeds that ran "
-     "selection: a --no-evidence run has none)"),
-    ("baseline_p20", "the same for the lowest-KKT-loss baseline ranking (mean)"),
-    ("victim_test_acc", "victim accuracy on non-members (mean)"),
-    ("active_share", "share of the victim's first-layer units firing on a member (mean; near 1: a near-linear head)"),
-    ("effective_members", "how many members the victim's weights carry (participation ratio of the oracle fit's "
-     "per-member parts, mean; the search recovers the largest parts first)"),
-    ("in_row_space", "members whose cut into the first layer's row space (kkt's subspace: auto) keeps cosine > 0.8: "
-     "at most this many come back from a search there (mean)"),
-    ("dp_epsilon", "dp-sgd only: the epsilon the victim's training reached (mean)"),
-    ("runs", "attack restarts, all victims"),
-    ("gpu_hours", "attack GPU-hours (shard time x GPUs held; a unit `run` wrote: its attack time on a GPU)"),
-    ("cpu_hours", "attack CPU-hours (shard time x CPUs held; a unit `run` wrote: its attack time x torch threads)"),
-    ("weights_source", "where the weights came from"), ("versions", "package versions (latest unit)"),
-    ("created_at", "latest unit's time"), ("unit_ids", "the units pooled"),
-    ("failed", "units of this setting that failed and left no rows (`recon-harness leaderboard DIR --failures` says why)"),
-]
-NAMES = [c for c, _ in COLUMNS]
 NUMERIC_DESC = "members_at_fpr"
 P_AT = 20  # the k of the selection precision columns
 OLD_RECIPE = "none+paper"  # what every trained victim was before recipes existed (centred inputs, the paper trainer)
@@ -141,34 +98,6 @@ def _setting(settings: dict, head_dims=None, attack: str | None = None) -> tuple
 # settings of one model and task differ is appended to their labels (_distinguish)
 LABELLED = {"per_class", "head.widths", "head.weight_decay", "head.lr_schedule", "attack.name", "attack.params.m",
             "attack.params.restarts", "attack.params.iterations"}
-
-
-def flat_fields(d: dict, prefix: str = "") -> dict[str, object]:
-    """Nested settings as dotted FIELD -> value."""
-    out: dict[str, object] = {}
-    for k, v in d.items():
-        if isinstance(v, dict) and v:
-            out.update(flat_fields(v, f"{prefix}{k}."))
-        else:
-            out[f"{prefix}{k}"] = v
-    return out
-
-
-def differing_fields(flats: list[dict[str, object]]) -> list[str]:
-    """The dotted fields (sorted) whose values are not the same in all of `flats` (absent counts as a value)."""
-    paths = sorted({p for f in flats for p in f})
-    return [p for p in paths if len({json.dumps(f.get(p, "<absent>"), sort_keys=True, default=str) for f in flats}) > 1]
-
-
-def field_value(v) -> str:
-    """A field's value in a label: strings bare, floats short, a list of plain values as [a,b], anything else JSON."""
-    if isinstance(v, str):
-        return v
-    if isinstance(v, float):
-        return f"{v:g}"
-    if isinstance(v, list) and all(isinstance(x, (str, int, float)) for x in v):
-        return "[" + ",".join(map(field_value, v)) + "]"
-    return json.dumps(v, separators=(",", ":"), default=str)
 
 
 def _labelled(path: str) -> bool:

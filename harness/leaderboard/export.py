@@ -14,7 +14,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from harness.errors import HarnessError
-from harness.leaderboard.build import COLUMNS, NAMES
+from harness.leaderboard.columns import COLUMNS, NAMES
 
 FORMATS = ["md", "csv", "json", "html", "parquet"]
 SHORT = [c for c in NAMES if c not in ("versions", "unit_ids", "setting_id")]  # what md shows

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from harness.leaderboard.build import differing_fields, field_value, flat_fields
+from harness.specs.fields import differing_fields, field_value, flat_fields
 from harness.report.html import esc, fmt, html_table
 from harness.scoring.verdict import scores_by_rule, ssim_passed, verdict
 
