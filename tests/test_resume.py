@@ -234,6 +234,26 @@ def test_a_resume_cut_into_other_shards_recomputes_them_and_drops_the_strays(tmp
         "null-s0000.parquet", "null-s0001.parquet", "real-s0000.parquet", "real-s0001.parquet"]  # s0002: gone
 
 
+def test_a_resume_that_finds_a_unit_done_retires_what_it_supersedes(tmp_path):
+    """A sweep cut off between a unit's victims file (done) and retiring the units it supersedes: the resume skips the
+    unit and retires them then, so the same work does not stand twice in the store."""
+    import pyarrow as pa
+
+    plan, _ = make_plan(tmp_path, grid={})
+    out = tmp_path / "out"
+    drive(plan, out).run()
+    uid = next(plan.units()).unit_id
+    old = uid.rsplit("-", 1)[0] + "-000000000000"  # the same work under an id an older release gave it
+    store = ResultStore(out)
+    for table in ("victims", "attack_runs"):
+        rows = store.read(table, prefix=uid).to_pylist()
+        store.write(table, old, pa.Table.from_pylist([{**r, "unit_id": old} for r in rows], schema=store.read(table).schema))
+    c = drive(plan, out).run()
+    assert c.units_skipped == 1 and c.units_done == 0
+    assert set(store.read("victims").column("unit_id").to_pylist()) == {uid}
+    assert set(store.read("attack_runs").column("unit_id").to_pylist()) == {uid}
+
+
 def test_run_into_a_sweeps_store_drops_that_units_shards(tmp_path):
     """`run` computes a unit without shards: once its rows replace the sweep's, the sweep's shards of that unit (which
     the leaderboard's hours read) are not left describing other work."""
