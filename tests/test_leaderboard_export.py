@@ -194,3 +194,20 @@ def test_markdown_cells_stay_one_cell_and_carry_no_html(results):
                "error_type": "E", "message": "<img src=x onerror=alert(1)>\nline two"}
     md = render_failures(pa.Table.from_pylist([failure]), "md").decode().splitlines()
     assert len(md) == 3 and "&lt;img src=x onerror=alert(1)&gt; line two" in md[2]
+
+
+def test_failures_the_board_cannot_hold_are_named(tmp_path, capsys):
+    """A setting whose every unit failed has no row to count them on: the board says so and where to look, and a
+    store with failures only is not 'no finished units yet; run a sweep first'."""
+    res = _failure_store(tmp_path)
+    assert main(["leaderboard", str(res)]) == 0
+    assert "not on the board" not in capsys.readouterr().err  # its setting has a row: counted in `failed`
+    store = ResultStore(res, create=False)
+    row = store.read("failures").to_pylist()[0]
+    store.write("failures", "u-other", [{**row, "unit_id": "u-other", "model": "other-model"}], "train")
+    assert main(["leaderboard", str(res)]) == 0
+    assert "1 failed unit(s) of settings with no finished unit are not on the board" in capsys.readouterr().err
+    only = ResultStore(tmp_path / "only")
+    only.write("failures", "u-other", [{**row, "unit_id": "u-other"}], "train")
+    assert main(["leaderboard", str(tmp_path / "only")]) == 2
+    assert "no finished units: 1 failed" in capsys.readouterr().err

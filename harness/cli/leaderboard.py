@@ -9,6 +9,7 @@ from pathlib import Path
 from harness.cli.args import file_path
 from harness.errors import HarnessError
 from harness.leaderboard import FORMATS, build, render, write
+from harness.leaderboard.build import unlisted_failures
 from harness.leaderboard.columns import NAMES
 from harness.store.store import check_writable_file
 
@@ -94,6 +95,10 @@ def main(args) -> int:
         check_push(args.push_to_hub)
     args.format = fmt or "md"
     rows = build(args.results, args.sort, args.ascending)
+    unlisted = unlisted_failures(args.results, rows)
+    if unlisted:
+        print(f"{unlisted} failed unit(s) of settings with no finished unit are not on the board: "
+              f"`recon-harness leaderboard {args.results} --failures` says why", file=sys.stderr)
     if args.out:
         write(rows, args.format, args.out)
         print(f"wrote {len(rows)} rows to {args.out}", file=sys.stderr)

@@ -173,11 +173,22 @@ def _attack_hours(store: ResultStore, victims: list[dict]) -> dict[str, list[flo
     return hours
 
 
+def unlisted_failures(root: str | Path, rows: list[dict]) -> int:
+    """Failed units that no row counts: their setting has no finished unit, so the board has no row to hold them."""
+    store = ResultStore(root, create=False)
+    done = set(store.read("victims", columns=["unit_id"]).column("unit_id").to_pylist())
+    failed = set(store.read("failures", columns=["unit_id"]).column("unit_id").to_pylist()) - done
+    return len(failed) - sum(r["failed"] for r in rows)
+
+
 def build(root: str | Path, sort: str = NUMERIC_DESC, ascending: bool = False) -> list[dict]:
     store = ResultStore(root, create=False)
     victims = store.read("victims").to_pylist()
     if not victims:
-        raise HarnessError("results", str(root), "holds no finished units yet; run a sweep first")
+        failed = len(set(store.read("failures", columns=["unit_id"]).column("unit_id").to_pylist()))
+        why = (f"holds no finished units: {failed} failed (`recon-harness leaderboard {root} --failures` says why)"
+               if failed else "holds no finished units yet; run a sweep first")
+        raise HarnessError("results", str(root), why)
     hours = _attack_hours(store, victims)
     p20 = {  # (unit, strategy) -> top-20 precision of the real victim's selection
         (s["unit_id"], s["strategy"]): s["precision"]
