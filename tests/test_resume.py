@@ -254,6 +254,28 @@ def test_a_resume_that_finds_a_unit_done_retires_what_it_supersedes(tmp_path):
     assert set(store.read("attack_runs").column("unit_id").to_pylist()) == {uid}
 
 
+def test_an_upgraded_sweep_renames_the_units_an_older_release_named_otherwise(tmp_path, capsys):
+    """The same work done under the id an older release gave it (ids changed: local data named by its content) is
+    not recomputed, nor retired with what only it holds: the dry run counts it done, the sweep renames it."""
+    from harness.store.adopt import adopt
+
+    plan, path = make_plan(tmp_path, grid={})
+    out = tmp_path / "out"
+    drive(plan, out).run()
+    uid = next(plan.units()).unit_id
+    old = uid.rsplit("-", 1)[0] + "-000000000000"
+    adopt(ResultStore(out), uid, old)  # as an older release left it
+    before = ResultStore(out, create=False).read("candidates").drop_columns(["unit_id"])
+    assert main(["sweep", path, "--out", str(out), "--dry-run"]) == 0
+    assert "1 done, 1 of them under an older release's ids" in " ".join(capsys.readouterr().out.split())
+    assert main(["sweep", path, "--out", str(out)]) == 0
+    err = capsys.readouterr()
+    assert f"{old} -> {uid}" in err.err and "already done" in err.out
+    store = ResultStore(out, create=False)
+    assert set(store.read("victims").column("unit_id").to_pylist()) == {uid}
+    assert store.read("candidates").drop_columns(["unit_id"]).equals(before)  # the rows it held, not recomputed
+
+
 def test_run_into_a_sweeps_store_drops_that_units_shards(tmp_path):
     """`run` computes a unit without shards: once its rows replace the sweep's, the sweep's shards of that unit (which
     the leaderboard's hours read) are not left describing other work."""

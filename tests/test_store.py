@@ -87,12 +87,48 @@ def test_a_unit_retires_the_same_work_stored_under_an_older_id(tmp_path):
     assert store.retire_superseded("t-m-beam0000000b") == ["t-m-beam0000000a"]
     unit("t-m-beam0000000c", '{"task": {"seed": 4, "evidence": {"word_beam": 4, "min_cosine": 0.8}}}')
     assert store.retire_superseded("t-m-beam0000000c") == []
+    # whether evidence ran (`run --no-evidence`) leaves the victims and candidates as they were: the same work
+    unit("t-m-ev00000000a", '{"task": {"seed": 5, "evidence": {"enabled": false}}}')
+    unit("t-m-ev00000000b", '{"task": {"seed": 5, "evidence": {"enabled": true}}}')
+    assert store.retire_superseded("t-m-ev00000000b") == ["t-m-ev00000000a"]
     # a unit that failed on the data as it was (failures rows only) is retired when the same work is done on it now
     failed = {f.name: _value(f, 0) for f in SCHEMAS["failures"]} | {"unit_id": "t-m-fail0000000a", "settings": '{"seed": 3, "data_digest": "a"}'}
     store.write("failures", "t-m-fail0000000a", [failed], "train")
     unit("t-m-fail0000000b", '{"seed": 3, "data_digest": "b"}')
     assert store.retire_superseded("t-m-fail0000000b") == ["t-m-fail0000000a"]
     assert store.read("failures").num_rows == 0
+
+
+def test_the_same_work_done_under_an_older_id_is_found_and_renamed(tmp_path):
+    """An upgrade that changes how ids are made: the store's unit of the same work (the same data by its digest,
+    whether evidence ran) takes the new id, every table's rows and the heads' files; anything less is not taken."""
+    from harness.store.adopt import adopt_all, same_work_done
+
+    store = ResultStore(tmp_path)
+    settings = {"task": {"seed": 0, "description": "x", "evidence": {"word_beam": 8}}, "data_digest": "d1"}
+
+    def unit(uid: str, s: dict) -> None:
+        for table, part in (("victims", ""), ("candidates", "real"), ("inversions", "")):
+            row = {f.name: _value(f, 0) for f in SCHEMAS[table]} | {"unit_id": uid, "settings": json.dumps(s)}
+            store.write(table, uid, [row], part)
+        (tmp_path / "heads").mkdir(exist_ok=True)
+        (tmp_path / "heads" / f"{uid}-real.safetensors").write_bytes(b"w")
+
+    unit("t-m-old000000000", settings)
+    unit("t-m-nodigest0000", {**settings, "data_digest": None})  # a release before digests: the data may have changed
+    unit("t-m-noevidence00", {**settings, "task": {**settings["task"], "evidence": {"enabled": False}}})
+    new = {**settings, "task": {**settings["task"], "description": "y", "evidence": {"word_beam": 4}}}
+    assert same_work_done(store, "t-m-new000000000", new) == "t-m-old000000000"
+    assert same_work_done(store, "t-m-new000000000", {**new, "data_digest": "d2"}) is None  # the data changed since
+    assert same_work_done(store, "u-m-new000000000", new) is None  # another task's name
+    assert adopt_all(store, [("t-m-new000000000", new)]) == [("t-m-old000000000", "t-m-new000000000")]
+    assert adopt_all(store, [("t-m-new000000000", new)]) == []  # done now: nothing to take
+    for table in ("victims", "candidates", "inversions"):
+        ids = store.read(table).column("unit_id").to_pylist()
+        assert "t-m-old000000000" not in ids and "t-m-new000000000" in ids
+    assert store.has("candidates", "t-m-new000000000", "real")
+    assert sorted(p.name for p in (tmp_path / "heads").iterdir()) == [
+        "t-m-new000000000-real.safetensors", "t-m-nodigest0000-real.safetensors", "t-m-noevidence00-real.safetensors"]
 
 
 def test_schema_version_mismatch_is_refused(tmp_path):

@@ -53,7 +53,9 @@ def _dry_run(plan, out: Path) -> int:
     con = make_console()
     con.print(table)
     con.print(
-        f"units {est.units} ({est.done} done, {est.units - est.done} to run, {est.unresolved} unresolvable); "
+        f"units {est.units} ({est.done} done" + (f", {est.renamed} of them under an older release's ids: the sweep "
+                                                  "renames them" if est.renamed else "")
+        + f", {est.units - est.done} to run, {est.unresolved} unresolvable); "
         f"shards to run {est.shards}" + (f" ({est.reused} stored reused)" if est.reused else "")
         + f", each {res.shard.num_cpus:g} CPU + {res.shard.num_gpus:g} GPU; "
         f"backbone actors {len(plan.cards)} x ({res.embed.num_cpus:g} CPU + {res.embed.num_gpus:g} GPU)"
@@ -94,6 +96,8 @@ def _sweep(args, spec, plan, out: Path, t0: float) -> int:
     from harness.runner.cluster import check_requests, connect, unused_gpus_notice
     from harness.runner.driver import Options, SweepDriver
 
+    if not args.force:
+        _adopt(plan, out)
     if not args.force and _all_done(plan, out):
         print(f"sweep {spec.name}: all {plan.n_units} units already done in {out}; nothing to run (--force recomputes)")
         return 0
@@ -144,6 +148,19 @@ def _is_task(path: str) -> bool:
     except HarnessError:
         return False
     return True
+
+
+def _adopt(plan, out: Path) -> None:
+    """Units done under the ids an older release gave them take this release's ids (not recomputed, nor retired)."""
+    from harness.store.adopt import adopt_all
+
+    if not (out / "_recon_harness.json").is_file():
+        return
+    moved = adopt_all(ResultStore(out), [(pu.unit_id, pu.unit.settings()) for pu in plan.units() if pu.error is None])
+    if moved:
+        shown = ", ".join(f"{old} -> {new}" for old, new in moved[:3]) + (", ..." if len(moved) > 3 else "")
+        print(f"{len(moved)} unit(s) done under the ids an older release gave them, renamed to this release's ids "
+              f"(the same work on the same data; not recomputed): {shown}", file=sys.stderr)
 
 
 def _all_done(plan, out: Path) -> bool:

@@ -88,14 +88,17 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         raise
 
 
-def _work(settings: str) -> str:
+def _work(settings: str, evidence_ran: bool = False) -> str:
     """A row's settings as the work they describe (`task_work`: what the unit id counts of the task), without the
     digests of the local data and a given head: the same work on a file changed in place supersedes the old
-    rows (the store holds what the data is now), as do rows of a release that did not record them."""
+    rows (the store holds what the data is now), as do rows of a release that did not record them. Whether
+    evidence ran (`run --no-evidence`) counts only with `evidence_ran`: the victims and candidates are the same."""
     try:
         s = json.loads(settings)
         if isinstance(s.get("task"), dict):
             s["task"] = task_work(s["task"])
+            if not evidence_ran and isinstance(s["task"].get("evidence"), dict):
+                s["task"]["evidence"].pop("enabled", None)
         s.pop("data_digest", None)
         s.pop("head_digest", None)
         return json.dumps(s, sort_keys=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable
 
+from harness.store.adopt import same_work_done
 from harness.store.store import ResultStore
 from harness.sweep.plan import SweepPlan
 
@@ -14,6 +15,7 @@ class Estimate:
     rows: dict[tuple[str, str], dict] = field(default_factory=dict)  # (card, task) -> counts
     units: int = 0
     done: int = 0
+    renamed: int = 0  # of `done`: under the ids an older release gave them (the sweep renames them)
     unresolved: int = 0
     shards: int = 0
     reused: int = 0  # stored shards a run will reuse (not in `shards`)
@@ -34,6 +36,9 @@ def estimate(plan: SweepPlan, store: ResultStore | None, reusable: Callable | No
         key = (pu.unit.card.name, pu.unit.task.name)
         row = est.rows.setdefault(key, {"units": 0, "done": 0, "shards": 0, "shards_per_unit": len(pu.jobs())})
         done = store is not None and store.has("victims", pu.unit_id)
+        if store is not None and not done and pu.error is None:  # done under an older release's id: adopted, not run
+            done = same_work_done(store, pu.unit_id, pu.unit.settings()) is not None
+            est.renamed += done
         row["units"] += 1
         row["done"] += done
         est.units += 1
