@@ -131,6 +131,15 @@ def test_the_same_work_done_under_an_older_id_is_found_and_renamed(tmp_path):
         "t-m-new000000000-real.safetensors", "t-m-nodigest0000-real.safetensors", "t-m-noevidence00-real.safetensors"]
 
 
+def test_a_marker_without_a_number_says_what_it_names(tmp_path):
+    for text, said in (('{"schema_version": "1"}', "names schema_version '1', not a number"),
+                       ("{}", "names no schema_version"), ("[1]", "is unreadable")):
+        (tmp_path / MARKER).write_text(text)
+        with pytest.raises(HarnessError) as e:
+            ResultStore(tmp_path, create=False)
+        assert said in e.value.line() and "schema version 1," not in e.value.line()
+
+
 def test_schema_version_mismatch_is_refused(tmp_path):
     (tmp_path / MARKER).write_text(json.dumps({"schema_version": 999}))
     with pytest.raises(HarnessError) as e:

@@ -121,11 +121,14 @@ def _foreign(root: Path, field: str) -> None:
 def _check_marker(root: Path, field: str, fix: str) -> None:
     """The results directory's marker names this harness's schema version, else `field` is refused with `fix`."""
     try:
-        found = json.loads((root / MARKER).read_text()).get("schema_version")
-    except (json.JSONDecodeError, OSError, AttributeError):
-        found = None
+        marker = json.loads((root / MARKER).read_text())
+        found = marker.get("schema_version")
+        unreadable = "names no schema_version" if found is None else f"names schema_version {found!r}, not a number"
+    except (json.JSONDecodeError, OSError, AttributeError, UnicodeDecodeError):
+        found, unreadable = None, "is unreadable"
     if found != SCHEMA_VERSION:
-        held = f"results of schema version {found}" if found is not None else f"a {MARKER} marker that is unreadable"
+        held = (f"results of schema version {found}" if isinstance(found, int) and not isinstance(found, bool)
+                else f"a {MARKER} marker that {unreadable}")
         raise HarnessError(field, str(root), f"holds {held}, this harness writes {SCHEMA_VERSION}; {fix}")
 
 
