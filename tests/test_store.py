@@ -87,16 +87,26 @@ def test_a_unit_retires_the_same_work_stored_under_an_older_id(tmp_path):
     assert store.retire_superseded("t-m-beam0000000b") == ["t-m-beam0000000a"]
     unit("t-m-beam0000000c", '{"task": {"seed": 4, "evidence": {"word_beam": 4, "min_cosine": 0.8}}}')
     assert store.retire_superseded("t-m-beam0000000c") == []
-    # whether evidence ran (`run --no-evidence`) leaves the victims and candidates as they were: the same work
+    # whether evidence ran counts, as in the unit id: a grid over evidence.enabled makes two units, which a nightly
+    # sweep would otherwise recompute in turn, each retiring the other
     unit("t-m-ev00000000a", '{"task": {"seed": 5, "evidence": {"enabled": false}}}')
     unit("t-m-ev00000000b", '{"task": {"seed": 5, "evidence": {"enabled": true}}}')
-    assert store.retire_superseded("t-m-ev00000000b") == ["t-m-ev00000000a"]
+    assert store.retire_superseded("t-m-ev00000000b") == []
     # a unit that failed on the data as it was (failures rows only) is retired when the same work is done on it now
     failed = {f.name: _value(f, 0) for f in SCHEMAS["failures"]} | {"unit_id": "t-m-fail0000000a", "settings": '{"seed": 3, "data_digest": "a"}'}
     store.write("failures", "t-m-fail0000000a", [failed], "train")
     unit("t-m-fail0000000b", '{"seed": 3, "data_digest": "b"}')
     assert store.retire_superseded("t-m-fail0000000b") == ["t-m-fail0000000a"]
     assert store.read("failures").num_rows == 0
+    # a unit that fails retires only failures of the same work (an older release's id failing the same way): not
+    # the same work done, nor failures of other work
+    for uid, seed in (("t-m-oldf0000000a", 6), ("t-m-othf0000000a", 7), ("t-m-newf0000000b", 6)):
+        store.write("failures", uid, [{**failed, "unit_id": uid, "settings": f'{{"seed": {seed}}}'}], "train")
+    assert store.retire_superseded("t-m-newf0000000b") == ["t-m-oldf0000000a"]
+    store.write("failures", "t-m-newf0000000c", [{**failed, "unit_id": "t-m-newf0000000c", "settings": '{"seed": 6}'}], "train")
+    unit("t-m-donef000000a", '{"seed": 6}')
+    assert store.retire_superseded("t-m-newf0000000c") == ["t-m-newf0000000b"]
+    assert "t-m-donef000000a" in store.read("victims").column("unit_id").to_pylist()
 
 
 def test_the_same_work_done_under_an_older_id_is_found_and_renamed(tmp_path):

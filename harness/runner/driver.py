@@ -86,6 +86,7 @@ class SweepDriver:
         part = stage if kind is None else f"{stage}-{kind}-s{shard:04d}"
         tbl = failure_table(base, stage, exc, kind, shard)
         self.store.write("failures", pu.unit_id, tbl, part)
+        self.store.retire_superseded(pu.unit_id)  # the same work failed under an older release's id: listed once
         row = tbl.to_pylist()[0]
         self.failures.append({"unit_id": pu.unit_id, "stage": part, "error": f"{row['error_type']}: {row['message']}"})
         self._emit("failure", unit_id=pu.unit_id, stage=stage, kind=kind, shard=shard)

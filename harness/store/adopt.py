@@ -17,12 +17,12 @@ def same_work_done(store: ResultStore, unit_id: str, settings: dict) -> str | No
     given head (rows without them are not taken: the data may have changed since). None if there is none."""
     names = unit_id.rsplit("-", 1)[0] + "-"  # ids are <task>-<card>-<hash>
     text = json.dumps(settings, sort_keys=True, default=str)
-    want, digests = _work(text, evidence_ran=True), (settings.get("data_digest"), settings.get("head_digest"))
+    want, digests = _work(text), (settings.get("data_digest"), settings.get("head_digest"))
     for r in store.read("victims", columns=["unit_id", "settings"], prefix=names).to_pylist():
         if r["unit_id"] == unit_id:
             continue
         s = json.loads(r["settings"])
-        if (s.get("data_digest"), s.get("head_digest")) == digests and _work(r["settings"], evidence_ran=True) == want:
+        if (s.get("data_digest"), s.get("head_digest")) == digests and _work(r["settings"]) == want:
             return r["unit_id"]
     return None
 

@@ -88,17 +88,15 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         raise
 
 
-def _work(settings: str, evidence_ran: bool = False) -> str:
-    """A row's settings as the work they describe (`task_work`: what the unit id counts of the task), without the
+def _work(settings: str) -> str:
+    """A row's settings as the work they describe (`task_work`: what the unit id counts of the task, whether evidence
+    ran included: a grid over evidence.enabled makes two units, which must not retire each other), without the
     digests of the local data and a given head: the same work on a file changed in place supersedes the old
-    rows (the store holds what the data is now), as do rows of a release that did not record them. Whether
-    evidence ran (`run --no-evidence`) counts only with `evidence_ran`: the victims and candidates are the same."""
+    rows (the store holds what the data is now), as do rows of a release that did not record them."""
     try:
         s = json.loads(settings)
         if isinstance(s.get("task"), dict):
             s["task"] = task_work(s["task"])
-            if not evidence_ran and isinstance(s["task"].get("evidence"), dict):
-                s["task"]["evidence"].pop("enabled", None)
         s.pop("data_digest", None)
         s.pop("head_digest", None)
         return json.dumps(s, sort_keys=True)
@@ -184,15 +182,18 @@ class ResultStore:
     def retire_superseded(self, unit_id: str) -> list[str]:
         """Remove the units whose rows record exactly the settings of `unit_id`'s (the same work under an id an
         older release gave it, or on data since changed), done or failed, in every table and the heads; returns
-        their ids. Call once the unit is done."""
-        if not self.has("victims", unit_id):
-            return []
+        their ids. Call once the unit is done, or has failed: then only units that failed too are retired (one work,
+        one failure listed, not an older release's beside it)."""
         same_names = unit_id.rsplit("-", 1)[0] + "-"  # ids are <task>-<card>-<hash>: the same work has the same names
         cols = ["unit_id", "settings"]
-        rows = self.read("victims", columns=cols, prefix=same_names).to_pylist()
-        mine = {_work(r["settings"]) for r in rows if r["unit_id"] == unit_id}
-        # a failed unit has failures rows only: its failure does not stand beside the same work done
-        rows += self.read("failures", columns=cols, prefix=same_names).to_pylist()
+        done = self.read("victims", columns=cols, prefix=same_names).to_pylist()
+        failed = self.read("failures", columns=cols, prefix=same_names).to_pylist()
+        if self.has("victims", unit_id):  # a failed unit has failures rows only: none stands beside the same work done
+            mine, rows = {_work(r["settings"]) for r in done if r["unit_id"] == unit_id}, done + failed
+        else:
+            finished = {r["unit_id"] for r in done}
+            mine = {_work(r["settings"]) for r in failed if r["unit_id"] == unit_id}
+            rows = [r for r in failed if r["unit_id"] not in finished]
         old = sorted({r["unit_id"] for r in rows if r["unit_id"] != unit_id and _work(r["settings"]) in mine})
         for uid in old:
             for f in self.root.glob(f"*/{safe_name(uid, 'unit_id')}*"):
