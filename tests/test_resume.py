@@ -265,6 +265,9 @@ def test_an_upgraded_sweep_renames_the_units_an_older_release_named_otherwise(tm
     uid = next(plan.units()).unit_id
     old = uid.rsplit("-", 1)[0] + "-000000000000"
     adopt(ResultStore(out), uid, old)  # as an older release left it
+    from harness.report import build_report
+
+    assert old in build_report(out).read_text()  # a page written then
     before = ResultStore(out, create=False).read("candidates").drop_columns(["unit_id"])
     assert main(["sweep", path, "--out", str(out), "--dry-run"]) == 0
     assert "1 done, 1 of them under an older release's ids" in " ".join(capsys.readouterr().out.split())
@@ -274,6 +277,8 @@ def test_an_upgraded_sweep_renames_the_units_an_older_release_named_otherwise(tm
     store = ResultStore(out, create=False)
     assert set(store.read("victims").column("unit_id").to_pylist()) == {uid}
     assert store.read("candidates").drop_columns(["unit_id"]).equals(before)  # the rows it held, not recomputed
+    page = (out / "report.html").read_text()  # rebuilt: it named the old id
+    assert uid in page and old not in page and "report rebuilt" in err.err
 
 
 def test_run_into_a_sweeps_store_drops_that_units_shards(tmp_path):

@@ -96,10 +96,11 @@ def _sweep(args, spec, plan, out: Path, t0: float) -> int:
     from harness.runner.cluster import check_requests, connect, unused_gpus_notice
     from harness.runner.driver import Options, SweepDriver
 
-    if not args.force:
-        _adopt(plan, out)
+    moved = _adopt(plan, out) if not args.force else []
     if not args.force and _all_done(plan, out):
         print(f"sweep {spec.name}: all {plan.n_units} units already done in {out}; nothing to run (--force recomputes)")
+        if moved:
+            _refresh_report(out)
         return 0
     where = connect(args.address, args.num_cpus)
     try:
@@ -124,6 +125,8 @@ def _sweep(args, spec, plan, out: Path, t0: float) -> int:
         if len(driver.failures) > 20:
             con.print(escape(f"  ... and {len(driver.failures) - 20} more: `recon-harness leaderboard {out} --failures`"))
         con.print(escape(f"the table: recon-harness leaderboard {out}; the page: recon-harness report {out}"), soft_wrap=True)
+        if moved or c.units_done:
+            _refresh_report(out)
         return 0 if c.ok else 1
     finally:
         if where != "already connected":  # ours to end: under our SIGTERM handler, not at interpreter exit
@@ -150,17 +153,26 @@ def _is_task(path: str) -> bool:
     return True
 
 
-def _adopt(plan, out: Path) -> None:
+def _refresh_report(out: Path) -> None:
+    """A report page written before (by `run` or `report`) is rebuilt: it would show units since replaced."""
+    if (out / "report.html").is_file():
+        from harness.report import build_report
+
+        print(f"report rebuilt: {build_report(out)}", file=sys.stderr)
+
+
+def _adopt(plan, out: Path) -> list[tuple[str, str]]:
     """Units done under the ids an older release gave them take this release's ids (not recomputed, nor retired)."""
     from harness.store.adopt import adopt_all
 
     if not (out / "_recon_harness.json").is_file():
-        return
+        return []
     moved = adopt_all(ResultStore(out), [(pu.unit_id, pu.unit.settings()) for pu in plan.units() if pu.error is None])
     if moved:
         shown = ", ".join(f"{old} -> {new}" for old, new in moved[:3]) + (", ..." if len(moved) > 3 else "")
         print(f"{len(moved)} unit(s) done under the ids an older release gave them, renamed to this release's ids "
               f"(the same work on the same data; not recomputed): {shown}", file=sys.stderr)
+    return moved
 
 
 def _all_done(plan, out: Path) -> bool:
