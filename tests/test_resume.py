@@ -297,6 +297,7 @@ def test_run_into_a_sweeps_store_drops_that_units_shards(tmp_path):
     task.write_text(yaml.safe_dump(TASK))
     assert main(["run", str(task), "--out", str(out), "--no-evidence", "--quiet"]) == 0
     assert not list((out / "shards").glob(f"{uid}-*"))
+    assert not list((out / "heads").glob(f"{uid}-*.json"))  # the sweep's training records described its heads
     victims = ResultStore(out, create=False).read("victims").to_pylist()
     assert len(victims) == 2  # real and null, replaced once
     seed = json.loads(victims[0]["settings"])["attack_params"]["seed"]

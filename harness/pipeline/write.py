@@ -26,10 +26,12 @@ def head_path(root: Path, unit_id: str, kind: str) -> Path:
 
 
 def save_heads(root: Path, unit: Unit, trained: Trained) -> dict[str, str]:
-    """Each victim's head with its frame (safetensors); returns paths relative to root."""
+    """Each victim's head with its frame (safetensors); returns paths relative to root. A training record beside the
+    head it replaces (a sweep's, which `runner/resume.py` writes and reads back) goes: it described that head."""
     paths = {}
     for kind, v in trained.victims.items():
         path = head_path(root, unit.unit_id, kind)
+        path.with_suffix(".json").unlink(missing_ok=True)
         meta = {"unit_id": unit.unit_id, "victim": kind, "loss": unit.task.head.loss, "recipe": v.recipe.label}
         save_head(v.head, path, meta, frame=v.frame)
         paths[kind] = str(path.relative_to(root))
