@@ -3,7 +3,9 @@
     python bench/attack.py [--case recipes|text|pixels|multiclass|speed|trend|identify|all] [--minutes N]
                            [--null-minutes N] [--trend-ns 10,20,50] [--speed-m 40] [--speed-rounds 3]
 
-Every figure is measured in this run, side by side; ratios compare runs made here, now.
+Every figure is measured in this run, side by side; ratios compare runs made here, now. Victims are built as `run`
+builds them; the attack's set-up and scoring are this bench's own (docs/attack.md, "Controls"; bench/recipes.py goes
+through the pipeline's stages).
 Skips (exit 0) where ../shared/data (or $RECON_SHARED_DATA) is absent.
 """
 
