@@ -94,3 +94,41 @@ def test_bad_input(vit_space, tiny_vit_dir):
     no_proc = EmbedSpace(Backbone(vit_space.backbone.resolved, model=vit_space.backbone.model, processor=None), False, vit_space.mean)
     with pytest.raises(HarnessError, match="no image processor"):
         invert_images(no_proc, torch.zeros(1, 32))
+
+
+def test_grayscale_and_transparent_pictures_embed_as_rgb(vit_space):
+    """A ViT processor's config converts nothing to RGB: a grayscale or RGBA picture failed its 3-channel mean
+    (internal error). Each is embedded as the RGB picture transformers' processors make (transparency on white)."""
+    rgb = _images(1)[0]
+    rgba = rgb.convert("RGBA")
+    rgba.putalpha(128)
+    white = Image.alpha_composite(Image.new("RGBA", rgba.size, (255, 255, 255, 255)), rgba).convert("RGB")
+    bb = vit_space.backbone
+    got = bb.embed([rgb.convert("L"), rgba, white, rgb.convert("L").convert("RGB")], progress=False)
+    assert got.shape[0] == 4 and torch.isfinite(got).all()
+    assert torch.allclose(got[1], got[2]) and torch.allclose(got[0], got[3])
+
+
+def test_member_references_are_framed_as_the_backbone_saw_them(vit_space):
+    """A processor that resizes then crops (DINOv2: 224 of 256) shows the backbone part of the picture: the report's
+    reference is that part at the member's size, so a perfect inversion scores ~1, not what the crop cut away."""
+    from types import SimpleNamespace
+
+    import numpy as np
+    import torch.nn.functional as F
+    from transformers import CLIPImageProcessor
+
+    from harness.invert.targets import member_images
+
+    proc = CLIPImageProcessor(size={"shortest_edge": 48}, crop_size={"height": 32, "width": 32})
+    bb = Backbone(vit_space.backbone.resolved, model=vit_space.backbone.model, processor=proc, device=torch.device("cpu"))
+    members = _images(3)
+    refs = member_images(SimpleNamespace(member_inputs=members), bb)
+    for im, ref in zip(members, refs):
+        seen = proc(images=[im], do_normalize=False, return_tensors="pt")["pixel_values"]  # what the model saw
+        perfect = F.interpolate(seen, size=(32, 32), mode="bilinear", align_corners=False, antialias=True)
+        perfect = perfect[0].permute(1, 2, 0).clamp(0, 1).numpy()
+        raw = np.asarray(im, dtype=np.float32) / 255.0
+        assert ref.shape == raw.shape
+        assert image_metrics(perfect, ref)["ssim"] > 0.99
+        assert image_metrics(perfect, raw)["ssim"] < image_metrics(perfect, ref)["ssim"] - 0.05

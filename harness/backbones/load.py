@@ -18,9 +18,23 @@ def default_device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
+def to_rgb(im: Any) -> Any:
+    """A PIL image in RGB as transformers' image processors make it (transparency composited onto white; grayscale
+    and palette images expanded), so that every backbone, the identity's pixels and the report's member images see
+    one picture; arrays pass as they are."""
+    if not hasattr(im, "convert") or im.mode == "RGB":
+        return im
+    if "A" in im.getbands() or im.info.get("transparency") is not None:
+        from PIL import Image
+
+        rgba = im.convert("RGBA")
+        return Image.alpha_composite(Image.new("RGBA", rgba.size, (255, 255, 255, 255)), rgba).convert("RGB")
+    return im.convert("RGB")
+
+
 def pixels_to_unit_range(images: Sequence[Any]) -> torch.Tensor:
     """PIL images (or HxWxC uint8 arrays) -> (N, C, H, W) float tensor in [-1, 1]."""
-    arrs = [np.asarray(im.convert("RGB") if hasattr(im, "convert") else im, dtype=np.float32) for im in images]
+    arrs = [np.asarray(to_rgb(im), dtype=np.float32) for im in images]
     shapes = {a.shape for a in arrs}
     if len(shapes) != 1:
         raise HarnessError("images", sorted(shapes)[:3], "all images must share one size for the identity backbone")
@@ -68,7 +82,16 @@ class Backbone:
             return dict(self.processor(
                 list(batch), padding=True, truncation=True, max_length=self.max_length, return_tensors="pt"
             ).to(self.device))
-        return {"pixel_values": self.processor(images=list(batch), return_tensors="pt")["pixel_values"].to(self.device)}
+        # RGB first: a ViT processor's config converts nothing, and a grayscale or RGBA picture failed its 3-channel mean
+        images = [to_rgb(im) for im in batch]
+        return {"pixel_values": self.processor(images=images, return_tensors="pt")["pixel_values"].to(self.device)}
+
+    def seen(self, image: Any) -> np.ndarray:
+        """An image as this backbone sees it before normalisation (resized, cropped), HxWx3 in [0, 1]."""
+        if self.card.is_identity or self.processor is None:
+            return np.asarray(to_rgb(image), dtype=np.float32) / 255.0
+        pv = self.processor(images=[to_rgb(image)], do_normalize=False, return_tensors="pt")["pixel_values"][0]
+        return pv.permute(1, 2, 0).clamp(0, 1).numpy().astype(np.float32)
 
     @torch.inference_mode()
     def embed_batch(self, batch: Sequence[Any]) -> torch.Tensor:

@@ -184,8 +184,23 @@ def _spaced(text) -> str:
     return f" {' '.join(str(text).lower().split())} "
 
 
-def member_images(split: MemberSplit) -> list[np.ndarray]:
-    return [np.asarray(im.convert("RGB"), dtype=np.float32) / 255.0 for im in split.member_inputs]
+def member_images(split: MemberSplit, backbone) -> list[np.ndarray]:
+    """Each member as the backbone saw it (its processor's resize and crop: DINOv2 crops 224 of 256, so the inversion
+    can rebuild no more than that part), at the member's own size; HxWx3 in [0, 1]. The identity's: the member."""
+    import torch.nn.functional as F
+
+    from harness.backbones.load import to_rgb
+
+    out = []
+    for im in split.member_inputs:
+        own = np.asarray(to_rgb(im), dtype=np.float32) / 255.0
+        seen = backbone.seen(im)
+        if seen.shape != own.shape:
+            t = torch.from_numpy(seen).permute(2, 0, 1)[None]
+            t = F.interpolate(t, size=own.shape[:2], mode="bilinear", align_corners=False, antialias=True)
+            seen = t[0].permute(1, 2, 0).clamp(0, 1).numpy().astype(np.float32)
+        out.append(seen)
+    return out
 
 
 def invert_image(space: EmbedSpace, split: MemberSplit, emb: "Embedded", targets: list, recipe: EvidenceRecipe) -> list[dict]:
@@ -201,7 +216,7 @@ def invert_image(space: EmbedSpace, split: MemberSplit, emb: "Embedded", targets
         space, vecs, steps=recipe.dip_steps, lr=recipe.dip_lr, width=recipe.dip_width, refine_steps=recipe.dip_refine_steps
     )
     mcos, mem = cosine_matrix(vecs, emb.members).max(1)
-    refs = member_images(split)
+    refs = member_images(split, space.backbone)
     method = "identity" if space.backbone.card.is_identity else "dip"
     rows = []
     for j, t in enumerate(targets):
