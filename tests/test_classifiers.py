@@ -324,6 +324,44 @@ def test_pickled_only_weights_under_use_safetensors_name_the_setting(tmp_path, c
     assert not out.exists() or not list(out.rglob("*.parquet"))
 
 
+class _Payload:  # a pickled object that is not a tensor: torch's weights_only load refuses it
+    def __reduce__(self):
+        return (print, ("unpickled",))
+
+
+def test_pickled_weights_holding_more_than_tensors_are_refused_in_one_line(tmp_path, capsys):
+    """use_safetensors: false lets a .bin through; torch's weights_only still refuses a pickle that holds code, and
+    that refusal is one line (exit 2), not an internal error."""
+    import transformers
+
+    path = build_tiny_text_classifier(tmp_path / "bert", "bert")
+    model = transformers.BertForSequenceClassification.from_pretrained(str(path))
+    (path / "model.safetensors").unlink()
+    torch.save({**model.state_dict(), "payload": _Payload()}, path / "pytorch_model.bin")
+    capsys.readouterr()
+    card = _yaml(tmp_path / "c.yaml", {"id": str(path), "kind": "classifier", "modality": "text", "use_safetensors": False})
+    out = tmp_path / "out"
+    _fails(capsys, ["run", str(_sst_task(tmp_path)), "--model", str(card), "--out", str(out), "--quiet"],
+           "hold more than tensors", "use safetensors weights")
+    assert not out.exists() or not list(out.rglob("*.parquet"))
+
+
+def test_a_checkpoint_saved_in_float16_is_run_in_float32(tmp_path, tiny_vit_dir):
+    import shutil
+
+    import transformers
+
+    from harness.backbones.load import load_backbone
+    from harness.backbones.resolve import resolve_model
+    from harness.specs.model_card import ModelCard
+
+    shutil.copytree(tiny_vit_dir, tmp_path / "vit")
+    transformers.ViTModel.from_pretrained(str(tmp_path / "vit")).half().save_pretrained(tmp_path / "vit")
+    bb = load_backbone(resolve_model(ModelCard(name="h", id=str(tmp_path / "vit"), modality="image", pooling="cls")),
+                       device=torch.device("cpu"))
+    assert {p.dtype for p in bb.model.parameters()} == {torch.float32}
+
+
 def test_an_image_classifier_under_a_text_card_says_so(tmp_path, capsys, tiny_vit_dir):
     import transformers
 

@@ -9,7 +9,8 @@ import numpy as np
 import torch
 
 from harness.backbones.resolve import ResolvedModel
-from harness.classifiers.checkpoint import ClassifierHead, load_classifier, quiet_transformers, read_checkpoint
+from harness.classifiers.checkpoint import (WEIGHT_ERRORS, ClassifierHead, load_classifier, quiet_transformers,
+                                           read_checkpoint, weights_error)
 from harness.errors import HarnessError
 from harness.progress import bar as progress_bar
 
@@ -212,7 +213,8 @@ def load_backbone(resolved: ResolvedModel, device: torch.device | None = None) -
     import transformers
 
     transformers.utils.logging.disable_progress_bar()  # our own progress display covers loading
-    kwargs = dict(trust_remote_code=card.trust_remote_code, use_safetensors=card.use_safetensors)
+    # float32 whatever dtype the checkpoint was saved in (transformers loads "auto": a float16 save ran in float16)
+    kwargs = dict(trust_remote_code=card.trust_remote_code, use_safetensors=card.use_safetensors, dtype=torch.float32)
     path = str(resolved.path)
     _check_weight_format(resolved)
     info = read_checkpoint(card.id, resolved.path) if card.is_classifier else None
@@ -232,8 +234,8 @@ def load_backbone(resolved: ResolvedModel, device: torch.device | None = None) -
         try:
             with quiet_transformers():
                 model = transformers.AutoModel.from_pretrained(path, **kwargs)
-        except (OSError, ValueError) as exc:
-            raise HarnessError("id", card.id, f"weights could not be loaded ({str(exc).splitlines()[0]})") from None
+        except WEIGHT_ERRORS as exc:
+            raise HarnessError("id", card.id, weights_error(exc)) from None
     if card.pooling == "clip" and info is None:
         features = "get_text_features" if card.modality == "text" else "get_image_features"
         if not callable(getattr(model, features, None)):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import pickle
 import re
 import warnings
 from dataclasses import dataclass
@@ -191,14 +192,25 @@ def quiet_transformers():
         hf_logging.set_verbosity(level)
 
 
+WEIGHT_ERRORS = (OSError, ValueError, RuntimeError, pickle.UnpicklingError)
+
+
+def weights_error(exc: BaseException) -> str:
+    """One line for a checkpoint's weights that would not load (`WEIGHT_ERRORS`)."""
+    if isinstance(exc, pickle.UnpicklingError):  # torch's weights_only refused it: the pickle holds more than tensors
+        return ("has pickled weights that hold more than tensors, which torch refuses to load (weights_only, as they "
+                "could run code); use safetensors weights (model.save_pretrained(dir) saves them)")
+    return f"weights could not be loaded ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})"
+
+
 def load_classifier(auto, path: str, info: CheckpointInfo, kwargs: dict) -> tuple[nn.Module, ClassifierHead]:
     """The checkpoint through its Auto class in float32, refusing one that lacks any weight the architecture needs
     (the head's or the feature extractor's: from_pretrained would fill them with random values)."""
     try:
         with quiet_transformers():
-            model, loading = auto.from_pretrained(path, dtype=torch.float32, output_loading_info=True, **kwargs)
-    except (OSError, ValueError, RuntimeError) as exc:
-        raise HarnessError("id", info.card_id, f"weights could not be loaded ({str(exc).splitlines()[0]})") from None
+            model, loading = auto.from_pretrained(path, output_loading_info=True, **{**kwargs, "dtype": torch.float32})
+    except WEIGHT_ERRORS as exc:
+        raise HarnessError("id", info.card_id, weights_error(exc)) from None
     missing = sorted(loading.get("missing_keys", []))
     head = [k for k in missing if any(k.startswith(layer + ".") for layer in info.layout.layers)]
     if head:
