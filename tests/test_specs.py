@@ -69,6 +69,11 @@ def test_wrong_type_and_missing_field(tmp_path):
     with pytest.raises(HarnessError) as e:
         TASKS.load_file(p)
     assert e.value.field == "data" and "missing" in e.value.line()
+    p = _write(tmp_path, "t3.yaml", "model: identity\ndata: {source: x, format: hub, revision: 20240101, input_column: img}\n"
+                                    "classes: [a, b]\nper_class: 3\nnonmembers: 4\n")
+    with pytest.raises(HarnessError) as e:  # an all-digit revision, unquoted: YAML made it a number
+        TASKS.load_file(p)
+    assert e.value.field == "data.revision" and 'quote it (revision: "20240101")' in e.value.line()
 
 
 def test_a_task_needs_a_non_member_control(tmp_path):

@@ -99,6 +99,8 @@ def validation_error(model: type[BaseModel], exc: ValidationError, where: str) -
         return HarnessError(field, cause.value, cause.msg, where)
     if err["type"] == "value_error":
         msg = msg.removeprefix("Value error, ")
+    elif err["type"] == "string_type" and isinstance(err.get("input"), (int, float)) and not isinstance(err.get("input"), bool):
+        msg += f"; YAML read it as a number: quote it ({loc[-1] if loc else 'field'}: \"{err['input']}\")"
     elif err["type"] in ("int_type", "int_parsing", "bool_type") and isinstance(err.get("input"), (bool, str)):
         msg += "; write true or false" if err["type"] == "bool_type" else "; write a whole number (true/false and text are not numbers)"
         msg += whole_number_hint(err.get("input"))
