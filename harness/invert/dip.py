@@ -20,6 +20,7 @@ from torch import nn
 
 from harness.errors import HarnessError
 from harness.invert.space import EmbedSpace
+from harness.progress import bar as progress_bar
 
 
 SATURATION = 1e-3
@@ -137,6 +138,7 @@ def invert_images(
     seed: int = 0,
     augment_frac: float = 0.25,
     refine_steps: int = 100,
+    progress: bool = False,
 ) -> DIPResult:
     """Invert centred targets (B, d) to images. The `identity` backbone is a pass-through.
 
@@ -162,6 +164,9 @@ def invert_images(
     model.requires_grad_(False)
     outs, coss = [], []
     t0 = time.perf_counter()
+    # minutes a batch on a CPU at 224 pixels: a bar over every step of every batch of targets
+    ticks = progress_bar(total=(steps + refine_steps) * -(-len(targets) // batch), desc=f"DIP ({len(targets)} images)",
+                         unit="step", disable=not progress)
     try:
         for i in range(0, len(targets), batch):
             tb = targets[i : i + batch].to(dev)
@@ -184,6 +189,7 @@ def invert_images(
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
+                ticks.update()
                 if plain:  # keep each target's best un-augmented image
                     better = cos.detach().cpu() > best_cos
                     best_cos = torch.where(better, cos.detach().cpu(), best_cos)
@@ -196,12 +202,14 @@ def invert_images(
                 popt.zero_grad(set_to_none=True)
                 (1 - cos).sum().backward()
                 popt.step()
+                ticks.update()
                 better = cos.detach().cpu() > best_cos
                 best_cos = torch.where(better, cos.detach().cpu(), best_cos)
                 best_img[better] = img.detach().cpu()[better]
             coss.append(best_cos)
             outs.append(best_img)
     finally:
+        ticks.close()
         for p, r in zip(model.parameters(), req):
             p.requires_grad_(r)
     wall = time.perf_counter() - t0

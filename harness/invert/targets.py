@@ -203,7 +203,8 @@ def member_images(split: MemberSplit, backbone) -> list[np.ndarray]:
     return out
 
 
-def invert_image(space: EmbedSpace, split: MemberSplit, emb: "Embedded", targets: list, recipe: EvidenceRecipe) -> list[dict]:
+def invert_image(space: EmbedSpace, split: MemberSplit, emb: "Embedded", targets: list, recipe: EvidenceRecipe,
+                 progress: bool = False) -> list[dict]:
     import torch.nn.functional as F
 
     from harness.invert.dip import invert_images
@@ -213,7 +214,8 @@ def invert_image(space: EmbedSpace, split: MemberSplit, emb: "Embedded", targets
         return []
     vecs = torch.stack([t.vector for t in targets])
     res = invert_images(
-        space, vecs, steps=recipe.dip_steps, lr=recipe.dip_lr, width=recipe.dip_width, refine_steps=recipe.dip_refine_steps
+        space, vecs, steps=recipe.dip_steps, lr=recipe.dip_lr, width=recipe.dip_width, refine_steps=recipe.dip_refine_steps,
+        progress=progress,
     )
     mcos, mem = cosine_matrix(vecs, emb.members).max(1)
     refs = member_images(split, space.backbone)

@@ -68,7 +68,7 @@ def invert_stage(
     if backbone.card.modality == "text":
         ev.inversions = invert_text(space, split, emb, targets, recipe, base_dir, progress, memo)
     else:
-        ev.inversions = invert_image(space, split, emb, targets, recipe)
+        ev.inversions = invert_image(space, split, emb, targets, recipe, progress)
     ev.invert_s = time.perf_counter() - t0
     return ev
 
