@@ -74,6 +74,21 @@ def test_missing_repo_offline_says_how_to_fetch():
     assert "nobody/not-cached" in line and "hf download" in line and "HF_HUB_OFFLINE" in line
 
 
+def test_a_hub_revision_without_safetensors_weights_says_so(tiny_vit_dir, hub_repo, tmp_path):
+    """A snapshot is fetched without pickled weights (*.bin): a revision that has only those arrives with no weights,
+    and transformers' 'no file named model.safetensors' became 'weights could not be loaded'."""
+    import shutil
+
+    src = tmp_path / "bare"
+    shutil.copytree(tiny_vit_dir, src)
+    (src / "model.safetensors").unlink()
+    rev = hub_repo(src, "tiny-org/vit-bare")
+    with pytest.raises(HarnessError) as e:
+        load_backbone(resolve_model(_card(id="tiny-org/vit-bare", revision=rev, modality="image", pooling="cls")))
+    assert e.value.field == "use_safetensors" and "has no safetensors weights" in e.value.line()
+    assert "pin a revision that has model.safetensors" in e.value.line()
+
+
 def test_revision_that_does_not_exist(tiny_vit_dir, hub_repo):
     rev = hub_repo(tiny_vit_dir, "tiny-org/vit-rev")
     with pytest.raises(HarnessError) as e:

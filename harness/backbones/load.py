@@ -192,6 +192,13 @@ def _check_weight_format(resolved: ResolvedModel) -> None:
             "can run code when loaded; convert them to safetensors (model.save_pretrained(dir) saves safetensors), "
             "or set use_safetensors: false in the card if the file is trusted",
         )
+    if (path / "config.json").is_file() and resolved.revision and not resolved.revision.startswith("local"):
+        # a Hub snapshot is fetched without pickled weights: a revision that has only those arrives without any
+        raise HarnessError(
+            "use_safetensors", True, f"{card.id}@{resolved.revision[:12]} has no safetensors weights (pickled weights, "
+            "which can run code when loaded, are not fetched); pin a revision that has model.safetensors, or set "
+            "use_safetensors: false in the card if its pickled weights are trusted",
+        )
 
 
 def _check_classifier_modality(card, info) -> None:
