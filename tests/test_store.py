@@ -77,6 +77,17 @@ def test_a_unit_retires_the_same_work_stored_under_an_older_id(tmp_path):
     assert sorted(store.read("attack_runs").column("unit_id").to_pylist()) == ["t-m-new000000000", "t-m-other0000000"]
     assert sorted(p.name for p in (tmp_path / "heads").iterdir()) == ["t-m-new000000000-real.safetensors", "t-m-other0000000-real.safetensors"]
     assert store.retire_superseded("t-m-new000000000") == [] and store.retire_superseded("not-written") == []
+    # a unit cut short under an older id (shards and heads, no rows): its files go when the same work is done
+    import pyarrow.parquet as pq
+
+    (tmp_path / "shards").mkdir(exist_ok=True)
+    for uid, seed in (("t-m-cut000000000", 0), ("t-m-cutother000", 9)):
+        pq.write_table(pa.table({"unit_id": [uid], "settings": [f'{{"seed": {seed}}}']}), tmp_path / "shards" / f"{uid}-real-s0000.parquet")
+        (tmp_path / "heads" / f"{uid}-real.safetensors").write_bytes(b"x")
+    unit("t-m-new000000001", '{"seed": 0}')
+    assert store.retire_superseded("t-m-new000000001") == ["t-m-cut000000000", "t-m-new000000000"]
+    left = sorted(p.name for p in (tmp_path / "shards").iterdir())
+    assert left == ["t-m-cutother000-real-s0000.parquet"]  # other work, unfinished: kept
     # settings that differ only in the task's description (text about the work) are the same work
     unit("t-m-said0000000a", '{"task": {"description": "before", "seed": 2}}')
     unit("t-m-said0000000b", '{"task": {"description": "after", "seed": 2}}')

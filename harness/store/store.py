@@ -190,6 +190,7 @@ class ResultStore:
         failed = self.read("failures", columns=cols, prefix=same_names).to_pylist()
         if self.has("victims", unit_id):  # a failed unit has failures rows only: none stands beside the same work done
             mine, rows = {_work(r["settings"]) for r in done if r["unit_id"] == unit_id}, done + failed
+            rows += self._unfinished(same_names, {r["unit_id"] for r in done + failed} | {unit_id})
         else:
             finished = {r["unit_id"] for r in done}
             mine = {_work(r["settings"]) for r in failed if r["unit_id"] == unit_id}
@@ -201,6 +202,21 @@ class ResultStore:
                 if f.is_file() and (stem == uid or stem.startswith(uid + "-")):
                     f.unlink()
         return old
+
+    def _unfinished(self, prefix: str, known: set[str]) -> list[dict]:
+        """(unit_id, settings) of the units with stored shards only, neither done nor failed (a run cut short, perhaps
+        by an older release), read from their shards' rows; `known`: the ids not to read."""
+        rows, seen = [], set()
+        for f in self.files("shards", prefix):
+            uid = re.sub(r"-(real|null)-s\d+$", "", f.name.rsplit(".", 1)[0])
+            if uid in known or uid in seen:
+                continue
+            seen.add(uid)
+            try:
+                rows += pq.read_table(f, columns=["unit_id", "settings"]).to_pylist()[:1]
+            except (pa.ArrowException, OSError):  # an unreadable stray is not this unit's to judge
+                continue
+        return rows
 
     def remove_parts(self, table: str, unit_id: str, keep: Iterable[str] = ()) -> None:
         """Remove the unit's part files of `table` (UNIT-PART.parquet) other than the parts in `keep`."""
