@@ -12,6 +12,9 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["HF_DATASETS_OFFLINE"] = "1"
 os.environ["TOKENIZERS_PARALLELISM"] = "false"
 os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
+# the embedding cache and internal-error logs of the tests: not the user's own
+os.environ["RECON_HARNESS_CACHE"] = tempfile.mkdtemp(prefix="rh-cache-")
+os.environ["RECON_HARNESS_LOGS"] = tempfile.mkdtemp(prefix="rh-logs-")
 
 import shutil  # noqa: E402
 from pathlib import Path  # noqa: E402

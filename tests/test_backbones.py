@@ -135,6 +135,7 @@ def test_embedding_cache_hits_on_second_call(tiny_bert_dir, cache_dir, monkeypat
     assert (hit1, hit2) == (False, True) and key1 == key2 and not calls
     assert torch.equal(first, second)
     assert cache_key(bb, input_fingerprint(SENTENCES[:2])) != key1  # other inputs: other key
+    assert (cache_dir / "embeddings").stat().st_mode & 0o077 == 0  # the members' embeddings: the owner's alone
 
 
 def test_no_image_processor_is_a_clear_error(tiny_bert_dir):

@@ -144,3 +144,18 @@ def test_a_sweep_pins_each_units_hub_data_after_its_grid(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "0")
     got = sorted((u.unit.task.data.source, u.unit.task.data.revision) for u in plan_sweep(load_sweep(path), path, Hub()).units())
     assert got == [("org/a", "am" * 20), ("org/a", "av" * 20), ("org/b", "bm" * 20), ("org/b", "bv" * 20)]
+
+
+def test_local_data_leaves_no_copy_in_the_datasets_cache():
+    """A team's data file read through datasets: no Arrow copy of it stays in ~/.cache/huggingface (HF_HOME here)."""
+    import os
+
+    from tests.conftest import CIFAR, SST2
+
+    home = Path(os.environ["HF_HOME"])
+    before = {p for p in home.rglob("*") if p.is_file()}
+    for source, col in ((SST2, "sentence"), (CIFAR, "img")):
+        ds = load_rows(DataSpec(source=str(source), input_column=col, label_column="label"))
+        assert ds.num_rows > 0 and ds[0][col] is not None
+    assert {p for p in home.rglob("*") if p.is_file()} == before
+

@@ -32,6 +32,7 @@ def test_internal_error_is_one_line_exit_3_with_a_traceback_log(tmp_path, capfd,
     assert len(err) == 1 and err[0].startswith("recon-harness: internal error in run, stage data: RuntimeError: boom ("), err
     log = Path(err[0].rsplit("traceback: ", 1)[1].rstrip(")"))
     assert log.parent == logs and "Traceback" in log.read_text() and "second line" in log.read_text()
+    assert log.stat().st_mode & 0o077 == 0  # a traceback can quote the data: not for other users of the temp dir
     assert not out.exists()
 
 

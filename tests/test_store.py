@@ -49,6 +49,15 @@ def test_every_schema_round_trips(tmp_path, table):
     assert back.slice(0, 3).to_pylist() == rows
 
 
+def test_a_new_results_directory_is_its_owners_alone(tmp_path):
+    """It will hold the members (inversions, reports): not readable by other users, whatever the umask."""
+    ResultStore(tmp_path / "a" / "out")
+    assert (tmp_path / "a" / "out").stat().st_mode & 0o077 == 0
+    (tmp_path / "mine").mkdir(mode=0o755)  # one the user made: left as they made it
+    ResultStore(tmp_path / "mine")
+    assert (tmp_path / "mine").stat().st_mode & 0o777 == 0o755
+
+
 def test_rewriting_a_unit_replaces_its_rows(tmp_path):
     store = ResultStore(tmp_path)
     row = {f.name: _value(f, 0) for f in SCHEMAS["attack_runs"]}

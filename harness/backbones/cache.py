@@ -69,7 +69,7 @@ def embed_cached(
     emb = backbone.embed(inputs, batch_size=batch_size, progress=progress).contiguous()
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)  # embeddings of the members: the owner's alone
         save_file({"embeddings": emb}, str(tmp), metadata={"model": backbone.card.id, "revision": backbone.resolved.revision})
         os.replace(tmp, path)
     except OSError as exc:

@@ -139,7 +139,10 @@ def internal_error_line(verb: str, exc: BaseException, argv: list[str] | None = 
         log = folder / f"recon-harness-{verb}-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log"
         command = " ".join(["recon-harness", *(argv if argv is not None else sys.argv[1:])])
         body = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
-        log.write_text(f"recon-harness {__version__}\ncommand: {command}\n\n{body}")
+        # the owner's alone: a traceback can quote the data, and the system temp dir is shared
+        fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(f"recon-harness {__version__}\ncommand: {command}\n\n{body}")
         saved = f"traceback: {log}"
     except OSError as err:
         saved = f"no traceback log: {err.strerror or err}"

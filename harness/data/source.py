@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import glob
+import tempfile
 from pathlib import Path
 
 from harness.errors import HarnessError
@@ -118,14 +119,18 @@ def load_rows(spec: DataSpec, base_dir: Path | None = None, split_field: str = "
                     f"split: {SINGLE_FILE_SPLIT}, or give a directory of split-named files (train-*.parquet, test-*.parquet)",
                 )
         source = str(path)
+    # local data is the team's private data: datasets would keep an Arrow copy of it in its cache (~/.cache/huggingface)
+    # for good; it is prepared in a temporary folder, held in memory, and the folder removed
+    private = tempfile.TemporaryDirectory(prefix="recon-harness-data-") if spec.format != "hub" else None
+    local = {"cache_dir": private.name, "keep_in_memory": True} if private else {}
     try:
         if spec.format == "hub":
             ds = datasets.load_dataset(source, split=spec.split, revision=spec.revision)
         # datasets reads a local path as a glob pattern: '[', '*' and '?' in a name are escaped to stand for themselves
         elif spec.format == "imagefolder" or Path(source).is_dir():  # a directory: its files name the splits
-            ds = datasets.load_dataset(spec.format, data_dir=glob.escape(source), split=spec.split)
+            ds = datasets.load_dataset(spec.format, data_dir=glob.escape(source), split=spec.split, **local)
         else:
-            ds = datasets.load_dataset(spec.format, data_files={spec.split: glob.escape(source)}, split=spec.split)
+            ds = datasets.load_dataset(spec.format, data_files={spec.split: glob.escape(source)}, split=spec.split, **local)
     except ValueError as exc:
         if str(exc).startswith("Unknown split"):  # datasets: 'Unknown split "x". Should be one of [...]'
             raise HarnessError(split_field, spec.split, f"no such split in {spec.source}: {_first_line(exc)}") from None
@@ -137,6 +142,9 @@ def load_rows(spec: DataSpec, base_dir: Path | None = None, split_field: str = "
         raise HarnessError(
             "data.source", spec.source, f"could not be loaded ({_first_line(cause)}); check the id/path, format, split and network"
         ) from None
+    finally:
+        if private is not None:
+            private.cleanup()
     if ds.num_rows == 0:
         raise HarnessError("data.source", spec.source, f"split {spec.split!r} holds 0 rows; give a data set with rows")
     for field, col in (("data.input_column", spec.input_column), ("data.label_column", spec.label_column)):

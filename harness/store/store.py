@@ -153,6 +153,9 @@ class ResultStore:
         elif create:
             if _holds_anything(self.root):
                 _foreign(self.root, "out")
+            if not self.root.exists():  # it will hold the members (reports, inversions): the owner's alone; chmod to share
+                self.root.parent.mkdir(parents=True, exist_ok=True)
+                self.root.mkdir(mode=0o700, exist_ok=True)
             atomic_write_bytes(marker, json.dumps({"schema_version": SCHEMA_VERSION}).encode())
         elif not self.root.is_dir():
             what = "is a file" if self.root.exists() else "no such directory"
