@@ -70,8 +70,8 @@ class LocalHub:
     def __init__(self, root: Path):
         self.root, self.calls = root, []
 
-    def create_repo(self, repo_id, repo_type=None, exist_ok=False):
-        self.calls.append(("create_repo", repo_id, repo_type, exist_ok))
+    def create_repo(self, repo_id, repo_type=None, exist_ok=False, private=None):
+        self.calls.append(("create_repo", repo_id, repo_type, exist_ok, private))
 
     def upload_folder(self, repo_id, folder_path, repo_type=None, commit_message=None):
         self.calls.append(("upload_folder", repo_id, repo_type, commit_message))
@@ -82,7 +82,7 @@ class LocalHub:
 def test_push_to_hub_uploads_every_format_to_a_dataset_repo(results, tmp_path, monkeypatch, capsys):
     hub = LocalHub(tmp_path / "hub")
     assert push_to_hub(build(results), "org/leaderboard", api=hub) == "c0ffee"
-    assert hub.calls[0] == ("create_repo", "org/leaderboard", "dataset", True) and hub.calls[1][2] == "dataset"
+    assert hub.calls[0] == ("create_repo", "org/leaderboard", "dataset", True, True) and hub.calls[1][2] == "dataset"
     repo = tmp_path / "hub" / "org" / "leaderboard"
     assert sorted(p.name for p in repo.iterdir()) == sorted(["README.md"] + [f"leaderboard.{f}" for f in FORMATS])
     assert pq.read_table(repo / "leaderboard.parquet").num_rows == 3
@@ -100,6 +100,10 @@ def test_push_to_hub_uploads_every_format_to_a_dataset_repo(results, tmp_path, m
     assert main(["leaderboard", str(results), "--push-to-hub", "org/lb2"]) == 0
     assert "hf_test_token_not_real" not in "".join(capsys.readouterr())
     assert (tmp_path / "hub" / "org" / "lb2" / "leaderboard.csv").is_file()
+    assert hub.calls[-2][-1] is True  # a leaderboard of private data goes to a private repo unless asked otherwise
+    assert main(["leaderboard", str(results), "--push-to-hub", "org/lb3", "--public"]) == 0
+    assert hub.calls[-2] == ("create_repo", "org/lb3", "dataset", True, False)
+    assert main(["leaderboard", str(results), "--public"]) == 2  # nothing to make public
 
 
 def test_bad_leaderboard_input(tmp_path, results, capsys):

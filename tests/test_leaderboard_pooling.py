@@ -104,3 +104,14 @@ def test_one_replicate_stored_under_two_unit_ids_counts_once_by_its_latest_unit(
     store.write("victims", "u-new", [{**new, "unit_id": "u-new", "created_at": datetime(2026, 2, 1, tzinfo=timezone.utc)}])
     (row,) = build(tmp_path)
     assert (row["seeds"], row["members_at_fpr"], row["runs"]) == (1, 2, 6)
+
+
+def test_a_local_checkpoints_path_stays_off_the_board(tmp_path):
+    """A fine-tuned checkpoint in a local directory: its path (user and project names) is not exported; its folder
+    name and its revision (a digest of its files) say which one it is."""
+    store = ResultStore(tmp_path)
+    _, row = _victim("ckpt", 0, "real", 2)
+    store.write("victims", "u-local", [{**row, "unit_id": "u-local", "model_id": "/home/alice/secret-project/ckpt",
+                                        "revision": "local-0123456789ab", "weights_source": "local-dir"}])
+    (board,) = build(tmp_path)
+    assert board["model_id"] == "local:ckpt" and "alice" not in json.dumps(board, default=str)

@@ -24,7 +24,9 @@ def add_arguments(p) -> None:
                    "parquet needs --out)")
     p.add_argument("--sort", default="members_at_fpr", metavar="COLUMN", help=f"sort by ({', '.join(NAMES[:12])}, ...)")
     p.add_argument("--ascending", action="store_true", help="smallest first (default: largest first)")
-    p.add_argument("--push-to-hub", metavar="ORG/NAME", help="also upload every format to this Hub dataset repo")
+    p.add_argument("--push-to-hub", metavar="ORG/NAME", help="also upload every format to this Hub dataset repo (a new "
+                   "repo is created private; an existing one keeps its visibility)")
+    p.add_argument("--public", action="store_true", help="with --push-to-hub: create a new repo public")
     p.add_argument("--failures", action="store_true", help="list the failures table instead: one line each, or in the "
                    "format --format or --out names (csv, json, parquet: every column, the traceback included)")
 
@@ -91,6 +93,9 @@ def main(args) -> int:
             raise HarnessError("--push-to-hub", args.push_to_hub, "pushes the leaderboard, not the failures table; "
                                "leave out --failures or --push-to-hub")
         return _failures(args.results, fmt, args.out)
+    if args.public and not args.push_to_hub:
+        raise HarnessError("--public", True, "makes a pushed leaderboard's new repo public; give --push-to-hub ORG/NAME, "
+                           "or leave out --public")
     if args.push_to_hub:
         check_push(args.push_to_hub)
     args.format = fmt or "md"
@@ -107,6 +112,8 @@ def main(args) -> int:
     if args.push_to_hub:
         from harness.leaderboard.export import push_to_hub
 
-        commit = push_to_hub(rows, args.push_to_hub)
-        print(f"pushed to https://huggingface.co/datasets/{args.push_to_hub} ({commit})", file=sys.stderr)
+        commit = push_to_hub(rows, args.push_to_hub, public=args.public)
+        made = "public" if args.public else "private"
+        print(f"pushed to https://huggingface.co/datasets/{args.push_to_hub} ({commit}; a repo it created is {made}, an "
+              "existing one keeps its visibility)", file=sys.stderr)
     return 0

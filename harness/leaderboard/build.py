@@ -45,6 +45,14 @@ def recipe_of(row: dict, settings: dict) -> str:
     return NO_RECIPE if settings.get("head_file") or row.get("stopped_by") == "given" else OLD_RECIPE
 
 
+def shown_model_id(row: dict) -> str:
+    """The row's model id as the board shows it: a local directory (a fine-tuned checkpoint) as local:FOLDER, its path
+    (user names, project folders) left out of tables that are shared; its revision names its content."""
+    if str(row.get("revision") or "").startswith("local-"):  # resolve.local_revision: a local directory's files
+        return f"local:{Path(row['model_id']).name}"
+    return row["model_id"]
+
+
 def kind_of(settings: dict) -> str:
     return (settings.get("card") or {}).get("kind") or "backbone"
 
@@ -202,7 +210,7 @@ def build(root: str | Path, sort: str = NUMERIC_DESC, ascending: bool = False) -
     for v in victims:
         settings = json.loads(v["settings"])
         label, sid, tasks[sid] = _setting(settings, v.get("head_dims"), v.get("attack"))
-        key = (v["model"], v["model_id"], v["revision"], v["task"], recipe_of(v, settings), sid)
+        key = (v["model"], shown_model_id(v), v["revision"], v["task"], recipe_of(v, settings), sid)
         g = groups.setdefault(key, {"label": label, "real": [], "null": [], "units": set(), "failed": set()})
         g[v["victim"] if v["victim"] in ("real", "null") else "real"].append({**v, "replicate": _replicate(v, settings)})
         g["units"].add(v["unit_id"])
@@ -211,7 +219,7 @@ def build(root: str | Path, sort: str = NUMERIC_DESC, ascending: bool = False) -
         if f["unit_id"] in done:
             continue
         settings = json.loads(f["settings"])
-        key = (f["model"], f["model_id"], f["revision"], f["task"], recipe_of({}, settings), _setting(settings)[1])
+        key = (f["model"], shown_model_id(f), f["revision"], f["task"], recipe_of({}, settings), _setting(settings)[1])
         if key in groups:  # a setting with no finished unit has no row to count it on: --failures lists it
             groups[key]["failed"].add(f["unit_id"])
     _distinguish(groups, tasks)

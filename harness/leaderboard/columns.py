@@ -2,7 +2,7 @@
 
 # (name, what it is); the order is the table's
 COLUMNS = [
-    ("model", "model card"), ("model_id", "Hub id"),
+    ("model", "model card"), ("model_id", "Hub id (a local directory: local:FOLDER, its path left out; its revision names its files)"),
     ("kind", "backbone (the harness trained a victim head on its embeddings) or classifier (a fine-tuned checkpoint's own head)"),
     ("revision", "resolved commit (of the checkpoint, for a classifier)"), ("task", "task"),
     ("recipe", "victim recipe: input transform + trainer (TRANSFORM+TRAINER; 'checkpoint' for a classifier's own head; "

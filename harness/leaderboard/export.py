@@ -136,8 +136,10 @@ def hf_api() -> Any:
     return HfApi()
 
 
-def push_to_hub(rows: list[dict], repo_id: str, api: Any | None = None, message: str | None = None) -> str:
-    """Every format plus a README into a Hub *dataset* repo; returns the commit (or what the client returns)."""
+def push_to_hub(rows: list[dict], repo_id: str, api: Any | None = None, message: str | None = None,
+                public: bool = False) -> str:
+    """Every format plus a README into a Hub *dataset* repo, created private unless `public` (an existing repo keeps
+    its visibility); returns the commit (or what the client returns)."""
     from harness.backbones.resolve import hub_offline
 
     if "/" not in repo_id:
@@ -151,7 +153,7 @@ def push_to_hub(rows: list[dict], repo_id: str, api: Any | None = None, message:
         doc = "\n".join(f"- `{c}`: {d}" for c, d in COLUMNS)
         readme = f"---\nconfigs:\n- config_name: default\n  data_files: leaderboard.parquet\n---\n# recon-harness leaderboard\n\n{to_md(rows)}\n## Columns\n\n{doc}\n"
         (Path(tmp) / "README.md").write_text(readme)
-        api.create_repo(repo_id, repo_type="dataset", exist_ok=True)
+        api.create_repo(repo_id, repo_type="dataset", exist_ok=True, private=not public)
         info = api.upload_folder(
             repo_id=repo_id, folder_path=tmp, repo_type="dataset",
             commit_message=message or f"leaderboard: {len(rows)} rows",
