@@ -159,3 +159,19 @@ def test_local_data_leaves_no_copy_in_the_datasets_cache():
         assert ds.num_rows > 0 and ds[0][col] is not None
     assert {p for p in home.rglob("*") if p.is_file()} == before
 
+
+
+def test_the_private_data_cache_goes_when_the_process_ends(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT, SST2
+
+    code = ("from harness.data.source import load_rows; from harness.specs.task import DataSpec; import os, glob; "
+            f"load_rows(DataSpec(source={str(SST2)!r}, input_column='sentence', label_column='label')); "
+            "print(len(glob.glob(os.path.join(os.environ['TMPDIR'], 'recon-harness-data-*', '*'))))")
+    env = {**os.environ, "TMPDIR": str(tmp_path)}
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, check=True)
+    assert int(out.stdout.strip()) > 0  # prepared there while the process ran
+    assert not list(tmp_path.iterdir())  # and removed at its exit

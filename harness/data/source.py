@@ -119,10 +119,7 @@ def load_rows(spec: DataSpec, base_dir: Path | None = None, split_field: str = "
                     f"split: {SINGLE_FILE_SPLIT}, or give a directory of split-named files (train-*.parquet, test-*.parquet)",
                 )
         source = str(path)
-    # local data is the team's private data: datasets would keep an Arrow copy of it in its cache (~/.cache/huggingface)
-    # for good; it is prepared in a temporary folder, held in memory, and the folder removed
-    private = tempfile.TemporaryDirectory(prefix="recon-harness-data-") if spec.format != "hub" else None
-    local = {"cache_dir": private.name, "keep_in_memory": True} if private else {}
+    local = {"cache_dir": _private_cache()} if spec.format != "hub" else {}
     try:
         if spec.format == "hub":
             ds = datasets.load_dataset(source, split=spec.split, revision=spec.revision)
@@ -142,9 +139,6 @@ def load_rows(spec: DataSpec, base_dir: Path | None = None, split_field: str = "
         raise HarnessError(
             "data.source", spec.source, f"could not be loaded ({_first_line(cause)}); check the id/path, format, split and network"
         ) from None
-    finally:
-        if private is not None:
-            private.cleanup()
     if ds.num_rows == 0:
         raise HarnessError("data.source", spec.source, f"split {spec.split!r} holds 0 rows; give a data set with rows")
     for field, col in (("data.input_column", spec.input_column), ("data.label_column", spec.label_column)):
@@ -153,6 +147,18 @@ def load_rows(spec: DataSpec, base_dir: Path | None = None, split_field: str = "
     for field, col, what in (("data.label_column", spec.label_column, "labels"), ("data.input_column", spec.input_column, "inputs")):
         _check_nulls(ds, field, col, what)
     return ds
+
+
+_PRIVATE: list[tempfile.TemporaryDirectory] = []
+
+
+def _private_cache() -> str:
+    """Where `datasets` prepares local data: the team's private data, of which it would otherwise keep an Arrow copy
+    in ~/.cache/huggingface for good. One folder per process (owner-only; one copy of a file however many units read
+    it, memory-mapped as before), removed when the process exits."""
+    if not _PRIVATE:
+        _PRIVATE.append(tempfile.TemporaryDirectory(prefix="recon-harness-data-"))
+    return _PRIVATE[0].name
 
 
 def _check_nulls(ds, field: str, col: str, what: str) -> None:
