@@ -162,16 +162,21 @@ def test_local_data_leaves_no_copy_in_the_datasets_cache():
 
 
 def test_the_private_data_cache_goes_when_the_process_ends(tmp_path):
+    """Prepared under the harness's cache, owner-only, one folder per process, removed at exit; a folder left by a
+    process that was killed (a sweep's actors) goes when the next process starts there."""
     import os
     import subprocess
     import sys
 
     from tests.conftest import ROOT, SST2
 
+    stale = tmp_path / "data" / "999999999-left"  # no such process
+    stale.mkdir(parents=True)
+    (stale / "copy.arrow").write_bytes(b"x")
     code = ("from harness.data.source import load_rows; from harness.specs.task import DataSpec; import os, glob; "
             f"load_rows(DataSpec(source={str(SST2)!r}, input_column='sentence', label_column='label')); "
-            "print(len(glob.glob(os.path.join(os.environ['TMPDIR'], 'recon-harness-data-*', '*'))))")
-    env = {**os.environ, "TMPDIR": str(tmp_path)}
+            "print(len(glob.glob(os.path.join(os.environ['RECON_HARNESS_CACHE'], 'data', '*', '*'))))")
+    env = {**os.environ, "RECON_HARNESS_CACHE": str(tmp_path)}
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, check=True)
-    assert int(out.stdout.strip()) > 0  # prepared there while the process ran
-    assert not list(tmp_path.iterdir())  # and removed at its exit
+    assert int(out.stdout.strip()) > 0  # prepared there while the process ran (the stale folder already gone)
+    assert not list((tmp_path / "data").iterdir())  # and removed at its exit

@@ -12,12 +12,8 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from harness.backbones.load import Backbone
+from harness.cache_dir import default_cache_dir
 from harness.errors import HarnessError
-
-
-def default_cache_dir() -> Path:
-    env = os.environ.get("RECON_HARNESS_CACHE")
-    return Path(env) if env else Path.home() / ".cache" / "recon-harness"
 
 
 def input_fingerprint(inputs: Sequence[Any]) -> str:

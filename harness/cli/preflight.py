@@ -37,7 +37,7 @@ def quiet_libraries():
 
 def cache_field(cache: str | None) -> tuple[Path, str]:
     """The embedding cache directory and the name of the setting that chose it."""
-    from harness.backbones.cache import default_cache_dir
+    from harness.cache_dir import default_cache_dir
 
     if cache:
         return Path(cache), "--cache"

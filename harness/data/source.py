@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import glob
+import os
+import shutil
 import tempfile
 from pathlib import Path
 
+from harness.cache_dir import default_cache_dir
 from harness.errors import HarnessError
 from harness.specs.task import DataSpec
 
@@ -154,11 +157,28 @@ _PRIVATE: list[tempfile.TemporaryDirectory] = []
 
 def _private_cache() -> str:
     """Where `datasets` prepares local data: the team's private data, of which it would otherwise keep an Arrow copy
-    in ~/.cache/huggingface for good. One folder per process (owner-only; one copy of a file however many units read
-    it, memory-mapped as before), removed when the process exits."""
+    in ~/.cache/huggingface for good. One folder per process under the harness's cache (owner-only; one copy of a
+    file however many units read it, memory-mapped as before), removed when the process exits; the folders of
+    processes that ended without that (a sweep's actors are killed) go when the next one starts here."""
     if not _PRIVATE:
-        _PRIVATE.append(tempfile.TemporaryDirectory(prefix="recon-harness-data-"))
+        root = default_cache_dir() / "data"
+        root.mkdir(parents=True, exist_ok=True, mode=0o700)
+        for old in root.iterdir():
+            pid = old.name.split("-", 1)[0]
+            if pid.isdigit() and not _alive(int(pid)):
+                shutil.rmtree(old, ignore_errors=True)
+        _PRIVATE.append(tempfile.TemporaryDirectory(prefix=f"{os.getpid()}-", dir=root))
     return _PRIVATE[0].name
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process: not ours to judge
+        return True
+    return True
 
 
 def _check_nulls(ds, field: str, col: str, what: str) -> None:

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from harness.errors import HarnessError
-from harness.store.store import LOCK
+from harness.store.store import LOCK, make_results_dir
 _HELD: dict[Path, list] = {}  # lock file this process holds -> [holders (a sweep's CLI and its driver), fd, made its dir]
 
 
@@ -39,7 +39,7 @@ class StoreLock:
         """The lock file's descriptor, locked. A holder that wrote nothing removes the file as it lets go, so a lock
         taken on a file no longer at the path (opened just before that removal) is let go and taken again."""
         while True:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            make_results_dir(self.path.parent)  # the lock comes first: the folder is made here, its owner's alone
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -77,6 +77,14 @@ def _probe(base: Path, field: str, shown: str) -> None:
         ) from None
 
 
+def make_results_dir(root: Path) -> None:
+    """A results directory that does not exist yet, made its owner's alone: it will hold the members (reports,
+    inversions, reconstructions); chmod it to share. One that exists is left as it is."""
+    if not root.exists():
+        root.parent.mkdir(parents=True, exist_ok=True)
+        root.mkdir(mode=0o700, exist_ok=True)
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
@@ -153,9 +161,7 @@ class ResultStore:
         elif create:
             if _holds_anything(self.root):
                 _foreign(self.root, "out")
-            if not self.root.exists():  # it will hold the members (reports, inversions): the owner's alone; chmod to share
-                self.root.parent.mkdir(parents=True, exist_ok=True)
-                self.root.mkdir(mode=0o700, exist_ok=True)
+            make_results_dir(self.root)
             atomic_write_bytes(marker, json.dumps({"schema_version": SCHEMA_VERSION}).encode())
         elif not self.root.is_dir():
             what = "is a file" if self.root.exists() else "no such directory"
