@@ -166,6 +166,40 @@ def test_the_same_work_done_under_an_older_id_is_found_and_renamed(tmp_path):
         "t-m-new000000000-real.safetensors", "t-m-nodigest0000-real.safetensors", "t-m-noevidence00-real.safetensors"]
 
 
+def test_which_stored_work_a_unit_supersedes():
+    from harness.store.supersede import supersedes, work_of
+
+    def w(source, digest, seed=0):
+        return work_of(json.dumps({"task": {"seed": seed, "data": {"source": source}}, "data_digest": digest}))
+
+    assert supersedes(w("a.parquet", "d2"), w("a.parquet", "d1"))  # the file changed in place
+    assert supersedes(w("a.parquet", "d1"), w("a.parquet", None))  # a row of a release before digests
+    assert supersedes(w("../x/a.parquet", "d1"), w("a.parquet", "d1"))  # the same content by another path
+    assert not supersedes(w("b.parquet", "d2"), w("a.parquet", "d1"))  # other data
+    assert not supersedes(w("org/other", None), w("org/set", None))  # another Hub data set
+    assert not supersedes(w("a.parquet", "d1", seed=1), w("a.parquet", "d1"))  # other work
+
+
+def test_adopting_takes_the_latest_same_work_and_mends_what_names_the_old_id(tmp_path):
+    from harness.store.adopt import adopt_all
+    from harness.store.supersede import retire_for
+
+    store = ResultStore(tmp_path)
+    settings = {"task": {"seed": 0, "data": {"source": "a.parquet"}}, "data_digest": "d1"}
+    for uid, day, source in (("t-m-old00000000a", 1, "a.parquet"), ("t-m-old00000000b", 2, "../a.parquet")):
+        row = {f.name: _value(f, 0) for f in SCHEMAS["victims"]} | {
+            "unit_id": uid, "created_at": datetime(2026, 1, day, tzinfo=timezone.utc), "head_path": f"heads/{uid}-real.safetensors",
+            "settings": json.dumps({**settings, "task": {**settings["task"], "data": {"source": source}}})}
+        store.write("victims", uid, [row])
+    failed = {f.name: _value(f, 0) for f in SCHEMAS["failures"]} | {"unit_id": "t-m-new000000000", "settings": json.dumps(settings)}
+    store.write("failures", "t-m-new000000000", [failed], "train")  # an earlier night's failure of the new id
+    assert adopt_all(store, [("t-m-new000000000", settings)]) == [("t-m-old00000000b", "t-m-new000000000")]
+    (v,) = store.read("victims", prefix="t-m-new").to_pylist()
+    assert v["head_path"] == "heads/t-m-new000000000-real.safetensors" and store.read("failures").num_rows == 0
+    assert retire_for(store, ["t-m-new000000000"]) == ["t-m-old00000000a"]  # the other old id of the same work
+    assert set(store.read("victims").column("unit_id").to_pylist()) == {"t-m-new000000000"}
+
+
 def test_a_marker_without_a_number_says_what_it_names(tmp_path):
     for text, said in (('{"schema_version": "1"}', "names schema_version '1', not a number"),
                        ("{}", "names no schema_version"), ("[1]", "is unreadable")):

@@ -162,12 +162,17 @@ def _refresh_report(out: Path) -> None:
 
 
 def _adopt(plan, out: Path) -> list[tuple[str, str]]:
-    """Units done under the ids an older release gave them take this release's ids (not recomputed, nor retired)."""
+    """Units done under the ids an older release gave them take this release's ids (not recomputed, nor retired);
+    then what the plan's done units supersede goes (a run cut short after a unit's victims file left it), the store's
+    rows read once."""
     from harness.store.adopt import adopt_all
+    from harness.store.supersede import retire_for
 
     if not (out / "_recon_harness.json").is_file():
         return []
-    moved = adopt_all(ResultStore(out), [(pu.unit_id, pu.unit.settings()) for pu in plan.units() if pu.error is None])
+    store = ResultStore(out)
+    moved = adopt_all(store, [(pu.unit_id, pu.unit.settings()) for pu in plan.units() if pu.error is None])
+    retire_for(store, [pu.unit_id for pu in plan.units()])
     if moved:
         shown = ", ".join(f"{old} -> {new}" for old, new in moved[:3]) + (", ..." if len(moved) > 3 else "")
         print(f"{len(moved)} unit(s) done under the ids an older release gave them, renamed to this release's ids "

@@ -109,7 +109,6 @@ class SweepDriver:
     def _admit(self, pu: PlannedUnit) -> None:
         uid, force = pu.unit_id, self.opts.force
         if not force and self.store.has("victims", uid):
-            self.store.retire_superseded(uid)  # a run cut off after its victims file was written left them
             self.counts.units_skipped += 1
             self._emit("skip", unit_id=uid)
             return

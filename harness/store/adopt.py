@@ -8,38 +8,43 @@ import json
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from harness.store.store import ResultStore, _work, atomic_write_bytes, safe_name
+from harness.store.store import ResultStore, atomic_write_bytes, safe_name
+from harness.store.supersede import work_of
 
 
 def same_work_done(store: ResultStore, unit_id: str, settings: dict) -> str | None:
     """The id of a unit done under another id whose rows record exactly the work of `unit_id` (its `settings`): the
-    same task, card, revision and attack parameters, whether evidence ran, and the same digests of its local data and
-    given head (rows without them are not taken: the data may have changed since). None if there is none."""
+    same task, card, revision and attack parameters, whether evidence ran, the same given head, and the same data: a
+    local file's content by its digest (rows without one are not taken: the data may have changed since), a Hub data
+    set by its id and revision. The latest such unit; None if there is none."""
     names = unit_id.rsplit("-", 1)[0] + "-"  # ids are <task>-<card>-<hash>
-    text = json.dumps(settings, sort_keys=True, default=str)
-    want, digests = _work(text), (settings.get("data_digest"), settings.get("head_digest"))
-    for r in store.read("victims", columns=["unit_id", "settings"], prefix=names).to_pylist():
-        if r["unit_id"] == unit_id:
-            continue
-        s = json.loads(r["settings"])
-        if (s.get("data_digest"), s.get("head_digest")) == digests and _work(r["settings"]) == want:
-            return r["unit_id"]
-    return None
+    want = work_of(json.dumps(settings, sort_keys=True, default=str))
+    found = []
+    for r in store.read("victims", columns=["unit_id", "settings", "created_at"], prefix=names).to_pylist():
+        s, w = json.loads(r["settings"]), work_of(r["settings"])
+        same_data = w.digest == want.digest and (want.digest is not None or w.source == want.source)
+        if r["unit_id"] != unit_id and same_data and w.rest == want.rest and s.get("head_digest") == settings.get("head_digest"):
+            found.append((r["created_at"], r["unit_id"]))
+    return max(found)[1] if found else None
 
 
 def adopt(store: ResultStore, old_id: str, new_id: str) -> None:
-    """Rename a done unit: every table's rows of `old_id` (and its parts) get `new_id`, its heads' files the new name.
-    The victims file moves last (it marks the unit done): cut short, the unit is not done under the new id, and
-    the rerun that computes it retires what is left under the old one."""
+    """Rename a done unit: every table's rows of `old_id` (and its parts) get `new_id` (and the head paths they name),
+    its heads' files the new name; failures stored under `new_id` (an earlier night's) go. The victims file moves last
+    (it marks the unit done): cut short, the unit is not done under the new id, and the rerun that computes it
+    retires what is left under the old one."""
     old_name, new_name = safe_name(old_id, "unit_id"), safe_name(new_id, "unit_id")
+    store.remove_unit("failures", new_id)
     files = [f for f in store.root.glob(f"*/{old_name}*") if f.is_file() and _of_unit(f.name, old_name)]
     files.sort(key=lambda f: f.parent.name == "victims")
     for f in files:
         target = f.with_name(new_name + f.name[len(old_name):])
         if f.suffix == ".parquet":  # every table's rows name their unit (the shards' too, whose schema lives elsewhere)
             t = pq.read_table(f)
-            i = t.schema.get_field_index("unit_id")
-            t = t.set_column(i, t.schema.field(i), pa.array([new_id] * t.num_rows, pa.string()))
+            for col, value in (("unit_id", lambda v: new_id), ("head_path", lambda v: v and v.replace(old_name, new_name))):
+                if col in t.column_names:
+                    i = t.schema.get_field_index(col)
+                    t = t.set_column(i, t.schema.field(i), pa.array([value(v) for v in t.column(col).to_pylist()], pa.string()))
             sink = pa.BufferOutputStream()
             pq.write_table(t, sink, compression="zstd")
             atomic_write_bytes(target, sink.getvalue().to_pybytes())

@@ -12,7 +12,6 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from harness.errors import HarnessError
-from harness.specs.work import task_work
 from harness.store.schemas import SCHEMA_VERSION, SCHEMAS
 
 MARKER = "_recon_harness.json"
@@ -96,22 +95,6 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         raise
 
 
-def _work(settings: str) -> str:
-    """A row's settings as the work they describe (`task_work`: what the unit id counts of the task, whether evidence
-    ran included: a grid over evidence.enabled makes two units, which must not retire each other), without the
-    digests of the local data and a given head: the same work on a file changed in place supersedes the old
-    rows (the store holds what the data is now), as do rows of a release that did not record them."""
-    try:
-        s = json.loads(settings)
-        if isinstance(s.get("task"), dict):
-            s["task"] = task_work(s["task"])
-        s.pop("data_digest", None)
-        s.pop("head_digest", None)
-        return json.dumps(s, sort_keys=True)
-    except (json.JSONDecodeError, AttributeError, TypeError):
-        return settings
-
-
 def _holds_anything(root: Path) -> bool:
     return root.is_dir() and any(p.name != LOCK for p in root.iterdir())
 
@@ -189,43 +172,10 @@ class ResultStore:
         return path
 
     def retire_superseded(self, unit_id: str) -> list[str]:
-        """Remove the units whose rows record exactly the settings of `unit_id`'s (the same work under an id an
-        older release gave it, or on data since changed), done or failed, in every table and the heads; returns
-        their ids. Call once the unit is done, or has failed: then only units that failed too are retired (one work,
-        one failure listed, not an older release's beside it)."""
-        same_names = unit_id.rsplit("-", 1)[0] + "-"  # ids are <task>-<card>-<hash>: the same work has the same names
-        cols = ["unit_id", "settings"]
-        done = self.read("victims", columns=cols, prefix=same_names).to_pylist()
-        failed = self.read("failures", columns=cols, prefix=same_names).to_pylist()
-        if self.has("victims", unit_id):  # a failed unit has failures rows only: none stands beside the same work done
-            mine, rows = {_work(r["settings"]) for r in done if r["unit_id"] == unit_id}, done + failed
-            rows += self._unfinished(same_names, {r["unit_id"] for r in done + failed} | {unit_id})
-        else:
-            finished = {r["unit_id"] for r in done}
-            mine = {_work(r["settings"]) for r in failed if r["unit_id"] == unit_id}
-            rows = [r for r in failed if r["unit_id"] not in finished]
-        old = sorted({r["unit_id"] for r in rows if r["unit_id"] != unit_id and _work(r["settings"]) in mine})
-        for uid in old:
-            for f in self.root.glob(f"*/{safe_name(uid, 'unit_id')}*"):
-                stem = f.name.rsplit(".", 1)[0]
-                if f.is_file() and (stem == uid or stem.startswith(uid + "-")):
-                    f.unlink()
-        return old
+        """Remove the units `unit_id` supersedes (store/supersede.py); returns their ids."""
+        from harness.store.supersede import retire_superseded
 
-    def _unfinished(self, prefix: str, known: set[str]) -> list[dict]:
-        """(unit_id, settings) of the units with stored shards only, neither done nor failed (a run cut short, perhaps
-        by an older release), read from their shards' rows; `known`: the ids not to read."""
-        rows, seen = [], set()
-        for f in self.files("shards", prefix):
-            uid = re.sub(r"-(real|null)-s\d+$", "", f.name.rsplit(".", 1)[0])
-            if uid in known or uid in seen:
-                continue
-            seen.add(uid)
-            try:
-                rows += pq.read_table(f, columns=["unit_id", "settings"]).to_pylist()[:1]
-            except (pa.ArrowException, OSError):  # an unreadable stray is not this unit's to judge
-                continue
-        return rows
+        return retire_superseded(self, unit_id)
 
     def remove_parts(self, table: str, unit_id: str, keep: Iterable[str] = ()) -> None:
         """Remove the unit's part files of `table` (UNIT-PART.parquet) other than the parts in `keep`."""
