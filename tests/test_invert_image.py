@@ -107,6 +107,8 @@ def test_grayscale_and_transparent_pictures_embed_as_rgb(vit_space):
     got = bb.embed([rgb.convert("L"), rgba, white, rgb.convert("L").convert("RGB")], progress=False)
     assert got.shape[0] == 4 and torch.isfinite(got).all()
     assert torch.allclose(got[1], got[2]) and torch.allclose(got[0], got[3])
+    with pytest.raises(HarnessError, match="16-bit and float pictures"):  # PIL would clip them to 8 bits
+        bb.embed([rgb.convert("L").convert("I;16")], progress=False)
 
 
 def test_member_references_are_framed_as_the_backbone_saw_them(vit_space):

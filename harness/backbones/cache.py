@@ -41,6 +41,8 @@ def cache_key(backbone: Backbone, fingerprint: str) -> str:
         "inputs": fingerprint,
         "v": 1,
     }
+    if card.modality == "image":  # pictures with transparency are composited on white (load.to_rgb) since this key
+        parts["rgb"] = "on-white"
     if card.is_classifier:  # the head's inputs, not a pooled embedding
         parts["kind"] = card.kind
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:32]

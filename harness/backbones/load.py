@@ -19,12 +19,18 @@ def default_device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
+WIDE_MODES = ("I", "I;16", "I;16B", "I;16L", "I;16N", "F")
+
+
 def to_rgb(im: Any) -> Any:
     """A PIL image in RGB as transformers' image processors make it (transparency composited onto white; grayscale
     and palette images expanded), so that every backbone, the identity's pixels and the report's member images see
     one picture; arrays pass as they are."""
     if not hasattr(im, "convert") or im.mode == "RGB":
         return im
+    if im.mode in WIDE_MODES:  # PIL would clip them to 8 bits: most pixels white (16-bit) or black (float)
+        raise HarnessError("image mode", im.mode, "16-bit and float pictures would be cut to 8 bits (most pixels white "
+                           "or black); scale them to 8-bit RGB first, e.g. Image.fromarray((a / a.max() * 255).astype('uint8'))")
     if "A" in im.getbands() or im.info.get("transparency") is not None:
         from PIL import Image
 

@@ -88,14 +88,14 @@ def main(args) -> int:
     if args.out:  # first: a directory is named as one, not as a file without an extension
         check_writable_file(args.out, "--out")
     fmt = output_format(args.format, args.out)
+    if args.public and not args.push_to_hub:
+        raise HarnessError("--public", True, "makes a pushed leaderboard's new repo public; give --push-to-hub ORG/NAME, "
+                           "or leave out --public")
     if args.failures:
         if args.push_to_hub:
             raise HarnessError("--push-to-hub", args.push_to_hub, "pushes the leaderboard, not the failures table; "
                                "leave out --failures or --push-to-hub")
         return _failures(args.results, fmt, args.out)
-    if args.public and not args.push_to_hub:
-        raise HarnessError("--public", True, "makes a pushed leaderboard's new repo public; give --push-to-hub ORG/NAME, "
-                           "or leave out --public")
     if args.push_to_hub:
         check_push(args.push_to_hub)
     args.format = fmt or "md"

@@ -82,7 +82,7 @@ def _setting(settings: dict, head_dims=None, attack: str | None = None) -> tuple
     if settings.get("data_digest"):  # local data: what it holds, not how a task file's path reached it
         task["data"]["source"] = f"sha256:{settings['data_digest']}"
     elif task["data"].get("format") != "hub":  # rows of a release before digests: what the file held then is unknown
-        task["data"]["source"] += " (content not recorded)"
+        task["data"]["source"] = f"{Path(task['data']['source']).name} (content not recorded)"  # its folders stay off
     # selection's settings split a setting; whether evidence ran does not (a --no-evidence run's victims are the same)
     task["evidence"] = {k: v for k, v in (task.get("evidence") or {}).items() if k != "enabled"}
     params = dict(task["attack"].get("params") or {})
