@@ -338,7 +338,7 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(case, tmp_path, capfd, 
     assert not out.exists() or not any(out.iterdir())
     made = {p for p in tmp_path.rglob("*")} - before
     assert not [p for p in made if p.suffix in (".parquet", ".safetensors", ".html", ".md") or p.name == MARKER], made
-    assert not (tmp_path / "cache").exists()
+    assert not (tmp_path / "cache" / "embeddings").exists()  # nothing embedded (cache/data: the data's staging, per process)
 
 
 def test_misleading_messages_name_the_real_field_not_the_whole_spec(tmp_path, capfd):
