@@ -96,7 +96,7 @@ def _sweep(args, spec, plan, out: Path, t0: float) -> int:
     from harness.runner.cluster import check_requests, connect, unused_gpus_notice
     from harness.runner.driver import Options, SweepDriver
 
-    moved = _adopt(plan, out) if not args.force else []
+    moved = _reconcile(plan, out) if not args.force else []
     if not args.force and _all_done(plan, out):
         print(f"sweep {spec.name}: all {plan.n_units} units already done in {out}; nothing to run (--force recomputes)")
         if moved:
@@ -161,7 +161,7 @@ def _refresh_report(out: Path) -> None:
         print(f"report rebuilt: {build_report(out)}", file=sys.stderr)
 
 
-def _adopt(plan, out: Path) -> list[tuple[str, str]]:
+def _reconcile(plan, out: Path) -> list[tuple[str, str]]:
     """Units done under the ids an older release gave them take this release's ids (not recomputed, nor retired);
     then what the plan's done units supersede goes (a run cut short after a unit's victims file left it), the store's
     rows read once."""
