@@ -137,7 +137,7 @@ def test_a_unit_retires_the_same_work_stored_under_an_older_id(tmp_path):
 def test_the_same_work_done_under_an_older_id_is_found_and_renamed(tmp_path):
     """An upgrade that changes how ids are made: the store's unit of the same work (the same data by its digest,
     whether evidence ran) takes the new id, every table's rows and the heads' files; anything less is not taken."""
-    from harness.store.adopt import adopt_all, same_work_done
+    from harness.store.adopt import DoneWork, adopt_all
 
     store = ResultStore(tmp_path)
     settings = {"task": {"seed": 0, "description": "x", "evidence": {"word_beam": 8}}, "data_digest": "d1"}
@@ -153,9 +153,10 @@ def test_the_same_work_done_under_an_older_id_is_found_and_renamed(tmp_path):
     unit("t-m-nodigest0000", {**settings, "data_digest": None})  # a release before digests: the data may have changed
     unit("t-m-noevidence00", {**settings, "task": {**settings["task"], "evidence": {"enabled": False}}})
     new = {**settings, "task": {**settings["task"], "description": "y", "evidence": {"word_beam": 4}}}
-    assert same_work_done(store, "t-m-new000000000", new) == "t-m-old000000000"
-    assert same_work_done(store, "t-m-new000000000", {**new, "data_digest": "d2"}) is None  # the data changed since
-    assert same_work_done(store, "u-m-new000000000", new) is None  # another task's name
+    done = DoneWork(store)
+    assert done.same_work("t-m-new000000000", new) == "t-m-old000000000"
+    assert done.same_work("t-m-new000000000", {**new, "data_digest": "d2"}) is None  # the data changed since
+    assert done.same_work("u-m-new000000000", new) is None  # another task's name
     assert adopt_all(store, [("t-m-new000000000", new)]) == [("t-m-old000000000", "t-m-new000000000")]
     assert adopt_all(store, [("t-m-new000000000", new)]) == []  # done now: nothing to take
     for table in ("victims", "candidates", "inversions"):

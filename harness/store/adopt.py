@@ -12,20 +12,29 @@ from harness.store.store import ResultStore, atomic_write_bytes, safe_name
 from harness.store.supersede import work_of
 
 
-def same_work_done(store: ResultStore, unit_id: str, settings: dict) -> str | None:
-    """The id of a unit done under another id whose rows record exactly the work of `unit_id` (its `settings`): the
-    same task, card, revision and attack parameters, whether evidence ran, the same given head, and the same data: a
-    local file's content by its digest (rows without one are not taken: the data may have changed since), a Hub data
-    set by its id and revision. The latest such unit; None if there is none."""
-    names = unit_id.rsplit("-", 1)[0] + "-"  # ids are <task>-<card>-<hash>
-    want = work_of(json.dumps(settings, sort_keys=True, default=str))
-    found = []
-    for r in store.read("victims", columns=["unit_id", "settings", "created_at"], prefix=names).to_pylist():
-        s, w = json.loads(r["settings"]), work_of(r["settings"])
-        same_data = w.digest == want.digest and (want.digest is not None or w.source == want.source)
-        if r["unit_id"] != unit_id and same_data and w.rest == want.rest and s.get("head_digest") == settings.get("head_digest"):
-            found.append((r["created_at"], r["unit_id"]))
-    return max(found)[1] if found else None
+class DoneWork:
+    """The store's done units and the work their rows record, read once (a sweep asks for every planned unit)."""
+
+    def __init__(self, store: ResultStore):
+        self.units: dict[str, list] = {}  # ids' <task>-<card>- -> [(created_at, unit id, Work, head digest)]
+        for r in store.read("victims", columns=["unit_id", "settings", "created_at"]).to_pylist():
+            entry = (r["created_at"], r["unit_id"], work_of(r["settings"]), json.loads(r["settings"]).get("head_digest"))
+            self.units.setdefault(_names(r["unit_id"]), []).append(entry)
+
+    def same_work(self, unit_id: str, settings: dict) -> str | None:
+        """The id of a unit done under another id whose rows record exactly the work of `unit_id` (its `settings`):
+        the same task, card, revision and attack parameters, whether evidence ran, the same given head, and the same
+        data: a local file's content by its digest (rows without one are not taken: the data may have changed since),
+        a Hub data set by its id and revision. The latest such unit; None if there is none."""
+        want = work_of(json.dumps(settings, sort_keys=True, default=str))
+        found = [(at, uid) for at, uid, w, head in self.units.get(_names(unit_id), [])
+                 if uid != unit_id and w.rest == want.rest and head == settings.get("head_digest")
+                 and w.digest == want.digest and (want.digest is not None or w.source == want.source)]
+        return max(found)[1] if found else None
+
+
+def _names(unit_id: str) -> str:
+    return unit_id.rsplit("-", 1)[0] + "-"  # ids are <task>-<card>-<hash>: the same work has the same names
 
 
 def adopt(store: ResultStore, old_id: str, new_id: str) -> None:
@@ -61,11 +70,11 @@ def _of_unit(filename: str, name: str) -> bool:
 def adopt_all(store: ResultStore, units) -> list[tuple[str, str]]:
     """For each (unit id, settings) not done in `store`: the same work done under another id, adopted. Returns the
     (old id, new id) pairs."""
-    moved = []
+    moved, done = [], DoneWork(store)
     for unit_id, settings in units:
         if not store.has("victims", unit_id):
-            old = same_work_done(store, unit_id, settings)
-            if old:
+            old = done.same_work(unit_id, settings)
+            if old and old not in {o for o, _ in moved}:
                 adopt(store, old, unit_id)
                 moved.append((old, unit_id))
     return moved

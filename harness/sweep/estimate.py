@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable
 
-from harness.store.adopt import same_work_done
+from harness.store.adopt import DoneWork
 from harness.store.store import ResultStore
 from harness.sweep.plan import SweepPlan
 
@@ -32,12 +32,13 @@ def estimate(plan: SweepPlan, store: ResultStore | None, reusable: Callable | No
     """`reusable(store, planned_unit)`: how many of an unfinished unit's shards the store holds for reuse (dry-run); without
     it every shard of an unfinished unit counts (the driver takes the reused ones off as it admits each unit)."""
     est = Estimate()
+    stored = DoneWork(store) if store is not None else None  # read once, not once per unit
     for pu in plan.units():
         key = (pu.unit.card.name, pu.unit.task.name)
         row = est.rows.setdefault(key, {"units": 0, "done": 0, "shards": 0, "shards_per_unit": len(pu.jobs())})
         done = store is not None and store.has("victims", pu.unit_id)
         if store is not None and not done and pu.error is None:  # done under an older release's id: adopted, not run
-            done = same_work_done(store, pu.unit_id, pu.unit.settings()) is not None
+            done = stored.same_work(pu.unit_id, pu.unit.settings()) is not None
             est.renamed += done
         row["units"] += 1
         row["done"] += done
