@@ -14,10 +14,15 @@ from tests.runner_helpers import cluster, drive, make_plan, shard_keys  # noqa: 
 from tests.test_sweep import write_sweep
 
 
-def test_sweep_end_to_end_then_idempotent_rerun(tmp_path, capsys):
+def test_sweep_end_to_end_then_idempotent_rerun(tmp_path, capsys, monkeypatch):
+    from harness.store.supersede import StoredWork
+
+    reads = []
+    monkeypatch.setattr(StoredWork, "__init__", lambda self, *a, _init=StoredWork.__init__, **k: (reads.append(1), _init(self, *a, **k))[1])
     path = write_sweep(tmp_path)
     out = tmp_path / "out"
     assert main(["sweep", path, "--out", str(out), "--quiet"]) == 0
+    assert len(reads) == 1  # the store is read once for what each finished unit supersedes, not once per unit
     store = ResultStore(out, create=False)
     victims = store.read("victims").to_pylist()
     assert len(victims) == 4 and {v["victim"] for v in victims} == {"real", "null"}

@@ -181,6 +181,42 @@ def test_which_stored_work_a_unit_supersedes():
     assert not supersedes(w("a.parquet", "d1", seed=1), w("a.parquet", "d1"))  # other work
 
 
+def test_a_sweep_s_index_of_the_store_retires_as_reading_the_store_would(tmp_path):
+    # a sweep reads the store once (StoredWork) and retires through it at each finish and failure: the same ids go
+    # as when each unit reads its task's and card's rows again, and the index follows what it retired and recorded
+    import shutil
+
+    import pyarrow.parquet as pq
+
+    from harness.store.supersede import StoredWork
+
+    def unit(store, uid, seed, table="victims", part=""):
+        row = {f.name: _value(f, 0) for f in SCHEMAS[table]} | {"unit_id": uid, "settings": f'{{"seed": {seed}}}'}
+        store.write(table, uid, [row], part)
+
+    first = ResultStore(tmp_path / "a")
+    for uid, seed in (("t-m-old00000000a", 0), ("t-m-old00000000b", 1), ("t-m-keep0000000a", 2)):
+        unit(first, uid, seed)
+    unit(first, "t-m-oldf0000000a", 3, "failures", "train")
+    unit(first, "t-m-oldf0000000b", 0, "failures", "train")
+    (tmp_path / "a" / "shards").mkdir()
+    pq.write_table(pa.table({"unit_id": ["t-m-cut00000000a"], "settings": ['{"seed": 1}']}),
+                   tmp_path / "a" / "shards" / "t-m-cut00000000a-real-s0000.parquet")
+    shutil.copytree(tmp_path / "a", tmp_path / "b")
+    second = ResultStore(tmp_path / "b")
+    index = StoredWork(second)
+    steps = [("t-m-new00000000a", 0, "victims"), ("t-m-newf0000000b", 3, "failures"), ("t-m-new00000000b", 1, "victims"),
+             ("t-m-new00000000c", 3, "victims")]
+    for uid, seed, table in steps:
+        for store in (first, second):
+            unit(store, uid, seed, table, "train" if table == "failures" else "")
+        assert index.retire(second, uid) == first.retire_superseded(uid), uid
+    assert sorted(p.relative_to(tmp_path / "b") for p in (tmp_path / "b").rglob("*.parquet")) == sorted(
+        p.relative_to(tmp_path / "a") for p in (tmp_path / "a").rglob("*.parquet"))
+    assert set(index.done) == {"t-m-keep0000000a", "t-m-new00000000a", "t-m-new00000000b", "t-m-new00000000c"}
+    assert not index.failed and not index.cut  # retired: newf's failure by new...c (the same work done)
+
+
 def test_adopting_takes_the_latest_same_work_and_mends_what_names_the_old_id(tmp_path):
     from harness.store.adopt import adopt_all
     from harness.store.supersede import retire_for

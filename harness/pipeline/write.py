@@ -11,6 +11,7 @@ import pyarrow as pa
 
 from harness.heads.io import save_head
 from harness.store.store import ResultStore
+from harness.store.supersede import StoredWork, retire_superseded
 
 if TYPE_CHECKING:
     from harness.pipeline.plan import Unit
@@ -39,17 +40,18 @@ def save_heads(root: Path, unit: Unit, trained: Trained) -> dict[str, str]:
 
 
 def write_unit(store: ResultStore, unit_id: str, tables: dict[str, list[dict] | pa.Table],
-               keep_shards: Iterable[str] = ()) -> dict[str, int]:
+               keep_shards: Iterable[str] = (), stored: StoredWork | None = None) -> dict[str, int]:
     """The unit's tables in order (the victims table last marks it done; its old one goes first, and its failures),
     then what no longer stands beside them: its shard files other than `keep_shards` (a sweep's, whose rows these
-    are; `run` keeps none) and the units it supersedes. Returns the row count per table."""
+    are; `run` keeps none) and the units it supersedes (found in `stored`, a sweep's index of the store read once,
+    or else in the store's units of its task and card). Returns the row count per table."""
     unmark_done(store, unit_id)
     store.remove_unit("failures", unit_id)  # before the unit is marked done: no failure outlives it
     for name in TABLES:
         if name in tables:
             store.write(name, unit_id, tables[name])
     store.remove_parts("shards", unit_id, keep_shards)
-    store.retire_superseded(unit_id)
+    stored.retire(store, unit_id) if stored else retire_superseded(store, unit_id)
     return {name: len(t) for name, t in tables.items()}
 
 

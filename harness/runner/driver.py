@@ -23,6 +23,7 @@ from harness.runner.tables import failure_table, read_file
 from harness.runner.work import REAL, Stages
 from harness.pipeline.write import write_unit
 from harness.store.store import ResultStore
+from harness.store.supersede import StoredWork
 from harness.sweep.estimate import estimate
 from harness.sweep.plan import PlannedUnit, SweepPlan
 
@@ -68,6 +69,14 @@ class SweepDriver:
         self.actors: dict[tuple, Any] = {}
         self.req = {k: getattr(self.spec.resources, k).ray_options() for k in ("embed", "train", "shard", "finish")}
         self.failures: list[dict] = []  # (one line each) for the summary
+        self._stored: StoredWork | None = None
+
+    @property
+    def stored(self) -> StoredWork:
+        """The store's units by their work, read once (after the sweep adopted and retired what it found)."""
+        if self._stored is None:
+            self._stored = StoredWork(self.store)
+        return self._stored
 
     # ---- bookkeeping -------------------------------------------------------------------------
     def _emit(self, event: str, **info) -> None:
@@ -86,7 +95,7 @@ class SweepDriver:
         part = stage if kind is None else f"{stage}-{kind}-s{shard:04d}"
         tbl = failure_table(base, stage, exc, kind, shard)
         self.store.write("failures", pu.unit_id, tbl, part)
-        self.store.retire_superseded(pu.unit_id)  # the same work failed under an older release's id: listed once
+        self.stored.retire(self.store, pu.unit_id)  # the same work failed under an older release's id: listed once
         row = tbl.to_pylist()[0]
         self.failures.append({"unit_id": pu.unit_id, "stage": part, "error": f"{row['error_type']}: {row['message']}"})
         self._emit("failure", unit_id=pu.unit_id, stage=stage, kind=kind, shard=shard)
@@ -174,7 +183,7 @@ class SweepDriver:
                        written=time.perf_counter(), compute_s=compute)
         elif what == "finish":
             # the shards of this plan's jobs are these rows' source; others (a run cut into more of them) are not
-            write_unit(self.store, uid, value, [f"{kind}-{job.part}" for kind, job in ur.pu.jobs()])
+            write_unit(self.store, uid, value, [f"{kind}-{job.part}" for kind, job in ur.pu.jobs()], self.stored)
             ur.finished = True
             self.counts.units_done += 1
             self._emit("unit", unit_id=uid)
