@@ -80,3 +80,109 @@ def test_a_given_l2_head_is_attacked_on_normalised_inputs_as_it_was_trained(tmp_
     (given,) = ResultStore(tmp_path / "b", create=False).read("victims").to_pylist()
     assert given["recipe"] == "l2+given" and given["l2_normalized"] is True
     assert given["test_acc"] == trained["test_acc"] and abs(given["oracle_residual"] - trained["oracle_residual"]) < 1e-6
+
+
+def _pixel_task(tmp_path, **over):
+    from tests.conftest import CIFAR
+
+    task = tmp_path / f"px{len(over)}.yaml"
+    task.write_text(yaml.safe_dump({
+        "model": "identity", "data": {"source": str(CIFAR), "input_column": "img", "label_column": "label"},
+        "classes": ["airplane", "automobile"], "per_class": 3, "nonmembers": 10, "null_victim": False,
+        "head": {"widths": [16], "optimizer": "adam", "lr": 0.01, "max_steps": 50}, "attack": TINY_ATTACK, **over}))
+    return task
+
+
+def test_a_head_file_without_its_frame_is_taken_in_the_task_s_transform_fitted_on_its_members(tmp_path, capsys):
+    """A plain head file (no member_mean, no frame_scale) is attacked in the task's victim.transform, fitted on the
+    task's members as the recipes fit it (it was centred only, and recorded as the task's transform), and says so."""
+    from safetensors.torch import load_file, save_file
+
+    task = _pixel_task(tmp_path, victim={"transform": "standardize"})
+    assert main(["run", str(task), "--out", str(tmp_path / "a"), "--no-evidence", "--quiet"]) == 0
+    (trained,) = ResultStore(tmp_path / "a", create=False).read("victims").to_pylist()
+    head = next((tmp_path / "a" / "heads").glob("*-real.safetensors"))
+    bare = tmp_path / "bare.safetensors"
+    save_file({k: v for k, v in load_file(head).items() if k.startswith("layers.")}, bare)  # no frame, no metadata
+    capsys.readouterr()
+    assert main(["run", str(task), "--head", str(bare), "--out", str(tmp_path / "b"), "--no-evidence"]) == 0
+    assert "saves no input frame" in " ".join(capsys.readouterr().err.split())
+    (given,) = ResultStore(tmp_path / "b", create=False).read("victims").to_pylist()
+    assert given["recipe"] == "standardize+given" and given["test_acc"] == trained["test_acc"]
+    assert abs(given["oracle_residual"] - trained["oracle_residual"]) < 1e-6 and given["train_acc"] == trained["train_acc"]
+
+
+def test_a_frame_saved_from_normalised_inputs_normalises_them_whatever_the_task_says(tmp_path):
+    """A head's saved frame says whether its inputs were L2-normalised (`frame.l2`): given to a task that does not
+    normalise, the inputs are normalised as they were in training (they were taken raw)."""
+    task = _pixel_task(tmp_path, head={"widths": [16], "optimizer": "adam", "lr": 0.01, "max_steps": 50, "l2_normalize": True})
+    assert main(["run", str(task), "--recipe", "standardize+paper", "--out", str(tmp_path / "a"), "--no-evidence", "--quiet"]) == 0
+    (trained,) = ResultStore(tmp_path / "a", create=False).read("victims").to_pylist()
+    head = next((tmp_path / "a" / "heads").glob("*-real.safetensors"))
+    plain = _pixel_task(tmp_path)  # l2_normalize not set: the identity card does not normalise
+    assert main(["run", str(plain), "--head", str(head), "--out", str(tmp_path / "b"), "--no-evidence", "--quiet"]) == 0
+    (given,) = ResultStore(tmp_path / "b", create=False).read("victims").to_pylist()
+    assert given["l2_normalized"] is True and given["recipe"] == "standardize+given"
+    assert given["test_acc"] == trained["test_acc"] and abs(given["oracle_residual"] - trained["oracle_residual"]) < 1e-6
+
+
+def test_a_head_whose_members_do_not_fit_it_is_said_to_be_in_doubt(tmp_path, capsys):
+    """A given head that misclassifies the task's members (here: the classes in the reverse order of its outputs) is
+    recorded with that accuracy, and the run summary and the report say the counts may not be about its training data."""
+    task = _pixel_task(tmp_path)
+    assert main(["run", str(task), "--out", str(tmp_path / "a"), "--no-evidence", "--quiet"]) == 0
+    head = next((tmp_path / "a" / "heads").glob("*-real.safetensors"))
+    (trained,) = ResultStore(tmp_path / "a", create=False).read("victims").to_pylist()
+    assert trained["train_acc"] == 1.0
+    capsys.readouterr()
+    reversed_ = _pixel_task(tmp_path, classes=["automobile", "airplane"], seed=0)
+    assert main(["run", str(reversed_), "--head", str(head), "--out", str(tmp_path / "b"), "--no-evidence"]) == 0
+    said = " ".join(capsys.readouterr().out.split())
+    assert "Given head: it classifies the task's members at accuracy" in said
+    assert "(far below chance: is `classes:` in the reverse order of its outputs?)" in said
+    (given,) = ResultStore(tmp_path / "b", create=False).read("victims").to_pylist()
+    assert given["train_acc"] < 0.25
+    from harness.report import build_report
+
+    assert "<b>But:</b> Given head: it classifies" in build_report(tmp_path / "b", tmp_path / "r.html").read_text(encoding="utf-8")
+    # the same head on the task it was trained on fits its members (its 50 steps left it far from a KKT point: that
+    # doubt stays)
+    capsys.readouterr()
+    assert main(["run", str(task), "--head", str(head), "--out", str(tmp_path / "c"), "--no-evidence"]) == 0
+    assert "it classifies the task's members" not in " ".join(capsys.readouterr().out.split())
+
+
+def test_head_files_as_other_tools_write_them(tmp_path):
+    """float64 (scikit-learn's) is loaded in float32; a scale that is 0 (a float16 save of a scaler's tiny scales) or a
+    frame that names another transform than it holds is refused in one line; a scale without metadata is standardised."""
+    import pytest
+    import torch
+    from safetensors.torch import save_file
+
+    from harness.errors import HarnessError
+    from harness.heads.io import load_head
+
+    layers = {"layers.0.weight": torch.randn(4, 3, dtype=torch.float64), "layers.1.weight": torch.randn(1, 4, dtype=torch.float64)}
+    save_file(layers, tmp_path / "f64.safetensors")
+    head, _, frame = load_head(tmp_path / "f64.safetensors")
+    assert all(p.dtype == torch.float32 for p in head.parameters()) and frame is None
+    save_file({**layers, "member_mean": torch.zeros(3), "frame_scale": torch.ones(3)}, tmp_path / "std.safetensors")
+    assert load_head(tmp_path / "std.safetensors")[2].transform == "standardize"
+    save_file({**layers, "member_mean": torch.zeros(3), "frame_scale": torch.tensor([1.0, 0.0, 1.0])}, tmp_path / "zero.safetensors")
+    with pytest.raises(HarnessError, match="frame_scale holds 1 values that are not finite and positive"):
+        load_head(tmp_path / "zero.safetensors")
+    save_file({**layers, "member_mean": torch.zeros(3)}, tmp_path / "says.safetensors",
+              metadata={"recon_harness_head": json.dumps({"frame": {"transform": "standardize"}})})
+    with pytest.raises(HarnessError, match="names transform 'standardize' but saves no frame_scale"):
+        load_head(tmp_path / "says.safetensors")
+
+
+def test_a_head_with_one_output_per_class_names_the_loss_that_fits_it(tmp_path, capsys):
+    import torch
+
+    from harness.heads.io import save_head
+    from harness.heads.mlp import MLPHead
+
+    save_head(MLPHead([3072, 8, 2]), tmp_path / "two.safetensors", {}, mean=torch.zeros(3072))
+    assert main(["run", str(_pixel_task(tmp_path)), "--head", str(tmp_path / "two.safetensors"), "--out", str(tmp_path / "o")]) == 2
+    assert "set head.loss: ce in the task" in " ".join(capsys.readouterr().err.split())

@@ -73,15 +73,12 @@ def check_run(args, task: TaskSpec, card: ModelCard, unit, base_dir: Path | None
 
 def check_head(path: str, head, card: ModelCard, task: TaskSpec) -> None:
     """The given head fits what is known before embedding (the card's dim, the classes)."""
-    from harness.heads.losses import output_dim
+    from harness.heads.losses import output_dim, outputs_mismatch
 
     if card.dim and head.in_dim != card.dim:
         raise HarnessError("--head", path, f"takes {head.in_dim}-d inputs but model card {card.name!r} embeds to {card.dim}-d")
-    want = output_dim(task.head.loss, len(task.classes))
-    if head.out_dim != want:
-        raise HarnessError(
-            "--head", path, f"has {head.out_dim} outputs; loss {task.head.loss!r} over {len(task.classes)} classes needs {want}",
-        )
+    if head.out_dim != output_dim(task.head.loss, len(task.classes)):
+        raise HarnessError("--head", path, outputs_mismatch(head.out_dim, task.head.loss, len(task.classes)))
 
 
 def warn_remote_code(card: ModelCard) -> None:

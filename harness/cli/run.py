@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 from harness import cpu
@@ -12,6 +13,7 @@ from harness.cli.preflight import check_outputs, check_run, warn_remote_code
 from harness.cli.summary import print_summary, print_written
 from harness.errors import HarnessError
 from harness.heads.io import load_head
+from harness.victims.frame import MEAN_KEY, SCALE_KEY
 from harness.pipeline.stages import GivenHead
 from harness.pipeline.unit import plan_unit, run_unit, save_unit
 from harness.registry import MODELS, TASKS
@@ -111,6 +113,10 @@ def main(args) -> int:
     planned = [plan_unit(t, card, args.head, base_dir, given) for t in tasks]
     for unit, _ in planned:
         check_run(args, unit.task, card, unit, base_dir, given)  # every input, before the first stage: one line, nothing written
+    if given is not None and given.frame is None:
+        print(f"note: --head {args.head} saves no input frame ({MEAN_KEY}, {SCALE_KEY}): its inputs are taken as the task's "
+              f"victim.transform {planned[0][0].task.victim.transform!r} fitted on the task's members (`recon-harness ls "
+              "transforms`); if it took them otherwise, save its frame with it (docs/given-heads.md)", file=sys.stderr)
     if args.corpus and card.modality != "text":
         raise HarnessError("--corpus", args.corpus[0], f"a retrieval corpus inverts text; {card.name} embeds images (their "
                            "inversion needs no corpus): drop --corpus")

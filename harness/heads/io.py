@@ -49,17 +49,22 @@ def load_head(path: str | Path, field: str = "head") -> tuple[MLPHead, dict, Fra
             meta = json.loads((f.metadata() or {}).get(META_KEY, "{}"))
         tensors = load_file(str(path))
     except Exception as exc:  # safetensors raises several types for a bad file
-        raise HarnessError(field, str(path), f"not a readable safetensors file ({exc})") from exc
+        raise HarnessError(field, str(path), f"not a readable safetensors file ({exc}); write the head with "
+                           "harness.heads.convert (from a torch or scikit-learn head: docs/given-heads.md)") from exc
     if not isinstance(meta, dict):
         raise HarnessError(field, str(path), f"its {META_KEY} metadata is a JSON {type(meta).__name__}, not an object; "
                            "save heads with save_head, or drop that metadata")
     mean = tensors.pop(MEAN_KEY, None)
     scale = tensors.pop(SCALE_KEY, None)
     _check_tensors(path, tensors, mean, field)
-    # half-precision heads (float16, bfloat16) are widened to float32, exactly: the attack runs in float32 or wider
-    tensors = {k: v.float() if v.is_floating_point() and v.element_size() < 4 else v for k, v in tensors.items()}
+    # every head is loaded in float32 (half precision widened exactly, scikit-learn's float64 rounded): the attack's dtype
+    tensors = {k: v.float() for k, v in tensors.items()}
     if scale is not None and (mean is None or tuple(scale.shape) != tuple(mean.shape) or not scale.is_floating_point()):
         raise HarnessError(field, str(path), f"{SCALE_KEY} needs a {MEAN_KEY} of the same shape, floating point")
+    if scale is not None and (bad := int((~(torch.isfinite(scale) & (scale > 0))).sum())):
+        raise HarnessError(field, str(path), f"{SCALE_KEY} holds {bad} values that are not finite and positive (a scale divides the "
+                           "inputs: a float16 save rounds a standard scaler's tiny scales to 0); save it in float32, with 1 "
+                           "where a dimension is constant, as scikit-learn's StandardScaler does")
     weights = sorted(
         (k for k in tensors if k.endswith(".weight")),
         key=lambda k: int(k.split(".")[1]),
@@ -98,6 +103,10 @@ def load_head(path: str | Path, field: str = "head") -> tuple[MLPHead, dict, Fra
         if frame.transform not in TRANSFORMS:  # it names the inputs' frame: an unknown one would be recorded as a recipe
             raise HarnessError(field, str(path), f"its saved frame names transform {frame.transform!r}, not one of "
                                f"{', '.join(TRANSFORMS)}; save heads with save_head")
+        if (frame.transform == "standardize") != (frame.scale is not None):  # what the file says must be what it holds
+            held = f"saves a {SCALE_KEY}" if frame.scale is not None else f"saves no {SCALE_KEY}"
+            raise HarnessError(field, str(path), f"its saved frame names transform {frame.transform!r} but {held}; a "
+                               f"standardised head saves {MEAN_KEY} and {SCALE_KEY}, any other only {MEAN_KEY}")
     return head, meta, frame
 
 
@@ -111,7 +120,8 @@ def _check_tensors(path: Path, tensors: dict[str, torch.Tensor], mean: torch.Ten
         shown = ", ".join(extra[:4]) + (f" (+{len(extra) - 4} more)" if len(extra) > 4 else "")
         raise HarnessError(
             field, str(path), f"holds tensors that are not head layers: {shown}; a head holds only "
-            f"layers.K.weight, layers.K.bias and {MEAN_KEY}",
+            f"layers.K.weight, layers.K.bias, {MEAN_KEY} and {SCALE_KEY} (harness.heads.convert writes a torch or "
+            "scikit-learn head so: docs/given-heads.md)",
         )
     for k, t in [*tensors.items(), *([(MEAN_KEY, mean)] if mean is not None else [])]:
         if not t.is_floating_point():

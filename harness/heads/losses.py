@@ -43,3 +43,13 @@ def output_dim(loss: LossName, num_classes: int) -> int:
         return 1
     return num_classes
 
+
+
+def outputs_mismatch(out_dim: int, loss: LossName, num_classes: int) -> str:
+    """Why a given head with `out_dim` outputs does not fit the task's loss and classes, and the fix."""
+    said = f"has {out_dim} outputs; loss {loss!r} over {num_classes} classes needs {output_dim(loss, num_classes)}"
+    if out_dim == num_classes and loss != "ce":
+        return f"{said}: set head.loss: ce in the task (one output per class, in the order of `classes:`)"
+    if out_dim == 1 and num_classes == 2:
+        return f"{said}: set head.loss: logistic in the task (one logit, positive for the second of `classes:`)"
+    return f"{said}: give the task the classes the head was trained on"

@@ -79,7 +79,7 @@ def victim_row(base: dict, unit: Unit, split: MemberSplit, emb: Embedded, o: Vic
         "grad_norm": rep.grad_norm if rep else None,
         "train_steps": rep.steps if rep else None,
         "stopped_by": rep.stopped_by if rep else "given",
-        "train_acc": rep.train_acc if rep else None,
+        "train_acc": rep.train_acc if rep else _f(o.trained.train_acc) if o.trained.train_acc is not None else None,
         "test_acc": _f(o.trained.test_acc),
         "oracle_residual": _f(o.trained.oracle_residual),
         "effective_members": _f(o.trained.effective_members) if o.trained.effective_members is not None else None,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
@@ -18,7 +18,7 @@ from harness.backbones.load import Backbone
 from harness.classifiers.checkpoint import check_classes
 from harness.data.split import MemberSplit
 from harness.errors import HarnessError
-from harness.heads.losses import output_dim
+from harness.heads.losses import output_dim, outputs_mismatch
 from harness.heads.mlp import MLPHead
 from harness.heads.train import accuracy
 from harness.provenance import device_name
@@ -28,6 +28,7 @@ from harness.victims.build import TrainedVictim, VictimData, attack_view, build_
 from harness.victims.frame import Frame
 from harness.attacks.linear_sum import linear_signal
 from harness.victims.spec import VictimSpec
+from harness.victims.transforms import TRANSFORMS
 
 if TYPE_CHECKING:
     from harness.scoring.pixels import PixelScores
@@ -114,28 +115,37 @@ class GivenHead(NamedTuple):
     meta: dict = {}
 
     @property
+    def l2(self) -> bool | None:
+        """Whether its saved frame says its inputs were L2-normalised (None: no frame, or one that does not say)."""
+        saved = self.meta.get("frame") if self.frame is not None else None
+        said = saved.get("l2") if isinstance(saved, dict) else None
+        return said if isinstance(said, bool) else None
+
+    @property
     def stated(self) -> dict:
         return {k: self.meta[k] for k in STATED if k in self.meta}
 
 
 def given_head_stage(head: MLPHead, loss: str, emb: Embedded, split: MemberSplit, path: str,
-                     frame: Frame | None = None, stated: dict | None = None, field: str = "--head") -> TrainedVictim:
-    """A head the user was given, with the frame saved beside it (else: centred by the members' mean). `stated`: what
-    the file's metadata says of its training (a recipe, a null victim's head), recorded as it is, not checked.
-    `field`: what a refusal names (`--head`, or `model` for a classifier checkpoint's own head)."""
+                     frame: Frame | None = None, stated: dict | None = None, field: str = "--head",
+                     transform: str = "none") -> TrainedVictim:
+    """A head the user was given, with the frame saved beside it (else: the task's `transform`, fitted on its members).
+    `stated`: what the file's metadata says of its training (a recipe, a null victim's head), recorded as it is, not
+    checked. `field`: what a refusal names (`--head`, or `model` for a classifier checkpoint's own head). Its accuracy
+    on the task's members is recorded as its training accuracy: whether they can be the rows it was trained on."""
     if head.in_dim != emb.dim:
         raise HarnessError(field, path, f"takes {head.in_dim}-d inputs but the backbone embeds to {emb.dim}-d")
-    want = output_dim(loss, len(split.class_names))
-    if head.out_dim != want:
-        raise HarnessError(field, path, f"has {head.out_dim} outputs; loss {loss!r} over {len(split.class_names)} classes needs {want}")
-    if frame is None:  # a plain MLP file: taken as centred by the members' mean
-        frame = Frame(emb.mean, None, emb.normalized, "none")
+    if head.out_dim != output_dim(loss, len(split.class_names)):
+        raise HarnessError(field, path, outputs_mismatch(head.out_dim, loss, len(split.class_names)))
     labels = torch.as_tensor(split.member_labels)
     data = victim_data(emb, split)
+    if frame is None:  # a plain MLP file: the task's transform, fitted on its members as the recipes fit it
+        frame = TRANSFORMS[transform]().fit(data.members.float(), emb.normalized)
     x = frame.apply(data.members)
     test_acc = accuracy(head, loss, frame.apply(data.public), torch.as_tensor(split.nonmember_labels))
     info = {"stated": stated} if stated else {}
-    return diagnosed("real", head, loss, x, labels, frame, None, test_acc, VictimSpec(transform=frame.transform, trainer="given"), info)
+    v = diagnosed("real", head, loss, x, labels, frame, None, test_acc, VictimSpec(transform=frame.transform, trainer="given"), info)
+    return replace(v, train_acc=accuracy(head, loss, x, labels))
 
 
 def public_norm(frame: Frame, emb: Embedded, public: torch.Tensor | None = None) -> float | None:

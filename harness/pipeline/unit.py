@@ -96,7 +96,8 @@ def plan_unit(task: TaskSpec, card: ModelCard, head_file: str | None = None, bas
             check_classes(read_checkpoint(card.id, resolved.path), task.classes)  # names (checkpoint_stage)
         task = checkpoint_task(task)
     elif head_file:
-        task = given_head_task(task, given.frame.transform if given is not None and given.frame is not None else None)
+        task = given_head_task(task, given.frame.transform if given is not None and given.frame is not None else None,
+                               given.l2 if given is not None else None)
     head_digest = content_digest(head_file) if head_file and Path(head_file).is_file() else None
     return Unit(resolve_attack(task, card), card, resolved.revision, head_file, data_digest(task.data, base_dir),
                 head_digest), resolved
@@ -135,7 +136,7 @@ def train(unit: Unit, prep: Prepared, kinds: tuple[str, ...], given: GivenHead |
         t0 = time.perf_counter()
         if given is not None:
             v = given_head_stage(given.head, unit.task.head.loss, prep.emb, prep.split, unit.head_file or unit.card.id,
-                                 given.frame, given.stated, "--head" if unit.head_file else "model")
+                                 given.frame, given.stated, "--head" if unit.head_file else "model", unit.task.victim.transform)
             out.victims[kind] = replace(v, info=prep.checkpoint) if prep.checkpoint else v
         else:
             out.victims[kind] = train_stage(prep.emb, prep.split, unit.task.head, unit.task.seed, kind, progress,

@@ -7,11 +7,13 @@ import json
 
 from harness.specs.fields import differing_fields, field_value, flat_fields
 from harness.report.html import esc, fmt, html_table
-from harness.scoring.verdict import scores_by_rule, ssim_passed, verdict
+from harness.scoring.verdict import given_doubt, scores_by_rule, ssim_passed, verdict
 
 
 def verdict_html(v: dict) -> str:
-    return f'<p class="verdict"><b>What was recovered:</b> {esc(verdict_text(v))}</p>'
+    doubt = given_doubt(v.get("trainer"), v.get("train_acc"), v.get("oracle_residual"), v.get("num_classes") or 2)
+    return (f'<p class="verdict"><b>What was recovered:</b> {esc(verdict_text(v))}</p>'
+            + (f'<p class="verdict"><b>But:</b> {esc(doubt)}</p>' if doubt else ""))
 
 
 def verdict_text(v: dict) -> str:

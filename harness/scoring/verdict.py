@@ -76,6 +76,26 @@ def verdict(n: int, passed: int, fpr: float, good_cosine: int, good_ssim: int | 
     return f"No member passes {thr}: nothing recovered."
 
 
+def given_doubt(trainer: str | None, train_acc: float | None, oracle_residual: float | None, num_classes: int) -> str | None:
+    """For a head attacked as given (a file, a checkpoint's own head), whether the task's members look like the rows it
+    was trained on: a head fits its training rows (accuracy), and at a KKT point they explain its weights (oracle
+    residual). None when nothing says otherwise; else one sentence: the counts above may not be about its training data."""
+    if trainer != "given":
+        return None
+    said = []
+    if train_acc is not None and not math.isnan(train_acc) and train_acc < 0.9:
+        flipped = " (far below chance: is `classes:` in the reverse order of its outputs?)" if num_classes == 2 and train_acc < 0.25 else ""
+        said.append(f"it classifies the task's members at accuracy {train_acc:.2f}{flipped}")
+    if oracle_residual is not None and not math.isnan(oracle_residual) and oracle_residual > 0.5:
+        said.append(f"the members explain little of its weights (oracle residual {oracle_residual:.2f})")
+    if not said:
+        return None
+    return (f"Given head: {' and '.join(said)}. Either the task's members are not the rows it was trained on, or its inputs "
+            "are not these (the card, L2 normalisation, the frame saved with it), or its training left it far from a KKT "
+            "point of them (scikit-learn's defaults do); in the first two cases the counts above say nothing about its "
+            "training data (docs/given-heads.md).")
+
+
 def ssim_passed(row: dict) -> int | None:
     """A victims row's members above its SSIM threshold (pixel victims; None otherwise), from its SSIM TPR."""
     return round(row["ssim_tpr_at_fpr"] * row["n_members"]) if row.get("ssim_tpr_at_fpr") is not None else None

@@ -60,6 +60,7 @@ class TrainedVictim:
     active_share: float | None = None  # mean share of first-layer units active on a training row
     effective_members: float | None = None  # how many members θ carries (participation ratio of the oracle fit's parts)
     in_row_space: int | None = None  # members a search in W1's row space can reach at cosine > 0.8 (diagnostics/row_space.py)
+    train_acc: float | None = None  # a given head's accuracy on the task's members (a trained one's is in its report)
 
     @property
     def linear(self) -> bool:

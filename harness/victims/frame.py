@@ -64,8 +64,9 @@ class Frame:
     @classmethod
     def from_tensors(cls, tensors: dict[str, torch.Tensor], meta: dict | None, dim: int) -> "Frame":
         """The frame saved with a head; a head saved without one is taken as centred at zero."""
-        meta = meta or {}
+        meta = meta if isinstance(meta, dict) else {}
         mean = tensors.get(MEAN_KEY)
         mean = torch.zeros(dim) if mean is None else mean.float()
         scale = tensors.get(SCALE_KEY)
-        return cls(mean, None if scale is None else scale.float(), bool(meta.get("l2", False)), str(meta.get("transform", "none")))
+        said = meta.get("transform") or ("standardize" if scale is not None else "none")  # a scale alone: standardised
+        return cls(mean, None if scale is None else scale.float(), bool(meta.get("l2", False)), str(said))
