@@ -1,15 +1,17 @@
 # Two commands for a fresh machine:  `make quickstart` (the offline default case) and `make test`
 # (which runs `make check` first: is this environment right?).
-PYTHON ?= python3.11
-VENV   ?= .venv
+# `:=`, not `?=`: an exported PYTHON or VENV (set by other tools) must not pick the interpreter; `make PYTHON=...` still does
+PYTHON := python3.11
+VENV   := .venv
 PY     := $(VENV)/bin/python
 # torch within pyproject's range; which build pip takes depends on where it looks (README: "The install step").
 # CPU build from PyTorch's index: make quickstart TORCH="torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu"
-TORCH  ?= torch==2.13.0
+TORCH  := torch==2.13.0
 
 .PHONY: install check quickstart quickstart-vision quickstart-finetuned test clean
 
 $(VENV)/.installed: pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "make: $(PYTHON) not found: install Python 3.11 (pyproject.toml: >=3.11,<3.12), or name it: make PYTHON=/path/to/python3.11"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q $(TORCH)

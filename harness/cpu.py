@@ -9,9 +9,23 @@ from pathlib import Path
 STAT = Path("/proc/stat")
 
 
+CPU_MAX = Path("/sys/fs/cgroup/cpu.max")  # a container's CPU quota (cgroup v2): "QUOTA PERIOD", or "max PERIOD"
+
+
 def usable_cores() -> int:
-    """Cores this process may run on (its affinity mask, where the OS has one)."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    """Cores this process may run on: its affinity mask (where the OS has one), within a container's CPU quota."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    quota = cpu_quota(CPU_MAX)
+    return max(1, min(cores, quota)) if quota else cores
+
+
+def cpu_quota(path: Path) -> int | None:
+    """Whole cores a cgroup v2 `cpu.max` allows (rounded up), None where there is no quota or no such file."""
+    try:
+        limit, period = path.read_text().split()[:2]
+        return None if limit == "max" else -(-int(limit) // int(period))
+    except (OSError, ValueError):
+        return None
 
 
 def cpu_times(text: str) -> tuple[int, int]:

@@ -8,6 +8,8 @@ import tempfile
 # Before anything imports huggingface_hub / datasets: offline, and a private HF home per session.
 _HF_HOME = tempfile.mkdtemp(prefix="rh-hf-home-")
 os.environ["HF_HOME"] = _HF_HOME
+for _var in ("HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE", "HF_DATASETS_CACHE", "TRANSFORMERS_CACHE", "HF_TOKEN_PATH"):
+    os.environ.pop(_var, None)  # a user's own settings would point past the private home (they win over HF_HOME)
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["HF_DATASETS_OFFLINE"] = "1"
 os.environ["TOKENIZERS_PARALLELISM"] = "false"

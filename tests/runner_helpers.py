@@ -18,14 +18,32 @@ from tests.test_sweep import write_sweep
 ray = pytest.importorskip("ray")
 
 
+def short_temp_dir():
+    """A Ray temp folder whose path leaves room for Ray's socket names (107 bytes at most): pytest's own temp folders
+    sit under $TMPDIR, which can be long on a user's machine. Removed when the context ends."""
+    import contextlib
+    import shutil
+    import tempfile
+
+    @contextlib.contextmanager
+    def made():
+        folder = tempfile.mkdtemp(prefix="rh-", dir="/tmp")
+        try:
+            yield folder
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+
+    return made()
+
+
 @pytest.fixture(scope="module", autouse=True)
-def cluster(tmp_path_factory):
+def cluster():
     """A module's own cluster (import it into the module: it is autouse there)."""
     loopback_only()
-    ray.init(num_cpus=2, include_dashboard=False, _temp_dir=str(tmp_path_factory.mktemp("ray")),
-             _node_ip_address="127.0.0.1", log_to_driver=False)
-    yield
-    ray.shutdown()
+    with short_temp_dir() as temp:
+        ray.init(num_cpus=2, include_dashboard=False, _temp_dir=temp, _node_ip_address="127.0.0.1", log_to_driver=False)
+        yield
+        ray.shutdown()
 
 
 def make_plan(tmp_path, name="s", **over):

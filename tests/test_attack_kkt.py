@@ -61,7 +61,6 @@ def test_kkt_recovers_every_planted_member(planted):
     res = make_attack("kkt", {"m": 8, "restarts": 16, "iterations": 800}).reconstruct(victim, progress=False)
     scores = match(res.candidates, members, torch.randn(200, 8, generator=torch.Generator().manual_seed(9)))
     assert scores.member_best.min() > 0.95, scores.member_best
-    assert res.wall_s < 30
     statuses = [r.status for r in res.runs]
     assert statuses.count("pruned") == 14 and statuses.count("ok") == 2  # 16 -> 8 -> 4 -> 2
     assert res.candidates.shape == (16, 8) and set(res.run_ids.tolist()) <= {r.run_id for r in res.runs}
@@ -212,7 +211,7 @@ def test_time_budget_stops_the_search():
     v = _victim("logistic", 2, 1, 0.0)
     res = make_attack("kkt-reference", {"m": 4, "restarts": 1000, "iterations": 100, "time_budget_s": 0.5}).reconstruct(
         v, progress=False)
-    assert res.wall_s < 5 and len(res.runs) < 1000
+    assert len(res.runs) < 1000  # the budget, not the restarts, ended it (no wall-clock bound: a loaded machine is slow)
 
 
 def test_row_space_keeps_small_singular_directions():

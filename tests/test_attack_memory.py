@@ -119,18 +119,20 @@ def test_a_gpu_shared_by_ray_tasks_is_budgeted_by_each_tasks_fraction(monkeypatc
     assert memory.budget_bytes(cuda, 3.0) == 3 * gib  # memory_budget_gb, as given
 
 
-def test_a_ray_task_knows_its_fraction_of_a_gpu(tmp_path_factory):
+def test_a_ray_task_knows_its_fraction_of_a_gpu():
     """What budget_bytes reads in a shard: the fraction Ray assigned (a logical GPU of a loopback cluster here)."""
     ray = pytest.importorskip("ray")
     from harness.runner.cluster import loopback_only
+    from tests.runner_helpers import short_temp_dir
 
     loopback_only()
-    ray.init(num_cpus=1, num_gpus=1, include_dashboard=False, _temp_dir=str(tmp_path_factory.mktemp("ray")),  # short: Ray's socket paths
-             _node_ip_address="127.0.0.1", log_to_driver=False)
-    try:
-        share = ray.remote(num_gpus=0.25, num_cpus=0)(memory.gpu_fraction)
-        whole = ray.remote(num_gpus=1, num_cpus=0)(memory.gpu_fraction)
-        assert ray.get([share.remote(), whole.remote()]) == [0.25, 1.0]
-        assert memory.gpu_fraction() == 1.0  # the driver holds no GPU
-    finally:
-        ray.shutdown()
+    with short_temp_dir() as temp:
+        ray.init(num_cpus=1, num_gpus=1, include_dashboard=False, _temp_dir=temp, _node_ip_address="127.0.0.1",
+                 log_to_driver=False)
+        try:
+            share = ray.remote(num_gpus=0.25, num_cpus=0)(memory.gpu_fraction)
+            whole = ray.remote(num_gpus=1, num_cpus=0)(memory.gpu_fraction)
+            assert ray.get([share.remote(), whole.remote()]) == [0.25, 1.0]
+            assert memory.gpu_fraction() == 1.0  # the driver holds no GPU
+        finally:
+            ray.shutdown()

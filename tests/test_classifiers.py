@@ -75,11 +75,11 @@ def test_distilbert_checkpoint_end_to_end(tmp_path, hub_repo, tiny_distilbert_di
     assert info["logits_max_abs_diff"] <= 1e-4 and info["logits_checked_on"] == 32
     assert v["n_members"] == 24 and v["n_nonmembers"] == 24 and v["test_acc"] is not None
     assert len(store.read("candidates")) >= 16 and (out / "report.html").is_file()
-    assert "DistilBertForSequenceClassification @ " in (out / "report.html").read_text()
+    assert "DistilBertForSequenceClassification @ " in (out / "report.html").read_text(encoding="utf-8")
     assert len(store.read("inversions")) >= 1
     # integer classes are the data's label values, matched to the checkpoint's outputs by the data's names for them:
     # SST-2's 0 is 'negative', the checkpoint's output 0 (it was refused before the data was read), [1, 0] swaps
-    by_value = yaml.safe_load(_attack_task(tmp_path, ckpt, "text").read_text()) | {"classes": [0, 1]}
+    by_value = yaml.safe_load(_attack_task(tmp_path, ckpt, "text").read_text(encoding="utf-8")) | {"classes": [0, 1]}
     task = _yaml(tmp_path / "by-value.yaml", by_value)
     assert main(["run", str(task), "--model", str(card), "--out", str(tmp_path / "v"), "--quiet", "--no-evidence"]) == 0
     (w,) = ResultStore(tmp_path / "v", create=False).read("victims").to_pylist()
@@ -135,7 +135,7 @@ def test_bad_checkpoints_and_splits_are_one_line(tmp_path, hub_repo, tiny_distil
            "GPT2ForSequenceClassification head the attack cannot use", "DistilBertForSequenceClassification")
     _fails(capsys, run(card, _attack_task(tmp_path, ckpt, "text", "no-split", nonmember_split="validation")),
            "data.nonmember_split = 'validation'", "no such split")
-    wrong = yaml.safe_load(task.read_text()) | {"classes": ["positive", "negative"]}
+    wrong = yaml.safe_load(task.read_text(encoding="utf-8")) | {"classes": ["positive", "negative"]}
     _fails(capsys, run(card, _yaml(tmp_path / "wrong.yaml", wrong)), "classes = 'positive'", "output 0")
     _fails(capsys, ["run", str(task), "--model", str(card), "--out", str(out), "--recipe", "standardize+paper"], "--recipe")
     monkeypatch.setitem(layouts.LAYOUTS, "DistilBertForSequenceClassification",
@@ -268,7 +268,7 @@ def test_a_default_two_label_config_without_label_fields_reads_as_transformers_d
     from harness.classifiers.checkpoint import read_checkpoint
 
     path = build_tiny_text_classifier(tmp_path / "bert", "bert")
-    cfg = json.loads((path / "config.json").read_text())
+    cfg = json.loads((path / "config.json").read_text(encoding="utf-8"))
     for key in ("id2label", "label2id", "num_labels"):
         cfg.pop(key, None)
     (path / "config.json").write_text(json.dumps(cfg))
@@ -292,15 +292,16 @@ def test_three_classes_finetune_and_run_without_setting_head_loss(tmp_path, tiny
             "attack": ATTACK, "evidence": EVIDENCE}
     task = _yaml(tmp_path / "three.yaml", base | {"null_victim": None, "data": {"source": str(data), "input_column": "sentence"}})
     card = _yaml(tmp_path / "bb.yaml", {"id": str(tiny_distilbert_dir), "modality": "text", "pooling": "cls"})
-    ckpt = tmp_path / "ckpt"
+    ckpt = tmp_path / "ckpt #2: é"  # the card's id is this path, quoted (YAML read ' #' as a comment and ': ' as a map)
     assert main(["finetune", str(task), "--model", str(card), "--out", str(ckpt), "--steps", "3", "--quiet"]) == 0
+    assert yaml.safe_load((ckpt / "card.yaml").read_text(encoding="utf-8"))["id"] == str(ckpt.resolve())
     run_task = _yaml(tmp_path / "run.yaml", base | {"data": {"source": str(ckpt / "data"), "split": "train",
                                                              "nonmember_split": "test", "input_column": "sentence"}})
     out = tmp_path / "out"
     assert main(["run", str(run_task), "--model", str(ckpt / "card.yaml"), "--out", str(out), "--quiet", "--no-evidence"]) == 0
     (v,) = ResultStore(out, create=False).read("victims").to_pylist()
     assert v["head_dims"] == [32, 32, 3] and yaml.safe_load(v["trainer_info"])["labels"] == ["a", "b", "c"]
-    assert v["model"] == "ckpt"  # the card is named after its checkpoint's folder (every one was named 'card')
+    assert v["model"] == "ckpt--2---"  # the card is named after its checkpoint's folder (every one was named 'card')
 
 
 def _sst_task(tmp: Path, **over) -> Path:
@@ -386,6 +387,6 @@ def test_the_doc_states_the_logits_probe_the_code_uses():
 
     src = inspect.getsource(stages.checkpoint_stage)
     assert "split.member_inputs[:16] + split.nonmember_inputs[:16]" in src
-    doc = re.sub(r"\s+", " ", (Path(__file__).parents[1] / "docs" / "finetuned.md").read_text())
+    doc = re.sub(r"\s+", " ", (Path(__file__).parents[1] / "docs" / "finetuned.md").read_text(encoding="utf-8"))
     assert "the first 16 members and the first 16 non-members drawn" in doc and "28 with 6 members per class" in doc
     assert "on 32 of the task's inputs" not in doc

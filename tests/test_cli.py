@@ -202,7 +202,7 @@ def test_a_run_whose_attack_diverged_writes_its_rows_and_report_and_says_so(tmp_
     for key in ("members_passed", "good_at_0_8", "good_at_0_9", "good_at_0_8_beyond_public"):
         assert all(v[key] is None for v in victims), key
     assert "nothing was measured" in " ".join(capsys.readouterr().out.split())
-    page = (out / "report.html").read_text()
+    page = (out / "report.html").read_text(encoding="utf-8")
     assert "nothing was measured" in page and "<td>- / - of 8</td>" in page
 
 
@@ -232,9 +232,9 @@ def test_rows_record_the_corpus_a_run_added(tmp_path, bert_card):
     evidence = json.loads(victim["settings"])["task"]["evidence"]
     assert evidence["enabled"] is True and evidence["corpus"] == [corpus]
     # the same unit again without evidence: the report written before is rebuilt (it showed the retired inversions)
-    assert "Sentences: nearest member" in (tmp_path / "out" / "report.html").read_text()
+    assert "Sentences: nearest member" in (tmp_path / "out" / "report.html").read_text(encoding="utf-8")
     assert _run(task, "--out", tmp_path / "out", "--cache", tmp_path / "c") == 0
-    page = (tmp_path / "out" / "report.html").read_text()
+    page = (tmp_path / "out" / "report.html").read_text(encoding="utf-8")
     assert "Sentences: nearest member" not in page and "No inversions stored for this unit" in page
 
 

@@ -65,6 +65,20 @@ def test_threads_auto_takes_the_idle_cores_and_at_least_one(monkeypatch):
         torch.set_num_threads(n)
 
 
+def test_a_container_s_cpu_quota_bounds_the_usable_cores(tmp_path, monkeypatch):
+    from harness import cpu
+
+    quota = tmp_path / "cpu.max"
+    assert cpu.cpu_quota(quota) is None  # no cgroup v2 file: no quota
+    quota.write_text("max 100000\n")
+    assert cpu.cpu_quota(quota) is None
+    quota.write_text("150000 100000\n")  # one and a half cores: two threads may run
+    assert cpu.cpu_quota(quota) == 2
+    monkeypatch.setattr(cpu, "CPU_MAX", quota)
+    quota.write_text("100000 100000\n")
+    assert cpu.usable_cores() == 1
+
+
 def test_every_verb_has_a_whole_sentence_in_the_top_level_help():
     """The verb list shows each module's first paragraph, not its first line (a sentence may wrap in the source)."""
     from harness.cli import VERBS, build_parser

@@ -16,11 +16,11 @@ SCHEMA = Path(ray.__file__).parent / "autoscaler" / "ray-schema.json"
 
 
 def _config() -> dict:
-    return yaml.safe_load((ROOT / "cluster.yaml").read_text())
+    return yaml.safe_load((ROOT / "cluster.yaml").read_text(encoding="utf-8"))
 
 
 def test_cluster_yaml_matches_rays_schema():
-    jsonschema.validate(_config(), json.loads(SCHEMA.read_text()))
+    jsonschema.validate(_config(), json.loads(SCHEMA.read_text(encoding="utf-8")))
 
 
 def test_cluster_yaml_installs_the_project_and_has_gpu_workers():
@@ -38,4 +38,4 @@ def test_schema_rejects_a_broken_config():
     cfg = _config()
     cfg["available_node_types"]["head"]["max_workers"] = "many"
     with pytest.raises(jsonschema.ValidationError):
-        jsonschema.validate(cfg, json.loads(SCHEMA.read_text()))
+        jsonschema.validate(cfg, json.loads(SCHEMA.read_text(encoding="utf-8")))

@@ -180,3 +180,21 @@ def test_the_private_data_cache_goes_when_the_process_ends(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, check=True)
     assert int(out.stdout.strip()) > 0  # prepared there while the process ran (the stale folder already gone)
     assert not list((tmp_path / "data").iterdir())  # and removed at its exit
+
+
+def test_the_cache_root_follows_xdg_and_one_that_cannot_be_made_is_one_line(tmp_path, monkeypatch):
+    import pytest
+
+    from harness.cache_dir import default_cache_dir
+    from harness.data import source
+    from harness.errors import HarnessError
+
+    monkeypatch.delenv("RECON_HARNESS_CACHE", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert default_cache_dir() == tmp_path / "xdg" / "recon-harness"
+    (tmp_path / "file").write_text("not a folder")
+    monkeypatch.setenv("RECON_HARNESS_CACHE", str(tmp_path / "file" / "cache"))
+    monkeypatch.setattr(source, "_PRIVATE", [])
+    with pytest.raises(HarnessError, match="set RECON_HARNESS_CACHE to a writable folder") as err:
+        source._private_cache()
+    assert err.value.line().startswith("RECON_HARNESS_CACHE = ")

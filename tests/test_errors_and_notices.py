@@ -31,7 +31,7 @@ def test_internal_error_is_one_line_exit_3_with_a_traceback_log(tmp_path, capfd,
     assert code == EXIT_INTERNAL == 3, err
     assert len(err) == 1 and err[0].startswith("recon-harness: internal error in run, stage data: RuntimeError: boom ("), err
     log = Path(err[0].rsplit("traceback: ", 1)[1].rstrip(")"))
-    assert log.parent == logs and "Traceback" in log.read_text() and "second line" in log.read_text()
+    assert log.parent == logs and "Traceback" in log.read_text(encoding="utf-8") and "second line" in log.read_text(encoding="utf-8")
     assert log.stat().st_mode & 0o077 == 0  # a traceback can quote the data: not for other users of the temp dir
     assert not out.exists()
 
@@ -177,3 +177,22 @@ def test_a_report_that_cannot_go_beside_its_results_names_the_flag_that_moves_it
     assert main(["report", str(tmp_path / "res")]) == 2
     (line,) = capsys.readouterr().err.splitlines()
     assert line.startswith("recon-harness: error: --out (default: RESULTS/report.html) = "), line
+
+
+def test_a_terminal_that_is_not_utf8_gets_the_summary_and_the_rows(tmp_path, bert_card, monkeypatch):
+    """PYTHONIOENCODING=ascii (or a C locale without UTF-8 mode): the summary's ellipsis and a member sentence's accents
+    are shown as '?', not an internal error after the work that leaves no rows."""
+    import io
+    import sys
+
+    from harness.cli import main
+    from harness.store import ResultStore
+    from tests.test_cli import _task
+
+    out_bytes = io.BytesIO()
+    monkeypatch.setattr(sys, "stdout", io.TextIOWrapper(out_bytes, encoding="ascii"))
+    monkeypatch.setattr(sys, "stderr", io.TextIOWrapper(io.BytesIO(), encoding="ascii"))
+    code = main(["run", str(_task(tmp_path, bert_card)), "--out", str(tmp_path / "o"), "--cache", str(tmp_path / "c"), "--no-evidence"])
+    sys.stdout.flush()
+    assert code == 0 and ResultStore(tmp_path / "o", create=False).read("victims").num_rows == 2
+    assert "?" in out_bytes.getvalue().decode("ascii")  # the ellipsis of a member sentence cut short

@@ -27,7 +27,7 @@ def test_attack_a_given_head_file(tmp_path, bert_card, monkeypatch):
         "recipe": first["recipe"], "victim": "real", "unit_id": first["unit_id"], "loss": "logistic"}
     from harness.report import build_report
 
-    page = build_report(out2, tmp_path / "given.html").read_text()
+    page = build_report(out2, tmp_path / "given.html").read_text(encoding="utf-8")
     assert "given head: what its file states" in page and f"unit_id {first['unit_id']}" in page and "relu, bias first" in page
     # a given head's own activation and bias are recorded, not the task's head settings
     from harness.heads.io import load_head, save_head

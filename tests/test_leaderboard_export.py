@@ -86,7 +86,7 @@ def test_push_to_hub_uploads_every_format_to_a_dataset_repo(results, tmp_path, m
     repo = tmp_path / "hub" / "org" / "leaderboard"
     assert sorted(p.name for p in repo.iterdir()) == sorted(["README.md"] + [f"leaderboard.{f}" for f in FORMATS])
     assert pq.read_table(repo / "leaderboard.parquet").num_rows == 3
-    assert "data_files: leaderboard.parquet" in (repo / "README.md").read_text()
+    assert "data_files: leaderboard.parquet" in (repo / "README.md").read_text(encoding="utf-8")
     import harness.leaderboard.export as ex
 
     monkeypatch.setattr(ex, "hf_api", lambda: hub)

@@ -79,7 +79,7 @@ def test_text_run_writes_selection_and_inversion_tables(text_results):
 
 def test_text_report_is_one_self_contained_page(text_results, tmp_path):
     out = build_report(text_results, tmp_path / "r.html")
-    page = out.read_text()
+    page = out.read_text(encoding="utf-8")
     assert not list(tmp_path.glob(".*tmp*"))  # written via a temp file and renamed
     assert "http://" not in page and "https://" not in page and "<script" not in page
     assert page.count('src="data:image/png;base64,') == 4  # histogram + TPR/FPR curve, real and null
@@ -98,7 +98,7 @@ def test_vision_report_shows_images(vision_results, tmp_path):
     # the identity backbone is a pass-through: the true embedding gives the member back
     assert len(members) == 3 and all(r["ssim"] > 0.95 and r["cosine"] > 0.9 for r in members)
     assert all(r["image_png"].startswith(b"\x89PNG") for r in inv)
-    page = build_report(vision_results, tmp_path / "v.html").read_text()
+    page = build_report(vision_results, tmp_path / "v.html").read_text(encoding="utf-8")
     assert page.count('class="px"') >= 2 * 3 + 2 * sum(r["target_kind"] == "selected" for r in inv)
     # pixel victims also carry the published SSIM score, and the page says what was recovered
     victims = ResultStore(vision_results, create=False).read("victims").to_pylist()
@@ -139,7 +139,7 @@ def test_text_victims_have_no_ssim_and_a_verdict(text_results, tmp_path):
     assert all(v["good_ssim"] is None and v["ssim_threshold"] is None for v in victims)
     matches = ResultStore(text_results, create=False).read("matches").to_pylist()
     assert matches and all(r["ssim"] is None and r["ssim_passed"] is None for r in matches)
-    page = build_report(text_results, tmp_path / "t.html").read_text()
+    page = build_report(text_results, tmp_path / "t.html").read_text(encoding="utf-8")
     assert page.count("What was recovered:") == 2 and "SSIM &gt; 0.4 (good" not in page
     assert 'alt="SSIM histogram"' not in page and page.count('alt="similarity histogram"') == 2
     # the null victim's diagnostics describe the rows it trained on (a disjoint draw), and say so
@@ -179,7 +179,7 @@ def test_verdict_does_not_call_chance_a_signal_and_reads_pixels_by_ssim_too():
 
 
 def test_report_opens_with_each_unit_beside_its_null_and_tells_sections_apart(text_results, tmp_path):
-    page = build_report(text_results, tmp_path / "g.html").read_text()
+    page = build_report(text_results, tmp_path / "g.html").read_text(encoding="utf-8")
     glance = page.index("<h2>At a glance</h2>")
     first = page.index('<h2 id="')
     assert glance < first and "null: TPR" in page[glance:first] and page.count('<a href="#') >= 1

@@ -266,7 +266,7 @@ def test_an_upgraded_sweep_renames_the_units_an_older_release_named_otherwise(tm
     adopt(ResultStore(out), uid, old)  # as an older release left it
     from harness.report import build_report
 
-    assert old in build_report(out).read_text()  # a page written then
+    assert old in build_report(out).read_text(encoding="utf-8")  # a page written then
     before = ResultStore(out, create=False).read("candidates").drop_columns(["unit_id"])
     assert main(["sweep", path, "--out", str(out), "--dry-run"]) == 0
     assert "1 done, 1 of them under an older release's ids" in " ".join(capsys.readouterr().out.split())
@@ -277,7 +277,7 @@ def test_an_upgraded_sweep_renames_the_units_an_older_release_named_otherwise(tm
     assert set(store.read("victims").column("unit_id").to_pylist()) == {uid}
     assert store.read("candidates").drop_columns(["unit_id"]).equals(before)  # the rows it held, not recomputed
     assert all(v["head_path"].startswith(f"heads/{uid}-") for v in store.read("victims").to_pylist())
-    page = (out / "report.html").read_text()  # rebuilt: it named the old id
+    page = (out / "report.html").read_text(encoding="utf-8")  # rebuilt: it named the old id
     assert uid in page and old not in page and "report rebuilt" in err.err
 
 

@@ -153,7 +153,7 @@ def test_gpu_script_parses_and_runs_its_entries_at_tiny_sizes(tmp_path):
            "PYTHON": sys.executable}
     got = subprocess.run(["bash", str(script)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
     assert got.returncode == 0, got.stdout[-3000:] + got.stderr[-3000:]
-    log = (tmp_path / "gpu.log").read_text()
+    log = (tmp_path / "gpu.log").read_text(encoding="utf-8")
     assert "== cost" in log and "== scale table" in log and "members at SSIM > 0.4" in log
     assert re.search(r"\n  cpu +reduced +compiled +2 +8 +\d+ ", log), log  # the compiled point (compile: on)
     assert "== 1. kkt at m = 8 (GPU_TINY" in log and "== 2. n = 4 (GPU_TINY" in log  # the sizes it ran, not the device's

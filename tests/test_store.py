@@ -58,7 +58,8 @@ def test_a_new_results_directory_is_its_owners_alone(tmp_path):
     with StoreLock(tmp_path / "b" / "out", "run"):  # run and sweep take the lock first: it makes the folder
         ResultStore(tmp_path / "b" / "out")
     assert (tmp_path / "b" / "out").stat().st_mode & 0o077 == 0
-    (tmp_path / "mine").mkdir(mode=0o755)  # one the user made: left as they made it
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine").chmod(0o755)  # one the user made: left as they made it (chmod: whatever the umask)
     ResultStore(tmp_path / "mine")
     assert (tmp_path / "mine").stat().st_mode & 0o777 == 0o755
 

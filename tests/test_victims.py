@@ -143,7 +143,7 @@ def test_bad_recipes_are_refused_when_the_spec_is_read(spec, field, hint):
 def test_bad_recipes_are_one_line_exit_2_and_no_rows(tmp_path, capsys, spec, field, hint):
     from harness.cli import main
 
-    task = yaml.safe_load((ROOT / "tasks" / "quickstart.yaml").read_text())
+    task = yaml.safe_load((ROOT / "tasks" / "quickstart.yaml").read_text(encoding="utf-8"))
     task["data"]["source"] = str(SST2)
     task["victim"] = spec
     path = tmp_path / "bad.yaml"

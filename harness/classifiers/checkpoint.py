@@ -45,7 +45,7 @@ def read_checkpoint(card_id: str, path: Path) -> CheckpointInfo:
     Absent label fields take transformers' defaults (PretrainedConfig: num_labels 2, labels LABEL_k): transformers
     5 leaves them out of config.json when they are the defaults."""
     try:
-        cfg = json.loads((Path(path) / "config.json").read_text())
+        cfg = json.loads((Path(path) / "config.json").read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise HarnessError("id", card_id, f"has no readable config.json ({exc})") from None
     if not isinstance(cfg, dict):

@@ -54,6 +54,7 @@ ENVIRONMENT_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, err
 
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    writable_anywhere()
     before = term_as_interrupt()  # first: a Ctrl-C or SIGTERM while the verbs' modules import is an interrupt too
     args = None
     try:
@@ -85,6 +86,14 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if before is not None:
             signal.signal(signal.SIGTERM, before)  # in-process callers (tests, notebooks) get theirs back
+
+
+def writable_anywhere() -> None:
+    """A terminal or file that is not UTF-8 (PYTHONIOENCODING=ascii, a C locale without UTF-8 mode) gets '?' for what
+    it cannot show (a member sentence's accents, the summary's ellipsis), not an error after the work is done."""
+    for stream in (sys.stdout, sys.stderr):
+        if (getattr(stream, "encoding", "") or "").lower().replace("-", "") != "utf8" and hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="replace")
 
 
 def _interrupt(signum, frame) -> None:
@@ -136,12 +145,12 @@ def internal_error_line(verb: str, exc: BaseException, argv: list[str] | None = 
     try:
         folder = log_dir()
         folder.mkdir(parents=True, exist_ok=True)
-        log = folder / f"recon-harness-{verb}-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log"
+        log = folder / f"recon-harness-{verb}-{time.strftime('%Y%m%d-%H%M%SZ', time.gmtime())}-{os.getpid()}.log"  # UTC, as rows
         command = " ".join(["recon-harness", *(argv if argv is not None else sys.argv[1:])])
         body = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
         # the owner's alone: a traceback can quote the data, and the system temp dir is shared
         fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as f:
+        with os.fdopen(fd, "w", encoding="utf-8", errors="replace") as f:
             f.write(f"recon-harness {__version__}\ncommand: {command}\n\n{body}")
         saved = f"traceback: {log}"
     except OSError as err:

@@ -96,14 +96,14 @@ def check_ray() -> str:
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     import ray
 
-    from harness.runner.cluster import loopback_only
+    from harness.runner.cluster import loopback_only, start_local
 
     if ray.is_initialized():
         return f"{ray.__version__}, already connected"
     t0 = time.perf_counter()
     loopback_only()
-    ray.init(num_cpus=1, include_dashboard=False, _node_ip_address="127.0.0.1", log_to_driver=False,
-             configure_logging=False)
+    start_local(num_cpus=1, include_dashboard=False, _node_ip_address="127.0.0.1", log_to_driver=False,
+                configure_logging=False)
     try:
         got = ray.get(ray.remote(lambda: 1 + 1).remote(), timeout=120)
         if got != 2:

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 from pathlib import Path
+
+import yaml
 
 from harness.cli.args import directory
 from harness.errors import HarnessError
@@ -86,13 +89,15 @@ def main(args) -> int:
     write_splits(out / "data", task, split)
     (out / "finetune.json").write_text(json.dumps({"base": card.id, "base_revision": resolved.revision, "task": task.name,
                                                    **report}, indent=2))
+    fields = {"name": card_name(out), "id": str(out.resolve()), "kind": "classifier", "modality": card.modality,
+              "max_length": card.max_length}  # dumped, so that a path holding ' #' or ': ' stays the path
     (out / "card.yaml").write_text(
         f"# {arch} fine-tuned from {card.id} on {split.n} members of {task.name} "
         f"({'backbone updated' if args.update_backbone else 'backbone frozen'})\n"
-        f"name: {card_name(out)}\nid: {out.resolve()}\nkind: classifier\nmodality: {card.modality}\nmax_length: {card.max_length}\n"
-    )
+        + yaml.safe_dump(fields, sort_keys=False, allow_unicode=True), encoding="utf-8")
     print(f"fine-tuned {arch} on {split.n} members ({'every parameter' if args.update_backbone else 'head only'}, "
           f"{args.steps} steps, {report['wall_s']} s): train loss {report['final_loss']:.2e}, train acc {report['train_acc']:.2f}")
     print(f"checkpoint: {out}  data: {out / 'data'} (train = the members, test = {len(split.nonmember_rows)} held out)")
-    print(f"attack it: recon-harness run TASK --model {out / 'card.yaml'}  (data.source: {out / 'data'}, nonmember_split: test)")
+    print(f"attack it: recon-harness run TASK --model {shlex.quote(str(out / 'card.yaml'))}  (data.source: {out / 'data'}, "
+          "nonmember_split: test)")
     return 0

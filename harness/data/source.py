@@ -162,7 +162,11 @@ def _private_cache() -> str:
     processes that ended without that (a sweep's actors are killed) go when the next one starts here."""
     if not _PRIVATE:
         root = default_cache_dir() / "data"
-        root.mkdir(parents=True, exist_ok=True, mode=0o700)
+        try:
+            root.mkdir(parents=True, exist_ok=True, mode=0o700)
+        except OSError as exc:
+            raise HarnessError("RECON_HARNESS_CACHE", str(root.parent), f"cannot hold the staged data ({exc.strerror or exc}); "
+                               "set RECON_HARNESS_CACHE to a writable folder (it stages local data and caches embeddings)") from None
         for old in root.iterdir():
             pid = old.name.split("-", 1)[0]
             if pid.isdigit() and not _alive(int(pid)):

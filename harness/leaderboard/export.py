@@ -152,7 +152,7 @@ def push_to_hub(rows: list[dict], repo_id: str, api: Any | None = None, message:
             write(rows, fmt, Path(tmp) / f"leaderboard.{fmt}")
         doc = "\n".join(f"- `{c}`: {d}" for c, d in COLUMNS)
         readme = f"---\nconfigs:\n- config_name: default\n  data_files: leaderboard.parquet\n---\n# recon-harness leaderboard\n\n{to_md(rows)}\n## Columns\n\n{doc}\n"
-        (Path(tmp) / "README.md").write_text(readme)
+        (Path(tmp) / "README.md").write_text(readme, encoding="utf-8")
         api.create_repo(repo_id, repo_type="dataset", exist_ok=True, private=not public)
         info = api.upload_folder(
             repo_id=repo_id, folder_path=tmp, repo_type="dataset",

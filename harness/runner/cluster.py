@@ -81,6 +81,22 @@ def loopback_only() -> None:
     ray_constants.ENABLE_RAY_CLUSTER = False
 
 
+def start_local(**options) -> None:
+    """`ray.init` of a one-node cluster; a temporary folder whose path leaves no room for Ray's socket names (Unix
+    sockets take 107 bytes at most) is one line naming the fix."""
+    import ray
+
+    try:
+        ray.init(**options)
+    except OSError as exc:
+        if "AF_UNIX path length" not in str(exc):
+            raise
+        where = os.environ.get("RAY_TMPDIR") or os.environ.get("TMPDIR") or "/tmp"
+        field = "RAY_TMPDIR" if os.environ.get("RAY_TMPDIR") else "TMPDIR"
+        raise HarnessError(field, where, "is too long a path for Ray's socket files (107 bytes at most, with Ray's "
+                           "session folders); set RAY_TMPDIR to a short folder, e.g. export RAY_TMPDIR=/tmp") from None
+
+
 def connect(address: str | None = None, num_cpus: int | None = None, temp_dir: str | None = None) -> str:
     """Join `address` (or $RAY_ADDRESS under `ray job submit`), else start a one-node cluster on loopback."""
     import ray
@@ -91,10 +107,8 @@ def connect(address: str | None = None, num_cpus: int | None = None, temp_dir: s
     address = address or os.environ.get("RAY_ADDRESS") or None
     if address in (None, "local"):
         loopback_only()
-        ray.init(
-            num_cpus=num_cpus, include_dashboard=False, _node_ip_address="127.0.0.1", _temp_dir=temp_dir,
-            log_to_driver=False, configure_logging=False,
-        )
+        start_local(num_cpus=num_cpus, include_dashboard=False, _node_ip_address="127.0.0.1", _temp_dir=temp_dir,
+                    log_to_driver=False, configure_logging=False)
         return "local (127.0.0.1)"
     if address != "auto":
         _probe(address)

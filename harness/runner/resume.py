@@ -52,7 +52,7 @@ def load_trained(root: Path, unit_id: str, kinds: tuple[str, ...]) -> tuple[Trai
     for kind in kinds:
         path = head_path(root, unit_id, kind)
         head, _, frame = load_head(path)
-        rec = json.loads(path.with_suffix(".json").read_text())
+        rec = json.loads(path.with_suffix(".json").read_text(encoding="utf-8"))
         if frame is None or "recipe" not in rec:
             return None  # written before heads carried their frame: train again rather than guess it
         report = TrainReport(**rec["report"]) if rec["report"] else None

@@ -110,7 +110,7 @@ def _foreign(root: Path, field: str) -> None:
 def _check_marker(root: Path, field: str, fix: str) -> None:
     """The results directory's marker names this harness's schema version, else `field` is refused with `fix`."""
     try:
-        marker = json.loads((root / MARKER).read_text())
+        marker = json.loads((root / MARKER).read_text(encoding="utf-8"))
         found = marker.get("schema_version")
         unreadable = "names no schema_version" if found is None else f"names schema_version {found!r}, not a number"
     except (json.JSONDecodeError, OSError, AttributeError, UnicodeDecodeError):
