@@ -212,6 +212,9 @@ def main(args) -> int:
     else:
         lst = listing(args.what)
         entries = lst.entries()
+        if args.what == "trainers" and args.name == "given":  # recorded on rows, never named in a task
+            raise HarnessError("trainer", "given", "is not a trainer a task names: rows record it for a head attacked as "
+                               "it was trained (run --head, a classifier checkpoint's own head): docs/given-heads.md")
         if args.name not in entries:
             raise HarnessError(
                 lst.what.rstrip("s"), args.name,
