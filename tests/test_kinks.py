@@ -6,6 +6,8 @@ import numpy as np
 import pytest
 import torch
 
+from harness.attacks.margins import margins
+
 from harness.diagnostics.kinks import kink_fit, kink_pairs
 from harness.diagnostics.oracle import oracle_fit
 from harness.heads.mlp import MLPHead
@@ -56,7 +58,7 @@ def test_the_kink_fit_is_the_residual_of_its_own_slopes_and_lambdas(out, bias):
         z = head.layers[0](x[i : i + 1])
         h = torch.relu(z).detach() + (z - z.detach()) * s[i]  # the value of relu(z), the gradient of slope s
         o = head.layers[1](h)[0]
-        phi = (2 * y[i] - 1) * o[0] if out == 1 else o[y[i]] - o[[c for c in range(out) if c != y[i]]].max()
+        phi = (2 * y[i] - 1) * o[0] if out == 1 else margins("multiclass", y[i : i + 1], o[None])[0]  # softmax-split rivals
         grads = torch.autograd.grad(phi, params, allow_unused=True)
         cols.append(torch.cat([(g if g is not None else torch.zeros_like(p)).reshape(-1) for g, p in zip(grads, params)]))
     jac = torch.stack(cols, 1).detach()

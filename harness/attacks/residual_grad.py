@@ -148,7 +148,7 @@ def _delta_adjoint(saved, use_gram: bool, a, z, delta):
 
 
 def _lambda_adjoint(form, gd, labels, out, lam_shape):
-    """Through delta_L = output_coef(lambda): linear in lambda (the rival class is held fixed)."""
+    """Through delta_L = output_coef(lambda): linear in lambda (the rivals' weights are held fixed)."""
     if form == "regression":
         return gd.sum_to_size(lam_shape)
     if form == "binary":
