@@ -63,6 +63,7 @@ TEXT_ATTACK = {"m": 40, "restarts": 16, "iterations": 1500, "brackets": 8, "subs
 PIXEL_ATTACK = {"m": 40, "restarts": 16, "iterations": 1500, "brackets": 16, "subspace": "auto"}
 RECIPES = {
     "none+paper": VictimSpec(),
+    "raw+paper": VictimSpec(transform="raw"),
     "standardize+paper": VictimSpec(transform="standardize"),
     "standardize+sklearn-mlp": VictimSpec(transform="standardize", trainer="sklearn-mlp"),
     "standardize+default-torch": VictimSpec(transform="standardize", trainer="default-torch"),

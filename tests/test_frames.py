@@ -45,6 +45,20 @@ def test_planted_members_stay_in_any_frame(scale, prior):
     assert got.end_good == len(u) and got.end_cos > 0.9, got
 
 
+@pytest.mark.parametrize("prior", ["sphere", "norm"])
+def test_planted_members_stay_in_the_raw_frame(prior):
+    """`raw`: a head trained on the embeddings as they are (unit norm, not centred), the frame's mean zero."""
+    from harness.victims.transforms import TRANSFORMS
+
+    u, y = _sphere_members()
+    frame = TRANSFORMS["raw"]().fit(u, True)
+    assert frame.transform == "raw" and not frame.mean.any() and frame.scale is None
+    victim, x = _victim(u, y, frame, prior)
+    got = check(victim, x, y, PARAMS, noise=0.3, seed=0, scratch_params={"iterations": 5})
+    # measured: every member kept above cosine 0.8, mean 0.86-0.87 (0.97 in a centred frame): 0.8 leaves the margin
+    assert got.end_good == len(u) and got.end_cos > 0.8, got
+
+
 def test_a_sphere_prior_that_ignores_the_scale_drives_planted_members_away():
     """What the x30 check catches: a head on x30 inputs attacked with the unit-sphere prior of unscaled
     embeddings (candidates pushed back to norm ~1 while members have norm ~30 x 0.5)."""

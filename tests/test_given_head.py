@@ -186,3 +186,19 @@ def test_a_head_with_one_output_per_class_names_the_loss_that_fits_it(tmp_path, 
     save_head(MLPHead([3072, 8, 2]), tmp_path / "two.safetensors", {}, mean=torch.zeros(3072))
     assert main(["run", str(_pixel_task(tmp_path)), "--head", str(tmp_path / "two.safetensors"), "--out", str(tmp_path / "o")]) == 2
     assert "set head.loss: ce in the task" in " ".join(capsys.readouterr().err.split())
+
+
+def test_a_raw_head_is_saved_with_a_zero_mean_and_given_back_as_trained(tmp_path):
+    """`raw`: the embeddings as they are; its file's mean is zero and its frame reads back as raw."""
+    from harness.heads.io import load_head
+
+    task = _pixel_task(tmp_path)
+    assert main(["run", str(task), "--recipe", "raw+paper", "--out", str(tmp_path / "a"), "--no-evidence", "--quiet"]) == 0
+    (trained,) = ResultStore(tmp_path / "a", create=False).read("victims").to_pylist()
+    head = next((tmp_path / "a" / "heads").glob("*-real.safetensors"))
+    _, _, frame = load_head(head)
+    assert trained["transform"] == "raw" and frame.transform == "raw" and not frame.mean.any()
+    assert main(["run", str(task), "--head", str(head), "--out", str(tmp_path / "b"), "--no-evidence", "--quiet"]) == 0
+    (given,) = ResultStore(tmp_path / "b", create=False).read("victims").to_pylist()
+    assert given["recipe"] == "raw+given" and given["test_acc"] == trained["test_acc"]
+    assert abs(given["oracle_residual"] - trained["oracle_residual"]) < 1e-6

@@ -80,7 +80,9 @@ def test_multiclass_and_mse_heads_train():
 
 def test_margins():
     out = torch.tensor([[2.0, 1.0, -1.0], [0.0, 3.0, 1.0]])
-    assert torch.allclose(margins("multiclass", torch.tensor([0, 2]), out), torch.tensor([1.0, -2.0]))
+    soft = lambda a, b: (a * torch.exp(a) + b * torch.exp(b)) / (torch.exp(a) + torch.exp(b))  # noqa: E731 - rivals' softmax mean
+    want = torch.stack([2.0 - soft(torch.tensor(1.0), torch.tensor(-1.0)), 1.0 - soft(torch.tensor(0.0), torch.tensor(3.0))])
+    assert torch.allclose(margins("multiclass", torch.tensor([0, 2]), out), want)  # 1.238, -1.858
     assert torch.allclose(margins("binary", torch.tensor([1, 0]), torch.tensor([[2.0], [2.0]])), torch.tensor([2.0, -2.0]))
 
 

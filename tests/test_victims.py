@@ -126,7 +126,7 @@ def test_dp_sgd_without_opacus_is_one_line(monkeypatch):
 
 BAD = [
     ({"trainer": "sklearn"}, "victim.trainer = 'sklearn'", "did you mean 'sklearn-mlp'"),
-    ({"transform": "zscore"}, "victim.transform = 'zscore'", "known: none, standardize, l2"),
+    ({"transform": "zscore"}, "victim.transform = 'zscore'", "known: none, standardize, l2, raw"),
     ({"trainer": "linear", "params": {"max_iters": 5}}, "victim.params.max_iters", "did you mean 'max_iter'"),
     ({"trainer": "sklearn-mlp", "params": {"alpha": -1}}, "victim.params.alpha", "greater than or equal"),
 ]

@@ -22,7 +22,8 @@ def frame_of(dim: int, mean=None, scale=None, l2: bool = False) -> Frame:
     (a StandardScaler's `mean_` and `scale_`); no mean: the embeddings as they are."""
     m = torch.zeros(dim) if mean is None else torch.as_tensor(mean, dtype=torch.float32).flatten()
     s = None if scale is None else torch.as_tensor(scale, dtype=torch.float32).flatten()
-    return Frame(m, s, bool(l2), "standardize" if s is not None else ("l2" if l2 else "none"))
+    label = "standardize" if s is not None else "raw" if mean is None else "l2" if l2 else "none"
+    return Frame(m, s, bool(l2), label)
 
 
 def head_from_layers(weights: list[torch.Tensor], biases: list[torch.Tensor | None], activation: str) -> MLPHead:

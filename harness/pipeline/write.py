@@ -51,7 +51,10 @@ def write_unit(store: ResultStore, unit_id: str, tables: dict[str, list[dict] | 
         if name in tables:
             store.write(name, unit_id, tables[name])
     store.remove_parts("shards", unit_id, keep_shards)
-    stored.retire(store, unit_id) if stored else retire_superseded(store, unit_id)
+    if stored is not None:
+        stored.retire(store, unit_id)
+    else:
+        retire_superseded(store, unit_id)
     return {name: len(t) for name, t in tables.items()}
 
 

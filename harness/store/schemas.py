@@ -46,7 +46,7 @@ VICTIMS = [
     # cosine > 0.8 to them: at most this many can come back from a search in that space (diagnostics/row_space.py)
     pa.field("in_row_space", pa.int64()),
     pa.field("recipe", pa.string()),  # the victim recipe: TRANSFORM+TRAINER (e.g. standardize+paper)
-    pa.field("transform", pa.string()),  # input transform published with the head: none | standardize | l2
+    pa.field("transform", pa.string()),  # input transform published with the head: none | standardize | l2 | raw
     pa.field("trainer", pa.string()),  # paper | sklearn-mlp | default-torch | linear | dp-sgd | given
     pa.field("trainer_params", pa.string()),  # JSON: the trainer's parameters as the task set them
     pa.field("trainer_info", pa.string()),  # JSON: what the trainer recorded (validation loss, privacy spent)

@@ -12,7 +12,7 @@ DEFAULT_TRAINER = "paper"  # a recipe that names no trainer: small init, weight 
 class VictimSpec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)  # .inf / .nan: refused, not trained on
 
-    transform: str = Field("none", description="input transform published with the head: none | standardize | l2")
+    transform: str = Field("none", description="input transform published with the head: none | standardize | l2 | raw")
     trainer: str = Field(DEFAULT_TRAINER, description="how the head is trained: paper | sklearn-mlp | default-torch | linear | dp-sgd")
     params: dict[str, Any] = Field(default_factory=dict, description="the trainer's parameters (recon-harness ls trainers NAME)")
 

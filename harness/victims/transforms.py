@@ -20,6 +20,15 @@ class Transform:
         raise NotImplementedError
 
 
+class Raw(Transform):
+    """The embeddings as the card gives them: no centring, no scaling (a head trained straight on them)."""
+
+    name = "raw"
+
+    def fit(self, u: torch.Tensor, l2: bool) -> Frame:
+        return Frame(torch.zeros(u.shape[1], dtype=u.dtype), None, l2, self.name)
+
+
 class Centre(Transform):
     """Centred only: subtract the training mean (the published attack's frame)."""
 
@@ -54,4 +63,5 @@ TRANSFORMS: dict[str, type[Transform]] = {
     Centre.name: Centre,
     Standardize.name: Standardize,
     L2.name: L2,
+    Raw.name: Raw,
 }
