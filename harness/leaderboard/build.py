@@ -184,9 +184,10 @@ def _attack_hours(store: ResultStore, victims: list[dict]) -> dict[str, list[flo
 
 
 def unlisted_failures(root: str | Path, rows: list[dict]) -> int:
-    """Failed units that no row counts: their setting has no finished unit, so the board has no row to hold them."""
+    """Failed units that no row counts: their setting has no finished unit, so the board has no row to hold them.
+    The finished units are the rows' own (`unit_ids`): the victims table is not read again."""
     store = ResultStore(root, create=False)
-    done = set(store.read("victims", columns=["unit_id"]).column("unit_id").to_pylist())
+    done = {u for r in rows for u in r["unit_ids"].split(",") if u}
     failed = set(store.read("failures", columns=["unit_id"]).column("unit_id").to_pylist()) - done
     return len(failed) - sum(r["failed"] for r in rows)
 
