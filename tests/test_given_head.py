@@ -202,3 +202,19 @@ def test_a_raw_head_is_saved_with_a_zero_mean_and_given_back_as_trained(tmp_path
     (given,) = ResultStore(tmp_path / "b", create=False).read("victims").to_pylist()
     assert given["recipe"] == "raw+given" and given["test_acc"] == trained["test_acc"]
     assert abs(given["oracle_residual"] - trained["oracle_residual"]) < 1e-6
+
+
+def test_a_control_matched_as_closely_as_a_reconstruction_is_said_to_be_in_doubt():
+    """A head that saw some of the task's non-members (measured: members + 20 non-members, threshold 0.988, TPR 0.05)
+    reconstructs them too: the threshold is then itself a reconstruction, and the verdict says so (embeddings only:
+    pixel verdicts read SSIM)."""
+    from harness.report.glance import verdict_html
+    from harness.scoring.verdict import control_doubt
+
+    assert control_doubt(0.36, 0.01, False) is None and control_doubt(0.95, 0.01, True) is None
+    assert control_doubt(None, 0.01, False) is None
+    said = control_doubt(0.988, 0.01, False)
+    assert said.startswith("The 1%-FPR threshold is itself a reconstruction (cosine 0.988 > 0.8)")
+    row = {"n_members": 20, "members_passed": 1, "fpr": 0.01, "good_at_0_8": 6, "good_ssim": None, "threshold": 0.988,
+           "head_dims": [384, 1000, 1], "trainer": "given", "train_acc": 1.0, "oracle_residual": 0.39, "num_classes": 2}
+    assert "<b>But:</b> The 1%-FPR threshold is itself a reconstruction" in verdict_html(row)

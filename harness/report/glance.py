@@ -7,13 +7,14 @@ import json
 
 from harness.specs.fields import differing_fields, field_value, flat_fields
 from harness.report.html import esc, fmt, html_table
-from harness.scoring.verdict import given_doubt, scores_by_rule, ssim_passed, verdict
+from harness.scoring.verdict import control_doubt, given_doubt, scores_by_rule, ssim_passed, verdict
 
 
 def verdict_html(v: dict) -> str:
-    doubt = given_doubt(v.get("trainer"), v.get("train_acc"), v.get("oracle_residual"), v.get("num_classes") or 2)
+    doubts = [d for d in (given_doubt(v.get("trainer"), v.get("train_acc"), v.get("oracle_residual"), v.get("num_classes") or 2),
+                          control_doubt(v.get("threshold"), v["fpr"], v.get("good_ssim") is not None)) if d]
     return (f'<p class="verdict"><b>What was recovered:</b> {esc(verdict_text(v))}</p>'
-            + (f'<p class="verdict"><b>But:</b> {esc(doubt)}</p>' if doubt else ""))
+            + "".join(f'<p class="verdict"><b>But:</b> {esc(d)}</p>' for d in doubts))
 
 
 def verdict_text(v: dict) -> str:

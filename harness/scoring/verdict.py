@@ -96,6 +96,16 @@ def given_doubt(trainer: str | None, train_acc: float | None, oracle_residual: f
             "training data (docs/given-heads.md).")
 
 
+def control_doubt(threshold: float | None, fpr: float, pixels: bool) -> str | None:
+    """Where the non-members are matched as closely as a reconstruction (the FPR threshold above cosine 0.8; embedding
+    victims, whose verdict reads the cosine): they are not a clean control. None otherwise."""
+    if pixels or threshold is None or math.isnan(threshold) or threshold <= GOOD_COSINE:
+        return None
+    return (f"The {percent(fpr)}-FPR threshold is itself a reconstruction (cosine {threshold:.3f} > {GOOD_COSINE}): some "
+            "non-members are matched as closely as members are, so the head may have been trained on them too, or they "
+            "repeat members' content; the counts against that threshold understate what it gives back.")
+
+
 def ssim_passed(row: dict) -> int | None:
     """A victims row's members above its SSIM threshold (pixel victims; None otherwise), from its SSIM TPR."""
     return round(row["ssim_tpr_at_fpr"] * row["n_members"]) if row.get("ssim_tpr_at_fpr") is not None else None
