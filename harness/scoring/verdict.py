@@ -102,8 +102,9 @@ def control_doubt(threshold: float | None, fpr: float, pixels: bool) -> str | No
     if pixels or threshold is None or math.isnan(threshold) or threshold <= GOOD_COSINE:
         return None
     return (f"The {percent(fpr)}-FPR threshold is itself a reconstruction (cosine {threshold:.3f} > {GOOD_COSINE}): some "
-            "non-members are matched as closely as members are, so the head may have been trained on them too, or they "
-            "repeat members' content; the counts against that threshold understate what it gives back.")
+            "non-members are matched as closely as members are: the head may have been trained on some of them, they may "
+            "repeat members' content, or the backbone tells these inputs apart too little for that cosine to single one "
+            "out; the counts against that threshold understate what it gives back.")
 
 
 def ssim_passed(row: dict) -> int | None:
