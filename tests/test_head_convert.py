@@ -48,5 +48,13 @@ def test_a_torch_sequential_gives_the_same_outputs(tmp_path):
     path = from_torch(model, tmp_path / "t.safetensors", mean=mean, scale=scale)
     want = model(torch.as_tensor((u - mean) / scale, dtype=torch.float32)).detach().numpy()
     assert np.allclose(_outputs(path, u), want, atol=1e-5) and load_head(path)[0].bias_mode == "first"
+    # whether its inputs were normalised is left to the card unless stated (a MiniLM head's inputs are, as the card's)
+    from harness.pipeline.stages import GivenHead
+
+    def stated_l2(file):
+        head, meta, frame = load_head(file)
+        return GivenHead(head, frame, meta).l2
+
+    assert stated_l2(path) is None and stated_l2(from_torch(model, tmp_path / "n.safetensors", l2=False)) is False
     with pytest.raises(HarnessError, match="GELU"):
         from_torch(torch.nn.Sequential(torch.nn.Linear(6, 8), torch.nn.GELU(), torch.nn.Linear(8, 1)), tmp_path / "g")

@@ -17,13 +17,19 @@ TORCH_ACTIVATIONS = {"ReLU": "relu", "Tanh": "tanh"}
 SKLEARN_ACTIVATIONS = {"relu": "relu", "tanh": "tanh"}
 
 
-def frame_of(dim: int, mean=None, scale=None, l2: bool = False) -> Frame:
+def frame_of(dim: int, mean=None, scale=None, l2: bool | None = None) -> Frame:
     """The frame a head's inputs were in: the embeddings (L2-normalised first, `l2`), minus `mean`, divided by `scale`
     (a StandardScaler's `mean_` and `scale_`); no mean: the embeddings as they are."""
     m = torch.zeros(dim) if mean is None else torch.as_tensor(mean, dtype=torch.float32).flatten()
     s = None if scale is None else torch.as_tensor(scale, dtype=torch.float32).flatten()
     label = "standardize" if s is not None else "raw" if mean is None else "l2" if l2 else "none"
     return Frame(m, s, bool(l2), label)
+
+
+def _save(head: MLPHead, path, meta: dict, frame: Frame, l2: bool | None) -> Path:
+    """`l2` None: the file does not say whether the inputs were L2-normalised, and the card's normalisation decides."""
+    stated = frame.meta() if l2 is not None else {"transform": frame.transform}
+    return save_head(head, path, {**meta, "frame": stated}, frame=frame)
 
 
 def head_from_layers(weights: list[torch.Tensor], biases: list[torch.Tensor | None], activation: str) -> MLPHead:
@@ -43,9 +49,10 @@ def head_from_layers(weights: list[torch.Tensor], biases: list[torch.Tensor | No
     return head
 
 
-def from_torch(model: torch.nn.Module, path: str | Path, mean=None, scale=None, l2: bool = False) -> Path:
+def from_torch(model: torch.nn.Module, path: str | Path, mean=None, scale=None, l2: bool | None = None) -> Path:
     """Save `model` (its `nn.Linear` layers in order, ReLU or Tanh between them) with the frame of its inputs. One
-    output: a logit, positive for the second of the task's `classes:`; k outputs: one per class, in that order."""
+    output: a logit, positive for the second of the task's `classes:`; k outputs: one per class, in that order.
+    `l2`: whether its inputs were L2-normalised embeddings (None: as the card gives them)."""
     linears = [m for m in model.modules() if isinstance(m, torch.nn.Linear)]
     kinds = {type(m).__name__ for m in model.modules() if not list(m.children()) and not isinstance(m, torch.nn.Linear)}
     unknown = kinds - set(TORCH_ACTIVATIONS) - {"Dropout", "Identity"}
@@ -55,13 +62,14 @@ def from_torch(model: torch.nn.Module, path: str | Path, mean=None, scale=None, 
     activation = next((TORCH_ACTIVATIONS[k] for k in kinds if k in TORCH_ACTIVATIONS), "relu")
     head = head_from_layers([m.weight.detach() for m in linears],
                             [None if m.bias is None else m.bias.detach() for m in linears], activation)
-    return save_head(head, path, {"source": "torch"}, frame=frame_of(head.in_dim, mean, scale, l2))
+    return _save(head, path, {"source": "torch"}, frame_of(head.in_dim, mean, scale, l2), l2)
 
 
-def from_sklearn(model, path: str | Path, scaler=None, l2: bool = False) -> Path:
+def from_sklearn(model, path: str | Path, scaler=None, l2: bool | None = None) -> Path:
     """Save a fitted scikit-learn `MLPClassifier` (or a `Pipeline` of `StandardScaler` / `Normalizer` steps before one)
     with the frame of its inputs. Binary: one logit, positive for `model.classes_[1]`; else one output per class in
-    the order of `classes_`: the task's `classes:` must name them in that order."""
+    the order of `classes_`: the task's `classes:` must name them in that order. `l2`: as `from_torch` (an l2
+    `Normalizer` step says True)."""
     from sklearn.neural_network import MLPClassifier
     from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import Normalizer, StandardScaler
@@ -85,4 +93,4 @@ def from_sklearn(model, path: str | Path, scaler=None, l2: bool = False) -> Path
     weights = [torch.as_tensor(w).T.float() for w in mlp.coefs_]
     head = head_from_layers(weights, [torch.as_tensor(b).float() for b in mlp.intercepts_], SKLEARN_ACTIVATIONS[mlp.activation])
     meta = {"source": "sklearn", "classes": [str(c) for c in mlp.classes_]}
-    return save_head(head, path, meta, frame=frame_of(head.in_dim, mean, scale, l2))
+    return _save(head, path, meta, frame_of(head.in_dim, mean, scale, l2), l2)

@@ -25,7 +25,8 @@ def save_head(head: MLPHead, path: str | Path, meta: dict, mean: torch.Tensor | 
     path.parent.mkdir(parents=True, exist_ok=True)
     if frame is None and mean is not None:
         frame = Frame(mean)
-    header = {"dims": head.dims, "bias": head.bias_mode, "activation": head.activation, **meta, **({"frame": frame.meta()} if frame else {})}
+    header = {"dims": head.dims, "bias": head.bias_mode, "activation": head.activation, **({"frame": frame.meta()} if frame else {}),
+              **meta}  # a caller's own "frame" entry wins (a converter that does not know whether inputs were normalised)
     tensors = {k: v.detach().contiguous().cpu() for k, v in head.state_dict().items()}
     if frame is not None:
         tensors.update(frame.tensors())
