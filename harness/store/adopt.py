@@ -9,7 +9,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from harness.store.store import ResultStore, atomic_write_bytes, safe_name
-from harness.store.supersede import work_of
+from harness.store.supersede import same_names, work_of
 
 
 class DoneWork:
@@ -19,7 +19,7 @@ class DoneWork:
         self.units: dict[str, list] = {}  # ids' <task>-<card>- -> [(created_at, unit id, Work, head digest)]
         for r in store.read("victims", columns=["unit_id", "settings", "created_at"]).to_pylist():
             entry = (r["created_at"], r["unit_id"], work_of(r["settings"]), json.loads(r["settings"]).get("head_digest"))
-            self.units.setdefault(_names(r["unit_id"]), []).append(entry)
+            self.units.setdefault(same_names(r["unit_id"]), []).append(entry)
 
     def same_work(self, unit_id: str, settings: dict) -> str | None:
         """The id of a unit done under another id whose rows record exactly the work of `unit_id` (its `settings`):
@@ -27,14 +27,10 @@ class DoneWork:
         data: a local file's content by its digest (rows without one are not taken: the data may have changed since),
         a Hub data set by its id and revision. The latest such unit; None if there is none."""
         want = work_of(json.dumps(settings, sort_keys=True, default=str))
-        found = [(at, uid) for at, uid, w, head in self.units.get(_names(unit_id), [])
+        found = [(at, uid) for at, uid, w, head in self.units.get(same_names(unit_id), [])
                  if uid != unit_id and w.rest == want.rest and head == settings.get("head_digest")
                  and w.digest == want.digest and (want.digest is not None or w.source == want.source)]
         return max(found)[1] if found else None
-
-
-def _names(unit_id: str) -> str:
-    return unit_id.rsplit("-", 1)[0] + "-"  # ids are <task>-<card>-<hash>: the same work has the same names
 
 
 def adopt(store: ResultStore, old_id: str, new_id: str) -> None:
@@ -44,8 +40,7 @@ def adopt(store: ResultStore, old_id: str, new_id: str) -> None:
     retires what is left under the old one."""
     old_name, new_name = safe_name(old_id, "unit_id"), safe_name(new_id, "unit_id")
     store.remove_unit("failures", new_id)
-    files = [f for f in store.root.glob(f"*/{old_name}*") if f.is_file() and _of_unit(f.name, old_name)]
-    files.sort(key=lambda f: f.parent.name == "victims")
+    files = sorted(store.unit_files(old_id), key=lambda f: f.parent.name == "victims")
     for f in files:
         target = f.with_name(new_name + f.name[len(old_name):])
         if f.suffix == ".parquet":  # every table's rows name their unit (the shards' too, whose schema lives elsewhere)
@@ -60,11 +55,6 @@ def adopt(store: ResultStore, old_id: str, new_id: str) -> None:
             f.unlink()
         else:
             f.replace(target)
-
-
-def _of_unit(filename: str, name: str) -> bool:
-    stem = filename.rsplit(".", 1)[0]
-    return stem == name or stem.startswith(name + "-")
 
 
 def adopt_all(store: ResultStore, units) -> list[tuple[str, str]]:

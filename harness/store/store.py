@@ -189,6 +189,12 @@ class ResultStore:
         self.path(table, unit_id).unlink(missing_ok=True)
         self.remove_parts(table, unit_id)
 
+    def unit_files(self, unit_id: str) -> list[Path]:
+        """Every file of the unit: each table's (UNIT.parquet, UNIT-PART.parquet) and its heads' (UNIT-KIND.*)."""
+        name = safe_name(unit_id, "unit_id")
+        return [f for f in self.root.glob(f"*/{name}*")
+                if f.is_file() and (f.name.rsplit(".", 1)[0] == name or f.name.startswith(name + "-"))]
+
     def has(self, table: str, unit_id: str, part: str = "") -> bool:
         return self.path(table, unit_id, part).is_file()
 

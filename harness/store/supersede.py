@@ -69,14 +69,17 @@ class StoredWork:
         done = store.has("victims", unit_id)  # a failed unit has failures rows only: none stands beside the same work done
         mine = _works(store.read("victims" if done else "failures", columns=COLS, prefix=unit_id).to_pylist())
         works = mine.get(unit_id, set())
-        pools = (self.done, self.failed, self.cut) if done else (self.failed,)
-        gone = sorted({uid for pool in pools for uid, ws in pool.items() if uid != unit_id
-                       and any(supersedes(new, old) for new in works for old in ws)})
+        gone = self.superseded(works, {unit_id}, (self.done, self.failed, self.cut) if done else (self.failed,))
         for pool in (self.done, self.failed, self.cut):
             for uid in gone + [unit_id]:
                 pool.pop(uid, None)
         (self.done if done else self.failed)[unit_id] = works
         return _remove(store, gone)
+
+    def superseded(self, works: set[Work], keep: set[str], pools: tuple[dict, ...]) -> list[str]:
+        """The ids in `pools` (this index's done, failed, cut-short units) whose work one of `works` supersedes."""
+        return sorted({uid for pool in pools for uid, ws in pool.items() if uid not in keep
+                       and any(supersedes(new, old) for new in works for old in ws)})
 
 
 def _works(rows: Iterable[dict]) -> dict[str, set[Work]]:
@@ -89,7 +92,12 @@ def _works(rows: Iterable[dict]) -> dict[str, set[Work]]:
 def retire_superseded(store: ResultStore, unit_id: str) -> list[str]:
     """`StoredWork.retire` for one unit, reading only the units of its task and card (ids are <task>-<card>-<hash>:
     the same work has the same names)."""
-    return StoredWork(store, unit_id.rsplit("-", 1)[0] + "-").retire(store, unit_id)
+    return StoredWork(store, same_names(unit_id)).retire(store, unit_id)
+
+
+def same_names(unit_id: str) -> str:
+    """The id prefix the same work shares: ids are <task>-<card>-<hash>."""
+    return unit_id.rsplit("-", 1)[0] + "-"
 
 
 def retire_for(store: ResultStore, unit_ids: Iterable[str]) -> list[str]:
@@ -98,19 +106,13 @@ def retire_for(store: ResultStore, unit_ids: Iterable[str]) -> list[str]:
     ids = set(unit_ids)
     index = StoredWork(store)
     works = set().union(*(ws for uid, ws in index.done.items() if uid in ids))
-    gone = sorted({uid for pool in (index.done, index.failed, index.cut) for uid, ws in pool.items()
-                   if uid not in ids and any(supersedes(new, old) for new in works for old in ws)})
-    return _remove(store, gone)
+    return _remove(store, index.superseded(works, ids, (index.done, index.failed, index.cut)))
 
 
 def _remove(store: ResultStore, ids: list[str]) -> list[str]:
-    from harness.store.store import safe_name
-
     for uid in ids:
-        for f in store.root.glob(f"*/{safe_name(uid, 'unit_id')}*"):
-            stem = f.name.rsplit(".", 1)[0]
-            if f.is_file() and (stem == uid or stem.startswith(uid + "-")):
-                f.unlink()
+        for f in store.unit_files(uid):
+            f.unlink()
     return ids
 
 
