@@ -10,7 +10,7 @@ from rich.table import Table
 
 from harness.pipeline.unit import UnitOutput
 from harness.scoring.embedding import control_note
-from harness.scoring.verdict import GOOD_COSINE, control_doubt, given_doubt, percent, verdict
+from harness.scoring.verdict import GOOD_COSINE, doubts, percent, verdict
 
 
 def _fmt(x, spec=".3f") -> str:
@@ -43,10 +43,9 @@ def print_summary(o: UnitOutput, out, console: Console | None = None) -> None:
         said.append(f"[bold]{kind}:[/] " + escape(verdict(
             o.split.n, passed, s.fpr, good, px.good if px else None, vo.trained.linear, pub, beyond, measured=s.measured,
             n_control=len(s.nonmember_best), passed_ssim=int(px.passed().sum()) if px else None)))
-        for doubt in (given_doubt(vo.trained.recipe.trainer, vo.trained.train_acc, vo.trained.oracle_residual,
-                                  len(o.split.class_names)), control_doubt(s.threshold if s.measured else None, s.fpr, px is not None)):
-            if doubt:
-                said.append(f"[yellow]{escape(doubt)}[/]")
+        said += [f"[yellow]{escape(d)}[/]" for d in doubts(vo.trained.recipe.trainer, vo.trained.train_acc, vo.trained.oracle_residual,
+                                                          len(o.split.class_names), s.threshold if s.measured else None, s.fpr,
+                                                          px is not None)]
     console.print(table)
     for note in dict.fromkeys(control_note(vo.scores.fpr, len(vo.scores.nonmember_best)) for vo in o.outcomes.values()):
         if note:

@@ -44,7 +44,6 @@ def output_dim(loss: LossName, num_classes: int) -> int:
     return num_classes
 
 
-
 def outputs_mismatch(out_dim: int, loss: LossName, num_classes: int) -> str:
     """Why a given head with `out_dim` outputs does not fit the task's loss and classes, and the fix."""
     said = f"has {out_dim} outputs; loss {loss!r} over {num_classes} classes needs {output_dim(loss, num_classes)}"

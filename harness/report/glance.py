@@ -7,14 +7,14 @@ import json
 
 from harness.specs.fields import differing_fields, field_value, flat_fields
 from harness.report.html import esc, fmt, html_table
-from harness.scoring.verdict import control_doubt, given_doubt, scores_by_rule, ssim_passed, verdict
+from harness.scoring.verdict import doubts, scores_by_rule, ssim_passed, verdict
 
 
 def verdict_html(v: dict) -> str:
-    doubts = [d for d in (given_doubt(v.get("trainer"), v.get("train_acc"), v.get("oracle_residual"), v.get("num_classes") or 2),
-                          control_doubt(v.get("threshold"), v["fpr"], v.get("good_ssim") is not None)) if d]
+    said = doubts(v.get("trainer"), v.get("train_acc"), v.get("oracle_residual"), v.get("num_classes") or 2,
+                  v.get("threshold"), v["fpr"], v.get("good_ssim") is not None)
     return (f'<p class="verdict"><b>What was recovered:</b> {esc(verdict_text(v))}</p>'
-            + "".join(f'<p class="verdict"><b>But:</b> {esc(d)}</p>' for d in doubts))
+            + "".join(f'<p class="verdict"><b>But:</b> {esc(d)}</p>' for d in said))
 
 
 def verdict_text(v: dict) -> str:

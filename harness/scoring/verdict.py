@@ -107,6 +107,13 @@ def control_doubt(threshold: float | None, fpr: float, pixels: bool) -> str | No
             "out; the counts against that threshold understate what it gives back.")
 
 
+def doubts(trainer: str | None, train_acc: float | None, oracle_residual: float | None, num_classes: int,
+           threshold: float | None, fpr: float, pixels: bool) -> list[str]:
+    """The sentences that qualify a victim's verdict (given_doubt, control_doubt), for the run summary and the report."""
+    return [d for d in (given_doubt(trainer, train_acc, oracle_residual, num_classes),
+                        control_doubt(threshold, fpr, pixels)) if d]
+
+
 def ssim_passed(row: dict) -> int | None:
     """A victims row's members above its SSIM threshold (pixel victims; None otherwise), from its SSIM TPR."""
     return round(row["ssim_tpr_at_fpr"] * row["n_members"]) if row.get("ssim_tpr_at_fpr") is not None else None
