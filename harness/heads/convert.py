@@ -13,8 +13,7 @@ from harness.heads.io import save_head
 from harness.heads.mlp import ACTIVATIONS, MLPHead
 from harness.victims.frame import Frame
 
-TORCH_ACTIVATIONS = {"ReLU": "relu", "Tanh": "tanh"}
-SKLEARN_ACTIVATIONS = {"relu": "relu", "tanh": "tanh"}
+TORCH_ACTIVATIONS = {"ReLU": "relu", "Tanh": "tanh"}  # scikit-learn names its activations as MLPHead does
 
 
 def frame_of(dim: int, mean=None, scale=None, l2: bool | None = None) -> Frame:
@@ -78,8 +77,6 @@ def from_sklearn(model, path: str | Path, scaler=None, l2: bool | None = None) -
     mlp, before = steps[-1], steps[:-1] + ([scaler] if scaler is not None else [])
     if not isinstance(mlp, MLPClassifier) or not hasattr(mlp, "coefs_"):
         raise HarnessError("model", type(mlp).__name__, "give a fitted MLPClassifier, or a Pipeline that ends in one")
-    if mlp.activation not in SKLEARN_ACTIVATIONS:
-        raise HarnessError("activation", mlp.activation, f"a head's hidden units use one of {', '.join(SKLEARN_ACTIVATIONS)}")
     mean = scale = None
     for step in before:
         if isinstance(step, Normalizer) and step.norm == "l2" and mean is None:
@@ -91,6 +88,6 @@ def from_sklearn(model, path: str | Path, scaler=None, l2: bool | None = None) -
             raise HarnessError("model", type(step).__name__, "the steps before the MLPClassifier may be an l2 Normalizer, "
                                "then a StandardScaler; save another transform's output as the inputs instead")
     weights = [torch.as_tensor(w).T.float() for w in mlp.coefs_]
-    head = head_from_layers(weights, [torch.as_tensor(b).float() for b in mlp.intercepts_], SKLEARN_ACTIVATIONS[mlp.activation])
+    head = head_from_layers(weights, [torch.as_tensor(b).float() for b in mlp.intercepts_], mlp.activation)
     meta = {"source": "sklearn", "classes": [str(c) for c in mlp.classes_]}
     return _save(head, path, meta, frame_of(head.in_dim, mean, scale, l2), l2)
