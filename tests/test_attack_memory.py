@@ -45,8 +45,9 @@ def test_chunked_restarts_give_the_unchunked_result(prior, subspace, optimizer, 
     assert [r.status for r in split.runs] == [r.status for r in whole.runs]
     for a, b in zip(whole.runs, split.runs):
         assert a.settings["lr"] == b.settings["lr"]
-        assert a.final_loss == pytest.approx(b.final_loss, rel=1e-9, abs=1e-12)
-        assert a.loss_curve == pytest.approx(b.loss_curve, rel=1e-9, abs=1e-12)
+        # a batch of 3 and a batch of 8 may sum in another order (BLAS kernels differ by shape): rounding, not 1e-7
+        assert a.final_loss == pytest.approx(b.final_loss, rel=1e-7, abs=1e-12)
+        assert a.loss_curve == pytest.approx(b.loss_curve, rel=1e-7, abs=1e-12)
     assert torch.equal(whole.run_ids, split.run_ids)
     torch.testing.assert_close(split.candidates, whole.candidates, rtol=1e-6, atol=1e-6)
     torch.testing.assert_close(split.lambdas, whole.lambdas, rtol=1e-6, atol=1e-6)

@@ -39,19 +39,25 @@ def _free_ports(n: int) -> list[int]:
 @pytest.mark.slow
 def test_ray_job_submit_runs_the_small_sweep(tmp_path, hf_home):
     temp_dir = str(Path("/tmp") / f"rh-job-{os.getpid()}-{int(time.time())}")  # short: unix socket paths
-    gcs, dash, client, agent, agent_grpc, metrics = _free_ports(6)
     token = tmp_path / "ray-token"  # this head's own token, shared with the client: auth stays on
     token.write_text(secrets.token_hex(32))
     env = {k: v for k, v in os.environ.items() if k not in ("RAY_ADDRESS", "RAY_AUTH_TOKEN")}
     env.update({"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_USAGE_STATS_ENABLED": "0", "HF_HUB_OFFLINE": "1",
                 "HF_DATASETS_OFFLINE": "1", "HF_HOME": str(hf_home), "RAY_AUTH_MODE": "token",
                 "RAY_AUTH_TOKEN_PATH": str(token)})
-    start = [RAY, "start", "--head", "--node-ip-address", "127.0.0.1", "--port", str(gcs),
-             "--dashboard-host", "127.0.0.1", "--dashboard-port", str(dash), "--ray-client-server-port", str(client),
-             "--dashboard-agent-listen-port", str(agent), "--dashboard-agent-grpc-port", str(agent_grpc),
-             "--metrics-export-port", str(metrics), "--temp-dir", temp_dir, "--num-cpus", "2"]
     try:
-        r = subprocess.run(start, env=env, capture_output=True, text=True, timeout=120)
+        for _attempt in range(3):  # a port found free can be taken before Ray binds it: new ports, and again
+            gcs, dash, client, agent, agent_grpc, metrics = _free_ports(6)
+            start = [RAY, "start", "--head", "--node-ip-address", "127.0.0.1", "--port", str(gcs),
+                     "--dashboard-host", "127.0.0.1", "--dashboard-port", str(dash),
+                     "--ray-client-server-port", str(client), "--dashboard-agent-listen-port", str(agent),
+                     "--dashboard-agent-grpc-port", str(agent_grpc), "--metrics-export-port", str(metrics),
+                     "--temp-dir", temp_dir, "--num-cpus", "2"]
+            r = subprocess.run(start, env=env, capture_output=True, text=True, timeout=120)
+            said = (r.stdout + r.stderr).lower()
+            if r.returncode == 0 or not any(w in said for w in ("in use", "bind", "port")):
+                break
+            stop_head(temp_dir)
         assert r.returncode == 0, r.stderr[-2000:]
         out = tmp_path / "out"
         submit = [RAY, "job", "submit", "--address", f"http://127.0.0.1:{dash}", "--working-dir", str(ROOT),
