@@ -95,9 +95,9 @@ def cifar_pixels(classes: list[int], n_per_class: int, n_nonmembers: int, seed: 
 FORTUNES = Path(os.environ.get("RECON_FORTUNES", "/usr/share/games/fortunes"))
 
 
-def fortunes_texts(categories: tuple[str, str], max_chars: int = 300) -> tuple[list[str], np.ndarray] | None:
-    """Quotes of two categories of Debian's `fortunes` package (text this repository does not hold),
-    one line each, as (texts, labels 0/1); None when the package is not installed."""
+def fortunes_texts(categories: tuple[str, ...], max_chars: int = 300) -> tuple[list[str], np.ndarray] | None:
+    """Quotes of two or more categories of Debian's `fortunes` package (text this repository does not hold),
+    one line each, as (texts, labels 0, 1, ...); None when the package is not installed."""
     texts, labels = [], []
     for k, cat in enumerate(categories):
         path = FORTUNES / cat
@@ -113,8 +113,8 @@ def fortunes_texts(categories: tuple[str, str], max_chars: int = 300) -> tuple[l
 
 def text_set(name: str, n_per_class: int, n_nonmembers: int, seed: int = 0) -> dict | None:
     """Unit-norm sentence embeddings of members, labelled non-members and a disjoint null draw of the
-    members' size, for 'sst2' (../shared/data) or 'fortunes:CAT_A,CAT_B' (Debian's fortunes); MiniLM's, or
-    another encoder's with an '@ENCODER' suffix (bench/encoders.py: 'sst2@mpnet')."""
+    members' size, for 'sst2' (../shared/data) or 'fortunes:CAT_A,CAT_B[,...]' (Debian's fortunes, two or more
+    categories); MiniLM's, or another encoder's with an '@ENCODER' suffix (bench/encoders.py: 'sst2@mpnet')."""
     import encoders
 
     name, encoder = encoders.split(name)
@@ -133,9 +133,10 @@ def text_set(name: str, n_per_class: int, n_nonmembers: int, seed: int = 0) -> d
         texts, labels = got
     rng = np.random.default_rng(seed)
     order = rng.permutation(len(texts))
-    per_non = n_nonmembers // 2
+    classes = int(labels.max()) + 1
+    per_non = n_nonmembers // classes
     mem, non, null = [], [], []
-    for c in (0, 1):
+    for c in range(classes):
         idx = order[labels[order] == c]
         mem.append(idx[:n_per_class])
         null.append(idx[n_per_class : 2 * n_per_class])

@@ -94,10 +94,10 @@ def name_error(name: str) -> str | None:
         return f"{full!r}: {why}"
     head, _, tail = name.partition(":")
     parts = tail.split(",")
-    ok = (name in ("sst2", "cifar") or (head == "fortunes" and len(parts) == 2 and all(parts))
-          or (head == "cifar" and len(parts) == 2 and all(c.isdigit() and int(c) < 10 for c in parts)))
-    return None if ok else (f"{name!r}: use sst2, fortunes:CAT_A,CAT_B (two categories of Debian's fortunes), "
-                            "cifar or cifar:A,B (two CIFAR-10 class indices)")
+    ok = (name in ("sst2", "cifar") or (head == "fortunes" and len(parts) >= 2 and all(parts))
+          or (head == "cifar" and len(set(parts)) == len(parts) >= 2 and all(c.isdigit() and int(c) < 10 for c in parts)))
+    return None if ok else (f"{name!r}: use sst2, fortunes:CAT_A,CAT_B[,...] (two or more categories of Debian's "
+                            "fortunes), cifar or cifar:A,B[,...] (two or more CIFAR-10 class indices)")
 
 
 def load(name: str, n: int, seed: int) -> dict | None:
@@ -118,13 +118,25 @@ def embedded(d: dict) -> Embedded:
 
 def victim(d: dict, spec: VictimSpec, pixels: bool, seed: int, kind: str, head: HeadRecipe | None = None):
     """The real victim (kind 'real') or its disjoint null (kind 'null'), built by the harness's builder
-    with the bench's head recipe (or `head`); returns (trained victim, head recipe, seconds)."""
-    head = head or (PIXEL_HEAD if pixels else TEXT_HEAD)
-    data = VictimData(d["members"].float(), d["labels"], 2, d["public"].float(), d["public_labels"], d["null"].float(),
-                      d["null_labels"], d["l2"])
+    with the bench's head recipe (or `head`; cross-entropy where the data have more than two classes); returns
+    (trained victim, head recipe, seconds)."""
+    head = multiclass(head or (PIXEL_HEAD if pixels else TEXT_HEAD), classes_of(d))
+    data = VictimData(d["members"].float(), d["labels"], classes_of(d), d["public"].float(), d["public_labels"],
+                      d["null"].float(), d["null_labels"], d["l2"])
     t0 = time.perf_counter()
     v = build_victim(spec, head, data, seed, kind, "disjoint" if kind == "null" else None)
     return v, head, time.perf_counter() - t0
+
+
+def classes_of(d: dict) -> int:
+    """How many classes the data of `d` have (every class has members)."""
+    return int(d["labels"].max()) + 1
+
+
+def multiclass(head: HeadRecipe, classes: int) -> HeadRecipe:
+    """`head` for data of `classes` classes: the binary logistic loss on two, else cross-entropy with one output a
+    class (as a task with more than two `classes:` states `head.loss: ce`)."""
+    return head if classes == 2 or head.loss != "logistic" else head.model_copy(update={"loss": "ce"})
 
 
 def attack_params(pixels: bool, n: int, seed: int, budget: dict | None = None) -> dict:
@@ -139,7 +151,7 @@ def attack_scored(v, head: HeadRecipe, d: dict, pixels: bool, params: dict):
     (row dict, attack result)."""
     emb = embedded(d)
     t0 = time.perf_counter()
-    res = attack_stage(v, emb, head, AttackRecipe(name="kkt", params=params), 2, pixels, False)
+    res = attack_stage(v, emb, head, AttackRecipe(name="kkt", params=params), classes_of(d), pixels, False)
     attack_s = time.perf_counter() - t0
     s = score_stage(res, emb, 0.01)
     out = {"active": v.active_share, "oracle": v.oracle_residual, "carried": v.effective_members, "in_w1": v.in_row_space, "tpr": s.tpr, "cos08": int((s.member_best > 0.8).sum()),
@@ -197,7 +209,7 @@ def planted(v, head: HeadRecipe, d: dict, pixels: bool, params: dict, seed: int,
     flat loss (a DP head) candidates do not move from wherever they start."""
     members = v.frame.apply(d["members"].float())
     public = v.frame.apply(d["public"].float())
-    view = attack_view(v, head, 2, domain_prior(pixels), float(public.norm(dim=1).median()), public)
+    view = attack_view(v, head, classes_of(d), domain_prior(pixels), float(public.norm(dim=1).median()), public)
     pc = plant(view, members, d["labels"], params, seed, iterations)
     ratio = pc.kept_loss / best_loss if best_loss > 0 else float("nan")
     return f"{pc.end_good}/{len(members)} x{ratio:.1f}", pc, ratio
@@ -273,7 +285,8 @@ def split_names(data: str) -> list[str]:
     """The --data comma list as data names ('fortunes:a,b' and 'cifar:A,B' hold a comma of their own)."""
     names: list[str] = []
     for it in (x for x in data.split(",") if x):
-        if names and ":" in names[-1] and names[-1].count(",") == 0:
+        base = encoders.split(it)[0]  # 'politics@mpnet' continues 'fortunes:science'
+        if names and ":" in names[-1] and ":" not in base and base not in ("sst2", "cifar"):
             names[-1] += "," + it
         else:
             names.append(it)
@@ -283,7 +296,8 @@ def split_names(data: str) -> list[str]:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", default="sst2,fortunes:science,politics,cifar",
-                    help="comma list of: sst2, fortunes:CAT_A,CAT_B (Debian's fortunes), cifar or cifar:A,B (class indices); "
+                    help="comma list of: sst2, fortunes:CAT_A,CAT_B[,...] (Debian's fortunes), cifar or cifar:A,B[,...] (class "
+                         "indices; more than two: a cross-entropy head); "
                          "a text name may end in @ENCODER (bench/encoders.py: @mpnet)")
     ap.add_argument("--recipes", default=",".join(RECIPES), help=f"comma list of {', '.join(RECIPES)}")
     ap.add_argument("--pixel-recipes", default="none+paper,standardize+paper,standardize+sklearn-mlp")

@@ -165,6 +165,12 @@ def test_gpu_script_parses_and_runs_its_entries_at_tiny_sizes(tmp_path):
 
 def test_data_names_classes_and_pixel_victim_recipes(monkeypatch):
     assert recipes.split_names("sst2,fortunes:a,b,cifar:0,2,cifar") == ["sst2", "fortunes:a,b", "cifar:0,2", "cifar"]
+    assert recipes.split_names("fortunes:a,b,c@mpnet,cifar:0,2,9,sst2@mpnet") == [  # more than two classes
+        "fortunes:a,b,c@mpnet", "cifar:0,2,9", "sst2@mpnet"]
+    assert recipes.name_error("fortunes:a,b,c") is None and recipes.name_error("cifar:0,2,9") is None
+    assert "two or more" in recipes.name_error("cifar:0,0")
+    binary, four = recipes.multiclass(recipes.TEXT_HEAD, 2), recipes.multiclass(recipes.TEXT_HEAD, 4)
+    assert (binary.loss, four.loss, four.widths) == ("logistic", "ce", recipes.TEXT_HEAD.widths)
     seen = []
     monkeypatch.setattr(recipes, "pixel_set", lambda classes, n, non, seed: seen.append(classes) or {})
     recipes.load("cifar:0,2", 5, 0)
