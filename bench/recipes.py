@@ -229,14 +229,14 @@ def plant(view, members: torch.Tensor, labels: torch.Tensor, params: dict, seed:
                          noise=0.3, seed=seed, scratch_params={"iterations": 10}, free=max(params["m"] - len(members), 0))
 
 
-def fmt_row(data: str, recipe: str, r: dict, nr: dict | None, pixels: bool) -> str:
+def fmt_row(data: str, recipe: str, r: dict, nr: dict | None, pixels: bool, width: int = 26) -> str:
     good = f"{r['ssim04']}/{r['n']} ssim" if pixels else f"{r['cos08']}/{r['n']}"
     null = "-" if nr is None else (f"{nr['ssim04']}/{nr['n']} ssim" if pixels else f"{nr['cos08']}/{nr['n']}") + f" tpr {nr['tpr']:.2f}"
     act = "-" if r["active"] is None else f"{r['active']:.2f}"
     carried = "-" if r.get("carried") is None else f"{r['carried']:.0f}"
     in_w1 = "-" if r.get("in_w1") is None else str(r["in_w1"])
     eps = f" eps {r['eps']:.2f}" if r.get("eps") is not None else ""
-    return (f"  {data:<26} {recipe:<27} {act:>6} {r['oracle']:>8.3f} {carried:>7} {in_w1:>5} {r['best_loss']:>8.3g} {r.get('planted', '-'):>12} "
+    return (f"  {data:<{width}} {recipe:<27} {act:>6} {r['oracle']:>8.3f} {carried:>7} {in_w1:>5} {r['best_loss']:>8.3g} {r.get('planted', '-'):>12} "
             f"{r['tpr']:>6.2f} {good:>10} {public_cell(r, pixels):>13} {null:>18} {r['test_acc']:>5.2f} {r['train_s'] + r['attack_s']:>6.0f}s{eps}")
 
 
@@ -331,7 +331,8 @@ def main(argv=None) -> int:
     say("  planted: the attack started at the members + 30% noise beside m - n free candidates (the search's m), "
         f"{PLANTED_RUN}; members kept at cosine > 0.8 and that run's loss over the search's "
         "(below x1: the loss singles the members out)")
-    say(f"  {'data':<26} {'recipe':<27} {'active':>6} {'oracle':>8} {'carried':>7} {'in W1':>5} {'search':>8} {'planted':>12} {'TPR':>6} {'members':>10} "
+    width = max([26] + [len(x) + 4 for x in names])  # room for ' s12'
+    say(f"  {'data':<{width}} {'recipe':<27} {'active':>6} {'oracle':>8} {'carried':>7} {'in W1':>5} {'search':>8} {'planted':>12} {'TPR':>6} {'members':>10} "
         f"{'beyond / pub':>13} {'disjoint null':>18} {'acc':>5} {'time':>7}")
     for seed in (int(s) for s in a.seeds.split(",")):
         for name in names:
@@ -347,9 +348,9 @@ def main(argv=None) -> int:
                     r = one(d, spec, pixels, seed, "real", a.attack, heads[pixels])
                     nr = None if r["linear"] else one(d, spec, pixels, seed, "null", a.attack, heads[pixels])
                 except Exception as exc:  # noqa: BLE001 - a recipe that cannot run here is a row, not a crash
-                    say(f"  {name:<26} {rname:<27} failed: {type(exc).__name__}: {exc}")
+                    say(f"  {name:<{width}} {rname:<27} failed: {type(exc).__name__}: {exc}")
                     continue
-                say(fmt_row(f"{name}" + (f" s{seed}" if seed else ""), rname, r, nr, pixels)
+                say(fmt_row(f"{name}" + (f" s{seed}" if seed else ""), rname, r, nr, pixels, width)
                     + ("  (linear head: weighted sum only)" if r["linear"] else ""))
     say("  active = mean share of first-layer units firing on a member; oracle = members' best relative KKT residual; carried = how many members θ carries (participation ratio of "
         "the oracle fit's per-member parts; the search finds the largest parts first); in W1 = members whose cut into W1's "
