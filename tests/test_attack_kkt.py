@@ -80,7 +80,8 @@ def test_null_victim_recovers_nothing(planted):
     "dims,kind,bias,act",
     [([8, 16, 1], "binary", "first", "relu"), ([8, 16, 12, 1], "binary", "all", "relu"),
      ([8, 16, 4], "multiclass", "first", "relu"), ([8, 16, 3], "regression", "none", "relu"),
-     ([8, 16, 2], "multiclass", "all", "tanh"), ([8, 16, 12, 1], "binary", "all", "tanh")],
+     ([8, 16, 2], "multiclass", "all", "tanh"), ([8, 16, 12, 1], "binary", "all", "tanh"),
+     ([8, 16, 10], "multiclass", "all", "tanh")],
 )
 @pytest.mark.parametrize("gram", [None, False], ids=["gram-where-cheaper", "explicit-G"])
 def test_closed_form_gradient_matches_double_backward(dims, kind, bias, act, gram):

@@ -32,11 +32,16 @@ class KKTReferenceParams(KKTParams):
 def reference_kkt_loss(head, x, lam, labels, form, alpha) -> torch.Tensor:
     """sum_p ||p - grad_p sum_j lam_j Phi_j||^2 by double backward (x (m,d), lam (m,) or (m,C))."""
     params = list(head.parameters())
-    a = x
-    for k, layer in enumerate(head.layers):
-        z = layer(a)
-        a = attack_activation(head.activation, z, alpha) if k < len(head.layers) - 1 else z
-    phi = margins(form, labels, a)
+
+    def outputs(fixed: bool):  # fixed: the weights as constants (the rivals' weights move with x, not with theta)
+        a = x
+        for k, layer in enumerate(head.layers):
+            b = None if layer.bias is None else layer.bias.detach() if fixed else layer.bias
+            z = torch.nn.functional.linear(a, layer.weight.detach() if fixed else layer.weight, b)
+            a = attack_activation(head.activation, z, alpha) if k < len(head.layers) - 1 else z
+        return a
+
+    phi = margins(form, labels, outputs(False), outputs(True) if form == "multiclass" else None)
     grads = torch.autograd.grad((lam * phi).sum(), params, create_graph=True)
     return sum(((p.detach() - g) ** 2).sum() for p, g in zip(params, grads))
 

@@ -1,7 +1,7 @@
 """The sample margin Phi of section 3, per head form, as the output-layer signal it backpropagates.
 
 binary:      Phi = y * h(x)                      (y = ±1, one output)
-multiclass:  Phi = h(x)[y] - sum_{k != y} q_k h(x)[k],  q = softmax of the rivals' outputs (held fixed, as a rival was)
+multiclass:  Phi = h(x)[y] - sum_{k != y} q_k h(x)[k],  q = softmax of the rivals' outputs (fixed in theta, not in x)
 regression:  Phi = h(x) (each output), lambda real-valued, one per output
 
 Multiclass: cross-entropy with weight decay is stationary where theta = sum_i sum_{k != y_i} lambda_ik grad(h_yi -
@@ -10,6 +10,10 @@ multiplier is the softmax of their outputs, known from the head (Buzaglo et al. 
 multiplier). The max-margin form, the largest rival alone, left a 4-class head's members explaining its weights to a
 residual of 0.106; with the softmax split, 0.004, as on binary heads. A free multiplier per pair fits that too, and
 spurious candidates as well (docs/attack.md, "Multiclass heads").
+
+q holds the split the condition fixes: a constant of the weights, so theta's side of the condition does not
+differentiate it; but a candidate's q moves with the candidate, and the attack's gradient in x follows it (on a
+10-class pixel heads, leaving it out stalled the search at 26-45x the residual it reaches with it).
 
 `output_coef` returns c_j in R^C with  sum_j lambda_j * grad_theta Phi_j = grad_theta sum_j c_j . h(x_j),
 which is what both the closed form and the double-backward reference differentiate.
@@ -55,17 +59,19 @@ def output_coef(form: Form, lam: torch.Tensor, labels: torch.Tensor, out: torch.
 
 
 def rival_weights(labels: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
-    """q (..., m, C): the softmax of each sample's rival outputs (0 at its own class), detached: a cross-entropy head's
-    p_k / (1 - p_y), how a sample's multiplier splits over its rivals at a stationary point."""
+    """q (..., m, C): the softmax of each sample's rival outputs (0 at its own class): a cross-entropy head's
+    p_k / (1 - p_y), how a sample's multiplier splits over its rivals at a stationary point. Differentiable in `out`."""
     own = torch.nn.functional.one_hot(labels.long(), out.shape[-1]).bool().expand_as(out)
-    return torch.softmax(out.detach().masked_fill(own, float("-inf")), -1)
+    return torch.softmax(out.masked_fill(own, float("-inf")), -1)
 
 
-def margins(form: Form, labels: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
-    """Phi per sample (..., m) or (..., m, C) for regression; used by the reference's double backward."""
+def margins(form: Form, labels: torch.Tensor, out: torch.Tensor, rivals: torch.Tensor | None = None) -> torch.Tensor:
+    """Phi per sample (..., m) or (..., m, C) for regression, for the double backward in theta (the reference, the
+    oracle). The rivals' weights come from `rivals`: the same outputs computed without theta's graph (so that they
+    move with x, not with theta); by default `out` detached."""
     if form == "regression":
         return out
     if form == "binary":
         return (labels.to(out.dtype) * 2 - 1) * out[..., 0]
     own = out.gather(-1, labels.long().expand(out.shape[:-1]).unsqueeze(-1)).squeeze(-1)
-    return own - (rival_weights(labels, out) * out).sum(-1)
+    return own - (rival_weights(labels, out.detach() if rivals is None else rivals) * out).sum(-1)

@@ -14,6 +14,7 @@ torch.compile can fold into its loops):
                          (for an explicit G_k: (gz_k + 2 delta_k) W_k + 2 delta_k E_k, the same two products;
                          the output layer's ga_{L-1} = 2 delta_L E_L: one product)
     lambda               through delta_L = c(lambda) (margins.output_coef: linear in lambda)
+    multiclass rivals    delta_L = lambda (onehot - q(z_L)):  gz_L += -lambda q (gd_L - <q, gd_L>)  (softmax's Jacobian)
 
 where s is the derivative the attack backpropagates through the activation (the modified ReLU's
 sigmoid(alpha z), tanh's 1 - tanh^2) and s' its derivative. Tests pin it to autograd and to the
@@ -24,7 +25,7 @@ from __future__ import annotations
 
 import torch
 
-from harness.attacks.margins import output_coef
+from harness.attacks.margins import output_coef, rival_weights
 from harness.attacks.skinny import add_mm_, dot, mm, mm_t, scaled_mm_add, scaled_mm_sub
 
 
@@ -61,12 +62,13 @@ def residual_forward(x, lam, ht, labels, form, alphas, gram) -> tuple[torch.Tens
             eb = deltas[k].sum(-2) - bs[k] if bs[k] is not None else None
             total += e.pow(2).sum((-1, -2)) + (eb.pow(2).sum(-1) if eb is not None else 0)
             grams.append((g, e, eb))
-    return total, (ht, labels, form, alphas, gram, acts, zs, slopes, deltas, ps, grams, lam.shape)
+    return total, (ht, labels, form, alphas, gram, acts, zs, slopes, deltas, ps, grams, lam)
 
 
 def residual_backward(state: tuple, gout: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """The gradients in (x, lambda) of sum_r gout_r * residual_r, from residual_forward's state."""
-    ht, labels, form, alphas, gram, acts, zs, slopes, deltas, ps, grams, lam_shape = state
+    ht, labels, form, alphas, gram, acts, zs, slopes, deltas, ps, grams, lam = state
+    rival = None  # z_L's adjoint through the rivals' weights (multiclass)
     ws, L = ht.weights, len(ht.weights)
     gz: list[torch.Tensor | None] = [None] * L
     carry = None  # what delta_{k-1} passes up to delta_k
@@ -79,13 +81,19 @@ def residual_backward(state: tuple, gout: torch.Tensor) -> tuple[torch.Tensor, t
             carry = mm(gp, ws[k + 1].T)
             gz[k] = _z_adjoint(ht.activation, gd, gp, deltas[k], acts[k + 1], alphas[k], with_z_term=gram[k])
         else:
-            glam = _lambda_adjoint(form, gd, labels, zs[-1], lam_shape)
+            glam = _lambda_adjoint(form, gd, labels, zs[-1], lam.shape)
+            if form == "multiclass":
+                rival = _rival_adjoint(gd, lam, labels, zs[-1])
     ga = None
     for k in range(L - 1, -1, -1):
         if gz[k] is None and not gram[k]:  # the output layer: -2 Delta W + 2 Delta G in one product
             ga = mm(deltas[k], 2 * grams[k][1])
+            if rival is not None:
+                ga = ga + mm(rival, ws[k])
             continue
         g = -2 * deltas[k] if gz[k] is None else gz[k]
+        if gz[k] is None and rival is not None:
+            g = g + rival
         if ga is not None:  # ga is the adjoint of acts[k + 1] = act(z_k)
             g.addcmul_(ga, slopes[k])
         ga = mm(g, ws[k], ht.low_weight(k))
@@ -109,6 +117,12 @@ class ResidualSq(torch.autograd.Function):
     def backward(ctx, gout):
         state, ctx.state = ctx.state, None
         return (*residual_backward(state, gout), None, None, None, None, None)
+
+
+def _rival_adjoint(gd, lam, labels, out):
+    """The output's adjoint through the rivals' weights q(out) in delta_L = lam (onehot - q): -lam q (gd - <q, gd>)."""
+    q = rival_weights(labels, out)
+    return -lam.unsqueeze(-1) * q * (gd - (q * gd).sum(-1, keepdim=True))
 
 
 def _laid_out_as(g: torch.Tensor, w: torch.Tensor, wt: torch.Tensor) -> torch.Tensor:
@@ -148,7 +162,7 @@ def _delta_adjoint(saved, use_gram: bool, a, z, delta):
 
 
 def _lambda_adjoint(form, gd, labels, out, lam_shape):
-    """Through delta_L = output_coef(lambda): linear in lambda (the rivals' weights are held fixed)."""
+    """Through delta_L = output_coef(lambda): linear in lambda (the rivals' weights depend on x alone)."""
     if form == "regression":
         return gd.sum_to_size(lam_shape)
     if form == "binary":
