@@ -12,7 +12,7 @@ residual of 0.106; with the softmax split, 0.004, as on binary heads. A free mul
 spurious candidates as well (docs/attack.md, "Multiclass heads").
 
 q holds the split the condition fixes: a constant of the weights, so theta's side of the condition does not
-differentiate it; but a candidate's q moves with the candidate, and the attack's gradient in x follows it (on a
+differentiate it; but a candidate's q moves with the candidate, and the attack's gradient in x follows it (on
 10-class pixel heads, leaving it out stalled the search at 26-45x the residual it reaches with it).
 
 `output_coef` returns c_j in R^C with  sum_j lambda_j * grad_theta Phi_j = grad_theta sum_j c_j . h(x_j),
