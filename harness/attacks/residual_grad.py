@@ -81,9 +81,7 @@ def residual_backward(state: tuple, gout: torch.Tensor) -> tuple[torch.Tensor, t
             carry = mm(gp, ws[k + 1].T)
             gz[k] = _z_adjoint(ht.activation, gd, gp, deltas[k], acts[k + 1], alphas[k], with_z_term=gram[k])
         else:
-            glam = _lambda_adjoint(form, gd, labels, zs[-1], lam.shape)
-            if form == "multiclass":
-                rival = _rival_adjoint(gd, lam, labels, zs[-1])
+            glam, rival = _output_adjoints(form, gd, lam, labels, zs[-1])
     ga = None
     for k in range(L - 1, -1, -1):
         if gz[k] is None and not gram[k]:  # the output layer: -2 Delta W + 2 Delta G in one product
@@ -117,12 +115,6 @@ class ResidualSq(torch.autograd.Function):
     def backward(ctx, gout):
         state, ctx.state = ctx.state, None
         return (*residual_backward(state, gout), None, None, None, None, None)
-
-
-def _rival_adjoint(gd, lam, labels, out):
-    """The output's adjoint through the rivals' weights q(out) in delta_L = lam (onehot - q): -lam q (gd - <q, gd>)."""
-    q = rival_weights(labels, out)
-    return -lam.unsqueeze(-1) * q * (gd - (q * gd).sum(-1, keepdim=True))
 
 
 def _laid_out_as(g: torch.Tensor, w: torch.Tensor, wt: torch.Tensor) -> torch.Tensor:
@@ -161,12 +153,15 @@ def _delta_adjoint(saved, use_gram: bool, a, z, delta):
     return scaled_mm_add(a, e.transpose(-1, -2), None if eb is None else eb.unsqueeze(-2), 2.0)
 
 
-def _lambda_adjoint(form, gd, labels, out, lam_shape):
-    """Through delta_L = output_coef(lambda): linear in lambda (the rivals' weights depend on x alone)."""
+def _output_adjoints(form, gd, lam, labels, out):
+    """From delta_L's adjoint gd: lambda's (delta_L = output_coef(lambda), linear in lambda), and for a multiclass head
+    the output's through the rivals' weights q(out) in delta_L = lambda (onehot - q): -lambda q (gd - <q, gd>)
+    (None for the other forms)."""
     if form == "regression":
-        return gd.sum_to_size(lam_shape)
+        return gd.sum_to_size(lam.shape), None
     if form == "binary":
-        y = labels.to(gd.dtype) * 2 - 1
-        return gd[..., 0] * y
-    unit = output_coef(form, torch.ones(gd.shape[:-1], dtype=gd.dtype, device=gd.device), labels, out)
-    return (gd * unit).sum(-1)
+        return gd[..., 0] * (labels.to(gd.dtype) * 2 - 1), None
+    q = rival_weights(labels, out)
+    rest = (q * gd).sum(-1, keepdim=True)  # <q, gd>
+    own = gd.gather(-1, labels.long().expand(gd.shape[:-1]).unsqueeze(-1))
+    return (own - rest).squeeze(-1), -lam.unsqueeze(-1) * q * (gd - rest)
