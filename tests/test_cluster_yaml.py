@@ -39,3 +39,10 @@ def test_schema_rejects_a_broken_config():
     cfg["available_node_types"]["head"]["max_workers"] = "many"
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(cfg, json.loads(SCHEMA.read_text(encoding="utf-8")))
+
+
+def test_every_node_disk_is_encrypted():
+    """The nodes hold members' embeddings and results: every EBS volume is encrypted at rest."""
+    cfg = _config()
+    disks = [m["Ebs"] for t in cfg["available_node_types"].values() for m in t["node_config"].get("BlockDeviceMappings", [])]
+    assert disks and all(d.get("Encrypted") is True for d in disks)
