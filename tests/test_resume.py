@@ -182,11 +182,16 @@ def _rows(store, table):
     return sorted(({k: v for k, v in r.items() if k not in VOLATILE} for r in rows), key=lambda r: [r[k] for k in key])
 
 
-def test_resumed_unit_equals_the_straight_run_null_victim_included(tmp_path):
+@pytest.mark.parametrize("classes", [2, 3])
+def test_resumed_unit_equals_the_straight_run_null_victim_included(tmp_path, classes):
     """The null victim's frame (its own mean, the standardising scale) travels with its saved head, so a
-    unit resumed after its victims were trained gives the rows of the same unit run straight through."""
-    task = {**__import__("tests.test_sweep", fromlist=["TASK"]).TASK, "victim": {"transform": "standardize"},
+    unit resumed after its victims were trained gives the rows of the same unit run straight through; on a
+    cross-entropy head of three classes too (the rivals' split, sharded)."""
+    base = __import__("tests.test_sweep", fromlist=["TASK"]).TASK
+    task = {**base, "victim": {"transform": "standardize"},
             "attack": {"name": "kkt", "params": {"m": 4, "restarts": 4, "iterations": 40, "rungs": 0}}}
+    if classes == 3:
+        task.update(classes=["airplane", "automobile", "cat"], head={**base["head"], "loss": "ce"})
     plan, _ = make_plan(tmp_path, tasks=[task], grid={})
     straight, resumed = tmp_path / "straight", tmp_path / "resumed"
     assert drive(plan, straight).run().units_done == 1
@@ -204,6 +209,7 @@ def test_resumed_unit_equals_the_straight_run_null_victim_included(tmp_path):
     a, b = ResultStore(straight, create=False), ResultStore(resumed, create=False)
     for table in ("victims", "attack_runs", "candidates", "matches"):
         assert _rows(a, table) == _rows(b, table), table
+    assert {r["num_classes"] for r in b.read("victims").to_pylist()} == {classes}
 
 
 def _no_train(unit, prep, kinds):
