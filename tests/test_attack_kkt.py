@@ -221,8 +221,26 @@ def test_row_space_keeps_small_singular_directions():
     u, _ = torch.linalg.qr(torch.randn(50, 6, dtype=torch.float64))
     v, _ = torch.linalg.qr(torch.randn(20, 6, dtype=torch.float64))
     w = u @ torch.diag(torch.tensor([1.0, 0.2, 3e-3, 5e-4, 2e-4, 1e-6], dtype=torch.float64)) @ v.T
-    assert row_space(w).shape == (20, 5)  # an energy share would keep 2; the members hide in the small ones
-    assert row_space(w, tol=1e-3).shape == (20, 3) and row_space(w, rank=4).shape == (20, 4)
+    assert row_space(w, noise=False).shape == (20, 5)  # an energy share would keep 2; the members hide in the small ones
+    assert row_space(w, tol=1e-3, noise=False).shape == (20, 3) and row_space(w, rank=4).shape == (20, 4)
+
+
+def test_row_space_keeps_what_stands_above_the_initialisations_bulk():
+    """A head from a small random start: its members' directions plus an i.i.d. bulk. Two members' singular values
+    sit below 1e-4 of the largest but above the bulk: the noise floor keeps them, and no direction of the bulk."""
+    from harness.attacks.priors import noise_floor, row_space
+
+    g = torch.Generator().manual_seed(0)
+    u, _ = torch.linalg.qr(torch.randn(300, 4, dtype=torch.float64, generator=g))
+    v, _ = torch.linalg.qr(torch.randn(100, 4, dtype=torch.float64, generator=g))
+    signal = u @ torch.diag(torch.tensor([1.0, 0.3, 6e-5, 4e-5], dtype=torch.float64)) @ v.T
+    bulk = torch.randn(300, 100, dtype=torch.float64, generator=g) * 1e-6  # singular values about 1.7e-5 to 2.7e-5
+    w = signal + bulk
+    assert row_space(w, noise=False).shape == (100, 2)
+    assert row_space(w).shape == (100, 4)
+    s = torch.linalg.svdvals(w)
+    assert s[4] < noise_floor(s, (300, 100)) < s[3]
+    assert row_space(w, tol=1e-6).shape == (100, 4 + int((s[4:] >= 1e-6).sum()))  # a lower tol keeps more: the larger set
 
 
 def test_mixed_optimizer_runs_sgd_and_adam_restarts_side_by_side(planted):

@@ -51,6 +51,8 @@ class KKTFastParams(KKTParams):
     alpha_relative: StrictBool = Field(True, description="alpha per layer / RMS pre-activation of the initial candidates")
     subspace: int | Literal["off", "auto"] = Field("auto", description="keep candidates in W1's row space")
     subspace_tol: float = Field(ROW_SPACE_TOL, gt=0, lt=1, description="'auto' keeps singular values >= tol * the largest")
+    subspace_noise: StrictBool = Field(True, description="'auto' also keeps the singular values above the noise floor of W1's "
+                                       "random part (Gavish-Donoho's threshold from their median), where that keeps more")
     rungs: int = Field(3, ge=0, le=20, description="successive-halving prunes per bracket")
     eta: int = Field(2, ge=2, description="keep 1/eta of the restarts at each rung")
     brackets: int = Field(1, ge=1, description="rounds of restarts; later rounds reuse good settings")

@@ -42,7 +42,7 @@ class Context:
         self.basis = None
         if p.subspace != "off" or p.init == "subspace":
             rank = p.subspace if isinstance(p.subspace, int) else None
-            self.basis = row_space(ht.weights[0], rank, p.subspace_tol)
+            self.basis = row_space(ht.weights[0], rank, p.subspace_tol, p.subspace_noise)
         self.ht_full = ht
         if p.subspace != "off":
             # Candidates live in coordinates c of W1's row space, x = c V^T. The loss is unchanged:

@@ -40,15 +40,29 @@ def auto_init(prior: str, public: int, trainer: str = DEFAULT_TRAINER) -> str:
 
 
 ROW_SPACE_TOL = 1e-4  # `subspace: auto` keeps W1's singular values >= this x the largest (kkt's default subspace_tol)
+NOISE_MIN = 1e-6  # the noise floor is never put below this x the largest: a float32 head's rounding sits under it
 
 
-def row_space(w1: torch.Tensor, rank: int | None = None, tol: float = ROW_SPACE_TOL) -> torch.Tensor:
+def noise_floor(s: torch.Tensor, shape: tuple[int, int]) -> float:
+    """Where the singular values `s` of a `shape` matrix stop carrying signal: Gavish & Donoho (2014)'s optimal hard
+    threshold for a low-rank matrix in white noise of unknown level, omega(beta) x the median singular value (beta the
+    aspect ratio; their cubic fit of omega), and at least NOISE_MIN x the largest (an exactly low-rank W1 has a median
+    of rounding error). A head trained from a small random start is that: W1 is its members' span plus what weight
+    decay left of the initialisation, whose singular values form a flat bulk."""
+    beta = min(shape) / max(shape)
+    omega = 0.56 * beta**3 - 0.95 * beta**2 + 1.82 * beta + 1.43
+    return max(omega * float(s.median()), NOISE_MIN * float(s[0]))
+
+
+def row_space(w1: torch.Tensor, rank: int | None = None, tol: float = ROW_SPACE_TOL, noise: bool = True) -> torch.Tensor:
     """(d, r) orthonormal basis of W1's leading right-singular vectors.
 
-    Without a fixed `rank`, r counts the singular values >= tol * the largest. Not an energy share:
+    Without a fixed `rank`, r counts the singular values >= tol * the largest, and with `noise` also those above the
+    noise floor of W1's random part (`noise_floor`), whichever keeps more. Not an energy share:
     a head whose units mostly fire together is near rank 2 (one direction per class), and the
     members are told apart only by singular values 1e-2..1e-4 of the largest (measured on
-    MiniLM/SST-2 heads), which any energy cut-off such as 99.9% drops.
+    MiniLM/SST-2 heads), which any energy cut-off such as 99.9% drops. On pixel heads some members sit
+    below 1e-4 of the largest, just above the initialisation's bulk (docs/attack.md, "The row space's cut").
 
     The SVD runs on the CPU (LAPACK) whatever device `w1` is on, and the basis goes back to that device: a GPU's
     solver may give other signs of the singular vectors (and with them other `init: subspace` starts) and runs
@@ -56,7 +70,8 @@ def row_space(w1: torch.Tensor, rank: int | None = None, tol: float = ROW_SPACE_
     """
     _, s, vh = torch.linalg.svd(w1.detach().cpu().double(), full_matrices=False)
     if rank is None:
-        rank = int((s >= tol * s[0]).sum())
+        cut = tol * float(s[0])
+        rank = int((s >= (min(cut, noise_floor(s, tuple(w1.shape))) if noise else cut)).sum())
     rank = max(1, min(rank, vh.shape[0]))
     return vh[:rank].T.to(w1.device, w1.dtype).contiguous()
 
