@@ -3,8 +3,9 @@ W1's row space can give back.
 
 At a stationary point W1 = sum_i lambda_i delta_i x_i^T, so W1's row space is spanned by the members that carry the
 fit; a member whose lambda is tiny leaves its direction below the singular values `kkt` keeps (`subspace: auto`:
-1e-4 of the largest, or the noise floor of W1's random part where that is lower). Cut into those directions, such a member loses its identity: its cosine to its own cut falls,
-and no candidate in the row space can come closer to it than that cut does. Counted at the scoring rule (cosine
+1e-4 of the largest, or the noise floor of W1's random part where that is lower). Cut into those directions, such a
+member loses its identity: its cosine to its own cut falls, and no candidate in the row space can come closer to it
+than that cut does. Counted at the scoring rule (cosine
 > 0.8 in the centred embedding space the attack is scored in), this reads the members, like the oracle residual.
 """
 
