@@ -47,12 +47,22 @@ def balanced_labels(m: int, num_classes: int, device=None) -> torch.Tensor:
     return torch.arange(m, device=device) % max(num_classes, 1)
 
 
+def label_sign(labels: torch.Tensor, dtype) -> torch.Tensor:
+    """y = +-1 of binary labels 0 / 1."""
+    return labels.to(dtype) * 2 - 1
+
+
+def at_label(t: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """(..., m): each sample's entry of t (..., m, C) at its own class."""
+    return t.gather(-1, labels.long().expand(t.shape[:-1]).unsqueeze(-1)).squeeze(-1)
+
+
 def output_coef(form: Form, lam: torch.Tensor, labels: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
     """c (..., m, C) for candidates' outputs `out` (..., m, C), lambdas and class labels (m,)."""
     if form == "regression":
         return lam.expand_as(out) if lam.shape != out.shape else lam
     if form == "binary":
-        y = (labels.to(out.dtype) * 2 - 1).expand(out.shape[:-1])
+        y = label_sign(labels, out.dtype).expand(out.shape[:-1])
         return (lam * y).unsqueeze(-1)
     onehot = torch.nn.functional.one_hot(labels.long(), out.shape[-1]).to(out.dtype).expand_as(out)
     return lam.unsqueeze(-1) * (onehot - rival_weights(labels, out))
@@ -72,6 +82,5 @@ def margins(form: Form, labels: torch.Tensor, out: torch.Tensor, rivals: torch.T
     if form == "regression":
         return out
     if form == "binary":
-        return (labels.to(out.dtype) * 2 - 1) * out[..., 0]
-    own = out.gather(-1, labels.long().expand(out.shape[:-1]).unsqueeze(-1)).squeeze(-1)
-    return own - (rival_weights(labels, out.detach() if rivals is None else rivals) * out).sum(-1)
+        return label_sign(labels, out.dtype) * out[..., 0]
+    return at_label(out, labels) - (rival_weights(labels, out.detach() if rivals is None else rivals) * out).sum(-1)

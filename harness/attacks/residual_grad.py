@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import torch
 
-from harness.attacks.margins import output_coef, rival_weights
+from harness.attacks.margins import at_label, label_sign, output_coef, rival_weights
 from harness.attacks.skinny import add_mm_, dot, mm, mm_t, scaled_mm_add, scaled_mm_sub
 
 
@@ -160,8 +160,7 @@ def _output_adjoints(form, gd, lam, labels, out):
     if form == "regression":
         return gd.sum_to_size(lam.shape), None
     if form == "binary":
-        return gd[..., 0] * (labels.to(gd.dtype) * 2 - 1), None
+        return gd[..., 0] * label_sign(labels, gd.dtype), None
     q = rival_weights(labels, out)
     rest = (q * gd).sum(-1, keepdim=True)  # <q, gd>
-    own = gd.gather(-1, labels.long().expand(gd.shape[:-1]).unsqueeze(-1))
-    return (own - rest).squeeze(-1), -lam.unsqueeze(-1) * q * (gd - rest)
+    return at_label(gd, labels) - rest.squeeze(-1), -lam.unsqueeze(-1) * q * (gd - rest)

@@ -42,8 +42,9 @@ VICTIMS = [
     pa.field("oracle_residual", pa.float64()),
     # how many members θ carries: (Σ p_i)² / Σ p_i², p_i = each member's part of the oracle fit (|λ_i|·‖∇θ Φ_i‖ for margins)
     pa.field("effective_members", pa.float64()),
-    # members whose cut into W1's row space (kkt's `subspace: auto`: singular values >= 1e-4 x the largest or above the noise floor) keeps
-    # cosine > 0.8 to them: at most this many can come back from a search in that space (diagnostics/row_space.py)
+    # members whose cut into W1's row space (kkt's `subspace: auto`: singular values >= 1e-4 x the largest, or above
+    # the noise floor) keeps cosine > 0.8 to them: at most this many can come back from a search in that space
+    # (diagnostics/row_space.py)
     pa.field("in_row_space", pa.int64()),
     pa.field("recipe", pa.string()),  # the victim recipe: TRANSFORM+TRAINER (e.g. standardize+paper)
     pa.field("transform", pa.string()),  # input transform published with the head: none | standardize | l2 | raw
