@@ -92,7 +92,7 @@ def row(case: str, n: int, seed: int, spm: float, null_share: float, pixel_head=
             return None
         params = recipes.attack_params(pixels, n, seed, {**budget(pixels, n, spm, share), **(attack or {})})
         carried = "-" if v.effective_members is None else format(v.effective_members, ".0f")
-        say(f"  {case} n={n} {kind}: trained in {train_s:.0f}s, carries {carried} of its {n} training rows; "
+        say(f"  {case} n={n} {kind}: trained in {train_s:.0f}s, carries {carried} of its {n} training rows, {v.in_row_space} in W1's row space; "
             f"attacking for {params['time_budget_s']:.0f}s")
         with PeakMemory() as pm:
             r, res = recipes.attack_scored(v, head, d, pixels, params)
@@ -108,7 +108,7 @@ def row(case: str, n: int, seed: int, spm: float, null_share: float, pixel_head=
         rec = f"{data} {recipe}" + (f" attack {attack}" if attack else "") + (f" {head.optimizer} lr {head.lr:g}{' cosine' if head.lr_schedule == 'cosine' else ''} x {v.report.steps} steps ({v.report.stopped_by}, "
                                     f"grad {v.report.grad_norm:.1e})" if v.report else "")
         say(f"  {case} n={n} {kind} [{rec}]: trained in {train_s:.0f}s (oracle residual {o['oracle']:.3g}, carried "
-            f"{carried}/{n}, active {o['active'] or 0:.2f}, "
+            f"{carried}/{n}, in W1 {o['in_w1']}/{n}, active {o['active'] or 0:.2f}, "
             f"test acc {o['test_acc']:.2f}); attack {o['attack_s']:.0f}s of {o['budget_s']:.0f}s on {o['device']}, m {o['m']}, "
             f"{o['runs']} restarts, {work} restart-iterations ({'compiled' if o['compiled'] else 'eager'} pass, recombine "
             f"{o['recombine']}, init {o['init']}), best residual {o['best_loss']:.3g}; "
