@@ -180,3 +180,14 @@ def test_data_names_classes_and_pixel_victim_recipes(monkeypatch):
     assert (lb.optimizer, lb.lr, lb.max_steps) == ("lbfgs", 1.0, scale.LBFGS_STEPS)
     assert (gd.optimizer, gd.lr, gd.max_steps) == ("gd", scale.PIXEL_HEAD.lr, 123)
     assert lb.weight_decay == gd.weight_decay == scale.PIXEL_HEAD.weight_decay  # the same stationary point
+
+
+def test_a_bench_victim_that_diverges_is_trained_again_at_half_the_step(capsys):
+    """The builder refuses a diverged head (a one-line fix: a smaller step); the benches take that fix themselves, at
+    the same gradient-flow time, and say so, rather than stopping a table or attacking the diverged head."""
+    steep = HeadRecipe(widths=[32], init_scale=1e-3, optimizer="gd", lr=40.0, weight_decay=1e-3, max_steps=50, grad_tol=1e-6)
+    v, head, _ = recipes.victim(pixel_data(4), recipes.RECIPES["none+paper"], True, 0, "null", steep)
+    said = capsys.readouterr().out
+    assert said.count("the null victim's training diverged") == 2 and "at lr 40; trained again at half the step" in said, said
+    assert head.lr < steep.lr and head.max_steps * head.lr == steep.max_steps * steep.lr
+    assert v.report.stopped_by != "diverged" and v.head.is_finite()

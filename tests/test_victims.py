@@ -198,6 +198,21 @@ def test_a_head_whose_units_all_died_is_refused_naming_its_step_size():
     assert build_victim(VictimSpec(transform="none"), HEAD, _data(), seed=0).active_share > 0
 
 
+def test_a_head_whose_objective_diverged_is_refused_though_its_weights_are_finite():
+    """Full-batch GD at too large a step stops at the first non-finite objective; the weights there can still be finite
+    (about 1e20 here, as a CIFAR-10 draw's null victim at the pixel benches' step gave 1e17) and were attacked as a
+    trained head, every attack run then diverging. Refused as the NaN-weight case is, naming the step."""
+    steep = HEAD.model_copy(update={"optimizer": "gd", "lr": 100.0})
+    with pytest.raises(HarnessError) as e:
+        build_victim(VictimSpec(transform="none"), steep, _data(), seed=0)
+    assert e.value.field == "head.lr" and e.value.value == 100.0
+    assert "training diverged (non-finite objective after" in e.value.line() and "lower it" in e.value.line()
+    with pytest.raises(HarnessError, match="null victim's training diverged"):
+        build_victim(VictimSpec(transform="none"), steep, _data(), seed=0, kind="null", null_mode="disjoint")
+    assert build_victim(VictimSpec(transform="none"), HEAD.model_copy(update={"optimizer": "gd", "lr": 1.0}), _data(),
+                        seed=0).report.stopped_by != "diverged"
+
+
 def test_rows_name_the_device_the_attack_ran_on_not_the_first_gpu(monkeypatch):
     """On a machine with a GPU, an attack that ran on the CPU (kkt `device: cpu`, kkt-reference) is recorded as a
     CPU run (`cpu xN`, its threads counted as CPU-hours), not as the GPU it did not use."""

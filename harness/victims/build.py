@@ -120,9 +120,14 @@ def build_victim(spec: VictimSpec, head: HeadRecipe, data: VictimData, seed: int
     model = fitted.head
     own = getattr(trainer.params, "lr", None)  # a trainer's own step size, else the head recipe's
     field, value = ("victim.params.lr", own) if own is not None else ("head.lr", head.lr)
-    if not model.is_finite():
-        raise HarnessError(field, value, f"the {kind} victim's training diverged (non-finite weights after "
-                           f"{fitted.report.steps} steps); lower it (half is a start) or train with head.optimizer lbfgs")
+    # a step too large may stop training at a non-finite objective while the weights are still finite (1e17 and
+    # up): that head is as diverged as one with NaN weights, and an attack on it measures nothing
+    stopped = fitted.report.stopped_by if fitted.report is not None else None
+    if not model.is_finite() or stopped == "diverged":
+        what = "weights" if not model.is_finite() else "objective"
+        after = f" after {fitted.report.steps} steps" if fitted.report is not None else ""
+        raise HarnessError(field, value, f"the {kind} victim's training diverged (non-finite {what}{after}); "
+                           "lower it (half is a start) or train with head.optimizer lbfgs")
     victim = diagnosed(kind, model, head.loss, x, labels, frame, fitted.report,
                        accuracy(model, head.loss, public, data.public_labels), spec, fitted.info, progress)
     if not (kind == "null" and null_mode == "untrained") and victim.active_share == 0.0:  # gradient 0: "stationary"
