@@ -117,6 +117,9 @@ def embedded(d: dict) -> Embedded:
     return Embedded(mem - mean, non - mean, mean, d["l2"], True, 0.0, raw=raw)
 
 
+DIVERGED_RETRIES = 2  # halvings of the step a diverged victim gets before the bench gives up on the draw
+
+
 def victim(d: dict, spec: VictimSpec, pixels: bool, seed: int, kind: str, head: HeadRecipe | None = None):
     """The real victim (kind 'real') or its disjoint null (kind 'null'), built by the harness's builder
     with the bench's head recipe (or `head`; cross-entropy where the data have more than two classes); a head whose
@@ -137,9 +140,6 @@ def victim(d: dict, spec: VictimSpec, pixels: bool, seed: int, kind: str, head: 
                 "the steps (the same gradient-flow time)")
             head = head.model_copy(update={"lr": head.lr / 2, "max_steps": head.max_steps * 2})
     return v, head, time.perf_counter() - t0
-
-
-DIVERGED_RETRIES = 2  # halvings of the step a diverged victim gets before the bench gives up on the draw
 
 
 def classes_of(d: dict) -> int:
