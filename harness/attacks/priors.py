@@ -71,7 +71,9 @@ def row_space(w1: torch.Tensor, rank: int | None = None, tol: float = ROW_SPACE_
     _, s, vh = torch.linalg.svd(w1.detach().cpu().double(), full_matrices=False)
     if rank is None:
         cut = tol * float(s[0])
-        rank = int((s >= (min(cut, noise_floor(s, tuple(w1.shape))) if noise else cut)).sum())
+        if noise:
+            cut = min(cut, noise_floor(s, tuple(w1.shape)))
+        rank = int((s >= cut).sum())
     rank = max(1, min(rank, vh.shape[0]))
     return vh[:rank].T.to(w1.device, w1.dtype).contiguous()
 
