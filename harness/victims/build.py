@@ -122,11 +122,10 @@ def build_victim(spec: VictimSpec, head: HeadRecipe, data: VictimData, seed: int
     field, value = ("victim.params.lr", own) if own is not None else ("head.lr", head.lr)
     # a step too large may stop training at a non-finite objective while the weights are still finite (1e17 and
     # up): that head is as diverged as one with NaN weights, and an attack on it measures nothing
-    stopped = fitted.report.stopped_by if fitted.report is not None else None
-    if not model.is_finite() or stopped == "diverged":
-        what = "weights" if not model.is_finite() else "objective"
-        after = f" after {fitted.report.steps} steps" if fitted.report is not None else ""
-        raise HarnessError(field, value, f"the {kind} victim's training diverged (non-finite {what}{after}); "
+    finite, report = model.is_finite(), fitted.report
+    if not finite or (report is not None and report.stopped_by == "diverged"):
+        what = ("objective" if finite else "weights") + (f" after {report.steps} steps" if report is not None else "")
+        raise HarnessError(field, value, f"the {kind} victim's training diverged (non-finite {what}); "
                            "lower it (half is a start) or train with head.optimizer lbfgs")
     victim = diagnosed(kind, model, head.loss, x, labels, frame, fitted.report,
                        accuracy(model, head.loss, public, data.public_labels), spec, fitted.info, progress)
