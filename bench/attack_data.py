@@ -138,6 +138,11 @@ def text_set(name: str, n_per_class: int, n_nonmembers: int, seed: int = 0) -> d
     mem, non, null = [], [], []
     for c in range(classes):
         idx = order[labels[order] == c]
+        if len(idx) < 2 * n_per_class + per_non:  # a short class would shrink the null or the non-members unsaid
+            what = name if name == "sst2" else f"fortunes category {name.split(':', 1)[1].split(',')[c]!r}"
+            raise ValueError(f"{what} holds {len(idx)} usable texts; a draw of {n_per_class} per class needs "
+                             f"{2 * n_per_class + per_non} ({n_per_class} members, {n_per_class} for the disjoint null, "
+                             f"{per_non} non-members): lower the members per class or pick a larger category")
         mem.append(idx[:n_per_class])
         null.append(idx[n_per_class : 2 * n_per_class])
         non.append(idx[2 * n_per_class : 2 * n_per_class + per_non])

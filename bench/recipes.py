@@ -351,7 +351,11 @@ def main(argv=None) -> int:
     for seed in (int(s) for s in a.seeds.split(",")):
         for name in names:
             pixels = is_pixels(name)
-            d = load(name, a.n, seed)
+            try:
+                d = load(name, a.n, seed)
+            except ValueError as exc:  # too few texts in a class for the draw: a line, not a smaller draw
+                say(f"  {name}: {exc}; skipped")
+                continue
             if d is None:
                 say(f"  {name}: data not available here; skipped (RECON_SHARED_DATA, or fortunes: README)")
                 continue

@@ -119,6 +119,26 @@ def test_scale_text_data_reaches_the_loader_and_bad_names_stop_early(monkeypatch
     assert all(recipes.name_error(x) for x in ("cifar:0,12", "cifar:0", "fortunes:", "sst-2"))
 
 
+def test_a_fortunes_class_too_small_for_the_draw_is_a_line_not_a_smaller_draw(tmp_path, monkeypatch, capsys):
+    """A category with fewer quotes than members + null + non-members is named with its count and what the draw
+    needs, and the benches skip it; before, the null and the non-members silently came out smaller."""
+    import attack_data
+
+    quote = "a quote that is long enough to be kept number {}"
+    for cat, k in (("big", 400), ("small", 230)):
+        (tmp_path / cat).write_text("\n%\n".join(quote.format(i) for i in range(k)) + "\n")
+    monkeypatch.setattr(attack_data, "FORTUNES", tmp_path)
+    monkeypatch.setattr(attack_data, "_embed_cached", lambda texts, key, encoder=None: pytest.fail("embedded"))
+    with pytest.raises(ValueError, match=r"fortunes category 'small' holds 230 usable texts; a draw of 20 per class "
+                                         r"needs 240 \(20 members, 20 for the disjoint null, 200 non-members\)"):
+        attack_data.text_set("fortunes:big,small", 20, 400)
+    assert recipes.main(["--data", "fortunes:big,small", "--n", "20", "--recipes", "none+paper"]) == 0
+    out = capsys.readouterr().out
+    assert "fortunes:big,small: fortunes category 'small' holds 230 usable texts" in out and "; skipped" in out
+    assert scale.row("text", 40, 0, spm=0.25, null_share=0, text_data="fortunes:big,small") is None
+    assert "text n=40: fortunes category 'small'" in capsys.readouterr().out
+
+
 def test_scale_cost_part_runs_each_point_in_its_own_process(capsys):
     assert scale.main(["--part", "cost", "--cost-ms", "4,8", "--cost-seconds", "0.1", "--devices", "cpu",
                        "--cost-products", "reduced", "--cost-restarts", "1,3"]) == 0  # full products: the GPU script's test
