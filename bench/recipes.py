@@ -46,7 +46,7 @@ from harness.diagnostics.identifiability import check as planted_check  # noqa: 
 from harness.pipeline.stages import Embedded, attack_stage, pixel_score_stage, score_stage  # noqa: E402
 from harness.scoring.embedding import match  # noqa: E402
 from harness.specs.task import AttackRecipe, HeadRecipe  # noqa: E402
-from harness.victims.build import VictimData, attack_view, build_victim  # noqa: E402
+from harness.victims.build import TrainingDiverged, VictimData, attack_view, build_victim  # noqa: E402
 from harness.victims.frame import Frame  # noqa: E402
 from harness.victims.spec import VictimSpec  # noqa: E402
 
@@ -133,8 +133,8 @@ def victim(d: dict, spec: VictimSpec, pixels: bool, seed: int, kind: str, head: 
         try:
             v = build_victim(spec, head, data, seed, kind, "disjoint" if kind == "null" else None)
             break
-        except HarnessError as exc:  # the builder's fix for a diverged head: a smaller step
-            if retry == DIVERGED_RETRIES or exc.field != "head.lr" or "diverged" not in exc.fix:
+        except TrainingDiverged as exc:  # the builder's fix for a diverged head: a smaller step
+            if retry == DIVERGED_RETRIES or exc.field != "head.lr":  # (a trainer's own lr is not the bench's to halve)
                 raise
             say(f"  {exc.fix.split(';')[0]} at lr {head.lr:g}; trained again at half the step for twice "
                 "the steps (the same gradient-flow time)")

@@ -4,6 +4,7 @@ are one line; the linear probe is scored as the weighted sum it is."""
 from __future__ import annotations
 
 import dataclasses
+import pickle
 import sys
 
 import pytest
@@ -16,7 +17,7 @@ from harness.pipeline.stages import Embedded, attack_stage, score_stage, start_p
 from harness.scoring.embedding import cosine_matrix
 from harness.scoring.verdict import verdict
 from harness.specs.task import AttackRecipe, HeadRecipe
-from harness.victims.build import VictimData, build_victim, recipe_parts
+from harness.victims.build import TrainingDiverged, VictimData, build_victim, recipe_parts
 from harness.victims.spec import VictimSpec
 from tests.conftest import ROOT, SST2
 
@@ -203,10 +204,12 @@ def test_a_head_whose_objective_diverged_is_refused_though_its_weights_are_finit
     (about 1e20 here, as a CIFAR-10 draw's null victim at the pixel benches' step gave 1e17) and were attacked as a
     trained head, every attack run then diverging. Refused as the NaN-weight case is, naming the step."""
     steep = HEAD.model_copy(update={"optimizer": "gd", "lr": 100.0})
-    with pytest.raises(HarnessError) as e:
+    with pytest.raises(TrainingDiverged) as e:  # a HarnessError (one line, exit 2) of its own type: benches retry it
         build_victim(VictimSpec(transform="none"), steep, _data(), seed=0)
-    assert e.value.field == "head.lr" and e.value.value == 100.0
+    assert isinstance(e.value, HarnessError) and e.value.field == "head.lr" and e.value.value == 100.0
     assert "training diverged (non-finite objective after" in e.value.line() and "lower it" in e.value.line()
+    again = pickle.loads(pickle.dumps(e.value))  # as Ray hands a worker's error to the driver
+    assert type(again) is TrainingDiverged and again.line() == e.value.line()
     with pytest.raises(HarnessError, match="null victim's training diverged"):
         build_victim(VictimSpec(transform="none"), steep, _data(), seed=0, kind="null", null_mode="disjoint")
     assert build_victim(VictimSpec(transform="none"), HEAD.model_copy(update={"optimizer": "gd", "lr": 1.0}), _data(),
