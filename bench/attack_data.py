@@ -27,7 +27,7 @@ def sst2_embeddings(n_per_class: int, n_nonmembers: int, seed: int = 0, disjoint
     table = pq.read_table(root / "sst2" / "train-00000-of-00001.parquet").to_pandas()
     rng = np.random.default_rng(seed)
     order = rng.permutation(len(table))
-    pool = 60  # members for every n <= 60 come from the same pool, so embeddings are reused
+    pool = max(60, n_per_class)  # members for every n <= 60 come from the same pool, so embeddings are reused
     member_idx = np.concatenate([order[table.label.values[order] == c][:pool] for c in (0, 1)])
     rest = np.setdiff1d(order, member_idx, assume_unique=True)
     rest = rest[rng.permutation(len(rest))]

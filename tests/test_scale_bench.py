@@ -139,6 +139,30 @@ def test_a_fortunes_class_too_small_for_the_draw_is_a_line_not_a_smaller_draw(tm
     assert "text n=40: fortunes category 'small'" in capsys.readouterr().out
 
 
+def test_sst2_draws_of_more_than_sixty_per_class_are_drawn_not_an_index_error(tmp_path, monkeypatch):
+    """bench/attack.py's SST-2 draws share one pool of 60 per class (so n <= 60 reuse embeddings); n above it
+    (--trend-ns 100) indexed past the pool. Now the pool grows to n, and draws of n <= 60 are the same rows as before."""
+    import attack_data
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    (tmp_path / "sst2").mkdir()
+    sentences = [f"sentence number {i}" for i in range(1200)]
+    pq.write_table(pa.table({"sentence": sentences, "label": [i % 2 for i in range(1200)]}),
+                   tmp_path / "sst2" / "train-00000-of-00001.parquet")
+    monkeypatch.setenv("RECON_SHARED_DATA", str(tmp_path))
+    monkeypatch.setattr(attack_data, "_embed_cached", lambda texts, key, encoder=None: torch.tensor(
+        [[float(t.split()[-1])] for t in texts]))  # an embedding that names its sentence
+    x10, y10, non10, z10, _ = attack_data.sst2_embeddings(10, 50, disjoint=True)
+    x60, y60, _, _, _ = attack_data.sst2_embeddings(60, 50, disjoint=True)
+    x70, y70, non70, z70, zy70 = attack_data.sst2_embeddings(70, 50, disjoint=True)
+    assert x10.shape == (20, 1) and x70.shape == z70.shape == (140, 1) and non70.shape == (50, 1)
+    assert y70.tolist() == zy70.tolist() == [0] * 70 + [1] * 70
+    assert torch.equal(x10, torch.cat([x60[:10], x60[60:70]]))  # n <= 60: the same members as ever
+    rows = lambda t: set(t.flatten().tolist())  # noqa: E731
+    assert not (rows(x70) & rows(z70)) and not (rows(x70) & rows(non70)) and not (rows(z70) & rows(non70))
+
+
 def test_scale_cost_part_runs_each_point_in_its_own_process(capsys):
     assert scale.main(["--part", "cost", "--cost-ms", "4,8", "--cost-seconds", "0.1", "--devices", "cpu",
                        "--cost-products", "reduced", "--cost-restarts", "1,3"]) == 0  # full products: the GPU script's test
