@@ -81,6 +81,10 @@ def cifar_pixels(classes: list[int], n_per_class: int, n_nonmembers: int, seed: 
     per_non = int(np.ceil(n_nonmembers / len(classes)))
     for k, c in enumerate(classes):
         idx = rng.permutation(np.nonzero(labels == c)[0])
+        if len(idx) < (need := n_per_class * (1 + disjoint) + per_non):  # else a draw comes out short of its labels
+            null = f", {n_per_class} for the disjoint null" if disjoint else ""
+            raise ValueError(f"CIFAR-10 class {c} holds {len(idx)} test images; a draw of {n_per_class} per class needs "
+                             f"{need} ({n_per_class} members{null}, {per_non} non-members): lower the members per class")
         mem.append(idx[:n_per_class])
         lab += [k] * n_per_class
         non.append(idx[n_per_class : n_per_class + per_non])

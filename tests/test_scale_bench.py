@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -137,6 +138,25 @@ def test_a_fortunes_class_too_small_for_the_draw_is_a_line_not_a_smaller_draw(tm
     assert "fortunes:big,small: fortunes category 'small' holds 230 usable texts" in out and "; skipped" in out
     assert scale.row("text", 40, 0, spm=0.25, null_share=0, text_data="fortunes:big,small") is None
     assert "text n=40: fortunes category 'small'" in capsys.readouterr().out
+
+
+def test_a_cifar_class_too_small_for_the_draw_is_a_line_not_a_short_null(tmp_path, monkeypatch, capsys):
+    """A CIFAR-10 draw whose class holds fewer images than members + null + non-members: named, and the benches skip
+    it (the null's rows came out fewer than its labels)."""
+    import attack_data
+
+    rng = np.random.default_rng(0)
+    np.savez_compressed(tmp_path / "cifar10_test.npz", imgs=rng.integers(0, 255, (90, 32, 32, 3), dtype=np.uint8),
+                        labels=np.repeat([0, 1, 2], 30))
+    monkeypatch.setattr(attack_data, "CACHE", tmp_path)
+    monkeypatch.setattr(attack_data, "shared_data", lambda: tmp_path)
+    x, y, non, z, zy = attack_data.cifar_pixels([0, 1], 10, 20, disjoint=True)  # 10 + 10 + 10 of 30: fits
+    assert x.shape == z.shape == (20, 3072) and non.shape == (20, 3072) and len(y) == len(zy) == 20
+    with pytest.raises(ValueError, match=r"CIFAR-10 class 0 holds 30 test images; a draw of 12 per class needs 34 "
+                                         r"\(12 members, 12 for the disjoint null, 10 non-members\)"):
+        attack_data.cifar_pixels([0, 1], 12, 20, disjoint=True)
+    assert recipes.main(["--data", "cifar:0,1", "--n", "12", "--recipes", "", "--pixel-recipes", "none+paper"]) == 0
+    assert "cifar:0,1: CIFAR-10 class 0 holds 30 test images" in capsys.readouterr().out
 
 
 def test_sst2_draws_of_more_than_sixty_per_class_are_drawn_not_an_index_error(tmp_path, monkeypatch):
