@@ -60,6 +60,14 @@ def _embed_cached(sentences: list[str], key: str, encoder: str | None = None) ->
     return emb
 
 
+def short_class(what: str, holds: str, n_per_class: int, per_non: int, null: bool, other_fix: str = "") -> ValueError:
+    """The one line for a class too small for a draw of n_per_class members (and as many for the null) + per_non."""
+    need = n_per_class * (1 + null) + per_non
+    parts = f"{n_per_class} members" + (f", {n_per_class} for the disjoint null" if null else "") + f", {per_non} non-members"
+    return ValueError(f"{what} holds {holds}; a draw of {n_per_class} per class needs {need} ({parts}): lower the members "
+                      f"per class{other_fix}")
+
+
 def cifar_pixels(classes: list[int], n_per_class: int, n_nonmembers: int, seed: int = 0, disjoint: bool = False) -> tuple:
     """Members and non-members from the given CIFAR-10 classes as flattened [-1, 1] pixels (N, 3072).
     With `disjoint`, also a third draw of the members' size and classes (the null victim's training set)."""
@@ -81,10 +89,8 @@ def cifar_pixels(classes: list[int], n_per_class: int, n_nonmembers: int, seed: 
     per_non = int(np.ceil(n_nonmembers / len(classes)))
     for k, c in enumerate(classes):
         idx = rng.permutation(np.nonzero(labels == c)[0])
-        if len(idx) < (need := n_per_class * (1 + disjoint) + per_non):  # else a draw comes out short of its labels
-            null = f", {n_per_class} for the disjoint null" if disjoint else ""
-            raise ValueError(f"CIFAR-10 class {c} holds {len(idx)} test images; a draw of {n_per_class} per class needs "
-                             f"{need} ({n_per_class} members{null}, {per_non} non-members): lower the members per class")
+        if len(idx) < n_per_class * (1 + disjoint) + per_non:  # else a draw comes out short of its labels
+            raise short_class(f"CIFAR-10 class {c}", f"{len(idx)} test images", n_per_class, per_non, disjoint)
         mem.append(idx[:n_per_class])
         lab += [k] * n_per_class
         non.append(idx[n_per_class : n_per_class + per_non])
@@ -144,9 +150,7 @@ def text_set(name: str, n_per_class: int, n_nonmembers: int, seed: int = 0) -> d
         idx = order[labels[order] == c]
         if len(idx) < 2 * n_per_class + per_non:  # a short class would shrink the null or the non-members unsaid
             what = name if name == "sst2" else f"fortunes category {name.split(':', 1)[1].split(',')[c]!r}"
-            raise ValueError(f"{what} holds {len(idx)} usable texts; a draw of {n_per_class} per class needs "
-                             f"{2 * n_per_class + per_non} ({n_per_class} members, {n_per_class} for the disjoint null, "
-                             f"{per_non} non-members): lower the members per class or pick a larger category")
+            raise short_class(what, f"{len(idx)} usable texts", n_per_class, per_non, True, " or pick a larger category")
         mem.append(idx[:n_per_class])
         null.append(idx[n_per_class : 2 * n_per_class])
         non.append(idx[2 * n_per_class : 2 * n_per_class + per_non])

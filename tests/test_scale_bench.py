@@ -173,8 +173,8 @@ def test_sst2_draws_of_more_than_sixty_per_class_are_drawn_not_an_index_error(tm
     monkeypatch.setenv("RECON_SHARED_DATA", str(tmp_path))
     monkeypatch.setattr(attack_data, "_embed_cached", lambda texts, key, encoder=None: torch.tensor(
         [[float(t.split()[-1])] for t in texts]))  # an embedding that names its sentence
-    x10, y10, non10, z10, _ = attack_data.sst2_embeddings(10, 50, disjoint=True)
-    x60, y60, _, _, _ = attack_data.sst2_embeddings(60, 50, disjoint=True)
+    x10 = attack_data.sst2_embeddings(10, 50, disjoint=True)[0]
+    x60 = attack_data.sst2_embeddings(60, 50, disjoint=True)[0]
     x70, y70, non70, z70, zy70 = attack_data.sst2_embeddings(70, 50, disjoint=True)
     assert x10.shape == (20, 1) and x70.shape == z70.shape == (140, 1) and non70.shape == (50, 1)
     assert y70.tolist() == zy70.tolist() == [0] * 70 + [1] * 70

@@ -32,7 +32,6 @@ from harness.victims.transforms import TRANSFORMS, Transform
 NULL_MODES = ("disjoint", "shuffled", "untrained")
 
 
-
 class TrainingDiverged(HarnessError):
     """A victim whose training stopped at a non-finite objective or weights; `field` names the step size to lower."""
 
@@ -131,7 +130,7 @@ def build_victim(spec: VictimSpec, head: HeadRecipe, data: VictimData, seed: int
     if not finite or (report is not None and report.stopped_by == "diverged"):
         what = ("objective" if finite else "weights") + (f" after {report.steps} steps" if report is not None else "")
         raise TrainingDiverged(field, value, f"the {kind} victim's training diverged (non-finite {what}); "
-                           "lower it (half is a start) or train with head.optimizer lbfgs")
+                               "lower it (half is a start) or train with head.optimizer lbfgs")
     victim = diagnosed(kind, model, head.loss, x, labels, frame, fitted.report,
                        accuracy(model, head.loss, public, data.public_labels), spec, fitted.info, progress)
     if not (kind == "null" and null_mode == "untrained") and victim.active_share == 0.0:  # gradient 0: "stationary"
