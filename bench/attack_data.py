@@ -60,11 +60,15 @@ def _embed_cached(sentences: list[str], key: str, encoder: str | None = None) ->
     return emb
 
 
-def short_class(what: str, holds: str, n_per_class: int, per_non: int, null: bool, other_fix: str = "") -> ValueError:
+class ShortClass(ValueError):
+    """A class too small for the draw asked of it (the benches skip that data set with this line)."""
+
+
+def short_class(what: str, holds: str, n_per_class: int, per_non: int, null: bool, other_fix: str = "") -> ShortClass:
     """The one line for a class too small for a draw of n_per_class members (and as many for the null) + per_non."""
     need = n_per_class * (1 + null) + per_non
     parts = f"{n_per_class} members" + (f", {n_per_class} for the disjoint null" if null else "") + f", {per_non} non-members"
-    return ValueError(f"{what} holds {holds}; a draw of {n_per_class} per class needs {need} ({parts}): lower the members "
+    return ShortClass(f"{what} holds {holds}; a draw of {n_per_class} per class needs {need} ({parts}): lower the members "
                       f"per class{other_fix}")
 
 

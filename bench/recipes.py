@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 warnings.filterwarnings("ignore")
 
 import encoders  # noqa: E402
-from attack_data import pixel_set, text_set  # noqa: E402
+from attack_data import ShortClass, pixel_set, text_set  # noqa: E402
 
 from harness.attacks import make_attack  # noqa: E402
 from harness.attacks.base import Victim  # noqa: E402
@@ -107,6 +107,15 @@ def load(name: str, n: int, seed: int) -> dict | None:
         classes = [int(c) for c in name.split(":")[1].split(",")] if ":" in name else [1, 3]
         return pixel_set(classes, n, 400, seed)
     return text_set(name, n, 400, seed)
+
+
+def load_or_skip(name: str, n: int, seed: int) -> tuple[dict | None, str]:
+    """load(name, n, seed), or None and the line that says why this data set is skipped here."""
+    try:
+        d = load(name, n, seed)
+    except ShortClass as exc:  # too few texts or images in a class for the draw: a line, not a smaller draw
+        return None, f"{exc}; skipped"
+    return d, "" if d is not None else "data not available here; skipped (RECON_SHARED_DATA, or fortunes: README)"
 
 
 def embedded(d: dict) -> Embedded:
@@ -351,13 +360,9 @@ def main(argv=None) -> int:
     for seed in (int(s) for s in a.seeds.split(",")):
         for name in names:
             pixels = is_pixels(name)
-            try:
-                d = load(name, a.n, seed)
-            except ValueError as exc:  # too few texts in a class for the draw: a line, not a smaller draw
-                say(f"  {name}: {exc}; skipped")
-                continue
+            d, why = load_or_skip(name, a.n, seed)
             if d is None:
-                say(f"  {name}: data not available here; skipped (RECON_SHARED_DATA, or fortunes: README)")
+                say(f"  {name}: {why}")
                 continue
             recipes = a.pixel_recipes if pixels else a.recipes
             for rname in [r for r in recipes.split(",") if r]:

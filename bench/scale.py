@@ -77,13 +77,9 @@ def row(case: str, n: int, seed: int, spm: float, null_share: float, pixel_head=
     recipe = CASES[case]
     pixels = case == "pixels"
     data = f"cifar:{pixel_classes}" if pixels else text_data
-    try:
-        d = recipes.load(data, n // 2, seed)
-    except ValueError as exc:  # too few texts in a class for the draw
-        say(f"  {case} n={n}: {exc}; skipped")
-        return None
+    d, why = recipes.load_or_skip(data, n // 2, seed)
     if d is None:
-        say(f"  {case} n={n}: data not available here; skipped (RECON_SHARED_DATA, or fortunes: README)")
+        say(f"  {case} n={n}: {why}")
         return None
     out = {"case": case, "n": n}
     for kind, share in (("real", real_share), ("null", null_share)):

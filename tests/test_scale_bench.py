@@ -130,7 +130,7 @@ def test_a_fortunes_class_too_small_for_the_draw_is_a_line_not_a_smaller_draw(tm
         (tmp_path / cat).write_text("\n%\n".join(quote.format(i) for i in range(k)) + "\n")
     monkeypatch.setattr(attack_data, "FORTUNES", tmp_path)
     monkeypatch.setattr(attack_data, "_embed_cached", lambda texts, key, encoder=None: pytest.fail("embedded"))
-    with pytest.raises(ValueError, match=r"fortunes category 'small' holds 230 usable texts; a draw of 20 per class "
+    with pytest.raises(attack_data.ShortClass, match=r"fortunes category 'small' holds 230 usable texts; a draw of 20 per class "
                                          r"needs 240 \(20 members, 20 for the disjoint null, 200 non-members\)"):
         attack_data.text_set("fortunes:big,small", 20, 400)
     assert recipes.main(["--data", "fortunes:big,small", "--n", "20", "--recipes", "none+paper"]) == 0
@@ -152,7 +152,7 @@ def test_a_cifar_class_too_small_for_the_draw_is_a_line_not_a_short_null(tmp_pat
     monkeypatch.setattr(attack_data, "shared_data", lambda: tmp_path)
     x, y, non, z, zy = attack_data.cifar_pixels([0, 1], 10, 20, disjoint=True)  # 10 + 10 + 10 of 30: fits
     assert x.shape == z.shape == (20, 3072) and non.shape == (20, 3072) and len(y) == len(zy) == 20
-    with pytest.raises(ValueError, match=r"CIFAR-10 class 0 holds 30 test images; a draw of 12 per class needs 34 "
+    with pytest.raises(attack_data.ShortClass, match=r"CIFAR-10 class 0 holds 30 test images; a draw of 12 per class needs 34 "
                                          r"\(12 members, 12 for the disjoint null, 10 non-members\)"):
         attack_data.cifar_pixels([0, 1], 12, 20, disjoint=True)
     assert recipes.main(["--data", "cifar:0,1", "--n", "12", "--recipes", "", "--pixel-recipes", "none+paper"]) == 0
