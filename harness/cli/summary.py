@@ -45,7 +45,8 @@ def print_summary(o: UnitOutput, out, console: Console | None = None) -> None:
             n_control=len(s.nonmember_best), passed_ssim=int(px.passed().sum()) if px else None)))
         said += [f"[yellow]{escape(d)}[/]" for d in doubts(vo.trained.recipe.trainer, vo.trained.train_acc, vo.trained.oracle_residual,
                                                           len(o.split.class_names), s.threshold if s.measured else None, s.fpr,
-                                                          px is not None)]
+                                                          px is not None, px.good if px else good,
+                                                          px.good_first_half if px else s.good_first_half)]
     console.print(table)
     for note in dict.fromkeys(control_note(vo.scores.fpr, len(vo.scores.nonmember_best)) for vo in o.outcomes.values()):
         if note:

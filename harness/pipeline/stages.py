@@ -22,7 +22,9 @@ from harness.heads.losses import output_dim, outputs_mismatch
 from harness.heads.mlp import MLPHead
 from harness.heads.train import accuracy
 from harness.provenance import device_name
+from harness.scoring import saturation
 from harness.scoring.embedding import MatchScores, match
+from harness.scoring.verdict import GOOD_COSINE
 from harness.specs.task import AttackRecipe, HeadRecipe, TaskSpec
 from harness.victims.build import TrainedVictim, VictimData, attack_view, build_victim, diagnosed
 from harness.victims.frame import Frame
@@ -231,6 +233,9 @@ def pixel_score_stage(result: AttackResult, emb: Embedded, fpr: float, shape: tu
                           emb.mean.double(), fpr=fpr, shape=shape, public=emb.nonmembers.double(), device=device,
                           progress=progress, member_public=floor)
     scores.member_best_idx = np.flatnonzero(ok.numpy())[scores.member_best_idx]  # indices into the full candidate list
+    half = saturation.first_half(result)
+    if half is not None and scores.good:  # with none found there is nothing the second half could have added
+        scores.good_first_half = saturation.count_ssim(emb.members, result.candidates[half], emb.mean, shape, device)
     return scores
 
 
@@ -249,6 +254,9 @@ def score_stage(result: AttackResult, emb: Embedded, fpr: float) -> MatchScores:
     scores = match(result.candidates[ok].double(), emb.members.double(), emb.nonmembers[control].double(), fpr=fpr,
                    public=emb.nonmembers.double())
     scores.member_best_idx = keep[scores.member_best_idx]  # indices into the full candidate list
+    half = saturation.first_half(result)
+    if half is not None:
+        scores.good_first_half = saturation.count_cosine(emb.members, result.candidates[half], GOOD_COSINE)
     full_best, full_member = np.full(m, np.nan), np.full(m, -1)
     full_best[keep], full_member[keep] = scores.candidate_best, scores.candidate_member
     scores.candidate_best, scores.candidate_member = full_best, full_member

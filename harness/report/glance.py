@@ -11,8 +11,10 @@ from harness.scoring.verdict import doubts, scores_by_rule, ssim_passed, verdict
 
 
 def verdict_html(v: dict) -> str:
+    pixels = v.get("good_ssim") is not None
     said = doubts(v.get("trainer"), v.get("train_acc"), v.get("oracle_residual"), v.get("num_classes") or 2,
-                  v.get("threshold"), v["fpr"], v.get("good_ssim") is not None)
+                  v.get("threshold"), v["fpr"], pixels, v.get("good_ssim" if pixels else "good_at_0_8"),
+                  v.get("good_ssim_first_half" if pixels else "good_at_0_8_first_half"))  # None in rows written before it
     return (f'<p class="verdict"><b>What was recovered:</b> {esc(verdict_text(v))}</p>'
             + "".join(f'<p class="verdict"><b>But:</b> {esc(d)}</p>' for d in said))
 

@@ -107,11 +107,30 @@ def control_doubt(threshold: float | None, fpr: float, pixels: bool) -> str | No
             "out; the counts against that threshold understate what it gives back.")
 
 
+GROWING = 0.1  # a second half that adds this share of the members found (at least one) says the count still grows
+
+
+def budget_note(good: int | None, half: int | None) -> str | None:
+    """One sentence where the second half of the search's runs added a tenth or more of the `good` members that the
+    whole search reconstructs (`half`: what the first half did): the count is then the budget's, not the head's.
+    None where it added less, nothing was found, or there was no half (one run; rows written before the count)."""
+    if not good or half is None:
+        return None
+    added = good - half
+    if added < max(1, math.ceil(GROWING * good)):
+        return None
+    return (f"The search was still finding members when it stopped: its first half found {half}, the second half added "
+            f"{added} of the {good}; a larger budget (attack restarts or brackets) may find more, so read the count as "
+            "a lower bound.")
+
+
 def doubts(trainer: str | None, train_acc: float | None, oracle_residual: float | None, num_classes: int,
-           threshold: float | None, fpr: float, pixels: bool) -> list[str]:
-    """The sentences that qualify a victim's verdict (given_doubt, control_doubt), for the run summary and the report."""
+           threshold: float | None, fpr: float, pixels: bool, good: int | None = None, good_half: int | None = None) -> list[str]:
+    """The sentences that qualify a victim's verdict (given_doubt, control_doubt, budget_note on `good`
+    members reconstructed by the deciding rule, `good_half` of them by the first half of the runs), for the run
+    summary and the report."""
     return [d for d in (given_doubt(trainer, train_acc, oracle_residual, num_classes),
-                        control_doubt(threshold, fpr, pixels)) if d]
+                        control_doubt(threshold, fpr, pixels), budget_note(good, good_half)) if d]
 
 
 def ssim_passed(row: dict) -> int | None:
