@@ -14,6 +14,7 @@ from __future__ import annotations
 import torch
 
 from harness.attacks.base import AttackResult
+from harness.scoring.embedding import cosine_matrix
 
 
 def first_half(result: AttackResult) -> torch.Tensor | None:
@@ -30,9 +31,7 @@ def count_cosine(members: torch.Tensor, candidates: torch.Tensor, good: float) -
     """Members with a candidate at cosine > `good` (0 without candidates)."""
     if not len(candidates):
         return 0
-    a = torch.nn.functional.normalize(members.double(), dim=1, eps=1e-12)
-    b = torch.nn.functional.normalize(candidates.double(), dim=1, eps=1e-12)
-    return int(((a @ b.T).max(1).values > good).sum())
+    return int((cosine_matrix(members, candidates).max(1).values > good).sum())
 
 
 def count_ssim(members: torch.Tensor, candidates: torch.Tensor, mean: torch.Tensor, shape, device: str = "cpu") -> int:
