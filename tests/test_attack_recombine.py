@@ -48,6 +48,7 @@ def test_recombined_brackets_start_from_earlier_finds_and_keep_them():
     assert inits[:8] == ["rows"] * 8  # the first bracket has nothing to recombine
     assert inits[8:12] == ["recombined"] * 4 and inits[12:16] == ["rows"] * 4
     assert all(r.settings["init"] == "rows" for r in plain.runs)
+    assert [r.settings["bracket"] for r in rec.runs] == [b for b in range(3) for _ in range(8)]  # what scoring halves
     best = lambda res: min(r.final_loss for r in res.runs if r.status == "ok")  # noqa: E731
     last = lambda res: [r.final_loss for r in res.runs[16:] if r.status == "ok"]  # noqa: E731
     # the third bracket's recombined restarts start where earlier ones ended: no worse than what was found

@@ -9,9 +9,9 @@ from harness.scoring.saturation import first_half
 from harness.scoring.verdict import budget_note, doubts
 
 
-def _result(cands: torch.Tensor, run_ids: list[int], runs: int) -> AttackResult:
+def _result(cands: torch.Tensor, run_ids: list[int], runs: int, records=None) -> AttackResult:
     m = len(cands)
-    records = [RunRecord(i, {}, "ok", 10, 0.1, 0.0) for i in range(runs)]
+    records = records or [RunRecord(i, {}, "ok", 10, 0.1, 0.0) for i in range(runs)]
     return AttackResult(cands, torch.zeros(m, dtype=torch.long), torch.ones(m), torch.tensor(run_ids), records, {})
 
 
@@ -21,6 +21,25 @@ def test_first_half_is_the_runs_with_the_lower_ids_and_leaves_non_finite_candida
     res = _result(cands, [0, 1, 1, 2, 3, 3], runs=4)  # runs 0-1 are the first half
     assert first_half(res).tolist() == [True, False, True, False, False, False]
     assert first_half(_result(cands, [0] * 6, runs=1)) is None  # one run: no half to compare
+
+
+def test_kkt_searches_are_halved_by_bracket_not_by_run_id():
+    """Successive halving leaves a bracket's candidates to the restarts that outlived its rungs, whatever their ids
+    (with one bracket of 16 the survivors may all sit in the upper half of the ids): kkt's halves are its brackets."""
+    cands = torch.randn(4, 3)
+
+    def run(i, bracket, status="ok"):
+        return RunRecord(i, {} if bracket is None else {"bracket": bracket}, status, 10, 0.1, 0.0)
+
+    # two brackets of four restarts; the survivors are restarts 3 and 7 (the last of each bracket)
+    two = [run(i, i // 4, "ok" if i % 4 == 3 else "pruned") for i in range(8)]
+    assert first_half(_result(cands, [3, 3, 7, 7], 8, two)).tolist() == [True, True, False, False]
+    one = [run(i, 0, "ok" if i >= 6 else "pruned") for i in range(8)]  # one bracket: no half
+    assert first_half(_result(cands, [6, 6, 7, 7], 8, one)) is None
+    old = [run(i, None, "ok" if i >= 6 else "pruned") for i in range(8)]  # pruned, bracket not recorded: no half
+    assert first_half(_result(cands, [6, 6, 7, 7], 8, old)) is None
+    three = [run(i, i // 2) for i in range(6)]  # three brackets: the first one is the half that is compared
+    assert first_half(_result(cands, [0, 2, 3, 4], 6, three)).tolist() == [True, False, False, False]
 
 
 def test_cosine_half_counts_what_the_first_half_found_and_the_note_says_the_second_half_added():

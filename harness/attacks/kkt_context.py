@@ -175,7 +175,7 @@ class Context:
         ids = torch.arange(first_id, first_id + R)
         step = lr.to(dev, dt)
         opt = RestartOptimizer(p.optimizer, p.momentum, [x, lam], [step * self.typ, step * lam_scale.abs()], p.iterations)
-        settings = {int(i): {"lr": float(lr[k]), "alpha_start": p.alpha_start, "alpha_end": p.alpha_end,
+        settings = {int(i): {"bracket": first_id // R, "lr": float(lr[k]), "alpha_start": p.alpha_start, "alpha_end": p.alpha_end,
                              "lambda_min": p.lambda_min, "init": "recombined" if k < self.recombined else _init_of(p.init, k),
                              "lambda_scale": float(lam_scale[k]),
                              "subspace_rank": None if self.basis is None else int(self.basis.shape[1]),
