@@ -28,6 +28,8 @@ def _victim(model, seed, kind, passed, wd=0.0, tpr=None, victim=None):
         # the public floor, by cosine for every victim and by SSIM for the pixel ones (which the leaderboard then shows)
         "public_good_at_0_8": 0, "good_at_0_8_beyond_public": passed,
         "public_good_ssim": 1 if model == "vit" else None, "good_ssim_beyond_public": max(passed - 2, 0) if model == "vit" else None,
+        # what the first half of the brackets found: one fewer than the whole search, by each victim's rule
+        "good_at_0_8_first_half": max(passed - 1, 0), "good_ssim_first_half": max(passed - 2, 0) if model == "vit" else None,
     }
 
 

@@ -34,6 +34,7 @@ def test_rows_pool_seeds_and_sort(results):
     assert vit["good_ssim"] == 2.0 and rows[2]["good_ssim"] is None
     assert vit["good_beyond_public"] == 1.0 and vit["public_good"] == 1.0  # by SSIM: (2 + 0) / 2, a pixel victim's rule
     assert rows[2]["good_beyond_public"] == 1.0 and rows[2]["public_good"] == 0.0  # by cosine for the text one
+    assert vit["good_first_half"] == 1.0 and rows[2]["good_first_half"] == 0.0  # by SSIM ((2 + 0) / 2), by cosine (1)
     assert vit["gpu_hours"] == pytest.approx(0.5) and vit["cpu_hours"] == pytest.approx(1.0)
     assert vit["revision"] == "a" * 40 and vit["created_at"].startswith("2026-01-02") and len(vit["unit_ids"].split(",")) == 2
     assert [r["model"] for r in build(results, sort="members_at_fpr", ascending=True)][0] == "bert"

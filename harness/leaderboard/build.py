@@ -248,6 +248,7 @@ def build(root: str | Path, sort: str = NUMERIC_DESC, ascending: bool = False) -
             "good_ssim": _avg(r["good_ssim"] for r in scored),
             "good_beyond_public": _avg(_by_rule(r, "good_ssim_beyond_public", "good_at_0_8_beyond_public") for r in scored),
             "public_good": _avg(_by_rule(r, "public_good_ssim", "public_good_at_0_8") for r in scored),
+            "good_first_half": _avg(_by_rule(r, "good_ssim_first_half", "good_at_0_8_first_half") for r in scored),
             "selection_p20": _avg(p20.get((r["unit_id"], "cluster")) for r in scored),
             "baseline_p20": _avg(p20.get((r["unit_id"], "lowest-loss")) for r in scored),
             "victim_test_acc": _avg(r["test_acc"] for r in real),

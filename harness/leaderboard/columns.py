@@ -27,6 +27,8 @@ COLUMNS = [
     ("good_beyond_public", "members reconstructed (SSIM > 0.4 for pixels, cosine > 0.8 otherwise) by a candidate closer to "
      "them than any public input the attacker holds (mean; empty for rows written before it)"),
     ("public_good", "members the public inputs alone match by that rule: what needs no attack (mean)"),
+    ("good_first_half", "members reconstructed by that rule from the first half of the attack's brackets (mean; empty with "
+     "one bracket and for rows written before it): beside the whole count, whether the search was still finding members"),
     ("selection_p20", "top-20 precision of the selection made without the members (mean over the seeds that ran "
      "selection: a --no-evidence run has none)"),
     ("baseline_p20", "the same for the lowest-KKT-loss baseline ranking (mean)"),
