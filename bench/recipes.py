@@ -385,8 +385,8 @@ def main(argv=None) -> int:
         f"{PLANTED_RUN}), and that run's loss over the "
         "best loss found from scratch (x < 1: the loss prefers the members; x >> 1 with members kept: a flat loss "
         "that leaves any start in place); members = members with a "
-        "candidate at cosine > 0.8 (SSIM > 0.4 for pixels); 1st half = the same from the first half of the search's runs (by run id: "
-        "the earlier brackets), so members - 1st half is what the second half of the budget added; beyond / pub = members with such a candidate closer to them than any public "
+        "candidate at cosine > 0.8 (SSIM > 0.4 for pixels); 1st half = the same from the first half of the search's brackets, "
+        "so members - 1st half is what the second half of the budget added; beyond / pub = members with such a candidate closer to them than any public "
         "input, and members a public input alone matches at that rule (the attacker holds the public inputs); disjoint null = the same for the control; acc = test accuracy")
     if a.scale:
         say("== scale: x20 MiniLM / SST-2 victim (none+paper recipe on centred embeddings x20), before and after")

@@ -67,8 +67,8 @@ def _metrics(v: dict, scores: list[dict]) -> str:
         ["members with a candidate at cosine > 0.8 / > 0.9", f"{fmt(v['good_at_0_8'], 'd')} / {fmt(v['good_at_0_9'], 'd')} of {v['n_members']}"],
         *([["of those at > 0.8: closer than any public input / members the public inputs alone match at > 0.8",
             f"{fmt(v['good_at_0_8_beyond_public'], 'd')} / {v['public_good_at_0_8']}"]] if v.get("public_good_at_0_8") is not None else []),
-        *([["members at cosine > 0.8 from the first half of the attack's runs (what the second half added: is the count "
-            "the budget's?)", f"{v['good_at_0_8_first_half']} of the {fmt(v['good_at_0_8'], 'd')}"]]
+        *([["members at cosine > 0.8 from the first half of the attack's brackets (what the second half added: is the "
+            "count the budget's?)", f"{v['good_at_0_8_first_half']} of the {fmt(v['good_at_0_8'], 'd')}"]]
           if v.get("good_at_0_8_first_half") is not None else []),
     ]
     if v.get("good_ssim") is not None:
@@ -76,7 +76,7 @@ def _metrics(v: dict, scores: list[dict]) -> str:
             ["members with a candidate at SSIM > 0.4 (good, Haim et al.)", f"{v['good_ssim']} of {v['n_members']}"],
             *([["of those: closer than any public image / members the public images alone match at SSIM > 0.4",
                 f"{v['good_ssim_beyond_public']} / {v['public_good_ssim']}"]] if v.get("public_good_ssim") is not None else []),
-            *([["members at SSIM > 0.4 from the first half of the attack's runs", f"{v['good_ssim_first_half']} of the {v['good_ssim']}"]]
+            *([["members at SSIM > 0.4 from the first half of the attack's brackets", f"{v['good_ssim_first_half']} of the {v['good_ssim']}"]]
               if v.get("good_ssim_first_half") is not None else []),
             [f"SSIM threshold at {percent(v['fpr'])} FPR / TPR / mean best member SSIM",
              f"{fmt(v['ssim_threshold'])} / {fmt(v['ssim_tpr_at_fpr'], '.2f')} / {fmt(v['mean_member_best_ssim'])}"],

@@ -34,7 +34,7 @@ class MatchScores:
     fpr: float
     tpr: float  # fraction of members whose best cosine exceeds the threshold
     member_public: np.ndarray = field(default_factory=lambda: np.zeros(0))  # (n,) best cosine of each member to a public input
-    good_first_half: int | None = None  # members at cosine > 0.8 from the first half of the runs (scoring/saturation.py)
+    good_first_half: int | None = None  # members at cosine > 0.8 from the first half of the search (scoring/saturation.py)
 
     def passed(self, threshold: float | None = None) -> np.ndarray:
         return self.member_best > (self.threshold if threshold is None else threshold)

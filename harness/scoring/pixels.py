@@ -89,7 +89,7 @@ class PixelScores:
     good_fraction: float
     nonmember_good_fraction: float
     member_public: np.ndarray  # (n,) best SSIM of each member to a public (non-member) image; empty without them
-    good_first_half: int | None = None  # members at SSIM > 0.4 from the first half of the runs (scoring/saturation.py)
+    good_first_half: int | None = None  # members at SSIM > 0.4 from the first half of the search (scoring/saturation.py)
 
     def passed(self) -> np.ndarray:
         """Members above the SSIM threshold (the count the TPR is of)."""

@@ -1,4 +1,4 @@
-"""How far the search had got halfway: the members that the first half of its runs reconstruct, beside the
+"""How far the search had got halfway: the members that the first half of the search reconstructs, beside the
 whole search's count.
 
 The first half is the first half of kkt's brackets (later brackets may start from what earlier ones found), or of

@@ -111,9 +111,10 @@ GROWING = 0.1  # a second half that adds this share of the members found (at lea
 
 
 def budget_note(good: int | None, half: int | None) -> str | None:
-    """One sentence where the second half of the search's runs added a tenth or more of the `good` members that the
-    whole search reconstructs (`half`: what the first half did): the count is then the budget's, not the head's.
-    None where it added less, nothing was found, or there was no half (one run; rows written before the count)."""
+    """One sentence where the second half of the search (saturation.first_half) added a tenth or more of the `good`
+    members that the whole search reconstructs (`half`: what the first half did): the count is then the budget's,
+    not the head's. None where it added less, nothing was found, or there was no half (one bracket; rows written
+    before the count)."""
     if not good or half is None:
         return None
     added = good - half
@@ -127,7 +128,7 @@ def budget_note(good: int | None, half: int | None) -> str | None:
 def doubts(trainer: str | None, train_acc: float | None, oracle_residual: float | None, num_classes: int,
            threshold: float | None, fpr: float, pixels: bool, good: int | None = None, good_half: int | None = None) -> list[str]:
     """The sentences that qualify a victim's verdict (given_doubt, control_doubt, budget_note on `good`
-    members reconstructed by the deciding rule, `good_half` of them by the first half of the runs), for the run
+    members reconstructed by the deciding rule, `good_half` of them by the first half of the search), for the run
     summary and the report."""
     return [d for d in (given_doubt(trainer, train_acc, oracle_residual, num_classes),
                         control_doubt(threshold, fpr, pixels), budget_note(good, good_half)) if d]

@@ -84,8 +84,8 @@ VICTIMS = [
     pa.field("mean_member_best_ssim", pa.float64()),
     pa.field("public_good_ssim", pa.int64()),  # the same floor by SSIM > 0.4 (identity backbone only)
     pa.field("good_ssim_beyond_public", pa.int64()),
-    # what the first half of the attack's runs (by run id) reconstruct by the same rules: beside the whole search's
-    # count, whether it was still growing with the budget (scoring/saturation.py); null with one run
+    # what the first half of the search (kkt: its first half of brackets) reconstructs by the same rules: beside the
+    # whole search's count, whether it was still growing with the budget (scoring/saturation.py); null with one bracket
     pa.field("good_at_0_8_first_half", pa.int64()),
     pa.field("good_ssim_first_half", pa.int64()),
     pa.field("head_path", pa.string()),
