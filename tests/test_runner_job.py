@@ -74,6 +74,8 @@ def test_ray_job_submit_runs_the_small_sweep(tmp_path, hf_home):
         assert all((v["good_ssim"] is not None) == (v["model"] == "identity") for v in victims)
         assert all(0 <= v["ssim_tpr_at_fpr"] <= 1 for v in victims if v["model"] == "identity")
         assert all(v["good_ssim_beyond_public"] <= v["good_ssim"] for v in victims if v["model"] == "identity")
+        # two shards of two restarts (kkt-reference keeps every restart's candidates): the first shard is the first half
+        assert all(0 <= v["good_at_0_8_first_half"] <= v["good_at_0_8"] for v in victims)
         assert len(store.read("shards").to_pylist()) == 16
         # the same head joined by its loopback address from a shell that does not pin Ray to loopback: the driver
         # binds 127.0.0.1 too (it registered the machine's own address, which the head never answers, and hung)
