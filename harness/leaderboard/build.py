@@ -14,7 +14,7 @@ import harness.runner.tables  # noqa: F401 - registers the shards table
 from harness.errors import HarnessError, did_you_mean
 from harness.leaderboard.columns import NAMES
 from harness.provenance import cpu_threads
-from harness.scoring.verdict import scores_by_rule
+from harness.scoring.verdict import by_rule, scores_by_rule
 from harness.specs.defaults import with_defaults
 from harness.specs.fields import differing_fields, field_value, flat_fields
 from harness.specs.task import TaskSpec
@@ -26,11 +26,6 @@ NUMERIC_DESC = "members_at_fpr"
 P_AT = 20  # the k of the selection precision columns
 OLD_RECIPE = "none+paper"  # what every trained victim was before recipes existed (centred inputs, the paper trainer)
 NO_RECIPE = "-"  # a given head (--head) in results written before recipes: how it was trained is unknown
-
-
-def _by_rule(row: dict, pixel_col: str, cosine_col: str):
-    """The row's value by its deciding rule: SSIM for pixel victims, cosine otherwise (None where not recorded)."""
-    return row.get(pixel_col) if row.get("good_ssim") is not None else row.get(cosine_col)
 
 
 def recipe_of(row: dict, settings: dict) -> str:
@@ -246,9 +241,9 @@ def build(root: str | Path, sort: str = NUMERIC_DESC, ascending: bool = False) -
             "null_tpr_at_fpr": _avg(scores_by_rule(r)[0] for r in null if measured(r)),
             "good_at_0_8": _avg(r["good_at_0_8"] for r in scored), "good_at_0_9": _avg(r["good_at_0_9"] for r in scored),
             "good_ssim": _avg(r["good_ssim"] for r in scored),
-            "good_beyond_public": _avg(_by_rule(r, "good_ssim_beyond_public", "good_at_0_8_beyond_public") for r in scored),
-            "public_good": _avg(_by_rule(r, "public_good_ssim", "public_good_at_0_8") for r in scored),
-            "good_first_half": _avg(_by_rule(r, "good_ssim_first_half", "good_at_0_8_first_half") for r in scored),
+            "good_beyond_public": _avg(by_rule(r, "good_ssim_beyond_public", "good_at_0_8_beyond_public") for r in scored),
+            "public_good": _avg(by_rule(r, "public_good_ssim", "public_good_at_0_8") for r in scored),
+            "good_first_half": _avg(by_rule(r, "good_ssim_first_half", "good_at_0_8_first_half") for r in scored),
             "selection_p20": _avg(p20.get((r["unit_id"], "cluster")) for r in scored),
             "baseline_p20": _avg(p20.get((r["unit_id"], "lowest-loss")) for r in scored),
             "victim_test_acc": _avg(r["test_acc"] for r in real),

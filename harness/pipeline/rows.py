@@ -111,7 +111,7 @@ def victim_row(base: dict, unit: Unit, split: MemberSplit, emb: Embedded, o: Vic
         "good_ssim": o.pixels.good if o.pixels else None,
         "public_good_ssim": o.pixels.public_good if o.pixels else None,
         "good_ssim_beyond_public": o.pixels.beyond_public if o.pixels else None,
-        "good_at_0_8_first_half": count(s.good_first_half) if s.good_first_half is not None else None,
+        "good_at_0_8_first_half": count(s.good_first_half),
         "good_ssim_first_half": o.pixels.good_first_half if o.pixels else None,
         "ssim_threshold": _f(o.pixels.threshold) if o.pixels else None,
         "ssim_tpr_at_fpr": _f(o.pixels.tpr) if o.pixels else None,

@@ -7,24 +7,22 @@ import json
 
 from harness.specs.fields import differing_fields, field_value, flat_fields
 from harness.report.html import esc, fmt, html_table
-from harness.scoring.verdict import doubts, scores_by_rule, ssim_passed, verdict
+from harness.scoring.verdict import by_rule, doubts, scores_by_rule, ssim_passed, verdict
 
 
 def verdict_html(v: dict) -> str:
-    pixels = v.get("good_ssim") is not None
     said = doubts(v.get("trainer"), v.get("train_acc"), v.get("oracle_residual"), v.get("num_classes") or 2,
-                  v.get("threshold"), v["fpr"], pixels, v.get("good_ssim" if pixels else "good_at_0_8"),
-                  v.get("good_ssim_first_half" if pixels else "good_at_0_8_first_half"))  # None in rows written before it
+                  v.get("threshold"), v["fpr"], v.get("good_ssim") is not None, by_rule(v, "good_ssim", "good_at_0_8"),
+                  by_rule(v, "good_ssim_first_half", "good_at_0_8_first_half"))
     return (f'<p class="verdict"><b>What was recovered:</b> {esc(verdict_text(v))}</p>'
             + "".join(f'<p class="verdict"><b>But:</b> {esc(d)}</p>' for d in said))
 
 
 def verdict_text(v: dict) -> str:
-    pixels = v.get("good_ssim") is not None
     return verdict(v["n_members"], v["members_passed"] or 0, v["fpr"], v["good_at_0_8"] or 0, v.get("good_ssim"),
                    linear=len(v.get("head_dims") or []) == 2,
-                   public_good=v.get("public_good_ssim" if pixels else "public_good_at_0_8"),  # None in rows written before them
-                   beyond_public=v.get("good_ssim_beyond_public" if pixels else "good_at_0_8_beyond_public"),
+                   public_good=by_rule(v, "public_good_ssim", "public_good_at_0_8"),
+                   beyond_public=by_rule(v, "good_ssim_beyond_public", "good_at_0_8_beyond_public"),
                    measured=v.get("threshold", 0.0) is not None,  # null: no finite candidate to set it
                    n_control=v.get("n_control"),
                    passed_ssim=ssim_passed(v))

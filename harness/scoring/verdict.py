@@ -139,6 +139,12 @@ def ssim_passed(row: dict) -> int | None:
     return round(row["ssim_tpr_at_fpr"] * row["n_members"]) if row.get("ssim_tpr_at_fpr") is not None else None
 
 
+def by_rule(row: dict, pixel_col: str, cosine_col: str):
+    """A victims row's value by its deciding rule: the SSIM column for pixel victims, the cosine one otherwise (None
+    where not recorded, as in rows written before the column)."""
+    return row.get(pixel_col) if row.get("good_ssim") is not None else row.get(cosine_col)
+
+
 def scores_by_rule(row: dict) -> tuple:
     """A victims row's (TPR, members passing, members reconstructed) by its own rule: SSIM for images (the published
     score), cosine otherwise. The report and the leaderboard both read them here, so they agree."""
