@@ -6,6 +6,7 @@ import re
 from tests.conftest import ROOT
 
 LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)\)")  # [text](target)
+PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 REPO_PATH = re.compile(r"`((?:harness|bench|tests|tasks|models|docs|\.ci)/[A-Za-z0-9_./-]*[A-Za-z0-9_])")  # `harness/x.py: f`
 
 
@@ -16,8 +17,7 @@ def relative_links(md):
 
 
 def test_every_relative_link_of_the_readme_and_docs_resolves():
-    pages = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
-    links = [(md, t) for md in pages for t in relative_links(md)]
+    links = [(md, t) for md in PAGES for t in relative_links(md)]
     assert links  # the pattern finds the links there are
     broken = [f"{md.relative_to(ROOT)}: {t}" for md, t in links if not (md.parent / t.split("#")[0]).exists()]
     assert not broken, broken
@@ -31,8 +31,7 @@ def test_a_broken_link_is_found(tmp_path):
 
 
 def test_every_repository_path_the_readme_and_docs_name_exists():
-    pages = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
-    named = {(md.relative_to(ROOT), p) for md in pages for p in REPO_PATH.findall(md.read_text(encoding="utf-8"))}
+    named = {(md.relative_to(ROOT), p) for md in PAGES for p in REPO_PATH.findall(md.read_text(encoding="utf-8"))}
     assert len(named) > 50  # the pages name many: the pattern reads them
     missing = sorted(f"{md}: {p}" for md, p in named if not (ROOT / p).exists())
     assert not missing, missing
