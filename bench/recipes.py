@@ -43,6 +43,7 @@ from harness.heads.train import fit_head  # noqa: E402
 from harness.params import validated_params  # noqa: E402
 from harness.victims.trainers.paper import head_config  # noqa: E402
 from harness.diagnostics.identifiability import check as planted_check  # noqa: E402
+from harness.pipeline.polish import polish_stage  # noqa: E402
 from harness.pipeline.stages import Embedded, attack_stage, pixel_score_stage, score_stage  # noqa: E402
 from harness.scoring.embedding import match  # noqa: E402
 from harness.specs.task import AttackRecipe, HeadRecipe  # noqa: E402
@@ -175,6 +176,7 @@ def attack_scored(v, head: HeadRecipe, d: dict, pixels: bool, params: dict):
     emb = embedded(d)
     t0 = time.perf_counter()
     res = attack_stage(v, emb, head, AttackRecipe(name="kkt", params=params), classes_of(d), pixels, False)
+    res = polish_stage(res, v, emb, head, pixels)  # as the pipeline's finish does
     attack_s = time.perf_counter() - t0
     s = score_stage(res, emb, 0.01)
     out = {"active": v.active_share, "oracle": v.oracle_residual, "carried": v.effective_members, "in_w1": v.in_row_space, "tpr": s.tpr, "cos08": int((s.member_best > 0.8).sum()),

@@ -82,6 +82,7 @@ class AttackResult:
     # (restarts, seed) of each seeded attack whose restarts these are, in order: one for a run, one per Ray shard
     shards: list[tuple[int, int]] = field(default_factory=list)
     device: str = ""  # where it ran (provenance.device_name(): `cpu xN` or the GPU); "" where not recorded
+    polish: dict | None = None  # what the polish after the search did (attacks/polish.py: Polished.record); None: not run
 
     def layout(self) -> list[tuple[int, int]]:
         """The shards as recorded, else the one attack `params` describe (none for an attack without restarts)."""

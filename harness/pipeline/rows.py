@@ -113,6 +113,7 @@ def victim_row(base: dict, unit: Unit, split: MemberSplit, emb: Embedded, o: Vic
         "good_ssim_beyond_public": o.pixels.beyond_public if o.pixels else None,
         "good_at_0_8_first_half": count(s.good_first_half),
         "good_ssim_first_half": o.pixels.good_first_half if o.pixels else None,
+        **polish_columns(o.result.polish),
         "ssim_threshold": _f(o.pixels.threshold) if o.pixels else None,
         "ssim_tpr_at_fpr": _f(o.pixels.tpr) if o.pixels else None,
         "mean_member_best_ssim": _f(np.mean(o.pixels.member_best)) if o.pixels else None,
@@ -200,3 +201,10 @@ def match_rows(base: dict, split: MemberSplit, o: VictimOutcome) -> list[dict]:
             **_ssim(o.pixels, i, member=False),
         })
     return rows
+
+
+def polish_columns(record: dict | None) -> dict:
+    """The victims row's polish columns from AttackResult.polish (null where the polish did not run)."""
+    r = record or {}
+    return {"polish_steps": r.get("steps"), "polish_residual_before": _f(r["residual_before"]) if r else None,
+            "polish_residual_after": _f(r["residual_after"]) if r else None, "polish_s": r.get("seconds")}

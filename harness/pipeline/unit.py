@@ -31,6 +31,7 @@ from harness.data.split import MemberSplit, load_split
 from harness.invert.recipe import EvidenceRecipe
 from harness.pipeline.evidence import VictimEvidence, invert_stage, inversion_rows, select_stage, selection_rows, selection_score_rows
 from harness.pipeline.plan import Unit, resolve_attack
+from harness.pipeline.polish import polish_stage
 from harness.pipeline.rows import VictimOutcome, candidate_rows, match_rows, provenance, run_rows, victim_row
 from harness.pipeline.stages import (
     Embedded, GivenHead, attack_stage, checkpoint_stage, embed_stage, given_head_stage, image_shape, pixel_score_stage,
@@ -161,6 +162,7 @@ def finish(unit: Unit, prep: Prepared, trained: Trained, results: dict[str, Atta
     outcomes, evidence, floor = {}, {}, None
     recipe = recipe or unit.task.evidence
     for kind, result in results.items():
+        result = results[kind] = polish_stage(result, trained.victims[kind], prep.emb, unit.task.head, unit.card.is_identity)
         t0 = time.perf_counter()
         scores = score_stage(result, prep.emb, unit.task.fpr)
         pixels = pixel_score_stage(result, prep.emb, unit.task.fpr, prep.image_shape, progress, floor) if prep.image_shape else None
@@ -262,6 +264,10 @@ def run_unit(unit: Unit, resolved: ResolvedModel, out: Path | None, cache_dir: P
             + (f" ({px.beyond_public if px else s.beyond_public(GOOD_COSINE)} closer than any public input; the public inputs alone "
                f"match {px.public_good if px else s.public_good(GOOD_COSINE)})" if len(s.member_public) else "")
         )
+        if vo.result.polish:
+            pr = vo.result.polish
+            console.print(f"    polish: {pr['steps']} steps over {pr['candidates']} candidates, joint residual "
+                          f"{pr['residual_before']:.3g} -> {pr['residual_after']:.3g} in {pr['seconds']:.1f}s")
     for kind, e in ev.items():
         t0 = _stage(console, f"invert ({kind})")
         if kind == "real":

@@ -88,6 +88,12 @@ VICTIMS = [
     # whole search's count, whether it was still growing with the budget (scoring/saturation.py); null with one bracket
     pa.field("good_at_0_8_first_half", pa.int64()),
     pa.field("good_ssim_first_half", pa.int64()),
+    # the polish after the search (attacks/polish.py): steps taken and the pool's joint residual before and after; null
+    # where it did not run (off, another attack, or a head it does not apply to)
+    pa.field("polish_steps", pa.int64()),
+    pa.field("polish_residual_before", pa.float64()),
+    pa.field("polish_residual_after", pa.float64()),
+    pa.field("polish_s", pa.float64()),
     pa.field("head_path", pa.string()),
     pa.field("embed_s", pa.float64()),
     pa.field("train_s", pa.float64()),

@@ -1,0 +1,97 @@
+"""Polish: the search's candidates, all restarts together, moved by exact least squares on the first layer.
+
+For a head with one hidden ReLU layer and one output (a binary margin), the stationarity condition on the first
+layer is linear in the candidates once their activation patterns P and multipliers λ are fixed:
+W1 ≈ S X with S_ji = a_j P_ij λ_i y_i (a: the output weights, y_i = ±1 the candidate's class). A polish step
+solves that for X in one go, (SᵀS + μI) X = SᵀW1 + μX (μ = `rho` × the mean of diag(SᵀS): candidates the fit does
+not use stay where they are), and takes the largest step toward it, from 1 down to 1/64, that lowers the whole
+residual ‖θ − Σ λ_i ∇θ Φ_i‖² / ‖θ‖² with λ ≥ 0 refitted jointly over the pool (the oracle's Gram fit,
+diagnostics/oracle.py); no step that lowers it ends the polish. The patterns and λ then follow the new X.
+
+Where `kkt`'s gradient steps move each restart's candidates within that restart, the polish fits every restart's
+candidates at once: a member half-found by two restarts is pulled to it by the whole first layer. It reads only
+the head (data-free, like the search). Measured in docs/attack.md, "Polish".
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from dataclasses import dataclass
+
+import torch
+
+from harness.diagnostics.oracle import gram_solve, margin_gram
+from harness.heads.mlp import MLPHead
+
+STEP_FLOOR = 1 / 64  # the smallest step toward the least-squares solution tried before the polish stops
+
+
+@dataclass
+class Polished:
+    x: torch.Tensor  # (m, d) the candidates after the polish (those the joint fit gives no weight are unchanged)
+    steps: int  # polish steps taken (each lowered the residual)
+    candidates: int  # candidates with weight in the joint fit (the ones polished)
+    before: float  # the pool's joint residual before the polish
+    after: float  # and after
+    seconds: float
+
+    def record(self) -> dict:
+        return {"steps": self.steps, "candidates": self.candidates, "residual_before": self.before,
+                "residual_after": self.after, "seconds": round(self.seconds, 3)}
+
+
+def polishable(head: MLPHead, loss: str) -> bool:
+    """The polish's closed form holds for one hidden ReLU layer and one output trained on a margin loss."""
+    return len(head.layers) == 2 and head.activation == "relu" and head.out_dim == 1 and loss == "logistic"
+
+
+def polish(head: MLPHead, loss: str, x: torch.Tensor, labels: torch.Tensor, steps: int, rho: float = 1e-2) -> Polished:
+    """Polish candidates `x` (m, d) of classes `labels` (0/1) against `head` for at most `steps` steps (polishable
+    heads only). Works in float64 on the CPU; returns the candidates in `x`'s dtype."""
+    if not polishable(head, loss):
+        raise ValueError("polish needs a one-hidden-layer ReLU head with one output and the logistic loss")
+    t0 = time.perf_counter()
+    h = copy.deepcopy(head).double().cpu()
+    w1, a = h.layers[0].weight.detach(), h.layers[1].weight.detach()[0]
+    b1 = h.layers[0].bias.detach() if h.layers[0].bias is not None else torch.zeros(len(w1), dtype=w1.dtype)
+    x64, y = x.detach().double().cpu(), labels.cpu()
+    lam, r = _fit(h, loss, x64, y)
+    live = lam > 0
+    xs, ys, lam = x64[live], y[live], lam[live]
+    before, taken = r, 0
+    for _ in range(steps if len(xs) else 0):
+        target = _solve(w1, b1, a, xs, lam, ys, rho)
+        t = 1.0
+        while t >= STEP_FLOOR:
+            xn = xs + t * (target - xs)
+            ln, rn = _fit(h, loss, xn, ys)
+            if rn < r:
+                break
+            t /= 2
+        else:
+            break
+        xs, lam, r, taken = xn, ln, rn, taken + 1
+    out = x64.clone()
+    out[live] = xs
+    return Polished(out.to(x.dtype).to(x.device), taken, int(live.sum()), before, r, time.perf_counter() - t0)
+
+
+def _fit(h: MLPHead, loss: str, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, float]:
+    """(λ ≥ 0 fitted jointly over the candidates, the relative residual ‖θ − Σ λ ∇θ Φ‖² / ‖θ‖²)."""
+    gram, c = margin_gram(h, loss, x, y)
+    lam = torch.from_numpy(gram_solve(gram.numpy(), c.numpy(), True))
+    theta = h.flat_params().detach()
+    tt = float(theta @ theta)
+    return lam, max(tt - 2 * float(lam @ c) + float(lam @ gram @ lam), 0.0) / tt
+
+
+def _solve(w1, b1, a, x, lam, y, rho: float) -> torch.Tensor:
+    """argmin_X ‖W1 − S X‖² + μ‖X − x‖² for the patterns and λ of candidates x (the module's docstring)."""
+    pattern = ((x @ w1.T + b1) > 0).to(x.dtype)  # (m, h)
+    s = a[:, None] * pattern.T * (lam * (2 * y.to(x.dtype) - 1))[None, :]  # (h, m)
+    sts = s.T @ s
+    mu = rho * float(sts.diagonal().mean())
+    if mu <= 0:
+        return x
+    return torch.linalg.solve(sts + mu * torch.eye(len(x), dtype=x.dtype), s.T @ w1 + mu * x)

@@ -1,0 +1,31 @@
+"""The polish stage: after the search (and after a sweep's shards are merged), every candidate of the victim's
+attack moved together by exact least squares on the head's first layer (attacks/polish.py)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from harness.attacks.base import AttackResult
+from harness.attacks.polish import polish, polishable
+from harness.pipeline.stages import Embedded, finite_candidates
+from harness.specs.task import HeadRecipe
+from harness.victims.build import TrainedVictim
+
+
+def polish_stage(result: AttackResult, trained: TrainedVictim, emb: Embedded, recipe: HeadRecipe, pixels: bool) -> AttackResult:
+    """`result` with its finite candidates polished for the attack's `polish` steps, in the victim's frame (the
+    candidates come and go back centred by the members' mean, as attack_stage gives them); the result as it is where
+    the polish does not run: `polish: 0` or an attack without it, a pixel head (its box prior is not part of the
+    polish; not measured there), a linear head (no search), or a head the closed form does not cover."""
+    steps = int(result.params.get("polish", 0) or 0)
+    if not steps or pixels or trained.linear or not polishable(trained.head, recipe.loss):
+        return result
+    ok = finite_candidates(result)
+    if not ok.any():
+        return result
+    frame, mean = trained.frame, emb.mean.double()
+    x = frame.apply(result.candidates[ok].double() + mean)
+    done = polish(trained.head, recipe.loss, x, result.labels[ok], steps)
+    candidates = result.candidates.clone()
+    candidates[ok] = (frame.to_raw(done.x) - mean).to(candidates.dtype)
+    return replace(result, candidates=candidates, polish=done.record())

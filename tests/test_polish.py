@@ -1,0 +1,104 @@
+"""The polish after the search: exact least squares on the first layer, on tiny victims in two frames."""
+
+import dataclasses
+
+import pytest
+import torch
+
+from harness.attacks.base import AttackResult
+from harness.attacks.polish import polish, polishable
+from harness.diagnostics.oracle import oracle_residual
+from harness.heads.mlp import MLPHead
+from harness.pipeline.polish import polish_stage
+from harness.pipeline.stages import Embedded
+from harness.specs.task import HeadRecipe
+from harness.victims.build import VictimData, build_victim
+from harness.victims.spec import VictimSpec
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+HEAD = HeadRecipe(widths=[256], init_scale=1e-3, lr=1.0, max_steps=6000, target_loss=1e-5, grad_tol=1e-5)
+
+
+def _victim(scale: float, transform: str = "none"):
+    """A stationary victim on 8 Gaussian members in 64-d multiplied by `scale`, behind `transform`."""
+    g = torch.Generator().manual_seed(5)
+    x = torch.randn(8, 64, generator=g) * scale
+    y = torch.tensor([0, 1] * 4)
+    v = build_victim(VictimSpec(transform=transform), HEAD, VictimData(x, y, 2, x[:0], y[:0]), seed=0, kind="real")
+    return v, v.frame.apply(x), y
+
+
+def _cos(a, b):
+    return torch.nn.functional.cosine_similarity(a, b, dim=1)
+
+
+@pytest.mark.parametrize("scale, transform", [(1.0, "none"), (30.0, "standardize")])
+def test_noisy_members_are_polished_back_in_any_frame(scale, transform):
+    v, members, y = _victim(scale, transform)
+    oracle = oracle_residual(v.head, "logistic", members, y, kink_tol=0.0)
+    noise = torch.randn(members.shape, generator=torch.Generator().manual_seed(1))
+    start = members + 0.3 * members.norm(dim=1, keepdim=True) / members.shape[1] ** 0.5 * noise
+    assert _cos(start, members).min() < 0.97
+    done = polish(v.head, "logistic", start, y, steps=10)
+    assert done.steps >= 1 and done.after < done.before
+    assert done.after < 2 * oracle + 1e-4, (done.after, oracle)
+    assert _cos(done.x, members).min() > 0.98
+
+
+def test_the_polish_never_raises_the_residual_and_leaves_unused_candidates_alone():
+    v, members, y = _victim(1.0)
+    g = torch.Generator().manual_seed(2)
+    x = torch.cat([members + 0.5 * torch.randn(members.shape, generator=g), torch.randn(8, 64, generator=g)])
+    labels = torch.cat([y, y])
+    done = polish(v.head, "logistic", x, labels, steps=5)
+    assert done.after <= done.before
+    assert done.candidates <= len(x)
+    moved = (done.x - x).norm(dim=1) > 0
+    assert int(moved.sum()) <= done.candidates
+
+
+def test_zero_steps_change_nothing():
+    v, members, y = _victim(1.0)
+    done = polish(v.head, "logistic", members, y, steps=0)
+    assert done.steps == 0 and torch.equal(done.x, members) and done.after == done.before
+
+
+def test_heads_outside_the_closed_form_are_left_as_the_search_ends():
+    deep = MLPHead([64, 16, 16, 1])
+    assert not polishable(deep, "logistic") and not polishable(MLPHead([64, 16, 3]), "ce")
+    with pytest.raises(ValueError, match="one-hidden-layer"):
+        polish(deep, "logistic", torch.randn(4, 64), torch.tensor([0, 1, 0, 1]), steps=3)
+
+
+def _stage_inputs(scale=1.0, transform="none"):
+    v, members, y = _victim(scale, transform)
+    mean = torch.randn(64) * 0.1
+    emb = Embedded(members, members[:0], mean, False, False, 0.0)
+    noisy = members + 0.2 * torch.randn(members.shape, generator=torch.Generator().manual_seed(3))
+    raw_centred = v.frame.to_raw(noisy) - mean  # as attack_stage gives candidates back
+    result = AttackResult(raw_centred.float(), y, torch.ones(len(y)), torch.zeros(len(y), dtype=torch.long), [],
+                          {"polish": 6})
+    return v, emb, result, members, mean
+
+
+def test_the_stage_polishes_in_the_victims_frame_and_records_it():
+    v, emb, result, members, mean = _stage_inputs(30.0, "standardize")
+    out = polish_stage(result, v, emb, HEAD, pixels=False)
+    assert out.polish is not None and out.polish["steps"] >= 1
+    assert out.polish["residual_after"] < out.polish["residual_before"]
+    back = v.frame.apply(out.candidates.double() + mean.double())
+    assert _cos(back.float(), members).min() > 0.98
+    assert result.polish is None  # the search's result is not changed in place
+
+
+@pytest.mark.parametrize("change", [{"params": {"polish": 0}}, {"params": {}}])
+def test_the_stage_does_nothing_when_off_or_for_another_attack(change):
+    v, emb, result, _, _ = _stage_inputs()
+    result = dataclasses.replace(result, **change)
+    assert polish_stage(result, v, emb, HEAD, pixels=False) is result
+
+
+def test_pixel_heads_are_not_polished():
+    v, emb, result, _, _ = _stage_inputs()
+    assert polish_stage(result, v, emb, HEAD, pixels=True) is result
