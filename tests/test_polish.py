@@ -102,3 +102,15 @@ def test_the_stage_does_nothing_when_off_or_for_another_attack(change):
 def test_pixel_heads_are_not_polished():
     v, emb, result, _, _ = _stage_inputs()
     assert polish_stage(result, v, emb, HEAD, pixels=True) is result
+
+
+def test_a_pool_above_the_cap_polishes_its_heaviest_candidates(monkeypatch):
+    import harness.pipeline.polish as stage
+
+    v, emb, result, _, _ = _stage_inputs()
+    result = dataclasses.replace(result, lambdas=torch.tensor([5.0, 0.1, 4.0, 0.2, 3.0, 0.3, 2.0, 0.4]))
+    monkeypatch.setattr(stage, "MAX_POOL", 4)
+    out = polish_stage(result, v, emb, HEAD, pixels=False)
+    moved = (out.candidates - result.candidates).norm(dim=1) > 0
+    assert out.polish is not None and out.polish["candidates"] <= 4
+    assert not moved[[1, 3, 5, 7]].any()  # the light half was left as the search ended
