@@ -66,6 +66,7 @@ def test_run_writes_every_table_with_provenance(tmp_path, bert_card, capsys):
     assert 0 <= real["public_good_at_0_8"] <= 8 and 0 <= real["good_at_0_8_beyond_public"] <= real["good_at_0_8"]
     assert real["public_good_ssim"] is None and real["good_ssim_beyond_public"] is None  # a text victim
     assert real["good_at_0_8_first_half"] is None and real["good_ssim_first_half"] is None  # one run: no half to compare
+    assert real["polish_steps"] is None and real["polish_residual_before"] is None  # kkt-reference: no polish
     assert store.read("matches").num_rows == 2 * (8 + 20)
     members = [r for r in store.read("matches").to_pylist() if r["kind"] == "member"]
     by_victim = {v: {r["source_row"]: r["label"] for r in members if r["victim"] == v} for v in ("real", "null")}

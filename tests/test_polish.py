@@ -1,6 +1,7 @@
 """The polish after the search: exact least squares on the first layer, on tiny victims in two frames."""
 
 import dataclasses
+import json
 
 import pytest
 import torch
@@ -114,3 +115,18 @@ def test_a_pool_above_the_cap_polishes_its_heaviest_candidates(monkeypatch):
     moved = (out.candidates - result.candidates).norm(dim=1) > 0
     assert out.polish is not None and out.polish["candidates"] <= 4
     assert not moved[[1, 3, 5, 7]].any()  # the light half was left as the search ended
+
+
+def test_a_run_with_kkt_records_the_polish_on_its_victims_rows(tmp_path, bert_card):
+    from harness.store.store import ResultStore
+    from tests.test_cli import _run, _task
+
+    attack = {"name": "kkt", "params": {"m": 8, "restarts": 4, "iterations": 60, "rungs": 1}}
+    out = tmp_path / "out"
+    assert _run(_task(tmp_path, bert_card, attack=attack), "--out", out) == 0
+    victims = ResultStore(out, create=False).read("victims").to_pylist()
+    assert {v["victim"] for v in victims} == {"real", "null"}
+    for v in victims:  # one hidden ReLU layer, one output: both victims are polished, and the rows say how
+        assert v["polish_steps"] is not None and 0 <= v["polish_steps"] <= 6
+        assert v["polish_residual_after"] <= v["polish_residual_before"] and v["polish_s"] >= 0
+        assert json.loads(v["settings"])["attack_params"]["polish"] == 6
