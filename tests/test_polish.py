@@ -10,7 +10,7 @@ from harness.attacks.base import AttackResult
 from harness.attacks.polish import polish, polishable
 from harness.diagnostics.oracle import oracle_residual
 from harness.heads.mlp import MLPHead
-from harness.pipeline.polish import polish_stage
+from harness.pipeline.polish import polish_line, polish_stage
 from harness.pipeline.stages import Embedded
 from harness.specs.task import HeadRecipe
 from harness.victims.build import VictimData, build_victim
@@ -130,3 +130,8 @@ def test_a_run_with_kkt_records_the_polish_on_its_victims_rows(tmp_path, bert_ca
         assert v["polish_steps"] is not None and 0 <= v["polish_steps"] <= 6
         assert v["polish_residual_after"] <= v["polish_residual_before"] and v["polish_s"] >= 0
         assert json.loads(v["settings"])["attack_params"]["polish"] == 6
+
+
+def test_the_run_summary_line_names_the_steps_and_residuals():
+    line = polish_line({"steps": 3, "candidates": 66, "residual_before": 0.00232, "residual_after": 0.00128, "seconds": 0.31})
+    assert line.strip() == "polish: 3 steps over 66 candidates, joint residual 0.00232 -> 0.00128 in 0.3s"

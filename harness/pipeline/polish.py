@@ -37,3 +37,9 @@ def polish_stage(result: AttackResult, trained: TrainedVictim, emb: Embedded, re
     candidates = result.candidates.clone()
     candidates[ok] = (frame.to_raw(done.x) - mean).to(candidates.dtype)
     return replace(result, candidates=candidates, polish=done.record())
+
+
+def polish_line(record: dict) -> str:
+    """The run summary's line for a victim's polish (AttackResult.polish)."""
+    return (f"    polish: {record['steps']} steps over {record['candidates']} candidates, joint residual "
+            f"{record['residual_before']:.3g} -> {record['residual_after']:.3g} in {record['seconds']:.1f}s")

@@ -31,7 +31,7 @@ from harness.data.split import MemberSplit, load_split
 from harness.invert.recipe import EvidenceRecipe
 from harness.pipeline.evidence import VictimEvidence, invert_stage, inversion_rows, select_stage, selection_rows, selection_score_rows
 from harness.pipeline.plan import Unit, resolve_attack
-from harness.pipeline.polish import polish_stage
+from harness.pipeline.polish import polish_line, polish_stage
 from harness.pipeline.rows import VictimOutcome, candidate_rows, match_rows, provenance, run_rows, victim_row
 from harness.pipeline.stages import (
     Embedded, GivenHead, attack_stage, checkpoint_stage, embed_stage, given_head_stage, image_shape, pixel_score_stage,
@@ -157,8 +157,8 @@ def attack(unit: Unit, prep: Prepared, trained: Trained, kind: str, params: dict
 
 def finish(unit: Unit, prep: Prepared, trained: Trained, results: dict[str, AttackResult],
            recipe: EvidenceRecipe | None = None, progress: bool = False) -> tuple[dict[str, VictimOutcome], dict[str, VictimEvidence]]:
-    """Score each victim's candidates (members vs non-members, SSIM for pixels) and select without ground
-    truth (by `recipe`, default the task's evidence settings)."""
+    """Polish each victim's candidates (pipeline/polish.py; `results` takes the polished ones), score them (members vs
+    non-members, SSIM for pixels) and select without ground truth (by `recipe`, default the task's evidence settings)."""
     outcomes, evidence, floor = {}, {}, None
     recipe = recipe or unit.task.evidence
     for kind, result in results.items():
@@ -265,9 +265,7 @@ def run_unit(unit: Unit, resolved: ResolvedModel, out: Path | None, cache_dir: P
                f"match {px.public_good if px else s.public_good(GOOD_COSINE)})" if len(s.member_public) else "")
         )
         if vo.result.polish:
-            pr = vo.result.polish
-            console.print(f"    polish: {pr['steps']} steps over {pr['candidates']} candidates, joint residual "
-                          f"{pr['residual_before']:.3g} -> {pr['residual_after']:.3g} in {pr['seconds']:.1f}s")
+            console.print(polish_line(vo.result.polish))
     for kind, e in ev.items():
         t0 = _stage(console, f"invert ({kind})")
         if kind == "real":
