@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import torch
 
-from harness.diagnostics.oracle import gram_solve, margin_gram
+from harness.diagnostics.oracle import margin_gram, theta_fit
 from harness.heads.mlp import MLPHead
 
 STEP_FLOOR = 1 / 64  # the smallest step toward the least-squares solution tried before the polish stops
@@ -80,10 +80,9 @@ def polish(head: MLPHead, loss: str, x: torch.Tensor, labels: torch.Tensor, step
 def _fit(h: MLPHead, loss: str, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, float]:
     """(λ ≥ 0 fitted jointly over the candidates, the relative residual ‖θ − Σ λ ∇θ Φ‖² / ‖θ‖²)."""
     gram, c = margin_gram(h, loss, x, y)
-    lam = torch.from_numpy(gram_solve(gram.numpy(), c.numpy(), True))
     theta = h.flat_params().detach()
-    tt = float(theta @ theta)
-    return lam, max(tt - 2 * float(lam @ c) + float(lam @ gram @ lam), 0.0) / tt
+    lam, residual = theta_fit(gram.numpy(), c.numpy(), float(theta @ theta), nonnegative=True)
+    return torch.from_numpy(lam), residual
 
 
 def _solve(w1, b1, a, x, lam, y, rho: float) -> torch.Tensor:

@@ -41,9 +41,7 @@ def oracle_fit(head: MLPHead, loss: LossName, x: torch.Tensor, labels: torch.Ten
     else:
         gram, c = margin_gram(head, loss, x, labels)
     g = gram.numpy()
-    lam = gram_solve(g, c.numpy(), nonnegative=loss != "mse")
-    tt = float(theta @ theta)
-    residual = max(tt - 2 * float(lam @ c.numpy()) + float(lam @ g @ lam), 0.0) / tt
+    lam, residual = theta_fit(g, c.numpy(), float(theta @ theta), nonnegative=loss != "mse")
     if loss == "mse":  # columns member-major (n, C): member i's block of λ and of the Gram
         per = len(lam) // len(x)
         blocks = lam.reshape(len(x), per)
@@ -99,6 +97,12 @@ def margin_gram(head: MLPHead, loss: LossName, x: torch.Tensor, labels: torch.Te
             slope = (z > 0).to(z.dtype) if head.activation == "relu" else 1 - torch.tanh(z) ** 2
             delta = (delta @ layer.weight) * slope
     return gram, c
+
+
+def theta_fit(gram: np.ndarray, c: np.ndarray, tt: float, nonnegative: bool) -> tuple[np.ndarray, float]:
+    """(λ, min_λ ‖θ − J λ‖² / ‖θ‖²) from the normal equations (JᵀJ, Jᵀθ) and tt = ‖θ‖² (gram_solve)."""
+    lam = gram_solve(gram, c, nonnegative)
+    return lam, max(tt - 2 * float(lam @ c) + float(lam @ gram @ lam), 0.0) / tt
 
 
 def gram_solve(gram: np.ndarray, c: np.ndarray, nonnegative: bool) -> np.ndarray:
