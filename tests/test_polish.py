@@ -65,11 +65,38 @@ def test_zero_steps_change_nothing():
     assert done.steps == 0 and torch.equal(done.x, members) and done.after == done.before
 
 
+def test_a_deeper_head_is_polished_through_its_first_layer():
+    head = HEAD.model_copy(update={"widths": [128, 128], "init_scale": 1e-2})
+    g = torch.Generator().manual_seed(5)
+    x, y = torch.randn(8, 64, generator=g), torch.tensor([0, 1] * 4)
+    v = build_victim(VictimSpec(), head, VictimData(x, y, 2, x[:0], y[:0]), seed=0, kind="real")
+    members = v.frame.apply(x)
+    assert polishable(v.head, "logistic")
+    oracle = oracle_residual(v.head, "logistic", members, y, kink_tol=0.0)
+    start = members + 0.3 * torch.randn(x.shape, generator=torch.Generator().manual_seed(1))
+    done = polish(v.head, "logistic", start, y, steps=10)
+    assert done.after < 2 * oracle + 1e-4, (done.after, oracle)
+    assert _cos(done.x, members).min() > 0.98 > _cos(start, members).min()
+
+
+def test_a_multiclass_head_is_polished():
+    head = HEAD.model_copy(update={"loss": "ce"})
+    x, y = torch.randn(9, 64, generator=torch.Generator().manual_seed(5)), torch.tensor([0, 1, 2] * 3)
+    v = build_victim(VictimSpec(), head, VictimData(x, y, 3, x[:0], y[:0]), seed=0, kind="real")
+    members = v.frame.apply(x)
+    assert polishable(v.head, "ce")
+    start = members + 0.1 * members.norm(dim=1, keepdim=True) / 8 * torch.randn(x.shape, generator=torch.Generator().manual_seed(1))
+    done = polish(v.head, "ce", start, y, steps=10)
+    assert done.steps >= 1 and done.after < done.before  # a signal of the wrong sign takes no step
+    assert _cos(done.x, members).min() > 0.98
+
+
 def test_heads_outside_the_closed_form_are_left_as_the_search_ends():
-    deep = MLPHead([64, 16, 16, 1])
-    assert not polishable(deep, "logistic") and not polishable(MLPHead([64, 16, 3]), "ce")
-    with pytest.raises(ValueError, match="one-hidden-layer"):
-        polish(deep, "logistic", torch.randn(4, 64), torch.tensor([0, 1, 0, 1]), steps=3)
+    tanh, linear = MLPHead([64, 16, 1], activation="tanh"), MLPHead([64, 1])
+    assert not polishable(tanh, "logistic") and not polishable(linear, "logistic")
+    assert not polishable(MLPHead([64, 16, 3]), "mse")
+    with pytest.raises(ValueError, match="ReLU head with a hidden layer"):
+        polish(tanh, "logistic", torch.randn(4, 64), torch.tensor([0, 1, 0, 1]), steps=3)
 
 
 def _stage_inputs(scale=1.0, transform="none"):

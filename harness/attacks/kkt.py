@@ -62,8 +62,8 @@ class KKTFastParams(KKTParams):
         "candidates (recombine.py); 0: every restart from `init`. One bracket: no effect")
     polish: int = Field(
         6, ge=0, le=100, description="after the search, at most this many exact least-squares steps on the first layer over "
-        "every restart's candidates together (polish.py; embedding heads of one hidden ReLU layer and one output: other "
-        "heads are left as the search ends); 0: off")
+        "every restart's candidates together (polish.py; embedding heads of ReLU layers with a margin loss, binary or "
+        "multiclass: pixel, tanh and regression heads are left as the search ends); 0: off")
     keep: Literal["survivors", "all"] = Field("survivors", description="candidates of pruned restarts too ('all'), or not")
     device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$", description="auto: the first CUDA device if present, else cpu")
     compile: fused.Compile = Field(

@@ -1,8 +1,9 @@
 """Polish: the search's candidates, all restarts together, moved by exact least squares on the first layer.
 
-For a head with one hidden ReLU layer and one output (a binary margin), the stationarity condition on the first
-layer is linear in the candidates once their activation patterns P and multipliers λ are fixed:
-W1 ≈ S X with S_ji = a_j P_ij λ_i y_i (a: the output weights, y_i = ±1 the candidate's class). A polish step
+For a ReLU head (any depth) trained on a margin loss (binary or multiclass), the stationarity condition on the
+first layer is linear in the candidates once their activation patterns, multipliers λ and (multiclass) rivals'
+split are fixed: W1 ≈ S X, with S's column i candidate i's backprop signal at the first layer, δ_i = λ_i ∂Φ_i/∂z1
+(one hidden layer and one output: S_ji = a_j P_ij λ_i y_i, a the output weights, P the pattern, y_i = ±1). A polish step
 solves that for X in one go, (SᵀS + μI) X = SᵀW1 + μX (μ = `rho` × the mean of diag(SᵀS): candidates the fit does
 not use stay where they are), and takes the largest step toward it, from 1 down to 1/64, that lowers the whole
 residual ‖θ − Σ λ_i ∇θ Φ_i‖² / ‖θ‖² with λ ≥ 0 refitted jointly over the pool (the oracle's Gram fit,
@@ -21,6 +22,7 @@ from dataclasses import dataclass
 
 import torch
 
+from harness.attacks.margins import Form, head_form, output_coef
 from harness.diagnostics.oracle import margin_gram, theta_fit
 from harness.heads.mlp import MLPHead
 
@@ -42,26 +44,24 @@ class Polished:
 
 
 def polishable(head: MLPHead, loss: str) -> bool:
-    """The polish's closed form holds for one hidden ReLU layer and one output trained on a margin loss."""
-    return len(head.layers) == 2 and head.activation == "relu" and head.out_dim == 1 and loss == "logistic"
+    """The polish's closed form holds for ReLU heads with a hidden layer, trained on a margin loss (not regression)."""
+    return len(head.layers) >= 2 and head.activation == "relu" and head_form(loss, head.out_dim) != "regression"
 
 
 def polish(head: MLPHead, loss: str, x: torch.Tensor, labels: torch.Tensor, steps: int, rho: float = 1e-2) -> Polished:
     """Polish candidates `x` (m, d) of classes `labels` (0/1) against `head` for at most `steps` steps (polishable
     heads only). Works in float64 on the CPU; returns the candidates in `x`'s dtype."""
     if not polishable(head, loss):
-        raise ValueError("polish needs a one-hidden-layer ReLU head with one output and the logistic loss")
+        raise ValueError("polish needs a ReLU head with a hidden layer and a margin loss (logistic or ce)")
     t0 = time.perf_counter()
     h = copy.deepcopy(head).double().cpu()
-    w1, a = h.layers[0].weight.detach(), h.layers[1].weight.detach()[0]
-    b1 = h.layers[0].bias.detach() if h.layers[0].bias is not None else torch.zeros(len(w1), dtype=w1.dtype)
     x64, y = x.detach().double().cpu(), labels.cpu()
     lam, r = _fit(h, loss, x64, y)
     live = lam > 0
     xs, ys, lam = x64[live], y[live], lam[live]
     before, taken = r, 0
     for _ in range(steps if len(xs) else 0):
-        target = _solve(w1, b1, a, xs, lam, ys, rho)
+        target = _solve(h, head_form(loss, h.out_dim), xs, lam, ys, rho)
         t = 1.0
         while t >= STEP_FLOOR:
             xn = xs + t * (target - xs)
@@ -85,10 +85,23 @@ def _fit(h: MLPHead, loss: str, x: torch.Tensor, y: torch.Tensor) -> tuple[torch
     return torch.from_numpy(lam), residual
 
 
-def _solve(w1, b1, a, x, lam, y, rho: float) -> torch.Tensor:
-    """argmin_X ‖W1 − S X‖² + μ‖X − x‖² for the patterns and λ of candidates x (the module's docstring)."""
-    pattern = ((x @ w1.T + b1) > 0).to(x.dtype)  # (m, h)
-    s = a[:, None] * pattern.T * (lam * (2 * y.to(x.dtype) - 1))[None, :]  # (h, m)
+@torch.no_grad()
+def signals(h: MLPHead, form: Form, x: torch.Tensor, lam: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """(m, width) each candidate's backprop signal at the first layer, λ_i ∂Φ_i/∂z1 at its own patterns (and rivals'
+    split): W1's part of Σ λ ∇θ Φ is signalsᵀ X."""
+    zs = [h.layers[0](x)]
+    for layer in h.layers[1:]:
+        zs.append(layer(torch.relu(zs[-1])))
+    delta = output_coef(form, lam, y, zs[-1])
+    for k in range(len(h.layers) - 1, 0, -1):
+        delta = (delta @ h.layers[k].weight) * (zs[k - 1] > 0).to(x.dtype)
+    return delta
+
+
+def _solve(h: MLPHead, form: Form, x, lam, y, rho: float) -> torch.Tensor:
+    """argmin_X ‖W1 − S X‖² + μ‖X − x‖² for the patterns, λ and rivals' split of candidates x (the module's docstring)."""
+    s = signals(h, form, x, lam, y).T  # (h, m)
+    w1 = h.layers[0].weight.detach()
     sts = s.T @ s
     mu = rho * float(sts.diagonal().mean())
     if mu <= 0:
