@@ -175,15 +175,16 @@ def attack_scored(v, head: HeadRecipe, d: dict, pixels: bool, params: dict):
     (row dict, attack result)."""
     emb = embedded(d)
     t0 = time.perf_counter()
-    res = attack_stage(v, emb, head, AttackRecipe(name="kkt", params=params), classes_of(d), pixels, False)
-    res = polish_stage(res, v, emb, head, pixels)  # as the pipeline's finish does
+    searched = attack_stage(v, emb, head, AttackRecipe(name="kkt", params=params), classes_of(d), pixels, False)
+    res = polish_stage(searched, v, emb, head, pixels)  # as the pipeline's finish does
     attack_s = time.perf_counter() - t0
     s = score_stage(res, emb, 0.01)
     out = {"active": v.active_share, "oracle": v.oracle_residual, "carried": v.effective_members, "in_w1": v.in_row_space, "tpr": s.tpr, "cos08": int((s.member_best > 0.8).sum()),
            "n": len(emb.members), "attack_s": attack_s, "linear": v.linear, "test_acc": v.test_acc,
            "eps": v.info.get("epsilon"), "best_loss": min((r.final_loss for r in res.runs if r.status == "ok"), default=float("nan")),
            "pub08": s.public_good(0.8), "beyond08": s.beyond_public(0.8), "planted_its": planted_iterations(res),
-           "half": s.good_first_half}
+           "half": s.good_first_half,
+           "unpolished": None if res.polish is None else int((score_stage(searched, emb, 0.01).member_best > 0.8).sum())}
     if pixels:
         px = pixel_score_stage(res, emb, 0.01, (3, 32, 32))
         out["ssim04"] = px.good if px else 0
@@ -264,8 +265,9 @@ def fmt_row(data: str, recipe: str, r: dict, nr: dict | None, pixels: bool, widt
     in_w1 = "-" if r.get("in_w1") is None else str(r["in_w1"])
     eps = f" eps {r['eps']:.2f}" if r.get("eps") is not None else ""
     half = "-" if r.get("half") is None else str(r["half"])
+    unpolished = "-" if r.get("unpolished") is None else str(r["unpolished"])
     return (f"  {data:<{width}} {recipe:<27} {act:>6} {r['oracle']:>8.3f} {carried:>7} {in_w1:>5} {r['best_loss']:>8.3g} {r.get('planted', '-'):>12} "
-            f"{r['tpr']:>6.2f} {good:>10} {half:>8} {public_cell(r, pixels):>13} {null:>18} {r['test_acc']:>5.2f} {r['train_s'] + r['attack_s']:>6.0f}s{eps}")
+            f"{r['tpr']:>6.2f} {good:>10} {unpolished:>10} {half:>8} {public_cell(r, pixels):>13} {null:>18} {r['test_acc']:>5.2f} {r['train_s'] + r['attack_s']:>6.0f}s{eps}")
 
 
 def public_cell(r: dict, pixels: bool) -> str:
@@ -361,7 +363,7 @@ def main(argv=None) -> int:
         "(below x1: the loss singles the members out)")
     width = max([26] + [len(x) + 4 for x in names])  # room for ' s12'
     say(f"  {'data':<{width}} {'recipe':<27} {'active':>6} {'oracle':>8} {'carried':>7} {'in W1':>5} {'search':>8} {'planted':>12} {'TPR':>6} {'members':>10} "
-        f"{'1st half':>8} {'beyond / pub':>13} {'disjoint null':>18} {'acc':>5} {'time':>7}")
+        f"{'unpolished':>10} {'1st half':>8} {'beyond / pub':>13} {'disjoint null':>18} {'acc':>5} {'time':>7}")
     for seed in (int(s) for s in a.seeds.split(",")):
         for name in names:
             pixels = is_pixels(name)
@@ -387,7 +389,8 @@ def main(argv=None) -> int:
         f"{PLANTED_RUN}), and that run's loss over the "
         "best loss found from scratch (x < 1: the loss prefers the members; x >> 1 with members kept: a flat loss "
         "that leaves any start in place); members = members with a "
-        "candidate at cosine > 0.8 (SSIM > 0.4 for pixels); 1st half = the same from the first half of the search's brackets, "
+        "candidate at cosine > 0.8 (SSIM > 0.4 for pixels); unpolished = the same before the polish, from the same search "
+        "('-' where the polish does not run: docs/attack.md, \"Polish\"); 1st half = the same from the first half of the search's brackets, "
         "so members - 1st half is what the second half of the budget added; beyond / pub = members with such a candidate closer to them than any public "
         "input, and members a public input alone matches at that rule (the attacker holds the public inputs); disjoint null = the same for the control; acc = test accuracy")
     if a.scale:
