@@ -14,6 +14,11 @@ from __future__ import annotations
 import torch
 
 
+def candidate_weight(lam: torch.Tensor) -> torch.Tensor:
+    """(m,) each candidate's |lambda| (summed over outputs where a candidate has one per output)."""
+    return lam.abs().flatten(1).sum(1) if lam.dim() > 1 else lam.abs()
+
+
 class Pool:
     """Candidates (in input space, centred) with their |lambda| and class label, from finished restarts."""
 
@@ -28,7 +33,7 @@ class Pool:
 
     def add(self, x: torch.Tensor, lam: torch.Tensor, labels: torch.Tensor) -> None:
         """One restart's candidates x (m, d), multipliers lam (m[, C]) and labels (m,)."""
-        w = lam.abs().flatten(1).sum(1) if lam.dim() > 1 else lam.abs()
+        w = candidate_weight(lam)
         ok = torch.isfinite(x).all(1) & torch.isfinite(w) & (w > 0)
         x, w, labels = x[ok].float(), w[ok].float(), labels[ok]
         if self.x is None:

@@ -9,6 +9,7 @@ import torch
 
 from harness.attacks.base import AttackResult
 from harness.attacks.polish import polish, polishable
+from harness.attacks.recombine import candidate_weight
 from harness.pipeline.stages import Embedded, finite_candidates
 from harness.specs.task import HeadRecipe
 from harness.victims.build import TrainedVictim
@@ -26,7 +27,7 @@ def polish_stage(result: AttackResult, trained: TrainedVictim, emb: Embedded, re
         return result
     ok = finite_candidates(result)
     if int(ok.sum()) > MAX_POOL:  # the joint fit is cubic in the pool: the heaviest candidates by the search's own λ
-        weight = result.lambdas.abs().reshape(len(ok), -1).sum(1).double().masked_fill(~ok, -1.0)
+        weight = candidate_weight(result.lambdas).double().masked_fill(~ok, -1.0)
         ok = torch.zeros_like(ok)
         ok[torch.argsort(weight, descending=True)[:MAX_POOL]] = True
     if not ok.any():
