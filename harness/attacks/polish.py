@@ -49,7 +49,7 @@ def polishable(head: MLPHead, loss: str) -> bool:
 
 
 def polish(head: MLPHead, loss: str, x: torch.Tensor, labels: torch.Tensor, steps: int, rho: float = 1e-2) -> Polished:
-    """Polish candidates `x` (m, d) of classes `labels` (0/1) against `head` for at most `steps` steps (polishable
+    """Polish candidates `x` (m, d) of classes `labels` (0 to C-1; binary 0/1) against `head` for at most `steps` steps (polishable
     heads only). Works in float64 on the CPU; returns the candidates in `x`'s dtype."""
     if not polishable(head, loss):
         raise ValueError("polish needs a ReLU head with a hidden layer and a margin loss (logistic or ce)")
