@@ -49,8 +49,8 @@ def polishable(head: MLPHead, loss: str) -> bool:
 
 
 def polish(head: MLPHead, loss: str, x: torch.Tensor, labels: torch.Tensor, steps: int, rho: float = 1e-2) -> Polished:
-    """Polish candidates `x` (m, d) of classes `labels` (0 to C-1; binary 0/1) against `head` for at most `steps` steps (polishable
-    heads only). Works in float64 on the CPU; returns the candidates in `x`'s dtype."""
+    """Polish candidates `x` (m, d) of classes `labels` (0 to C-1) against `head` for at most `steps` steps
+    (polishable heads only). Works in float64 on the CPU; returns the candidates in `x`'s dtype."""
     if not polishable(head, loss):
         raise ValueError("polish needs a ReLU head with a hidden layer and a margin loss (logistic or ce)")
     t0 = time.perf_counter()
@@ -99,7 +99,7 @@ def signals(h: MLPHead, form: Form, x: torch.Tensor, lam: torch.Tensor, y: torch
 
 
 def _solve(h: MLPHead, form: Form, x, lam, y, rho: float) -> torch.Tensor:
-    """argmin_X ‖W1 − S X‖² + μ‖X − x‖² for the patterns, λ and rivals' split of candidates x (the module's docstring)."""
+    """argmin_X ‖W1 − S X‖² + μ‖X − x‖² for the patterns, λ and rivals' split of candidates x (module docstring)."""
     s = signals(h, form, x, lam, y).T  # (h, m)
     w1 = h.layers[0].weight.detach()
     sts = s.T @ s
