@@ -22,8 +22,8 @@ from dataclasses import dataclass
 
 import torch
 
-from harness.attacks.margins import Form, head_form, output_coef
-from harness.diagnostics.oracle import margin_gram, theta_fit
+from harness.attacks.margins import head_form
+from harness.diagnostics.oracle import margin_gram, margin_signals, theta_fit
 from harness.heads.mlp import MLPHead
 
 STEP_FLOOR = 1 / 64  # the smallest step toward the least-squares solution tried before the polish stops
@@ -61,7 +61,7 @@ def polish(head: MLPHead, loss: str, x: torch.Tensor, labels: torch.Tensor, step
     xs, ys, lam = x64[live], y[live], lam[live]
     before, taken = r, 0
     for _ in range(steps if len(xs) else 0):
-        target = _solve(h, head_form(loss, h.out_dim), xs, lam, ys, rho)
+        target = _solve(h, loss, xs, lam, ys, rho)
         t = 1.0
         while t >= STEP_FLOOR:
             xn = xs + t * (target - xs)
@@ -85,22 +85,10 @@ def _fit(h: MLPHead, loss: str, x: torch.Tensor, y: torch.Tensor) -> tuple[torch
     return torch.from_numpy(lam), residual
 
 
-@torch.no_grad()
-def signals(h: MLPHead, form: Form, x: torch.Tensor, lam: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """(m, width) each candidate's backprop signal at the first layer, λ_i ∂Φ_i/∂z1 at its own patterns (and rivals'
-    split): W1's part of Σ λ ∇θ Φ is signalsᵀ X."""
-    zs = [h.layers[0](x)]
-    for layer in h.layers[1:]:
-        zs.append(layer(torch.relu(zs[-1])))
-    delta = output_coef(form, lam, y, zs[-1])
-    for k in range(len(h.layers) - 1, 0, -1):
-        delta = (delta @ h.layers[k].weight) * (zs[k - 1] > 0).to(x.dtype)
-    return delta
-
-
-def _solve(h: MLPHead, form: Form, x, lam, y, rho: float) -> torch.Tensor:
-    """argmin_X ‖W1 − S X‖² + μ‖X − x‖² for the patterns, λ and rivals' split of candidates x (module docstring)."""
-    s = signals(h, form, x, lam, y).T  # (h, m)
+def _solve(h: MLPHead, loss: str, x, lam, y, rho: float) -> torch.Tensor:
+    """argmin_X ‖W1 − S X‖² + μ‖X − x‖² for the patterns, λ and rivals' split of candidates x (module docstring):
+    S's columns are the candidates' first-layer margin signals scaled by λ (Φ is linear in the multiplier)."""
+    s = (lam[:, None] * margin_signals(h, loss, x, y)[2][0]).T  # (h, m)
     w1 = h.layers[0].weight.detach()
     sts = s.T @ s
     mu = rho * float(sts.diagonal().mean())

@@ -75,6 +75,21 @@ def margin_gram(head: MLPHead, loss: LossName, x: torch.Tensor, labels: torch.Te
     """(JᵀJ, Jᵀθ) of the members' margin gradients without forming J (P x n: 12 GB in float64 for a
     3072-1000-1 head and 500 members): layer by layer, ∇_{W_k} Φ_i = δ_ki a_(k-1)iᵀ, so
     <∇Φ_i, ∇Φ_j> = Σ_k (δ_ki·δ_kj)(a_(k-1)i·a_(k-1)j + [bias]) and <θ, ∇Φ_i> = Σ_k δ_ki·z_ki."""
+    zs, acts, deltas = margin_signals(head, loss, x, labels)
+    n = len(x)
+    gram, c = x.new_zeros(n, n), x.new_zeros(n)
+    for k in range(len(head.layers) - 1, -1, -1):  # output layer first, as the signals flow
+        layer = head.layers[k]
+        ga = acts[k] @ acts[k].T + (1.0 if layer.bias is not None else 0.0)
+        gram += (deltas[k] @ deltas[k].T) * ga
+        c += (deltas[k] * zs[k]).sum(1)
+    return gram, c
+
+
+@torch.no_grad()
+def margin_signals(head: MLPHead, loss: LossName, x: torch.Tensor, labels: torch.Tensor) -> tuple[list, list, list]:
+    """Per layer k: the pre-activations z_k, the layer's inputs a_(k-1), and the backprop signals δ_k = ∂Φ_i/∂z_k of
+    each sample's margin (multiclass: with the rivals' split at the sample's own outputs)."""
     act = {"relu": torch.relu, "tanh": torch.tanh}[head.activation]
     zs, acts, a = [], [x], x
     for k, layer in enumerate(head.layers):
@@ -82,21 +97,13 @@ def margin_gram(head: MLPHead, loss: LossName, x: torch.Tensor, labels: torch.Te
         if k < len(head.layers) - 1:
             a = act(zs[-1])
             acts.append(a)
-    out = zs[-1]
     form = head_form(loss, head.out_dim)
-    delta = output_coef(form, torch.ones(len(x), dtype=x.dtype), labels, out)  # ∂Φ_i/∂out_i
-    n = len(x)
-    gram, c = x.new_zeros(n, n), x.new_zeros(n)
-    for k in range(len(head.layers) - 1, -1, -1):
-        layer = head.layers[k]
-        ga = acts[k] @ acts[k].T + (1.0 if layer.bias is not None else 0.0)
-        gram += (delta @ delta.T) * ga
-        c += (delta * zs[k]).sum(1)
-        if k > 0:
-            z = zs[k - 1]
-            slope = (z > 0).to(z.dtype) if head.activation == "relu" else 1 - torch.tanh(z) ** 2
-            delta = (delta @ layer.weight) * slope
-    return gram, c
+    deltas = [output_coef(form, torch.ones(len(x), dtype=x.dtype), labels, zs[-1])]  # ∂Φ_i/∂out_i
+    for k in range(len(head.layers) - 1, 0, -1):
+        z = zs[k - 1]
+        slope = (z > 0).to(z.dtype) if head.activation == "relu" else 1 - torch.tanh(z) ** 2
+        deltas.insert(0, (deltas[0] @ head.layers[k].weight) * slope)
+    return zs, acts, deltas
 
 
 def theta_fit(gram: np.ndarray, c: np.ndarray, tt: float, nonnegative: bool) -> tuple[np.ndarray, float]:
