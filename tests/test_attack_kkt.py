@@ -84,19 +84,22 @@ def test_null_victim_recovers_nothing(planted):
      ([8, 16, 10], "multiclass", "all", "tanh")],
 )
 @pytest.mark.parametrize("gram", [None, False], ids=["gram-where-cheaper", "explicit-G"])
-def test_closed_form_gradient_matches_double_backward(dims, kind, bias, act, gram):
+@pytest.mark.parametrize("weighted", [False, True], ids=["kkt", "layer-weights"])
+def test_closed_form_gradient_matches_double_backward(dims, kind, bias, act, gram, weighted):
     """Both forms of the stationarity loss agree for ReLU heads and for tanh heads (BERT-style
     classifier heads: dense -> tanh -> linear, biases everywhere), with each layer's ||G_k||^2 from the
-    Gram matrices (as at small m) and from G_k itself (as at large m)."""
+    Gram matrices (as at small m) and from G_k itself (as at large m); and with each layer's term weighted
+    (`layer_weights`: a layer left out, others scaled)."""
     torch.manual_seed(0)
     head = MLPHead(dims, bias=bias, activation=act)
     m = 5
     labels = balanced_labels(m, 2 if kind == "binary" else dims[-1])
     x = torch.randn(m, 8, dtype=torch.float64, requires_grad=True)
     lam = (torch.randn(m, dims[-1]) if kind == "regression" else torch.rand(m)).double().requires_grad_()
-    ref = reference_kkt_loss(_double_copy(head), x, lam, labels, kind, 30.0)
+    lw = [0.5, 0.0, 2.0][-len(head.layers):] if weighted else None
+    ref = reference_kkt_loss(_double_copy(head), x, lam, labels, kind, 30.0, lw)
     g_ref = torch.autograd.grad(ref, [x, lam])
-    fast = residual_sq(HeadTensors.of(head, torch.float64), x[None], lam[None], labels, kind, 30.0, gram)[0]
+    fast = residual_sq(HeadTensors.of(head, torch.float64, layer_weights=lw), x[None], lam[None], labels, kind, 30.0, gram)[0]
     g_fast = torch.autograd.grad(fast, [x, lam])
     assert abs(ref.item() - fast.item()) < 1e-6 * ref.item()
     for a, b in zip(g_ref, g_fast):
@@ -340,6 +343,12 @@ def test_auto_init_is_mixed_for_box_prior_paper_heads_with_public_inputs_and_row
 def test_public_starts_without_public_inputs_are_one_line_error(planted):
     with pytest.raises(HarnessError, match=r"attack.params.init = 'public': .*use init: rows"):
         make_attack("kkt", {"m": 8, "restarts": 2, "init": "public"}).reconstruct(planted[0], progress=False)
+
+
+@pytest.mark.parametrize("weights", [[1.0], [0.0, 0.0]])
+def test_layer_weights_must_name_every_layer_and_not_all_zero(planted, weights):
+    with pytest.raises(HarnessError, match=r"attack.params.layer_weights = .*one weight per layer of the head \(2\)"):
+        make_attack("kkt", {"m": 8, "restarts": 2, "layer_weights": weights}).reconstruct(planted[0], progress=False)
 
 
 def test_start_points_must_match_the_attack_shape(planted):

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Literal
+from typing import Annotated, Literal
 
 import torch
 from pydantic import Field, StrictBool, model_validator
@@ -64,6 +64,9 @@ class KKTFastParams(KKTParams):
         6, ge=0, le=100, description="after the search, at most this many exact least-squares steps on the first layer over "
         "every restart's candidates together (polish.py; embedding heads of ReLU layers with a margin loss, binary or "
         "multiclass: pixel, tanh and regression heads are left as the search ends); 0: off")
+    layer_weights: list[Annotated[float, Field(ge=0)]] | None = Field(
+        None, min_length=1, description="each layer's weight w_k in the searched residual sum_k w_k ||theta_k - G_k||^2, "
+        "first layer first (None: 1 each, the KKT residual); one a layer of the head")
     keep: Literal["survivors", "all"] = Field("survivors", description="candidates of pruned restarts too ('all'), or not")
     device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$", description="auto: the first CUDA device if present, else cpu")
     compile: fused.Compile = Field(
@@ -114,7 +117,10 @@ class KKT(Attack):
         t0 = time.perf_counter()
         dt = torch.float32 if p.dtype == "float32" else torch.float64
         dev = memory.resolve_device(p.device)
-        ht = HeadTensors.of(victim.head, dt, dev)
+        if p.layer_weights is not None and (len(p.layer_weights) != len(victim.head.layers) or not any(p.layer_weights)):
+            raise HarnessError("attack.params.layer_weights", p.layer_weights,
+                               f"give one weight per layer of the head ({len(victim.head.layers)}), not all 0")
+        ht = HeadTensors.of(victim.head, dt, dev, p.layer_weights)
         form = head_form(victim.loss, victim.head.out_dim)
         ctx = Context(p, victim, ht, form, dt, dev)
         if start is not None:

@@ -48,7 +48,7 @@ class Context:
             # Candidates live in coordinates c of W1's row space, x = c V^T. The loss is unchanged:
             # ||W1 - G1||^2 = ||W1 V - G1c||^2 + const, and x_i.x_j = c_i.c_j (V orthonormal).
             ws = [ht.weights[0] @ self.basis, *ht.weights[1:]]
-            self.ht = HeadTensors(ws, ht.biases, ht.theta_sq, ht.activation)
+            self.ht = HeadTensors(ws, ht.biases, ht.theta_sq, ht.activation, layer_weights=ht.layer_weights)
         self.lam_dim = (victim.head.out_dim,) if form == "regression" else ()
         self.gram = gram_flags(self.ht, p.m)
         self.start: torch.Tensor | None = None

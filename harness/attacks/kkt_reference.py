@@ -29,8 +29,9 @@ class KKTReferenceParams(KKTParams):
     momentum: float = Field(0.9, ge=0, lt=1)
 
 
-def reference_kkt_loss(head, x, lam, labels, form, alpha) -> torch.Tensor:
-    """sum_p ||p - grad_p sum_j lam_j Phi_j||^2 by double backward (x (m,d), lam (m,) or (m,C))."""
+def reference_kkt_loss(head, x, lam, labels, form, alpha, layer_weights=None) -> torch.Tensor:
+    """sum_p ||p - grad_p sum_j lam_j Phi_j||^2 by double backward (x (m,d), lam (m,) or (m,C)); with
+    `layer_weights`, each layer's parameters' terms times that layer's weight."""
     params = list(head.parameters())
 
     def outputs(fixed: bool):  # fixed: the weights as constants (the rivals' weights move with x, not with theta)
@@ -43,7 +44,9 @@ def reference_kkt_loss(head, x, lam, labels, form, alpha) -> torch.Tensor:
 
     phi = margins(form, labels, outputs(False), outputs(True) if form == "multiclass" else None)
     grads = torch.autograd.grad((lam * phi).sum(), params, create_graph=True)
-    return sum(((p.detach() - g) ** 2).sum() for p, g in zip(params, grads))
+    weight = {id(p): 1.0 if layer_weights is None else layer_weights[k]
+              for k, layer in enumerate(head.layers) for p in layer.parameters()}
+    return sum(weight[id(p)] * ((p.detach() - g) ** 2).sum() for p, g in zip(params, grads))
 
 
 class KKTReference(Attack):

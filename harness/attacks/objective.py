@@ -28,12 +28,14 @@ from harness.heads.mlp import MLPHead
 @dataclass
 class HeadTensors:
     """A head's weights detached into plain tensors (one dtype/device), and ||theta||^2 (by default the sum
-    of the layers'; kkt's row-space coordinates keep the full head's)."""
+    of the layers', each times its weight in the residual; kkt's row-space coordinates keep the full head's)."""
 
     weights: list[torch.Tensor]
     biases: list[torch.Tensor | None]
     theta_sq: torch.Tensor | None = None
     activation: str = "relu"
+    # each layer's weight w_k in the residual sum_k w_k ||theta_k - G_k||^2 (None: 1 each, the KKT residual itself)
+    layer_weights: tuple[float, ...] | None = None
     low: list[torch.Tensor] | None = None  # the weights cast once to skinny.LOW, for compiled reduced passes
     # (L,) float64: ||W_k||^2 + ||b_k||^2 of the weights as held here (a tensor: a compiled pass takes it as an
     # input, where floats would be constants that a new head's values recompile)
@@ -47,13 +49,18 @@ class HeadTensors:
                                       for w, b in zip(self.weights, self.biases)], dtype=torch.float64,
                                      device=self.weights[0].device)  # beside the weights: no copy per pass on a GPU
         if self.theta_sq is None:
-            self.theta_sq = self.layer_sq.sum()
+            self.theta_sq = self.layer_sq.sum() if self.layer_weights is None else (
+                self.layer_sq.new_tensor(self.layer_weights) * self.layer_sq).sum()
+
+    def weight_of(self, k: int) -> float:
+        """Layer k's weight in the residual (1 unless `layer_weights` says otherwise)."""
+        return 1.0 if self.layer_weights is None else float(self.layer_weights[k])
 
     @classmethod
-    def of(cls, head: MLPHead, dtype=torch.float32, device="cpu") -> "HeadTensors":
+    def of(cls, head: MLPHead, dtype=torch.float32, device="cpu", layer_weights=None) -> "HeadTensors":
         ws = [l.weight.detach().to(device, dtype) for l in head.layers]
         bs = [None if l.bias is None else l.bias.detach().to(device, dtype) for l in head.layers]
-        return cls(ws, bs, activation=head.activation)
+        return cls(ws, bs, activation=head.activation, layer_weights=None if layer_weights is None else tuple(layer_weights))
 
     def with_low(self, dtype: torch.dtype) -> "HeadTensors":
         """These weights, with copies cast to `dtype` for the GEMMs of compiled reduced passes (skinny.gemm)."""

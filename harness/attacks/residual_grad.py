@@ -45,22 +45,23 @@ def residual_forward(x, lam, ht, labels, form, alphas, gram) -> tuple[torch.Tens
         deltas[k - 1] = ps[k - 1] * slopes[k - 1]
     # the layers whose term is ||theta_k - G_k||^2 itself leave ||theta_k||^2 out of the expanded form's constant
     explicit = [k for k in range(L) if not gram[k]]
-    total = (ht.theta_sq - ht.layer_sq[explicit].sum()).to(x).expand(x.shape[0]).clone()
+    lw = ht.weight_of
+    total = (ht.theta_sq - sum(lw(k) * ht.layer_sq[k] for k in explicit)).to(x).expand(x.shape[0]).clone()
     grams = []
     for k in range(L):
         if gram[k]:
-            total -= 2 * dot(zs[k], deltas[k])
+            total -= 2 * lw(k) * dot(zs[k], deltas[k])
             ga = acts[k] @ acts[k].transpose(-1, -2)
             if bs[k] is not None:
                 ga += 1.0
             gd = deltas[k] @ deltas[k].transpose(-1, -2)
-            total += dot(ga, gd)
+            total += lw(k) * dot(ga, gd)
             grams.append((ga, gd))
         else:  # E_k = G_k - W_k (and G_bk - b_k): the residual's own terms
             g = mm_t(deltas[k], acts[k])
             e = g - _laid_out_as(g, ws[k], ht.transposed[k])
             eb = deltas[k].sum(-2) - bs[k] if bs[k] is not None else None
-            total += e.pow(2).sum((-1, -2)) + (eb.pow(2).sum(-1) if eb is not None else 0)
+            total += lw(k) * (e.pow(2).sum((-1, -2)) + (eb.pow(2).sum(-1) if eb is not None else 0))
             grams.append((g, e, eb))
     return total, (ht, labels, form, alphas, gram, acts, zs, slopes, deltas, ps, grams, lam)
 
@@ -69,36 +70,36 @@ def residual_backward(state: tuple, gout: torch.Tensor) -> tuple[torch.Tensor, t
     """The gradients in (x, lambda) of sum_r gout_r * residual_r, from residual_forward's state."""
     ht, labels, form, alphas, gram, acts, zs, slopes, deltas, ps, grams, lam = state
     rival = None  # z_L's adjoint through the rivals' weights (multiclass)
-    ws, L = ht.weights, len(ht.weights)
+    ws, L, lw = ht.weights, len(ht.weights), ht.weight_of
     gz: list[torch.Tensor | None] = [None] * L
     carry = None  # what delta_{k-1} passes up to delta_k
     for k in range(L):
-        gd = _delta_adjoint(grams[k], gram[k], acts[k], zs[k], deltas[k])
+        gd = _delta_adjoint(grams[k], gram[k], acts[k], zs[k], deltas[k], 2.0 * lw(k))
         if carry is not None:
             gd += carry
         if k < L - 1:
             gp = gd * slopes[k]
             carry = mm(gp, ws[k + 1].T)
-            gz[k] = _z_adjoint(ht.activation, gd, gp, deltas[k], acts[k + 1], alphas[k], with_z_term=gram[k])
+            gz[k] = _z_adjoint(ht.activation, gd, gp, deltas[k], acts[k + 1], alphas[k], lw(k) if gram[k] else 0.0)
         else:
             glam, rival = _output_adjoints(form, gd, lam, labels, zs[-1])
     ga = None
     for k in range(L - 1, -1, -1):
         if gz[k] is None and not gram[k]:  # the output layer: -2 Delta W + 2 Delta G in one product
-            ga = mm(deltas[k], 2 * grams[k][1])
+            ga = mm(deltas[k], 2 * lw(k) * grams[k][1])
             if rival is not None:
                 ga = ga + mm(rival, ws[k])
             continue
-        g = -2 * deltas[k] if gz[k] is None else gz[k]
+        g = -2 * lw(k) * deltas[k] if gz[k] is None else gz[k]
         if gz[k] is None and rival is not None:
             g = g + rival
         if ga is not None:  # ga is the adjoint of acts[k + 1] = act(z_k)
             g.addcmul_(ga, slopes[k])
         ga = mm(g, ws[k], ht.low_weight(k))
         if gram[k]:  # 2 (Delta Delta^T) A
-            ga = add_mm_(ga, grams[k][1], acts[k], alpha=2)
+            ga = add_mm_(ga, grams[k][1], acts[k], alpha=2 * lw(k))
         else:  # 2 Delta E: g left out its -2 Delta, and -2 Delta W + 2 Delta G = 2 Delta E does not cancel
-            ga = add_mm_(ga, deltas[k], grams[k][1], alpha=2)
+            ga = add_mm_(ga, deltas[k], grams[k][1], alpha=2 * lw(k))
     return ga.mul_(gout.view(-1, *[1] * (ga.dim() - 1))), glam.mul_(gout.view(-1, *[1] * (glam.dim() - 1)))
 
 
@@ -130,27 +131,27 @@ def _slope(name: str, z, a, alpha):
     return (z * alpha).sigmoid_() if name == "relu" else 1 - a * a
 
 
-def _z_adjoint(name: str, gd, gp, delta, a, alpha, with_z_term: bool = True):
-    """z_k's adjoint from delta_k = p_k s(z_k) and from -2 <z_k, delta_k>: gd p_k s'(z_k) - 2 delta_k, written
-    with s' = alpha s (1 - s) (modified ReLU) or -2 tanh(z) s (tanh) so that it reuses delta_k = p_k s and
-    gp = gd s: delta_k (alpha (gd - gp) - 2), or -2 delta_k (tanh(z) gd + 1). Overwrites gd. Without
-    `with_z_term` the -2 delta_k is left out: an explicit-G layer adds it as part of 2 Delta (G - W)."""
+def _z_adjoint(name: str, gd, gp, delta, a, alpha, z_term: float = 1.0):
+    """z_k's adjoint from delta_k = p_k s(z_k) and from -2 w <z_k, delta_k> (w: the layer's weight in the residual):
+    gd p_k s'(z_k) - 2 w delta_k, written with s' = alpha s (1 - s) (modified ReLU) or -2 tanh(z) s (tanh) so that it
+    reuses delta_k = p_k s and gp = gd s: delta_k (alpha (gd - gp) - 2 w), or -2 delta_k (tanh(z) gd + w). Overwrites
+    gd. `z_term` is w; 0 leaves the -2 w delta_k out: an explicit-G layer adds it as part of 2 w Delta (G - W)."""
     if name == "relu":
         gd = gd.sub_(gp).mul_(alpha)
-        return (gd.sub_(2) if with_z_term else gd).mul_(delta)
+        return (gd.sub_(2 * z_term) if z_term else gd).mul_(delta)
     gd = gd.mul_(a)
-    return (gd.add_(1) if with_z_term else gd).mul_(delta).mul_(-2)
+    return (gd.add_(z_term) if z_term else gd).mul_(delta).mul_(-2)
 
 
-def _delta_adjoint(saved, use_gram: bool, a, z, delta):
-    """d/d delta_k of  -2 <z_k, delta_k> + ||G_k||^2 (+ ||G_bk||^2): 2 (A G_k^T - z_k) (+ 2 G_bk), which for an
-    explicit G_k is written 2 A E_k^T + 2 E_bk (E = G - theta: z_k = A W_k^T + b_k), so that it does not
-    cancel near a minimum."""
+def _delta_adjoint(saved, use_gram: bool, a, z, delta, two_w: float = 2.0):
+    """d/d delta_k of  w (-2 <z_k, delta_k> + ||G_k||^2 (+ ||G_bk||^2)): 2w (A G_k^T - z_k) (+ 2w G_bk), which for an
+    explicit G_k is written 2w (A E_k^T + E_bk) (E = G - theta: z_k = A W_k^T + b_k), so that it does not
+    cancel near a minimum. `two_w`: 2w (w: the layer's weight in the residual, 1 by default)."""
     if use_gram:
         ga, _ = saved
-        return scaled_mm_sub(ga, delta, z, 2.0)
+        return scaled_mm_sub(ga, delta, z, two_w)
     _, e, eb = saved
-    return scaled_mm_add(a, e.transpose(-1, -2), None if eb is None else eb.unsqueeze(-2), 2.0)
+    return scaled_mm_add(a, e.transpose(-1, -2), None if eb is None else eb.unsqueeze(-2), two_w)
 
 
 def _output_adjoints(form, gd, lam, labels, out):
