@@ -345,6 +345,18 @@ def test_public_starts_without_public_inputs_are_one_line_error(planted):
         make_attack("kkt", {"m": 8, "restarts": 2, "init": "public"}).reconstruct(planted[0], progress=False)
 
 
+def test_deeper_heads_search_without_their_middle_layers_term_by_default():
+    """A head of two hidden layers is searched on its first and last layers' terms (default_layer_weights), and the
+    result says so; a one-hidden-layer head keeps every term (None)."""
+    torch.manual_seed(0)
+    x, y = torch.randn(4, 8), torch.tensor([0, 1, 0, 1])
+    for widths, want in (([16, 16], [1.0, 0.0, 1.0]), ([16], None)):
+        victim, _, _ = victim_of(x, y, 2, HeadRecipe(widths=widths, init_scale=0.1, max_steps=50))
+        res = make_attack("kkt", {"m": 4, "restarts": 2, "iterations": 20, "rungs": 0}).reconstruct(victim, progress=False)
+        assert res.params["layer_weights"] == want
+        assert all(r.status == "ok" for r in res.runs)
+
+
 @pytest.mark.parametrize("weights", [[1.0], [0.0, 0.0]])
 def test_layer_weights_must_name_every_layer_and_not_all_zero(planted, weights):
     with pytest.raises(HarnessError, match=r"attack.params.layer_weights = .*one weight per layer of the head \(2\)"):
