@@ -87,9 +87,9 @@ class HeadTensors:
 def default_layer_weights(layers: int) -> list[float] | None:
     """The searched residual's layer weights for a head of `layers` layers: None (1 each) up to one hidden layer; with
     two or more, 0 on the layers between hidden layers. Those layers' trained weights keep a part that no input's
-    gradient explains (MiniLM heads 384-1000-1000-1 on three data sets: the members' own fit of the middle layer leaves
-    1-3% of its norm, of the first and last layers 1e-4 and less), and the search spent itself matching that part
-    with inputs that are not members: their first layers fitted 40x worse than the members' (docs/attack.md,
+    gradient explains (MiniLM heads 384-1000-1000-1 on three data sets: the members' fit leaves 2-8% of the middle
+    layer's squared norm, against 3e-5 to 7e-4 of the first layer's), and the search spent itself fitting that part
+    with inputs that are not members, whose first layers then fitted 30-50x worse than the members' (docs/attack.md,
     "Deeper heads: the middle layers' weight"). The forward pass and the backprop signals still go through them."""
     if layers <= 2:
         return None
