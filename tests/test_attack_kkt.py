@@ -84,19 +84,19 @@ def test_null_victim_recovers_nothing(planted):
      ([8, 16, 10], "multiclass", "all", "tanh")],
 )
 @pytest.mark.parametrize("gram", [None, False], ids=["gram-where-cheaper", "explicit-G"])
-@pytest.mark.parametrize("weighted", [False, True], ids=["kkt", "layer-weights"])
+@pytest.mark.parametrize("weighted", [None, [0.5, 0.0, 2.0], [1.5, 1.0, 0.0]], ids=["kkt", "layer-weights", "output-left-out"])
 def test_closed_form_gradient_matches_double_backward(dims, kind, bias, act, gram, weighted):
     """Both forms of the stationarity loss agree for ReLU heads and for tanh heads (BERT-style
     classifier heads: dense -> tanh -> linear, biases everywhere), with each layer's ||G_k||^2 from the
     Gram matrices (as at small m) and from G_k itself (as at large m); and with each layer's term weighted
-    (`layer_weights`: a layer left out, others scaled)."""
+    (`layer_weights`: a layer left out, the first, a middle one or the output, and the others scaled)."""
     torch.manual_seed(0)
     head = MLPHead(dims, bias=bias, activation=act)
     m = 5
     labels = balanced_labels(m, 2 if kind == "binary" else dims[-1])
     x = torch.randn(m, 8, dtype=torch.float64, requires_grad=True)
     lam = (torch.randn(m, dims[-1]) if kind == "regression" else torch.rand(m)).double().requires_grad_()
-    lw = [0.5, 0.0, 2.0][-len(head.layers):] if weighted else None
+    lw = weighted[-len(head.layers):] if weighted else None
     ref = reference_kkt_loss(_double_copy(head), x, lam, labels, kind, 30.0, lw)
     g_ref = torch.autograd.grad(ref, [x, lam])
     fast = residual_sq(HeadTensors.of(head, torch.float64, layer_weights=lw), x[None], lam[None], labels, kind, 30.0, gram)[0]

@@ -49,7 +49,9 @@ def residual_forward(x, lam, ht, labels, form, alphas, gram) -> tuple[torch.Tens
     total = (ht.theta_sq - sum(lw(k) * ht.layer_sq[k] for k in explicit)).to(x).expand(x.shape[0]).clone()
     grams = []
     for k in range(L):
-        if gram[k]:
+        if lw(k) == 0:  # a layer left out of the residual: no term, no products
+            grams.append(None)
+        elif gram[k]:
             total -= 2 * lw(k) * dot(zs[k], deltas[k])
             ga = acts[k] @ acts[k].transpose(-1, -2)
             if bs[k] is not None:
@@ -74,9 +76,11 @@ def residual_backward(state: tuple, gout: torch.Tensor) -> tuple[torch.Tensor, t
     gz: list[torch.Tensor | None] = [None] * L
     carry = None  # what delta_{k-1} passes up to delta_k
     for k in range(L):
-        gd = _delta_adjoint(grams[k], gram[k], acts[k], zs[k], deltas[k], 2.0 * lw(k))
+        gd = None if grams[k] is None else _delta_adjoint(grams[k], gram[k], acts[k], zs[k], deltas[k], 2.0 * lw(k))
         if carry is not None:
-            gd += carry
+            gd = carry if gd is None else gd.add_(carry)
+        elif gd is None:  # a first layer left out of the residual
+            gd = torch.zeros_like(deltas[k])
         if k < L - 1:
             gp = gd * slopes[k]
             carry = mm(gp, ws[k + 1].T)
@@ -86,8 +90,10 @@ def residual_backward(state: tuple, gout: torch.Tensor) -> tuple[torch.Tensor, t
     ga = None
     for k in range(L - 1, -1, -1):
         if gz[k] is None and not gram[k]:  # the output layer: -2 Delta W + 2 Delta G in one product
-            ga = mm(deltas[k], 2 * lw(k) * grams[k][1])
-            if rival is not None:
+            ga = None if grams[k] is None else mm(deltas[k], 2 * lw(k) * grams[k][1])
+            if rival is not None and ga is None:
+                ga = mm(rival, ws[k])
+            elif rival is not None:
                 ga = ga + mm(rival, ws[k])
             continue
         g = -2 * lw(k) * deltas[k] if gz[k] is None else gz[k]
@@ -96,7 +102,9 @@ def residual_backward(state: tuple, gout: torch.Tensor) -> tuple[torch.Tensor, t
         if ga is not None:  # ga is the adjoint of acts[k + 1] = act(z_k)
             g.addcmul_(ga, slopes[k])
         ga = mm(g, ws[k], ht.low_weight(k))
-        if gram[k]:  # 2 (Delta Delta^T) A
+        if grams[k] is None:  # left out of the residual
+            pass
+        elif gram[k]:  # 2 (Delta Delta^T) A
             ga = add_mm_(ga, grams[k][1], acts[k], alpha=2 * lw(k))
         else:  # 2 Delta E: g left out its -2 Delta, and -2 Delta W + 2 Delta G = 2 Delta E does not cancel
             ga = add_mm_(ga, deltas[k], grams[k][1], alpha=2 * lw(k))
