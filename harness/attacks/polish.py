@@ -7,7 +7,8 @@ split are fixed: W1 ≈ S X, with S's column i candidate i's backprop signal at 
 solves that for X in one go, (SᵀS + μI) X = SᵀW1 + μX (μ = `rho` × the mean of diag(SᵀS): candidates the fit does
 not use stay where they are), and takes the largest step toward it, from 1 down to 1/64, that lowers the whole
 residual ‖θ − Σ λ_i ∇θ Φ_i‖² / ‖θ‖² with λ ≥ 0 refitted jointly over the pool (the oracle's Gram fit,
-diagnostics/oracle.py); no step that lowers it ends the polish. The patterns and λ then follow the new X.
+diagnostics/oracle.py; each layer's term weighted as the search weighed it, kkt's `layer_weights`); no step that lowers
+it ends the polish. The patterns and λ then follow the new X.
 
 Where `kkt`'s gradient steps move each restart's candidates within that restart, the polish fits every restart's
 candidates at once: a member half-found by two restarts is pulled to it by the whole first layer. It reads only
@@ -23,7 +24,7 @@ from dataclasses import dataclass
 import torch
 
 from harness.attacks.margins import head_form
-from harness.diagnostics.oracle import margin_gram, margin_signals, theta_fit
+from harness.diagnostics.oracle import margin_signals, signal_gram, theta_fit
 from harness.heads.mlp import MLPHead
 
 STEP_FLOOR = 1 / 64  # the smallest step toward the least-squares solution tried before the polish stops
@@ -48,47 +49,53 @@ def polishable(head: MLPHead, loss: str) -> bool:
     return len(head.layers) >= 2 and head.activation == "relu" and head_form(loss, head.out_dim) != "regression"
 
 
-def polish(head: MLPHead, loss: str, x: torch.Tensor, labels: torch.Tensor, steps: int, rho: float = 1e-2) -> Polished:
+def polish(head: MLPHead, loss: str, x: torch.Tensor, labels: torch.Tensor, steps: int, rho: float = 1e-2,
+           layer_weights=None) -> Polished:
     """Polish candidates `x` (m, d) of classes `labels` (0 to C-1) against `head` for at most `steps` steps
-    (polishable heads only). Works in float64 on the CPU; returns the candidates in `x`'s dtype."""
+    (polishable heads only), steps judged by the residual with each layer's term times its weight in `layer_weights`
+    (None: 1 each). Works in float64 on the CPU; returns the candidates in `x`'s dtype."""
     if not polishable(head, loss):
         raise ValueError("polish needs a ReLU head with a hidden layer and a margin loss (logistic or ce)")
     t0 = time.perf_counter()
     h = copy.deepcopy(head).double().cpu()
     x64, y = x.detach().double().cpu(), labels.cpu()
-    lam, r = _fit(h, loss, x64, y)
+    lam, r, first = _fit(h, loss, x64, y, layer_weights)
     live = lam > 0
-    xs, ys, lam = x64[live], y[live], lam[live]
+    xs, ys, lam, first = x64[live], y[live], lam[live], first[live]
     before, taken = r, 0
     for _ in range(steps if len(xs) else 0):
-        target = _solve(h, loss, xs, lam, ys, rho)
+        target = _solve(h, xs, lam[:, None] * first, rho)
         t = 1.0
         while t >= STEP_FLOOR:
             xn = xs + t * (target - xs)
-            ln, rn = _fit(h, loss, xn, ys)
+            ln, rn, fn = _fit(h, loss, xn, ys, layer_weights)
             if rn < r:
                 break
             t /= 2
         else:
             break
-        xs, lam, r, taken = xn, ln, rn, taken + 1
+        xs, lam, r, first, taken = xn, ln, rn, fn, taken + 1
     out = x64.clone()
     out[live] = xs
     return Polished(out.to(x.dtype).to(x.device), taken, int(live.sum()), before, r, time.perf_counter() - t0)
 
 
-def _fit(h: MLPHead, loss: str, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, float]:
-    """(λ ≥ 0 fitted jointly over the candidates, the relative residual ‖θ − Σ λ ∇θ Φ‖² / ‖θ‖²)."""
-    gram, c = margin_gram(h, loss, x, y)
-    theta = h.flat_params().detach()
-    lam, residual = theta_fit(gram.numpy(), c.numpy(), float(theta @ theta), nonnegative=True)
-    return torch.from_numpy(lam), residual
+def _fit(h: MLPHead, loss: str, x: torch.Tensor, y: torch.Tensor, layer_weights=None) -> tuple[torch.Tensor, float, torch.Tensor]:
+    """(λ ≥ 0 fitted jointly over the candidates, the relative residual Σ_k w_k ‖θ_k − G_k‖² / Σ_k w_k ‖θ_k‖², and the
+    candidates' first-layer margin signals ∂Φ_i/∂z1 (m, h), which the next step's S is made of)."""
+    signals = margin_signals(h, loss, x, y)
+    gram, c = signal_gram(h, signals, layer_weights)
+    tt = sum((1.0 if layer_weights is None else float(layer_weights[k])) * float(sum(p.detach().pow(2).sum() for p in layer.parameters()))
+             for k, layer in enumerate(h.layers))
+    lam, residual = theta_fit(gram.numpy(), c.numpy(), tt, nonnegative=True)
+    return torch.from_numpy(lam), residual, signals[2][0]
 
 
-def _solve(h: MLPHead, loss: str, x, lam, y, rho: float) -> torch.Tensor:
+def _solve(h: MLPHead, x, signals, rho: float) -> torch.Tensor:
     """argmin_X ‖W1 − S X‖² + μ‖X − x‖² for the patterns, λ and rivals' split of candidates x (module docstring):
-    S's columns are the candidates' first-layer margin signals scaled by λ (Φ is linear in the multiplier)."""
-    s = (lam[:, None] * margin_signals(h, loss, x, y)[2][0]).T  # (h, m)
+    S's columns are the candidates' first-layer margin signals scaled by λ (`signals`, (m, h): Φ is linear in the
+    multiplier)."""
+    s = signals.T  # (h, m)
     w1 = h.layers[0].weight.detach()
     sts = s.T @ s
     mu = rho * float(sts.diagonal().mean())

@@ -75,14 +75,22 @@ def margin_gram(head: MLPHead, loss: LossName, x: torch.Tensor, labels: torch.Te
     """(JᵀJ, Jᵀθ) of the members' margin gradients without forming J (P x n: 12 GB in float64 for a
     3072-1000-1 head and 500 members): layer by layer, ∇_{W_k} Φ_i = δ_ki a_(k-1)iᵀ, so
     <∇Φ_i, ∇Φ_j> = Σ_k (δ_ki·δ_kj)(a_(k-1)i·a_(k-1)j + [bias]) and <θ, ∇Φ_i> = Σ_k δ_ki·z_ki."""
-    zs, acts, deltas = margin_signals(head, loss, x, labels)
-    n = len(x)
-    gram, c = x.new_zeros(n, n), x.new_zeros(n)
+    return signal_gram(head, margin_signals(head, loss, x, labels))
+
+
+def signal_gram(head: MLPHead, signals: tuple[list, list, list], layer_weights=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """margin_gram's (JᵀJ, Jᵀθ) from margin_signals' (zs, acts, deltas), each layer's terms times its weight in
+    `layer_weights` (None: 1 each; the fit of Σ_k w_k ‖θ_k − G_k‖², as kkt's `layer_weights` searches it)."""
+    zs, acts, deltas = signals
+    n = len(acts[0])
+    gram, c = acts[0].new_zeros(n, n), acts[0].new_zeros(n)
     for k in range(len(head.layers) - 1, -1, -1):  # output layer first, as the signals flow
-        layer = head.layers[k]
-        ga = acts[k] @ acts[k].T + (1.0 if layer.bias is not None else 0.0)
-        gram += (deltas[k] @ deltas[k].T) * ga
-        c += (deltas[k] * zs[k]).sum(1)
+        w = 1.0 if layer_weights is None else float(layer_weights[k])
+        if w == 0:
+            continue
+        ga = acts[k] @ acts[k].T + (1.0 if head.layers[k].bias is not None else 0.0)
+        gram += w * (deltas[k] @ deltas[k].T) * ga
+        c += w * (deltas[k] * zs[k]).sum(1)
     return gram, c
 
 

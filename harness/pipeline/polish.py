@@ -1,5 +1,6 @@
 """The polish stage: after the search (and after a sweep's shards are merged), every candidate of the victim's
-attack moved together by exact least squares on the head's first layer (attacks/polish.py)."""
+attack moved together by exact least squares on the head's first layer (attacks/polish.py), its steps judged by the
+residual the search minimised (the attack's `layer_weights`)."""
 
 from __future__ import annotations
 
@@ -34,7 +35,7 @@ def polish_stage(result: AttackResult, trained: TrainedVictim, emb: Embedded, re
         return result
     frame, mean = trained.frame, emb.mean.double()
     x = frame.apply(result.candidates[ok].double() + mean)
-    done = polish(trained.head, recipe.loss, x, result.labels[ok], steps)
+    done = polish(trained.head, recipe.loss, x, result.labels[ok], steps, layer_weights=result.params.get("layer_weights"))
     candidates = result.candidates.clone()
     candidates[ok] = (frame.to_raw(done.x) - mean).to(candidates.dtype)
     return replace(result, candidates=candidates, polish=done.record())
