@@ -118,6 +118,8 @@ def test_bad_inputs_exit_2_with_one_line_and_no_rows(tmp_path, bert_card, capsys
     assert "did you mean 'positive'" in line
     line = _bad(tmp_path, capsys, _task(tmp_path, bert_card, attack={"name": "kt"}))
     assert "kt" in line
+    line = _bad(tmp_path, capsys, _task(tmp_path, bert_card, attack={"name": "kkt", "params": {"layer_weights": [1, 0, 1]}}))
+    assert "attack.params.layer_weights = [1, 0, 1]" in line and "one weight per layer of the head (2)" in line
     line = _bad(tmp_path, capsys, _task(tmp_path, bert_card), "--threads", "0")
     assert "--threads" in line and "0" in line and ">= 1" in line
     line = _bad(tmp_path, capsys, _task(tmp_path, bert_card), "--threads", "many")

@@ -92,6 +92,13 @@ class KKTFastParams(KKTParams):
         return self
 
 
+def check_layer_weights(weights: list[float] | None, layers: int) -> None:
+    """A one-line error unless `weights` (kkt's `layer_weights`; None: the default) give one weight per layer of a
+    head of `layers` layers and not all 0."""
+    if weights is not None and (len(weights) != layers or not any(weights)):
+        raise HarnessError("attack.params.layer_weights", weights, f"give one weight per layer of the head ({layers}), not all 0")
+
+
 class KKT(Attack):
     name = "kkt"
     Params = KKTFastParams
@@ -120,9 +127,7 @@ class KKT(Attack):
         dev = memory.resolve_device(p.device)
         if p.layer_weights is None:
             p = p.model_copy(update={"layer_weights": default_layer_weights(len(victim.head.layers))})
-        elif len(p.layer_weights) != len(victim.head.layers) or not any(p.layer_weights):
-            raise HarnessError("attack.params.layer_weights", p.layer_weights,
-                               f"give one weight per layer of the head ({len(victim.head.layers)}), not all 0")
+        check_layer_weights(p.layer_weights, len(victim.head.layers))
         ht = HeadTensors.of(victim.head, dt, dev, p.layer_weights)
         form = head_form(victim.loss, victim.head.out_dim)
         ctx = Context(p, victim, ht, form, dt, dev)

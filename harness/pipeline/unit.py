@@ -21,6 +21,7 @@ from rich.markup import escape
 
 from harness.attacks import make_attack
 from harness.attacks.base import AttackResult
+from harness.attacks.kkt import check_layer_weights
 from harness.backbones.load import Backbone, load_backbone
 from harness.backbones.resolve import ResolvedModel, resolve_model
 from harness.classifiers.checkpoint import check_classes, is_integer_class, read_checkpoint
@@ -99,6 +100,8 @@ def plan_unit(task: TaskSpec, card: ModelCard, head_file: str | None = None, bas
     elif head_file:
         task = given_head_task(task, given.frame.transform if given is not None and given.frame is not None else None,
                                given.l2 if given is not None else None)
+    elif task.attack.name == "kkt":  # a head trained here: the task's hidden layers and an output
+        check_layer_weights(task.attack.params.get("layer_weights"), len(task.head.widths) + 1)
     head_digest = content_digest(head_file) if head_file and Path(head_file).is_file() else None
     return Unit(resolve_attack(task, card), card, resolved.revision, head_file, data_digest(task.data, base_dir),
                 head_digest), resolved
