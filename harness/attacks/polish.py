@@ -80,13 +80,14 @@ def polish(head: MLPHead, loss: str, x: torch.Tensor, labels: torch.Tensor, step
     return Polished(out.to(x.dtype).to(x.device), taken, int(live.sum()), before, r, time.perf_counter() - t0)
 
 
-def _fit(h: MLPHead, loss: str, x: torch.Tensor, y: torch.Tensor, layer_weights=None) -> tuple[torch.Tensor, float, torch.Tensor]:
+def _fit(h: MLPHead, loss: str, x: torch.Tensor, y: torch.Tensor,
+         layer_weights=None) -> tuple[torch.Tensor, float, torch.Tensor]:
     """(λ ≥ 0 fitted jointly over the candidates, the relative residual Σ_k w_k ‖θ_k − G_k‖² / Σ_k w_k ‖θ_k‖², and the
     candidates' first-layer margin signals ∂Φ_i/∂z1 (m, h), which the next step's S is made of)."""
     signals = margin_signals(h, loss, x, y)
     gram, c = signal_gram(h, signals, layer_weights)
-    tt = sum((1.0 if layer_weights is None else float(layer_weights[k])) * float(sum(p.detach().pow(2).sum() for p in layer.parameters()))
-             for k, layer in enumerate(h.layers))
+    weights = [1.0] * len(h.layers) if layer_weights is None else [float(w) for w in layer_weights]
+    tt = sum(w * sum(float(p.detach().pow(2).sum()) for p in layer.parameters()) for w, layer in zip(weights, h.layers))
     lam, residual = theta_fit(gram.numpy(), c.numpy(), tt, nonnegative=True)
     return torch.from_numpy(lam), residual, signals[2][0]
 
