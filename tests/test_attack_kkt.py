@@ -363,6 +363,11 @@ def test_layer_weights_must_name_every_layer_and_not_all_zero(planted, weights):
         make_attack("kkt", {"m": 8, "restarts": 2, "layer_weights": weights}).reconstruct(planted[0], progress=False)
 
 
+def test_a_negative_layer_weight_is_refused_up_front():
+    with pytest.raises(HarnessError, match=r"kkt.layer_weights = \[1, -1, 1\]: layer_weights must be >= 0 each"):
+        make_attack("kkt", {"layer_weights": [1, -1, 1]})
+
+
 def test_start_points_must_match_the_attack_shape(planted):
     with pytest.raises(ValueError, match="start must be"):
         make_attack("kkt", {"m": 8, "restarts": 2}).reconstruct(planted[0], progress=False, start=torch.zeros(2, 4, 8))

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Annotated, Literal
+from typing import Literal
 
 import torch
 from pydantic import Field, StrictBool, model_validator
@@ -64,7 +64,7 @@ class KKTFastParams(KKTParams):
         6, ge=0, le=100, description="after the search, at most this many exact least-squares steps on the first layer over "
         "every restart's candidates together (polish.py; embedding heads of ReLU layers with a margin loss, binary or "
         "multiclass: pixel, tanh and regression heads are left as the search ends); 0: off")
-    layer_weights: list[Annotated[float, Field(ge=0)]] | None = Field(
+    layer_weights: list[float] | None = Field(
         None, min_length=1, description="each layer's weight w_k in the searched residual sum_k w_k ||theta_k - G_k||^2, "
         "first layer first, one a layer of the head; unset: 1 each, and 0 on the layers between hidden layers of a head with "
         "two or more (their trained weights keep a part no input's gradient explains: default_layer_weights)")
@@ -87,6 +87,8 @@ class KKTFastParams(KKTParams):
             raise ValueError(f"lr_range must satisfy 0 < lo <= hi, got {self.lr_range}")
         if isinstance(self.subspace, int) and self.subspace < 1:
             raise ValueError("subspace must be 'off', 'auto' or a rank >= 1")
+        if self.layer_weights is not None and min(self.layer_weights) < 0:
+            raise ValueError(f"layer_weights must be >= 0 each, got {self.layer_weights}")
         if self.products == "reduced" and self.dtype != "float32":
             raise ValueError("products 'reduced' rounds float32 products; with dtype float64 use products 'full'")
         return self
