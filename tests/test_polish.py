@@ -122,6 +122,24 @@ def test_the_stage_polishes_in_the_victims_frame_and_records_it():
     assert result.polish is None  # the search's result is not changed in place
 
 
+def test_the_stage_judges_a_deeper_head_as_its_search_did_when_the_result_leaves_the_weights_unset():
+    """A sweep's merged shards state the task's parameters, not the attack's resolved ones: the stage then takes the
+    attack's default weights, as a run's own result states them (middle layer left out)."""
+    head = HEAD.model_copy(update={"widths": [128, 128], "init_scale": 1e-2})
+    g = torch.Generator().manual_seed(5)
+    x, y = torch.randn(8, 64, generator=g), torch.tensor([0, 1] * 4)
+    v = build_victim(VictimSpec(), head, VictimData(x, y, 2, x[:0], y[:0]), seed=0, kind="real")
+    emb = Embedded(v.frame.apply(x), x[:0], torch.zeros(64), False, False, 0.0)
+    noisy = v.frame.apply(x) + 0.3 * torch.randn(x.shape, generator=torch.Generator().manual_seed(1))
+    result = AttackResult(v.frame.to_raw(noisy).float(), y, torch.ones(8), torch.zeros(8, dtype=torch.long), [], {"polish": 6})
+    unset = polish_stage(result, v, emb, head, pixels=False).polish
+    stated = polish_stage(dataclasses.replace(result, params={"polish": 6, "layer_weights": [1.0, 0.0, 1.0]}), v, emb, head,
+                          pixels=False).polish
+    every = polish_stage(dataclasses.replace(result, params={"polish": 6, "layer_weights": [1.0, 1.0, 1.0]}), v, emb, head,
+                         pixels=False).polish
+    assert unset["residual_before"] == stated["residual_before"] != every["residual_before"]
+
+
 @pytest.mark.parametrize("change", [{"params": {"polish": 0}}, {"params": {}}])
 def test_the_stage_does_nothing_when_off_or_for_another_attack(change):
     v, emb, result, _, _ = _stage_inputs()
