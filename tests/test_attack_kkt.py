@@ -346,7 +346,7 @@ def test_public_starts_without_public_inputs_are_one_line_error(planted):
 
 
 def test_deeper_heads_search_without_their_middle_layers_term_by_default():
-    """A head of two hidden layers is searched on its first and last layers' terms (default_layer_weights), and the
+    """A head of two hidden layers is searched on its first and last layers' terms (search_layer_weights), and the
     result says so; a one-hidden-layer head keeps every term (None)."""
     torch.manual_seed(0)
     x, y = torch.randn(4, 8), torch.tensor([0, 1, 0, 1])

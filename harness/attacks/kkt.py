@@ -24,7 +24,7 @@ from harness.attacks.base import Attack, AttackResult, RunRecord, Victim
 from harness.attacks.common import KKTParams, check_victim
 from harness.attacks.kkt_context import Context
 from harness.attacks.margins import head_form
-from harness.attacks.objective import HeadTensors, default_layer_weights
+from harness.attacks.objective import HeadTensors, search_layer_weights
 from harness.attacks.priors import PUBLIC_INITS, ROW_SPACE_TOL, auto_init
 from harness.errors import HarnessError
 from harness.progress import bar as progress_bar
@@ -67,7 +67,7 @@ class KKTFastParams(KKTParams):
     layer_weights: list[float] | None = Field(
         None, min_length=1, description="each layer's weight w_k in the searched residual sum_k w_k ||theta_k - G_k||^2, "
         "first layer first, one a layer of the head; unset: 1 each, and 0 on the layers between hidden layers of a head with "
-        "two or more (their trained weights keep a part no input's gradient explains: default_layer_weights)")
+        "two or more (their trained weights keep a part no input's gradient explains: search_layer_weights)")
     keep: Literal["survivors", "all"] = Field("survivors", description="candidates of pruned restarts too ('all'), or not")
     device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$", description="auto: the first CUDA device if present, else cpu")
     compile: fused.Compile = Field(
@@ -127,8 +127,7 @@ class KKT(Attack):
         t0 = time.perf_counter()
         dt = torch.float32 if p.dtype == "float32" else torch.float64
         dev = memory.resolve_device(p.device)
-        if p.layer_weights is None:
-            p = p.model_copy(update={"layer_weights": default_layer_weights(len(victim.head.layers))})
+        p = p.model_copy(update={"layer_weights": search_layer_weights(p.layer_weights, len(victim.head.layers))})
         check_layer_weights(p.layer_weights, len(victim.head.layers))
         ht = HeadTensors.of(victim.head, dt, dev, p.layer_weights)
         form = head_form(victim.loss, victim.head.out_dim)

@@ -17,6 +17,7 @@ from harness.attacks.base import Attack, AttackResult, RunRecord, Victim
 from harness.attacks.common import KKTParams, check_victim, default_typical_norm, sample_setting
 from harness.attacks.margins import balanced_labels, head_form, lambda_shape, margins
 from harness.attacks.modified_relu import attack_activation
+from harness.attacks.objective import layer_weight
 from harness.attacks.penalties import lambda_penalty, prior_penalty, project_sphere_
 from harness.progress import bar as progress_bar
 
@@ -44,8 +45,7 @@ def reference_kkt_loss(head, x, lam, labels, form, alpha, layer_weights=None) ->
 
     phi = margins(form, labels, outputs(False), outputs(True) if form == "multiclass" else None)
     grads = torch.autograd.grad((lam * phi).sum(), params, create_graph=True)
-    weight = {id(p): 1.0 if layer_weights is None else layer_weights[k]
-              for k, layer in enumerate(head.layers) for p in layer.parameters()}
+    weight = {id(p): layer_weight(layer_weights, k) for k, layer in enumerate(head.layers) for p in layer.parameters()}
     return sum(weight[id(p)] * ((p.detach() - g) ** 2).sum() for p, g in zip(params, grads))
 
 

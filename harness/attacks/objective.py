@@ -54,7 +54,7 @@ class HeadTensors:
 
     def weight_of(self, k: int) -> float:
         """Layer k's weight in the residual (1 unless `layer_weights` says otherwise)."""
-        return 1.0 if self.layer_weights is None else float(self.layer_weights[k])
+        return layer_weight(self.layer_weights, k)
 
     @classmethod
     def of(cls, head: MLPHead, dtype=torch.float32, device="cpu", layer_weights=None) -> "HeadTensors":
@@ -84,15 +84,21 @@ class HeadTensors:
         return zs, acts, zs[-1]
 
 
-def default_layer_weights(layers: int) -> list[float] | None:
-    """The searched residual's layer weights for a head of `layers` layers: None (1 each) up to one hidden layer; with
-    two or more, 0 on the layers between hidden layers. Those layers' trained weights keep a part that no input's
-    gradient explains (MiniLM heads 384-1000-1000-1 on three data sets: the members' fit leaves 2-8% of the middle
-    layer's squared norm, against 3e-5 to 7e-4 of the first layer's), and the search spent itself fitting that part
-    with inputs that are not members, whose first layers then fitted 30-50x worse than the members' (docs/attack.md,
-    "Deeper heads: the middle layers' weight"). The forward pass and the backprop signals still go through them."""
-    if layers <= 2:
-        return None
+def layer_weight(weights, k: int) -> float:
+    """Layer k's weight in a residual weighted by `weights` (kkt's `layer_weights`; None: 1 each)."""
+    return 1.0 if weights is None else float(weights[k])
+
+
+def search_layer_weights(stated, layers: int) -> list[float] | None:
+    """The layer weights a search of a head of `layers` layers uses: `stated` (kkt's `layer_weights`) where set, else
+    None (1 each) up to one hidden layer and, with two or more, 0 on the layers between hidden layers. Those layers'
+    trained weights keep a part that no input's gradient explains (MiniLM heads 384-1000-1000-1 on three data sets:
+    the members' fit leaves 2-8% of the middle layer's squared norm, against 3e-5 to 7e-4 of the first layer's), and
+    the search spent itself fitting that part with inputs that are not members, whose first layers then fitted 30-50x
+    worse than the members' (docs/attack.md, "Deeper heads: the middle layers' weight"). The forward pass and the
+    backprop signals still go through them."""
+    if stated is not None or layers <= 2:
+        return stated
     return [1.0] + [0.0] * (layers - 2) + [1.0]
 
 

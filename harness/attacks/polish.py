@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import torch
 
 from harness.attacks.margins import head_form
+from harness.attacks.objective import layer_weight
 from harness.diagnostics.oracle import margin_signals, signal_gram, theta_fit
 from harness.heads.mlp import MLPHead
 
@@ -59,7 +60,9 @@ def polish(head: MLPHead, loss: str, x: torch.Tensor, labels: torch.Tensor, step
     t0 = time.perf_counter()
     h = copy.deepcopy(head).double().cpu()
     x64, y = x.detach().double().cpu(), labels.cpu()
-    lam, r, first = _fit(h, loss, x64, y, layer_weights)
+    tt = sum(layer_weight(layer_weights, k) * sum(float(p.detach().pow(2).sum()) for p in layer.parameters())
+             for k, layer in enumerate(h.layers))  # Σ_k w_k ‖θ_k‖²: θ does not move, every fit divides by it
+    lam, r, first = _fit(h, loss, x64, y, layer_weights, tt)
     live = lam > 0
     xs, ys, lam, first = x64[live], y[live], lam[live], first[live]
     before, taken = r, 0
@@ -68,7 +71,7 @@ def polish(head: MLPHead, loss: str, x: torch.Tensor, labels: torch.Tensor, step
         t = 1.0
         while t >= STEP_FLOOR:
             xn = xs + t * (target - xs)
-            ln, rn, fn = _fit(h, loss, xn, ys, layer_weights)
+            ln, rn, fn = _fit(h, loss, xn, ys, layer_weights, tt)
             if rn < r:
                 break
             t /= 2
@@ -80,14 +83,13 @@ def polish(head: MLPHead, loss: str, x: torch.Tensor, labels: torch.Tensor, step
     return Polished(out.to(x.dtype).to(x.device), taken, int(live.sum()), before, r, time.perf_counter() - t0)
 
 
-def _fit(h: MLPHead, loss: str, x: torch.Tensor, y: torch.Tensor,
-         layer_weights=None) -> tuple[torch.Tensor, float, torch.Tensor]:
-    """(λ ≥ 0 fitted jointly over the candidates, the relative residual Σ_k w_k ‖θ_k − G_k‖² / Σ_k w_k ‖θ_k‖², and the
-    candidates' first-layer margin signals ∂Φ_i/∂z1 (m, h), which the next step's S is made of)."""
+def _fit(h: MLPHead, loss: str, x: torch.Tensor, y: torch.Tensor, layer_weights,
+         tt: float) -> tuple[torch.Tensor, float, torch.Tensor]:
+    """(λ ≥ 0 fitted jointly over the candidates, the relative residual Σ_k w_k ‖θ_k − G_k‖² / Σ_k w_k ‖θ_k‖² (`tt`
+    the denominator), and the candidates' first-layer margin signals ∂Φ_i/∂z1 (m, h), which the next step's S is made
+    of)."""
     signals = margin_signals(h, loss, x, y)
     gram, c = signal_gram(h, signals, layer_weights)
-    weights = [1.0] * len(h.layers) if layer_weights is None else [float(w) for w in layer_weights]
-    tt = sum(w * sum(float(p.detach().pow(2).sum()) for p in layer.parameters()) for w, layer in zip(weights, h.layers))
     lam, residual = theta_fit(gram.numpy(), c.numpy(), tt, nonnegative=True)
     return torch.from_numpy(lam), residual, signals[2][0]
 

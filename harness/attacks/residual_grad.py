@@ -91,10 +91,8 @@ def residual_backward(state: tuple, gout: torch.Tensor) -> tuple[torch.Tensor, t
     for k in range(L - 1, -1, -1):
         if gz[k] is None and not gram[k]:  # the output layer: -2 Delta W + 2 Delta G in one product
             ga = None if grams[k] is None else mm(deltas[k], 2 * lw(k) * grams[k][1])
-            if rival is not None and ga is None:
-                ga = mm(rival, ws[k])
-            elif rival is not None:
-                ga = ga + mm(rival, ws[k])
+            if rival is not None:
+                ga = mm(rival, ws[k]) if ga is None else ga + mm(rival, ws[k])
             continue
         g = -2 * lw(k) * deltas[k] if gz[k] is None else gz[k]
         if gz[k] is None and rival is not None:

@@ -9,6 +9,7 @@ import torch
 from scipy.optimize import nnls
 
 from harness.attacks.margins import head_form, margins, output_coef
+from harness.attacks.objective import layer_weight
 from harness.diagnostics.kinks import KINK_TOL, kink_fit
 from harness.heads.losses import LossName
 from harness.heads.mlp import MLPHead
@@ -85,7 +86,7 @@ def signal_gram(head: MLPHead, signals: tuple[list, list, list], layer_weights=N
     n = len(acts[0])
     gram, c = acts[0].new_zeros(n, n), acts[0].new_zeros(n)
     for k in range(len(head.layers) - 1, -1, -1):  # output layer first, as the signals flow
-        w = 1.0 if layer_weights is None else float(layer_weights[k])
+        w = layer_weight(layer_weights, k)
         if w == 0:
             continue
         ga = acts[k] @ acts[k].T + (1.0 if head.layers[k].bias is not None else 0.0)

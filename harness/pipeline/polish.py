@@ -9,7 +9,7 @@ from dataclasses import replace
 import torch
 
 from harness.attacks.base import AttackResult
-from harness.attacks.objective import default_layer_weights
+from harness.attacks.objective import search_layer_weights
 from harness.attacks.polish import polish, polishable
 from harness.attacks.recombine import candidate_weight
 from harness.pipeline.stages import Embedded, finite_candidates
@@ -36,8 +36,8 @@ def polish_stage(result: AttackResult, trained: TrainedVictim, emb: Embedded, re
         return result
     frame, mean = trained.frame, emb.mean.double()
     x = frame.apply(result.candidates[ok].double() + mean)
-    weights = result.params.get("layer_weights")  # unset (as a sweep's merged shards state it): the attack's default
-    weights = default_layer_weights(len(trained.head.layers)) if weights is None else weights
+    # the weights the search used (unset, as a sweep's merged shards state the task's params: the attack's default)
+    weights = search_layer_weights(result.params.get("layer_weights"), len(trained.head.layers))
     done = polish(trained.head, recipe.loss, x, result.labels[ok], steps, layer_weights=weights)
     candidates = result.candidates.clone()
     candidates[ok] = (frame.to_raw(done.x) - mean).to(candidates.dtype)
