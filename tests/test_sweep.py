@@ -268,6 +268,11 @@ def test_bad_sweeps_fail_with_one_line(tmp_path, capsys, monkeypatch):
     line = _bad(capsys, write_sweep(tmp_path, grid={"head.weight_decay": [-1]}))
     assert "head.weight_decay" in line and "grid head.weight_decay=-1" in line
     assert "kkt-reference.mm" in _bad(capsys, write_sweep(tmp_path, grid={"attack.params.mm": [3]}))
+    # a weight per layer of the head the sweep trains (one hidden layer: 2), checked at plan time, not as a failure row
+    kkt = {**TASK, "attack": {"name": "kkt", "params": {"restarts": 2}}}
+    line = _bad(capsys, write_sweep(tmp_path, tasks=[kkt], grid={"attack.params.layer_weights": [[1, 1], [1, 0, 1]]}))
+    assert "attack.params.layer_weights = [1, 0, 1]: give one weight per layer of the head (2)" in line
+    assert "grid attack.params.layer_weights=[1, 0, 1]" in line
     assert "at least one model" in _bad(capsys, write_sweep(tmp_path, models=[]))
     assert "no units" in _bad(capsys, write_sweep(tmp_path, models=["all-minilm-l6-v2"]))
     q = {"library": "transformers", "card": {"modality": "image"}}

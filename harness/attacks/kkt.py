@@ -94,11 +94,12 @@ class KKTFastParams(KKTParams):
         return self
 
 
-def check_layer_weights(weights: list[float] | None, layers: int) -> None:
+def check_layer_weights(weights: list[float] | None, layers: int, where: str | None = None) -> None:
     """A one-line error unless `weights` (kkt's `layer_weights`; None: the default) give one weight per layer of a
     head of `layers` layers and not all 0."""
     if weights is not None and (len(weights) != layers or not any(weights)):
-        raise HarnessError("attack.params.layer_weights", weights, f"give one weight per layer of the head ({layers}), not all 0")
+        raise HarnessError("attack.params.layer_weights", weights, f"give one weight per layer of the head ({layers}), not all 0",
+                           where)
 
 
 class KKT(Attack):

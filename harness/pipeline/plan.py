@@ -7,6 +7,7 @@ import json
 from dataclasses import dataclass
 
 from harness.attacks import attack_class, make_attack
+from harness.attacks.kkt import check_layer_weights
 from harness.attacks.priors import domain_prior
 from harness.specs.model_card import ModelCard
 from harness.specs.task import TaskSpec
@@ -54,6 +55,13 @@ class Unit:
         stated |= {k: v for k, v in (("data_digest", self.data_digest), ("head_digest", self.head_digest)) if v}
         blob = json.dumps({**stated, "schema": SCHEMA_VERSION}, sort_keys=True, default=str)
         return f"{self.task.name}-{self.card.name}-{hashlib.sha256(blob.encode()).hexdigest()[:12]}".replace("/", "_")
+
+
+def check_trained_head(task: TaskSpec, where: str | None = None) -> None:
+    """The attack's settings that depend on the shape of a head the unit trains (the task's hidden layers and an
+    output), checked before any work: `run`'s plan and a sweep's plan alike."""
+    if task.attack.name == "kkt":
+        check_layer_weights(task.attack.params.get("layer_weights"), len(task.head.widths) + 1, where)
 
 
 def resolve_attack(task: TaskSpec, card: ModelCard) -> TaskSpec:

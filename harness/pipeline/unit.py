@@ -21,7 +21,6 @@ from rich.markup import escape
 
 from harness.attacks import make_attack
 from harness.attacks.base import AttackResult
-from harness.attacks.kkt import check_layer_weights
 from harness.backbones.load import Backbone, load_backbone
 from harness.backbones.resolve import ResolvedModel, resolve_model
 from harness.classifiers.checkpoint import check_classes, is_integer_class, read_checkpoint
@@ -31,7 +30,7 @@ from harness.data.source import data_digest, pin_hub_data
 from harness.data.split import MemberSplit, load_split
 from harness.invert.recipe import EvidenceRecipe
 from harness.pipeline.evidence import VictimEvidence, invert_stage, inversion_rows, select_stage, selection_rows, selection_score_rows
-from harness.pipeline.plan import Unit, resolve_attack
+from harness.pipeline.plan import Unit, check_trained_head, resolve_attack
 from harness.pipeline.polish import polish_line, polish_stage
 from harness.pipeline.rows import VictimOutcome, candidate_rows, match_rows, provenance, run_rows, victim_row
 from harness.pipeline.stages import (
@@ -100,8 +99,8 @@ def plan_unit(task: TaskSpec, card: ModelCard, head_file: str | None = None, bas
     elif head_file:
         task = given_head_task(task, given.frame.transform if given is not None and given.frame is not None else None,
                                given.l2 if given is not None else None)
-    elif task.attack.name == "kkt":  # a head trained here: the task's hidden layers and an output
-        check_layer_weights(task.attack.params.get("layer_weights"), len(task.head.widths) + 1)
+    else:  # a head trained here
+        check_trained_head(task)
     head_digest = content_digest(head_file) if head_file and Path(head_file).is_file() else None
     return Unit(resolve_attack(task, card), card, resolved.revision, head_file, data_digest(task.data, base_dir),
                 head_digest), resolved

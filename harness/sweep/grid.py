@@ -75,14 +75,19 @@ def check_recipe(task: TaskSpec, where: str) -> None:
         raise exc from None
 
 
+def located(task: TaskSpec, overrides: dict[str, Any], where: str) -> str:
+    """Where a grid point's error is: the sweep, the task and the grid values."""
+    shown = ", ".join(f"{k}={v}" for k, v in overrides.items())
+    return f"{where} (task {task.name}, grid {shown})" if overrides else f"{where} (task {task.name})"
+
+
 def apply(task: TaskSpec, overrides: dict[str, Any], where: str) -> TaskSpec:
     if not overrides:
-        check_recipe(task, f"{where} (task {task.name})")
+        check_recipe(task, located(task, overrides, where))
         return task
     data = copy.deepcopy(task.model_dump(mode="json"))
     for key, value in overrides.items():
         _set(data, key, value)
-    shown = ", ".join(f"{k}={v}" for k, v in overrides.items())
-    out = parse(TaskSpec, data, f"{where} (task {task.name}, grid {shown})")
-    check_recipe(out, f"{where} (task {task.name}, grid {shown})")
+    out = parse(TaskSpec, data, located(task, overrides, where))
+    check_recipe(out, located(task, overrides, where))
     return out

@@ -10,7 +10,7 @@ from harness.attacks import make_attack
 from harness.classifiers.task import checkpoint_task
 from harness.errors import HarnessError
 from harness.data.source import data_digest, local_path, pin_hub_data
-from harness.pipeline.plan import Unit, resolve_attack
+from harness.pipeline.plan import Unit, check_trained_head, resolve_attack
 from harness.registry import MODELS, TASKS
 from harness.specs.loading import parse
 from harness.specs.model_card import ModelCard
@@ -123,8 +123,11 @@ def plan_sweep(spec: SweepSpec, sweep_file: str | Path | None = None, hub_api=No
         raise HarnessError(
             "grid", spec.name, f"no units: no card matches a task's modality ({mods}); add cards or tasks"
         )
+    trains = {ti for ci, ti in pairs if not pinned[ci][0].is_classifier}  # tasks some card trains a head for
     for overrides in G.combos(spec.grid):  # every value must make a valid task and attack
-        for task, _ in tasks:
+        for ti, (task, _) in enumerate(tasks):
             t = G.apply(task, overrides, spec.name)
             make_attack(t.attack.name, t.attack.params)
+            if ti in trains:
+                check_trained_head(t, G.located(task, overrides, spec.name))
     return plan
