@@ -81,7 +81,8 @@ HEAD = {"widths": [1000], "init_scale": 0.1, "loss": "logistic", "optimizer": "a
 
 
 def run(t, card, recipe, cache):
-    from harness.pipeline.unit import plan_unit, run_unit
+    from harness.pipeline.plan import plan_unit
+    from harness.pipeline.unit import run_unit
 
     unit, resolved = plan_unit(t, card)
     t0 = time.perf_counter()

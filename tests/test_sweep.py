@@ -81,7 +81,7 @@ def test_a_data_file_changed_in_place_gives_its_units_new_ids(tmp_path):
 
 
 def test_sweep_unit_id_matches_a_plain_run(tmp_path):
-    from harness.pipeline.unit import plan_unit
+    from harness.pipeline.plan import plan_unit
     from harness.registry import MODELS
     from harness.specs.task import TaskSpec
 
@@ -93,7 +93,7 @@ def test_sweep_unit_id_matches_a_plain_run(tmp_path):
 
 def test_unit_id_ignores_settings_left_at_their_defaults():
     # a release that adds a setting must not rerun a resumed store's finished units: only stated values count
-    from harness.pipeline.unit import plan_unit
+    from harness.pipeline.plan import plan_unit
     from harness.registry import MODELS
     from harness.specs.task import TaskSpec
 
@@ -111,7 +111,7 @@ def test_unit_id_ignores_settings_left_at_their_defaults():
 def test_inversion_settings_leave_the_unit_id_and_selection_settings_change_it():
     """A sweep never inverts and no leaderboard column reads an inversion: changing word_beam recomputed every
     unit of a sweep. Selection settings, and evidence turned off, are other work."""
-    from harness.pipeline.unit import plan_unit
+    from harness.pipeline.plan import plan_unit
     from harness.registry import MODELS
     from harness.specs.task import TaskSpec
 
@@ -123,7 +123,7 @@ def test_inversion_settings_leave_the_unit_id_and_selection_settings_change_it()
 
 
 def test_a_units_settings_record_the_attacks_defaults_and_its_id_only_what_is_stated():
-    from harness.pipeline.unit import plan_unit
+    from harness.pipeline.plan import plan_unit
     from harness.registry import MODELS, TASKS
 
     task = TASKS.get("quickstart")
@@ -140,7 +140,7 @@ def test_kkt_auto_init_is_decided_when_the_unit_is_planned(tmp_path):
     """`init: auto` becomes mixed in a pixel unit with non-members, stated in the unit (its id, its shards, its merge
     and a resumed run all see it), and the same as stating it; where auto means rows the task is left as it was,
     so those units keep their ids."""
-    from harness.pipeline.unit import plan_unit
+    from harness.pipeline.plan import plan_unit
     from harness.registry import MODELS, TASKS
     from harness.specs.task import TaskSpec
 

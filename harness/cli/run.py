@@ -15,7 +15,8 @@ from harness.errors import HarnessError
 from harness.heads.io import load_head
 from harness.victims.frame import MEAN_KEY, SCALE_KEY
 from harness.pipeline.stages import GivenHead
-from harness.pipeline.unit import plan_unit, run_unit, save_unit
+from harness.pipeline.plan import plan_unit
+from harness.pipeline.unit import run_unit, save_unit
 from harness.registry import MODELS, TASKS
 from harness.runner.lock import StoreLock
 from harness.victims.build import recipe_parts

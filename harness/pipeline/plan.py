@@ -1,18 +1,31 @@
-"""A unit of work (task x model card at a resolved revision) and its stable content-hash id."""
+"""A unit of work (task x model card at a resolved revision), its stable content-hash id, and its plan: every setting
+checked and every revision pinned before any work (`run` plans with plan_unit; a sweep with sweep/plan.py)."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from harness.attacks import attack_class, make_attack
 from harness.attacks.kkt import check_layer_weights
 from harness.attacks.priors import domain_prior
+from harness.backbones.resolve import ResolvedModel, resolve_model
+from harness.classifiers.checkpoint import check_classes, is_integer_class, read_checkpoint
+from harness.classifiers.task import checkpoint_task, given_head_task
+from harness.data.source import data_digest, pin_hub_data
+from harness.errors import HarnessError
+from harness.provenance import content_digest
 from harness.specs.model_card import ModelCard
 from harness.specs.task import TaskSpec
 from harness.specs.work import task_work
 from harness.store.schemas import SCHEMA_VERSION
+from harness.victims.build import recipe_parts
+
+if TYPE_CHECKING:
+    from harness.pipeline.stages import GivenHead
 
 
 @dataclass(frozen=True)
@@ -74,3 +87,28 @@ def resolve_attack(task: TaskSpec, card: ModelCard) -> TaskSpec:
     if params == task.attack.params:
         return task
     return task.model_copy(update={"attack": task.attack.model_copy(update={"params": params})})
+
+
+def plan_unit(task: TaskSpec, card: ModelCard, head_file: str | None = None, base_dir: Path | None = None,
+              given: GivenHead | None = None) -> tuple[Unit, ResolvedModel]:
+    """Check the attack's parameters and the victim recipe, and resolve the card's revision, before any work;
+    a classifier card's config (architecture, labels) is checked against the task too. `base_dir`: where the
+    task's relative data path starts; `given`: the head loaded from `head_file` (its saved frame names the inputs')."""
+    make_attack(task.attack.name, task.attack.params)
+    recipe_parts(task.victim)
+    task = task.model_copy(update={"data": pin_hub_data(task.data)})
+    resolved = resolve_model(card)
+    if card.is_classifier:
+        if head_file:
+            raise HarnessError("--head", head_file, f"{card.name} is a classifier card: its own head is attacked; drop --head")
+        if not any(is_integer_class(c) for c in task.classes):  # integers are label values: checked with the data's
+            check_classes(read_checkpoint(card.id, resolved.path), task.classes)  # names (checkpoint_stage)
+        task = checkpoint_task(task)
+    elif head_file:
+        task = given_head_task(task, given.frame.transform if given is not None and given.frame is not None else None,
+                               given.l2 if given is not None else None)
+    else:  # a head trained here
+        check_trained_head(task)
+    head_digest = content_digest(head_file) if head_file and Path(head_file).is_file() else None
+    return Unit(resolve_attack(task, card), card, resolved.revision, head_file, data_digest(task.data, base_dir),
+                head_digest), resolved

@@ -19,18 +19,14 @@ import torch
 from rich.console import Console
 from rich.markup import escape
 
-from harness.attacks import make_attack
 from harness.attacks.base import AttackResult
 from harness.backbones.load import Backbone, load_backbone
-from harness.backbones.resolve import ResolvedModel, resolve_model
-from harness.classifiers.checkpoint import check_classes, is_integer_class, read_checkpoint
-from harness.classifiers.task import checkpoint_task, given_head_task
+from harness.backbones.resolve import ResolvedModel
 from harness.errors import HarnessError
-from harness.data.source import data_digest, pin_hub_data
 from harness.data.split import MemberSplit, load_split
 from harness.invert.recipe import EvidenceRecipe
 from harness.pipeline.evidence import VictimEvidence, invert_stage, inversion_rows, select_stage, selection_rows, selection_score_rows
-from harness.pipeline.plan import Unit, check_trained_head, resolve_attack
+from harness.pipeline.plan import Unit
 from harness.pipeline.polish import polish_line, polish_stage
 from harness.pipeline.rows import VictimOutcome, candidate_rows, match_rows, provenance, run_rows, victim_row
 from harness.pipeline.stages import (
@@ -38,12 +34,11 @@ from harness.pipeline.stages import (
     score_stage, train_stage,
 )
 from harness.pipeline.write import TABLES, head_path, save_heads, unmark_done, write_unit
-from harness.provenance import content_digest
 from harness.scoring.verdict import GOOD_COSINE, percent
 from harness.specs.model_card import ModelCard
 from harness.specs.task import AttackRecipe, TaskSpec
 from harness.store.store import ResultStore
-from harness.victims.build import TrainedVictim, recipe_parts
+from harness.victims.build import TrainedVictim
 from harness.victims.frame import Frame
 from harness.victims.transforms import TRANSFORMS
 
@@ -79,31 +74,6 @@ class UnitOutput:
     row_counts: dict[str, int] = field(default_factory=dict)
     wall_s: float = 0.0
     pending: tuple | None = None  # (rows, trained) computed for `out` and not yet written (run_unit(write=False))
-
-
-def plan_unit(task: TaskSpec, card: ModelCard, head_file: str | None = None, base_dir: Path | None = None,
-              given: GivenHead | None = None) -> tuple[Unit, ResolvedModel]:
-    """Check the attack's parameters and the victim recipe, and resolve the card's revision, before any work;
-    a classifier card's config (architecture, labels) is checked against the task too. `base_dir`: where the
-    task's relative data path starts; `given`: the head loaded from `head_file` (its saved frame names the inputs')."""
-    make_attack(task.attack.name, task.attack.params)
-    recipe_parts(task.victim)
-    task = task.model_copy(update={"data": pin_hub_data(task.data)})
-    resolved = resolve_model(card)
-    if card.is_classifier:
-        if head_file:
-            raise HarnessError("--head", head_file, f"{card.name} is a classifier card: its own head is attacked; drop --head")
-        if not any(is_integer_class(c) for c in task.classes):  # integers are label values: checked with the data's
-            check_classes(read_checkpoint(card.id, resolved.path), task.classes)  # names (checkpoint_stage)
-        task = checkpoint_task(task)
-    elif head_file:
-        task = given_head_task(task, given.frame.transform if given is not None and given.frame is not None else None,
-                               given.l2 if given is not None else None)
-    else:  # a head trained here
-        check_trained_head(task)
-    head_digest = content_digest(head_file) if head_file and Path(head_file).is_file() else None
-    return Unit(resolve_attack(task, card), card, resolved.revision, head_file, data_digest(task.data, base_dir),
-                head_digest), resolved
 
 
 def victim_kinds(task: TaskSpec, given_head: bool) -> tuple[str, ...]:
