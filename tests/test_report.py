@@ -15,7 +15,8 @@ import yaml
 
 from harness.cli import main
 from harness.invert.recipe import EvidenceRecipe
-from harness.pipeline.unit import plan_unit, run_unit
+from harness.pipeline.plan import plan_unit
+from harness.pipeline.unit import run_unit
 from harness.registry import MODELS, TASKS
 from harness.report import build_report
 from harness.store import ResultStore
