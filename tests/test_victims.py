@@ -235,3 +235,23 @@ def test_rows_name_the_device_the_attack_ran_on_not_the_first_gpu(monkeypatch):
     for name, params in (("kkt", fast), ("kkt-reference", {"m": 8, "restarts": 1, "iterations": 2})):
         res = attack_stage(v, emb, HEAD, AttackRecipe(name=name, params=params), 2, False, False)
         assert res.device == f"cpu x{torch.get_num_threads()}", (name, res.device)
+
+
+@pytest.mark.parametrize("head", [HEAD, HEAD.model_copy(update={"widths": [16, 16], "loss": "ce"})])
+def test_the_training_gradient_bounds_the_oracle_residual(head):
+    """θ − Σ λ_i ∇Φ_i = ∇objective / wd for the training's own multipliers: the oracle's fitted λ can only do better.
+    A head stopped early (the bound large) and one trained further (the bound small) both keep the oracle under it."""
+    from harness.diagnostics.oracle import stationarity_bound
+
+    data = dataclasses.replace(_data(), num_classes=2 if head.loss == "logistic" else 3)
+    if head.loss == "ce":
+        data = dataclasses.replace(data, labels=torch.arange(12) % 3, public_labels=torch.arange(40) % 3,
+                                   null_labels=torch.arange(12) % 3)
+    bounds = []
+    for steps in (30, 600):
+        v = build_victim(VictimSpec(transform="standardize"), head.model_copy(update={"max_steps": steps}), data, seed=0)
+        bound = stationarity_bound(v.head, v.report.grad_norm, head.weight_decay)
+        assert v.oracle_residual <= bound * (1 + 1e-6) + 1e-9, (steps, v.oracle_residual, bound)
+        bounds.append(bound)
+    assert bounds[1] < bounds[0] / 10  # trained further: nearer stationarity, the bound falls with the residual
+    assert stationarity_bound(v.head, v.report.grad_norm, 0.0) is None and stationarity_bound(v.head, None, 1e-3) is None

@@ -10,6 +10,7 @@ import numpy as np
 
 from harness.attacks.base import AttackResult, lambda_size
 from harness.data.split import MemberSplit
+from harness.diagnostics.oracle import stationarity_bound
 from harness.pipeline.plan import Unit
 from harness.pipeline.stages import Embedded, public_norm, start_pool
 from harness.victims.build import TrainedVictim
@@ -59,6 +60,11 @@ def _f(x) -> float | None:
     return x if np.isfinite(x) else None
 
 
+def _opt(x) -> float | None:
+    """_f, with None (not defined for this victim) kept as null."""
+    return None if x is None else _f(x)
+
+
 def victim_row(base: dict, unit: Unit, split: MemberSplit, emb: Embedded, o: VictimOutcome, cache_hit: bool) -> dict:
     s, rep, head = o.scores, o.trained.report, o.trained.head
     count = lambda x: x if s.measured else None  # noqa: E731 - nothing measured (every run diverged) is null, not 0 members
@@ -79,10 +85,12 @@ def victim_row(base: dict, unit: Unit, split: MemberSplit, emb: Embedded, o: Vic
         "grad_norm": rep.grad_norm if rep else None,
         "train_steps": rep.steps if rep else None,
         "stopped_by": rep.stopped_by if rep else "given",
-        "train_acc": rep.train_acc if rep else _f(o.trained.train_acc) if o.trained.train_acc is not None else None,
+        "train_acc": rep.train_acc if rep else _opt(o.trained.train_acc),
         "test_acc": _f(o.trained.test_acc),
         "oracle_residual": _f(o.trained.oracle_residual),
-        "effective_members": _f(o.trained.effective_members) if o.trained.effective_members is not None else None,
+        "stationarity_bound": _opt(stationarity_bound(head, rep.grad_norm, unit.task.head.weight_decay)
+                                   if rep and o.trained.recipe.trainer == "paper" else None),
+        "effective_members": _opt(o.trained.effective_members),
         "in_row_space": o.trained.in_row_space,
         "recipe": o.trained.recipe.label,
         "transform": o.trained.recipe.transform,
@@ -90,7 +98,7 @@ def victim_row(base: dict, unit: Unit, split: MemberSplit, emb: Embedded, o: Vic
         "trainer_params": json.dumps(o.trained.recipe.params, sort_keys=True, default=str),
         "trainer_info": json.dumps(o.trained.info, sort_keys=True, default=float),
         "dp_epsilon": _f(o.trained.info["epsilon"]) if "epsilon" in o.trained.info else None,
-        "active_share": _f(o.trained.active_share) if o.trained.active_share is not None else None,
+        "active_share": _opt(o.trained.active_share),
         "typical_norm": _f(public_norm(o.trained.frame, emb)),
         "attack": unit.task.attack.name if not o.trained.linear else "weighted-sum",
         "n_runs": len(o.result.runs),
