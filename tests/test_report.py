@@ -146,6 +146,8 @@ def test_text_victims_have_no_ssim_and_a_verdict(text_results, tmp_path):
     assert 'alt="SSIM histogram"' not in page and page.count('alt="similarity histogram"') == 2
     # the null victim's diagnostics describe the rows it trained on (a disjoint draw), and say so
     assert page.count("members the weights carry") == 1 and page.count("its own training rows (not the members) the weights carry") == 1
+    # trained without weight decay: no bound on the oracle residual from the gradient (tests/test_victims.py has the bound)
+    assert all(v["stationarity_bound"] is None for v in victims) and "distance from stationarity" not in page
     # two runs each: what the first run alone found, beside both (a count of members, never above the whole search's)
     assert all(0 <= v["good_at_0_8_first_half"] <= v["good_at_0_8"] for v in victims)
     assert page.count("at cosine > 0.8 from the first half of the attack") == 2

@@ -53,6 +53,9 @@ def _metrics(v: dict, scores: list[dict]) -> str:
          + (f"; active units per member {fmt(v['active_share'], '.2f')}" if v.get("active_share") is not None else "")
          + (f"; DP epsilon {fmt(v['dp_epsilon'], '.2f')}" if v.get("dp_epsilon") is not None else "")],
         ["train loss / test acc / oracle residual", f"{fmt(v['train_loss'], '.1e')} / {fmt(v['test_acc'], '.2f')} / {fmt(v['oracle_residual'])}"],
+        *([["the training's distance from stationarity, (gradient norm / (weight decay x |θ|))²: the oracle residual is at "
+            "most this (where the two are close, what the members leave unexplained is unfinished training)",
+            fmt(v["stationarity_bound"], ".3g")]] if v.get("stationarity_bound") is not None else []),
         *([[f"{rows_of} the weights carry (participation ratio of the oracle fit; the search finds those with the "
             "largest parts first)", f"{fmt(v['effective_members'], '.1f')} of {v['n_members']}"]]
           if v.get("effective_members") is not None else []),
