@@ -67,7 +67,7 @@ class KKTFastParams(KKTParams):
     layer_weights: list[float] | None = Field(
         None, min_length=1, description="each layer's weight w_k in the searched residual sum_k w_k ||theta_k - G_k||^2, "
         "first layer first, one a layer of the head; unset: 1 each, and 0 on the layers between hidden layers of a head with "
-        "two or more (their trained weights keep a part no input's gradient explains: search_layer_weights)")
+        "two or more (the search cannot fit those layers' terms, even where the members do: search_layer_weights)")
     keep: Literal["survivors", "all"] = Field("survivors", description="candidates of pruned restarts too ('all'), or not")
     device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$", description="auto: the first CUDA device if present, else cpu")
     compile: fused.Compile = Field(
