@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import torch
 
 from harness.attacks.margins import head_form
-from harness.attacks.objective import layer_weight
+from harness.attacks.objective import HeadTensors
 from harness.diagnostics.oracle import margin_signals, signal_gram, theta_fit
 from harness.heads.mlp import MLPHead
 
@@ -60,8 +60,8 @@ def polish(head: MLPHead, loss: str, x: torch.Tensor, labels: torch.Tensor, step
     t0 = time.perf_counter()
     h = copy.deepcopy(head).double().cpu()
     x64, y = x.detach().double().cpu(), labels.cpu()
-    tt = sum(layer_weight(layer_weights, k) * sum(float(p.detach().pow(2).sum()) for p in layer.parameters())
-             for k, layer in enumerate(h.layers))  # Σ_k w_k ‖θ_k‖²: θ does not move, every fit divides by it
+    # Σ_k w_k ‖θ_k‖², as the search weighs θ: once, for every fit divides by it
+    tt = float(HeadTensors.of(h, torch.float64, layer_weights=layer_weights).theta_sq)
     lam, r, first = _fit(h, loss, x64, y, layer_weights, tt)
     live = lam > 0
     xs, ys, lam, first = x64[live], y[live], lam[live], first[live]
