@@ -250,8 +250,13 @@ def test_the_training_gradient_bounds_the_oracle_residual(head):
     bounds = []
     for steps in (30, 600):
         v = build_victim(VictimSpec(transform="standardize"), head.model_copy(update={"max_steps": steps}), data, seed=0)
-        bound = stationarity_bound(v.head, v.report.grad_norm, head.weight_decay)
+        assert v.report.weight_decay == head.weight_decay  # the objective the report's gradient norm measures
+        bound = stationarity_bound(v.head, v.report)
         assert v.oracle_residual <= bound * (1 + 1e-6) + 1e-9, (steps, v.oracle_residual, bound)
         bounds.append(bound)
     assert bounds[1] < bounds[0] / 10  # trained further: nearer stationarity, the bound falls with the residual
-    assert stationarity_bound(v.head, v.report.grad_norm, 0.0) is None and stationarity_bound(v.head, None, 1e-3) is None
+    assert stationarity_bound(v.head, dataclasses.replace(v.report, weight_decay=None)) is None
+    assert stationarity_bound(v.head, None) is None
+    # a penalty of another form (scikit-learn's: weights only, per batch) states no weight decay: no bound
+    other = build_victim(VictimSpec(transform="standardize", trainer="sklearn-mlp", params={"max_iter": 3}), head, data, seed=0)
+    assert other.report.weight_decay is None and stationarity_bound(other.head, other.report) is None

@@ -13,6 +13,7 @@ from harness.attacks.objective import layer_weight
 from harness.diagnostics.kinks import KINK_TOL, kink_fit
 from harness.heads.losses import LossName
 from harness.heads.mlp import MLPHead
+from harness.heads.train import TrainReport
 
 
 def member_jacobian(head: MLPHead, loss: LossName, x: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -61,16 +62,18 @@ def oracle_residual(head: MLPHead, loss: LossName, x: torch.Tensor, labels: torc
     return oracle_fit(head, loss, x, labels, kink_tol)[0]
 
 
-def stationarity_bound(head: MLPHead, grad_norm: float | None, weight_decay: float) -> float | None:
-    """(‖∇objective‖ / (wd‖θ‖))² for a head trained on a mean loss plus (wd/2)‖θ‖² (the `paper` trainer): the relative
+def stationarity_bound(head: MLPHead, report: TrainReport | None) -> float | None:
+    """(‖∇objective‖ / (wd‖θ‖))² for a head whose training report measures a mean loss plus (wd/2)‖θ‖²
+    (`report.weight_decay`: the `paper` and `dp-sgd` trainers): the relative
     residual the training's own multipliers λ_i = −ℓ'(Φ_i)/(n·wd) leave, since θ − Σ_i λ_i ∇θ Φ_i = ∇objective / wd
     exactly. So the oracle residual is at most this, without the members: where the two are close, what the members do
     not explain is the head's distance from stationarity (docs/attack.md, "Why the middle layer"). None without weight
-    decay or a gradient norm."""
-    if grad_norm is None or weight_decay <= 0 or not head.is_finite():
+    decay (or with a penalty of another form) or without a report."""
+    wd = report.weight_decay if report is not None else None
+    if not wd or wd <= 0 or not head.is_finite():
         return None
     theta = float(head.flat_params().detach().double().norm())
-    return (grad_norm / (weight_decay * theta)) ** 2 if theta > 0 else None
+    return (report.grad_norm / (wd * theta)) ** 2 if theta > 0 else None
 
 
 def effective_members(parts: np.ndarray | None) -> float | None:

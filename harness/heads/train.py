@@ -48,6 +48,9 @@ class TrainReport:
     stopped_by: str
     wall_s: float
     device: str = ""  # where it trained (provenance.device_name(): `cpu xN` or the GPU); "" in records before it
+    # wd where the objective `grad_norm` measures is a mean loss plus (wd/2)‖θ‖² over every parameter; None where it is
+    # of another form (no decay, a penalty on some layers only) or in records before it: what stationarity_bound needs
+    weight_decay: float | None = None
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -151,6 +154,7 @@ def train_head(
         stopped_by=stopped_by,
         wall_s=time.perf_counter() - t0,
         device=device_name(str(dev)),
+        weight_decay=cfg.weight_decay or None,
     )
 
 
@@ -163,7 +167,8 @@ def untrained_report(head: MLPHead, x: torch.Tensor, labels: torch.Tensor, num_c
     with torch.no_grad():
         acc = float((predictions(cfg.loss, head(x)) == labels).float().mean())
     gnorm = math.sqrt(sum(float((g**2).sum()) for g in grads))
-    return TrainReport(float(loss.detach()), float(obj.detach()), gnorm, 0, acc, "untrained", 0.0)
+    return TrainReport(float(loss.detach()), float(obj.detach()), gnorm, 0, acc, "untrained", 0.0,
+                       weight_decay=cfg.weight_decay or None)
 
 
 def fit_head(

@@ -88,8 +88,7 @@ def victim_row(base: dict, unit: Unit, split: MemberSplit, emb: Embedded, o: Vic
         "train_acc": rep.train_acc if rep else _opt(o.trained.train_acc),
         "test_acc": _f(o.trained.test_acc),
         "oracle_residual": _f(o.trained.oracle_residual),
-        "stationarity_bound": _opt(stationarity_bound(head, rep.grad_norm, unit.task.head.weight_decay)
-                                   if rep and o.trained.recipe.trainer == "paper" else None),
+        "stationarity_bound": _opt(stationarity_bound(head, rep)),
         "effective_members": _opt(o.trained.effective_members),
         "in_row_space": o.trained.in_row_space,
         "recipe": o.trained.recipe.label,

@@ -40,8 +40,8 @@ VICTIMS = [
     pa.field("train_acc", pa.float64()),
     pa.field("test_acc", pa.float64()),
     pa.field("oracle_residual", pa.float64()),
-    # (grad_norm / (weight_decay x ||θ||))² for heads of the paper trainer: the oracle residual is at most this
-    # (diagnostics/oracle.py: stationarity_bound); null for other trainers and given heads
+    # (grad_norm / (weight_decay x ||θ||))² for heads trained on a loss plus (wd/2)||θ||² (paper, dp-sgd): the oracle residual is at most this
+    # (diagnostics/oracle.py: stationarity_bound); null for other penalties and given heads
     pa.field("stationarity_bound", pa.float64()),
     # how many members θ carries: (Σ p_i)² / Σ p_i², p_i = each member's part of the oracle fit (|λ_i|·‖∇θ Φ_i‖ for margins)
     pa.field("effective_members", pa.float64()),

@@ -46,8 +46,10 @@ class Trainer:
 
 
 def report_of(head: MLPHead, loss: str, x: torch.Tensor, labels: torch.Tensor, num_classes: int,
-              penalty: Callable[[MLPHead], torch.Tensor] | None, steps: int, stopped_by: str, t0: float) -> TrainReport:
-    """The training record on the whole training set: data loss, objective (with `penalty`), its gradient norm."""
+              penalty: Callable[[MLPHead], torch.Tensor] | None, steps: int, stopped_by: str, t0: float,
+              weight_decay: float | None = None) -> TrainReport:
+    """The training record on the whole training set: data loss, objective (with `penalty`), its gradient norm.
+    `weight_decay`: the penalty is (weight_decay/2)‖θ‖² over every parameter (recorded for stationarity_bound)."""
     target = targets_for(loss, labels, num_classes)
     params = list(head.parameters())
     data = data_loss(loss, head(x), target)
@@ -57,7 +59,7 @@ def report_of(head: MLPHead, loss: str, x: torch.Tensor, labels: torch.Tensor, n
         acc = float((predictions(loss, head(x)) == labels).float().mean())
     gnorm = math.sqrt(sum(float((g**2).sum()) for g in grads))
     return TrainReport(float(data.detach()), float(obj.detach()), gnorm, steps, acc, stopped_by, time.perf_counter() - t0,
-                       device_name("cpu"))  # the minibatch trainers run on the CPU
+                       device_name("cpu"), weight_decay or None)  # the minibatch trainers run on the CPU
 
 
 def minibatch_epoch(model: MLPHead, opt: torch.optim.Optimizer, x: torch.Tensor, target: torch.Tensor, loss: str,

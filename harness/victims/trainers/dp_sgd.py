@@ -78,5 +78,5 @@ class DPSGD(Trainer):
         def penalty(m: MLPHead) -> torch.Tensor:
             return 0.5 * head.weight_decay * sum((q**2).sum() for q in m.parameters())
 
-        report = report_of(model, head.loss, x, labels, num_classes, penalty, p.epochs, "epochs", t0)
+        report = report_of(model, head.loss, x, labels, num_classes, penalty, p.epochs, "epochs", t0, head.weight_decay)
         return Fitted(model, report, {"epsilon": eps, "delta": p.delta, "noise_multiplier": float(opt.noise_multiplier)})
