@@ -116,6 +116,11 @@ def test_dp_sgd_records_the_epsilon_it_reached():
     v = build_victim(VictimSpec(trainer="dp-sgd", params={"epsilon": 8.0, "epochs": 20}), HEAD, _data(), seed=0)
     assert 0 < v.info["epsilon"] <= 8.0 * 1.05 and v.info["delta"] == 1e-5 and v.info["noise_multiplier"] > 0
     assert not any(hasattr(p, "grad_sample") for p in v.head.parameters())
+    # its objective is the paper's (a mean loss plus (wd/2)‖θ‖²): the report says so, and the bound holds there too
+    from harness.diagnostics.oracle import stationarity_bound
+
+    assert v.report.weight_decay == HEAD.weight_decay
+    assert v.oracle_residual <= stationarity_bound(v.head, v.report) * (1 + 1e-6) + 1e-9
 
 
 def test_dp_sgd_without_opacus_is_one_line(monkeypatch):

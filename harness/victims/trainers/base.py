@@ -49,7 +49,11 @@ def report_of(head: MLPHead, loss: str, x: torch.Tensor, labels: torch.Tensor, n
               penalty: Callable[[MLPHead], torch.Tensor] | None, steps: int, stopped_by: str, t0: float,
               weight_decay: float | None = None) -> TrainReport:
     """The training record on the whole training set: data loss, objective (with `penalty`), its gradient norm.
-    `weight_decay`: the penalty is (weight_decay/2)‖θ‖² over every parameter (recorded for stationarity_bound)."""
+    `weight_decay` instead of `penalty`: the penalty is (weight_decay/2)‖θ‖² over every parameter, and the report
+    says so (what stationarity_bound needs)."""
+    if weight_decay:
+        assert penalty is None, "state the penalty once: weight_decay or penalty"
+        penalty = lambda m: 0.5 * weight_decay * sum((q**2).sum() for q in m.parameters())  # noqa: E731
     target = targets_for(loss, labels, num_classes)
     params = list(head.parameters())
     data = data_loss(loss, head(x), target)

@@ -75,8 +75,5 @@ class DPSGD(Trainer):
         trained.load_state_dict({k: v.detach().clone() for k, v in private._module.state_dict().items()})
         model = trained
 
-        def penalty(m: MLPHead) -> torch.Tensor:
-            return 0.5 * head.weight_decay * sum((q**2).sum() for q in m.parameters())
-
-        report = report_of(model, head.loss, x, labels, num_classes, penalty, p.epochs, "epochs", t0, head.weight_decay)
+        report = report_of(model, head.loss, x, labels, num_classes, None, p.epochs, "epochs", t0, head.weight_decay)
         return Fitted(model, report, {"epsilon": eps, "delta": p.delta, "noise_multiplier": float(opt.noise_multiplier)})
