@@ -49,6 +49,26 @@ def test_clustering_beats_lowest_loss_when_the_loss_favours_junk():
     assert base.precision[10] <= 0.5 and base.recall[10] < 1.0
 
 
+def test_the_multipliers_rank_members_above_recurring_fill_in():
+    """Configurations every run also finds, but gives little of θ (small λ), rank behind the members when the
+    confidence is weighed by λ (the default), though they recur as often and sit tighter."""
+    g = torch.Generator().manual_seed(3)
+    n, d, runs = 5, 64, 6
+    members, fill = torch.randn(n, d, generator=g), torch.randn(n, d, generator=g)
+    cands, run_ids, lams = [], [], []
+    for r in range(runs):
+        cands += [members + 0.3 * torch.randn(n, d, generator=g), fill + 0.05 * torch.randn(n, d, generator=g)]
+        run_ids += [r] * 2 * n
+        lams += [torch.full((n,), 1.0), torch.full((n,), 0.02)]
+    cands, run_ids, lams = torch.cat(cands), torch.tensor(run_ids), torch.cat(lams)
+    weighed = select_candidates(cands, run_ids, None, lams)
+    plain = select_candidates(cands, run_ids, None, lams, weigh_lambda=False)
+    top = lambda sel: score_selection(cands[sel.rep_index], members, 0.8, ks=(5,)).precision[5]  # noqa: E731
+    assert top(weighed) == pytest.approx(1.0) and weighed.params["weigh_lambda"]
+    assert top(plain) == pytest.approx(0.0)  # recurrence x tightness alone: the tighter fill-in first
+    assert weighed.confidence[0] == pytest.approx(weighed.tightness[0]) and weighed.confidence[n] < 0.05
+
+
 def test_dbscan_agrees_on_the_planted_case():
     members, cands, runs = _planted(seed=2)
     sel = select_candidates(cands, runs, method="dbscan")

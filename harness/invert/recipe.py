@@ -21,6 +21,9 @@ class EvidenceRecipe(BaseModel):
     select_suppress: float | None = Field(
         None, gt=0, le=1, description="rank a representative this close (cosine) to a better one behind the rest (null: off)"
     )
+    select_weigh_lambda: StrictBool = Field(
+        True, description="weigh each cluster's confidence by its candidates' median multiplier λ (false: recurrence x tightness alone)"
+    )
     invert_top: int = Field(10, ge=0, description="top selections to invert")
     invert_members: int = Field(10, ge=0, description="true member embeddings to invert too (the upper bound)")
     corpus: list[str] = Field(

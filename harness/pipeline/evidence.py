@@ -44,7 +44,7 @@ def select_stage(result: AttackResult, emb: Embedded, scores: MatchScores, recip
     losses = {r.run_id: r.final_loss for r in result.runs}
     sel = select_candidates(
         result.candidates, result.run_ids, losses, result.lambdas, method=recipe.select_method, min_cosine=recipe.min_cosine,
-        loss_factor=recipe.select_loss_factor, suppress_cosine=recipe.select_suppress,
+        loss_factor=recipe.select_loss_factor, suppress_cosine=recipe.select_suppress, weigh_lambda=recipe.select_weigh_lambda,
     )
     s = time.perf_counter() - t0
     members = emb.members
@@ -82,7 +82,8 @@ def selection_rows(base: dict, kind: str, ev: VictimEvidence, recipe: EvidenceRe
             **base, "victim": kind, "rank": r, "candidate": int(sel.rep_index[r]), "size": int(sel.size[r]),
             "support": int(sel.support[r]), "tightness": float(sel.tightness[r]), "confidence": float(sel.confidence[r]),
             "method": sel.method, "min_cosine": sel.min_cosine, "loss_factor": sel.params["loss_factor"],
-            "suppress_cosine": sel.params["suppress_cosine"], "duplicate_of": int(sel.duplicate_of[r]),
+            "suppress_cosine": sel.params["suppress_cosine"], "weigh_lambda": sel.params["weigh_lambda"],
+            "duplicate_of": int(sel.duplicate_of[r]),
             "matched_member": int(top.member[r]),
             "member_score": float(top.score[r]), "hit": bool(top.hits[r]),
         }

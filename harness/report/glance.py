@@ -100,7 +100,8 @@ GLOSSARY = [
     ("effective members", "how many members the head's weights carry (the participation ratio of the oracle fit)"),
     ("active units", "the share of first-layer units a member switches on: near 1, the head is near linear"),
     ("selection, confidence, runs", "clusters of candidates found again by independent restarts, ranked without the "
-     "training set; 'runs' counts the restarts a cluster holds"),
+     "training set by how many restarts hold them, how tight they are and how much of the weights (λ) the restarts "
+     "give them; 'runs' counts the restarts a cluster holds"),
     ("good / passes / no", "a selection's nearest member: close enough to be a reconstruction / above the membership "
      "threshold only / neither"),
 ]

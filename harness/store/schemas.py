@@ -160,6 +160,7 @@ SELECTIONS = [  # one row per cluster representative, best first (no ground trut
     pa.field("min_cosine", pa.float64()),
     pa.field("loss_factor", pa.float64()),  # runs pooled: loss within this factor of the best (null: all)
     pa.field("suppress_cosine", pa.float64()),  # near-duplicates of a better representative ranked last
+    pa.field("weigh_lambda", pa.bool_()),  # confidence weighed by the cluster's median λ (null: rows before it)
     pa.field("duplicate_of", pa.int64()),  # rank of the representative this one nearly duplicates (-1: none)
     pa.field("matched_member", pa.int64()),  # ground truth, scoring only
     pa.field("member_score", pa.float64()),
