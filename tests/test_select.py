@@ -67,6 +67,8 @@ def test_the_multipliers_rank_members_above_recurring_fill_in():
     assert top(weighed) == pytest.approx(1.0) and weighed.params["weigh_lambda"]
     assert top(plain) == pytest.approx(0.0)  # recurrence x tightness alone: the tighter fill-in first
     assert weighed.confidence[0] == pytest.approx(weighed.tightness[0]) and weighed.confidence[n] < 0.05
+    # an MSE head's multipliers are signed: their size is what weighs
+    assert top(select_candidates(cands, run_ids, None, -lams)) == pytest.approx(1.0)
 
 
 def test_dbscan_agrees_on_the_planted_case():

@@ -15,7 +15,7 @@ largest cluster median: a member the runs found carries its share of θ in each 
 that only fills in beside the members carries little (at 50 text members per class, matched candidates'
 median λ was 25 times the unmatched ones'). Ties go to the lower run loss, then the larger lambda.
 
-Two data-free refinements, measured on six independent pools of a CIFAR-10 pixel victim
+Data-free refinements, the first two measured on six independent pools of a CIFAR-10 pixel victim
 (bench/selection.py, docs/evidence.md):
 - `loss_factor` (default 10): only runs whose final KKT loss is within this factor of the best
   run's are pooled. The loss ranks the true basin below the spurious ones (algorithms.md section
@@ -25,9 +25,10 @@ Two data-free refinements, measured on six independent pools of a CIFAR-10 pixel
   this is a near-duplicate of it (average linkage can split one member's diffuse cloud in two); it
   moves behind every representative that is not a duplicate, and `duplicate_of` names the one it
   copies. It did not help on average there, so it is off unless asked for.
-- `weigh_lambda` (default on): on six pools (MiniLM text at 10 and 50 per class, CIFAR-10 pixels at n = 20)
-  it ranked as well as recurrence x tightness alone or better; at 50 per class recurrence alone ranked below the
-  lowest-loss baseline (P@20 0.60 against 0.95 on a fortunes pair), weighed by λ it matched it (docs/evidence.md).
+- `weigh_lambda` (default on): on seven pools (MiniLM text at 10 and 50 per class, CIFAR-10 pixels at n = 20,
+  the quickstart's) it ranked higher than recurrence x tightness alone on four, level on two, lower on one (the
+  quickstart's P@10, 0.90 against 1.00); at 50 per class recurrence alone ranked below the lowest-loss baseline
+  (P@20 0.60 against 0.95 on a fortunes pair), weighed by λ it matched it (docs/evidence.md).
 """
 
 from __future__ import annotations
@@ -167,9 +168,10 @@ def select_candidates(
 
 
 def _lambda_share(lam: np.ndarray, pool: np.ndarray, clusters: list[np.ndarray]) -> np.ndarray:
-    """(k,) each cluster's median multiplier (negative and non-finite as 0) over the largest cluster median: 1 for
-    the cluster the runs weigh most, near 0 for one they barely use; all 1 where no cluster has weight."""
-    med = np.array([float(np.median(np.clip(lam[pool[idx]], 0, None))) for idx in clusters])
+    """(k,) each cluster's median |multiplier| (non-finite as 0; an MSE head's λ are signed) over the largest cluster
+    median: 1 for the cluster the runs weigh most, near 0 for one they barely use; all 1 where no cluster has weight."""
+    size = np.where(np.isfinite(lam), np.abs(lam), 0.0)
+    med = np.array([float(np.median(size[pool[idx]])) for idx in clusters])
     top = med.max() if len(med) else 0.0
     return med / top if np.isfinite(top) and top > 0 else np.ones(len(clusters))
 
