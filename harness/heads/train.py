@@ -56,13 +56,17 @@ class TrainReport:
         return asdict(self)
 
 
+def decay_penalty(head: MLPHead, weight_decay: float) -> torch.Tensor:
+    """(weight_decay/2)‖θ‖² over every parameter: the penalty a TrainReport's `weight_decay` names."""
+    return 0.5 * weight_decay * sum((p**2).sum() for p in head.parameters())
+
+
 def objective(head: MLPHead, x, target, cfg: TrainConfig, decay: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
     """(data loss, data loss + weight_decay/2 * squared norm of the parameters); `decay=False` leaves the
     second term out of the graph (an optimiser that adds weight_decay * p to each gradient itself)."""
     loss = data_loss(cfg.loss, head(x), target)
     if cfg.weight_decay > 0 and decay:
-        reg = sum((p**2).sum() for p in head.parameters())
-        return loss, loss + 0.5 * cfg.weight_decay * reg
+        return loss, loss + decay_penalty(head, cfg.weight_decay)
     return loss, loss
 
 

@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict
 
 from harness.heads.losses import data_loss, predictions, targets_for
 from harness.heads.mlp import MLPHead
-from harness.heads.train import TrainReport
+from harness.heads.train import TrainReport, decay_penalty
 from harness.provenance import device_name
 from harness.specs.task import HeadRecipe
 
@@ -53,7 +53,7 @@ def report_of(head: MLPHead, loss: str, x: torch.Tensor, labels: torch.Tensor, n
     says so (what stationarity_bound needs)."""
     if weight_decay:
         assert penalty is None, "state the penalty once: weight_decay or penalty"
-        penalty = lambda m: 0.5 * weight_decay * sum((q**2).sum() for q in m.parameters())  # noqa: E731
+        penalty = lambda m: decay_penalty(m, weight_decay)  # noqa: E731
     target = targets_for(loss, labels, num_classes)
     params = list(head.parameters())
     data = data_loss(loss, head(x), target)
