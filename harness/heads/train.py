@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, asdict
-from typing import Literal
+from typing import Callable, Literal
 
 import torch
 
@@ -143,36 +143,33 @@ def train_head(
                 sched.step()
     bar.close()
     head.zero_grad(set_to_none=True)
-    loss, obj = objective(head, x, target, cfg)
-    grads = torch.autograd.grad(obj, params)
-    gnorm = math.sqrt(sum(float((g**2).sum()) for g in grads))
-    with torch.no_grad():
-        acc = float((predictions(cfg.loss, head(x)) == labels).float().mean())
+    report = report_on(head, cfg.loss, x, labels, num_classes, step + 1, stopped_by, time.perf_counter() - t0,
+                       device_name(str(dev)), weight_decay=cfg.weight_decay)
     head.to("cpu")
-    return TrainReport(
-        final_loss=float(loss.detach()),
-        objective=float(obj.detach()),
-        grad_norm=gnorm,
-        steps=step + 1,
-        train_acc=acc,
-        stopped_by=stopped_by,
-        wall_s=time.perf_counter() - t0,
-        device=device_name(str(dev)),
-        weight_decay=cfg.weight_decay or None,
-    )
+    return report
+
+
+def report_on(head: MLPHead, loss: LossName, x: torch.Tensor, labels: torch.Tensor, num_classes: int, steps: int,
+              stopped_by: str, wall_s: float, device: str = "", weight_decay: float = 0.0,
+              penalty: Callable[[MLPHead], torch.Tensor] | None = None) -> TrainReport:
+    """The training record on the whole training set: data loss, objective, its gradient norm, accuracy. The
+    objective is the data loss plus (weight_decay/2)‖θ‖² over every parameter (and the report names that decay, what
+    stationarity_bound needs), or plus `penalty(head)` for a penalty of another form (the report then names none)."""
+    assert not (weight_decay and penalty), "state the penalty once: weight_decay or penalty"
+    target = targets_for(loss, labels, num_classes)
+    out = head(x)
+    data = data_loss(loss, out, target)
+    obj = data + (decay_penalty(head, weight_decay) if weight_decay else penalty(head) if penalty else 0.0)
+    grads = torch.autograd.grad(obj, list(head.parameters()))
+    gnorm = math.sqrt(sum(float((g**2).sum()) for g in grads))
+    acc = float((predictions(loss, out.detach()) == labels).float().mean())
+    return TrainReport(float(data.detach()), float(obj.detach()), gnorm, steps, acc, stopped_by, wall_s, device,
+                       weight_decay or None)
 
 
 def untrained_report(head: MLPHead, x: torch.Tensor, labels: torch.Tensor, num_classes: int, cfg: TrainConfig) -> TrainReport:
     """The report of a head left at its initialisation (a control whose weights never saw the data)."""
-    target = targets_for(cfg.loss, labels, num_classes)
-    params = list(head.parameters())
-    loss, obj = objective(head, x, target, cfg)
-    grads = torch.autograd.grad(obj, params)
-    with torch.no_grad():
-        acc = float((predictions(cfg.loss, head(x)) == labels).float().mean())
-    gnorm = math.sqrt(sum(float((g**2).sum()) for g in grads))
-    return TrainReport(float(loss.detach()), float(obj.detach()), gnorm, 0, acc, "untrained", 0.0,
-                       weight_decay=cfg.weight_decay or None)
+    return report_on(head, cfg.loss, x, labels, num_classes, 0, "untrained", 0.0, weight_decay=cfg.weight_decay)
 
 
 def fit_head(

@@ -10,9 +10,9 @@ from typing import Any, Callable, ClassVar
 import torch
 from pydantic import BaseModel, ConfigDict
 
-from harness.heads.losses import data_loss, predictions, targets_for
+from harness.heads.losses import data_loss
 from harness.heads.mlp import MLPHead
-from harness.heads.train import TrainReport, decay_penalty
+from harness.heads.train import TrainReport, report_on
 from harness.provenance import device_name
 from harness.specs.task import HeadRecipe
 
@@ -47,23 +47,10 @@ class Trainer:
 
 def report_of(head: MLPHead, loss: str, x: torch.Tensor, labels: torch.Tensor, num_classes: int,
               penalty: Callable[[MLPHead], torch.Tensor] | None, steps: int, stopped_by: str, t0: float,
-              weight_decay: float | None = None) -> TrainReport:
-    """The training record on the whole training set: data loss, objective (with `penalty`), its gradient norm.
-    `weight_decay` instead of `penalty`: the penalty is (weight_decay/2)‖θ‖² over every parameter, and the report
-    says so (what stationarity_bound needs)."""
-    if weight_decay:
-        assert penalty is None, "state the penalty once: weight_decay or penalty"
-        penalty = lambda m: decay_penalty(m, weight_decay)  # noqa: E731
-    target = targets_for(loss, labels, num_classes)
-    params = list(head.parameters())
-    data = data_loss(loss, head(x), target)
-    obj = data + (penalty(head) if penalty else 0.0)
-    grads = torch.autograd.grad(obj, params)
-    with torch.no_grad():
-        acc = float((predictions(loss, head(x)) == labels).float().mean())
-    gnorm = math.sqrt(sum(float((g**2).sum()) for g in grads))
-    return TrainReport(float(data.detach()), float(obj.detach()), gnorm, steps, acc, stopped_by, time.perf_counter() - t0,
-                       device_name("cpu"), weight_decay or None)  # the minibatch trainers run on the CPU
+              weight_decay: float = 0.0) -> TrainReport:
+    """`report_on` for a trainer that started at `t0` on the CPU (the trainers here run there)."""
+    return report_on(head, loss, x, labels, num_classes, steps, stopped_by, time.perf_counter() - t0, device_name("cpu"),
+                     weight_decay, penalty)
 
 
 def minibatch_epoch(model: MLPHead, opt: torch.optim.Optimizer, x: torch.Tensor, target: torch.Tensor, loss: str,
