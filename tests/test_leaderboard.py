@@ -73,7 +73,8 @@ def test_rows_group_by_recipe(tmp_path):
             uid, real = _victim("minilm", seed, "real", passed[seed], victim=victim)
             _, null = _victim("minilm", seed, "null", 0, victim=victim)
             real.update(recipe=label, transform=victim["transform"], trainer=victim["trainer"], active_share=share + 0.1 * seed,
-                        effective_members=7.0 + seed, in_row_space=5 + seed)
+                        effective_members=7.0 + seed, in_row_space=5 + seed, oracle_residual=share / 10 + seed,
+                        stationarity_bound=(share / 5 + seed) if victim["trainer"] == "paper" else None)
             store.write("victims", uid, [real, null])
     eps = {"transform": "standardize", "trainer": "dp-sgd", "params": {"epsilon": 8.0}}
     uid, dp = _victim("minilm", 0, "real", 1, victim=eps)
@@ -103,6 +104,8 @@ def test_rows_group_by_recipe(tmp_path):
     assert by["none+paper"]["active_share"] is None and by["none+paper"]["members_at_fpr"] == 2
     assert sp["effective_members"] == pytest.approx(7.5) and by["none+paper"]["effective_members"] is None
     assert sp["in_row_space"] == pytest.approx(5.5) and by["none+paper"]["in_row_space"] is None
+    assert sp["oracle_residual"] == pytest.approx(0.54) and mlp["oracle_residual"] == pytest.approx(0.6)
+    assert sp["stationarity_bound"] == pytest.approx(0.58) and mlp["stationarity_bound"] is None
     md = render(rows, "md").decode().splitlines()
     header = [c.strip() for c in md[0].strip("|").split("|")]
     assert header[:6] == ["model", "model_id", "kind", "revision", "task", "recipe"] and "dp_epsilon" in header

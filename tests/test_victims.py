@@ -247,19 +247,25 @@ def test_the_training_gradient_bounds_the_oracle_residual(head):
     """θ − Σ λ_i ∇Φ_i = ∇objective / wd for the training's own multipliers: the oracle's fitted λ can only do better.
     A head stopped early (the bound large) and one trained further (the bound small) both keep the oracle under it."""
     from harness.diagnostics.oracle import stationarity_bound
+    from harness.scoring.verdict import UNEXPLAINED, stationarity_doubt
 
     data = dataclasses.replace(_data(), num_classes=2 if head.loss == "logistic" else 3)
     if head.loss == "ce":
         data = dataclasses.replace(data, labels=torch.arange(12) % 3, public_labels=torch.arange(40) % 3,
                                    null_labels=torch.arange(12) % 3)
-    bounds = []
+    bounds, residuals = [], []
     for steps in (30, 600):
         v = build_victim(VictimSpec(transform="standardize"), head.model_copy(update={"max_steps": steps}), data, seed=0)
         assert v.report.weight_decay == head.weight_decay  # the objective the report's gradient norm measures
         bound = stationarity_bound(v.head, v.report)
         assert v.oracle_residual <= bound * (1 + 1e-6) + 1e-9, (steps, v.oracle_residual, bound)
         bounds.append(bound)
+        residuals.append(v.oracle_residual)
     assert bounds[1] < bounds[0] / 10  # trained further: nearer stationarity, the bound falls with the residual
+    # the verdict says so where the members leave much unexplained and the training may be why: the early stop only
+    assert residuals[0] > UNEXPLAINED and "stopped short of a stationary point" in stationarity_doubt(bounds[0], residuals[0])
+    assert residuals[1] < UNEXPLAINED and stationarity_doubt(bounds[1], residuals[1]) is None
+    assert stationarity_doubt(None, residuals[0]) is None  # no bound (another trainer, a given head): nothing to say
     assert stationarity_bound(v.head, dataclasses.replace(v.report, weight_decay=None)) is None
     assert stationarity_bound(v.head, None) is None
     # a penalty of another form (scikit-learn's: weights only, per batch) states no weight decay: no bound

@@ -248,6 +248,8 @@ def build(root: str | Path, sort: str = NUMERIC_DESC, ascending: bool = False) -
             "baseline_p20": _avg(p20.get((r["unit_id"], "lowest-loss")) for r in scored),
             "victim_test_acc": _avg(r["test_acc"] for r in real),
             "active_share": _avg(r.get("active_share") for r in real),
+            "oracle_residual": _avg(r.get("oracle_residual") for r in real),
+            "stationarity_bound": _avg(r.get("stationarity_bound") for r in real),
             "effective_members": _avg(r.get("effective_members") for r in real),
             "in_row_space": _avg(r.get("in_row_space") for r in real),
             "dp_epsilon": _avg(r.get("dp_epsilon") for r in real),

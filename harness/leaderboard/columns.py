@@ -34,6 +34,11 @@ COLUMNS = [
     ("baseline_p20", "the same for the lowest-KKT-loss baseline ranking (mean)"),
     ("victim_test_acc", "victim accuracy on non-members (mean)"),
     ("active_share", "share of the victim's first-layer units firing on a member (mean; near 1: a near-linear head)"),
+    ("oracle_residual", "the share of the victim's weights its members leave unexplained at their best multipliers (mean; "
+     "near 0: the weights are a combination of the members' gradients, what the attack inverts; near 1: they are not)"),
+    ("stationarity_bound", "(gradient norm / (weight decay x |θ|))², for trainers whose objective is a mean loss plus weight "
+     "decay: the oracle residual is at most this; where the two are close, what the members leave unexplained is "
+     "unfinished training (mean; empty for other trainers)"),
     ("effective_members", "how many members the victim's weights carry (participation ratio of the oracle fit's "
      "per-member parts, mean; the search recovers the largest parts first)"),
     ("in_row_space", "members whose cut into the first layer's row space (kkt's subspace: auto) keeps cosine > 0.8: "

@@ -96,6 +96,23 @@ def given_doubt(trainer: str | None, train_acc: float | None, oracle_residual: f
             "training data (docs/given-heads.md).")
 
 
+UNEXPLAINED = 0.1  # an oracle residual above this: the members leave a tenth of the weights unexplained
+
+
+def stationarity_doubt(bound: float | None, oracle_residual: float | None) -> str | None:
+    """Where the members leave more than a tenth of the head's weights unexplained and its training stopped far enough
+    from a stationary point to account for that (diagnostics/oracle.py: stationarity_bound, an upper bound on the
+    oracle residual): the counts are then what this training allowed, not what the recipe leaks. None otherwise."""
+    if bound is None or oracle_residual is None or math.isnan(bound) or math.isnan(oracle_residual):
+        return None
+    if oracle_residual <= UNEXPLAINED or bound <= UNEXPLAINED:
+        return None
+    return (f"The head's training stopped short of a stationary point: (gradient norm / (weight decay x |θ|))² is "
+            f"{bound:.2g}, at least the {oracle_residual:.2g} of its weights the members leave unexplained, so that share "
+            "may be unfinished training rather than members the weights do not hold; trained on (head.max_steps, "
+            "head.grad_tol) the same recipe may give back more: read the counts as this head's, not the recipe's.")
+
+
 def control_doubt(threshold: float | None, fpr: float, pixels: bool) -> str | None:
     """Where the non-members are matched as closely as a reconstruction (the FPR threshold above cosine 0.8; embedding
     victims, whose verdict reads the cosine): they are not a clean control. None otherwise."""
@@ -126,11 +143,13 @@ def budget_note(good: int | None, half: int | None) -> str | None:
 
 
 def doubts(trainer: str | None, train_acc: float | None, oracle_residual: float | None, num_classes: int,
-           threshold: float | None, fpr: float, pixels: bool, good: int | None = None, good_half: int | None = None) -> list[str]:
-    """The sentences that qualify a victim's verdict (given_doubt, control_doubt, budget_note on `good`
-    members reconstructed by the deciding rule, `good_half` of them by the first half of the search), for the run
-    summary and the report."""
+           threshold: float | None, fpr: float, pixels: bool, good: int | None = None, good_half: int | None = None,
+           bound: float | None = None) -> list[str]:
+    """The sentences that qualify a victim's verdict (given_doubt, stationarity_doubt on the head's `bound`,
+    control_doubt, budget_note on `good` members reconstructed by the deciding rule, `good_half` of them by the first
+    half of the search), for the run summary and the report."""
     return [d for d in (given_doubt(trainer, train_acc, oracle_residual, num_classes),
+                        stationarity_doubt(bound, oracle_residual),
                         control_doubt(threshold, fpr, pixels), budget_note(good, good_half)) if d]
 
 
