@@ -66,7 +66,8 @@ def test_ls_is_generic_a_new_registry_is_one_entry(capsys, monkeypatch):
      (["attacks", "kk"], "attack = 'kk'", "did you mean 'kkt'"),
      (["models", "identiti"], "model = 'identiti'", "did you mean 'identity'"),
      (["tasks", "quickstrat"], "task = 'quickstrat'", "did you mean 'quickstart'"),
-     (["trainers", "given"], "trainer = 'given'", "is not a trainer a task names")],
+     (["trainers", "given"], "trainer = 'given'", "is not a trainer a task names"),
+     (["recipes"], "ls = 'recipes'", "ls transforms and recon-harness ls trainers")],
 )
 def test_unknown_names_are_one_line_with_did_you_mean(capsys, args, field, hint):
     rc, out, err = _ls(capsys, *args)

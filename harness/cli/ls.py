@@ -196,6 +196,9 @@ def add_arguments(p) -> None:
 
 
 def listing(what: str) -> Listing:
+    if what in ("recipes", "recipe"):  # two registries, crossed: say which
+        raise HarnessError("ls", what, "a victim recipe is TRANSFORM+TRAINER (e.g. standardize+paper): list its parts with "
+                           "recon-harness ls transforms and recon-harness ls trainers")
     if what not in LISTINGS:
         raise HarnessError("ls", what, f"unknown registry{did_you_mean(what, LISTINGS)}; known: {', '.join(LISTINGS)}")
     return LISTINGS[what]
