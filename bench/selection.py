@@ -5,7 +5,8 @@
 One CIFAR-10 pixel victim (automobile vs cat, 10 per class, 3072-1000-1, the victim of
 bench/attack.py), attacked six times with different seeds and settings. Each pool of candidates
 is ranked several ways and scored against the members at the 1%-FPR cosine threshold:
-  default         min_cosine 0.7, runs within 10x the best KKT loss pooled
+  default         min_cosine 0.7, runs within 10x the best KKT loss pooled, clusters weighed by their λ
+  no λ weighing   confidence by recurrence x tightness alone (the default before 2026-12-07)
   no loss filter  every run pooled (the earlier default)
   +suppress 0.7   near-duplicates (cosine > 0.7 to a better representative) ranked last
   +cos 0.8        clusters cut at cosine 0.8
@@ -46,6 +47,7 @@ POOLS = {  # attack settings of each independent pool (everything else: bench/at
 }
 VARIANTS = {  # name -> select_candidates settings on top of the defaults; "lowest-loss" is the baseline
     "default": {},
+    "no λ weighing": {"weigh_lambda": False},
     "no loss filter": {"loss_factor": None},
     "+suppress 0.7": {"suppress_cosine": 0.7},
     "+cos 0.8": {"min_cosine": 0.8},

@@ -181,4 +181,4 @@ def test_a_run_with_kkt_records_the_polish_on_its_victims_rows(tmp_path, bert_ca
 
 def test_the_run_summary_line_names_the_steps_and_residuals():
     line = polish_line({"steps": 3, "candidates": 66, "residual_before": 0.00232, "residual_after": 0.00128, "seconds": 0.31})
-    assert line.strip() == "polish: 3 steps over 66 candidates, joint residual 0.00232 -> 0.00128 in 0.3s"
+    assert line.strip() == "polish: 3 steps over the 66 candidates the joint fit weighs (λ > 0), joint residual 0.00232 -> 0.00128 in 0.3s"

@@ -46,5 +46,5 @@ def polish_stage(result: AttackResult, trained: TrainedVictim, emb: Embedded, re
 
 def polish_line(record: dict) -> str:
     """The run summary's line for a victim's polish (AttackResult.polish)."""
-    return (f"    polish: {record['steps']} steps over {record['candidates']} candidates, joint residual "
+    return (f"    polish: {record['steps']} steps over the {record['candidates']} candidates the joint fit weighs (λ > 0), joint residual "
             f"{record['residual_before']:.3g} -> {record['residual_after']:.3g} in {record['seconds']:.1f}s")
