@@ -247,7 +247,7 @@ def test_the_training_gradient_bounds_the_oracle_residual(head):
     """θ − Σ λ_i ∇Φ_i = ∇objective / wd for the training's own multipliers: the oracle's fitted λ can only do better.
     A head stopped early (the bound large) and one trained further (the bound small) both keep the oracle under it."""
     from harness.diagnostics.oracle import stationarity_bound
-    from harness.scoring.verdict import UNEXPLAINED, stationarity_doubt
+    from harness.scoring.verdict import UNEXPLAINED, doubts, stationarity_doubt
 
     data = dataclasses.replace(_data(), num_classes=2 if head.loss == "logistic" else 3)
     if head.loss == "ce":
@@ -266,6 +266,9 @@ def test_the_training_gradient_bounds_the_oracle_residual(head):
     assert residuals[0] > UNEXPLAINED and "stopped short of a stationary point" in stationarity_doubt(bounds[0], residuals[0])
     assert residuals[1] < UNEXPLAINED and stationarity_doubt(bounds[1], residuals[1]) is None
     assert stationarity_doubt(None, residuals[0]) is None  # no bound (another trainer, a given head): nothing to say
+    # in the verdict's doubts only where members are missing (every member back: nothing for more training to add)
+    said = lambda good, n: doubts("paper", 1.0, residuals[0], 2, None, 0.01, False, good, None, bounds[0], n)  # noqa: E731
+    assert any("stationary point" in d for d in said(3, 12)) and not any("stationary point" in d for d in said(12, 12))
     assert stationarity_bound(v.head, dataclasses.replace(v.report, weight_decay=None)) is None
     assert stationarity_bound(v.head, None) is None
     # a penalty of another form (scikit-learn's: weights only, per batch) states no weight decay: no bound

@@ -48,7 +48,8 @@ def print_summary(o: UnitOutput, out, console: Console | None = None) -> None:
                                                           len(o.split.class_names), s.threshold if s.measured else None, s.fpr,
                                                           px is not None, px.good if px else good,
                                                           px.good_first_half if px else s.good_first_half,
-                                                          stationarity_bound(vo.trained.head, rep))]
+                                                          stationarity_bound(vo.trained.head, rep) if kind == "real" else None,
+                                                          o.split.n)]
     console.print(table)
     for note in dict.fromkeys(control_note(vo.scores.fpr, len(vo.scores.nonmember_best)) for vo in o.outcomes.values()):
         if note:

@@ -144,12 +144,14 @@ def budget_note(good: int | None, half: int | None) -> str | None:
 
 def doubts(trainer: str | None, train_acc: float | None, oracle_residual: float | None, num_classes: int,
            threshold: float | None, fpr: float, pixels: bool, good: int | None = None, good_half: int | None = None,
-           bound: float | None = None) -> list[str]:
-    """The sentences that qualify a victim's verdict (given_doubt, stationarity_doubt on the head's `bound`,
+           bound: float | None = None, n: int | None = None) -> list[str]:
+    """The sentences that qualify a victim's verdict (given_doubt, stationarity_doubt on the head's `bound` where
+    fewer than its `n` members came back: pass None for a null victim, whose training rows are not the members;
     control_doubt, budget_note on `good` members reconstructed by the deciding rule, `good_half` of them by the first
     half of the search), for the run summary and the report."""
+    missing = good is None or n is None or good < n
     return [d for d in (given_doubt(trainer, train_acc, oracle_residual, num_classes),
-                        stationarity_doubt(bound, oracle_residual),
+                        stationarity_doubt(bound, oracle_residual) if missing else None,
                         control_doubt(threshold, fpr, pixels), budget_note(good, good_half)) if d]
 
 
