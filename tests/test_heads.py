@@ -279,7 +279,6 @@ def test_members_in_row_space_counts_the_members_w1_holds_above_the_cut(scaled):
 def test_at_a_stationary_point_the_members_nearest_the_margin_carry_the_most():
     """A logistic head trained to stationarity with weight decay has θ = Σ λ_i ∇Φ_i with λ_i ∝ -ℓ'(margin_i): the
     members with the smallest margins weigh most in the oracle fit (the members the search recovers first)."""
-    import numpy as np
     from scipy.stats import spearmanr
 
     from harness.diagnostics.oracle import effective_members, oracle_fit
