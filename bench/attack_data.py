@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -125,10 +126,38 @@ def fortunes_texts(categories: tuple[str, ...], max_chars: int = 300) -> tuple[l
     return texts, np.asarray(labels)
 
 
+def debian_texts(sections: tuple[str, ...]) -> tuple[list[str], np.ndarray] | None:
+    """The one-line descriptions of Debian's packages in two or more archive sections (games, science, sound, ...:
+    text this repository does not hold, from apt's package lists, `apt-cache dumpavail`), each description once and
+    only in the first section that has it, as (texts, labels 0, 1, ...); None where apt has no lists."""
+    import shutil
+    import subprocess
+
+    if shutil.which("apt-cache") is None:
+        return None
+    dump = subprocess.run(["apt-cache", "dumpavail"], capture_output=True, text=True, check=False).stdout
+    by_section: dict[str, list[str]] = {s: [] for s in sections}
+    seen: set[str] = set()
+    for record in dump.split("\n\n"):
+        fields = dict(re.findall(r"^(Section|Description): (.*)$", record, re.MULTILINE))
+        text, section = fields.get("Description", "").strip(), fields.get("Section", "").split("/")[-1]
+        if section in by_section and len(text) >= 20 and text.lower() not in seen:
+            seen.add(text.lower())
+            by_section[section].append(text)
+    if not any(by_section.values()):
+        return None
+    texts = [t for s in sections for t in by_section[s]]
+    return texts, np.repeat(np.arange(len(sections)), [len(by_section[s]) for s in sections])
+
+
+TEXT_SOURCES = {"fortunes": (fortunes_texts, "fortunes category"), "debian": (debian_texts, "Debian section")}
+
+
 def text_set(name: str, n_per_class: int, n_nonmembers: int, seed: int = 0) -> dict | None:
     """Unit-norm sentence embeddings of members, labelled non-members and a disjoint null draw of the
-    members' size, for 'sst2' (../shared/data) or 'fortunes:CAT_A,CAT_B[,...]' (Debian's fortunes, two or more
-    categories); MiniLM's, or another encoder's with an '@ENCODER' suffix (bench/encoders.py: 'sst2@mpnet')."""
+    members' size, for 'sst2' (../shared/data), 'fortunes:CAT_A,CAT_B[,...]' (Debian's fortunes, two or more
+    categories) or 'debian:SECTION_A,SECTION_B[,...]' (Debian's package descriptions, two or more archive sections);
+    MiniLM's, or another encoder's with an '@ENCODER' suffix (bench/encoders.py: 'sst2@mpnet')."""
     import encoders
 
     name, encoder = encoders.split(name)
@@ -141,19 +170,20 @@ def text_set(name: str, n_per_class: int, n_nonmembers: int, seed: int = 0) -> d
         table = pq.read_table(root / "sst2" / "train-00000-of-00001.parquet").to_pandas()
         texts, labels = list(table.sentence.values), table.label.values.astype(np.int64)
     else:
-        got = fortunes_texts(tuple(name.split(":", 1)[1].split(",")))
+        source, _, classes = name.partition(":")
+        got = TEXT_SOURCES[source][0](tuple(classes.split(",")))
         if got is None:
             return None
         texts, labels = got
     rng = np.random.default_rng(seed)
     order = rng.permutation(len(texts))
-    classes = int(labels.max()) + 1
+    classes = int(labels.max()) + 1 if name == "sst2" else len(name.split(","))  # an empty section is a short class
     per_non = n_nonmembers // classes
     mem, non, null = [], [], []
     for c in range(classes):
         idx = order[labels[order] == c]
         if len(idx) < 2 * n_per_class + per_non:  # a short class would shrink the null or the non-members unsaid
-            what = name if name == "sst2" else f"fortunes category {name.split(':', 1)[1].split(',')[c]!r}"
+            what = name if name == "sst2" else f"{TEXT_SOURCES[source][1]} {name.split(':', 1)[1].split(',')[c]!r}"
             raise short_class(what, f"{len(idx)} usable texts", n_per_class, per_non, True, " or pick a larger category")
         mem.append(idx[:n_per_class])
         null.append(idx[n_per_class : 2 * n_per_class])

@@ -69,7 +69,7 @@ def search(target, params, start: torch.Tensor, norm: float, iterations: int) ->
 def one(name: str, n: int, seed: int, iterations: int) -> None:
     d = recipes.load(name, n, seed)
     if d is None:
-        say(f"  {name}: data not available here; skipped (RECON_SHARED_DATA, or fortunes: README)")
+        say(f"  {name}: data not available here; skipped (RECON_SHARED_DATA; fortunes or apt lists: README)")
         return
     v, _, _ = recipes.victim(d, recipes.RECIPES["standardize+sklearn-mlp"], False, seed, "real")
     if len(v.head.layers) != 2:

@@ -12,7 +12,9 @@ for pixels) and the same for the disjoint null victim (same recipe, shuffled lab
 `--scale` adds the x20 case: a head trained on MiniLM embeddings scaled x20, attacked with a unit-sphere
 prior that ignores the scale (before) and with the frame-aware prior (after).
 Text data embed with MiniLM; a name's @ENCODER suffix embeds with another encoder (bench/encoders.py:
-sst2@mpnet, fortunes:science,politics@mpnet).
+sst2@mpnet, fortunes:science,politics@mpnet). Text this repository does not hold: Debian's fortunes
+(fortunes:CAT_A,CAT_B) and Debian's package descriptions by archive section (debian:games,science, read from
+apt's package lists).
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 warnings.filterwarnings("ignore")
 
 import encoders  # noqa: E402
-from attack_data import ShortClass, pixel_set, text_set  # noqa: E402
+from attack_data import TEXT_SOURCES, ShortClass, pixel_set, text_set  # noqa: E402
 
 from harness.attacks import make_attack  # noqa: E402
 from harness.attacks.base import Victim  # noqa: E402
@@ -96,10 +98,11 @@ def name_error(name: str) -> str | None:
         return f"{full!r}: {why}"
     head, _, tail = name.partition(":")
     parts = tail.split(",")
-    ok = (name in ("sst2", "cifar") or (head == "fortunes" and len(parts) >= 2 and all(parts))
+    ok = (name in ("sst2", "cifar") or (head in TEXT_SOURCES and len(parts) >= 2 and all(parts))
           or (head == "cifar" and len(set(parts)) == len(parts) >= 2 and all(c.isdigit() and int(c) < 10 for c in parts)))
     return None if ok else (f"{name!r}: use sst2, fortunes:CAT_A,CAT_B[,...] (two or more categories of Debian's "
-                            "fortunes), cifar or cifar:A,B[,...] (two or more CIFAR-10 class indices)")
+                            "fortunes), debian:SECTION_A,SECTION_B[,...] (two or more sections of Debian's package "
+                            "descriptions), cifar or cifar:A,B[,...] (two or more CIFAR-10 class indices)")
 
 
 def load(name: str, n: int, seed: int) -> dict | None:
@@ -116,7 +119,7 @@ def load_or_skip(name: str, n: int, seed: int) -> tuple[dict | None, str]:
         d = load(name, n, seed)
     except ShortClass as exc:  # too few texts or images in a class for the draw: a line, not a smaller draw
         return None, f"{exc}; skipped"
-    return d, "" if d is not None else "data not available here; skipped (RECON_SHARED_DATA, or fortunes: README)"
+    return d, "" if d is not None else "data not available here; skipped (RECON_SHARED_DATA; fortunes or apt lists: README)"
 
 
 def embedded(d: dict) -> Embedded:
@@ -326,7 +329,8 @@ def split_names(data: str) -> list[str]:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", default="sst2,fortunes:science,politics,cifar",
-                    help="comma list of: sst2, fortunes:CAT_A,CAT_B[,...] (Debian's fortunes), cifar or cifar:A,B[,...] (class "
+                    help="comma list of: sst2, fortunes:CAT_A,CAT_B[,...] (Debian's fortunes), debian:SECTION_A,SECTION_B[,...] "
+                         "(Debian's package descriptions), cifar or cifar:A,B[,...] (class "
                          "indices; more than two: a cross-entropy head); "
                          "a text name may end in @ENCODER (bench/encoders.py: @mpnet)")
     ap.add_argument("--recipes", default=",".join(RECIPES), help=f"comma list of {', '.join(RECIPES)}")

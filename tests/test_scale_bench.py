@@ -140,6 +140,37 @@ def test_a_fortunes_class_too_small_for_the_draw_is_a_line_not_a_smaller_draw(tm
     assert "text n=40: fortunes category 'small'" in capsys.readouterr().out
 
 
+def test_debian_descriptions_are_read_by_section_once_each_and_an_empty_section_is_a_line(tmp_path, monkeypatch, capsys):
+    """debian:A,B reads the one-line descriptions of apt's package lists (`apt-cache dumpavail`) by archive section:
+    a description shared by two packages counts once, in the first section named; a section with none is named
+    with its count, and the bench skips it."""
+    import attack_data
+
+    records = [f"Package: p{i}\nSection: {sec}\nDescription: {desc}\nDescription-md5: 0\n"
+               for i, (sec, desc) in enumerate([("games", "a puzzle game with falling blocks"),
+                                                ("science", "a puzzle game with falling blocks"),  # counted once
+                                                ("contrib/science", "solver for ordinary differential equations"),
+                                                ("games", "short"),  # under 20 characters: left out
+                                                ("libs", "a library that no section named here holds"),
+                                                ("games", "a card game for two players"),
+                                                ("games", "a dungeon crawler in the terminal")])]
+    (tmp_path / "dump").write_text("\n".join(records))
+    (tmp_path / "apt-cache").write_text(f"#!/bin/sh\ncat {tmp_path / 'dump'}\n")
+    (tmp_path / "apt-cache").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
+    texts, labels = attack_data.debian_texts(("games", "science"))
+    assert texts == ["a puzzle game with falling blocks", "a card game for two players",
+                     "a dungeon crawler in the terminal", "solver for ordinary differential equations"]
+    assert labels.tolist() == [0, 0, 0, 1]
+    monkeypatch.setattr(attack_data, "_embed_cached", lambda texts, key, encoder=None: pytest.fail("embedded"))
+    with pytest.raises(attack_data.ShortClass, match=r"Debian section 'sound' holds 0 usable texts"):
+        attack_data.text_set("debian:games,sound", 1, 2)
+    assert recipes.name_error("debian:games,science") is None and recipes.name_error("debian:games")
+    assert recipes.main(["--data", "debian:games,sound", "--n", "1", "--recipes", "none+paper"]) == 0
+    out = capsys.readouterr().out
+    assert "debian:games,sound: Debian section 'games' holds 3 usable texts" in out and "; skipped" in out
+
+
 def test_a_cifar_class_too_small_for_the_draw_is_a_line_not_a_short_null(tmp_path, monkeypatch, capsys):
     """A CIFAR-10 draw whose class holds fewer images than members + null + non-members: named, and the benches skip
     it (the null's rows came out fewer than its labels)."""
