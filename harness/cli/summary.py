@@ -8,7 +8,6 @@ from rich.markup import escape
 from harness.cli.console import console as make_console
 from rich.table import Table
 
-from harness.diagnostics.oracle import stationarity_bound
 from harness.pipeline.unit import UnitOutput
 from harness.scoring.embedding import control_note
 from harness.scoring.verdict import GOOD_COSINE, doubts, percent, verdict
@@ -48,7 +47,7 @@ def print_summary(o: UnitOutput, out, console: Console | None = None) -> None:
                                                           len(o.split.class_names), s.threshold if s.measured else None, s.fpr,
                                                           px is not None, px.good if px else good,
                                                           px.good_first_half if px else s.good_first_half,
-                                                          stationarity_bound(vo.trained.head, rep) if kind == "real" else None,
+                                                          vo.trained.stationarity_bound if kind == "real" else None,
                                                           o.split.n)]
     console.print(table)
     for note in dict.fromkeys(control_note(vo.scores.fpr, len(vo.scores.nonmember_best)) for vo in o.outcomes.values()):

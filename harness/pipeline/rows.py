@@ -10,7 +10,6 @@ import numpy as np
 
 from harness.attacks.base import AttackResult, lambda_size
 from harness.data.split import MemberSplit
-from harness.diagnostics.oracle import stationarity_bound
 from harness.pipeline.plan import Unit
 from harness.pipeline.stages import Embedded, public_norm, start_pool
 from harness.victims.build import TrainedVictim
@@ -88,7 +87,7 @@ def victim_row(base: dict, unit: Unit, split: MemberSplit, emb: Embedded, o: Vic
         "train_acc": rep.train_acc if rep else _opt(o.trained.train_acc),
         "test_acc": _f(o.trained.test_acc),
         "oracle_residual": _f(o.trained.oracle_residual),
-        "stationarity_bound": _opt(stationarity_bound(head, rep)),
+        "stationarity_bound": _opt(o.trained.stationarity_bound),
         "effective_members": _opt(o.trained.effective_members),
         "in_row_space": o.trained.in_row_space,
         "recipe": o.trained.recipe.label,

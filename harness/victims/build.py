@@ -15,7 +15,7 @@ from typing import Any
 import torch
 
 from harness.attacks.base import Victim
-from harness.diagnostics.oracle import effective_members, oracle_fit
+from harness.diagnostics.oracle import effective_members, oracle_fit, stationarity_bound
 from harness.diagnostics.row_space import members_in_row_space
 from harness.errors import HarnessError, did_you_mean
 from harness.heads.mlp import MLPHead
@@ -69,6 +69,11 @@ class TrainedVictim:
     @property
     def linear(self) -> bool:
         return len(self.head.layers) == 1
+
+    @property
+    def stationarity_bound(self) -> float | None:
+        """The bound the training's own multipliers put on the oracle residual (diagnostics/oracle.py)."""
+        return stationarity_bound(self.head, self.report)
 
 
 def shuffled_labels(labels: torch.Tensor, seed: int = 0) -> torch.Tensor:
