@@ -1,11 +1,12 @@
 """Benchmark of issue 4: selection precision vs. the lowest-loss baseline, image and text inversion.
 
-    .venv/bin/python bench/evidence.py [--quick] [--cases text,fortunes,pixels,vit] [--transform standardize] [--threads 2]
+    .venv/bin/python bench/evidence.py [--quick] [--cases text,fortunes,debian,pixels,vit] [--transform standardize] [--threads 2]
                                       [--text-model CARD]
 
 Cases (from ../shared/data, or $RECON_SHARED_DATA; skipped cleanly when absent):
   text   MiniLM (or --text-model CARD) / SST-2, binary, 10 per class, head 384-1000-1, 400 non-members, kkt
   fortunes  the same on Debian's fortunes (science vs politics, or --fortunes A,B; text this repository does not hold)
+  debian the same on Debian's package descriptions (games vs science, or --debian A,B: two archive sections)
   pixels CIFAR-10 automobile vs cat, 10 per class, head 3072-1000-1, identity backbone, kkt
   vit    CIFAR-10 automobile vs cat through a tiny ViT built here (no pretrained vision weights
          offline), 10 per class, head 32-1000-1: DIP inversion of true and reconstructed embeddings
@@ -60,16 +61,17 @@ TEXT_HEAD = {"widths": [1000], "init_scale": 0.001, "loss": "logistic", "optimiz
              "weight_decay": 0.001, "max_steps": 3000, "grad_tol": 1e-6, "plateau_steps": 500, "plateau_tol": 1e-3}
 
 
-def fortunes_parquet(cats=("science", "politics")) -> Path | None:
-    """Debian's fortunes quotes of two categories as a Parquet file with class names (built once)."""
-    from attack_data import CACHE, fortunes_texts
+def source_parquet(source: str, cats: tuple[str, ...]) -> Path | None:
+    """Two classes of a text source this repository does not hold (attack_data.TEXT_SOURCES: Debian's fortunes
+    by category, Debian's package descriptions by section) as a Parquet file with class names (built once)."""
+    from attack_data import CACHE, TEXT_SOURCES
 
-    got = fortunes_texts(cats)
+    got = TEXT_SOURCES[source][0](cats)
     if got is None:
         return None
     import datasets
 
-    path = CACHE / f"fortunes-{'-'.join(cats)}.parquet"
+    path = CACHE / f"{source}-{'-'.join(cats)}.parquet"
     if not path.exists():
         feats = datasets.Features({"sentence": datasets.Value("string"), "label": datasets.ClassLabel(names=list(cats))})
         datasets.Dataset.from_dict({"sentence": got[0], "label": got[1].tolist()}, features=feats).to_parquet(str(path))
@@ -115,7 +117,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="a 60 s pixel attack (300 s without), shorter DIP "
                     "inversions, and the word search on the top 3 selections (10 without); the text attack is the same")
-    ap.add_argument("--cases", default="text,pixels,vit", help="comma-separated subset of text, fortunes, pixels, vit")
+    ap.add_argument("--cases", default="text,pixels,vit", help="comma-separated subset of text, fortunes, debian, pixels, vit")
     ap.add_argument("--transform", default="standardize", help="the text victims' input transform (none, standardize, l2)")
     ap.add_argument("--n", type=int, default=10, help="text members per class")
     ap.add_argument("--threads", type=int, default=2, help="torch threads (1 to run two cases side by side on 2 cores)")
@@ -123,6 +125,7 @@ def main() -> int:
                     help="the text cases' encoder: a model card name or file (e.g. one whose id is the directory "
                          "bench/encoders.py --prepare mpnet writes)")
     ap.add_argument("--fortunes", default="science,politics", help="the fortunes case's two categories (Debian's fortunes)")
+    ap.add_argument("--debian", default="games,science", help="the debian case's two archive sections (apt's package lists)")
     ap.add_argument("--relax-ab", action="store_true",
                     help="text: invert the same targets again without the relaxed sentence's words (word_relax_steps 0), side by side")
     ap.add_argument("--relax-b", default=None, metavar="JSON",
@@ -154,12 +157,14 @@ def main() -> int:
         print(f"error: {validation_error(EvidenceRecipe, exc, '--relax-a / --relax-b').line()}")
         return 2
     cases = set(args.cases.split(","))
-    cats = args.fortunes.split(",")
-    if len(cats) != 2 or not all(cats):
-        print(f"error: --fortunes {args.fortunes!r}: name two categories, comma-separated (e.g. computers,people)")
-        return 2
-    if not cases or cases - {"text", "fortunes", "pixels", "vit"}:
-        print(f"error: --cases {args.cases!r}: name one or more of text, fortunes, pixels, vit, comma-separated")
+    sources = {"fortunes": args.fortunes.split(","), "debian": args.debian.split(",")}
+    for source, cats in sources.items():
+        if len(cats) != 2 or not all(cats):
+            print(f"error: --{source} {getattr(args, source)!r}: name two {'categories' if source == 'fortunes' else 'sections'}, "
+                  f"comma-separated (e.g. {'computers,people' if source == 'fortunes' else 'sound,graphics'})")
+            return 2
+    if not cases or cases - {"text", "fortunes", "debian", "pixels", "vit"}:
+        print(f"error: --cases {args.cases!r}: name one or more of text, fortunes, debian, pixels, vit, comma-separated")
         return 2
     from harness.errors import HarnessError
     from harness.registry import MODELS
@@ -200,12 +205,15 @@ def main() -> int:
     if "text" in cases:
         text_case(results, "text", sst2, text_attack, cache, args.quick, victim, args.n, text_card,
                   relax=(args.relax_ab, relax_a, relax_b))
-    if "fortunes" in cases:
-        path = fortunes_parquet(tuple(cats))
+    for source, cats in sources.items():
+        if source not in cases:
+            continue
+        path = source_parquet(source, tuple(cats))
         if path is None:
-            print("== fortunes: Debian's fortunes package not installed (apt-get install fortunes); skipped")
+            print(f"== {source}: {'the fortunes package (apt-get install fortunes)' if source == 'fortunes' else 'apt package lists (apt-get update)'} "
+                  "not here; skipped")
         else:
-            text_case(results, "fortunes", path, text_attack, cache, args.quick, victim, args.n, text_card, cats,
+            text_case(results, source, path, text_attack, cache, args.quick, victim, args.n, text_card, cats,
                       (args.relax_ab, relax_a, relax_b))
     if "pixels" in cases:
         print("== pixels: CIFAR-10 automobile vs cat, identity ==", flush=True)
@@ -278,7 +286,7 @@ def summary(results) -> None:
                       f"(min {min(r['cosine'] for r in rows):.3f})  SSIM {mean(r['ssim'] for r in rows):.3f}  "
                       f"PSNR {mean(r['psnr'] for r in rows):.1f} dB  {rows[0]['wall_s']:.2f} s/target")
 
-    for name in [c for c in ("text", "fortunes") if c in results]:
+    for name in [c for c in ("text", "fortunes", "debian") if c in results]:
         text_summary(name, results[name])
 
 
