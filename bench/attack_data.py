@@ -6,6 +6,7 @@ import io
 import os
 import re
 from pathlib import Path
+from typing import Callable, NamedTuple
 
 import numpy as np
 import torch
@@ -150,7 +151,14 @@ def debian_texts(sections: tuple[str, ...]) -> tuple[list[str], np.ndarray] | No
     return texts, np.repeat(np.arange(len(sections)), [len(by_section[s]) for s in sections])
 
 
-TEXT_SOURCES = {"fortunes": (fortunes_texts, "fortunes category"), "debian": (debian_texts, "Debian section")}
+class TextSource(NamedTuple):
+    read: Callable[[tuple[str, ...]], tuple[list[str], np.ndarray] | None]  # classes -> (texts, labels), None if absent
+    what: str  # what one class is, for the line that names a short one
+    install: str  # how to get the source where it is absent
+
+
+TEXT_SOURCES = {"fortunes": TextSource(fortunes_texts, "fortunes category", "apt-get install fortunes"),
+                "debian": TextSource(debian_texts, "Debian section", "apt-get update: apt's package lists")}
 
 
 def text_set(name: str, n_per_class: int, n_nonmembers: int, seed: int = 0) -> dict | None:
@@ -171,7 +179,7 @@ def text_set(name: str, n_per_class: int, n_nonmembers: int, seed: int = 0) -> d
         texts, labels = list(table.sentence.values), table.label.values.astype(np.int64)
     else:
         source, _, classes = name.partition(":")
-        got = TEXT_SOURCES[source][0](tuple(classes.split(",")))
+        got = TEXT_SOURCES[source].read(tuple(classes.split(",")))
         if got is None:
             return None
         texts, labels = got
@@ -183,7 +191,7 @@ def text_set(name: str, n_per_class: int, n_nonmembers: int, seed: int = 0) -> d
     for c in range(classes):
         idx = order[labels[order] == c]
         if len(idx) < 2 * n_per_class + per_non:  # a short class would shrink the null or the non-members unsaid
-            what = name if name == "sst2" else f"{TEXT_SOURCES[source][1]} {name.split(':', 1)[1].split(',')[c]!r}"
+            what = name if name == "sst2" else f"{TEXT_SOURCES[source].what} {name.split(':', 1)[1].split(',')[c]!r}"
             raise short_class(what, f"{len(idx)} usable texts", n_per_class, per_non, True, " or pick a larger category")
         mem.append(idx[:n_per_class])
         null.append(idx[n_per_class : 2 * n_per_class])

@@ -66,7 +66,7 @@ def source_parquet(source: str, cats: tuple[str, ...]) -> Path | None:
     by category, Debian's package descriptions by section) as a Parquet file with class names (built once)."""
     from attack_data import CACHE, TEXT_SOURCES
 
-    got = TEXT_SOURCES[source][0](cats)
+    got = TEXT_SOURCES[source].read(cats)
     if got is None:
         return None
     import datasets
@@ -210,8 +210,9 @@ def main() -> int:
             continue
         path = source_parquet(source, tuple(cats))
         if path is None:
-            print(f"== {source}: {'the fortunes package (apt-get install fortunes)' if source == 'fortunes' else 'apt package lists (apt-get update)'} "
-                  "not here; skipped")
+            from attack_data import TEXT_SOURCES
+
+            print(f"== {source}: not on this machine ({TEXT_SOURCES[source].install}); skipped")
         else:
             text_case(results, source, path, text_attack, cache, args.quick, victim, args.n, text_card, cats,
                       (args.relax_ab, relax_a, relax_b))
