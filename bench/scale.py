@@ -254,8 +254,9 @@ def main(argv=None) -> int:
                     help="the GD pixel victims' step: constant, or cosine-decayed from lr to 0 over the steps")
     ap.add_argument("--pixel-classes", default="1,3", help="the two CIFAR-10 classes of the pixel case (1,3: automobile vs cat)")
     ap.add_argument("--text-data", default="sst2",
-                    help="the text case's data: sst2 or fortunes:CAT_A,CAT_B (Debian's fortunes, text this repository does not "
-                         "hold), either with @ENCODER for another encoder (bench/encoders.py: @mpnet)")
+                    help="the text case's data: sst2, fortunes:CAT_A,CAT_B (Debian's fortunes) or debian:SECTION_A,SECTION_B "
+                         "(Debian's package descriptions; both text this repository does not hold), any with @ENCODER for "
+                         "another encoder (bench/encoders.py: @mpnet)")
     ap.add_argument("--text-head", type=json.loads, default={},
                     help='the text victims\' head settings over the bench\'s (bench/recipes.py: TEXT_HEAD), as JSON (e.g. '
                          '\'{"max_steps": 12000, "lr_schedule": "cosine"}\')')
@@ -285,7 +286,8 @@ def main(argv=None) -> int:
         ap.error(f"--cost-compile {a.cost_compile!r}: unknown {sorted(bad_compile)}; use a comma list of off, on, auto")
     if (why := recipes.name_error(a.text_data)) or recipes.is_pixels(a.text_data):
         ap.error(f"--text-data {why}" if "@" in a.text_data else
-                 f"--text-data {a.text_data!r}: use sst2 or fortunes:CAT_A,CAT_B (two categories of Debian's fortunes)")
+                 f"--text-data {a.text_data!r}: use sst2, fortunes:CAT_A,CAT_B (two categories of Debian's fortunes) or "
+                 "debian:SECTION_A,SECTION_B (two sections of Debian's package descriptions)")
     try:
         text_head = validated_params(recipes.HeadRecipe, {**recipes.TEXT_HEAD.model_dump(), **a.text_head},
                                      "--text-head") if a.text_head else None

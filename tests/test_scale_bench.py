@@ -93,29 +93,30 @@ def test_the_planted_check_runs_as_long_as_the_searchs_deepest_lineage_a_decade_
 
 def test_scale_text_data_reaches_the_loader_and_bad_names_stop_early(monkeypatch, capsys):
     """--text-data picks the text case's data (the pixel case keeps its classes); a name that is neither
-    sst2 nor fortunes:A,B stops with one line and exit 2 before any work."""
+    sst2, fortunes:A,B nor debian:A,B stops with one line and exit 2 before any work."""
     asked = []
     monkeypatch.setattr(recipes, "load", lambda name, n, seed: asked.append(name))
     assert scale.row("text", 4, 0, spm=0.25, null_share=0, text_data="fortunes:science,politics") is None
     assert scale.row("pixels", 4, 0, spm=0.25, null_share=0, text_data="fortunes:science,politics") is None
-    assert asked == ["fortunes:science,politics", "cifar:1,3"]
-    for bad in ("imdb", "fortunes:science", "cifar:0,7"):  # the text case takes text data only
+    assert scale.row("text", 4, 0, spm=0.25, null_share=0, text_data="debian:games,science") is None
+    assert asked == ["fortunes:science,politics", "cifar:1,3", "debian:games,science"]
+    for bad in ("imdb", "fortunes:science", "debian:games", "cifar:0,7"):  # the text case takes text data only
         with pytest.raises(SystemExit) as e:
             scale.main(["--part", "table", "--cases", "text", "--text-data", bad])
         assert e.value.code == 2
         err = capsys.readouterr().err.strip().splitlines()[-1]
-        assert f"--text-data {bad!r}" in err and "fortunes:CAT_A,CAT_B" in err
-    assert asked == ["fortunes:science,politics", "cifar:1,3"]  # nothing loaded for the bad names
+        assert f"--text-data {bad!r}" in err and "fortunes:CAT_A,CAT_B" in err and "debian:SECTION_A,SECTION_B" in err
+    assert asked == ["fortunes:science,politics", "cifar:1,3", "debian:games,science"]  # nothing loaded for the bad names
     for bad, said in (('{"max_stepz": 3}', "--text-head.max_stepz = 3: unknown parameter (did you mean 'max_steps'?)"),
                       ('{"lr": -1}', "--text-head.lr = -1: Input should be greater than 0")):  # the text victims' head
         with pytest.raises(SystemExit) as e:
             scale.main(["--part", "table", "--cases", "text", "--text-head", bad])
         assert e.value.code == 2 and said in capsys.readouterr().err
-    assert asked == ["fortunes:science,politics", "cifar:1,3"]
+    assert asked == ["fortunes:science,politics", "cifar:1,3", "debian:games,science"]
     with pytest.raises(SystemExit) as e:  # the recipes bench checks its --data names the same way
         recipes.main(["--data", "sst2,imdb"])
     assert e.value.code == 2 and "--data 'imdb'" in capsys.readouterr().err
-    assert asked == ["fortunes:science,politics", "cifar:1,3"]
+    assert asked == ["fortunes:science,politics", "cifar:1,3", "debian:games,science"]
     assert [recipes.name_error(x) for x in ("sst2", "cifar", "cifar:0,7", "fortunes:a,b")] == [None] * 4
     assert all(recipes.name_error(x) for x in ("cifar:0,12", "cifar:0", "fortunes:", "sst-2"))
 
