@@ -63,16 +63,19 @@ TEXT_HEAD = {"widths": [1000], "init_scale": 0.001, "loss": "logistic", "optimiz
 
 def source_parquet(source: str, cats: tuple[str, ...]) -> Path | None:
     """Two classes of a text source this repository does not hold (attack_data.TEXT_SOURCES: Debian's fortunes
-    by category, Debian's package descriptions by section) as a Parquet file with class names (built once)."""
+    by category, Debian's package descriptions by section) as a Parquet file with class names, written again when the
+    source's texts change (apt's lists do, with `apt-get update`)."""
     from attack_data import CACHE, TEXT_SOURCES
 
     got = TEXT_SOURCES[source].read(cats)
     if got is None:
         return None
     import datasets
+    import pyarrow.parquet as pq
 
     path = CACHE / f"{source}-{'-'.join(cats)}.parquet"
-    if not path.exists():
+    if not path.exists() or pq.read_table(path, columns=["sentence"]).column("sentence").to_pylist() != got[0]:
+        path.parent.mkdir(parents=True, exist_ok=True)
         feats = datasets.Features({"sentence": datasets.Value("string"), "label": datasets.ClassLabel(names=list(cats))})
         datasets.Dataset.from_dict({"sentence": got[0], "label": got[1].tolist()}, features=feats).to_parquet(str(path))
     return path
