@@ -178,20 +178,21 @@ def text_set(name: str, n_per_class: int, n_nonmembers: int, seed: int = 0) -> d
         table = pq.read_table(root / "sst2" / "train-00000-of-00001.parquet").to_pandas()
         texts, labels = list(table.sentence.values), table.label.values.astype(np.int64)
     else:
-        source, _, classes = name.partition(":")
-        got = TEXT_SOURCES[source].read(tuple(classes.split(",")))
+        source, _, listed = name.partition(":")
+        class_names = listed.split(",")
+        got = TEXT_SOURCES[source].read(tuple(class_names))
         if got is None:
             return None
         texts, labels = got
     rng = np.random.default_rng(seed)
     order = rng.permutation(len(texts))
-    classes = int(labels.max()) + 1 if name == "sst2" else len(name.split(","))  # an empty section is a short class
+    classes = int(labels.max()) + 1 if name == "sst2" else len(class_names)  # an empty section is a short class
     per_non = n_nonmembers // classes
     mem, non, null = [], [], []
     for c in range(classes):
         idx = order[labels[order] == c]
         if len(idx) < 2 * n_per_class + per_non:  # a short class would shrink the null or the non-members unsaid
-            what = name if name == "sst2" else f"{TEXT_SOURCES[source].what} {name.split(':', 1)[1].split(',')[c]!r}"
+            what = name if name == "sst2" else f"{TEXT_SOURCES[source].what} {class_names[c]!r}"
             raise short_class(what, f"{len(idx)} usable texts", n_per_class, per_non, True, " or pick a larger category")
         mem.append(idx[:n_per_class])
         null.append(idx[n_per_class : 2 * n_per_class])
