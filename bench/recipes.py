@@ -182,7 +182,7 @@ def attack_scored(v, head: HeadRecipe, d: dict, pixels: bool, params: dict):
     res = polish_stage(searched, v, emb, head, pixels)  # as the pipeline's finish does
     attack_s = time.perf_counter() - t0
     s = score_stage(res, emb, 0.01)
-    out = {"active": v.active_share, "oracle": v.oracle_residual, "carried": v.effective_members, "in_w1": v.in_row_space, "tpr": s.tpr, "cos08": int((s.member_best > 0.8).sum()),
+    out = {"active": v.active_share, "oracle": v.oracle_residual, "carried": v.effective_members, "in_w1": v.in_row_space, "own": v.own_pattern, "tpr": s.tpr, "cos08": int((s.member_best > 0.8).sum()),
            "n": len(emb.members), "attack_s": attack_s, "linear": v.linear, "test_acc": v.test_acc,
            "eps": v.info.get("epsilon"), "best_loss": min((r.final_loss for r in res.runs if r.status == "ok"), default=float("nan")),
            "pub08": s.public_good(0.8), "beyond08": s.beyond_public(0.8), "planted_its": planted_iterations(res),
@@ -266,10 +266,11 @@ def fmt_row(data: str, recipe: str, r: dict, nr: dict | None, pixels: bool, widt
     act = "-" if r["active"] is None else f"{r['active']:.2f}"
     carried = "-" if r.get("carried") is None else f"{r['carried']:.0f}"
     in_w1 = "-" if r.get("in_w1") is None else str(r["in_w1"])
+    own = "-" if r.get("own") is None else str(r["own"])
     eps = f" eps {r['eps']:.2f}" if r.get("eps") is not None else ""
     half = "-" if r.get("half") is None else str(r["half"])
     unpolished = "-" if r.get("unpolished") is None else str(r["unpolished"])
-    return (f"  {data:<{width}} {recipe:<27} {act:>6} {r['oracle']:>8.3f} {carried:>7} {in_w1:>5} {r['best_loss']:>8.3g} {r.get('planted', '-'):>12} "
+    return (f"  {data:<{width}} {recipe:<27} {act:>6} {r['oracle']:>8.3f} {carried:>7} {in_w1:>5} {own:>4} {r['best_loss']:>8.3g} {r.get('planted', '-'):>12} "
             f"{r['tpr']:>6.2f} {good:>10} {unpolished:>10} {half:>8} {public_cell(r, pixels):>13} {null:>18} {r['test_acc']:>5.2f} {r['train_s'] + r['attack_s']:>6.0f}s{eps}")
 
 
@@ -366,7 +367,7 @@ def main(argv=None) -> int:
         f"{PLANTED_RUN}; members kept at cosine > 0.8 and that run's loss over the search's "
         "(below x1: the loss singles the members out)")
     width = max([26] + [len(x) + 4 for x in names])  # room for ' s12'
-    say(f"  {'data':<{width}} {'recipe':<27} {'active':>6} {'oracle':>8} {'carried':>7} {'in W1':>5} {'search':>8} {'planted':>12} {'TPR':>6} {'members':>10} "
+    say(f"  {'data':<{width}} {'recipe':<27} {'active':>6} {'oracle':>8} {'carried':>7} {'in W1':>5} {'own':>4} {'search':>8} {'planted':>12} {'TPR':>6} {'members':>10} "
         f"{'unpolished':>10} {'1st half':>8} {'beyond / pub':>13} {'disjoint null':>18} {'acc':>5} {'time':>7}")
     for seed in (int(s) for s in a.seeds.split(",")):
         for name in names:
@@ -389,6 +390,8 @@ def main(argv=None) -> int:
     say("  active = mean share of first-layer units firing on a member; oracle = members' best relative KKT residual; carried = how many members θ carries (participation ratio of "
         "the oracle fit's per-member parts; the search finds the largest parts first); in W1 = members whose cut into W1's "
         "row space (kkt's subspace: auto) keeps cosine > 0.8: at most this many can come back from there; "
+        "own = members with an activation pattern no other member shares (those that share one enter θ only through their "
+        "group's weighted sum, and come back only where they are alike: harness/diagnostics/patterns.py); "
         "planted = members still at cosine > 0.8 after the attack started at them + 30% noise beside m - n free candidates ("
         f"{PLANTED_RUN}), and that run's loss over the "
         "best loss found from scratch (x < 1: the loss prefers the members; x >> 1 with members kept: a flat loss "

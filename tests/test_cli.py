@@ -52,6 +52,7 @@ def test_run_writes_every_table_with_provenance(tmp_path, bert_card, capsys):
     assert real["n_members"] == 8 and real["n_nonmembers"] == 20 and real["embed_dim"] == 32
     assert real["n_control"] == 20  # rows start: every non-member is in the FPR control
     assert 0 <= real["in_row_space"] <= 8  # members W1's row space holds (diagnostics/row_space.py)
+    assert 0 <= real["own_pattern"] <= 8  # members with an activation pattern of their own (diagnostics/patterns.py)
     assert real["head_dims"] == [32, 32, 1] and real["train_acc"] == 1.0
     assert real["revision"].startswith("local-") and '"torch"' in real["versions"] and real["seed"] == 0  # + its files' hash
     versions = json.loads(real["versions"])

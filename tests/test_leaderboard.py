@@ -73,7 +73,7 @@ def test_rows_group_by_recipe(tmp_path):
             uid, real = _victim("minilm", seed, "real", passed[seed], victim=victim)
             _, null = _victim("minilm", seed, "null", 0, victim=victim)
             real.update(recipe=label, transform=victim["transform"], trainer=victim["trainer"], active_share=share + 0.1 * seed,
-                        effective_members=7.0 + seed, in_row_space=5 + seed, oracle_residual=share / 10 + seed,
+                        effective_members=7.0 + seed, in_row_space=5 + seed, own_pattern=4 + seed, oracle_residual=share / 10 + seed,
                         stationarity_bound=(share / 5 + seed) if victim["trainer"] == "paper" else None)
             store.write("victims", uid, [real, null])
     eps = {"transform": "standardize", "trainer": "dp-sgd", "params": {"epsilon": 8.0}}
@@ -81,7 +81,7 @@ def test_rows_group_by_recipe(tmp_path):
     store.write("victims", uid, [{**dp, "recipe": "standardize+dp-sgd", "dp_epsilon": 7.9}])
     # an older results file: written before the recipe columns, its settings without `victim`
     old_cols = ("recipe", "transform", "trainer", "trainer_params", "trainer_info", "dp_epsilon", "active_share", "typical_norm",
-                "effective_members", "in_row_space")
+                "effective_members", "in_row_space", "own_pattern")
     schema = pa.schema([f for f in SCHEMAS["victims"] if f.name not in old_cols], metadata=SCHEMAS["victims"].metadata)
     for uid, head_file, passed in (("u-old", None, 2), ("u-old-given", "given.safetensors", 1)):
         _, old = _victim("minilm", 0, "real", passed)
@@ -104,6 +104,7 @@ def test_rows_group_by_recipe(tmp_path):
     assert by["none+paper"]["active_share"] is None and by["none+paper"]["members_at_fpr"] == 2
     assert sp["effective_members"] == pytest.approx(7.5) and by["none+paper"]["effective_members"] is None
     assert sp["in_row_space"] == pytest.approx(5.5) and by["none+paper"]["in_row_space"] is None
+    assert sp["own_pattern"] == pytest.approx(4.5) and by["none+paper"]["own_pattern"] is None
     assert sp["oracle_residual"] == pytest.approx(0.54) and mlp["oracle_residual"] == pytest.approx(0.6)
     assert sp["stationarity_bound"] == pytest.approx(0.58) and mlp["stationarity_bound"] is None
     md = render(rows, "md").decode().splitlines()

@@ -252,6 +252,7 @@ def build(root: str | Path, sort: str = NUMERIC_DESC, ascending: bool = False) -
             "stationarity_bound": _avg(r.get("stationarity_bound") for r in real),
             "effective_members": _avg(r.get("effective_members") for r in real),
             "in_row_space": _avg(r.get("in_row_space") for r in real),
+            "own_pattern": _avg(r.get("own_pattern") for r in real),
             "dp_epsilon": _avg(r.get("dp_epsilon") for r in real),
             "runs": sum(r["n_runs"] or 0 for r in spent),
             "gpu_hours": sum(hours[u][0] for u in units), "cpu_hours": sum(hours[u][1] for u in units),

@@ -43,6 +43,8 @@ COLUMNS = [
      "per-member parts, mean; the search recovers the largest parts first)"),
     ("in_row_space", "members whose cut into the first layer's row space (kkt's subspace: auto) keeps cosine > 0.8: "
      "at most this many come back from a search there (mean)"),
+    ("own_pattern", "members with an activation pattern no other member shares (mean): members that share one enter the "
+     "weights only through their group's weighted sum, so they come back only where they are alike"),
     ("dp_epsilon", "dp-sgd only: the epsilon the victim's training reached (mean)"),
     ("runs", "attack restarts, all victims"),
     ("gpu_hours", "attack GPU-hours (shard time x GPUs held; a unit `run` wrote: its attack time on a GPU)"),

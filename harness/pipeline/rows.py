@@ -90,6 +90,7 @@ def victim_row(base: dict, unit: Unit, split: MemberSplit, emb: Embedded, o: Vic
         "stationarity_bound": _opt(o.trained.stationarity_bound),
         "effective_members": _opt(o.trained.effective_members),
         "in_row_space": o.trained.in_row_space,
+        "own_pattern": o.trained.own_pattern,
         "recipe": o.trained.recipe.label,
         "transform": o.trained.recipe.transform,
         "trainer": o.trained.recipe.trainer,

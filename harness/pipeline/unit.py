@@ -222,6 +222,7 @@ def run_unit(unit: Unit, resolved: ResolvedModel, out: Path | None, cache_dir: P
                 f"train acc {v.report.train_acc:.2f}, test acc {v.test_acc:.2f}, oracle residual {v.oracle_residual:.3f}"
                 + (f", active units {v.active_share:.2f}" if v.active_share is not None else "")
                 + (f", carries {v.effective_members:.0f} of its {len(emb.members)} training rows" if v.effective_members is not None else "")
+                + (f", {v.own_pattern} with an activation pattern of their own" if v.own_pattern is not None else "")
             )
         _stage(console, f"attack ({kind}): {'weighted-sum (linear head)' if v.linear else task.attack.name}")
         results[kind] = attack(unit, prep, trained, kind, progress=progress)

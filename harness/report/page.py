@@ -62,6 +62,9 @@ def _metrics(v: dict, scores: list[dict]) -> str:
         *([[f"{rows_of} W1's row space holds (cut into the directions kkt searches, still at cosine > 0.8: at most "
             "this many can come back from there)", f"{v['in_row_space']} of {v['n_members']}"]]
           if v.get("in_row_space") is not None else []),
+        *([[f"{rows_of} with an activation pattern of their own (members that share one enter the weights only through "
+            "their group's weighted sum: they come back only where they are alike)", f"{v['own_pattern']} of {v['n_members']}"]]
+          if v.get("own_pattern") is not None else []),
         ["attack", f"{esc(v['attack'])}: {v['n_runs']} runs, {v['n_candidates']} candidates, {fmt(v['attack_s'], '.1f')} s"],
         [f"threshold at {percent(v['fpr'])} FPR" + (f" (over {v['n_control']} non-members)" if v.get("n_control") is not None else "")
          + (f": {esc(note)}" if (note := control_note(v["fpr"], v.get("n_control"))) else ""), fmt(v["threshold"])],

@@ -32,6 +32,7 @@ def save_trained(root: Path, unit: Unit, trained: Trained) -> dict[str, str]:
             "active_share": v.active_share,
             "effective_members": v.effective_members,
             "in_row_space": v.in_row_space,
+            "own_pattern": v.own_pattern,
             "train_s": trained.train_s.get(kind, 0.0),
         }
         atomic_write_bytes(head_path(root, unit.unit_id, kind).with_suffix(".json"), json.dumps(record, default=float).encode())
@@ -59,7 +60,8 @@ def load_trained(root: Path, unit_id: str, kinds: tuple[str, ...]) -> tuple[Trai
         labels = torch.tensor(rec["labels"], dtype=torch.long)
         out.victims[kind] = TrainedVictim(kind, head, frame, labels, report, rec["test_acc"], rec["oracle_residual"],
                                           VictimSpec(**rec["recipe"]), rec["info"], rec["active_share"],
-                                          rec.get("effective_members"), rec.get("in_row_space"))  # None in records written before them
+                                          rec.get("effective_members"), rec.get("in_row_space"),
+                                          rec.get("own_pattern"))  # None in records written before them
         out.train_s[kind] = rec["train_s"]
         paths[kind] = str(path.relative_to(root))
     return out, paths

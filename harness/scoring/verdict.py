@@ -113,6 +113,17 @@ def stationarity_doubt(bound: float | None, oracle_residual: float | None) -> st
             "head.grad_tol) the same recipe may give back more: read the counts as this head's, not the recipe's.")
 
 
+def pattern_doubt(own: int | None, n: int | None) -> str | None:
+    """Where some of the head's `n` training rows share their activation pattern with another (diagnostics/patterns.py):
+    the weights hold those only as their group's weighted sum. None otherwise."""
+    if own is None or n is None or own >= n:
+        return None
+    return (f"Only {own} of the {n} training rows have an activation pattern of their own: the others share theirs with "
+            "another row, and the head's weights hold such a group only as its weighted sum (any points of that region "
+            "with the same sum satisfy the stationarity condition as well), so they come back only where they are alike; "
+            "read counts near this as the head's limit, not the search's.")
+
+
 def control_doubt(threshold: float | None, fpr: float, pixels: bool) -> str | None:
     """Where the non-members are matched as closely as a reconstruction (the FPR threshold above cosine 0.8; embedding
     victims, whose verdict reads the cosine): they are not a clean control. None otherwise."""
@@ -144,14 +155,16 @@ def budget_note(good: int | None, half: int | None) -> str | None:
 
 def doubts(trainer: str | None, train_acc: float | None, oracle_residual: float | None, num_classes: int,
            threshold: float | None, fpr: float, pixels: bool, good: int | None = None, good_half: int | None = None,
-           bound: float | None = None, n: int | None = None) -> list[str]:
-    """The sentences that qualify a victim's verdict (given_doubt, stationarity_doubt on the head's `bound` where
-    fewer than its `n` members came back: pass None for a null victim, whose training rows are not the members;
+           bound: float | None = None, n: int | None = None, own: int | None = None) -> list[str]:
+    """The sentences that qualify a victim's verdict (given_doubt, stationarity_doubt on the head's `bound` and
+    pattern_doubt on its `own` members with a pattern of their own, where fewer than its `n` members came back: pass
+    None for a null victim, whose training rows are not the members;
     control_doubt, budget_note on `good` members reconstructed by the deciding rule, `good_half` of them by the first
     half of the search), for the run summary and the report."""
     missing = good is None or n is None or good < n
     return [d for d in (given_doubt(trainer, train_acc, oracle_residual, num_classes),
                         stationarity_doubt(bound, oracle_residual) if missing else None,
+                        pattern_doubt(own, n) if missing else None,
                         control_doubt(threshold, fpr, pixels), budget_note(good, good_half)) if d]
 
 

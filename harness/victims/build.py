@@ -16,6 +16,7 @@ import torch
 
 from harness.attacks.base import Victim
 from harness.diagnostics.oracle import effective_members, oracle_fit, stationarity_bound
+from harness.diagnostics.patterns import members_with_own_pattern
 from harness.diagnostics.row_space import members_in_row_space
 from harness.errors import HarnessError, did_you_mean
 from harness.heads.mlp import MLPHead
@@ -64,6 +65,7 @@ class TrainedVictim:
     active_share: float | None = None  # mean share of first-layer units active on a training row
     effective_members: float | None = None  # how many members θ carries (participation ratio of the oracle fit's parts)
     in_row_space: int | None = None  # members a search in W1's row space can reach at cosine > 0.8 (diagnostics/row_space.py)
+    own_pattern: int | None = None  # members whose activation pattern no other member shares (diagnostics/patterns.py)
     train_acc: float | None = None  # a given head's accuracy on the task's members (a trained one's is in its report)
 
     @property
@@ -150,10 +152,11 @@ def diagnosed(kind: str, head: MLPHead, loss: str, x: torch.Tensor, labels: torc
               report: TrainReport | None, test_acc: float, spec: VictimSpec, info: dict[str, Any],
               progress: bool = False) -> TrainedVictim:
     """The victim with what its training rows `x` (in its frame) say about it: the oracle residual, the share of
-    units active per row, the members θ carries and those its first layer's row space holds."""
+    units active per row, the members θ carries, those its first layer's row space holds and those with an activation
+    pattern of their own."""
     residual, parts = oracle_fit(head, loss, x, labels, progress=progress)
     return TrainedVictim(kind, head, frame, labels, report, test_acc, residual, spec, info, active_share(head, x),
-                         effective_members(parts), members_in_row_space(head, frame, x))
+                         effective_members(parts), members_in_row_space(head, frame, x), members_with_own_pattern(head, x))
 
 
 def attack_view(v: TrainedVictim, head: HeadRecipe, num_classes: int, prior: str = "norm",

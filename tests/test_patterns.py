@@ -1,0 +1,87 @@
+"""Members that share an activation pattern: the weights hold them only as their group's weighted sum
+(harness/diagnostics/patterns.py)."""
+
+import pytest
+import torch
+
+from harness.diagnostics.oracle import member_jacobian
+from harness.diagnostics.patterns import members_with_own_pattern, own_patterns
+from harness.heads.mlp import MLPHead
+
+
+def _same_pattern(head: MLPHead, a: torch.Tensor, b: torch.Tensor) -> bool:
+    return all(bool((pa == pb).all()) for pa, pb in zip(head.activation_patterns(a[None]), head.activation_patterns(b[None])))
+
+
+@pytest.mark.parametrize("dims,loss", [([8, 32, 1], "logistic"), ([8, 16, 16, 1], "logistic"), ([8, 24, 1], "mse")])
+def test_members_that_share_a_pattern_enter_the_gradient_sum_only_through_their_weighted_sum(dims, loss):
+    """Rows 0 and 1 share a pattern (1 is 0 nudged): moving them by +u/λ_0 and -u/λ_1 keeps Σ λ_i ∇θ Φ_i exactly,
+    so no stationarity condition tells the moved pair from the true one; moving a row with a pattern of its own the
+    same way changes the sum."""
+    torch.manual_seed(0)
+    head = MLPHead(dims, bias="all").double()
+    x = torch.randn(6, dims[0], dtype=torch.float64)
+    x[1] = x[0] + 1e-3 * torch.randn(dims[0], dtype=torch.float64)
+    labels = torch.tensor([0, 0, 1, 1, 0, 1]) if loss == "logistic" else torch.linspace(-1, 1, 6, dtype=torch.float64)[:, None]
+    assert _same_pattern(head, x[0], x[1]), "precondition: rows 0 and 1 share their pattern"
+    own = own_patterns(head, x, tol=0.0)
+    assert own.tolist() == [False, False, True, True, True, True]
+    assert members_with_own_pattern(head, x, tol=0.0) == 4
+    jac = member_jacobian(head, loss, x, labels)
+    lam = torch.tensor([0.7, 1.9, 1.3, 0.4, 1.1, 0.8], dtype=torch.float64)
+    weights = lam.repeat_interleave(jac.shape[1] // len(x))  # the same λ on each of a member's margins
+    total = jac @ weights
+    u = 1e-4 * torch.randn(dims[0], dtype=torch.float64)
+    moved = x.clone()
+    moved[0] += u / lam[0]
+    moved[1] -= u / lam[1]
+    assert _same_pattern(head, moved[0], x[0]) and _same_pattern(head, moved[1], x[1])
+    assert float((moved - x).norm()) > 1e-5
+    torch.testing.assert_close(member_jacobian(head, loss, moved, labels) @ weights, total, rtol=0, atol=1e-12)
+    lone = x.clone()
+    lone[2] += u / lam[2]
+    lone[3] -= u / lam[3]
+    assert _same_pattern(head, lone[2], x[2]) and _same_pattern(head, lone[3], x[3])
+    assert float((member_jacobian(head, loss, lone, labels) @ weights - total).abs().max()) > 1e-8
+
+
+def test_units_without_weight_do_not_tell_rows_apart_and_heads_without_pieces_have_no_patterns():
+    """Two rows that differ only on a unit whose outgoing weight is 0 share a pattern; given weight, the unit tells
+    them apart. Linear, tanh and multi-output heads have no count (None)."""
+    head = MLPHead([2, 2, 1], bias="none").double()
+    x = torch.tensor([[1.0, 1.0], [1.0, -1.0]], dtype=torch.float64)
+    with torch.no_grad():
+        head.layers[0].weight.copy_(torch.tensor([[1.0, 0.0], [0.0, 1.0]]))  # unit 0 fires on both, unit 1 on the first
+        head.layers[1].weight.copy_(torch.tensor([[1.0, 0.0]]))
+        assert members_with_own_pattern(head, x) == 0
+        head.layers[1].weight.copy_(torch.tensor([[1.0, 1e-4]]))  # under UNIT_TOL of the largest unit: still none
+        assert members_with_own_pattern(head, x) == 0
+        head.layers[1].weight.copy_(torch.tensor([[1.0, 0.5]]))
+        assert members_with_own_pattern(head, x) == 2
+    assert own_patterns(MLPHead([2, 1]), x.float()) is None
+    assert own_patterns(MLPHead([2, 4, 1], activation="tanh"), x.float()) is None
+    assert own_patterns(MLPHead([2, 4, 3]), x.float()) is None
+
+
+def test_a_victim_counts_its_rows_with_a_pattern_of_their_own_and_the_verdict_says_when_rows_share_one():
+    """A trained victim whose training rows hold a near-copy (rows 0 and 2, one class) records that the pair shares a
+    pattern; the verdict's doubts name the count where members are missing, not where every member came back, nor for a
+    victim without a count."""
+    from harness.scoring.verdict import doubts
+    from harness.specs.task import HeadRecipe
+    from harness.victims.build import VictimData, build_victim
+    from harness.victims.spec import VictimSpec
+
+    g = torch.Generator().manual_seed(0)
+    y = torch.arange(12) % 2
+    x = torch.randn(12, 10, generator=g) * 3 + y[:, None] * 2.0
+    x[2] = x[0] + 1e-4 * torch.randn(10, generator=g)
+    public = torch.randn(40, 10, generator=g) * 3
+    data = VictimData(x, y, 2, public, torch.arange(40) % 2, torch.randn(12, 10, generator=g), y.clone())
+    head = HeadRecipe(widths=[32], init_scale=0.01, optimizer="adam", lr=0.01, weight_decay=1e-3, max_steps=300)
+    v = build_victim(VictimSpec(transform="standardize"), head, data, seed=0)
+    own = own_patterns(v.head, v.frame.apply(x))
+    assert not own[0] and not own[2] and v.own_pattern == int(own.sum()) <= 10
+    said = lambda good, own: doubts("paper", 1.0, 1e-3, 2, None, 0.01, False, good, None, None, 12, own)  # noqa: E731
+    assert any(f"Only {v.own_pattern} of the 12 training rows" in d for d in said(5, v.own_pattern))
+    assert not any("pattern of their own" in d for d in said(12, v.own_pattern) + said(5, None) + said(5, 12))
