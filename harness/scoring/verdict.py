@@ -120,8 +120,8 @@ def pattern_doubt(own: int | None, n: int | None) -> str | None:
         return None
     return (f"Only {own} of the {n} training rows have an activation pattern of their own: the others share theirs with "
             "another row, and the head's weights hold such a group only as its weighted sum (any points of that region "
-            "with the same sum satisfy the stationarity condition as well), so they come back only where they are alike; "
-            "read counts near this as the head's limit, not the search's.")
+            f"with the same sum satisfy the stationarity condition as well): about {own} can come back, more only where a "
+            "group's rows are alike, and a count near that is the head's limit, not the search's.")
 
 
 def control_doubt(threshold: float | None, fpr: float, pixels: bool) -> str | None:
