@@ -11,8 +11,9 @@ With C outputs a group enters through one weighted sum per output, with weights 
 which can pin down a group of up to about C members: the count is not defined there (None).
 
 Units whose weight (‖incoming weights‖ x ‖outgoing weights‖) is under UNIT_TOL of their layer's largest are left
-out of the patterns: a member told apart from another only by them differs in θ by at most UNIT_TOL² of the
-largest unit's share, far below the residual any search reaches (1e-4 to 1e-3 of ‖θ‖²).
+out of the patterns: at a stationary point weight decay balances a unit's incoming and outgoing norms, so such a
+unit holds at most UNIT_TOL of the largest unit's share of ‖θ‖², what is left of the initialisation rather than
+anything the members put there, and far below the residual a search reaches (1e-4 to 1e-3 of ‖θ‖²).
 """
 
 from __future__ import annotations
