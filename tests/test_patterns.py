@@ -45,9 +45,47 @@ def test_members_that_share_a_pattern_enter_the_gradient_sum_only_through_their_
     assert float((member_jacobian(head, loss, lone, labels) @ weights - total).abs().max()) > 1e-8
 
 
+def _output_jacobian(head: MLPHead, x: torch.Tensor) -> torch.Tensor:
+    """(P, n, C): ∇θ h_c(x_i) for every row and output."""
+    params = list(head.parameters())
+    out = head(x)
+    cols = [torch.cat([g.reshape(-1) for g in torch.autograd.grad(out[i, c], params, retain_graph=True)])
+            for i in range(len(x)) for c in range(out.shape[1])]
+    return torch.stack(cols, 1).reshape(-1, len(x), out.shape[1])
+
+
+@pytest.mark.parametrize("dims", [[6, 24, 3], [6, 12, 12, 4]])
+def test_with_several_outputs_a_shared_pattern_holds_its_members_only_up_to_affine_mixtures(dims):
+    """Rows 0-2 share a pattern: mixing them, X' = G X with G's rows summing to 1, and their multipliers, A' = G^-T A,
+    keeps Σ_ic α_ic ∇θ h_c(x_i) exactly (one sum per output does not pin a group down); the same mix of rows with
+    patterns of their own changes it."""
+    torch.manual_seed(1)
+    head = MLPHead(dims, bias="all").double()
+    x = torch.randn(6, dims[0], dtype=torch.float64)
+    x[1] = x[0] + 1e-3 * torch.randn(dims[0], dtype=torch.float64)
+    x[2] = x[0] + 1e-3 * torch.randn(dims[0], dtype=torch.float64)
+    alpha = torch.rand(6, dims[-1], dtype=torch.float64)
+    alpha -= alpha.mean(1, keepdim=True)  # a softmax's pull: each row sums to 0
+    total = torch.einsum("pic,ic->p", _output_jacobian(head, x), alpha)
+    assert members_with_own_pattern(head, x, tol=0.0) == 3
+    mix = torch.tensor([[-2.0, 1, 1], [1, -1, 0], [0, 1, -1]], dtype=torch.float64)  # rows sum to 0
+    # the shared group mixed hard (its rows are near-copies: the mix stays in the pattern); the others barely
+    for group, step, same in (([0, 1, 2], 0.3, True), ([3, 4, 5], 3e-5, False)):
+        g = torch.eye(3, dtype=torch.float64) + step * mix
+        mixed, mixed_alpha = x.clone(), alpha.clone()
+        mixed[group] = g @ x[group]
+        mixed_alpha[group] = torch.linalg.solve(g.T, alpha[group])
+        assert all(_same_pattern(head, mixed[i], x[i]) for i in group)
+        moved = torch.einsum("pic,ic->p", _output_jacobian(head, mixed), mixed_alpha)
+        if same:
+            torch.testing.assert_close(moved, total, rtol=0, atol=1e-12)
+        else:
+            assert float((moved - total).abs().max()) > 1e-9
+
+
 def test_units_without_weight_do_not_tell_rows_apart_and_heads_without_pieces_have_no_patterns():
     """Two rows that differ only on a unit whose outgoing weight is 0 share a pattern; given weight, the unit tells
-    them apart. Linear, tanh and multi-output heads have no count (None)."""
+    them apart. Linear and tanh heads have no count (None)."""
     head = MLPHead([2, 2, 1], bias="none").double()
     x = torch.tensor([[1.0, 1.0], [1.0, -1.0]], dtype=torch.float64)
     with torch.no_grad():
@@ -60,7 +98,6 @@ def test_units_without_weight_do_not_tell_rows_apart_and_heads_without_pieces_ha
         assert members_with_own_pattern(head, x) == 2
     assert own_patterns(MLPHead([2, 1]), x.float()) is None
     assert own_patterns(MLPHead([2, 4, 1], activation="tanh"), x.float()) is None
-    assert own_patterns(MLPHead([2, 4, 3]), x.float()) is None
 
 
 def test_a_victim_counts_its_rows_with_a_pattern_of_their_own_and_the_verdict_says_when_rows_share_one():

@@ -6,9 +6,11 @@ pattern P. So on a head with one output (a binary margin Φ_i = y_i h(x_i), or o
 a group S that shares a pattern enter the stationarity condition θ = Σ λ_i ∇θ Φ_i only through Σ_{i∈S} λ_i y_i x_i
 and Σ_{i∈S} λ_i y_i: any other points of the same region with the same two sums explain θ exactly as well. The KKT loss is flat
 along those moves; what the search can give back of such a group is its weighted mean, which matches its members only
-where they are alike. A member whose pattern no other member shares is the one the conditions single out.
-With C outputs a group enters through one weighted sum per output, with weights that differ from output to output,
-which can pin down a group of up to about C members: the count is not defined there (None).
+where they are alike. With C outputs the group enters through one such sum per output, Aᵀ[X, 1] with A the group's
+multipliers (one row a member, one column an output), and that is unchanged by mixing the members, X' = G X with the
+rows of G summing to 1, and their multipliers, A' = G⁻ᵀ A: near G = I the mixed members keep the pattern and the
+multipliers their signs, so the group is held only up to such affine mixtures of its members. A member whose pattern
+no other member shares is the one the conditions single out.
 
 Units whose weight (‖incoming weights‖ x ‖outgoing weights‖) is under UNIT_TOL of their layer's largest are left
 out of the patterns: at a stationary point weight decay balances a unit's incoming and outgoing norms, so such a
@@ -40,8 +42,8 @@ def unit_weights(head: MLPHead) -> list[torch.Tensor]:
 def own_patterns(head: MLPHead, x: torch.Tensor, tol: float = UNIT_TOL) -> torch.Tensor | None:
     """(n,) bool: whether each training row x (in the head's frame) has an activation pattern, over the units that
     carry weight, that no other row shares. None where the count does not apply: a head without hidden layers (its
-    weights fix only a weighted sum of the members), with a tanh activation (no pieces) or with more than one output."""
-    if len(head.layers) < 2 or head.activation != "relu" or head.out_dim != 1:
+    weights fix only a weighted sum of the members) or with a tanh activation (no pieces)."""
+    if len(head.layers) < 2 or head.activation != "relu":
         return None
     patterns = head.activation_patterns(x.to(head.layers[0].weight.dtype))
     kept = [p[:, w >= tol * w.max()] for p, w in zip(patterns, unit_weights(head)) if float(w.max()) > 0]

@@ -51,7 +51,7 @@ VICTIMS = [
     pa.field("in_row_space", pa.int64()),
     # members whose activation pattern (which units fire, over the units that carry weight) no other member shares: members
     # that share one enter θ only through their group's λ-weighted sum, which the KKT conditions fix and nothing more
-    # (diagnostics/patterns.py); null for heads without ReLU pieces (linear, tanh) and for heads of several outputs
+    # (diagnostics/patterns.py); null for heads without ReLU pieces (linear, tanh)
     pa.field("own_pattern", pa.int64()),
     pa.field("recipe", pa.string()),  # the victim recipe: TRANSFORM+TRAINER (e.g. standardize+paper)
     pa.field("transform", pa.string()),  # input transform published with the head: none | standardize | l2 | raw
