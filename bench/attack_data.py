@@ -155,10 +155,11 @@ class TextSource(NamedTuple):
     read: Callable[[tuple[str, ...]], tuple[list[str], np.ndarray] | None]  # classes -> (texts, labels), None if absent
     what: str  # what one class is, for the line that names a short one
     install: str  # how to get the source where it is absent
+    example: str  # two of its classes, for the line that asks for some
 
 
-TEXT_SOURCES = {"fortunes": TextSource(fortunes_texts, "fortunes category", "apt-get install fortunes"),
-                "debian": TextSource(debian_texts, "Debian section", "apt-get update: apt's package lists")}
+TEXT_SOURCES = {"fortunes": TextSource(fortunes_texts, "fortunes category", "apt-get install fortunes", "computers,people"),
+                "debian": TextSource(debian_texts, "Debian section", "apt-get update: apt's package lists", "sound,graphics")}
 
 
 def text_set(name: str, n_per_class: int, n_nonmembers: int, seed: int = 0) -> dict | None:

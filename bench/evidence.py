@@ -163,8 +163,11 @@ def main() -> int:
     sources = {"fortunes": args.fortunes.split(","), "debian": args.debian.split(",")}
     for source, cats in sources.items():
         if len(cats) != 2 or not all(cats):
-            print(f"error: --{source} {getattr(args, source)!r}: name two {'categories' if source == 'fortunes' else 'sections'}, "
-                  f"comma-separated (e.g. {'computers,people' if source == 'fortunes' else 'sound,graphics'})")
+            from attack_data import TEXT_SOURCES
+
+            known = TEXT_SOURCES[source]
+            print(f"error: --{source} {getattr(args, source)!r}: name two {known.what} names, comma-separated "
+                  f"(e.g. {known.example})")
             return 2
     if not cases or cases - {"text", "fortunes", "debian", "pixels", "vit"}:
         print(f"error: --cases {args.cases!r}: name one or more of text, fortunes, debian, pixels, vit, comma-separated")
