@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import io
 import os
 import re
@@ -127,16 +128,24 @@ def fortunes_texts(categories: tuple[str, ...], max_chars: int = 300) -> tuple[l
     return texts, np.asarray(labels)
 
 
-def debian_texts(sections: tuple[str, ...]) -> tuple[list[str], np.ndarray] | None:
-    """The one-line descriptions of Debian's packages in two or more archive sections (games, science, sound, ...:
-    text this repository does not hold, from apt's package lists, `apt-cache dumpavail`), each description once and
-    only in the first section that has it, as (texts, labels 0, 1, ...); None where apt has no lists."""
+@functools.cache
+def _apt_records() -> str | None:
+    """`apt-cache dumpavail` (every package record of apt's lists), read once per process; None without apt."""
     import shutil
     import subprocess
 
     if shutil.which("apt-cache") is None:
         return None
-    dump = subprocess.run(["apt-cache", "dumpavail"], capture_output=True, text=True, check=False).stdout
+    return subprocess.run(["apt-cache", "dumpavail"], capture_output=True, text=True, check=False).stdout
+
+
+def debian_texts(sections: tuple[str, ...]) -> tuple[list[str], np.ndarray] | None:
+    """The one-line descriptions of Debian's packages in two or more archive sections (games, science, sound, ...:
+    text this repository does not hold, from apt's package lists, `apt-cache dumpavail`), each description once and
+    only in the first section that has it, as (texts, labels 0, 1, ...); None where apt has no lists."""
+    dump = _apt_records()
+    if dump is None:
+        return None
     by_section: dict[str, list[str]] = {s: [] for s in sections}
     seen: set[str] = set()
     for record in dump.split("\n\n"):

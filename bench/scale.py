@@ -92,8 +92,9 @@ def row(case: str, n: int, seed: int, spm: float, null_share: float, pixel_head=
             return None
         params = recipes.attack_params(pixels, n, seed, {**budget(pixels, n, spm, share), **(attack or {})})
         carried = "-" if v.effective_members is None else format(v.effective_members, ".0f")
+        own = "" if v.own_pattern is None else f", {v.own_pattern} with an activation pattern of their own"  # ReLU heads only
         say(f"  {case} n={n} {kind}: trained in {train_s:.0f}s, carries {carried} of its {n} training rows, "
-            f"{v.in_row_space} in W1's row space, {v.own_pattern} with an activation pattern of their own; attacking for {params['time_budget_s']:.0f}s")
+            f"{v.in_row_space} in W1's row space{own}; attacking for {params['time_budget_s']:.0f}s")
         with PeakMemory() as pm:
             r, res = recipes.attack_scored(v, head, d, pixels, params)
         work = sum(run.iterations for run in res.runs)

@@ -1,9 +1,9 @@
 """Selection ablation: the clustering's data-free refinements, measured on independent attacks.
 
-    .venv/bin/python bench/selection.py [--seconds 90] [--threads 1]
+    .venv/bin/python bench/selection.py [--seconds 90] [--threads 1] [--classes 1,3]
 
-One CIFAR-10 pixel victim (automobile vs cat, 10 per class, 3072-1000-1, the victim of
-bench/attack.py), attacked six times with different seeds and settings. Each pool of candidates
+One CIFAR-10 pixel victim (automobile vs cat unless --classes names two other class indices, 10 per class,
+3072-1000-1, the victim of bench/attack.py), attacked six times with different seeds and settings. Each pool of candidates
 is ranked several ways and scored against the members at the 1%-FPR cosine threshold:
   default         min_cosine 0.7, runs within 10x the best KKT loss pooled, clusters weighed by their λ
   no λ weighing   confidence by recurrence x tightness alone (the default before 2026-12-07)
@@ -34,6 +34,7 @@ from recipes import PIXEL_HEAD  # noqa: E402
 from attack_data import cifar_pixels, shared_data  # noqa: E402
 
 from harness.attacks import make_attack  # noqa: E402
+from harness.diagnostics.patterns import members_with_own_pattern  # noqa: E402
 from harness.scoring.embedding import match  # noqa: E402
 from harness.select import lowest_loss_order, score_selection, select_candidates  # noqa: E402
 
@@ -71,14 +72,22 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seconds", type=float, default=90.0, help="attack budget per pool")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--classes", default="1,3", help="two CIFAR-10 class indices, A,B (default 1,3: automobile vs cat)")
     a = ap.parse_args(argv)
+    parts = a.classes.split(",")
+    if len(parts) != 2 or len(set(parts)) != 2 or not all(c.isdigit() and int(c) < 10 for c in parts):
+        print(f"bench/selection.py: --classes {a.classes!r}: give two different CIFAR-10 class indices 0-9, e.g. 1,3",
+              file=sys.stderr)
+        return 2
     torch.set_num_threads(a.threads)
     if shared_data() is None:
         print("bench/selection.py: ../shared/data not found (set RECON_SHARED_DATA); skipping")
         return 0
     torch.manual_seed(0)
-    x, y, non = cifar_pixels([1, 3], 10, 400)
+    x, y, non = cifar_pixels([int(c) for c in parts], 10, 400)
     v, xc, nonc = victim_for(x, y, 2, PIXEL_HEAD, "box", non)
+    own = members_with_own_pattern(v.head, xc)
+    print(f"  classes {a.classes}: {own} of {len(xc)} members with an activation pattern of their own", flush=True)
     table = {}
     for name, extra in POOLS.items():
         t = time.perf_counter()
