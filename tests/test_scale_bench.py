@@ -43,6 +43,7 @@ def test_scale_table_row_and_print_on_tiny_pixels(monkeypatch, capsys):
     scale.table([r], 0.25, 0.5)
     out = capsys.readouterr().out
     assert "budget 0.25 s per member" in out and "   4 pixels     40" in out
+    assert re.search(r"pixels n=4 real: trained .*row space, \d with an activation pattern of their own; attacking", out)
     no_null = scale.row("pixels", 4, 0, spm=0.25, null_share=0, pixel_head=head)
     assert "null" not in no_null
     scale.table([no_null], 0.25, 0)
