@@ -122,3 +122,24 @@ def test_a_victim_counts_its_rows_with_a_pattern_of_their_own_and_the_verdict_sa
     said = lambda good, own: doubts("paper", 1.0, 1e-3, 2, None, 0.01, False, good, None, None, 12, own)  # noqa: E731
     assert any(f"Only {v.own_pattern} of the 12 training rows" in d for d in said(5, v.own_pattern))
     assert not any("pattern of their own" in d for d in said(12, v.own_pattern) + said(5, None) + said(5, 12))
+
+
+def test_a_near_linear_head_missing_members_is_said_to_be_one_and_the_pattern_count_a_bound():
+    """Most units firing on every row (the quickstart's none+paper head: 0.93, 14 of 20 with a pattern of their own, none
+    back): the run and the report say the head is near linear there, and the pattern count is read as 'at most'."""
+    from harness.report.glance import verdict_html
+    from harness.scoring.verdict import NEAR_LINEAR, doubts, linear_doubt
+
+    assert linear_doubt(None) is None and linear_doubt(float("nan")) is None and linear_doubt(NEAR_LINEAR) is None
+    assert linear_doubt(0.45) is None  # a head whose units pick their rows
+    said = linear_doubt(0.93)
+    assert said.startswith("Most of the head's first-layer units fire on every training row (mean share 0.93)")
+    both = lambda good, active: doubts("paper", 1.0, 0.009, 2, 0.23, 0.01, False, good, None, None, 20, 14, active)  # noqa: E731
+    assert said in both(0, 0.93) and any("at most about 14 can come back" in d for d in both(0, 0.93))
+    assert said not in both(20, 0.93) and said not in both(0, 0.42) and said not in both(0, None)  # all back; units pick rows
+    row = {"n_members": 20, "members_passed": 20, "fpr": 0.01, "good_at_0_8": 0, "good_ssim": None, "threshold": 0.23,
+           "head_dims": [384, 1000, 1], "trainer": "paper", "train_acc": 1.0, "oracle_residual": 0.009, "num_classes": 2,
+           "victim": "real", "own_pattern": 14, "active_share": 0.93}
+    html = verdict_html(row)
+    assert "<b>But:</b> Most of the head&#x27;s first-layer units fire on every training row (mean share 0.93)" in html
+    assert "Most of the head" not in verdict_html({**row, "victim": "null"})  # a null victim's rows are not the members

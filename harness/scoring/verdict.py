@@ -113,6 +113,21 @@ def stationarity_doubt(bound: float | None, oracle_residual: float | None) -> st
             "head.grad_tol) the same recipe may give back more: read the counts as this head's, not the recipe's.")
 
 
+NEAR_LINEAR = 0.8  # a mean share of first-layer units firing on a member above this: the head is near linear there
+
+
+def linear_doubt(active: float | None) -> str | None:
+    """Where most first-layer units fire on every training row (`active`: the mean share; heads of the other recipes measured 0.35-0.50,
+    near-linear ones 0.90-0.94, docs/attack.md "Victim recipes"): the stationarity condition then has many other
+    solutions, and a search that fits the weights need not find the rows. None otherwise."""
+    if active is None or math.isnan(active) or active <= NEAR_LINEAR:
+        return None
+    return (f"Most of the head's first-layer units fire on every training row (mean share {active:.2f}): on those rows it "
+            "is nearly one linear map, whose stationarity condition many other sets of points meet as well, so a search "
+            "that fits its weights need not find the rows (docs/attack.md, \"Identifiability\"); a recipe that scales the "
+            "inputs per dimension (`standardize`) gives heads whose units pick their rows.")
+
+
 def pattern_doubt(own: int | None, n: int | None) -> str | None:
     """Where some of the head's `n` training rows share their activation pattern with another (diagnostics/patterns.py):
     the weights hold those only as their group's weighted sum. None otherwise."""
@@ -120,7 +135,7 @@ def pattern_doubt(own: int | None, n: int | None) -> str | None:
         return None
     return (f"Only {own} of the {n} training rows have an activation pattern of their own: the others share theirs with "
             "another row, and the head's weights hold such a group only as its weighted sum (any points of that region "
-            f"with the same sum satisfy the stationarity condition as well): about {own} can come back, more only where a "
+            f"with the same sum satisfy the stationarity condition as well): at most about {own} can come back, more only where a "
             "group's rows are alike, and a count near that is the head's limit, not the search's.")
 
 
@@ -155,15 +170,17 @@ def budget_note(good: int | None, half: int | None) -> str | None:
 
 def doubts(trainer: str | None, train_acc: float | None, oracle_residual: float | None, num_classes: int,
            threshold: float | None, fpr: float, pixels: bool, good: int | None = None, good_half: int | None = None,
-           bound: float | None = None, n: int | None = None, own: int | None = None) -> list[str]:
-    """The sentences that qualify a victim's verdict (given_doubt, stationarity_doubt on the head's `bound` and
-    pattern_doubt on its `own` members with a pattern of their own, where fewer than its `n` members came back: pass
-    None for a null victim, whose training rows are not the members;
+           bound: float | None = None, n: int | None = None, own: int | None = None,
+           active: float | None = None) -> list[str]:
+    """The sentences that qualify a victim's verdict (given_doubt, stationarity_doubt on the head's `bound`,
+    linear_doubt on its `active` share and pattern_doubt on its `own` members with a pattern of their own, where fewer
+    than its `n` members came back: pass None for a null victim, whose training rows are not the members;
     control_doubt, budget_note on `good` members reconstructed by the deciding rule, `good_half` of them by the first
     half of the search), for the run summary and the report."""
     missing = good is None or n is None or good < n
     return [d for d in (given_doubt(trainer, train_acc, oracle_residual, num_classes),
                         stationarity_doubt(bound, oracle_residual) if missing else None,
+                        linear_doubt(active) if missing else None,
                         pattern_doubt(own, n) if missing else None,
                         control_doubt(threshold, fpr, pixels), budget_note(good, good_half)) if d]
 
