@@ -118,7 +118,7 @@ NEAR_LINEAR = 0.8  # a mean share of first-layer units firing on a member above 
 
 def linear_doubt(active: float | None) -> str | None:
     """Where most first-layer units fire on every training row (`active`: the mean share; near-linear heads measured
-    0.90-1.00, those of the other recipes 0.35-0.50, docs/attack.md "Victim recipes"): the stationarity condition then
+    0.87-1.00, those of the other recipes 0.35-0.50, docs/attack.md "Victim recipes"): the stationarity condition then
     has many other solutions, and a search that fits the weights need not find the rows. None otherwise."""
     if active is None or math.isnan(active) or active <= NEAR_LINEAR:
         return None
