@@ -119,7 +119,7 @@ def test_a_victim_counts_its_rows_with_a_pattern_of_their_own_and_the_verdict_sa
     v = build_victim(VictimSpec(transform="standardize"), head, data, seed=0)
     own = own_patterns(v.head, v.frame.apply(x))
     assert not own[0] and not own[2] and v.own_pattern == int(own.sum()) <= 10
-    said = lambda good, own: doubts("paper", 1.0, 1e-3, 2, None, 0.01, False, good, None, None, 12, own)  # noqa: E731
+    said = lambda good, own: doubts("paper", 1.0, 1e-3, 2, None, 0.01, False, good, None, n=12, own=own)  # noqa: E731
     assert any(f"Only {v.own_pattern} of the 12 training rows" in d for d in said(5, v.own_pattern))
     assert not any("pattern of their own" in d for d in said(12, v.own_pattern) + said(5, None) + said(5, 12))
 
@@ -134,7 +134,7 @@ def test_a_near_linear_head_missing_members_is_said_to_be_one_and_the_pattern_co
     assert linear_doubt(0.45) is None  # a head whose units pick their rows
     said = linear_doubt(0.93)
     assert said.startswith("Most of the head's first-layer units fire on every training row (mean share 0.93)")
-    both = lambda good, active: doubts("paper", 1.0, 0.009, 2, 0.23, 0.01, False, good, None, None, 20, 14, active)  # noqa: E731
+    both = lambda good, active: doubts("paper", 1.0, 0.009, 2, 0.23, 0.01, False, good, None, n=20, own=14, active=active)  # noqa: E731
     assert said in both(0, 0.93) and any("at most about 14 can come back" in d for d in both(0, 0.93))
     assert said not in both(20, 0.93) and said not in both(0, 0.42) and said not in both(0, None)  # all back; units pick rows
     row = {"n_members": 20, "members_passed": 20, "fpr": 0.01, "good_at_0_8": 0, "good_ssim": None, "threshold": 0.23,

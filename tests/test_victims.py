@@ -267,7 +267,7 @@ def test_the_training_gradient_bounds_the_oracle_residual(head):
     assert residuals[1] < UNEXPLAINED and stationarity_doubt(bounds[1], residuals[1]) is None
     assert stationarity_doubt(None, residuals[0]) is None  # no bound (another trainer, a given head): nothing to say
     # in the verdict's doubts only where members are missing (every member back: nothing for more training to add)
-    said = lambda good, n: doubts("paper", 1.0, residuals[0], 2, None, 0.01, False, good, None, bounds[0], n)  # noqa: E731
+    said = lambda good, n: doubts("paper", 1.0, residuals[0], 2, None, 0.01, False, good, None, bound=bounds[0], n=n)  # noqa: E731
     assert any("stationary point" in d for d in said(3, 12)) and not any("stationary point" in d for d in said(12, 12))
     assert stationarity_bound(v.head, dataclasses.replace(v.report, weight_decay=None)) is None
     assert stationarity_bound(v.head, None) is None

@@ -47,9 +47,9 @@ def print_summary(o: UnitOutput, out, console: Console | None = None) -> None:
                                                           len(o.split.class_names), s.threshold if s.measured else None, s.fpr,
                                                           px is not None, px.good if px else good,
                                                           px.good_first_half if px else s.good_first_half,
-                                                          vo.trained.stationarity_bound if kind == "real" else None,
-                                                          o.split.n, vo.trained.own_pattern if kind == "real" else None,
-                                                          vo.trained.active_share if kind == "real" else None)]
+                                                          bound=vo.trained.stationarity_bound if kind == "real" else None,
+                                                          n=o.split.n, own=vo.trained.own_pattern if kind == "real" else None,
+                                                          active=vo.trained.active_share if kind == "real" else None)]
     console.print(table)
     for note in dict.fromkeys(control_note(vo.scores.fpr, len(vo.scores.nonmember_best)) for vo in o.outcomes.values()):
         if note:

@@ -14,9 +14,9 @@ def verdict_html(v: dict) -> str:
     said = doubts(v.get("trainer"), v.get("train_acc"), v.get("oracle_residual"), v.get("num_classes") or 2,
                   v.get("threshold"), v["fpr"], v.get("good_ssim") is not None, by_rule(v, "good_ssim", "good_at_0_8"),
                   by_rule(v, "good_ssim_first_half", "good_at_0_8_first_half"),
-                  v.get("stationarity_bound") if v.get("victim") == "real" else None, v["n_members"],
-                  v.get("own_pattern") if v.get("victim") == "real" else None,
-                  v.get("active_share") if v.get("victim") == "real" else None)
+                  bound=v.get("stationarity_bound") if v.get("victim") == "real" else None, n=v["n_members"],
+                  own=v.get("own_pattern") if v.get("victim") == "real" else None,
+                  active=v.get("active_share") if v.get("victim") == "real" else None)
     return (f'<p class="verdict"><b>What was recovered:</b> {esc(verdict_text(v))}</p>'
             + "".join(f'<p class="verdict"><b>But:</b> {esc(d)}</p>' for d in said))
 

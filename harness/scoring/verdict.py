@@ -170,7 +170,7 @@ def budget_note(good: int | None, half: int | None) -> str | None:
 
 def doubts(trainer: str | None, train_acc: float | None, oracle_residual: float | None, num_classes: int,
            threshold: float | None, fpr: float, pixels: bool, good: int | None = None, good_half: int | None = None,
-           bound: float | None = None, n: int | None = None, own: int | None = None,
+           *, bound: float | None = None, n: int | None = None, own: int | None = None,
            active: float | None = None) -> list[str]:
     """The sentences that qualify a victim's verdict (given_doubt, stationarity_doubt on the head's `bound`,
     linear_doubt on its `active` share and pattern_doubt on its `own` members with a pattern of their own, where fewer
