@@ -78,12 +78,13 @@ def victim_for(x, y, classes, rec, prior, nonmembers, null=None):
     rep, xc, nonc = tv.report, tv.frame.apply(x), tv.frame.apply(nonmembers)
     v = attack_view(tv, rec, classes, prior, float(nonc.norm(dim=1).mean()), nonc)  # public data: norm estimate, starts
     orc, act = tv.oracle_residual, tv.active_share
+    own = "" if tv.own_pattern is None else f", {tv.own_pattern} of {len(x)} training rows with an activation pattern of their own"
     tag = {None: "REAL", "shuffled": "NULL shuffled-labels", "untrained": "NULL untrained",
            "disjoint": "NULL disjoint-draw"}[null]
     say(f"  victim {tag} {v.head.dims}: built in {time.perf_counter() - t:.0f}s, {rep.steps} steps "
         f"(stopped by {rep.stopped_by}), train loss {rep.final_loss:.1e}, objective grad norm {rep.grad_norm:.1e}, "
         f"train acc {rep.train_acc:.2f}, oracle residual {orc:.3g} (members' best ||theta - J lam||^2/||theta||^2, "
-        f"lam>=0, on its own training labels; ~0 = stationary), active units/member {float(act):.2f}")
+        f"lam>=0, on its own training labels; ~0 = stationary), active units/member {float(act):.2f}{own}")
     return v, xc, nonc
 
 

@@ -34,7 +34,6 @@ from recipes import PIXEL_HEAD  # noqa: E402
 from attack_data import cifar_pixels, shared_data  # noqa: E402
 
 from harness.attacks import make_attack  # noqa: E402
-from harness.diagnostics.patterns import members_with_own_pattern  # noqa: E402
 from harness.scoring.embedding import match  # noqa: E402
 from harness.select import lowest_loss_order, score_selection, select_candidates  # noqa: E402
 
@@ -86,8 +85,6 @@ def main(argv=None) -> int:
     torch.manual_seed(0)
     x, y, non = cifar_pixels([int(c) for c in parts], 10, 400)
     v, xc, nonc = victim_for(x, y, 2, PIXEL_HEAD, "box", non)
-    own = members_with_own_pattern(v.head, xc)
-    print(f"  classes {a.classes}: {own} of {len(xc)} members with an activation pattern of their own", flush=True)
     table = {}
     for name, extra in POOLS.items():
         t = time.perf_counter()
